@@ -1,0 +1,5 @@
+//! `model`: see `docs/architecture.md` for its place in the pipeline.
+
+mod error;
+
+pub use error::ModelError;

@@ -1,0 +1,32 @@
+//! Errors of the `report` module.
+
+/// What can go wrong building tables, plots or reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A column was asked for that the table does not have.
+    #[error("no column `{name}` (columns: {known})")]
+    NoColumn {
+        /// The missing column.
+        name: String,
+        /// The table's columns, comma-separated.
+        known: String,
+    },
+    /// A value cannot be stored in a table cell.
+    #[error("column `{column}`: unsupported value {value} (use numbers, strings, booleans or ())")]
+    Value {
+        /// The column.
+        column: String,
+        /// The offending value, as JSON.
+        value: String,
+    },
+    /// An unknown operator or join kind.
+    #[error("unknown {what} `{got}` (expected one of: {expected})")]
+    Unknown {
+        /// "filter operator", "join kind", …
+        what: &'static str,
+        /// What was given.
+        got: String,
+        /// The accepted values.
+        expected: &'static str,
+    },
+}

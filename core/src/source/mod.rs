@@ -1,0 +1,5 @@
+//! `source`: see `docs/architecture.md` for its place in the pipeline.
+
+mod error;
+
+pub use error::SourceError;

@@ -1,0 +1,75 @@
+//! The command line: `yunmin run | check | api` plus one subcommand per pipeline phase.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// YunMin-EfficientData: Korean text → clean training data → domain-merged language models.
+///
+/// Experiments are Rhai scripts (`yunmin run scripts/pipeline.rhai`); every primitive is also a
+/// subcommand. `yunmin api` lists the scripting functions.
+#[derive(Debug, Parser)]
+#[command(name = "yunmin", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that produce a run directory.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Run root (default: runs/<script or command name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Redo every stage even when its cached outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Seed for everything random (scripts may set it with params(#{seed: …})).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a Rhai script: `yunmin run SCRIPT.rhai [--set key=value]… [--out DIR] [--force]`.
+    ///
+    /// Writes manifest.json, pipeline_run.log, pipeline_errors.log and yunmin.log in the run
+    /// root. Stages whose inputs, parameters and code are unchanged are skipped.
+    Run {
+        /// The script.
+        script: PathBuf,
+        /// Override a parameter declared with params(#{…}); repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Compile a script without running it; reports syntax errors with line and column.
+    Check {
+        /// The script.
+        script: PathBuf,
+    },
+    /// List every registered Rhai function with its signature and documentation.
+    Api {
+        /// Write the markdown reference to this file (e.g. docs/scripting.md).
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Exit non-zero if this file differs from the generated reference.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}

@@ -1,0 +1,32 @@
+//! One Rhai module per core module. Each `register` function adds its types and functions to
+//! the engine through [`crate::api::Api`], so `yunmin api` documents all of them.
+
+use crate::api::{Api, ApiEntry};
+use crate::state::Host;
+use rhai::Engine;
+use std::sync::Arc;
+
+pub mod run;
+pub mod table;
+
+/// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
+pub const MODULE_DOCS: &[(&str, &str)] = &[
+    ("run", "Parameters, the run root, the seed and cached stages."),
+    ("table", "Result tables backed by polars DataFrames."),
+    ("ingest", "Streaming JSONL from local files or S3, validation, quarantine."),
+    ("dedup", "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters."),
+    ("columnar", "JSONL → Arrow → Parquet per domain, schemas, loader benchmark."),
+    ("text", "Byte-level BPE tokenizers."),
+    ("model", "Llama-style models in burn, HF checkpoints, generation."),
+    ("train", "Pretraining and per-domain LoRA."),
+    ("merge", "Diff vectors and DEM merging (task arithmetic, TIES, DARE)."),
+    ("eval", "Perplexity, BLEU, ROUGE and evaluation runs."),
+];
+
+/// Registers every module into `engine`, returning the documentation entries.
+pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
+    let mut entries = Vec::new();
+    run::register(&mut Api::new(engine, "run", &mut entries), host);
+    table::register(&mut Api::new(engine, "table", &mut entries), host);
+    entries
+}

@@ -1,0 +1,33 @@
+//! What every registered Rhai function can reach: the run context and the `--set` overrides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use yunmin_core::run::RunContext;
+
+/// Shared host state, captured (as `Arc<Host>`) by registered closures.
+#[derive(Debug)]
+pub struct Host {
+    /// The current run.
+    pub ctx: Arc<RunContext>,
+    /// `--set key=value` overrides, applied by `params(#{…})`.
+    pub overrides: BTreeMap<String, String>,
+    params_called: AtomicBool,
+}
+
+impl Host {
+    /// State for a run with the given overrides.
+    pub fn new(ctx: Arc<RunContext>, overrides: BTreeMap<String, String>) -> Arc<Self> {
+        Arc::new(Self { ctx, overrides, params_called: AtomicBool::new(false) })
+    }
+
+    /// Marks that the script called `params`; returns whether it had been called before.
+    pub fn mark_params_called(&self) -> bool {
+        self.params_called.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the script called `params`.
+    pub fn params_called(&self) -> bool {
+        self.params_called.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, builds, and runs every test.
+#   bash scripts/test.sh            # all tests
+#   bash scripts/test.sh foundation # only tests whose name matches
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v zstd >/dev/null || need_apt+=(zstd)
+if ((${#need_apt[@]})); then
+    echo "installing ${need_apt[*]} (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Python peers for parity tests (sacrebleu, rouge-score, pyarrow, numpy …), in a local venv.
+if [ -f scripts/python-requirements.txt ]; then
+    if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+    .venv/bin/pip install -q -r scripts/python-requirements.txt
+    export YUNMIN_PYTHON="$PWD/.venv/bin/python"
+fi
+
+if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null; then export RUSTC_WRAPPER=sccache; fi
+export CARGO_TERM_COLOR=never
+cargo build -p yunmin
+cargo test --workspace -- "$@"

@@ -1,0 +1,4 @@
+//! End-to-end tests: the `yunmin` binary on scripts. One test binary links the whole graph once.
+
+#[path = "e2e/foundation.rs"]
+mod foundation;
