@@ -14,9 +14,11 @@ if ((${#need_apt[@]})); then
 fi
 
 # Python peers for parity tests (sacrebleu, rouge-score, pyarrow, numpy …), in a local venv.
-if [ -f scripts/python-requirements.txt ]; then
+# Each module lists its own in scripts/python-requirements/<module>.txt.
+reqs=(scripts/python-requirements/*.txt)
+if [ -e "${reqs[0]}" ]; then
     if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-    .venv/bin/pip install -q -r scripts/python-requirements.txt
+    .venv/bin/pip install -q --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}")
     export YUNMIN_PYTHON="$PWD/.venv/bin/python"
 fi
 
