@@ -65,6 +65,8 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
+    Metrics(crate::modules::eval::MetricsArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Metrics(args) => modules::eval::run_cli(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
