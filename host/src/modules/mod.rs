@@ -11,15 +11,33 @@ pub mod table;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
-    ("run", "Parameters, the run root, the seed and cached stages."),
+    (
+        "run",
+        "Parameters, the run root, the seed and cached stages.",
+    ),
     ("table", "Result tables backed by polars DataFrames."),
-    ("ingest", "Streaming JSONL from local files or S3, validation, quarantine."),
-    ("dedup", "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters."),
-    ("columnar", "JSONL → Arrow → Parquet per domain, schemas, loader benchmark."),
+    (
+        "ingest",
+        "Streaming JSONL from local files or S3, validation, quarantine.",
+    ),
+    (
+        "dedup",
+        "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters.",
+    ),
+    (
+        "columnar",
+        "JSONL → Arrow → Parquet per domain, schemas, loader benchmark.",
+    ),
     ("text", "Byte-level BPE tokenizers."),
-    ("model", "Llama-style models in burn, HF checkpoints, generation."),
+    (
+        "model",
+        "Llama-style models in burn, HF checkpoints, generation.",
+    ),
     ("train", "Pretraining and per-domain LoRA."),
-    ("merge", "Diff vectors and DEM merging (task arithmetic, TIES, DARE)."),
+    (
+        "merge",
+        "Diff vectors and DEM merging (task arithmetic, TIES, DARE).",
+    ),
     ("eval", "Perplexity, BLEU, ROUGE and evaluation runs."),
 ];
 
