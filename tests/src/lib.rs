@@ -58,3 +58,17 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, body).expect("write script");
     p
 }
+
+/// The Python interpreter with the test peers installed: `$YUNMIN_PYTHON`, else the repo's
+/// `.venv` (created by `scripts/test.sh`). Panics with instructions when neither exists.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("YUNMIN_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python peers: run `bash scripts/test.sh` (it creates .venv with scripts/python-requirements/*.txt)"
+    );
+    venv
+}

@@ -6,6 +6,7 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod report;
 pub mod run;
 pub mod table;
 
@@ -16,6 +17,10 @@ pub const MODULE_DOCS: &[(&str, &str)] = &[
         "Parameters, the run root, the seed and cached stages.",
     ),
     ("table", "Result tables backed by polars DataFrames."),
+    (
+        "report",
+        "PNG charts and notebooks written with their outputs.",
+    ),
     (
         "ingest",
         "Streaming JSONL from local files or S3, validation, quarantine.",
@@ -46,5 +51,6 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
+    report::register(&mut Api::new(engine, "report", &mut entries), host);
     entries
 }
