@@ -36,7 +36,13 @@ fn chart_opts(
         o.usize("width", 800)? as u32,
         o.usize("height", 480)? as u32,
     );
-    Ok((x, y, o.str("group", "")?, o.str("title", "")?, size))
+    Ok(ChartOpts {
+        x,
+        y,
+        group: o.str("group", "")?,
+        title: o.str("title", "")?,
+        size,
+    })
 }
 
 /// Registers the `report` module.
@@ -50,9 +56,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Grouped bar chart PNG from a table: `#{ x: category column, y: value column, group: series\n\
          column, title: \"\", width: 800, height: 480 }`. Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
-            let (x, y, g, title, size) = chart_opts("plot_bars", opts)?;
+            let c = chart_opts("plot_bars", opts)?;
             let p = h.ctx.path(path);
-            BarChart::from_table(t, &x, &y, &g, &title).rhai()?.render(&p, size).rhai()?;
+            BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?.render(&p, c.size).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );
