@@ -20,10 +20,16 @@ impl NotebookHandle {
 
 const CHART_KEYS: &[&str] = &["x", "y", "group", "title", "width", "height"];
 
-fn chart_opts(
-    func: &'static str,
-    opts: Map,
-) -> RhaiResult<(String, String, String, String, (u32, u32))> {
+/// Validated chart options.
+struct ChartOpts {
+    x: String,
+    y: String,
+    group: String,
+    title: String,
+    size: (u32, u32),
+}
+
+fn chart_opts(func: &'static str, opts: Map) -> RhaiResult<ChartOpts> {
     let o = Options::new(func, opts, CHART_KEYS)?;
     let x = o.str("x", "")?;
     let y = o.str("y", "")?;
