@@ -75,11 +75,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Line chart PNG from a table: `#{ x, y, group: \"\" (one line per value), title, width,\n\
          height }`. Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
-            let (x, y, g, title, size) = chart_opts("plot_lines", opts)?;
+            let c = chart_opts("plot_lines", opts)?;
             let p = h.ctx.path(path);
-            LineChart::from_table(t, &x, &y, &g, &title)
+            LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title)
                 .rhai()?
-                .render(&p, size)
+                .render(&p, c.size)
                 .rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
