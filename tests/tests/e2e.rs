@@ -2,6 +2,7 @@
 
 #[path = "e2e/foundation.rs"]
 mod foundation;
-
+#[path = "e2e/report.rs"]
+mod report;
 #[path = "e2e/eval.rs"]
 mod eval;
