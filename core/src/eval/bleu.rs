@@ -459,7 +459,8 @@ mod tests {
     #[test]
     fn identical_is_100() {
         let s = corpus(&["the cat sat on the mat"], &["the cat sat on the mat"]);
-        assert_eq!(s.score, 100.0);
+        // exp(ln(100)) in f64, exactly what sacreBLEU prints for a perfect match.
+        assert_eq!(s.score, 100.00000000000004);
         assert_eq!(s.counts, vec![6, 5, 4, 3]);
         assert_eq!(s.totals, vec![6, 5, 4, 3]);
         assert_eq!(s.bp, 1.0);
@@ -508,7 +509,7 @@ mod tests {
     #[test]
     fn length_mismatch_and_bad_config_are_errors() {
         let e = corpus_bleu(&["a", "b"], &[vec!["a"]], &BleuConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("hypotheses has 2 lines but reference stream 0 has 1"), "{e}");
+        assert!(e.to_string().contains("hypotheses has 2 segments but reference stream 0 has 1"), "{e}");
         let cfg = BleuConfig { max_ngram_order: 5, ..Default::default() };
         assert!(corpus_bleu(&["a"], &[vec!["a"]], &cfg).is_err());
         assert!("14a".parse::<BleuTokenize>().unwrap_err().to_string().contains("13a, char, none"));

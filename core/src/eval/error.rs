@@ -7,7 +7,7 @@ pub enum EvalError {
     #[error("invalid eval configuration: {0}")]
     Config(String),
     /// Hypotheses and references (or another pair of inputs) differ in length.
-    #[error("{what}: {left} has {left_len} lines but {right} has {right_len}")]
+    #[error("{what}: {left} has {left_len} segments but {right} has {right_len}")]
     LengthMismatch {
         /// The operation.
         what: &'static str,

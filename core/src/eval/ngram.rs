@@ -88,11 +88,6 @@ impl<'a> Vocab<'a> {
     pub fn len(&self) -> usize {
         self.map.len()
     }
-
-    /// Whether no token was interned.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 /// Packs `ids` (1 ≤ len ≤ [`MAX_ORDER`]) into a key; `None` if one of them is [`UNKNOWN`].

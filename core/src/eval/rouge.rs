@@ -494,6 +494,6 @@ mod tests {
         assert!("rouge0".parse::<RougeType>().is_err());
         assert!("rougeX".parse::<RougeType>().unwrap_err().to_string().contains("rougeLsum"));
         let r = rouge(&["a b", "c"], &[vec!["a b"]], &c).unwrap_err();
-        assert!(r.to_string().contains("hypotheses has 2 lines"), "{r}");
+        assert!(r.to_string().contains("hypotheses has 2 segments"), "{r}");
     }
 }
