@@ -64,7 +64,14 @@ impl std::str::FromStr for BleuTokenize {
             "13a" => Self::Thirteen,
             "char" => Self::Char,
             "none" => Self::None,
-            _ => return Err(EvalError::Unknown { what: "BLEU tokenizer", got: s.into(), expected: "13a, char, none" }.into()),
+            _ => {
+                return Err(EvalError::Unknown {
+                    what: "BLEU tokenizer",
+                    got: s.into(),
+                    expected: "13a, char, none",
+                }
+                .into());
+            }
         })
     }
 }
@@ -113,7 +120,14 @@ impl std::str::FromStr for Smooth {
             "floor" => Self::Floor,
             "add-k" => Self::AddK,
             "exp" => Self::Exp,
-            _ => return Err(EvalError::Unknown { what: "smoothing method", got: s.into(), expected: "exp, floor, add-k, none" }.into()),
+            _ => {
+                return Err(EvalError::Unknown {
+                    what: "smoothing method",
+                    got: s.into(),
+                    expected: "exp, floor, add-k, none",
+                }
+                .into());
+            }
         })
     }
 }
@@ -155,17 +169,27 @@ impl Default for BleuConfig {
 impl BleuConfig {
     /// sacreBLEU's `sentence_bleu` defaults: as corpus BLEU but with effective order.
     pub fn sentence() -> Self {
-        Self { effective_order: true, ..Self::default() }
+        Self {
+            effective_order: true,
+            ..Self::default()
+        }
     }
 
     fn validate(&self) -> Result<()> {
         if !(1..=MAX_ORDER).contains(&self.max_ngram_order) {
-            return Err(EvalError::Config(format!("BLEU `max_ngram_order` must be 1 to {MAX_ORDER}, got {}", self.max_ngram_order)).into());
+            return Err(EvalError::Config(format!(
+                "BLEU `max_ngram_order` must be 1 to {MAX_ORDER}, got {}",
+                self.max_ngram_order
+            ))
+            .into());
         }
         if let Some(v) = self.smooth_value
             && !(v.is_finite() && v >= 0.0)
         {
-            return Err(EvalError::Config(format!("BLEU `smooth_value` must be a finite number ≥ 0, got {v}")).into());
+            return Err(EvalError::Config(format!(
+                "BLEU `smooth_value` must be a finite number ≥ 0, got {v}"
+            ))
+            .into());
         }
         Ok(())
     }
@@ -180,7 +204,10 @@ impl BleuConfig {
         if let Some(def) = self.smooth_method.default_value() {
             smooth.push_str(&format!("[{:.2}]", self.smooth_value.unwrap_or(def)));
         }
-        format!("nrefs:{nrefs}|case:{case}|eff:{eff}|tok:{}|smooth:{smooth}|version:{SACREBLEU_VERSION}", self.tokenize.as_str())
+        format!(
+            "nrefs:{nrefs}|case:{case}|eff:{eff}|tok:{}|smooth:{smooth}|version:{SACREBLEU_VERSION}",
+            self.tokenize.as_str()
+        )
     }
 
     fn tokens<'a>(&self, text: &'a str) -> Tokens<'a> {
@@ -272,15 +299,26 @@ pub fn compute_bleu(stats: &BleuStats, cfg: &BleuConfig, signature: String) -> B
     let (sys_len, ref_len) = (stats.sys_len, stats.ref_len);
     let mut bp = 1.0;
     if sys_len < ref_len {
-        bp = if sys_len > 0 { (1.0 - ref_len as f64 / sys_len as f64).exp() } else { 0.0 };
+        bp = if sys_len > 0 {
+            (1.0 - ref_len as f64 / sys_len as f64).exp()
+        } else {
+            0.0
+        };
     }
     let counts = stats.correct[..max].to_vec();
     let totals = stats.total[..max].to_vec();
-    let ratio = if ref_len > 0 { sys_len as f64 / ref_len as f64 } else { 0.0 };
+    let ratio = if ref_len > 0 {
+        sys_len as f64 / ref_len as f64
+    } else {
+        0.0
+    };
     let mut precisions = vec![0.0f64; max];
     let mut score = 0.0;
     if counts.iter().any(|&c| c != 0) {
-        let sv = cfg.smooth_value.or(cfg.smooth_method.default_value()).unwrap_or(0.0);
+        let sv = cfg
+            .smooth_value
+            .or(cfg.smooth_method.default_value())
+            .unwrap_or(0.0);
         let mut correct: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
         let mut total: Vec<f64> = totals.iter().map(|&c| c as f64).collect();
         let mut smooth_mteval = 1.0f64;
@@ -315,7 +353,17 @@ pub fn compute_bleu(stats: &BleuStats, cfg: &BleuConfig, signature: String) -> B
         }
         score = bp * (s / eff_order as f64).exp();
     }
-    BleuScore { score, counts, totals, precisions, bp, sys_len, ref_len, ratio, signature }
+    BleuScore {
+        score,
+        counts,
+        totals,
+        precisions,
+        bp,
+        sys_len,
+        ref_len,
+        ratio,
+        signature,
+    }
 }
 
 /// Statistics of one hypothesis against its references (sacreBLEU's
@@ -333,7 +381,11 @@ pub fn segment_stats(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> BleuStats {
         keys.clear();
         push_keys(&ids, 1, max_n, &mut keys);
         let c = count(&mut keys);
-        ref_counts = if k == 0 { c } else { max_merge(&ref_counts, &c) };
+        ref_counts = if k == 0 {
+            c
+        } else {
+            max_merge(&ref_counts, &c)
+        };
         ref_lens.push(rt.len() as u64);
     }
     let hyp_ids: Vec<u32> = hyp_toks.iter().map(|t| vocab.lookup(t)).collect();
@@ -341,11 +393,16 @@ pub fn segment_stats(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> BleuStats {
     push_keys(&hyp_ids, 1, max_n, &mut keys);
     let hyp_counts = count(&mut keys);
     let hyp_len = hyp_ids.len() as u64;
-    let mut st = BleuStats { sys_len: hyp_len, ..Default::default() };
+    let mut st = BleuStats {
+        sys_len: hyp_len,
+        ..Default::default()
+    };
     for n in 1..=max_n {
         st.total[n - 1] = (hyp_len + 1).saturating_sub(n as u64);
     }
-    for_each_common(&hyp_counts, &ref_counts, |key, c| st.correct[order(key) - 1] += c as u64);
+    for_each_common(&hyp_counts, &ref_counts, |key, c| {
+        st.correct[order(key) - 1] += c as u64
+    });
     // Closest reference length; ties go to the shorter reference.
     let mut best: Option<(u64, u64)> = None;
     for &rl in &ref_lens {
@@ -360,9 +417,15 @@ pub fn segment_stats(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> BleuStats {
     st
 }
 
-fn check_streams<H: AsRef<str>, R: AsRef<str>, S: AsRef<[R]>>(what: &'static str, hyps: &[H], refs: &[S]) -> Result<()> {
+fn check_streams<H: AsRef<str>, R: AsRef<str>, S: AsRef<[R]>>(
+    what: &'static str,
+    hyps: &[H],
+    refs: &[S],
+) -> Result<()> {
     if refs.is_empty() {
-        return Err(EvalError::Config(format!("{what}: at least one reference stream is needed")).into());
+        return Err(
+            EvalError::Config(format!("{what}: at least one reference stream is needed")).into(),
+        );
     }
     for (k, s) in refs.iter().enumerate() {
         if s.as_ref().len() != hyps.len() {
@@ -407,14 +470,20 @@ where
 pub fn sentence_bleu(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> Result<BleuScore> {
     cfg.validate()?;
     if refs.is_empty() {
-        return Err(EvalError::Config("sentence BLEU: at least one reference is needed".into()).into());
+        return Err(
+            EvalError::Config("sentence BLEU: at least one reference is needed".into()).into(),
+        );
     }
     let stats = segment_stats(hyp, refs, cfg);
     Ok(compute_bleu(&stats, cfg, cfg.signature(Some(refs.len()))))
 }
 
 /// Sentence BLEU of every hypothesis (in parallel), in input order.
-pub fn sentence_bleu_all<H, R, S>(hyps: &[H], refs: &[S], cfg: &BleuConfig) -> Result<Vec<BleuScore>>
+pub fn sentence_bleu_all<H, R, S>(
+    hyps: &[H],
+    refs: &[S],
+    cfg: &BleuConfig,
+) -> Result<Vec<BleuScore>>
 where
     H: AsRef<str> + Sync,
     R: AsRef<str> + Sync,
@@ -427,7 +496,13 @@ where
         .par_iter()
         .enumerate()
         .with_min_len(64)
-        .map(|(i, h)| compute_bleu(&segment_stats(h.as_ref(), &refs_of(refs, i), cfg), cfg, sig.clone()))
+        .map(|(i, h)| {
+            compute_bleu(
+                &segment_stats(h.as_ref(), &refs_of(refs, i), cfg),
+                cfg,
+                sig.clone(),
+            )
+        })
         .collect())
 }
 
@@ -436,13 +511,28 @@ pub fn sentence_bleu_table(scores: &[BleuScore]) -> Result<Table> {
     let n = scores.first().map_or(MAX_ORDER, |s| s.precisions.len());
     let mut cols: Vec<Column> = vec![
         Series::new("index".into(), (0..scores.len() as u64).collect::<Vec<_>>()).into(),
-        Series::new("bleu".into(), scores.iter().map(|s| s.score).collect::<Vec<_>>()).into(),
+        Series::new(
+            "bleu".into(),
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+        )
+        .into(),
         Series::new("bp".into(), scores.iter().map(|s| s.bp).collect::<Vec<_>>()).into(),
-        Series::new("sys_len".into(), scores.iter().map(|s| s.sys_len).collect::<Vec<_>>()).into(),
-        Series::new("ref_len".into(), scores.iter().map(|s| s.ref_len).collect::<Vec<_>>()).into(),
+        Series::new(
+            "sys_len".into(),
+            scores.iter().map(|s| s.sys_len).collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new(
+            "ref_len".into(),
+            scores.iter().map(|s| s.ref_len).collect::<Vec<_>>(),
+        )
+        .into(),
     ];
     for k in 0..n {
-        let v: Vec<f64> = scores.iter().map(|s| s.precisions.get(k).copied().unwrap_or(0.0)).collect();
+        let v: Vec<f64> = scores
+            .iter()
+            .map(|s| s.precisions.get(k).copied().unwrap_or(0.0))
+            .collect();
         cols.push(Series::new(format!("precision_{}", k + 1).into(), v).into());
     }
     Ok(Table::from_df(DataFrame::new(scores.len(), cols)?))
@@ -464,7 +554,10 @@ mod tests {
         assert_eq!(s.counts, vec![6, 5, 4, 3]);
         assert_eq!(s.totals, vec![6, 5, 4, 3]);
         assert_eq!(s.bp, 1.0);
-        assert_eq!(s.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
+        assert_eq!(
+            s.signature,
+            "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+        );
     }
 
     #[test]
@@ -485,13 +578,19 @@ mod tests {
         assert_eq!(c.counts, vec![3, 2, 1, 0]);
         assert_eq!(c.totals, vec![3, 2, 1, 0]);
         assert!(c.score < 1e-100);
-        let s = sentence_bleu("the cat sat", &["the cat sat down"], &BleuConfig::sentence()).unwrap();
+        let s = sentence_bleu(
+            "the cat sat",
+            &["the cat sat down"],
+            &BleuConfig::sentence(),
+        )
+        .unwrap();
         let bp = (1.0f64 - 4.0 / 3.0).exp();
         assert!((s.score - 100.0 * bp).abs() < 1e-12, "{}", s.score);
         // exp smoothing: hyp "a b x c" vs ref "a b y c": 3/4, 1/3, 0/2 → 100/(2*2), 0/1 → 100/(4*1)
         let e = sentence_bleu("a b x c", &["a b y c"], &BleuConfig::sentence()).unwrap();
         assert_eq!(e.precisions, vec![75.0, 100.0 / 3.0, 25.0, 25.0]);
-        let want = ((75.0f64.ln() + (100.0f64 / 3.0).ln() + 25.0f64.ln() + 25.0f64.ln()) / 4.0).exp();
+        let want =
+            ((75.0f64.ln() + (100.0f64 / 3.0).ln() + 25.0f64.ln() + 25.0f64.ln()) / 4.0).exp();
         assert!((e.score - want).abs() < 1e-12);
     }
 
@@ -509,17 +608,45 @@ mod tests {
     #[test]
     fn length_mismatch_and_bad_config_are_errors() {
         let e = corpus_bleu(&["a", "b"], &[vec!["a"]], &BleuConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("hypotheses has 2 segments but reference stream 0 has 1"), "{e}");
-        let cfg = BleuConfig { max_ngram_order: 5, ..Default::default() };
+        assert!(
+            e.to_string()
+                .contains("hypotheses has 2 segments but reference stream 0 has 1"),
+            "{e}"
+        );
+        let cfg = BleuConfig {
+            max_ngram_order: 5,
+            ..Default::default()
+        };
         assert!(corpus_bleu(&["a"], &[vec!["a"]], &cfg).is_err());
-        assert!("14a".parse::<BleuTokenize>().unwrap_err().to_string().contains("13a, char, none"));
+        assert!(
+            "14a"
+                .parse::<BleuTokenize>()
+                .unwrap_err()
+                .to_string()
+                .contains("13a, char, none")
+        );
     }
 
     #[test]
     fn signature_variants() {
-        let c = BleuConfig { lowercase: true, tokenize: BleuTokenize::Char, smooth_method: Smooth::Floor, effective_order: true, ..Default::default() };
-        assert_eq!(c.signature(Some(1)), "nrefs:1|case:lc|eff:yes|tok:char|smooth:floor[0.10]|version:2.6.0");
-        let a = BleuConfig { smooth_method: Smooth::AddK, ..Default::default() };
-        assert_eq!(a.signature(None), "nrefs:var|case:mixed|eff:no|tok:13a|smooth:add-k[1.00]|version:2.6.0");
+        let c = BleuConfig {
+            lowercase: true,
+            tokenize: BleuTokenize::Char,
+            smooth_method: Smooth::Floor,
+            effective_order: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.signature(Some(1)),
+            "nrefs:1|case:lc|eff:yes|tok:char|smooth:floor[0.10]|version:2.6.0"
+        );
+        let a = BleuConfig {
+            smooth_method: Smooth::AddK,
+            ..Default::default()
+        };
+        assert_eq!(
+            a.signature(None),
+            "nrefs:var|case:mixed|eff:no|tok:13a|smooth:add-k[1.00]|version:2.6.0"
+        );
     }
 }

@@ -44,7 +44,11 @@ impl Default for MetricsBenchConfig {
         Self {
             pairs: 100_000,
             corpora: PathBuf::from("../shared/data/corpora"),
-            files: vec!["movie_reviews.jsonl.zst".into(), "news_comments.jsonl.zst".into(), "chat_qa.jsonl.zst".into()],
+            files: vec![
+                "movie_reviews.jsonl.zst".into(),
+                "news_comments.jsonl.zst".into(),
+                "chat_qa.jsonl.zst".into(),
+            ],
             python: None,
             seed: 42,
             repeats: 3,
@@ -73,7 +77,9 @@ pub fn python_interpreter(explicit: Option<&str>) -> String {
 pub fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "zst") {
-        Box::new(BufReader::new(zstd::Decoder::new(f).map_err(|e| Error::io("decompress", path, e))?))
+        Box::new(BufReader::new(
+            zstd::Decoder::new(f).map_err(|e| Error::io("decompress", path, e))?,
+        ))
     } else {
         Box::new(BufReader::new(f))
     };
@@ -124,7 +130,11 @@ pub fn make_pairs(texts: &[String], n: usize, seed: u64) -> Result<(Vec<String>,
         return Err(EvalError::Config("metric pairs: no source texts".into()).into());
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pool: Vec<&str> = texts.iter().take(5000).flat_map(|t| t.split_whitespace()).collect();
+    let pool: Vec<&str> = texts
+        .iter()
+        .take(5000)
+        .flat_map(|t| t.split_whitespace())
+        .collect();
     let mut hyps = Vec::with_capacity(n);
     let mut refs = Vec::with_capacity(n);
     for i in 0..n {
@@ -132,7 +142,11 @@ pub fn make_pairs(texts: &[String], n: usize, seed: u64) -> Result<(Vec<String>,
         let h = match rng.random_range(0..20) {
             0 => r.clone(),
             1 | 2 => texts[rng.random_range(0..texts.len())].clone(),
-            _ => r.split('\n').map(|l| perturb_line(l, &pool, &mut rng)).collect::<Vec<_>>().join("\n"),
+            _ => r
+                .split('\n')
+                .map(|l| perturb_line(l, &pool, &mut rng))
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         hyps.push(h);
         refs.push(r.clone());
@@ -189,27 +203,58 @@ fn run_python(python: &str, hyps: &[String], refs: &[String]) -> Result<serde_js
     let hp = dir.join("hyps.json");
     let rp = dir.join("refs.json");
     let sp = dir.join("bench.py");
-    let write = |p: &Path, bytes: &[u8]| std::fs::write(p, bytes).map_err(|e| Error::io("write", p, e));
-    write(&hp, &serde_json::to_vec(hyps).map_err(|e| Error::Json { path: hp.clone(), source: e })?)?;
-    write(&rp, &serde_json::to_vec(refs).map_err(|e| Error::Json { path: rp.clone(), source: e })?)?;
+    let write =
+        |p: &Path, bytes: &[u8]| std::fs::write(p, bytes).map_err(|e| Error::io("write", p, e));
+    write(
+        &hp,
+        &serde_json::to_vec(hyps).map_err(|e| Error::Json {
+            path: hp.clone(),
+            source: e,
+        })?,
+    )?;
+    write(
+        &rp,
+        &serde_json::to_vec(refs).map_err(|e| Error::Json {
+            path: rp.clone(),
+            source: e,
+        })?,
+    )?;
     write(&sp, PY_BENCH.as_bytes())?;
     let out = std::process::Command::new(python)
         .arg(&sp)
         .arg(&hp)
         .arg(&rp)
         .output()
-        .map_err(|e| EvalError::Python { python: python.into(), message: format!("cannot start: {e}") })?;
+        .map_err(|e| EvalError::Python {
+            python: python.into(),
+            message: format!("cannot start: {e}"),
+        })?;
     let _ = std::fs::remove_dir_all(&dir);
     if !out.status.success() {
-        return Err(EvalError::Python { python: python.into(), message: String::from_utf8_lossy(&out.stderr).trim().to_string() }.into());
+        return Err(EvalError::Python {
+            python: python.into(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into());
     }
     serde_json::from_slice(&out.stdout).map_err(|e| {
-        EvalError::Python { python: python.into(), message: format!("unreadable output ({e}): {}", String::from_utf8_lossy(&out.stdout)) }.into()
+        EvalError::Python {
+            python: python.into(),
+            message: format!(
+                "unreadable output ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        }
+        .into()
     })
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("yunmin-metrics-bench-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)));
+    let d = std::env::temp_dir().join(format!(
+        "yunmin-metrics-bench-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
     std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
     Ok(d)
 }
@@ -238,24 +283,55 @@ pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
     let mut rust = Vec::new();
     for tok in [BleuTokenize::Thirteen, BleuTokenize::Char] {
         sp.set_message(format!("Rust corpus BLEU ({})", tok.as_str()));
-        let bc = BleuConfig { tokenize: tok, ..Default::default() };
+        let bc = BleuConfig {
+            tokenize: tok,
+            ..Default::default()
+        };
         let (secs, s) = best_of(cfg.repeats, || corpus_bleu(&hyps, &streams, &bc))?;
-        rust.push((format!("bleu_{}", tok.as_str()), "bleu", tok.as_str(), secs, vec![("bleu".to_string(), s.score)]));
+        rust.push((
+            format!("bleu_{}", tok.as_str()),
+            "bleu",
+            tok.as_str(),
+            secs,
+            vec![("bleu".to_string(), s.score)],
+        ));
     }
     sp.set_message("Rust ROUGE 1/2/L/Lsum (whitespace)");
-    let rc = RougeConfig { tokenizer: RougeTokenizer::Whitespace, ..Default::default() };
+    let rc = RougeConfig {
+        tokenizer: RougeTokenizer::Whitespace,
+        ..Default::default()
+    };
     let (secs, r) = best_of(cfg.repeats, || rouge(&hyps, &streams, &rc))?;
-    let rouge_scores: Vec<(String, f64)> = r.types.iter().zip(&r.mean).map(|(t, s)| (t.to_string(), s.fmeasure)).collect();
-    rust.push(("rouge_whitespace".into(), "rouge", "whitespace", secs, rouge_scores));
+    let rouge_scores: Vec<(String, f64)> = r
+        .types
+        .iter()
+        .zip(&r.mean)
+        .map(|(t, s)| (t.to_string(), s.fmeasure))
+        .collect();
+    rust.push((
+        "rouge_whitespace".into(),
+        "rouge",
+        "whitespace",
+        secs,
+        rouge_scores,
+    ));
     let python = python_interpreter(cfg.python.as_deref());
-    sp.set_message(format!("Python peers ({python}): sacreBLEU and rouge-score on {} pairs", cfg.pairs));
+    sp.set_message(format!(
+        "Python peers ({python}): sacreBLEU and rouge-score on {} pairs",
+        cfg.pairs
+    ));
     let py = run_python(&python, &hyps, &refs)?;
     sp.finish_and_clear();
     for (key, metric, tok, secs, scores) in rust {
         let p = &py[&key];
         let psecs = p["seconds"].as_f64().unwrap_or(f64::NAN);
         for (name, score) in scores {
-            let pscore = if metric == "bleu" { p["score"].as_f64() } else { p["score"][&name].as_f64() }.unwrap_or(f64::NAN);
+            let pscore = if metric == "bleu" {
+                p["score"].as_f64()
+            } else {
+                p["score"][&name].as_f64()
+            }
+            .unwrap_or(f64::NAN);
             let row = serde_json::json!({
                 "metric": if metric == "bleu" { "corpus_bleu".to_string() } else { format!("{name}_f_mean") },
                 "tokenizer": tok,
@@ -282,7 +358,10 @@ mod tests {
 
     #[test]
     fn pairs_are_deterministic_and_keep_lines() {
-        let texts: Vec<String> = ["가 나 다 라\n마 바", "one two three", "하나 둘 셋 넷 다섯"].iter().map(|s| s.to_string()).collect();
+        let texts: Vec<String> = ["가 나 다 라\n마 바", "one two three", "하나 둘 셋 넷 다섯"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let a = make_pairs(&texts, 50, 7).unwrap();
         let b = make_pairs(&texts, 50, 7).unwrap();
         assert_eq!(a, b);

@@ -106,7 +106,9 @@ pub fn pack(ids: &[u32]) -> Option<u128> {
 /// Order of a packed key (number of non-empty lanes).
 #[inline]
 pub fn order(key: u128) -> usize {
-    (0..MAX_ORDER).take_while(|j| (key >> (32 * j)) as u32 != 0).count()
+    (0..MAX_ORDER)
+        .take_while(|j| (key >> (32 * j)) as u32 != 0)
+        .count()
 }
 
 /// Appends the keys of every n-gram of `ids` with `min_n ≤ n ≤ max_n`.

@@ -55,7 +55,9 @@ impl ExactSum {
     /// The correctly rounded value of the sum.
     pub fn value(&self) -> f64 {
         let p = &self.partials;
-        let Some(mut n) = p.len().checked_sub(1) else { return 0.0 };
+        let Some(mut n) = p.len().checked_sub(1) else {
+            return 0.0;
+        };
         let mut hi = p[n];
         let mut lo = 0.0;
         while n > 0 {
@@ -102,7 +104,11 @@ impl NllSum {
 
     /// Mean NLL per token (NaN with no tokens).
     pub fn mean_nll(&self) -> f64 {
-        if self.tokens == 0 { f64::NAN } else { self.nll() / self.tokens as f64 }
+        if self.tokens == 0 {
+            f64::NAN
+        } else {
+            self.nll() / self.tokens as f64
+        }
     }
 
     /// `exp(mean NLL)` (NaN with no tokens).
@@ -148,7 +154,10 @@ impl PerplexityAccumulator {
 
     /// Adds `n_tokens` predicted tokens whose NLLs (natural log) sum to `nll_sum`.
     pub fn add(&mut self, domain: &str, nll_sum: f64, n_tokens: u64) -> Result<()> {
-        let bad = |reason: String| EvalError::BadNll { domain: domain.into(), reason };
+        let bad = |reason: String| EvalError::BadNll {
+            domain: domain.into(),
+            reason,
+        };
         if !nll_sum.is_finite() || nll_sum < 0.0 {
             return Err(bad(format!("NLL sum must be finite and ≥ 0, got {nll_sum}")).into());
         }
@@ -169,7 +178,11 @@ impl PerplexityAccumulator {
         let mut s = ExactSum::new();
         for (i, &x) in nlls.iter().enumerate() {
             if !x.is_finite() || x < 0.0 {
-                return Err(EvalError::BadNll { domain: domain.into(), reason: format!("token {i}: NLL must be finite and ≥ 0, got {x}") }.into());
+                return Err(EvalError::BadNll {
+                    domain: domain.into(),
+                    reason: format!("token {i}: NLL must be finite and ≥ 0, got {x}"),
+                }
+                .into());
             }
             s.add(x);
         }
@@ -224,11 +237,31 @@ impl PerplexityAccumulator {
     pub fn table(&self) -> Result<Table> {
         let rows = self.rows();
         let cols: Vec<Column> = vec![
-            Series::new("domain".into(), rows.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>()).into(),
-            Series::new("tokens".into(), rows.iter().map(|r| r.tokens).collect::<Vec<_>>()).into(),
-            Series::new("nll_sum".into(), rows.iter().map(|r| r.nll_sum).collect::<Vec<_>>()).into(),
-            Series::new("mean_nll".into(), rows.iter().map(|r| r.mean_nll).collect::<Vec<_>>()).into(),
-            Series::new("perplexity".into(), rows.iter().map(|r| r.perplexity).collect::<Vec<_>>()).into(),
+            Series::new(
+                "domain".into(),
+                rows.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "tokens".into(),
+                rows.iter().map(|r| r.tokens).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "nll_sum".into(),
+                rows.iter().map(|r| r.nll_sum).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "mean_nll".into(),
+                rows.iter().map(|r| r.mean_nll).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "perplexity".into(),
+                rows.iter().map(|r| r.perplexity).collect::<Vec<_>>(),
+            )
+            .into(),
         ];
         Ok(Table::from_df(DataFrame::new(rows.len(), cols)?))
     }
@@ -266,14 +299,20 @@ mod tests {
         other.add("chat", 6.0, 6).unwrap(); // chat: 10 nats / 10 tokens
         acc.merge(&other);
         let rows = acc.rows();
-        assert_eq!(rows.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(), ["chat", "law", "overall"]);
+        assert_eq!(
+            rows.iter().map(|r| r.domain.as_str()).collect::<Vec<_>>(),
+            ["chat", "law", "overall"]
+        );
         assert_eq!(rows[0].perplexity, 1.0f64.exp());
         assert_eq!(rows[1].perplexity, 2.0f64.exp());
         assert_eq!(rows[2].tokens, 20);
         assert_eq!(rows[2].perplexity, 1.5f64.exp());
         let t = acc.table().unwrap();
         assert_eq!(t.height(), 3);
-        assert_eq!(t.columns(), ["domain", "tokens", "nll_sum", "mean_nll", "perplexity"]);
+        assert_eq!(
+            t.columns(),
+            ["domain", "tokens", "nll_sum", "mean_nll", "perplexity"]
+        );
     }
 
     #[test]
@@ -282,7 +321,12 @@ mod tests {
         let e = acc.add("law", f64::NAN, 3).unwrap_err().to_string();
         assert!(e.contains("law") && e.contains("finite"), "{e}");
         assert!(acc.add("law", 1.0, 0).is_err());
-        assert!(acc.add_tokens("x", &[0.5, -1.0]).unwrap_err().to_string().contains("token 1"));
+        assert!(
+            acc.add_tokens("x", &[0.5, -1.0])
+                .unwrap_err()
+                .to_string()
+                .contains("token 1")
+        );
         assert!(acc.add("overall", 1.0, 1).is_err());
         assert!(acc.overall().perplexity().is_nan());
     }

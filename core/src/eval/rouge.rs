@@ -17,7 +17,9 @@
 
 use super::EvalError;
 use super::ngram::{Vocab, count, for_each_common, push_keys};
-use super::tokenize::{Tokens, char_tokens, hangul_tokens, jamo_tokens, rouge_default_tokens, whitespace_tokens};
+use super::tokenize::{
+    Tokens, char_tokens, hangul_tokens, jamo_tokens, rouge_default_tokens, whitespace_tokens,
+};
 use crate::report::Table;
 use crate::{Error, Result};
 use polars::prelude::{Column, DataFrame, NamedFrom, Series};
@@ -75,7 +77,12 @@ impl std::str::FromStr for RougeTokenizer {
             "hangul" => Self::Hangul,
             "jamo" => Self::Jamo,
             _ => {
-                return Err(EvalError::Unknown { what: "ROUGE tokenizer", got: s.into(), expected: "hangul, rouge, whitespace, char, jamo" }.into());
+                return Err(EvalError::Unknown {
+                    what: "ROUGE tokenizer",
+                    got: s.into(),
+                    expected: "hangul, rouge, whitespace, char, jamo",
+                }
+                .into());
             }
         })
     }
@@ -117,7 +124,12 @@ impl std::str::FromStr for RougeType {
         {
             return Ok(Self::N(n as u8));
         }
-        Err(EvalError::Unknown { what: "ROUGE type", got: s.into(), expected: "rouge1 … rouge9, rougeL, rougeLsum" }.into())
+        Err(EvalError::Unknown {
+            what: "ROUGE type",
+            got: s.into(),
+            expected: "rouge1 … rouge9, rougeL, rougeLsum",
+        }
+        .into())
     }
 }
 
@@ -150,7 +162,12 @@ impl Default for RougeConfig {
     fn default() -> Self {
         Self {
             tokenizer: RougeTokenizer::Hangul,
-            types: vec![RougeType::N(1), RougeType::N(2), RougeType::L, RougeType::Lsum],
+            types: vec![
+                RougeType::N(1),
+                RougeType::N(2),
+                RougeType::L,
+                RougeType::Lsum,
+            ],
             use_stemmer: false,
         }
     }
@@ -185,8 +202,16 @@ pub struct RougeScore {
 impl RougeScore {
     /// A score from precision and recall (rouge-score's `scoring.fmeasure`).
     pub fn new(precision: f64, recall: f64) -> Self {
-        let fmeasure = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-        Self { precision, recall, fmeasure }
+        let fmeasure = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        Self {
+            precision,
+            recall,
+            fmeasure,
+        }
     }
 }
 
@@ -208,9 +233,12 @@ impl RougeResult {
     /// `<type>_fmeasure` for each variant.
     pub fn table(&self) -> Result<Table> {
         let n = self.items.len();
-        let mut cols: Vec<Column> = vec![Series::new("index".into(), (0..n as u64).collect::<Vec<_>>()).into()];
+        let mut cols: Vec<Column> =
+            vec![Series::new("index".into(), (0..n as u64).collect::<Vec<_>>()).into()];
         for (k, t) in self.types.iter().enumerate() {
-            let get = |f: fn(&RougeScore) -> f64| self.items.iter().map(|s| f(&s[k])).collect::<Vec<f64>>();
+            let get = |f: fn(&RougeScore) -> f64| {
+                self.items.iter().map(|s| f(&s[k])).collect::<Vec<f64>>()
+            };
             cols.push(Series::new(format!("{t}_precision").into(), get(|s| s.precision)).into());
             cols.push(Series::new(format!("{t}_recall").into(), get(|s| s.recall)).into());
             cols.push(Series::new(format!("{t}_fmeasure").into(), get(|s| s.fmeasure)).into());
@@ -221,10 +249,26 @@ impl RougeResult {
     /// Mean scores as a table: one row per variant with `type, precision, recall, fmeasure`.
     pub fn mean_table(&self) -> Result<Table> {
         let cols: Vec<Column> = vec![
-            Series::new("type".into(), self.types.iter().map(|t| t.to_string()).collect::<Vec<_>>()).into(),
-            Series::new("precision".into(), self.mean.iter().map(|s| s.precision).collect::<Vec<_>>()).into(),
-            Series::new("recall".into(), self.mean.iter().map(|s| s.recall).collect::<Vec<_>>()).into(),
-            Series::new("fmeasure".into(), self.mean.iter().map(|s| s.fmeasure).collect::<Vec<_>>()).into(),
+            Series::new(
+                "type".into(),
+                self.types.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "precision".into(),
+                self.mean.iter().map(|s| s.precision).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "recall".into(),
+                self.mean.iter().map(|s| s.recall).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "fmeasure".into(),
+                self.mean.iter().map(|s| s.fmeasure).collect::<Vec<_>>(),
+            )
+            .into(),
         ];
         Ok(Table::from_df(DataFrame::new(self.types.len(), cols)?))
     }
@@ -268,7 +312,10 @@ fn score_ngrams(target: &[u32], pred: &[u32], n: usize) -> RougeScore {
     if tc == 0 || pc == 0 {
         inter = 0;
     }
-    RougeScore::new(inter as f64 / pc.max(1) as f64, inter as f64 / tc.max(1) as f64)
+    RougeScore::new(
+        inter as f64 / pc.max(1) as f64,
+        inter as f64 / tc.max(1) as f64,
+    )
 }
 
 /// Length of the longest common subsequence (two rolling rows).
@@ -278,7 +325,11 @@ fn lcs_len(a: &[u32], b: &[u32]) -> usize {
     let mut cur = vec![0u32; b.len() + 1];
     for &x in a {
         for (j, &y) in b.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -301,8 +352,11 @@ fn mark_lcs(r: &[u32], c: &[u32], table: &mut Vec<u32>, hit: &mut [bool]) {
     table.resize((r.len() + 1) * w, 0);
     for i in 1..=r.len() {
         for j in 1..=c.len() {
-            table[i * w + j] =
-                if r[i - 1] == c[j - 1] { table[(i - 1) * w + j - 1] + 1 } else { table[(i - 1) * w + j].max(table[i * w + j - 1]) };
+            table[i * w + j] = if r[i - 1] == c[j - 1] {
+                table[(i - 1) * w + j - 1] + 1
+            } else {
+                table[(i - 1) * w + j].max(table[i * w + j - 1])
+            };
         }
     }
     let (mut i, mut j) = (r.len(), c.len());
@@ -365,7 +419,10 @@ fn score_lsum(target: &str, pred: &str, tok: RougeTokenizer) -> RougeScore {
 pub fn rouge_pair(target: &str, prediction: &str, cfg: &RougeConfig) -> Vec<RougeScore> {
     let needs_whole = cfg.types.iter().any(|t| *t != RougeType::Lsum);
     let (tt, pt) = if needs_whole {
-        (cfg.tokenizer.tokens(target), cfg.tokenizer.tokens(prediction))
+        (
+            cfg.tokenizer.tokens(target),
+            cfg.tokenizer.tokens(prediction),
+        )
     } else {
         (Tokens::default(), Tokens::default())
     };
@@ -385,7 +442,10 @@ pub fn rouge_pair(target: &str, prediction: &str, cfg: &RougeConfig) -> Vec<Roug
 /// ROUGE of one prediction against several targets: per variant, the target with the highest F
 /// (rouge-score's `score_multi`).
 pub fn rouge_multi(targets: &[&str], prediction: &str, cfg: &RougeConfig) -> Vec<RougeScore> {
-    let all: Vec<Vec<RougeScore>> = targets.iter().map(|t| rouge_pair(t, prediction, cfg)).collect();
+    let all: Vec<Vec<RougeScore>> = targets
+        .iter()
+        .map(|t| rouge_pair(t, prediction, cfg))
+        .collect();
     (0..cfg.types.len())
         .map(|k| {
             let mut best = all[0][k];
@@ -409,7 +469,9 @@ where
 {
     cfg.validate()?;
     if refs.is_empty() {
-        return Err(EvalError::Config("ROUGE: at least one reference stream is needed".into()).into());
+        return Err(
+            EvalError::Config("ROUGE: at least one reference stream is needed".into()).into(),
+        );
     }
     for (k, s) in refs.iter().enumerate() {
         if s.as_ref().len() != hyps.len() {
@@ -429,7 +491,11 @@ where
         .with_min_len(16)
         .map(|(i, h)| {
             let targets: Vec<&str> = refs.iter().map(|s| s.as_ref()[i].as_ref()).collect();
-            if targets.len() == 1 { rouge_pair(targets[0], h.as_ref(), cfg) } else { rouge_multi(&targets, h.as_ref(), cfg) }
+            if targets.len() == 1 {
+                rouge_pair(targets[0], h.as_ref(), cfg)
+            } else {
+                rouge_multi(&targets, h.as_ref(), cfg)
+            }
         })
         .collect();
     let n = items.len().max(1) as f64;
@@ -441,10 +507,19 @@ where
                 r += s[k].recall;
                 f += s[k].fmeasure;
             }
-            RougeScore { precision: p / n, recall: r / n, fmeasure: f / n }
+            RougeScore {
+                precision: p / n,
+                recall: r / n,
+                fmeasure: f / n,
+            }
         })
         .collect();
-    Ok(RougeResult { types: cfg.types.clone(), items, mean, tokenizer: cfg.tokenizer })
+    Ok(RougeResult {
+        types: cfg.types.clone(),
+        items,
+        mean,
+        tokenizer: cfg.tokenizer,
+    })
 }
 
 #[cfg(test)]
@@ -452,13 +527,21 @@ mod tests {
     use super::*;
 
     fn cfg(tok: RougeTokenizer) -> RougeConfig {
-        RougeConfig { tokenizer: tok, ..Default::default() }
+        RougeConfig {
+            tokenizer: tok,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn identical_scores_1_and_no_overlap_scores_0() {
         let s = rouge_pair("the cat sat", "the cat sat", &cfg(RougeTokenizer::Rouge));
-        assert!(s.iter().all(|x| *x == RougeScore { precision: 1.0, recall: 1.0, fmeasure: 1.0 }));
+        assert!(s.iter().all(|x| *x
+            == RougeScore {
+                precision: 1.0,
+                recall: 1.0,
+                fmeasure: 1.0
+            }));
         let z = rouge_pair("the cat sat", "a dog ran", &cfg(RougeTokenizer::Rouge));
         assert!(z.iter().all(|x| *x == RougeScore::default()));
         let e = rouge_pair("the cat sat", "", &cfg(RougeTokenizer::Rouge));
@@ -467,9 +550,17 @@ mod tests {
 
     #[test]
     fn korean_is_empty_with_rouge_tokenizer_but_scored_with_hangul() {
-        let r = rouge_pair("오늘 날씨가 좋다", "오늘 날씨가 나쁘다", &cfg(RougeTokenizer::Rouge));
+        let r = rouge_pair(
+            "오늘 날씨가 좋다",
+            "오늘 날씨가 나쁘다",
+            &cfg(RougeTokenizer::Rouge),
+        );
         assert_eq!(r[0], RougeScore::default());
-        let h = rouge_pair("오늘 날씨가 좋다", "오늘 날씨가 나쁘다", &cfg(RougeTokenizer::Hangul));
+        let h = rouge_pair(
+            "오늘 날씨가 좋다",
+            "오늘 날씨가 나쁘다",
+            &cfg(RougeTokenizer::Hangul),
+        );
         assert_eq!(h[0].precision, 2.0 / 3.0);
         assert_eq!(h[1].recall, 1.0 / 2.0);
     }
@@ -481,7 +572,11 @@ mod tests {
         assert_eq!(s[2], RougeScore::new(0.75, 0.6));
         // rouge-score docstring example of summary-level LCS: ref sentences "w1 w2 w3 w4 w5" and
         // candidate sentences "w1 w2 w6 w7 w8" / "w1 w3 w8 w9 w5": union LCS = w1 w2 w3 w5 → 4 hits.
-        let l = rouge_pair("w1 w2 w3 w4 w5", "w1 w2 w6 w7 w8\nw1 w3 w8 w9 w5", &cfg(RougeTokenizer::Whitespace));
+        let l = rouge_pair(
+            "w1 w2 w3 w4 w5",
+            "w1 w2 w6 w7 w8\nw1 w3 w8 w9 w5",
+            &cfg(RougeTokenizer::Whitespace),
+        );
         assert_eq!(l[3], RougeScore::new(4.0 / 10.0, 4.0 / 5.0));
     }
 
@@ -492,7 +587,13 @@ mod tests {
         assert_eq!(m[0].fmeasure, 1.0);
         assert_eq!("rouge3".parse::<RougeType>().unwrap(), RougeType::N(3));
         assert!("rouge0".parse::<RougeType>().is_err());
-        assert!("rougeX".parse::<RougeType>().unwrap_err().to_string().contains("rougeLsum"));
+        assert!(
+            "rougeX"
+                .parse::<RougeType>()
+                .unwrap_err()
+                .to_string()
+                .contains("rougeLsum")
+        );
         let r = rouge(&["a b", "c"], &[vec!["a b"]], &c).unwrap_err();
         assert!(r.to_string().contains("hypotheses has 2 segments"), "{r}");
     }

@@ -20,13 +20,24 @@ use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::rouge::{self, RougeConfig, RougeResult};
 use yunmin_core::report::Table;
 
-const BLEU_KEYS: &[&str] = &["tokenize", "lowercase", "smooth_method", "smooth_value", "max_ngram_order", "effective_order"];
+const BLEU_KEYS: &[&str] = &[
+    "tokenize",
+    "lowercase",
+    "smooth_method",
+    "smooth_value",
+    "max_ngram_order",
+    "effective_order",
+];
 const ROUGE_KEYS: &[&str] = &["tokenizer", "types", "use_stemmer"];
 
 /// `base` with the given JSON fields replaced, through serde (so types are checked and the
 /// result is the same struct the CLI builds).
-fn overlay<T: Serialize + DeserializeOwned>(base: &T, opts: serde_json::Value) -> yunmin_core::Result<T> {
-    let mut v = serde_json::to_value(base).map_err(|e| yunmin_core::Error::invalid(e.to_string()))?;
+fn overlay<T: Serialize + DeserializeOwned>(
+    base: &T,
+    opts: serde_json::Value,
+) -> yunmin_core::Result<T> {
+    let mut v =
+        serde_json::to_value(base).map_err(|e| yunmin_core::Error::invalid(e.to_string()))?;
     if let (serde_json::Value::Object(m), serde_json::Value::Object(o)) = (&mut v, opts) {
         for (k, x) in o {
             m.insert(k, x);
@@ -48,7 +59,10 @@ fn rouge_config(func: &'static str, opts: Map) -> RhaiResult<RougeConfig> {
 fn strings(func: &str, what: &str, a: Array) -> RhaiResult<Vec<String>> {
     a.into_iter()
         .enumerate()
-        .map(|(i, x)| x.into_string().map_err(|t| msg_err(format!("{func}: {what}[{i}] must be a string, got {t}"))))
+        .map(|(i, x)| {
+            x.into_string()
+                .map_err(|t| msg_err(format!("{func}: {what}[{i}] must be a string, got {t}")))
+        })
         .collect()
 }
 
@@ -60,17 +74,29 @@ fn ref_streams(func: &str, refs: Array, n: usize) -> RhaiResult<Vec<Vec<String>>
     }
     let mut per_item = Vec::with_capacity(refs.len());
     for (i, r) in refs.into_iter().enumerate() {
-        let a = r.into_array().map_err(|t| msg_err(format!("{func}: refs[{i}] must be a string or an array of strings, got {t}")))?;
+        let a = r.into_array().map_err(|t| {
+            msg_err(format!(
+                "{func}: refs[{i}] must be a string or an array of strings, got {t}"
+            ))
+        })?;
         per_item.push(strings(func, &format!("refs[{i}]"), a)?);
     }
     let k = per_item.first().map_or(1, Vec::len);
     if let Some((i, r)) = per_item.iter().enumerate().find(|(_, r)| r.len() != k) {
-        return Err(msg_err(format!("{func}: refs[{i}] has {} references but refs[0] has {k}; give every hypothesis equally many", r.len())));
+        return Err(msg_err(format!(
+            "{func}: refs[{i}] has {} references but refs[0] has {k}; give every hypothesis equally many",
+            r.len()
+        )));
     }
     if per_item.len() != n {
-        return Err(msg_err(format!("{func}: {n} hypotheses but {} reference lists", per_item.len())));
+        return Err(msg_err(format!(
+            "{func}: {n} hypotheses but {} reference lists",
+            per_item.len()
+        )));
     }
-    Ok((0..k).map(|j| per_item.iter().map(|r| r[j].clone()).collect()).collect())
+    Ok((0..k)
+        .map(|j| per_item.iter().map(|r| r[j].clone()).collect())
+        .collect())
 }
 
 fn to_map<T: Serialize>(v: &T) -> RhaiResult<Dynamic> {
@@ -80,7 +106,14 @@ fn to_map<T: Serialize>(v: &T) -> RhaiResult<Dynamic> {
 fn rouge_map(r: &RougeResult) -> RhaiResult<Map> {
     let mut m = Map::new();
     m.insert("tokenizer".into(), r.tokenizer.as_str().into());
-    m.insert("types".into(), r.types.iter().map(|t| Dynamic::from(t.to_string())).collect::<Array>().into());
+    m.insert(
+        "types".into(),
+        r.types
+            .iter()
+            .map(|t| Dynamic::from(t.to_string()))
+            .collect::<Array>()
+            .into(),
+    );
     for (t, s) in r.types.iter().zip(&r.mean) {
         m.insert(t.to_string().into(), to_map(s)?);
     }
@@ -116,17 +149,26 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
             to_map(&bleu::corpus_bleu(&h, &r, &cfg).rhai()?)
         },
     );
-    api.func("bleu", &["hyps", "refs"], "Corpus BLEU with sacreBLEU's defaults (`13a`, exp smoothing).", |hyps: Array, refs: Array| {
-        let h = strings("bleu", "hyps", hyps)?;
-        let r = ref_streams("bleu", refs, h.len())?;
-        to_map(&bleu::corpus_bleu(&h, &r, &BleuConfig::default()).rhai()?)
-    });
+    api.func(
+        "bleu",
+        &["hyps", "refs"],
+        "Corpus BLEU with sacreBLEU's defaults (`13a`, exp smoothing).",
+        |hyps: Array, refs: Array| {
+            let h = strings("bleu", "hyps", hyps)?;
+            let r = ref_streams("bleu", refs, h.len())?;
+            to_map(&bleu::corpus_bleu(&h, &r, &BleuConfig::default()).rhai()?)
+        },
+    );
     let sentence = |hyp: &str, refs: Dynamic, opts: Map| -> RhaiResult<Dynamic> {
         let cfg = bleu_config("sentence_bleu", BleuConfig::sentence(), opts)?;
         let refs: Vec<String> = if refs.is_string() {
             vec![refs.into_string().unwrap_or_default()]
         } else {
-            let a = refs.into_array().map_err(|t| msg_err(format!("sentence_bleu: refs must be a string or an array of strings, got {t}")))?;
+            let a = refs.into_array().map_err(|t| {
+                msg_err(format!(
+                    "sentence_bleu: refs must be a string or an array of strings, got {t}"
+                ))
+            })?;
             strings("sentence_bleu", "refs", a)?
         };
         let r: Vec<&str> = refs.iter().map(String::as_str).collect();
@@ -139,9 +181,12 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
          an array of strings. Options as `bleu`. Returns the same map as `bleu`.",
         sentence,
     );
-    api.func("sentence_bleu", &["hyp", "refs"], "Sentence BLEU with sacreBLEU's `sentence_bleu` defaults.", move |hyp: &str, refs: Dynamic| {
-        sentence(hyp, refs, Map::new())
-    });
+    api.func(
+        "sentence_bleu",
+        &["hyp", "refs"],
+        "Sentence BLEU with sacreBLEU's `sentence_bleu` defaults.",
+        move |hyp: &str, refs: Dynamic| sentence(hyp, refs, Map::new()),
+    );
     api.func(
         "sentence_bleu_table",
         &["hyps", "refs", "opts"],
@@ -171,11 +216,16 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
             rouge_map(&rouge::rouge(&h, &r, &cfg).rhai()?)
         },
     );
-    api.func("rouge", &["hyps", "refs"], "ROUGE 1/2/L/Lsum with the Hangul-preserving tokenizer.", |hyps: Array, refs: Array| {
-        let h = strings("rouge", "hyps", hyps)?;
-        let r = ref_streams("rouge", refs, h.len())?;
-        rouge_map(&rouge::rouge(&h, &r, &RougeConfig::default()).rhai()?)
-    });
+    api.func(
+        "rouge",
+        &["hyps", "refs"],
+        "ROUGE 1/2/L/Lsum with the Hangul-preserving tokenizer.",
+        |hyps: Array, refs: Array| {
+            let h = strings("rouge", "hyps", hyps)?;
+            let r = ref_streams("rouge", refs, h.len())?;
+            rouge_map(&rouge::rouge(&h, &r, &RougeConfig::default()).rhai()?)
+        },
+    );
     api.func(
         "rouge_pair",
         &["hyp", "ref", "opts"],
@@ -191,7 +241,8 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
         },
     );
 
-    api.engine().register_type_with_name::<Perplexity>("Perplexity");
+    api.engine()
+        .register_type_with_name::<Perplexity>("Perplexity");
     api.func(
         "perplexity",
         &[],
@@ -204,33 +255,56 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
         &["ppl", "domain", "nll_sum", "n_tokens"],
         "Adds `n_tokens` predicted tokens whose natural-log NLLs sum to `nll_sum`.",
         |p: &mut Perplexity, domain: &str, nll: f64, n: i64| {
-            let n = u64::try_from(n).map_err(|_| msg_err(format!("add: n_tokens must be ≥ 0, got {n}")))?;
+            let n = u64::try_from(n)
+                .map_err(|_| msg_err(format!("add: n_tokens must be ≥ 0, got {n}")))?;
             p.with(|a| a.add(domain, nll, n)).rhai()
         },
     );
-    api.func("add_tokens", &["ppl", "domain", "nlls"], "Adds per-token NLLs (an array of numbers).", |p: &mut Perplexity, domain: &str, nlls: Array| {
-        let v: Vec<f64> = nlls
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| x.as_float().or_else(|_| x.as_int().map(|i| i as f64)).map_err(|_| msg_err(format!("add_tokens: nlls[{i}] must be a number"))))
-            .collect::<RhaiResult<_>>()?;
-        p.with(|a| a.add_tokens(domain, &v)).rhai()
-    });
-    api.func("merge", &["ppl", "other"], "Adds every sum of `other` into `ppl`.", |p: &mut Perplexity, other: Perplexity| {
-        let o = other.with(|a| a.clone());
-        p.with(|a| a.merge(&o));
-    });
-    api.func("value", &["ppl", "domain"], "Perplexity of one domain (\"overall\" for the corpus).", |p: &mut Perplexity, domain: &str| {
-        p.with(|a| {
-            if domain == yunmin_core::eval::perplexity::OVERALL {
-                Ok(a.overall().perplexity())
-            } else {
-                a.domain(domain)
-                    .map(|d| d.perplexity())
-                    .ok_or_else(|| msg_err(format!("perplexity: no domain `{domain}` (domains: {})", a.domains().join(", "))))
-            }
-        })
-    });
+    api.func(
+        "add_tokens",
+        &["ppl", "domain", "nlls"],
+        "Adds per-token NLLs (an array of numbers).",
+        |p: &mut Perplexity, domain: &str, nlls: Array| {
+            let v: Vec<f64> = nlls
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    x.as_float()
+                        .or_else(|_| x.as_int().map(|i| i as f64))
+                        .map_err(|_| msg_err(format!("add_tokens: nlls[{i}] must be a number")))
+                })
+                .collect::<RhaiResult<_>>()?;
+            p.with(|a| a.add_tokens(domain, &v)).rhai()
+        },
+    );
+    api.func(
+        "merge",
+        &["ppl", "other"],
+        "Adds every sum of `other` into `ppl`.",
+        |p: &mut Perplexity, other: Perplexity| {
+            let o = other.with(|a| a.clone());
+            p.with(|a| a.merge(&o));
+        },
+    );
+    api.func(
+        "value",
+        &["ppl", "domain"],
+        "Perplexity of one domain (\"overall\" for the corpus).",
+        |p: &mut Perplexity, domain: &str| {
+            p.with(|a| {
+                if domain == yunmin_core::eval::perplexity::OVERALL {
+                    Ok(a.overall().perplexity())
+                } else {
+                    a.domain(domain).map(|d| d.perplexity()).ok_or_else(|| {
+                        msg_err(format!(
+                            "perplexity: no domain `{domain}` (domains: {})",
+                            a.domains().join(", ")
+                        ))
+                    })
+                }
+            })
+        },
+    );
     api.func(
         "table",
         &["ppl"],
@@ -351,13 +425,20 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                let v: serde_json::Value = serde_json::from_str(l).with_context(|| format!("{}: line {}: not JSON", path.display(), i + 1))?;
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .with_context(|| format!("{}: line {}: not JSON", path.display(), i + 1))?;
                 match v {
                     serde_json::Value::String(t) => Ok(t),
-                    serde_json::Value::Object(ref m) if m.get("text").is_some_and(|t| t.is_string()) => {
+                    serde_json::Value::Object(ref m)
+                        if m.get("text").is_some_and(|t| t.is_string()) =>
+                    {
                         Ok(m["text"].as_str().unwrap_or_default().to_string())
                     }
-                    _ => bail!("{}: line {}: expected a JSON string or an object with a `text` string", path.display(), i + 1),
+                    _ => bail!(
+                        "{}: line {}: expected a JSON string or an object with a `text` string",
+                        path.display(),
+                        i + 1
+                    ),
                 }
             })
             .collect();
@@ -367,17 +448,31 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
 
 fn read_pairs(io: &PairArgs) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> {
     let hyps = read_lines(&io.hyp)?;
-    let refs = io.refs.iter().map(|p| read_lines(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let refs = io
+        .refs
+        .iter()
+        .map(|p| read_lines(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     for (p, r) in io.refs.iter().zip(&refs) {
         if r.len() != hyps.len() {
-            bail!("{} has {} lines but {} has {}", io.hyp.display(), hyps.len(), p.display(), r.len());
+            bail!(
+                "{} has {} lines but {} has {}",
+                io.hyp.display(),
+                hyps.len(),
+                p.display(),
+                r.len()
+            );
         }
     }
     Ok((hyps, refs))
 }
 
 fn write_table(t: &Table, path: &Path) -> anyhow::Result<()> {
-    if path.extension().is_some_and(|e| e == "parquet") { t.write_parquet(path)? } else { t.write_csv(path)? }
+    if path.extension().is_some_and(|e| e == "parquet") {
+        t.write_parquet(path)?
+    } else {
+        t.write_csv(path)?
+    }
     eprintln!("wrote {} ({} rows)", path.display(), t.height());
     Ok(())
 }
@@ -418,7 +513,14 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
             } else {
                 let s = bleu::corpus_bleu(&hyps, &refs, &cfg)?;
                 if let Some(p) = &a.io.out {
-                    let per = bleu::sentence_bleu_all(&hyps, &refs, &BleuConfig { effective_order: true, ..cfg.clone() })?;
+                    let per = bleu::sentence_bleu_all(
+                        &hyps,
+                        &refs,
+                        &BleuConfig {
+                            effective_order: true,
+                            ..cfg.clone()
+                        },
+                    )?;
                     write_table(&bleu::sentence_bleu_table(&per)?, p)?;
                 }
                 print_bleu(&s, a.io.json)?;
@@ -427,7 +529,11 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
         MetricsCommand::Rouge(a) => {
             let cfg = RougeConfig {
                 tokenizer: a.tokenizer.parse()?,
-                types: a.types.split(',').map(|t| t.trim().parse()).collect::<yunmin_core::Result<_>>()?,
+                types: a
+                    .types
+                    .split(',')
+                    .map(|t| t.trim().parse())
+                    .collect::<yunmin_core::Result<_>>()?,
                 use_stemmer: false,
             };
             let (hyps, refs) = read_pairs(&a.io)?;
@@ -436,13 +542,30 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
                 write_table(&r.table()?, p)?;
             }
             if a.io.json {
-                println!("{}", serde_json::to_string(&serde_json::json!({"tokenizer": r.tokenizer, "types": r.types, "mean": r.mean, "items": r.items.len()}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(
+                        &serde_json::json!({"tokenizer": r.tokenizer, "types": r.types, "mean": r.mean, "items": r.items.len()})
+                    )?
+                );
             } else {
-                println!("ROUGE (tokenizer {}, {} pairs, mean over pairs)\n{}", r.tokenizer.as_str(), r.items.len(), r.mean_table()?);
+                println!(
+                    "ROUGE (tokenizer {}, {} pairs, mean over pairs)\n{}",
+                    r.tokenizer.as_str(),
+                    r.items.len(),
+                    r.mean_table()?
+                );
             }
         }
         MetricsCommand::Bench(a) => {
-            let cfg = MetricsBenchConfig { pairs: a.pairs, corpora: a.corpora, python: a.python, repeats: a.repeats, seed: a.seed, ..Default::default() };
+            let cfg = MetricsBenchConfig {
+                pairs: a.pairs,
+                corpora: a.corpora,
+                python: a.python,
+                repeats: a.repeats,
+                seed: a.seed,
+                ..Default::default()
+            };
             let t = run_metrics_bench(&cfg)?;
             write_table(&t, &a.out)?;
             println!("{t}");

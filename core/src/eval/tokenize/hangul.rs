@@ -19,7 +19,13 @@ mod tests {
 
     #[test]
     fn keeps_hangul_words_and_drops_punctuation() {
-        assert_eq!(hangul_tokens("서울은 'Korea'의 수도(首都)다!").to_vec(), ["서울은", "korea", "의", "수도", "首都", "다"]);
-        assert_eq!(hangul_tokens("The cat's hat").to_vec(), ["the", "cat", "s", "hat"]);
+        assert_eq!(
+            hangul_tokens("서울은 'Korea'의 수도(首都)다!").to_vec(),
+            ["서울은", "korea", "의", "수도", "首都", "다"]
+        );
+        assert_eq!(
+            hangul_tokens("The cat's hat").to_vec(),
+            ["the", "cat", "s", "hat"]
+        );
     }
 }

@@ -62,6 +62,9 @@ mod tests {
     fn decomposition_equals_nfd_on_hangul() {
         let s = "한국어 값 가 힣";
         assert_eq!(decompose_hangul(s), s.nfd().collect::<String>());
-        assert_eq!(jamo_tokens("각 A").to_vec(), ["\u{1100}", "\u{1161}", "\u{11a8}", "a"]);
+        assert_eq!(
+            jamo_tokens("각 A").to_vec(),
+            ["\u{1100}", "\u{1161}", "\u{11a8}", "a"]
+        );
     }
 }

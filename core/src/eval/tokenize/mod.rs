@@ -56,7 +56,10 @@ impl<'a> Tokens<'a> {
 
     /// The same tokens owning their text.
     pub fn into_owned(self) -> Tokens<'static> {
-        Tokens { text: Cow::Owned(self.text.into_owned()), spans: self.spans }
+        Tokens {
+            text: Cow::Owned(self.text.into_owned()),
+            spans: self.spans,
+        }
     }
 
     /// Number of tokens.

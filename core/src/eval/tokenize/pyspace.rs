@@ -5,7 +5,10 @@
 #[inline]
 pub fn is_py_space(c: char) -> bool {
     if c.is_ascii() {
-        matches!(c, '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' ')
+        matches!(
+            c,
+            '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' '
+        )
     } else {
         c.is_whitespace()
     }
@@ -22,7 +25,10 @@ mod tests {
 
     #[test]
     fn python_whitespace_set() {
-        for c in ['\t', '\n', '\x0b', '\x0c', '\r', '\x1c', '\x1f', ' ', '\u{85}', '\u{a0}', '\u{3000}', '\u{2028}'] {
+        for c in [
+            '\t', '\n', '\x0b', '\x0c', '\r', '\x1c', '\x1f', ' ', '\u{85}', '\u{a0}', '\u{3000}',
+            '\u{2028}',
+        ] {
             assert!(is_py_space(c), "{c:?}");
         }
         for c in ['a', '\u{200b}', '\x00', '\x1b', '가', '\u{feff}'] {

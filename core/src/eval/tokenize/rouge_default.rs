@@ -17,7 +17,10 @@ mod tests {
 
     #[test]
     fn keeps_only_ascii_alnum() {
-        assert_eq!(rouge_default_tokens("The cat's 2nd-best 한국어 hat!").to_vec(), ["the", "cat", "s", "2nd", "best", "hat"]);
+        assert_eq!(
+            rouge_default_tokens("The cat's 2nd-best 한국어 hat!").to_vec(),
+            ["the", "cat", "s", "2nd", "best", "hat"]
+        );
         assert!(rouge_default_tokens("한국어 문장입니다.").is_empty());
         // Python: "İx".lower() == "i̇x" -> tokens ['i', 'x']
         assert_eq!(rouge_default_tokens("İx").to_vec(), ["i", "x"]);

@@ -28,7 +28,12 @@ fn is_punct_13a(c: char) -> bool {
 }
 
 /// Applies a fixed two-character regex `(A)(B)` with `re.sub` semantics.
-fn sub2(s: &str, a: impl Fn(char) -> bool, b: impl Fn(char) -> bool, repl: impl Fn(&mut String, char, char)) -> String {
+fn sub2(
+    s: &str,
+    a: impl Fn(char) -> bool,
+    b: impl Fn(char) -> bool,
+    repl: impl Fn(&mut String, char, char),
+) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 4 + 4);
     let mut it = s.chars().peekable();
     while let Some(x) = it.next() {
@@ -54,7 +59,12 @@ pub fn tokenize_13a_text(line: &str) -> String {
         }
     }
     if line.contains('&') {
-        for (from, to) in [("&quot;", "\""), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")] {
+        for (from, to) in [
+            ("&quot;", "\""),
+            ("&amp;", "&"),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+        ] {
             if line.contains(from) {
                 line = Cow::Owned(line.replace(from, to));
             }
@@ -74,24 +84,39 @@ pub fn tokenize_13a_text(line: &str) -> String {
     }
     s.push(' ');
     let is_pc = |c: char| c == '.' || c == ',';
-    let s = sub2(&s, |c| !is_digit(c), is_pc, |o, x, y| {
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-        o.push(' ');
-    });
-    let s = sub2(&s, is_pc, |c| !is_digit(c), |o, x, y| {
-        o.push(' ');
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-    });
-    sub2(&s, is_digit, |c| c == '-', |o, x, y| {
-        o.push(x);
-        o.push(' ');
-        o.push(y);
-        o.push(' ');
-    })
+    let s = sub2(
+        &s,
+        |c| !is_digit(c),
+        is_pc,
+        |o, x, y| {
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+            o.push(' ');
+        },
+    );
+    let s = sub2(
+        &s,
+        is_pc,
+        |c| !is_digit(c),
+        |o, x, y| {
+            o.push(' ');
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+        },
+    );
+    sub2(
+        &s,
+        is_digit,
+        |c| c == '-',
+        |o, x, y| {
+            o.push(x);
+            o.push(' ');
+            o.push(y);
+            o.push(' ');
+        },
+    )
 }
 
 /// Tokens of `line` under sacreBLEU's `13a` tokenizer.
@@ -110,11 +135,23 @@ mod tests {
     // Expected strings produced by sacrebleu 2.6.0's Tokenizer13a.
     #[test]
     fn matches_sacrebleu_examples() {
-        assert_eq!(tok("Hello, world! It's 3.14 and 1,000 items."), "Hello , world ! It's 3.14 and 1,000 items .");
+        assert_eq!(
+            tok("Hello, world! It's 3.14 and 1,000 items."),
+            "Hello , world ! It's 3.14 and 1,000 items ."
+        );
         assert_eq!(tok("a..b"), "a . . b");
-        assert_eq!(tok("x-ray 10-20 &amp;lt; &quot;q&quot;"), "x-ray 10 - 20 < \" q \"");
-        assert_eq!(tok("state-of-the-art<skipped> end-\nline"), "state-of-the-art endline");
-        assert_eq!(tok("오늘은 날씨가 좋네요. 그렇죠?"), "오늘은 날씨가 좋네요 . 그렇죠 ?");
+        assert_eq!(
+            tok("x-ray 10-20 &amp;lt; &quot;q&quot;"),
+            "x-ray 10 - 20 < \" q \""
+        );
+        assert_eq!(
+            tok("state-of-the-art<skipped> end-\nline"),
+            "state-of-the-art endline"
+        );
+        assert_eq!(
+            tok("오늘은 날씨가 좋네요. 그렇죠?"),
+            "오늘은 날씨가 좋네요 . 그렇죠 ?"
+        );
         assert_eq!(tok(""), "");
     }
 }

@@ -14,6 +14,9 @@ mod tests {
 
     #[test]
     fn splits_on_runs_of_space() {
-        assert_eq!(whitespace_tokens("  오늘은\t날씨가 Good.\n").to_vec(), ["오늘은", "날씨가", "Good."]);
+        assert_eq!(
+            whitespace_tokens("  오늘은\t날씨가 Good.\n").to_vec(),
+            ["오늘은", "날씨가", "Good."]
+        );
     }
 }
