@@ -65,6 +65,8 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).
+    Ingest(crate::modules::ingest::IngestArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

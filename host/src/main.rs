@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Ingest(args) => modules::ingest::run_cli(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,3 +48,4 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, body).expect("write script");
     p
 }
+pub mod s3;
