@@ -4,7 +4,6 @@
 //! already checked as UTF-8), and only extra fields become owned `serde_json::Value`s.
 
 use super::{Document, RejectReason};
-use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;

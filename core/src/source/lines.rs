@@ -123,7 +123,7 @@ pub fn chunk_lines(
         }
         totals.bytes += n as u64;
         let mut data = &rbuf[..n];
-        if let Some((kept, total)) = skipping.as_mut() {
+        if let Some((_, total)) = skipping.as_mut() {
             match memchr::memchr(b'\n', data) {
                 None => {
                     *total += n as u64;

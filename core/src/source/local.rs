@@ -35,7 +35,7 @@ pub fn expand_local(pattern: &str) -> Result<Vec<SourceItem>> {
         let paths = glob::glob(pattern)
             .map_err(|e| SourceError::BadGlob { pattern: pattern.into(), reason: e.to_string() })?;
         for p in paths {
-            let p = p.map_err(|e| Error::io("glob", e.path().to_path_buf(), e.into_error()))?;
+            let p = p.map_err(|e| Error::io("glob", e.path().to_path_buf(), e.into()))?;
             if p.is_dir() {
                 walk(&p, &mut files)?;
             } else {
