@@ -32,7 +32,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn expand_local(pattern: &str) -> Result<Vec<SourceItem>> {
     let mut files = Vec::new();
     if has_glob_chars(pattern) && !Path::new(pattern).exists() {
-        let paths = glob::glob(pattern)
+        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() };
+        let paths = glob::glob_with(pattern, opts)
             .map_err(|e| SourceError::BadGlob { pattern: pattern.into(), reason: e.to_string() })?;
         for p in paths {
             let p = p.map_err(|e| Error::io("glob", e.path().to_path_buf(), e.into()))?;
