@@ -67,6 +67,8 @@ pub enum Command {
     },
     /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
     Metrics(crate::modules::eval::MetricsArgs),
+    /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).
+    Ingest(crate::modules::ingest::IngestArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

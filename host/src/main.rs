@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
         Command::Metrics(args) => modules::eval::run_cli(args),
+        Command::Ingest(args) => modules::ingest::run_cli(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

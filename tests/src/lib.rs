@@ -72,3 +72,5 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+pub mod s3;

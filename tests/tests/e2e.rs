@@ -6,3 +6,5 @@ mod eval;
 mod foundation;
 #[path = "e2e/report.rs"]
 mod report;
+#[path = "e2e/ingest.rs"]
+mod ingest;

@@ -4,8 +4,21 @@
 use super::Document;
 use crate::run::AtomicDir;
 use crate::{Error, Result};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// Name of the statistics file [`DatasetWriter::finish`] writes next to the shards.
+pub const STATS_FILE: &str = "dataset.json";
+
+/// Document count and documents per domain of a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetStats {
+    /// Number of documents.
+    pub documents: u64,
+    /// Documents per domain.
+    pub domains: BTreeMap<String, u64>,
+}
 
 /// A directory of JSONL shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +78,32 @@ impl Dataset {
         Ok(())
     }
 
+    /// Document count and per-domain counts: read from `dataset.json` when the writer left
+    /// one, else counted by reading every shard.
+    pub fn stats(&self) -> Result<DatasetStats> {
+        let p = self.dir.join(STATS_FILE);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            return serde_json::from_str(&text).map_err(|e| Error::Json { path: p, source: e });
+        }
+        let mut st = DatasetStats::default();
+        self.for_each(|d| {
+            st.documents += 1;
+            *st.domains.entry(d.domain).or_default() += 1;
+            Ok(())
+        })?;
+        Ok(st)
+    }
+
+    /// Number of documents.
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.stats()?.documents)
+    }
+
+    /// Domains present, sorted.
+    pub fn domains(&self) -> Result<Vec<String>> {
+        Ok(self.stats()?.domains.into_keys().collect())
+    }
+
     /// Every document, in shard order.
     pub fn read_all(&self) -> Result<Vec<Document>> {
         let mut v = Vec::new();
@@ -86,6 +125,7 @@ pub struct DatasetWriter {
     shard_no: usize,
     out: Option<BufWriter<std::fs::File>>,
     written: u64,
+    domains: BTreeMap<String, u64>,
 }
 
 impl DatasetWriter {
@@ -101,6 +141,7 @@ impl DatasetWriter {
             shard_no: 0,
             out: None,
             written: 0,
+            domains: BTreeMap::new(),
         })
     }
 
@@ -118,6 +159,41 @@ impl DatasetWriter {
             .map_err(|e| Error::io("write", self.dir.path(), e))?;
         self.in_shard += 1;
         self.written += 1;
+        *self.domains.entry(doc.domain.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Appends documents already serialized as JSON lines (each a [`Document`] object ending in
+    /// `\n`), e.g. produced in parallel; `domains` counts them per domain for `dataset.json`.
+    /// Shards still rotate every `shard_docs` documents.
+    pub fn write_serialized(&mut self, mut lines: &[u8], domains: &BTreeMap<String, u64>) -> Result<()> {
+        while !lines.is_empty() {
+            if self.out.is_none() || self.in_shard >= self.shard_docs {
+                self.rotate()?;
+            }
+            let room = self.shard_docs - self.in_shard;
+            let (take, n) = match memchr::memchr_iter(b'\n', lines).enumerate().nth(room - 1) {
+                Some((_, pos)) => (pos + 1, room),
+                None => {
+                    let mut n = memchr::memchr_iter(b'\n', lines).count();
+                    if lines.last() != Some(&b'\n') {
+                        n += 1;
+                    }
+                    (lines.len(), n)
+                }
+            };
+            let out = self.out.as_mut().expect("open shard");
+            out.write_all(&lines[..take]).map_err(|e| Error::io("write", self.dir.path(), e))?;
+            if lines[..take].last() != Some(&b'\n') {
+                out.write_all(b"\n").map_err(|e| Error::io("write", self.dir.path(), e))?;
+            }
+            self.in_shard += n;
+            self.written += n as u64;
+            lines = &lines[take..];
+        }
+        for (d, n) in domains {
+            *self.domains.entry(d.clone()).or_default() += n;
+        }
         Ok(())
     }
 
@@ -142,12 +218,16 @@ impl DatasetWriter {
         self.written
     }
 
-    /// Flushes and moves the dataset into place.
+    /// Flushes, writes `dataset.json` (counts per domain) and moves the dataset into place.
     pub fn finish(mut self) -> Result<Dataset> {
         if let Some(mut o) = self.out.take() {
             o.flush()
                 .map_err(|e| Error::io("write", self.dir.path(), e))?;
         }
+        let stats = DatasetStats { documents: self.written, domains: std::mem::take(&mut self.domains) };
+        let p = self.dir.path().join(STATS_FILE);
+        let bytes = serde_json::to_vec_pretty(&stats).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+        std::fs::write(&p, bytes).map_err(|e| Error::io("write", &p, e))?;
         let dir = self.dir.commit()?;
         Dataset::open(dir)
     }
@@ -181,5 +261,28 @@ mod tests {
             ["d0", "d1", "d2", "d3", "d4"]
         );
         assert_eq!(docs[4].extra["label"], 4);
+        assert_eq!(ds.count().unwrap(), 5);
+        assert_eq!(ds.domains().unwrap(), ["x"]);
+    }
+
+    #[test]
+    fn serialized_lines_rotate_shards_and_count_domains() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = DatasetWriter::create(d.path().join("ds"), 3).unwrap();
+        let mut buf = Vec::new();
+        for i in 0..7 {
+            let doc = Document { id: format!("d{i}"), text: "t".into(), domain: "a".into(), source: "s".into(), extra: Default::default() };
+            serde_json::to_writer(&mut buf, &doc).unwrap();
+            buf.push(b'\n');
+        }
+        let counts = BTreeMap::from([("a".to_string(), 7u64)]);
+        w.write_serialized(&buf, &counts).unwrap();
+        assert_eq!(w.written(), 7);
+        let ds = w.finish().unwrap();
+        assert_eq!(ds.shards().unwrap().len(), 3);
+        assert_eq!(ds.read_all().unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(), ["d0", "d1", "d2", "d3", "d4", "d5", "d6"]);
+        assert_eq!(ds.stats().unwrap().domains["a"], 7);
+        std::fs::remove_file(ds.dir().join(STATS_FILE)).unwrap();
+        assert_eq!(ds.stats().unwrap(), DatasetStats { documents: 7, domains: counts });
     }
 }

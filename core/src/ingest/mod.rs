@@ -1,9 +1,21 @@
-//! `ingest`: validated documents and datasets (directories of JSONL shards).
+//! `ingest`: validated documents and datasets (directories of JSONL shards). Lines stream in
+//! from [`crate::source`], are validated in parallel, and end up either as documents or, with a
+//! reason from a fixed set, in the rejects; nothing read is lost.
 
+mod config;
 mod dataset;
 mod document;
 mod error;
+mod pipeline;
+mod reason;
+mod report;
+mod validate;
 
-pub use dataset::{Dataset, DatasetWriter};
+pub use config::IngestConfig;
+pub use dataset::{Dataset, DatasetStats, DatasetWriter, STATS_FILE};
 pub use document::Document;
 pub use error::IngestError;
+pub use pipeline::{INGEST_CODE_VERSION, IngestOutcome, REJECTS_FILE, ingest};
+pub use reason::RejectReason;
+pub use report::{IngestOutputs, IngestReport, SourceReport};
+pub use validate::{LineFields, LineOrigin, ORIG_SOURCE_KEY, Rejection, parse_line, validate_json, write_document, write_reject};

@@ -7,6 +7,7 @@ use rhai::Engine;
 use std::sync::Arc;
 
 pub mod eval;
+pub mod ingest;
 pub mod report;
 pub mod run;
 pub mod table;
@@ -52,6 +53,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
+    ingest::register(&mut Api::new(engine, "ingest", &mut entries), host);
     report::register(&mut Api::new(engine, "report", &mut entries), host);
     eval::register(&mut Api::new(engine, "eval", &mut entries), host);
     entries

@@ -1,0 +1,82 @@
+//! Settings of an ingest run; the CLI and the Rhai `ingest` function fill the same struct.
+
+use crate::source::SourceConfig;
+use serde::{Deserialize, Serialize};
+
+/// How lines are validated and where the outputs go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Dataset of valid documents (relative paths are inside the run root). Default `data/dedup_ready`.
+    pub out: String,
+    /// Directory of rejected lines. Default `data/rejected`.
+    pub rejected: String,
+    /// Preview file. Default `sample_preview.json`.
+    pub preview: String,
+    /// Report file. Default `ingest_report.json`.
+    pub report: String,
+    /// After writing, upload the outputs to this `s3://bucket/prefix/` (relative layout kept).
+    /// Default: none.
+    pub upload: Option<String>,
+    /// Domain for lines without one when the file name gives none. Default `unknown`.
+    pub default_domain: String,
+    /// Take a missing `domain` from the input's file name stem (`news.jsonl.zst` → `news`).
+    /// Default true.
+    pub domain_from_path: bool,
+    /// Lines longer than this many bytes are rejected as `too_large`. Default 8 MiB.
+    pub max_line_bytes: usize,
+    /// Documents per output shard. Default 100 000.
+    pub shard_docs: usize,
+    /// Documents in `sample_preview.json` (chosen with the run's seed). Default 5.
+    pub preview_docs: usize,
+    /// Chunks validated in parallel per batch (0: 4 × rayon threads). Default 0.
+    pub batch_chunks: usize,
+    /// Byte sources: S3 endpoint, region, in-flight inputs, retries, chunk size.
+    pub source: SourceConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            out: "data/dedup_ready".into(),
+            rejected: "data/rejected".into(),
+            preview: "sample_preview.json".into(),
+            report: "ingest_report.json".into(),
+            upload: None,
+            default_domain: "unknown".into(),
+            domain_from_path: true,
+            max_line_bytes: 8 << 20,
+            shard_docs: 100_000,
+            preview_docs: 5,
+            batch_chunks: 0,
+            source: SourceConfig::default(),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Checks every setting; the error names the offending one.
+    pub fn validate(&self) -> Result<(), super::IngestError> {
+        let bad = |m: String| Err(super::IngestError::Config(m));
+        if self.max_line_bytes == 0 {
+            return bad("max_line_bytes must be ≥ 1".into());
+        }
+        if self.shard_docs == 0 {
+            return bad("shard_docs must be ≥ 1".into());
+        }
+        if self.default_domain.trim().is_empty() {
+            return bad("default_domain must not be empty".into());
+        }
+        if let Some(u) = &self.upload {
+            if !u.starts_with("s3://") {
+                return bad(format!("upload must be an s3:// URL, got {u}"));
+            }
+        }
+        for (k, v) in [("out", &self.out), ("rejected", &self.rejected), ("preview", &self.preview), ("report", &self.report)] {
+            if v.starts_with("s3://") {
+                return bad(format!("{k} must be a local path (use `upload` to copy outputs to S3), got {v}"));
+            }
+        }
+        self.source.validate().map_err(|e| super::IngestError::Config(e.to_string()))
+    }
+}

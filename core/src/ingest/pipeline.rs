@@ -1,0 +1,341 @@
+//! The ingest run: resolve inputs, stream their lines, validate chunks in parallel (rayon),
+//! and write documents, rejects, the preview and the report — in input order, so a rerun
+//! gives identical files.
+
+use super::validate::{parse_line, write_document, write_reject, Rejection};
+use super::{
+    Dataset, DatasetWriter, Document, IngestConfig, IngestError, IngestOutputs, IngestReport, RejectReason,
+    SourceReport,
+};
+use crate::run::{AtomicDir, RunContext, write_atomic};
+use crate::source::{LineChunk, S3Store, S3Url, SourceItem, StreamItem, ChunkStream, resolve};
+use crate::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bump when validation or output format changes (part of the stage-cache key).
+pub const INGEST_CODE_VERSION: &str = "ingest-v1";
+
+/// File name of the rejects inside the rejected directory.
+pub const REJECTS_FILE: &str = "rejected.jsonl";
+
+/// What [`ingest`] returns.
+#[derive(Debug, Clone)]
+pub struct IngestOutcome {
+    /// The dataset of valid documents.
+    pub dataset: Dataset,
+    /// Counts and outputs.
+    pub report: IngestReport,
+    /// Whether the stage cache answered (nothing was read).
+    pub cached: bool,
+}
+
+/// Result of validating one chunk.
+struct ChunkResult {
+    source: usize,
+    docs: Vec<u8>,
+    valid: u64,
+    domains: BTreeMap<String, u64>,
+    rejects: Vec<u8>,
+    reasons: [u64; RejectReason::ALL.len()],
+    lines: u64,
+}
+
+struct SourceMeta {
+    name: String,
+    fallback_domain: String,
+}
+
+fn validate_chunk(c: &LineChunk, meta: &SourceMeta, max_line_bytes: usize) -> ChunkResult {
+    let mut r = ChunkResult {
+        source: c.source,
+        docs: Vec::with_capacity(c.data.len() + c.data.len() / 8),
+        valid: 0,
+        domains: BTreeMap::new(),
+        rejects: Vec::new(),
+        reasons: [0; RejectReason::ALL.len()],
+        lines: 0,
+    };
+    if let Some(o) = c.oversize {
+        let rej = Rejection {
+            reason: RejectReason::TooLarge,
+            detail: format!("{} bytes, more than max_line_bytes = {max_line_bytes}; only the first {} bytes are kept", o.total_bytes, c.data.len()),
+        };
+        write_reject(&mut r.rejects, &meta.name, c.first_line, &rej, &c.data, o.total_bytes, true);
+        r.reasons[RejectReason::TooLarge.index()] += 1;
+        r.lines = 1;
+        return r;
+    }
+    let mut last_domain: Option<(String, u64)> = None;
+    for (no, line) in c.lines() {
+        r.lines += 1;
+        match parse_line(line, max_line_bytes) {
+            Ok(f) => {
+                write_document(&mut r.docs, &f, &meta.name, no, &meta.fallback_domain);
+                r.valid += 1;
+                let d = f.domain.as_deref().unwrap_or(&meta.fallback_domain);
+                match &mut last_domain {
+                    Some((ld, n)) if ld == d => *n += 1,
+                    _ => {
+                        if let Some((ld, n)) = last_domain.take() {
+                            *r.domains.entry(ld).or_default() += n;
+                        }
+                        last_domain = Some((d.to_string(), 1));
+                    }
+                }
+            }
+            Err(rej) => {
+                write_reject(&mut r.rejects, &meta.name, no, &rej, line, line.len() as u64, false);
+                r.reasons[rej.reason.index()] += 1;
+            }
+        }
+    }
+    if let Some((ld, n)) = last_domain {
+        *r.domains.entry(ld).or_default() += n;
+    }
+    r
+}
+
+/// Reservoir sample of serialized documents, seeded by the run.
+struct Preview {
+    k: usize,
+    seen: u64,
+    rng: rand_chacha::ChaCha8Rng,
+    picked: Vec<(u64, Vec<u8>)>,
+}
+
+impl Preview {
+    fn new(k: usize, seed: u64) -> Self {
+        Self { k, seen: 0, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x1e57_u64), picked: Vec::new() }
+    }
+
+    fn offer_lines(&mut self, docs: &[u8]) {
+        if self.k == 0 {
+            return;
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', docs) {
+            let i = self.seen;
+            self.seen += 1;
+            if (i as usize) < self.k {
+                self.picked.push((i, docs[start..end].to_vec()));
+            } else {
+                let j = self.rng.random_range(0..=i);
+                if (j as usize) < self.k {
+                    self.picked[j as usize] = (i, docs[start..end].to_vec());
+                }
+            }
+            start = end + 1;
+        }
+    }
+
+    fn documents(mut self) -> Result<Vec<Document>> {
+        self.picked.sort_by_key(|(i, _)| *i);
+        self.picked
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).map_err(|e| Error::invalid(format!("preview document: {e}"))))
+            .collect()
+    }
+}
+
+/// Resolved output paths of a run.
+#[derive(Debug, Clone)]
+struct Paths {
+    dataset: PathBuf,
+    rejected: PathBuf,
+    preview: PathBuf,
+    report: PathBuf,
+}
+
+impl Paths {
+    fn new(ctx: &RunContext, cfg: &IngestConfig) -> Self {
+        Self {
+            dataset: ctx.path(&cfg.out),
+            rejected: ctx.path(&cfg.rejected),
+            preview: ctx.path(&cfg.preview),
+            report: ctx.path(&cfg.report),
+        }
+    }
+
+    fn all(&self) -> Vec<PathBuf> {
+        vec![self.dataset.clone(), self.rejected.clone(), self.preview.clone(), self.report.clone()]
+    }
+}
+
+/// Runs the ingest of `inputs` (local paths, directories, globs, `s3://` prefixes) into the
+/// run root as a cached stage: valid documents to `cfg.out`, rejects to `cfg.rejected`, a
+/// preview and a report; then uploads them when `cfg.upload` is set. The stage key covers the
+/// local inputs' content, the S3 objects' ETags and sizes, the config and the seed.
+pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result<IngestOutcome> {
+    cfg.validate()?;
+    let (items, store) = resolve(inputs, &cfg.source)?;
+    let paths = Paths::new(ctx, cfg);
+    let local_inputs: Vec<PathBuf> = items.iter().filter_map(|i| i.local_path().map(Path::to_path_buf)).collect();
+    let listing: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({ "name": i.name, "size": i.size, "etag": i.etag }))
+        .collect();
+    let mut cfg_key = cfg.clone();
+    cfg_key.batch_chunks = 0;
+    cfg_key.upload = None;
+    cfg_key.source.in_flight = 0;
+    cfg_key.source.retries = 0;
+    cfg_key.source.connect_timeout_s = 0;
+    let params = serde_json::json!({ "inputs": listing, "config": cfg_key, "seed": ctx.seed() });
+    let name = format!("ingest:{}", cfg.out);
+    let items = Arc::new(items);
+    let (report, cached) = ctx.stage(&name, &params, &local_inputs, &paths.all(), INGEST_CODE_VERSION, || {
+        run_ingest(items.clone(), store.clone(), cfg, &paths, ctx.seed(), ctx.root())
+    })?;
+    let mut report: IngestReport = report;
+    if let Some(dest) = &cfg.upload {
+        let dest = S3Url::parse(dest)?;
+        let store = match store {
+            Some(s) => s,
+            None => S3Store::connect(&cfg.source)?,
+        };
+        let mut n = 0;
+        for p in paths.all() {
+            let rel = p.strip_prefix(ctx.root()).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            let rel = if p.is_dir() { rel } else { rel.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default() };
+            let key = match (dest.key.trim_end_matches('/'), rel.as_str()) {
+                ("", r) => r.to_string(),
+                (k, "") => k.to_string(),
+                (k, r) => format!("{k}/{r}"),
+            };
+            n += store.upload_dir(&p, &dest.with_key(key))?;
+        }
+        tracing::info!("uploaded {n} output files to {dest}");
+        report.outputs.uploaded_to = Some(dest.to_string());
+    }
+    let dataset = Dataset::open(&paths.dataset)?;
+    tracing::info!("{}{}", report.summary_line(), if cached { " (cached)" } else { "" });
+    Ok(IngestOutcome { dataset, report, cached })
+}
+
+fn rel_str(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned()
+}
+
+/// The uncached ingest: reads `items` and writes every output under `paths`.
+fn run_ingest(
+    items: Arc<Vec<SourceItem>>,
+    store: Option<S3Store>,
+    cfg: &IngestConfig,
+    paths: &Paths,
+    seed: u64,
+    root: &Path,
+) -> Result<IngestReport> {
+    let t0 = Instant::now();
+    let metas: Vec<SourceMeta> = items
+        .iter()
+        .map(|i| {
+            let stem = i.domain();
+            let fallback = if cfg.domain_from_path && !stem.is_empty() { stem } else { cfg.default_domain.clone() };
+            SourceMeta { name: i.name.clone(), fallback_domain: fallback }
+        })
+        .collect();
+    let mut per_source: Vec<SourceReport> =
+        items.iter().map(|i| SourceReport { source: i.name.clone(), ..Default::default() }).collect();
+    let total_input: u64 = items.iter().filter_map(|i| i.size).sum();
+    let bar = crate::run::progress_bar(total_input, "ingest");
+    let batch = if cfg.batch_chunks > 0 { cfg.batch_chunks } else { 4 * rayon::current_num_threads().max(1) };
+
+    let mut writer = DatasetWriter::create(&paths.dataset, cfg.shard_docs)?;
+    let rej_dir = AtomicDir::new(&paths.rejected)?;
+    std::fs::create_dir_all(rej_dir.path()).map_err(|e| Error::io("create directory", rej_dir.path(), e))?;
+    let rej_path = rej_dir.path().join(REJECTS_FILE);
+    let rej_file = std::fs::File::create(&rej_path).map_err(|e| Error::io("create", &rej_path, e))?;
+    let mut rejects = std::io::BufWriter::with_capacity(1 << 20, rej_file);
+    let mut preview = Preview::new(cfg.preview_docs, seed);
+    let mut domains: BTreeMap<String, u64> = BTreeMap::new();
+
+    let mut stream = ChunkStream::start(items.clone(), store, &cfg.source);
+    loop {
+        crate::run::check_cancelled()?;
+        let batch_items = stream.next_batch(batch)?;
+        if batch_items.is_empty() {
+            break;
+        }
+        let results: Vec<Option<ChunkResult>> = batch_items
+            .par_iter()
+            .map(|it| match it {
+                StreamItem::Chunk(c) => Some(validate_chunk(c, &metas[c.source], cfg.max_line_bytes)),
+                StreamItem::Done(_) => None,
+            })
+            .collect();
+        for (it, res) in batch_items.iter().zip(results) {
+            match (it, res) {
+                (StreamItem::Chunk(c), Some(r)) => {
+                    let s = &mut per_source[r.source];
+                    s.lines += r.lines;
+                    s.valid += r.valid;
+                    s.rejected += r.lines - r.valid;
+                    s.add_reasons(&r.reasons);
+                    debug_assert_eq!(r.lines, c.lines.max(1));
+                    writer.write_serialized(&r.docs, &r.domains)?;
+                    preview.offer_lines(&r.docs);
+                    for (d, n) in r.domains {
+                        *domains.entry(d).or_default() += n;
+                    }
+                    rejects.write_all(&r.rejects).map_err(|e| Error::io("write", &rej_path, e))?;
+                }
+                (StreamItem::Done(d), _) => {
+                    let s = &mut per_source[d.source];
+                    s.bytes = d.totals.bytes;
+                    s.input_bytes = d.raw_bytes;
+                    s.resumes = d.resumes;
+                    if s.lines != d.totals.lines {
+                        return Err(IngestError::Accounting {
+                            source_name: s.source.clone(),
+                            read: d.totals.lines,
+                            accounted: s.lines,
+                        }
+                        .into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        bar.set_position(stream.raw_bytes_read());
+    }
+    bar.finish_and_clear();
+    rejects.flush().map_err(|e| Error::io("write", &rej_path, e))?;
+    drop(rejects);
+    writer.finish()?;
+    rej_dir.commit()?;
+
+    let docs = preview.documents()?;
+    let bytes = serde_json::to_vec_pretty(&docs).map_err(|e| Error::Json { path: paths.preview.clone(), source: e })?;
+    write_atomic(&paths.preview, &bytes)?;
+
+    let mut totals = SourceReport { source: "total".into(), ..Default::default() };
+    for s in &per_source {
+        totals.absorb(s);
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let report = IngestReport {
+        mb_per_s: totals.bytes as f64 / 1e6 / secs,
+        docs_per_s: totals.valid as f64 / secs,
+        sources: per_source,
+        totals,
+        domains,
+        outputs: IngestOutputs {
+            dataset: rel_str(root, &paths.dataset),
+            rejected: rel_str(root, &paths.rejected),
+            preview: rel_str(root, &paths.preview),
+            report: rel_str(root, &paths.report),
+            uploaded_to: None,
+        },
+        seed,
+        seconds: secs,
+    };
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json { path: paths.report.clone(), source: e })?;
+    write_atomic(&paths.report, &bytes)?;
+    Ok(report)
+}

@@ -1,0 +1,377 @@
+//! S3 (and S3-compatible servers): listing with pagination, streaming object bodies with
+//! ranged-GET resume after a dropped connection, and uploads of finished output files.
+//!
+//! Credentials and region come from the standard AWS chain (environment, profile, …); an
+//! `endpoint_url` selects an S3-compatible server with path-style addressing. The client runs on
+//! its own small tokio runtime; object bodies reach synchronous readers through bounded
+//! channels, so an object is never buffered whole.
+
+use super::{Compression, ReadCounters, S3Url, SourceConfig, SourceError, SourceItem, Location, is_input_name};
+use crate::Result;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A connected S3 client with its runtime.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    endpoint: String,
+    rt: Arc<tokio::runtime::Runtime>,
+    cfg: SourceConfig,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store").field("endpoint", &self.endpoint).finish()
+    }
+}
+
+const PERMANENT_CODES: &[&str] = &[
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AllAccessDisabled",
+];
+
+/// Turns an SDK error into a [`SourceError`] naming the URL and the endpoint.
+fn sdk_err<E>(err: SdkError<E, HttpResponse>, url: &str, op: &'static str, endpoint: &str) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let chain = DisplayErrorContext(&err).to_string();
+    let (url, endpoint) = (url.to_string(), endpoint.to_string());
+    match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("").to_string();
+            let message = e.message().unwrap_or("").to_string();
+            let bucket = S3Url::parse(&url).map(|u| u.bucket).unwrap_or_default();
+            if code == "NoSuchBucket" {
+                SourceError::NoSuchBucket { url, bucket, endpoint }
+            } else if code == "NoSuchKey" || (status == Some(404) && op != "ListObjectsV2") {
+                SourceError::NoSuchKey { url, endpoint }
+            } else if PERMANENT_CODES.contains(&code.as_str()) || status == Some(403) {
+                let code = if code.is_empty() { format!("HTTP {}", status.unwrap_or(403)) } else { code };
+                SourceError::AccessDenied { url, endpoint, code, message }
+            } else {
+                SourceError::S3 { url, op, endpoint, reason: format!("{code} {message} (HTTP {status:?}): {chain}") }
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => SourceError::Unreachable { url, endpoint, reason: chain },
+        _ => SourceError::S3 { url, op, endpoint, reason: chain },
+    }
+}
+
+fn is_permanent(e: &SourceError) -> bool {
+    matches!(e, SourceError::NoSuchBucket { .. } | SourceError::NoSuchKey { .. } | SourceError::AccessDenied { .. })
+}
+
+impl S3Store {
+    /// Builds a client from the standard AWS chain plus `cfg.endpoint_url` / `cfg.region`.
+    pub fn connect(cfg: &SourceConfig) -> Result<Self> {
+        cfg.validate()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("yunmin-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::Config(format!("cannot start the S3 runtime: {e}")))?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(cfg.connect_timeout_s.max(1)))
+                    .build(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+        if let Some(e) = &cfg.endpoint_url {
+            loader = loader.endpoint_url(e.clone());
+        }
+        if let Some(r) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let sdk = rt.block_on(loader.load());
+        let mut b = aws_sdk_s3::config::Builder::from(&sdk);
+        if sdk.region().is_none() {
+            b = b.region(aws_config::Region::new("us-east-1"));
+        }
+        let endpoint_env = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).ok();
+        let endpoint = cfg.endpoint_url.clone().or(endpoint_env);
+        if endpoint.is_some() {
+            b = b.force_path_style(true);
+        }
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        let endpoint = endpoint.unwrap_or_else(|| format!("AWS S3 ({region})"));
+        Ok(Self { client: Client::from_conf(b.build()), endpoint, rt: Arc::new(rt), cfg: cfg.clone() })
+    }
+
+    /// The endpoint as shown in messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Lists the inputs under `url`: the object itself when the key names one, else every
+    /// JSONL object (optionally `.gz`/`.zst`) whose key starts with the prefix, following
+    /// continuation tokens page by page. Sorted by key.
+    pub fn list(&self, url: &S3Url) -> Result<Vec<SourceItem>> {
+        let shown = url.to_string();
+        let mut token: Option<String> = None;
+        let mut all = Vec::new();
+        loop {
+            let req = self
+                .client
+                .list_objects_v2()
+                .bucket(&url.bucket)
+                .prefix(&url.key)
+                .max_keys(self.cfg.page_size)
+                .set_continuation_token(token.clone());
+            let resp = self
+                .rt
+                .block_on(req.send())
+                .map_err(|e| sdk_err(e, &shown, "ListObjectsV2", &self.endpoint))?;
+            for o in resp.contents() {
+                if let Some(k) = o.key() {
+                    all.push((k.to_string(), o.size().map(|s| s.max(0) as u64), o.e_tag().map(String::from)));
+                }
+            }
+            crate::run::check_cancelled()?;
+            if resp.is_truncated() == Some(true) {
+                match resp.next_continuation_token() {
+                    Some(t) => token = Some(t.to_string()),
+                    None => {
+                        return Err(SourceError::S3 {
+                            url: shown,
+                            op: "ListObjectsV2",
+                            endpoint: self.endpoint.clone(),
+                            reason: "truncated listing without a continuation token".into(),
+                        }
+                        .into());
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        let exact: Vec<_> = all.iter().filter(|(k, _, _)| *k == url.key && !url.key.is_empty()).cloned().collect();
+        let chosen = if exact.is_empty() { all.into_iter().filter(|(k, _, _)| is_input_name(k)).collect() } else { exact };
+        let mut items: Vec<SourceItem> = chosen
+            .into_iter()
+            .map(|(k, size, etag)| {
+                let u = url.with_key(k);
+                SourceItem { name: u.to_string(), compression: Compression::from_name(&u.key), location: Location::S3(u), size, etag }
+            })
+            .collect();
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        if items.is_empty() {
+            return Err(SourceError::NoMatch { pattern: format!("{shown} (endpoint {})", self.endpoint) }.into());
+        }
+        Ok(items)
+    }
+
+    /// Opens an object for streaming. Bytes arrive through a bounded channel; a body that breaks
+    /// off is resumed with `Range: bytes=<offset>-` up to `retries` times in a row without progress.
+    pub fn open(&self, url: &S3Url, etag: Option<String>, counters: Arc<ReadCounters>) -> S3Reader {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(16);
+        let job = Download {
+            client: self.client.clone(),
+            url: url.clone(),
+            etag,
+            retries: self.cfg.retries,
+            endpoint: self.endpoint.clone(),
+            counters,
+        };
+        self.rt.spawn(job.run(tx));
+        S3Reader { rx, cur: Bytes::new(), ended: false }
+    }
+
+    /// Uploads local files to their URLs, `in_flight` at a time.
+    pub fn upload(&self, files: &[(PathBuf, S3Url)]) -> Result<()> {
+        use futures::StreamExt;
+        let client = self.client.clone();
+        let jobs = files.iter().cloned().map(|(path, url)| {
+            let client = client.clone();
+            let endpoint = self.endpoint.clone();
+            async move {
+                let body = ByteStream::from_path(&path).await.map_err(|e| SourceError::Upload {
+                    path: path.clone(),
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+                client
+                    .put_object()
+                    .bucket(&url.bucket)
+                    .key(&url.key)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_err(e, &url.to_string(), "PutObject", &endpoint))?;
+                Ok::<_, SourceError>(())
+            }
+        });
+        let results: Vec<std::result::Result<(), SourceError>> =
+            self.rt.block_on(futures::stream::iter(jobs).buffer_unordered(self.cfg.in_flight).collect());
+        for r in results {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Uploads every file under `dir` (recursively, hidden names skipped) to `dest/<relative path>`.
+    pub fn upload_dir(&self, dir: &Path, dest: &S3Url) -> Result<usize> {
+        let mut files = Vec::new();
+        collect_files(dir, dir, dest, &mut files)?;
+        self.upload(&files)?;
+        Ok(files.len())
+    }
+}
+
+fn join_key(prefix: &str, rel: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') { format!("{prefix}{rel}") } else { format!("{prefix}/{rel}") }
+}
+
+fn collect_files(root: &Path, dir: &Path, dest: &S3Url, out: &mut Vec<(PathBuf, S3Url)>) -> Result<()> {
+    if dir.is_file() {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push((dir.to_path_buf(), dest.with_key(join_key(&dest.key, &name))));
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).map_err(|e| crate::Error::io("list", dir, e))? {
+        let p = e.map_err(|e| crate::Error::io("list", dir, e))?.path();
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue;
+        }
+        if p.is_dir() {
+            collect_files(root, &p, dest, out)?;
+        } else {
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            out.push((p.clone(), dest.with_key(join_key(&dest.key, &rel))));
+        }
+    }
+    Ok(())
+}
+
+enum Piece {
+    Data(Bytes),
+    End,
+    Fail(SourceError),
+}
+
+struct Download {
+    client: Client,
+    url: S3Url,
+    etag: Option<String>,
+    retries: usize,
+    endpoint: String,
+    counters: Arc<ReadCounters>,
+}
+
+impl Download {
+    async fn run(self, tx: tokio::sync::mpsc::Sender<Piece>) {
+        let shown = self.url.to_string();
+        let mut offset = 0u64;
+        let mut size: Option<u64> = None;
+        let mut fails = 0usize;
+        loop {
+            let mut req = self.client.get_object().bucket(&self.url.bucket).key(&self.url.key);
+            if offset > 0 {
+                req = req.range(format!("bytes={offset}-"));
+                if let Some(t) = &self.etag {
+                    req = req.if_match(t.clone());
+                }
+            }
+            let before = offset;
+            let reason = match req.send().await {
+                Err(e) => {
+                    let se = sdk_err(e, &shown, "GetObject", &self.endpoint);
+                    if is_permanent(&se) || offset == 0 && !matches!(se, SourceError::Unreachable { .. }) {
+                        let _ = tx.send(Piece::Fail(se)).await;
+                        return;
+                    }
+                    se.to_string()
+                }
+                Ok(resp) => {
+                    let len = resp.content_length().map(|l| l.max(0) as u64);
+                    if let Some(l) = len {
+                        size.get_or_insert(before + l);
+                    }
+                    let mut body = resp.body;
+                    let end = len.map(|l| before + l);
+                    loop {
+                        match body.next().await {
+                            Some(Ok(b)) => {
+                                offset += b.len() as u64;
+                                if tx.send(Piece::Data(b)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(e)) => break DisplayErrorContext(&e).to_string(),
+                            None => {
+                                if end.is_none_or(|e| offset >= e) {
+                                    let _ = tx.send(Piece::End).await;
+                                    return;
+                                }
+                                break format!("body ended at byte {offset} before its length {}", end.unwrap_or(0));
+                            }
+                        }
+                    }
+                }
+            };
+            if offset > before {
+                fails = 0;
+            }
+            fails += 1;
+            if fails > self.retries {
+                let err = SourceError::ResumeExhausted {
+                    url: shown,
+                    endpoint: self.endpoint.clone(),
+                    offset,
+                    size: size.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+                    attempts: fails - 1,
+                    reason,
+                };
+                let _ = tx.send(Piece::Fail(err)).await;
+                return;
+            }
+            self.counters.resumes.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{shown}: connection dropped at byte {offset} ({reason}); resuming with a ranged GET");
+            tokio::time::sleep(Duration::from_millis(50 << fails.min(6))).await;
+        }
+    }
+}
+
+/// A synchronous reader over an object body streamed by the runtime.
+pub struct S3Reader {
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    cur: Bytes,
+    ended: bool,
+}
+
+impl Read for S3Reader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Piece::Data(b)) => self.cur = b,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Fail(e)) => return Err(std::io::Error::other(e)),
+                None => return Err(std::io::Error::other("the S3 download task stopped unexpectedly")),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}

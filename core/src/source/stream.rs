@@ -1,0 +1,191 @@
+//! Resolving inputs and streaming their lines: several inputs are read at once (bounded), and
+//! their chunks are delivered strictly in input order, so outputs do not depend on timing.
+
+use super::{
+    ChunkTotals, CountingReader, LineChunk, Location, ReadCounters, S3Store, S3Url, SourceConfig, SourceError,
+    SourceItem, chunk_lines, decompress, expand_local,
+};
+use crate::Result;
+use crossbeam_channel::{Receiver, bounded};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Expands inputs (local paths, directories, globs and `s3://` URLs) into the list of items to
+/// read, in the order given (each input's matches sorted). Returns the S3 client when any input
+/// is on S3.
+pub fn resolve(inputs: &[String], cfg: &SourceConfig) -> Result<(Vec<SourceItem>, Option<S3Store>)> {
+    cfg.validate()?;
+    if inputs.is_empty() {
+        return Err(SourceError::Config("no inputs given".into()).into());
+    }
+    let mut store: Option<S3Store> = None;
+    let mut items = Vec::new();
+    for input in inputs {
+        if S3Url::is_s3(input) {
+            let url = S3Url::parse(input)?;
+            if store.is_none() {
+                store = Some(S3Store::connect(cfg)?);
+            }
+            items.extend(store.as_ref().expect("store").list(&url)?);
+        } else {
+            items.extend(expand_local(input)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i.name.clone()));
+    Ok((items, store))
+}
+
+/// One input finished: its totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceDone {
+    /// Index of the input.
+    pub source: usize,
+    /// Lines and decompressed bytes read.
+    pub totals: ChunkTotals,
+    /// Bytes read from storage (compressed).
+    pub raw_bytes: u64,
+    /// Ranged-GET resumes.
+    pub resumes: u64,
+}
+
+/// What the stream delivers, in input order.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// Lines of an input.
+    Chunk(LineChunk),
+    /// An input is complete (after all its chunks).
+    Done(SourceDone),
+}
+
+enum Msg {
+    Item(StreamItem),
+    Err(crate::Error),
+}
+
+/// Chunks of every input, read by background threads (`in_flight` inputs at a time).
+pub struct ChunkStream {
+    order: Receiver<Receiver<Msg>>,
+    current: Option<Receiver<Msg>>,
+    counters: Vec<Arc<ReadCounters>>,
+}
+
+fn read_error(item: &SourceItem, counters: &ReadCounters, e: std::io::Error) -> crate::Error {
+    let offset = counters.raw_bytes.load(Ordering::Relaxed);
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<SourceError>() {
+            Ok(se) => (*se).into(),
+            Err(other) => SourceError::Read { source_name: item.name.clone(), offset, reason: other.to_string() }.into(),
+        },
+        None => SourceError::Read { source_name: item.name.clone(), offset, reason: "I/O error".into() }.into(),
+    }
+}
+
+fn read_one(
+    i: usize,
+    item: &SourceItem,
+    store: Option<&S3Store>,
+    cfg: &SourceConfig,
+    counters: Arc<ReadCounters>,
+    emit: impl FnMut(LineChunk) -> bool,
+) -> Result<ChunkTotals> {
+    let raw: Box<dyn std::io::Read + Send> = match &item.location {
+        Location::Local(p) => {
+            let f = std::fs::File::open(p).map_err(|e| crate::Error::io("open", p, e))?;
+            Box::new(CountingReader::new(f, counters.clone()))
+        }
+        Location::S3(u) => {
+            let store = store.ok_or_else(|| SourceError::Config(format!("{}: no S3 client", u)))?;
+            Box::new(CountingReader::new(store.open(u, item.etag.clone(), counters.clone()), counters.clone()))
+        }
+    };
+    let reader = decompress(raw, item.compression).map_err(|e| read_error(item, &counters, e))?;
+    chunk_lines(reader, i, cfg.chunk_bytes, cfg.keep_line_bytes, emit).map_err(|e| read_error(item, &counters, e))
+}
+
+impl ChunkStream {
+    /// Starts reading `items` in the background.
+    pub fn start(items: Arc<Vec<SourceItem>>, store: Option<S3Store>, cfg: &SourceConfig) -> Self {
+        let cfg = cfg.clone();
+        let counters: Vec<Arc<ReadCounters>> = items.iter().map(|_| Arc::new(ReadCounters::default())).collect();
+        // The consumer holds one input's receiver; `in_flight - 1` more wait in the queue, each
+        // with a reader thread filling its bounded channel.
+        let (order_tx, order) = bounded::<Receiver<Msg>>(cfg.in_flight.saturating_sub(1));
+        let thread_counters = counters.clone();
+        std::thread::Builder::new()
+            .name("yunmin-sources".into())
+            .spawn(move || {
+                for (i, item) in items.iter().enumerate() {
+                    let (tx, rx) = bounded::<Msg>(4);
+                    if order_tx.send(rx).is_err() {
+                        return;
+                    }
+                    let (item, store, cfg, c) = (item.clone(), store.clone(), cfg.clone(), thread_counters[i].clone());
+                    let spawned = std::thread::Builder::new().name(format!("yunmin-read-{i}")).spawn(move || {
+                        let emit = |c: LineChunk| tx.send(Msg::Item(StreamItem::Chunk(c))).is_ok();
+                        let msg = match read_one(i, &item, store.as_ref(), &cfg, c.clone(), emit) {
+                            Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
+                                source: i,
+                                totals,
+                                raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
+                                resumes: c.resumes.load(Ordering::Relaxed),
+                            })),
+                            Err(e) => Msg::Err(e),
+                        };
+                        let _ = tx.send(msg);
+                    });
+                    if spawned.is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn source thread");
+        Self { order, current: None, counters }
+    }
+
+    /// Bytes read from storage so far, over all inputs (for progress).
+    pub fn raw_bytes_read(&self) -> u64 {
+        self.counters.iter().map(|c| c.raw_bytes.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The next item in input order; `None` when every input is done. A read failure of any
+    /// input is returned as an error naming it.
+    pub fn next_item(&mut self) -> Result<Option<StreamItem>> {
+        loop {
+            if self.current.is_none() {
+                match self.order.recv() {
+                    Ok(rx) => self.current = Some(rx),
+                    Err(_) => return Ok(None),
+                }
+            }
+            let rx = self.current.as_ref().expect("current");
+            match rx.recv() {
+                Ok(Msg::Item(StreamItem::Done(d))) => {
+                    self.current = None;
+                    return Ok(Some(StreamItem::Done(d)));
+                }
+                Ok(Msg::Item(c)) => return Ok(Some(c)),
+                Ok(Msg::Err(e)) => return Err(e),
+                Err(_) => return Err(SourceError::Config("a reader thread stopped without a result".into()).into()),
+            }
+        }
+    }
+
+    /// Up to `max_chunks` chunks (plus the `Done` markers between them), in order; empty at the end.
+    pub fn next_batch(&mut self, max_chunks: usize) -> Result<Vec<StreamItem>> {
+        let mut out = Vec::new();
+        let mut chunks = 0;
+        while chunks < max_chunks.max(1) {
+            match self.next_item()? {
+                Some(it) => {
+                    if matches!(it, StreamItem::Chunk(_)) {
+                        chunks += 1;
+                    }
+                    out.push(it);
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,284 @@
+//! Rhai module `ingest` and the `yunmin ingest` subcommand: both call
+//! `yunmin_core::ingest::ingest` with an `IngestConfig`.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use anyhow::Context;
+use rhai::{Array, Dynamic, Map};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, ingest};
+use yunmin_core::run::RunContext;
+
+/// Option keys of the Rhai `ingest` function.
+const INGEST_KEYS: &[&str] = &[
+    "out",
+    "rejected",
+    "preview",
+    "report",
+    "upload",
+    "default_domain",
+    "domain_from_path",
+    "max_line_bytes",
+    "shard_docs",
+    "preview_docs",
+    "endpoint",
+    "region",
+    "in_flight",
+    "retries",
+    "page_size",
+    "chunk_bytes",
+];
+
+fn config_from(opts: &Options) -> RhaiResult<IngestConfig> {
+    let d = IngestConfig::default();
+    let mut c = IngestConfig {
+        out: opts.str("out", &d.out)?,
+        rejected: opts.str("rejected", &d.rejected)?,
+        preview: opts.str("preview", &d.preview)?,
+        report: opts.str("report", &d.report)?,
+        upload: opts.opt_str("upload")?,
+        default_domain: opts.str("default_domain", &d.default_domain)?,
+        domain_from_path: opts.bool("domain_from_path", d.domain_from_path)?,
+        max_line_bytes: opts.usize("max_line_bytes", d.max_line_bytes)?,
+        shard_docs: opts.usize("shard_docs", d.shard_docs)?,
+        preview_docs: opts.usize("preview_docs", d.preview_docs)?,
+        ..d.clone()
+    };
+    c.source.endpoint_url = opts.opt_str("endpoint")?;
+    c.source.region = opts.opt_str("region")?;
+    c.source.in_flight = opts.usize("in_flight", d.source.in_flight)?;
+    c.source.retries = opts.usize("retries", d.source.retries)?;
+    c.source.page_size = opts.int("page_size", d.source.page_size as i64)? as i32;
+    c.source.chunk_bytes = opts.usize("chunk_bytes", d.source.chunk_bytes)?;
+    c.validate().map_err(|e| msg_err(format!("ingest: {e}")))?;
+    Ok(c)
+}
+
+fn sources(v: Dynamic) -> RhaiResult<Vec<String>> {
+    if v.is_string() {
+        return Ok(vec![v.into_string().unwrap_or_default()]);
+    }
+    if v.is_array() {
+        return v
+            .into_array()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.into_string().map_err(|t| msg_err(format!("ingest: sources must be strings, got {t}"))))
+            .collect();
+    }
+    Err(msg_err(format!("ingest: source must be a path, glob, s3:// URL or an array of them, got {}", v.type_name())))
+}
+
+fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
+    let o = Options::new("ingest", opts, INGEST_KEYS)?;
+    let cfg = config_from(&o)?;
+    let inputs = sources(src)?;
+    let out = ingest(&host.ctx, &inputs, &cfg).rhai()?;
+    Ok(out.dataset)
+}
+
+/// Registers the `ingest` module: the `Dataset` type, `ingest`, `dataset`, `ingest_report`.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    api.engine().register_type_with_name::<Dataset>("Dataset");
+    api.engine().register_fn("to_string", |d: &mut Dataset| format!("Dataset({})", d.dir().display()));
+    api.engine().register_fn("to_debug", |d: &mut Dataset| format!("Dataset({})", d.dir().display()));
+    let h = host.clone();
+    api.func(
+        "ingest",
+        &["source", "opts"],
+        "Streams JSONL from `source` (a path, directory, glob or `s3://bucket/prefix/`, or an array\n\
+         of them; `.gz`/`.zst` decompressed), validates every line and returns the dataset of valid\n\
+         documents. Writes, in the run root: `data/dedup_ready/` (documents `id, text, domain,\n\
+         source` + extra fields), `data/rejected/rejected.jsonl` (source, line, reason, raw line),\n\
+         `sample_preview.json` (5 documents chosen with the run's seed) and `ingest_report.json`\n\
+         (counts per source and per reason). A cached stage: unchanged inputs skip the work.\n\
+         Options (defaults): `out` (\"data/dedup_ready\"), `rejected` (\"data/rejected\"),\n\
+         `preview` (\"sample_preview.json\"), `report` (\"ingest_report.json\"), `upload` (an\n\
+         `s3://` prefix to copy the outputs to; none), `default_domain` (\"unknown\"),\n\
+         `domain_from_path` (true: a missing domain is the file name stem), `max_line_bytes`\n\
+         (8388608), `shard_docs` (100000), `preview_docs` (5), `endpoint` (S3-compatible endpoint\n\
+         URL, path-style; none), `region` (from the AWS chain), `in_flight` (4 inputs read at\n\
+         once), `retries` (5 ranged resumes without progress), `page_size` (1000 keys per\n\
+         listing page), `chunk_bytes` (4194304).",
+        move |src: Dynamic, opts: Map| run_ingest(&h, src, opts),
+    );
+    let h = host.clone();
+    api.func(
+        "ingest",
+        &["source"],
+        "`ingest(source, #{})`: every option at its default.",
+        move |src: Dynamic| run_ingest(&h, src, Map::new()),
+    );
+    let h = host.clone();
+    api.func(
+        "dataset",
+        &["dir"],
+        "Opens an existing dataset directory (relative paths are inside the run root).",
+        move |dir: &str| Dataset::open(h.ctx.path(dir)).rhai(),
+    );
+    let h = host.clone();
+    api.func(
+        "ingest_report",
+        &[],
+        "The run's `ingest_report.json` as a map (sources, totals with per-reason counts, domains).",
+        move || {
+            let p = h.ctx.path("ingest_report.json");
+            let text = std::fs::read_to_string(&p).map_err(|e| msg_err(format!("ingest_report: {}: {e}", p.display())))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| msg_err(format!("ingest_report: {}: {e}", p.display())))?;
+            rhai::serde::to_dynamic(v)
+        },
+    );
+    api.func("count", &["dataset"], "Number of documents.", |d: &mut Dataset| d.count().rhai().map(|n| n as i64));
+    api.func("dir", &["dataset"], "The dataset directory.", |d: &mut Dataset| d.dir().to_string_lossy().to_string());
+    api.func("domains", &["dataset"], "Domains present, sorted.", |d: &mut Dataset| {
+        d.domains().rhai().map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
+    });
+    api.func("domain_counts", &["dataset"], "Documents per domain, as a map.", |d: &mut Dataset| {
+        let st = d.stats().rhai()?;
+        let mut m = Map::new();
+        for (k, v) in st.domains {
+            m.insert(k.into(), Dynamic::from_int(v as i64));
+        }
+        Ok::<_, crate::errors::RhaiError>(m)
+    });
+    api.func("shards", &["dataset"], "Shard files in order.", |d: &mut Dataset| {
+        d.shards().rhai().map(|v| v.into_iter().map(|p| Dynamic::from(p.to_string_lossy().to_string())).collect::<Array>())
+    });
+}
+
+/// `yunmin ingest`: validate JSONL from local paths or S3 into a run root.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Input: a file, directory, glob (quote it) or s3://bucket/prefix/; repeatable.
+    #[arg(long = "input", short = 'i', required = true, value_name = "PATH|GLOB|S3URL")]
+    pub input: Vec<String>,
+    /// Run root for the outputs (data/dedup_ready/, data/rejected/, sample_preview.json,
+    /// ingest_report.json). An s3://bucket/prefix/ writes locally under --work and uploads.
+    #[arg(long, default_value = "runs/ingest")]
+    pub out: String,
+    /// Local run root when --out is an s3:// URL.
+    #[arg(long, default_value = "runs/ingest")]
+    pub work: PathBuf,
+    /// S3-compatible endpoint (e.g. http://127.0.0.1:9000); path-style addressing.
+    #[arg(long = "endpoint-url")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the AWS chain, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Reject lines longer than this many bytes as too_large.
+    #[arg(long, default_value_t = IngestConfig::default().max_line_bytes)]
+    pub max_line_bytes: usize,
+    /// Domain of lines without one when the file name gives none.
+    #[arg(long, default_value = "unknown")]
+    pub default_domain: String,
+    /// Do not take a missing domain from the file name stem.
+    #[arg(long)]
+    pub no_domain_from_path: bool,
+    /// Documents per output shard.
+    #[arg(long, default_value_t = IngestConfig::default().shard_docs)]
+    pub shard_docs: usize,
+    /// Inputs read at once.
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: usize,
+    /// Ranged-GET resumes in a row without progress before an S3 object fails.
+    #[arg(long, default_value_t = 5)]
+    pub retries: usize,
+    /// Keys per S3 listing page (1–1000).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: i32,
+    /// Seed for the preview sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Redo the ingest even when its cached outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Benchmark mode: always rerun, and append a row (label, MB/s, docs/s, …) to this CSV.
+    #[arg(long, value_name = "CSV")]
+    pub bench: Option<PathBuf>,
+    /// Label of the benchmark row (default: the first input).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+impl IngestArgs {
+    /// The core config these arguments describe.
+    pub fn config(&self) -> IngestConfig {
+        let mut c = IngestConfig {
+            default_domain: self.default_domain.clone(),
+            domain_from_path: !self.no_domain_from_path,
+            max_line_bytes: self.max_line_bytes,
+            shard_docs: self.shard_docs,
+            ..IngestConfig::default()
+        };
+        if self.out.starts_with("s3://") {
+            c.upload = Some(self.out.clone());
+        }
+        c.source.endpoint_url = self.endpoint_url.clone();
+        c.source.region = self.region.clone();
+        c.source.in_flight = self.in_flight;
+        c.source.retries = self.retries;
+        c.source.page_size = self.page_size;
+        c
+    }
+}
+
+fn bench_row(path: &PathBuf, label: &str, args: &IngestArgs, r: &IngestReport) -> anyhow::Result<()> {
+    let new = !path.exists();
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if new {
+        writeln!(f, "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes")?;
+    }
+    let t = &r.totals;
+    writeln!(
+        f,
+        "{label},{},{},{},{},{},{:.2},{:.2},{:.3},{:.1},{:.0},{},{},{}",
+        args.input.join(" "),
+        r.sources.len(),
+        t.lines,
+        t.valid,
+        t.rejected,
+        t.bytes as f64 / 1e6,
+        t.input_bytes as f64 / 1e6,
+        r.seconds,
+        r.mb_per_s,
+        r.docs_per_s,
+        rayon_threads(),
+        args.in_flight,
+        t.resumes
+    )?;
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Runs `yunmin ingest`.
+pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
+    let cfg = args.config();
+    let root = if args.out.starts_with("s3://") { args.work.clone() } else { PathBuf::from(&args.out) };
+    let ctx = RunContext::new(&root, args.seed, args.force || args.bench.is_some())?;
+    let res = ingest(&ctx, &args.input, &cfg);
+    ctx.finish(res.is_ok()).ok();
+    let out = res.with_context(|| format!("ingest of {}", args.input.join(", ")))?;
+    println!("{}{}", out.report.summary_line(), if out.cached { " (cached: inputs unchanged)" } else { "" });
+    println!("documents: {}", out.dataset.dir().display());
+    println!("report:    {}", ctx.path(&cfg.report).display());
+    if let Some(u) = &out.report.outputs.uploaded_to {
+        println!("uploaded:  {u}");
+    }
+    if let Some(csv) = &args.bench {
+        let label = args.label.clone().unwrap_or_else(|| args.input[0].clone());
+        bench_row(csv, &label, &args, &out.report)?;
+        println!("bench row appended to {}", csv.display());
+    }
+    Ok(())
+}
