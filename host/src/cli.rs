@@ -65,6 +65,12 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Diff vectors of a LoRA adapter (or fine-tuned checkpoint) against the base: .npy + stats.
+    Diff(crate::modules::merge::DiffArgs),
+    /// Merge diffs into the base (task arithmetic, TIES, DARE) and write a full HF checkpoint.
+    Merge(crate::modules::merge::MergeArgs),
+    /// Benchmark merging on a random ≥100M-parameter checkpoint against a NumPy reference.
+    MergeBench(crate::modules::merge::MergeBenchArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

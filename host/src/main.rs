@@ -57,6 +57,9 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Diff(a) => modules::merge::run_diff(a),
+        Command::Merge(a) => modules::merge::run_merge(a),
+        Command::MergeBench(a) => modules::merge::run_bench(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,102 @@
+//! Merging to disk: `models/merged/` as a full Hugging Face checkpoint. The base and the diffs
+//! are memory-mapped and the output `model.safetensors` is filled tensor by tensor through a
+//! writable map (in parallel over tensors and chunks), so resident memory is bounded by the
+//! pages being touched, not by the number of domains. The directory is built under a temporary
+//! name and renamed when complete.
+
+use super::checkpoint::{Checkpoint, OutTensor, copy_side_files, write_safetensors, WEIGHTS_FILE};
+use super::buffer::bytes_as_f32_mut;
+use super::diff::DiffSet;
+use super::methods::{MergeConfig, Term, merge_tensor};
+use super::validate::check_diffs;
+use super::MergeError;
+use crate::run::{AtomicDir, check_cancelled, progress_bar};
+use crate::{Error, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What [`merge_to_dir`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    /// The merged checkpoint directory.
+    pub out_dir: PathBuf,
+    /// Tensors that received at least one diff.
+    pub tensors_merged: usize,
+    /// Tensors copied unchanged from the base.
+    pub tensors_copied: usize,
+    /// Parameters (elements) written.
+    pub params: u64,
+    /// Bytes of the written `model.safetensors`.
+    pub bytes_written: u64,
+    /// Wall time of the merge, seconds.
+    pub seconds: f64,
+}
+
+/// Builds, for every base tensor, the non-zero-weight diff terms that touch it.
+pub(crate) fn terms_for<'a>(name: &str, diffs: &'a [DiffSet], weights: &[f32]) -> Vec<Term<'a>> {
+    diffs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| weights[*i] != 0.0)
+        .filter_map(|(i, d)| d.tensors.get(name).map(|a| Term { index: i, weight: weights[i], values: a.data.as_slice() }))
+        .collect()
+}
+
+/// Merges `diffs` into the checkpoint at `base` with `cfg` and writes a full HF checkpoint
+/// (side files copied from the base, `model.safetensors` with `format = pt`) to `out_dir`.
+pub fn merge_to_dir(base: &Path, diffs: &[DiffSet], cfg: &MergeConfig, out_dir: &Path) -> Result<MergeReport> {
+    let t0 = Instant::now();
+    let weights = cfg.resolved_weights(diffs.len())?;
+    let ck = Checkpoint::open(base, "base checkpoint")?;
+    check_diffs(&ck, diffs, cfg.check_base)?;
+    let out = AtomicDir::new(out_dir)?;
+    std::fs::create_dir_all(out.path()).map_err(|e| Error::io("create directory", out.path(), e))?;
+    copy_side_files(&ck.dir, out.path())?;
+
+    let names: Vec<&String> = ck.names().collect();
+    let specs: Vec<OutTensor> = names
+        .iter()
+        .map(|n| {
+            let e = &ck.entries()[*n];
+            OutTensor { name: (*n).clone(), dtype: e.dtype, shape: e.shape.clone() }
+        })
+        .collect();
+    let mut metadata: HashMap<String, String> = ck.metadata.clone();
+    metadata.insert("format".into(), "pt".into());
+    let total_bytes: u64 = ck.entries().values().map(|e| (e.end - e.start) as u64).sum();
+    let bar = progress_bar(total_bytes, "merge bytes");
+    let mut merged = 0usize;
+    for n in &names {
+        if !terms_for(n, diffs, &weights).is_empty() {
+            merged += 1;
+        }
+    }
+    let file = out.path().join(WEIGHTS_FILE);
+    let bytes_written = write_safetensors(&file, &specs, metadata, |i, buf| {
+        check_cancelled()?;
+        let name = names[i];
+        let e = &ck.entries()[name];
+        let terms = terms_for(name, diffs, &weights);
+        if terms.is_empty() {
+            buf.copy_from_slice(ck.bytes(e));
+        } else {
+            let base_vals = ck.f32(name)?;
+            let outf = bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
+            merge_tensor(name, base_vals.as_slice(), &terms, cfg, outf);
+        }
+        bar.inc(buf.len() as u64);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let dir = out.commit()?;
+    Ok(MergeReport {
+        out_dir: dir,
+        tensors_merged: merged,
+        tensors_copied: names.len() - merged,
+        params: ck.num_params() as u64,
+        bytes_written,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
