@@ -4,3 +4,5 @@
 mod foundation;
 #[path = "e2e/merge.rs"]
 mod merge;
+#[path = "e2e/report.rs"]
+mod report;

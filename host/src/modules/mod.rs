@@ -6,21 +6,47 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+<<<<<<< HEAD
 pub mod merge;
+=======
+pub mod report;
+>>>>>>> main
 pub mod run;
 pub mod table;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
-    ("run", "Parameters, the run root, the seed and cached stages."),
+    (
+        "run",
+        "Parameters, the run root, the seed and cached stages.",
+    ),
     ("table", "Result tables backed by polars DataFrames."),
-    ("ingest", "Streaming JSONL from local files or S3, validation, quarantine."),
-    ("dedup", "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters."),
-    ("columnar", "JSONL → Arrow → Parquet per domain, schemas, loader benchmark."),
+    (
+        "report",
+        "PNG charts and notebooks written with their outputs.",
+    ),
+    (
+        "ingest",
+        "Streaming JSONL from local files or S3, validation, quarantine.",
+    ),
+    (
+        "dedup",
+        "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters.",
+    ),
+    (
+        "columnar",
+        "JSONL → Arrow → Parquet per domain, schemas, loader benchmark.",
+    ),
     ("text", "Byte-level BPE tokenizers."),
-    ("model", "Llama-style models in burn, HF checkpoints, generation."),
+    (
+        "model",
+        "Llama-style models in burn, HF checkpoints, generation.",
+    ),
     ("train", "Pretraining and per-domain LoRA."),
-    ("merge", "Diff vectors and DEM merging (task arithmetic, TIES, DARE)."),
+    (
+        "merge",
+        "Diff vectors and DEM merging (task arithmetic, TIES, DARE).",
+    ),
     ("eval", "Perplexity, BLEU, ROUGE and evaluation runs."),
 ];
 
@@ -29,6 +55,10 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
+<<<<<<< HEAD
     merge::register(&mut Api::new(engine, "merge", &mut entries), host);
+=======
+    report::register(&mut Api::new(engine, "report", &mut entries), host);
+>>>>>>> main
     entries
 }
