@@ -44,7 +44,11 @@ pub struct AdapterConfig {
 impl AdapterConfig {
     /// `lora_alpha / r`, or `lora_alpha / √r` with rsLoRA.
     pub fn scaling(&self) -> f64 {
-        if self.use_rslora { self.lora_alpha / (self.r as f64).sqrt() } else { self.lora_alpha / self.r as f64 }
+        if self.use_rslora {
+            self.lora_alpha / (self.r as f64).sqrt()
+        } else {
+            self.lora_alpha / self.r as f64
+        }
     }
 }
 
@@ -78,7 +82,11 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 }
 
 fn adapter_err(path: &Path, msg: impl Into<String>) -> Error {
-    MergeError::Adapter { path: path.into(), msg: msg.into() }.into()
+    MergeError::Adapter {
+        path: path.into(),
+        msg: msg.into(),
+    }
+    .into()
 }
 
 /// Splits a PEFT key into (base tensor name, 'A' | 'B').
@@ -100,7 +108,10 @@ fn parse_key(key: &str) -> Option<(String, char)> {
 fn shape2(path: &Path, key: &str, shape: &[usize]) -> Result<[usize; 2]> {
     match shape {
         [a, b] => Ok([*a, *b]),
-        _ => Err(adapter_err(path, format!("tensor `{key}` has shape {shape:?}; LoRA factors are 2-D"))),
+        _ => Err(adapter_err(
+            path,
+            format!("tensor `{key}` has shape {shape:?}; LoRA factors are 2-D"),
+        )),
     }
 }
 
@@ -108,23 +119,39 @@ fn shape2(path: &Path, key: &str, shape: &[usize]) -> Result<[usize; 2]> {
 pub fn open(dir: &Path) -> Result<LoraAdapter> {
     let cfg_path = dir.join(ADAPTER_CONFIG);
     if !cfg_path.exists() {
-        return Err(MergeError::MissingFile { what: "adapter config", path: cfg_path }.into());
+        return Err(MergeError::MissingFile {
+            what: "adapter config",
+            path: cfg_path,
+        }
+        .into());
     }
     let weights = dir.join(ADAPTER_WEIGHTS);
     if !weights.exists() {
-        return Err(MergeError::MissingFile { what: "adapter weights", path: weights }.into());
+        return Err(MergeError::MissingFile {
+            what: "adapter weights",
+            path: weights,
+        }
+        .into());
     }
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io("read", &cfg_path, e))?;
-    let config: AdapterConfig =
-        serde_json::from_str(&text).map_err(|e| Error::Json { path: cfg_path.clone(), source: e })?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: cfg_path.clone(),
+        source: e,
+    })?;
     if config.r == 0 {
         return Err(adapter_err(&cfg_path, "r must be ≥ 1"));
     }
     if config.fan_in_fan_out {
-        return Err(adapter_err(&cfg_path, "fan_in_fan_out (Conv1D weights) is not supported"));
+        return Err(adapter_err(
+            &cfg_path,
+            "fan_in_fan_out (Conv1D weights) is not supported",
+        ));
     }
     if !config.rank_pattern.is_empty() || !config.alpha_pattern.is_empty() {
-        return Err(adapter_err(&cfg_path, "rank_pattern / alpha_pattern are not supported"));
+        return Err(adapter_err(
+            &cfg_path,
+            "rank_pattern / alpha_pattern are not supported",
+        ));
     }
     let ck = Checkpoint::open_file(dir.to_path_buf(), weights.clone())?;
     let mut a_map = BTreeMap::new();
@@ -133,21 +160,32 @@ pub fn open(dir: &Path) -> Result<LoraAdapter> {
         let Some((base, which)) = parse_key(key) else {
             return Err(adapter_err(
                 &weights,
-                format!("unsupported tensor `{key}` (only lora_A / lora_B weights can be turned into diffs)"),
+                format!(
+                    "unsupported tensor `{key}` (only lora_A / lora_B weights can be turned into diffs)"
+                ),
             ));
         };
         ck.check_f32(key, e)?;
         let shape = shape2(&weights, key, &e.shape)?;
         let data = ck.f32(key)?;
         let slot = if which == 'A' { &mut a_map } else { &mut b_map };
-        if slot.insert(base.clone(), (key.clone(), data, shape)).is_some() {
-            return Err(adapter_err(&weights, format!("two lora_{which} tensors for `{base}`")));
+        if slot
+            .insert(base.clone(), (key.clone(), data, shape))
+            .is_some()
+        {
+            return Err(adapter_err(
+                &weights,
+                format!("two lora_{which} tensors for `{base}`"),
+            ));
         }
     }
     let mut pairs = BTreeMap::new();
     for (base, (akey, a, a_shape)) in a_map {
         let Some((bkey, b, b_shape)) = b_map.remove(&base) else {
-            return Err(adapter_err(&weights, format!("`{akey}` has no matching lora_B tensor")));
+            return Err(adapter_err(
+                &weights,
+                format!("`{akey}` has no matching lora_B tensor"),
+            ));
         };
         if a_shape[0] != config.r || b_shape[1] != config.r {
             return Err(adapter_err(
@@ -158,15 +196,30 @@ pub fn open(dir: &Path) -> Result<LoraAdapter> {
                 ),
             ));
         }
-        pairs.insert(base, LoraPair { a, a_shape, b, b_shape });
+        pairs.insert(
+            base,
+            LoraPair {
+                a,
+                a_shape,
+                b,
+                b_shape,
+            },
+        );
     }
     if let Some((base, (bkey, _, _))) = b_map.into_iter().next() {
-        return Err(adapter_err(&weights, format!("`{bkey}` has no matching lora_A tensor (for `{base}`)")));
+        return Err(adapter_err(
+            &weights,
+            format!("`{bkey}` has no matching lora_A tensor (for `{base}`)"),
+        ));
     }
     if pairs.is_empty() {
         return Err(adapter_err(&weights, "no lora_A / lora_B tensors"));
     }
-    Ok(LoraAdapter { dir: dir.to_path_buf(), config, pairs })
+    Ok(LoraAdapter {
+        dir: dir.to_path_buf(),
+        config,
+        pairs,
+    })
 }
 
 #[cfg(test)]

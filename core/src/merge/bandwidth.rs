@@ -31,7 +31,9 @@ pub fn memcpy_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
         single = single.min(t.elapsed().as_secs_f64());
         std::hint::black_box(&dst);
         let t = Instant::now();
-        dst.par_chunks_mut(1 << 20).zip(src.par_chunks(1 << 20)).for_each(|(d, s)| d.copy_from_slice(s));
+        dst.par_chunks_mut(1 << 20)
+            .zip(src.par_chunks(1 << 20))
+            .for_each(|(d, s)| d.copy_from_slice(s));
         parallel = parallel.min(t.elapsed().as_secs_f64());
         std::hint::black_box(&dst);
     }

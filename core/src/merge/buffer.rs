@@ -30,7 +30,11 @@ impl F32Data {
         // correctly aligned, fully covered elements.
         let (pre, mid, _) = unsafe { bytes.align_to::<f32>() };
         if pre.is_empty() && mid.len() == len {
-            F32Data::Mapped { map: map.clone(), offset, len }
+            F32Data::Mapped {
+                map: map.clone(),
+                offset,
+                len,
+            }
         } else {
             F32Data::Owned(bytes_to_f32_vec(bytes).into())
         }
@@ -81,5 +85,7 @@ pub fn bytes_as_f32_mut(b: &mut [u8]) -> Option<&mut [f32]> {
 
 /// Copies little-endian bytes into a new float vector.
 pub fn bytes_to_f32_vec(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }

@@ -7,8 +7,8 @@ use super::buffer::F32Data;
 use crate::{Error, Result};
 use memmap2::{Mmap, MmapMut};
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,7 +74,10 @@ impl Checkpoint {
             }
             (path.to_path_buf(), f)
         } else {
-            (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
+            (
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                path.to_path_buf(),
+            )
         };
         if !file.exists() {
             return Err(MergeError::MissingFile { what, path: file }.into());
@@ -88,7 +91,10 @@ impl Checkpoint {
         // SAFETY: read-only map; the file must not be truncated while mapped (as with every
         // memory-mapped checkpoint reader).
         let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|e| Error::io("mmap", &file, e))?);
-        let bad = |e: safetensors::SafeTensorError| MergeError::Safetensors { path: file.clone(), msg: e.to_string() };
+        let bad = |e: safetensors::SafeTensorError| MergeError::Safetensors {
+            path: file.clone(),
+            msg: e.to_string(),
+        };
         // Validates offsets and sizes against the buffer.
         let st = SafeTensors::deserialize(&map).map_err(bad)?;
         let (n, meta) = SafeTensors::read_metadata(&map).map_err(bad)?;
@@ -107,7 +113,13 @@ impl Checkpoint {
             );
         }
         let metadata = meta.metadata().clone().unwrap_or_default();
-        Ok(Self { dir, file, map, tensors, metadata })
+        Ok(Self {
+            dir,
+            file,
+            map,
+            tensors,
+            metadata,
+        })
     }
 
     /// Tensor names, sorted.
@@ -128,7 +140,12 @@ impl Checkpoint {
     /// The entry of `name`, or an error naming the tensor and this file.
     pub fn require(&self, name: &str, hint: &str) -> Result<&TensorEntry> {
         self.tensors.get(name).ok_or_else(|| {
-            MergeError::MissingTensor { tensor: name.into(), path: self.file.clone(), hint: hint.into() }.into()
+            MergeError::MissingTensor {
+                tensor: name.into(),
+                path: self.file.clone(),
+                hint: hint.into(),
+            }
+            .into()
         })
     }
 
@@ -147,8 +164,12 @@ impl Checkpoint {
     /// Errors unless the tensor is F32.
     pub fn check_f32(&self, name: &str, e: &TensorEntry) -> Result<()> {
         if e.dtype != Dtype::F32 {
-            return Err(MergeError::Dtype { tensor: name.into(), path: self.file.clone(), dtype: format!("{:?}", e.dtype) }
-                .into());
+            return Err(MergeError::Dtype {
+                tensor: name.into(),
+                path: self.file.clone(),
+                dtype: format!("{:?}", e.dtype),
+            }
+            .into());
         }
         Ok(())
     }
@@ -156,7 +177,10 @@ impl Checkpoint {
     /// xxh3-64 of a tensor's bytes as 16 hex digits: identifies the base a diff was made from.
     pub fn tensor_hash(&self, name: &str) -> Result<String> {
         let e = self.require(name, "")?;
-        Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(self.bytes(e))))
+        Ok(format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(self.bytes(e))
+        ))
     }
 
     /// Total number of parameters (elements of all tensors).
@@ -185,23 +209,48 @@ pub struct OutTensor {
 /// directly into a writable memory map of the final file, in parallel over tensors. Tensors are
 /// laid out like the safetensors crate does (by dtype alignment, then name); the header carries
 /// `metadata` (pass `format = pt` for transformers).
-pub fn write_safetensors<F>(path: &Path, tensors: &[OutTensor], metadata: HashMap<String, String>, fill: F) -> Result<u64>
+pub fn write_safetensors<F>(
+    path: &Path,
+    tensors: &[OutTensor],
+    metadata: HashMap<String, String>,
+    fill: F,
+) -> Result<u64>
 where
     F: Fn(usize, &mut [u8]) -> Result<()> + Sync,
 {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
-    order.sort_by(|&a, &b| tensors[b].dtype.cmp(&tensors[a].dtype).then(tensors[a].name.cmp(&tensors[b].name)));
+    order.sort_by(|&a, &b| {
+        tensors[b]
+            .dtype
+            .cmp(&tensors[a].dtype)
+            .then(tensors[a].name.cmp(&tensors[b].name))
+    });
     let mut infos = Vec::with_capacity(tensors.len());
     let mut offset = 0usize;
     for &i in &order {
         let t = &tensors[i];
         let n = t.shape.iter().product::<usize>() * dtype_size(t.dtype);
-        infos.push((t.name.clone(), TensorInfo { dtype: t.dtype, shape: t.shape.clone(), data_offsets: (offset, offset + n) }));
+        infos.push((
+            t.name.clone(),
+            TensorInfo {
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                data_offsets: (offset, offset + n),
+            },
+        ));
         offset += n;
     }
-    let bad = |msg: String| -> Error { MergeError::Safetensors { path: path.into(), msg }.into() };
+    let bad = |msg: String| -> Error {
+        MergeError::Safetensors {
+            path: path.into(),
+            msg,
+        }
+        .into()
+    };
     let meta = Metadata::new(Some(metadata), infos).map_err(|e| bad(e.to_string()))?;
-    let mut header = serde_json::to_string(&meta).map_err(|e| bad(e.to_string()))?.into_bytes();
+    let mut header = serde_json::to_string(&meta)
+        .map_err(|e| bad(e.to_string()))?
+        .into_bytes();
     header.resize(header.len().next_multiple_of(8), b' ');
     let data_start = 8 + header.len();
     let total = data_start + offset;
@@ -213,7 +262,8 @@ where
         .truncate(true)
         .open(path)
         .map_err(|e| Error::io("create", path, e))?;
-    file.set_len(total as u64).map_err(|e| Error::io("resize", path, e))?;
+    file.set_len(total as u64)
+        .map_err(|e| Error::io("resize", path, e))?;
     if total == 0 {
         return Ok(0);
     }
@@ -230,7 +280,9 @@ where
         slots.push((i, head));
         rest = tail;
     }
-    slots.into_par_iter().try_for_each(|(i, buf)| fill(i, buf))?;
+    slots
+        .into_par_iter()
+        .try_for_each(|(i, buf)| fill(i, buf))?;
     drop(map);
     Ok(total as u64)
 }
@@ -240,7 +292,11 @@ where
 pub fn copy_side_files(from: &Path, to: &Path) -> Result<()> {
     let cfg = from.join("config.json");
     if !cfg.exists() {
-        return Err(MergeError::MissingFile { what: "base config", path: cfg }.into());
+        return Err(MergeError::MissingFile {
+            what: "base config",
+            path: cfg,
+        }
+        .into());
     }
     for name in SIDE_FILES {
         let src = from.join(name);
@@ -262,9 +318,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(WEIGHTS_FILE);
         let ts = vec![
-            OutTensor { name: "b".into(), dtype: Dtype::F32, shape: vec![2, 3] },
-            OutTensor { name: "a".into(), dtype: Dtype::F32, shape: vec![4] },
-            OutTensor { name: "c".into(), dtype: Dtype::U8, shape: vec![3] },
+            OutTensor {
+                name: "b".into(),
+                dtype: Dtype::F32,
+                shape: vec![2, 3],
+            },
+            OutTensor {
+                name: "a".into(),
+                dtype: Dtype::F32,
+                shape: vec![4],
+            },
+            OutTensor {
+                name: "c".into(),
+                dtype: Dtype::U8,
+                shape: vec![3],
+            },
         ];
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
         write_safetensors(&p, &ts, meta, |i, buf| {
@@ -282,12 +350,18 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.tensor("b").unwrap().shape(), &[2, 3]);
-        assert_eq!(st.tensor("a").unwrap().data(), f32_as_bytes(&[10.0, 11.0, 12.0, 13.0]));
+        assert_eq!(
+            st.tensor("a").unwrap().data(),
+            f32_as_bytes(&[10.0, 11.0, 12.0, 13.0])
+        );
         assert_eq!(st.tensor("c").unwrap().data(), &[7, 8, 9]);
         let (_, m) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(m.metadata().as_ref().unwrap()["format"], "pt");
         let ck = Checkpoint::open(dir.path(), "test").unwrap();
-        assert_eq!(ck.f32("b").unwrap().as_slice(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            ck.f32("b").unwrap().as_slice(),
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
         assert!(ck.f32("c").unwrap_err().to_string().contains("only F32"));
     }
 }

@@ -36,7 +36,11 @@ pub struct DiffConfig {
 
 impl Default for DiffConfig {
     fn default() -> Self {
-        Self { domain: None, diffs_dir: "diffs".into(), stats_dir: "diff_stats".into() }
+        Self {
+            domain: None,
+            diffs_dir: "diffs".into(),
+            stats_dir: "diff_stats".into(),
+        }
     }
 }
 
@@ -120,19 +124,34 @@ impl DiffSet {
     pub fn open(dir: &Path) -> Result<Self> {
         let ip = dir.join(INDEX_FILE);
         if !ip.exists() {
-            return Err(MergeError::MissingFile { what: "diff index", path: ip }.into());
+            return Err(MergeError::MissingFile {
+                what: "diff index",
+                path: ip,
+            }
+            .into());
         }
         let text = std::fs::read_to_string(&ip).map_err(|e| Error::io("read", &ip, e))?;
-        let index: DiffIndex = serde_json::from_str(&text).map_err(|e| Error::Json { path: ip.clone(), source: e })?;
+        let index: DiffIndex = serde_json::from_str(&text).map_err(|e| Error::Json {
+            path: ip.clone(),
+            source: e,
+        })?;
         if index.format != INDEX_FORMAT {
-            return Err(MergeError::Config(format!("{}: format `{}`, expected `{INDEX_FORMAT}`", ip.display(), index.format))
-                .into());
+            return Err(MergeError::Config(format!(
+                "{}: format `{}`, expected `{INDEX_FORMAT}`",
+                ip.display(),
+                index.format
+            ))
+            .into());
         }
         let mut tensors = BTreeMap::new();
         for (name, e) in &index.tensors {
             let p = dir.join(&e.file);
             if !p.exists() {
-                return Err(MergeError::MissingFile { what: "diff tensor", path: p }.into());
+                return Err(MergeError::MissingFile {
+                    what: "diff tensor",
+                    path: p,
+                }
+                .into());
             }
             let arr = npy::read(&p)?;
             if arr.shape != e.shape {
@@ -146,7 +165,11 @@ impl DiffSet {
             }
             tensors.insert(name.clone(), arr);
         }
-        Ok(Self { dir: dir.to_path_buf(), index, tensors })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            tensors,
+        })
     }
 
     /// The domain name.
@@ -176,12 +199,17 @@ fn default_domain(source: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "domain".into());
-    name.strip_prefix("lora_").map(str::to_string).unwrap_or(name)
+    name.strip_prefix("lora_")
+        .map(str::to_string)
+        .unwrap_or(name)
 }
 
 fn check_domain(d: &str) -> Result<()> {
     if d.is_empty() || d.contains(['/', '\\']) || d == "." || d == ".." {
-        return Err(MergeError::Config(format!("domain `{d}` must be a non-empty name without path separators")).into());
+        return Err(MergeError::Config(format!(
+            "domain `{d}` must be a non-empty name without path separators"
+        ))
+        .into());
     }
     Ok(())
 }
@@ -191,19 +219,29 @@ fn check_domain(d: &str) -> Result<()> {
 /// temporary name), and returns the opened diff.
 pub fn compute_diff(base: &Path, source: &Path, cfg: &DiffConfig) -> Result<DiffOutput> {
     if !source.exists() {
-        return Err(MergeError::MissingFile { what: "adapter or fine-tuned checkpoint", path: source.into() }.into());
+        return Err(MergeError::MissingFile {
+            what: "adapter or fine-tuned checkpoint",
+            path: source.into(),
+        }
+        .into());
     }
     let domain = cfg.domain.clone().unwrap_or_else(|| default_domain(source));
     check_domain(&domain)?;
     let base_ck = Checkpoint::open(base, "base checkpoint")?;
     let target = cfg.diffs_dir.join(&domain);
     let out = AtomicDir::new(&target)?;
-    std::fs::create_dir_all(out.path()).map_err(|e| Error::io("create directory", out.path(), e))?;
+    std::fs::create_dir_all(out.path())
+        .map_err(|e| Error::io("create directory", out.path(), e))?;
 
     let (kind, scaling, per_tensor, unchanged) = if adapter::is_adapter_dir(source) {
         let ad = adapter::open(source)?;
         let s = ad.config.scaling();
-        (DiffKind::Lora, Some(s), lora_diffs(&base_ck, &ad, out.path())?, Vec::new())
+        (
+            DiffKind::Lora,
+            Some(s),
+            lora_diffs(&base_ck, &ad, out.path())?,
+            Vec::new(),
+        )
     } else {
         let tuned = Checkpoint::open(source, "fine-tuned checkpoint")?;
         let (t, u) = full_diffs(&base_ck, &tuned, out.path())?;
@@ -227,7 +265,10 @@ pub fn compute_diff(base: &Path, source: &Path, cfg: &DiffConfig) -> Result<Diff
         scaling,
         tensors,
     };
-    let json = serde_json::to_vec_pretty(&index).map_err(|e| Error::Json { path: target.join(INDEX_FILE), source: e })?;
+    let json = serde_json::to_vec_pretty(&index).map_err(|e| Error::Json {
+        path: target.join(INDEX_FILE),
+        source: e,
+    })?;
     write_atomic(&out.path().join(INDEX_FILE), &json)?;
     let summary = DiffSummary {
         domain: domain.clone(),
@@ -241,11 +282,24 @@ pub fn compute_diff(base: &Path, source: &Path, cfg: &DiffConfig) -> Result<Diff
         unchanged,
     };
     let summary_path = cfg.stats_dir.join(format!("{domain}_summary.json"));
-    let sj = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Json { path: summary_path.clone(), source: e })?;
+    let sj = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Json {
+        path: summary_path.clone(),
+        source: e,
+    })?;
     let dir = out.commit()?;
     write_atomic(&summary_path, &sj)?;
-    tracing::info!(domain, tensors = summary.num_tensors, l2 = summary.overall.l2, "diff written to {}", dir.display());
-    Ok(DiffOutput { diff: DiffSet::open(&dir)?, summary, summary_path })
+    tracing::info!(
+        domain,
+        tensors = summary.num_tensors,
+        l2 = summary.overall.l2,
+        "diff written to {}",
+        dir.display()
+    );
+    Ok(DiffOutput {
+        diff: DiffSet::open(&dir)?,
+        summary,
+        summary_path,
+    })
 }
 
 type TensorResult = (String, DiffEntry, Moments);
@@ -264,7 +318,11 @@ fn lora_diffs(base: &Checkpoint, ad: &LoraAdapter, out: &Path) -> Result<Vec<Ten
         if e.shape != want {
             return Err(MergeError::Shape {
                 tensor: name.clone(),
-                what: format!("base {} vs adapter B@A {}", base.file.display(), ad.dir.display()),
+                what: format!(
+                    "base {} vs adapter B@A {}",
+                    base.file.display(),
+                    ad.dir.display()
+                ),
                 expected: e.shape.clone(),
                 got: want,
             }
@@ -281,7 +339,11 @@ fn lora_diffs(base: &Checkpoint, ad: &LoraAdapter, out: &Path) -> Result<Vec<Ten
             let cols = p.a_shape[1];
             let mut d = vec![0.0f32; rows * cols];
             lora_delta(p.b.as_slice(), p.a.as_slice(), rows, r, cols, scale, &mut d);
-            let entry = DiffEntry { file: file_name(name), shape: vec![rows, cols], base_hash: base.tensor_hash(name)? };
+            let entry = DiffEntry {
+                file: file_name(name),
+                shape: vec![rows, cols],
+                base_hash: base.tensor_hash(name)?,
+            };
             npy::write(&out.join(&entry.file), &entry.shape, &d)?;
             let m = Moments::of(&d);
             bar.inc(1);
@@ -292,16 +354,27 @@ fn lora_diffs(base: &Checkpoint, ad: &LoraAdapter, out: &Path) -> Result<Vec<Ten
     res
 }
 
-fn full_diffs(base: &Checkpoint, tuned: &Checkpoint, out: &Path) -> Result<(Vec<TensorResult>, Vec<String>)> {
+fn full_diffs(
+    base: &Checkpoint,
+    tuned: &Checkpoint,
+    out: &Path,
+) -> Result<(Vec<TensorResult>, Vec<String>)> {
     for name in base.names() {
         tuned.require(name, &format!(" (present in base {})", base.file.display()))?;
     }
     for (name, t) in tuned.entries() {
-        let b = base.require(name, &format!(" (present in fine-tuned {})", tuned.file.display()))?;
+        let b = base.require(
+            name,
+            &format!(" (present in fine-tuned {})", tuned.file.display()),
+        )?;
         if b.shape != t.shape {
             return Err(MergeError::Shape {
                 tensor: name.clone(),
-                what: format!("base {} vs fine-tuned {}", base.file.display(), tuned.file.display()),
+                what: format!(
+                    "base {} vs fine-tuned {}",
+                    base.file.display(),
+                    tuned.file.display()
+                ),
                 expected: b.shape.clone(),
                 got: t.shape.clone(),
             }
@@ -324,8 +397,17 @@ fn full_diffs(base: &Checkpoint, tuned: &Checkpoint, out: &Path) -> Result<(Vec<
                 return Ok(Err(name.clone()));
             }
             let (bv, tv) = (base.f32(name)?, tuned.f32(name)?);
-            let d: Vec<f32> = tv.as_slice().par_iter().zip(bv.as_slice().par_iter()).map(|(t, b)| t - b).collect();
-            let entry = DiffEntry { file: file_name(name), shape: t.shape.clone(), base_hash: base.tensor_hash(name)? };
+            let d: Vec<f32> = tv
+                .as_slice()
+                .par_iter()
+                .zip(bv.as_slice().par_iter())
+                .map(|(t, b)| t - b)
+                .collect();
+            let entry = DiffEntry {
+                file: file_name(name),
+                shape: t.shape.clone(),
+                base_hash: base.tensor_hash(name)?,
+            };
             npy::write(&out.join(&entry.file), &entry.shape, &d)?;
             Ok(Ok((name.clone(), entry, Moments::of(&d))))
         })

@@ -34,7 +34,9 @@ pub enum MergeError {
         msg: String,
     },
     /// A tensor has a dtype the merge arithmetic does not support (only F32 is merged).
-    #[error("tensor `{tensor}` in {path} has dtype {dtype}; only F32 tensors can be diffed or merged")]
+    #[error(
+        "tensor `{tensor}` in {path} has dtype {dtype}; only F32 tensors can be diffed or merged"
+    )]
     Dtype {
         /// The tensor name.
         tensor: String,
@@ -91,7 +93,9 @@ pub enum MergeError {
         msg: String,
     },
     /// The weight list does not have one weight per diff.
-    #[error("weights: got {got} weight(s) for {expected} diff(s); give exactly one weight per diff")]
+    #[error(
+        "weights: got {got} weight(s) for {expected} diff(s); give exactly one weight per diff"
+    )]
     WeightCount {
         /// Number of diffs.
         expected: usize,

@@ -11,37 +11,47 @@ const ROWS_PER_BLOCK: usize = 64;
 ///
 /// # Panics
 /// When the slice lengths do not match the shapes (callers check shapes first).
-pub fn lora_delta(b: &[f32], a: &[f32], out_rows: usize, r: usize, cols: usize, scale: f32, out: &mut [f32]) {
+pub fn lora_delta(
+    b: &[f32],
+    a: &[f32],
+    out_rows: usize,
+    r: usize,
+    cols: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
     assert_eq!(b.len(), out_rows * r, "B length");
     assert_eq!(a.len(), r * cols, "A length");
     assert_eq!(out.len(), out_rows * cols, "output length");
     if cols == 0 {
         return;
     }
-    out.par_chunks_mut(ROWS_PER_BLOCK * cols).enumerate().for_each(|(blk, c)| {
-        let rows = c.len() / cols;
-        let b_blk = &b[blk * ROWS_PER_BLOCK * r..(blk * ROWS_PER_BLOCK + rows) * r];
-        // SAFETY: the pointers cover exactly rows×r, r×cols and rows×cols row-major matrices
-        // (lengths asserted above); `c` is exclusively borrowed.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                r,
-                cols,
-                scale,
-                b_blk.as_ptr(),
-                r as isize,
-                1,
-                a.as_ptr(),
-                cols as isize,
-                1,
-                0.0,
-                c.as_mut_ptr(),
-                cols as isize,
-                1,
-            );
-        }
-    });
+    out.par_chunks_mut(ROWS_PER_BLOCK * cols)
+        .enumerate()
+        .for_each(|(blk, c)| {
+            let rows = c.len() / cols;
+            let b_blk = &b[blk * ROWS_PER_BLOCK * r..(blk * ROWS_PER_BLOCK + rows) * r];
+            // SAFETY: the pointers cover exactly rows×r, r×cols and rows×cols row-major matrices
+            // (lengths asserted above); `c` is exclusively borrowed.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    r,
+                    cols,
+                    scale,
+                    b_blk.as_ptr(),
+                    r as isize,
+                    1,
+                    a.as_ptr(),
+                    cols as isize,
+                    1,
+                    0.0,
+                    c.as_mut_ptr(),
+                    cols as isize,
+                    1,
+                );
+            }
+        });
 }
 
 #[cfg(test)]
@@ -51,8 +61,12 @@ mod tests {
     #[test]
     fn matches_naive_product() {
         let (o, r, i) = (130, 3, 7);
-        let b: Vec<f32> = (0..o * r).map(|x| ((x * 7 % 11) as f32 - 5.0) / 3.0).collect();
-        let a: Vec<f32> = (0..r * i).map(|x| ((x * 5 % 13) as f32 - 6.0) / 4.0).collect();
+        let b: Vec<f32> = (0..o * r)
+            .map(|x| ((x * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let a: Vec<f32> = (0..r * i)
+            .map(|x| ((x * 5 % 13) as f32 - 6.0) / 4.0)
+            .collect();
         let mut out = vec![0.0; o * i];
         lora_delta(&b, &a, o, r, i, 2.0, &mut out);
         for row in 0..o {

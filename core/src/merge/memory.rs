@@ -4,13 +4,13 @@
 //! and [`Merger::merge_into`] recomputes only the touched tensors, in place when the previous
 //! result is no longer shared, so a weight grid costs one pass over the adapted tensors per point.
 
-use super::checkpoint::{Checkpoint, OutTensor, copy_side_files, write_safetensors, WEIGHTS_FILE};
-use super::buffer::{bytes_as_f32_mut, F32Data};
+use super::MergeError;
+use super::buffer::{F32Data, bytes_as_f32_mut};
+use super::checkpoint::{Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, write_safetensors};
 use super::diff::DiffSet;
 use super::methods::{MergeConfig, merge_tensor};
 use super::stream::terms_for;
 use super::validate::check_diffs;
-use super::MergeError;
 use crate::run::AtomicDir;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -64,11 +64,19 @@ impl MergedWeights {
         }
         let mut sum = 0.0f64;
         for (name, a) in &self.tensors {
-            let b = other.get(name).ok_or_else(|| {
-                MergeError::MissingTensor { tensor: name.clone(), path: other.base_dir.clone(), hint: " (l2_distance)".into() }
+            let b = other.get(name).ok_or_else(|| MergeError::MissingTensor {
+                tensor: name.clone(),
+                path: other.base_dir.clone(),
+                hint: " (l2_distance)".into(),
             })?;
             if a.shape != b.shape {
-                return Err(MergeError::Shape { tensor: name.clone(), what: "l2_distance".into(), expected: a.shape.clone(), got: b.shape.clone() }.into());
+                return Err(MergeError::Shape {
+                    tensor: name.clone(),
+                    what: "l2_distance".into(),
+                    expected: a.shape.clone(),
+                    got: b.shape.clone(),
+                }
+                .into());
             }
             if Arc::ptr_eq(&a.data, &b.data) {
                 continue;
@@ -77,7 +85,12 @@ impl MergedWeights {
                 .data
                 .par_chunks(1 << 14)
                 .zip(b.data.par_chunks(1 << 14))
-                .map(|(x, y)| x.iter().zip(y).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>())
+                .map(|(x, y)| {
+                    x.iter()
+                        .zip(y)
+                        .map(|(p, q)| ((p - q) as f64).powi(2))
+                        .sum::<f64>()
+                })
                 .sum::<f64>();
         }
         Ok(sum.sqrt())
@@ -87,17 +100,23 @@ impl MergedWeights {
     /// `model.safetensors` with `format = pt`), through a temporary directory and a rename.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let out = AtomicDir::new(dir)?;
-        std::fs::create_dir_all(out.path()).map_err(|e| Error::io("create directory", out.path(), e))?;
+        std::fs::create_dir_all(out.path())
+            .map_err(|e| Error::io("create directory", out.path(), e))?;
         copy_side_files(&self.base_dir, out.path())?;
         let names: Vec<&String> = self.tensors.keys().collect();
         let specs: Vec<OutTensor> = names
             .iter()
-            .map(|n| OutTensor { name: (*n).clone(), dtype: Dtype::F32, shape: self.tensors[*n].shape.clone() })
+            .map(|n| OutTensor {
+                name: (*n).clone(),
+                dtype: Dtype::F32,
+                shape: self.tensors[*n].shape.clone(),
+            })
             .collect();
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
         write_safetensors(&out.path().join(WEIGHTS_FILE), &specs, meta, |i, buf| {
             let src = &self.tensors[names[i]].data;
-            let dst = bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config("misaligned output".into()))?;
+            let dst = bytes_as_f32_mut(buf)
+                .ok_or_else(|| MergeError::Config("misaligned output".into()))?;
             dst.copy_from_slice(src);
             Ok(())
         })?;
@@ -128,10 +147,23 @@ impl Merger {
                     F32Data::Owned(v) => v,
                     m => Arc::from(m.as_slice()),
                 };
-                Ok((name.clone(), WeightTensor { shape: e.shape.clone(), data }))
+                Ok((
+                    name.clone(),
+                    WeightTensor {
+                        shape: e.shape.clone(),
+                        data,
+                    },
+                ))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
-        Ok(Self { base: MergedWeights { tensors, base_dir: ck.dir.clone(), config: None }, diffs })
+        Ok(Self {
+            base: MergedWeights {
+                tensors,
+                base_dir: ck.dir.clone(),
+                config: None,
+            },
+            diffs,
+        })
     }
 
     /// The base weights (shared buffers, no copy).

@@ -43,7 +43,10 @@ impl std::str::FromStr for MergeMethod {
             "task_arithmetic" | "dem" | "linear_unnormalized" => Ok(Self::TaskArithmetic),
             "ties" => Ok(Self::Ties),
             "dare" => Ok(Self::Dare),
-            _ => Err(MergeError::Config(format!("method `{s}`: expected task_arithmetic, ties or dare")).into()),
+            _ => Err(MergeError::Config(format!(
+                "method `{s}`: expected task_arithmetic, ties or dare"
+            ))
+            .into()),
         }
     }
 }
@@ -95,21 +98,37 @@ impl Default for MergeConfig {
 impl MergeConfig {
     /// The weights for `n` diffs (1.0 each when none were given), after checking every option.
     pub fn resolved_weights(&self, n: usize) -> Result<Vec<f32>> {
-        let w = if self.weights.is_empty() { vec![1.0; n] } else { self.weights.clone() };
+        let w = if self.weights.is_empty() {
+            vec![1.0; n]
+        } else {
+            self.weights.clone()
+        };
         if w.len() != n {
-            return Err(MergeError::WeightCount { expected: n, got: w.len() }.into());
+            return Err(MergeError::WeightCount {
+                expected: n,
+                got: w.len(),
+            }
+            .into());
         }
         if let Some((i, x)) = w.iter().enumerate().find(|(_, x)| !x.is_finite()) {
             return Err(MergeError::Config(format!("weights[{i}] = {x} is not finite")).into());
         }
         if self.method == MergeMethod::Ties && !(self.density > 0.0 && self.density <= 1.0) {
-            return Err(MergeError::Config(format!("density = {} must be in (0, 1]", self.density)).into());
+            return Err(MergeError::Config(format!(
+                "density = {} must be in (0, 1]",
+                self.density
+            ))
+            .into());
         }
         if self.method == MergeMethod::Ties && !self.lambda.is_finite() {
-            return Err(MergeError::Config(format!("lambda = {} must be finite", self.lambda)).into());
+            return Err(
+                MergeError::Config(format!("lambda = {} must be finite", self.lambda)).into(),
+            );
         }
         if self.method == MergeMethod::Dare && !(self.drop >= 0.0 && self.drop < 1.0) {
-            return Err(MergeError::Config(format!("drop = {} must be in [0, 1)", self.drop)).into());
+            return Err(
+                MergeError::Config(format!("drop = {} must be in [0, 1)", self.drop)).into(),
+            );
         }
         Ok(w.into_iter().map(|x| x as f32).collect())
     }
@@ -128,7 +147,13 @@ pub struct Term<'a> {
 }
 
 /// Writes the merge of `base` and `terms` for tensor `name` into `out` (same length), in parallel.
-pub fn merge_tensor(name: &str, base: &[f32], terms: &[Term<'_>], cfg: &MergeConfig, out: &mut [f32]) {
+pub fn merge_tensor(
+    name: &str,
+    base: &[f32],
+    terms: &[Term<'_>],
+    cfg: &MergeConfig,
+    out: &mut [f32],
+) {
     debug_assert!(terms.iter().all(|t| t.values.len() == base.len()));
     debug_assert_eq!(out.len(), base.len());
     if terms.is_empty() {
@@ -143,17 +168,20 @@ pub fn merge_tensor(name: &str, base: &[f32], terms: &[Term<'_>], cfg: &MergeCon
 }
 
 fn task_arithmetic(base: &[f32], terms: &[Term<'_>], out: &mut [f32]) {
-    out.par_chunks_mut(CHUNK).zip(base.par_chunks(CHUNK)).enumerate().for_each(|(c, (o, b))| {
-        let s = c * CHUNK;
-        let e = s + o.len();
-        o.copy_from_slice(b);
-        for t in terms {
-            let w = t.weight;
-            for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
-                *x += w * d;
+    out.par_chunks_mut(CHUNK)
+        .zip(base.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(c, (o, b))| {
+            let s = c * CHUNK;
+            let e = s + o.len();
+            o.copy_from_slice(b);
+            for t in terms {
+                let w = t.weight;
+                for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
+                    *x += w * d;
+                }
             }
-        }
-    });
+        });
 }
 
 /// Magnitude threshold keeping the `density` fraction of largest-|x| entries (ties at the
@@ -174,29 +202,43 @@ pub fn ties_threshold(values: &[f32], density: f64) -> f32 {
 }
 
 fn ties(base: &[f32], terms: &[Term<'_>], density: f64, lambda: f32, out: &mut [f32]) {
-    let thresholds: Vec<f32> = terms.iter().map(|t| ties_threshold(t.values, density)).collect();
-    out.par_chunks_mut(CHUNK).zip(base.par_chunks(CHUNK)).enumerate().for_each(|(c, (o, b))| {
-        let s = c * CHUNK;
-        let mut v = vec![0.0f32; terms.len()];
-        for (j, (x, &bj)) in o.iter_mut().zip(b).enumerate() {
-            let mut total = 0.0f32;
-            for (k, t) in terms.iter().enumerate() {
-                let d = t.values[s + j];
-                v[k] = if d != 0.0 && d.abs() >= thresholds[k] { t.weight * d } else { 0.0 };
-                total += v[k];
-            }
-            let (mut num, mut den) = (0.0f32, 0.0f32);
-            if total != 0.0 {
+    let thresholds: Vec<f32> = terms
+        .iter()
+        .map(|t| ties_threshold(t.values, density))
+        .collect();
+    out.par_chunks_mut(CHUNK)
+        .zip(base.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(c, (o, b))| {
+            let s = c * CHUNK;
+            let mut v = vec![0.0f32; terms.len()];
+            for (j, (x, &bj)) in o.iter_mut().zip(b).enumerate() {
+                let mut total = 0.0f32;
                 for (k, t) in terms.iter().enumerate() {
-                    if v[k] != 0.0 && (v[k] > 0.0) == (total > 0.0) {
-                        num += v[k];
-                        den += t.weight.abs();
+                    let d = t.values[s + j];
+                    v[k] = if d != 0.0 && d.abs() >= thresholds[k] {
+                        t.weight * d
+                    } else {
+                        0.0
+                    };
+                    total += v[k];
+                }
+                let (mut num, mut den) = (0.0f32, 0.0f32);
+                if total != 0.0 {
+                    for (k, t) in terms.iter().enumerate() {
+                        if v[k] != 0.0 && (v[k] > 0.0) == (total > 0.0) {
+                            num += v[k];
+                            den += t.weight.abs();
+                        }
                     }
                 }
+                *x = if den > 0.0 {
+                    bj + lambda * (num / den)
+                } else {
+                    bj
+                };
             }
-            *x = if den > 0.0 { bj + lambda * (num / den) } else { bj };
-        }
-    });
+        });
 }
 
 /// The seed of DARE's random stream for diff `index`, tensor `name`, block `block`.
@@ -219,20 +261,23 @@ pub fn dare_mask(stream_seed: u64, len: usize, drop: f64) -> impl Iterator<Item 
 
 fn dare(name: &str, base: &[f32], terms: &[Term<'_>], drop: f64, seed: u64, out: &mut [f32]) {
     let rescale = (1.0 / (1.0 - drop)) as f32;
-    out.par_chunks_mut(DARE_BLOCK).zip(base.par_chunks(DARE_BLOCK)).enumerate().for_each(|(blk, (o, b))| {
-        let s = blk * DARE_BLOCK;
-        let e = s + o.len();
-        o.copy_from_slice(b);
-        for t in terms {
-            let w = t.weight * rescale;
-            let mask = dare_mask(dare_stream_seed(seed, t.index, name, blk), o.len(), drop);
-            for ((x, d), keep) in o.iter_mut().zip(&t.values[s..e]).zip(mask) {
-                if keep {
-                    *x += w * d;
+    out.par_chunks_mut(DARE_BLOCK)
+        .zip(base.par_chunks(DARE_BLOCK))
+        .enumerate()
+        .for_each(|(blk, (o, b))| {
+            let s = blk * DARE_BLOCK;
+            let e = s + o.len();
+            o.copy_from_slice(b);
+            for t in terms {
+                let w = t.weight * rescale;
+                let mask = dare_mask(dare_stream_seed(seed, t.index, name, blk), o.len(), drop);
+                for ((x, d), keep) in o.iter_mut().zip(&t.values[s..e]).zip(mask) {
+                    if keep {
+                        *x += w * d;
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 #[cfg(test)]
@@ -240,7 +285,10 @@ mod tests {
     use super::*;
 
     fn cfg(method: MergeMethod) -> MergeConfig {
-        MergeConfig { method, ..MergeConfig::default() }
+        MergeConfig {
+            method,
+            ..MergeConfig::default()
+        }
     }
 
     #[test]
@@ -248,9 +296,26 @@ mod tests {
         let base = [1.0, -2.0, 0.5];
         let d1 = [0.5, 0.5, -1.0];
         let d2 = [2.0, 0.0, 4.0];
-        let terms = [Term { index: 0, weight: 2.0, values: &d1 }, Term { index: 1, weight: -0.5, values: &d2 }];
+        let terms = [
+            Term {
+                index: 0,
+                weight: 2.0,
+                values: &d1,
+            },
+            Term {
+                index: 1,
+                weight: -0.5,
+                values: &d2,
+            },
+        ];
         let mut out = [0.0; 3];
-        merge_tensor("t", &base, &terms, &cfg(MergeMethod::TaskArithmetic), &mut out);
+        merge_tensor(
+            "t",
+            &base,
+            &terms,
+            &cfg(MergeMethod::TaskArithmetic),
+            &mut out,
+        );
         assert_eq!(out, [1.0 + 1.0 - 1.0, -2.0 + 1.0, 0.5 - 2.0 - 2.0]);
     }
 
@@ -262,11 +327,27 @@ mod tests {
         let d2 = [-1.0, -4.0, 0.1, 6.0]; // keeps -4.0 and 6.0
         let d3 = [-5.0, 0.2, 0.3, -1.0]; // keeps -5.0 and -1.0 (0.3 < 1.0)
         let terms = [
-            Term { index: 0, weight: 1.0, values: &d1 },
-            Term { index: 1, weight: 1.0, values: &d2 },
-            Term { index: 2, weight: 1.0, values: &d3 },
+            Term {
+                index: 0,
+                weight: 1.0,
+                values: &d1,
+            },
+            Term {
+                index: 1,
+                weight: 1.0,
+                values: &d2,
+            },
+            Term {
+                index: 2,
+                weight: 1.0,
+                values: &d3,
+            },
         ];
-        let c = MergeConfig { density: 0.5, lambda: 2.0, ..cfg(MergeMethod::Ties) };
+        let c = MergeConfig {
+            density: 0.5,
+            lambda: 2.0,
+            ..cfg(MergeMethod::Ties)
+        };
         let mut out = [0.0; 4];
         merge_tensor("t", &base, &terms, &c, &mut out);
         // elem 0: trimmed 3, 0, -5 → sum -2 → sign −; agreeing {-5} → mean -5 → ×2 = -10
@@ -276,9 +357,21 @@ mod tests {
         assert_eq!(out, [-10.0, -8.0, 0.0, 18.0]);
         // Weighted: w = [1, 0.5, 3] on elem 0: 3, 0, -15 → −; {-15}/|3| = -5.
         let terms_w = [
-            Term { index: 0, weight: 1.0, values: &d1 },
-            Term { index: 1, weight: 0.5, values: &d2 },
-            Term { index: 2, weight: 3.0, values: &d3 },
+            Term {
+                index: 0,
+                weight: 1.0,
+                values: &d1,
+            },
+            Term {
+                index: 1,
+                weight: 0.5,
+                values: &d2,
+            },
+            Term {
+                index: 2,
+                weight: 3.0,
+                values: &d3,
+            },
         ];
         merge_tensor("t", &base, &terms_w, &c, &mut out);
         // elem 3: 2, 3, -3 → + ; {2, 3} / (1 + 0.5) = 10/3 → ×2
@@ -299,8 +392,15 @@ mod tests {
         let n = DARE_BLOCK + 1000;
         let base = vec![1.0f32; n];
         let d: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
-        let terms = [Term { index: 0, weight: 0.5, values: &d }];
-        let c = MergeConfig { drop: 0.75, ..cfg(MergeMethod::Dare) };
+        let terms = [Term {
+            index: 0,
+            weight: 0.5,
+            values: &d,
+        }];
+        let c = MergeConfig {
+            drop: 0.75,
+            ..cfg(MergeMethod::Dare)
+        };
         let mut out = vec![0.0; n];
         merge_tensor("w", &base, &terms, &c, &mut out);
         let mut kept = 0;
@@ -320,19 +420,48 @@ mod tests {
         merge_tensor("w", &base, &terms, &c, &mut again);
         assert_eq!(out, again);
         let mut other = vec![0.0; n];
-        merge_tensor("w", &base, &terms, &MergeConfig { seed: 7, ..c.clone() }, &mut other);
+        merge_tensor(
+            "w",
+            &base,
+            &terms,
+            &MergeConfig {
+                seed: 7,
+                ..c.clone()
+            },
+            &mut other,
+        );
         assert_ne!(out, other);
         // p = 0 is plain task arithmetic.
-        merge_tensor("w", &base, &terms, &MergeConfig { drop: 0.0, ..c }, &mut other);
+        merge_tensor(
+            "w",
+            &base,
+            &terms,
+            &MergeConfig { drop: 0.0, ..c },
+            &mut other,
+        );
         assert!(other.iter().zip(&d).all(|(o, d)| *o == 1.0 + 0.5 * d));
     }
 
     #[test]
     fn config_checks() {
-        let c = MergeConfig { weights: vec![1.0, 2.0], ..MergeConfig::default() };
-        assert!(c.resolved_weights(3).unwrap_err().to_string().contains("got 2 weight(s) for 3 diff(s)"));
-        assert_eq!(MergeConfig::default().resolved_weights(2).unwrap(), vec![1.0, 1.0]);
-        let c = MergeConfig { drop: 1.0, ..cfg(MergeMethod::Dare) };
+        let c = MergeConfig {
+            weights: vec![1.0, 2.0],
+            ..MergeConfig::default()
+        };
+        assert!(
+            c.resolved_weights(3)
+                .unwrap_err()
+                .to_string()
+                .contains("got 2 weight(s) for 3 diff(s)")
+        );
+        assert_eq!(
+            MergeConfig::default().resolved_weights(2).unwrap(),
+            vec![1.0, 1.0]
+        );
+        let c = MergeConfig {
+            drop: 1.0,
+            ..cfg(MergeMethod::Dare)
+        };
         assert!(c.resolved_weights(1).is_err());
         assert!("foo".parse::<MergeMethod>().is_err());
     }

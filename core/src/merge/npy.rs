@@ -18,7 +18,14 @@ pub fn header(shape: &[usize]) -> Vec<u8> {
     let dims = match shape {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
     // 6 magic + 2 version + 2 length, then the dict, padded so the total is a multiple of 64.
@@ -39,7 +46,10 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     if n != data.len() {
         return Err(MergeError::Npy {
             path: path.into(),
-            msg: format!("shape {shape:?} holds {n} values but {} were given", data.len()),
+            msg: format!(
+                "shape {shape:?} holds {n} values but {} were given",
+                data.len()
+            ),
         }
         .into());
     }
@@ -61,7 +71,11 @@ pub struct NpyArray {
 }
 
 fn bad(path: &Path, msg: impl Into<String>) -> Error {
-    MergeError::Npy { path: path.into(), msg: msg.into() }.into()
+    MergeError::Npy {
+        path: path.into(),
+        msg: msg.into(),
+    }
+    .into()
 }
 
 /// Memory-maps a `.npy` file, checking that it is a little-endian float32 C-order array.
@@ -75,18 +89,25 @@ pub fn read(path: &Path) -> Result<NpyArray> {
     }
     let (hlen, start) = match map[6] {
         1 => (u16::from_le_bytes([map[8], map[9]]) as usize, 10),
-        2 | 3 if map.len() >= 12 => (u32::from_le_bytes([map[8], map[9], map[10], map[11]]) as usize, 12),
+        2 | 3 if map.len() >= 12 => (
+            u32::from_le_bytes([map[8], map[9], map[10], map[11]]) as usize,
+            12,
+        ),
         v => return Err(bad(path, format!("unsupported .npy version {v}"))),
     };
     let data_start = start + hlen;
     if map.len() < data_start {
         return Err(bad(path, "truncated header"));
     }
-    let dict = std::str::from_utf8(&map[start..data_start]).map_err(|_| bad(path, "header is not text"))?;
+    let dict = std::str::from_utf8(&map[start..data_start])
+        .map_err(|_| bad(path, "header is not text"))?;
     let descr = dict_value(dict, "descr").ok_or_else(|| bad(path, "header has no 'descr'"))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     if descr != "<f4" && descr != "f4" {
-        return Err(bad(path, format!("dtype {descr} is not little-endian float32 ('<f4')")));
+        return Err(bad(
+            path,
+            format!("dtype {descr} is not little-endian float32 ('<f4')"),
+        ));
     }
     if dict_value(dict, "fortran_order").map(|v| v.trim()) != Some("False") {
         return Err(bad(path, "Fortran-order arrays are not supported"));
@@ -99,23 +120,36 @@ pub fn read(path: &Path) -> Result<NpyArray> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(path, format!("bad shape {shape_txt}"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(path, format!("bad shape {shape_txt}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let n: usize = shape.iter().product();
     if map.len() != data_start + n * 4 {
         return Err(bad(
             path,
-            format!("shape {shape:?} needs {} data bytes, file has {}", n * 4, map.len() - data_start),
+            format!(
+                "shape {shape:?} needs {} data bytes, file has {}",
+                n * 4,
+                map.len() - data_start
+            ),
         ));
     }
-    Ok(NpyArray { shape, data: F32Data::from_map(&map, data_start, n) })
+    Ok(NpyArray {
+        shape,
+        data: F32Data::from_map(&map, data_start, n),
+    })
 }
 
 /// The raw text of `key`'s value in a Python dict literal (shape tuples kept whole).
 fn dict_value<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
     let pat_s = format!("'{key}':");
     let pat_d = format!("\"{key}\":");
-    let at = dict.find(&pat_s).map(|i| i + pat_s.len()).or_else(|| dict.find(&pat_d).map(|i| i + pat_d.len()))?;
+    let at = dict
+        .find(&pat_s)
+        .map(|i| i + pat_s.len())
+        .or_else(|| dict.find(&pat_d).map(|i| i + pat_d.len()))?;
     let rest = dict[at..].trim_start();
     if rest.starts_with('(') {
         rest.find(')').map(|e| &rest[..=e])

@@ -37,7 +37,14 @@ pub struct Moments {
 
 impl Default for Moments {
     fn default() -> Self {
-        Self { n: 0.0, mean: 0.0, m2: 0.0, sumsq: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+        Self {
+            n: 0.0,
+            mean: 0.0,
+            m2: 0.0,
+            sumsq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
     }
 }
 
@@ -58,12 +65,21 @@ impl Moments {
         let n = x.len() as f64;
         let mean = s / n;
         let m2 = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
-        Self { n, mean, m2, sumsq: sq, min: lo, max: hi }
+        Self {
+            n,
+            mean,
+            m2,
+            sumsq: sq,
+            min: lo,
+            max: hi,
+        }
     }
 
     /// Moments of a whole tensor, in parallel.
     pub fn of(x: &[f32]) -> Self {
-        x.par_chunks(CHUNK).map(Self::of_chunk).reduce(Self::default, Self::merge)
+        x.par_chunks(CHUNK)
+            .map(Self::of_chunk)
+            .reduce(Self::default, Self::merge)
     }
 
     /// Pooled moments of two disjoint sets.
@@ -89,7 +105,14 @@ impl Moments {
     /// The statistics.
     pub fn stats(&self) -> TensorStats {
         if self.n == 0.0 {
-            return TensorStats { numel: 0, l2: 0.0, max: 0.0, min: 0.0, mean: 0.0, std: 0.0 };
+            return TensorStats {
+                numel: 0,
+                l2: 0.0,
+                max: 0.0,
+                min: 0.0,
+                mean: 0.0,
+                std: 0.0,
+            };
         }
         TensorStats {
             numel: self.n as u64,
@@ -108,12 +131,18 @@ mod tests {
 
     #[test]
     fn pooled_equals_direct() {
-        let x: Vec<f32> = (0..200_001).map(|i| ((i * 37 % 1001) as f32 - 500.0) / 77.0).collect();
+        let x: Vec<f32> = (0..200_001)
+            .map(|i| ((i * 37 % 1001) as f32 - 500.0) / 77.0)
+            .collect();
         let direct = {
             let n = x.len() as f64;
             let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
             let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-            (mean, var.sqrt(), x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt())
+            (
+                mean,
+                var.sqrt(),
+                x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt(),
+            )
         };
         let s = Moments::of(&x).stats();
         assert!((s.mean - direct.0).abs() < 1e-12);
@@ -122,6 +151,6 @@ mod tests {
         let (a, b) = x.split_at(12345);
         let p = Moments::merge(Moments::of(a), Moments::of(b)).stats();
         assert!((p.std - s.std).abs() < 1e-10);
-        assert_eq!(s.max, 500.0 / 77.0);
+        assert_eq!(s.max, (500.0f32 / 77.0) as f64);
     }
 }

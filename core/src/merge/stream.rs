@@ -4,12 +4,12 @@
 //! pages being touched, not by the number of domains. The directory is built under a temporary
 //! name and renamed when complete.
 
-use super::checkpoint::{Checkpoint, OutTensor, copy_side_files, write_safetensors, WEIGHTS_FILE};
+use super::MergeError;
 use super::buffer::bytes_as_f32_mut;
+use super::checkpoint::{Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, write_safetensors};
 use super::diff::DiffSet;
 use super::methods::{MergeConfig, Term, merge_tensor};
 use super::validate::check_diffs;
-use super::MergeError;
 use crate::run::{AtomicDir, check_cancelled, progress_bar};
 use crate::{Error, Result};
 use serde::Serialize;
@@ -40,19 +40,31 @@ pub(crate) fn terms_for<'a>(name: &str, diffs: &'a [DiffSet], weights: &[f32]) -
         .iter()
         .enumerate()
         .filter(|(i, _)| weights[*i] != 0.0)
-        .filter_map(|(i, d)| d.tensors.get(name).map(|a| Term { index: i, weight: weights[i], values: a.data.as_slice() }))
+        .filter_map(|(i, d)| {
+            d.tensors.get(name).map(|a| Term {
+                index: i,
+                weight: weights[i],
+                values: a.data.as_slice(),
+            })
+        })
         .collect()
 }
 
 /// Merges `diffs` into the checkpoint at `base` with `cfg` and writes a full HF checkpoint
 /// (side files copied from the base, `model.safetensors` with `format = pt`) to `out_dir`.
-pub fn merge_to_dir(base: &Path, diffs: &[DiffSet], cfg: &MergeConfig, out_dir: &Path) -> Result<MergeReport> {
+pub fn merge_to_dir(
+    base: &Path,
+    diffs: &[DiffSet],
+    cfg: &MergeConfig,
+    out_dir: &Path,
+) -> Result<MergeReport> {
     let t0 = Instant::now();
     let weights = cfg.resolved_weights(diffs.len())?;
     let ck = Checkpoint::open(base, "base checkpoint")?;
     check_diffs(&ck, diffs, cfg.check_base)?;
     let out = AtomicDir::new(out_dir)?;
-    std::fs::create_dir_all(out.path()).map_err(|e| Error::io("create directory", out.path(), e))?;
+    std::fs::create_dir_all(out.path())
+        .map_err(|e| Error::io("create directory", out.path(), e))?;
     copy_side_files(&ck.dir, out.path())?;
 
     let names: Vec<&String> = ck.names().collect();
@@ -60,12 +72,20 @@ pub fn merge_to_dir(base: &Path, diffs: &[DiffSet], cfg: &MergeConfig, out_dir: 
         .iter()
         .map(|n| {
             let e = &ck.entries()[*n];
-            OutTensor { name: (*n).clone(), dtype: e.dtype, shape: e.shape.clone() }
+            OutTensor {
+                name: (*n).clone(),
+                dtype: e.dtype,
+                shape: e.shape.clone(),
+            }
         })
         .collect();
     let mut metadata: HashMap<String, String> = ck.metadata.clone();
     metadata.insert("format".into(), "pt".into());
-    let total_bytes: u64 = ck.entries().values().map(|e| (e.end - e.start) as u64).sum();
+    let total_bytes: u64 = ck
+        .entries()
+        .values()
+        .map(|e| (e.end - e.start) as u64)
+        .sum();
     let bar = progress_bar(total_bytes, "merge bytes");
     let mut merged = 0usize;
     for n in &names {
@@ -83,7 +103,8 @@ pub fn merge_to_dir(base: &Path, diffs: &[DiffSet], cfg: &MergeConfig, out_dir: 
             buf.copy_from_slice(ck.bytes(e));
         } else {
             let base_vals = ck.f32(name)?;
-            let outf = bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
+            let outf = bytes_as_f32_mut(buf)
+                .ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
             merge_tensor(name, base_vals.as_slice(), &terms, cfg, outf);
         }
         bar.inc(buf.len() as u64);

@@ -1,12 +1,12 @@
 //! Random-initialised Llama-shaped checkpoints and PEFT adapters for benchmarks (never
 //! committed): the same file layout the training code writes, at any size.
 
+use super::MergeError;
 use super::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use super::buffer::bytes_as_f32_mut;
 use super::checkpoint::{OutTensor, WEIGHTS_FILE, write_safetensors};
-use super::MergeError;
-use crate::run::write_atomic;
 use crate::Result;
+use crate::run::write_atomic;
 use rayon::prelude::*;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
@@ -34,18 +34,36 @@ pub struct SyntheticShape {
 impl Default for SyntheticShape {
     /// About 110M parameters (tied embeddings).
     fn default() -> Self {
-        Self { hidden: 768, intermediate: 2048, layers: 12, vocab: 32000, heads: 12, kv_heads: 12 }
+        Self {
+            hidden: 768,
+            intermediate: 2048,
+            layers: 12,
+            vocab: 32000,
+            heads: 12,
+            kv_heads: 12,
+        }
     }
 }
 
 /// The projection modules LoRA adapts in the benchmark.
-pub const TARGETS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const TARGETS: &[&str] = &[
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 impl SyntheticShape {
     /// `(name, shape)` of every tensor, HF naming.
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         let h = self.hidden;
-        let mut v = vec![("model.embed_tokens.weight".to_string(), vec![self.vocab, h]), ("model.norm.weight".into(), vec![h])];
+        let mut v = vec![
+            ("model.embed_tokens.weight".to_string(), vec![self.vocab, h]),
+            ("model.norm.weight".into(), vec![h]),
+        ];
         for l in 0..self.layers {
             let p = format!("model.layers.{l}");
             v.push((format!("{p}.input_layernorm.weight"), vec![h]));
@@ -74,7 +92,10 @@ impl SyntheticShape {
 
     /// Total parameters.
     pub fn num_params(&self) -> usize {
-        self.tensors().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.tensors()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     fn config_json(&self) -> serde_json::Value {
@@ -114,12 +135,24 @@ pub fn fill_uniform(out: &mut [f32], seed: u64, scale: f32) {
     });
 }
 
-fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>)], seed: u64, scale: f32) -> Result<u64> {
-    let specs: Vec<OutTensor> =
-        tensors.iter().map(|(n, s)| OutTensor { name: n.clone(), dtype: Dtype::F32, shape: s.clone() }).collect();
+fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>)],
+    seed: u64,
+    scale: f32,
+) -> Result<u64> {
+    let specs: Vec<OutTensor> = tensors
+        .iter()
+        .map(|(n, s)| OutTensor {
+            name: n.clone(),
+            dtype: Dtype::F32,
+            shape: s.clone(),
+        })
+        .collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_safetensors(path, &specs, meta, |i, buf| {
-        let f = bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config("misaligned output".into()))?;
+        let f =
+            bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config("misaligned output".into()))?;
         fill_uniform(f, seed.wrapping_add(i as u64 * 7919), scale);
         Ok(())
     })
@@ -129,11 +162,22 @@ fn write_tensors(path: &Path, tensors: &[(String, Vec<usize>)], seed: u64, scale
 pub fn write_checkpoint(dir: &Path, shape: &SyntheticShape, seed: u64) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
     write_tensors(&dir.join(WEIGHTS_FILE), &shape.tensors(), seed, 0.02)?;
-    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&shape.config_json()).unwrap_or_default().as_bytes())
+    write_atomic(
+        &dir.join("config.json"),
+        serde_json::to_string_pretty(&shape.config_json())
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 /// Writes a random PEFT adapter of `rank` on every projection to `dir`.
-pub fn write_adapter(dir: &Path, shape: &SyntheticShape, rank: usize, alpha: f64, seed: u64) -> Result<()> {
+pub fn write_adapter(
+    dir: &Path,
+    shape: &SyntheticShape,
+    rank: usize,
+    alpha: f64,
+    seed: u64,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
     let mut ts = Vec::new();
     for l in 0..shape.layers {
@@ -154,5 +198,10 @@ pub fn write_adapter(dir: &Path, shape: &SyntheticShape, rank: usize, alpha: f64
         "bias": "none",
         "fan_in_fan_out": false,
     });
-    write_atomic(&dir.join(ADAPTER_CONFIG), serde_json::to_string_pretty(&cfg).unwrap_or_default().as_bytes())
+    write_atomic(
+        &dir.join(ADAPTER_CONFIG),
+        serde_json::to_string_pretty(&cfg)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }

@@ -13,12 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 pub fn check_diffs(base: &Checkpoint, diffs: &[DiffSet], check_base: bool) -> Result<()> {
     for d in diffs {
         for (name, arr) in &d.tensors {
-            let e = base.require(name, &format!(" (needed by diff `{}` in {})", d.domain(), d.dir.display()))?;
+            let e = base.require(
+                name,
+                &format!(" (needed by diff `{}` in {})", d.domain(), d.dir.display()),
+            )?;
             base.check_f32(name, e)?;
             if e.shape != arr.shape {
                 return Err(MergeError::Shape {
                     tensor: name.clone(),
-                    what: format!("base {} vs diff `{}` ({})", base.file.display(), d.domain(), d.dir.display()),
+                    what: format!(
+                        "base {} vs diff `{}` ({})",
+                        base.file.display(),
+                        d.domain(),
+                        d.dir.display()
+                    ),
                     expected: e.shape.clone(),
                     got: arr.shape.clone(),
                 }
@@ -30,8 +38,10 @@ pub fn check_diffs(base: &Checkpoint, diffs: &[DiffSet], check_base: bool) -> Re
         return Ok(());
     }
     let names: BTreeSet<&String> = diffs.iter().flat_map(|d| d.tensors.keys()).collect();
-    let hashes: BTreeMap<&String, String> =
-        names.into_par_iter().map(|n| Ok((n, base.tensor_hash(n)?))).collect::<Result<_>>()?;
+    let hashes: BTreeMap<&String, String> = names
+        .into_par_iter()
+        .map(|n| Ok((n, base.tensor_hash(n)?)))
+        .collect::<Result<_>>()?;
     for d in diffs {
         for (name, e) in &d.index.tensors {
             let got = &hashes[name];

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use yunmin_core::merge::{
-    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights, Merger, compute_diff, merge_to_dir,
+    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights, Merger,
+    compute_diff, merge_to_dir,
 };
 
 // ----------------------------------------------------------------------------------------------
@@ -56,13 +57,20 @@ fn stats_map(s: &yunmin_core::merge::stats::TensorStats) -> Map {
 /// An input path: inside the run root when it exists there, else as given.
 fn input_path(host: &Host, p: &str) -> PathBuf {
     let in_root = host.ctx.path(p);
-    if in_root.exists() { in_root } else { PathBuf::from(p) }
+    if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(p)
+    }
 }
 
 fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
     let d = MergeConfig::default();
     Ok(MergeConfig {
-        method: o.str("method", "task_arithmetic")?.parse::<MergeMethod>().rhai()?,
+        method: o
+            .str("method", "task_arithmetic")?
+            .parse::<MergeMethod>()
+            .rhai()?,
         weights: o.float_list("weights", &[])?,
         density: o.float("density", d.density)?,
         lambda: o.float("lambda", d.lambda)?,
@@ -72,7 +80,15 @@ fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
     })
 }
 
-const MERGE_KEYS: &[&str] = &["weights", "method", "density", "lambda", "drop", "seed", "check_base"];
+const MERGE_KEYS: &[&str] = &[
+    "weights",
+    "method",
+    "density",
+    "lambda",
+    "drop",
+    "seed",
+    "check_base",
+];
 
 fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
     diffs
@@ -85,7 +101,10 @@ fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
                 let p = input_path(host, &d.into_string().unwrap_or_default());
                 DiffSet::open(&p).rhai()
             } else {
-                Err(msg_err(format!("diffs[{i}]: expected a Diff or a diff directory path, got {}", d.type_name())))
+                Err(msg_err(format!(
+                    "diffs[{i}]: expected a Diff or a diff directory path, got {}",
+                    d.type_name()
+                )))
             }
         })
         .collect()
@@ -95,10 +114,16 @@ fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
 /// loaded base.
 type MergerCache = Arc<Mutex<Option<(Vec<PathBuf>, Arc<Merger>)>>>;
 
-fn cached_merger(cache: &MergerCache, base: PathBuf, diffs: Vec<DiffSet>) -> RhaiResult<Arc<Merger>> {
+fn cached_merger(
+    cache: &MergerCache,
+    base: PathBuf,
+    diffs: Vec<DiffSet>,
+) -> RhaiResult<Arc<Merger>> {
     let mut key = vec![base.clone()];
     key.extend(diffs.iter().map(|d| d.dir.clone()));
-    let mut g = cache.lock().map_err(|_| msg_err("merge: merger cache poisoned"))?;
+    let mut g = cache
+        .lock()
+        .map_err(|_| msg_err("merge: merger cache poisoned"))?;
     if let Some((k, m)) = g.as_ref()
         && *k == key
     {
@@ -114,19 +139,45 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     let e = api.engine();
     e.register_type_with_name::<Diff>("Diff");
     e.register_get("domain", |d: &mut Diff| d.set.domain().to_string());
-    e.register_get("dir", |d: &mut Diff| d.set.dir.to_string_lossy().to_string());
+    e.register_get("dir", |d: &mut Diff| {
+        d.set.dir.to_string_lossy().to_string()
+    });
     e.register_get("tensors", |d: &mut Diff| d.set.tensors.len() as i64);
     e.register_get("numel", |d: &mut Diff| d.set.numel() as i64);
-    e.register_get("stats", |d: &mut Diff| d.summary.as_ref().map(|s| stats_map(&s.overall)).unwrap_or_default());
-    e.register_get("l2", |d: &mut Diff| d.summary.as_ref().map(|s| s.overall.l2).unwrap_or(f64::NAN));
-    e.register_fn("to_string", |d: &mut Diff| format!("Diff({}, {} tensors)", d.set.domain(), d.set.tensors.len()));
+    e.register_get("stats", |d: &mut Diff| {
+        d.summary
+            .as_ref()
+            .map(|s| stats_map(&s.overall))
+            .unwrap_or_default()
+    });
+    e.register_get("l2", |d: &mut Diff| {
+        d.summary.as_ref().map(|s| s.overall.l2).unwrap_or(f64::NAN)
+    });
+    e.register_fn("to_string", |d: &mut Diff| {
+        format!("Diff({}, {} tensors)", d.set.domain(), d.set.tensors.len())
+    });
     e.register_type_with_name::<Merged>("Merged");
     e.register_get("params", |m: &mut Merged| m.weights.num_params() as i64);
     e.register_get("tensors", |m: &mut Merged| m.weights.tensors.len() as i64);
     e.register_get("weights", |m: &mut Merged| {
-        m.weights.config.as_ref().map(|c| c.weights.iter().map(|w| Dynamic::from_float(*w)).collect::<Array>()).unwrap_or_default()
+        m.weights
+            .config
+            .as_ref()
+            .map(|c| {
+                c.weights
+                    .iter()
+                    .map(|w| Dynamic::from_float(*w))
+                    .collect::<Array>()
+            })
+            .unwrap_or_default()
     });
-    e.register_fn("to_string", |m: &mut Merged| format!("Merged({} tensors, {} params)", m.weights.tensors.len(), m.weights.num_params()));
+    e.register_fn("to_string", |m: &mut Merged| {
+        format!(
+            "Merged({} tensors, {} params)",
+            m.weights.tensors.len(),
+            m.weights.num_params()
+        )
+    });
     e.register_type_with_name::<MergerHandle>("Merger");
 
     let h = host.clone();
@@ -138,7 +189,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             stats_dir: h.ctx.path(o.str("stats_dir", "diff_stats")?),
         };
         let out = compute_diff(&input_path(&h, base), &input_path(&h, adapter), &cfg).rhai()?;
-        Ok(Diff { set: Arc::new(out.diff), summary: Some(Arc::new(out.summary)) })
+        Ok(Diff {
+            set: Arc::new(out.diff),
+            summary: Some(Arc::new(out.summary)),
+        })
     };
     let f = diff_fn.clone();
     api.func(
@@ -165,9 +219,17 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          `diff_stats/<domain>_summary.json` in the run root when present.",
         move |dir: &str| {
             let set = DiffSet::open(&input_path(&h, dir)).rhai()?;
-            let sp = h.ctx.path(format!("diff_stats/{}_summary.json", set.domain()));
-            let summary = std::fs::read_to_string(&sp).ok().and_then(|t| serde_json::from_str(&t).ok()).map(Arc::new);
-            Ok::<_, crate::errors::RhaiError>(Diff { set: Arc::new(set), summary })
+            let sp = h
+                .ctx
+                .path(format!("diff_stats/{}_summary.json", set.domain()));
+            let summary = std::fs::read_to_string(&sp)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .map(Arc::new);
+            Ok::<_, crate::errors::RhaiError>(Diff {
+                set: Arc::new(set),
+                summary,
+            })
         },
     );
 
@@ -197,7 +259,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Loads the base once and validates the diffs against it (names, shapes, base hashes); call \
          `.merge(opts)` on it for each point of a sweep.",
         move |base: &str, diffs: Array| {
-            Ok::<_, crate::errors::RhaiError>(MergerHandle(Arc::new(Merger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?)))
+            Ok::<_, crate::errors::RhaiError>(MergerHandle(Arc::new(
+                Merger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?,
+            )))
         },
     );
     let h = host.clone();
@@ -208,14 +272,20 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |m: &mut MergerHandle, opts: Map| {
             let o = Options::new("merge", opts, MERGE_KEYS)?;
             let cfg = merge_config(&o, h.ctx.seed())?;
-            Ok::<_, crate::errors::RhaiError>(Merged { weights: Arc::new(m.0.merge(&cfg).rhai()?), merger: m.0.clone() })
+            Ok::<_, crate::errors::RhaiError>(Merged {
+                weights: Arc::new(m.0.merge(&cfg).rhai()?),
+                merger: m.0.clone(),
+            })
         },
     );
     api.func(
         "base",
         &["merger"],
         "The base weights as a `Merged` handle (no copy), e.g. to evaluate the base in a sweep.",
-        |m: &mut MergerHandle| Merged { weights: Arc::new(m.0.base().clone()), merger: m.0.clone() },
+        |m: &mut MergerHandle| Merged {
+            weights: Arc::new(m.0.base().clone()),
+            merger: m.0.clone(),
+        },
     );
     api.func(
         "distance_from_base",
@@ -309,7 +379,11 @@ pub struct MergeArgs {
 
 /// Runs `yunmin diff`.
 pub fn run_diff(a: DiffArgs) -> Result<()> {
-    let cfg = DiffConfig { domain: a.domain, diffs_dir: a.out.join("diffs"), stats_dir: a.out.join("diff_stats") };
+    let cfg = DiffConfig {
+        domain: a.domain,
+        diffs_dir: a.out.join("diffs"),
+        stats_dir: a.out.join("diff_stats"),
+    };
     let out = compute_diff(&a.base, &a.adapter, &cfg)?;
     let s = &out.summary.overall;
     println!(
@@ -343,7 +417,11 @@ fn cli_merge_config(a: &MergeArgs) -> Result<MergeConfig> {
 /// Runs `yunmin merge`.
 pub fn run_merge(a: MergeArgs) -> Result<()> {
     let cfg = cli_merge_config(&a)?;
-    let diffs = a.diffs.iter().map(|d| DiffSet::open(d)).collect::<yunmin_core::Result<Vec<_>>>()?;
+    let diffs = a
+        .diffs
+        .iter()
+        .map(|d| DiffSet::open(d))
+        .collect::<yunmin_core::Result<Vec<_>>>()?;
     let r = merge_to_dir(&a.base, &diffs, &cfg, &a.out)?;
     println!(
         "merged {} diff(s) ({}): {} tensors merged, {} copied, {} params, {:.2} GB in {:.2}s ({:.2} GB/s) → {}",
@@ -402,7 +480,10 @@ struct ChildRun {
 /// Runs a command and measures its wall time and peak RSS (wait4's rusage of that child).
 fn measure(cmd: &mut std::process::Command) -> Result<ChildRun> {
     let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().with_context(|| format!("spawn {cmd:?}"))?;
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawn {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: plain wait4 on our own child; rusage is a plain C struct we zero-initialise.
@@ -415,7 +496,10 @@ fn measure(cmd: &mut std::process::Command) -> Result<ChildRun> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(anyhow!("{cmd:?} failed (status {status})"));
     }
-    Ok(ChildRun { seconds, max_rss_mb: ru.ru_maxrss as f64 / 1024.0 })
+    Ok(ChildRun {
+        seconds,
+        max_rss_mb: ru.ru_maxrss as f64 / 1024.0,
+    })
 }
 
 fn python_path(a: &MergeBenchArgs) -> Option<PathBuf> {
@@ -433,7 +517,9 @@ fn repo_script(name: &str) -> Result<PathBuf> {
             return Ok(p);
         }
         if !d.pop() {
-            return Err(anyhow!("scripts/{name} not found above the current directory"));
+            return Err(anyhow!(
+                "scripts/{name} not found above the current directory"
+            ));
         }
     }
 }
@@ -443,11 +529,18 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
     use yunmin_core::merge::{bandwidth, synthetic};
     let dir = a.dir.clone();
     std::fs::create_dir_all(&dir)?;
-    let shape = synthetic::SyntheticShape { layers: a.layers, hidden: a.hidden, ..Default::default() };
+    let shape = synthetic::SyntheticShape {
+        layers: a.layers,
+        hidden: a.hidden,
+        ..Default::default()
+    };
     let base = dir.join("base");
     let params = shape.num_params();
     let gb = params as f64 * 4.0 / 1e9;
-    println!("checkpoint: {params} parameters ({gb:.3} GB f32), {} adapters of rank {}", a.domains, a.rank);
+    println!(
+        "checkpoint: {params} parameters ({gb:.3} GB f32), {} adapters of rank {}",
+        a.domains, a.rank
+    );
     if !base.join("model.safetensors").exists() {
         let t = Instant::now();
         synthetic::write_checkpoint(&base, &shape, 1)?;
@@ -461,13 +554,27 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
         if !ad.join("adapter_model.safetensors").exists() {
             synthetic::write_adapter(&ad, &shape, a.rank, 2.0 * a.rank as f64, 100 + i as u64)?;
         }
-        let cfg = DiffConfig { domain: Some(name.clone()), diffs_dir: dir.join("diffs"), stats_dir: dir.join("diff_stats") };
+        let cfg = DiffConfig {
+            domain: Some(name.clone()),
+            diffs_dir: dir.join("diffs"),
+            stats_dir: dir.join("diff_stats"),
+        };
         let t = Instant::now();
         let out = compute_diff(&base, &ad, &cfg)?;
         let s = t.elapsed().as_secs_f64();
         let dgb = out.diff.numel() as f64 * 4.0 / 1e9;
-        println!("  diff {name}: {:.3} GB of ΔW in {s:.2}s ({:.2} GB/s)", dgb, dgb / s);
-        rows.push(("yunmin".into(), format!("diff_{name}"), s, dgb / s, f64::NAN));
+        println!(
+            "  diff {name}: {:.3} GB of ΔW in {s:.2}s ({:.2} GB/s)",
+            dgb,
+            dgb / s
+        );
+        rows.push((
+            "yunmin".into(),
+            format!("diff_{name}"),
+            s,
+            dgb / s,
+            f64::NAN,
+        ));
         diff_dirs.push(out.diff.dir);
     }
     let bw = bandwidth::memcpy_bandwidth(512 << 20, 3);
@@ -475,11 +582,29 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
         "memcpy bandwidth (512 MiB): {:.2} GB/s one thread, {:.2} GB/s {} threads",
         bw.single_gbs, bw.parallel_gbs, bw.threads
     );
-    rows.push(("memcpy".into(), "copy_1thread".into(), bw.bytes as f64 / 1e9 / bw.single_gbs, bw.single_gbs, f64::NAN));
-    rows.push(("memcpy".into(), format!("copy_{}threads", bw.threads), bw.bytes as f64 / 1e9 / bw.parallel_gbs, bw.parallel_gbs, f64::NAN));
+    rows.push((
+        "memcpy".into(),
+        "copy_1thread".into(),
+        bw.bytes as f64 / 1e9 / bw.single_gbs,
+        bw.single_gbs,
+        f64::NAN,
+    ));
+    rows.push((
+        "memcpy".into(),
+        format!("copy_{}threads", bw.threads),
+        bw.bytes as f64 / 1e9 / bw.parallel_gbs,
+        bw.parallel_gbs,
+        f64::NAN,
+    ));
 
-    let weights: Vec<String> = (0..a.domains).map(|i| format!("{:.2}", 1.0 / (i as f64 + 2.0))).collect();
-    let diffs_arg = diff_dirs.iter().map(|d| d.to_string_lossy().to_string()).collect::<Vec<_>>().join(",");
+    let weights: Vec<String> = (0..a.domains)
+        .map(|i| format!("{:.2}", 1.0 / (i as f64 + 2.0)))
+        .collect();
+    let diffs_arg = diff_dirs
+        .iter()
+        .map(|d| d.to_string_lossy().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let exe = std::env::current_exe()?;
     let mut best = |label: &str, mk: &dyn Fn() -> std::process::Command| -> Result<(f64, f64)> {
         let mut t = f64::MAX;
@@ -489,14 +614,22 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
             t = t.min(r.seconds);
             rss = rss.max(r.max_rss_mb);
         }
-        println!("  {label}: {t:.3}s, {:.2} GB/s written, peak RSS {rss:.0} MB", gb / t);
+        println!(
+            "  {label}: {t:.3}s, {:.2} GB/s written, peak RSS {rss:.0} MB",
+            gb / t
+        );
         rows.push((label.into(), "merge_task_arithmetic".into(), t, gb / t, rss));
         Ok((t, rss))
     };
     let ours_out = dir.join("merged_yunmin");
     let (ours_t, _) = best("yunmin", &|| {
         let mut c = std::process::Command::new(&exe);
-        c.args(["-q", "merge", "--base"]).arg(&base).args(["--diffs", &diffs_arg, "--weights", &weights.join(",")]);
+        c.args(["-q", "merge", "--base"]).arg(&base).args([
+            "--diffs",
+            &diffs_arg,
+            "--weights",
+            &weights.join(","),
+        ]);
         c.arg("--out").arg(&ours_out);
         c
     })?;
@@ -507,8 +640,14 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
             let peer_out = dir.join("merged_numpy");
             let (peer_t, _) = best("numpy_reference", &|| {
                 let mut c = std::process::Command::new(&py);
-                c.arg(&script).arg("--base").arg(&base).args(["--diffs"]).args(&diff_dirs);
-                c.args(["--weights", &weights.join(",")]).arg("--out").arg(&peer_out);
+                c.arg(&script)
+                    .arg("--base")
+                    .arg(&base)
+                    .args(["--diffs"])
+                    .args(&diff_dirs);
+                c.args(["--weights", &weights.join(",")])
+                    .arg("--out")
+                    .arg(&peer_out);
                 c
             })?;
             ratio = Some(peer_t / ours_t);
@@ -530,34 +669,66 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
     }
 
     // In-memory merge for sweeps: base loaded once, then one merge per grid point.
-    let sets = diff_dirs.iter().map(|d| DiffSet::open(d)).collect::<yunmin_core::Result<Vec<_>>>()?;
+    let sets = diff_dirs
+        .iter()
+        .map(|d| DiffSet::open(d))
+        .collect::<yunmin_core::Result<Vec<_>>>()?;
     let t = Instant::now();
     let merger = Merger::new(&base, sets)?;
     let load_s = t.elapsed().as_secs_f64();
     let w: Vec<f64> = weights.iter().map(|x| x.parse().unwrap_or(0.0)).collect();
-    let mut out = merger.merge(&MergeConfig { weights: w.clone(), ..Default::default() })?;
+    let mut out = merger.merge(&MergeConfig {
+        weights: w.clone(),
+        ..Default::default()
+    })?;
     let n_points = 5;
     let t = Instant::now();
     for k in 0..n_points {
         let mut wk = w.clone();
         wk[0] += 0.1 * k as f64;
-        merger.merge_into(&MergeConfig { weights: wk, ..Default::default() }, &mut out)?;
+        merger.merge_into(
+            &MergeConfig {
+                weights: wk,
+                ..Default::default()
+            },
+            &mut out,
+        )?;
     }
     let per = t.elapsed().as_secs_f64() / n_points as f64;
-    println!("  in-memory: base load {load_s:.2}s once, then {per:.3}s per grid point (merge_into)");
-    rows.push(("yunmin".into(), "in_memory_load".into(), load_s, gb / load_s, f64::NAN));
-    rows.push(("yunmin".into(), "in_memory_merge_point".into(), per, gb / per, f64::NAN));
+    println!(
+        "  in-memory: base load {load_s:.2}s once, then {per:.3}s per grid point (merge_into)"
+    );
+    rows.push((
+        "yunmin".into(),
+        "in_memory_load".into(),
+        load_s,
+        gb / load_s,
+        f64::NAN,
+    ));
+    rows.push((
+        "yunmin".into(),
+        "in_memory_merge_point".into(),
+        per,
+        gb / per,
+        f64::NAN,
+    ));
     if let Some(r) = ratio {
-        println!("yunmin vs numpy reference: {r:.2}× faster; yunmin at {:.0}% of parallel memcpy", 100.0 * (gb / ours_t) / bw.parallel_gbs);
+        println!(
+            "yunmin vs numpy reference: {r:.2}× faster; yunmin at {:.0}% of parallel memcpy",
+            100.0 * (gb / ours_t) / bw.parallel_gbs
+        );
     }
     let csv = a.csv.clone().unwrap_or_else(|| dir.join("merge_bench.csv"));
     let mut text = String::from("tool,operation,seconds,gb_per_s,peak_rss_mb,params\n");
     for (tool, op, s, g, rss) in rows {
-        let rss = if rss.is_nan() { String::new() } else { format!("{rss:.0}") };
+        let rss = if rss.is_nan() {
+            String::new()
+        } else {
+            format!("{rss:.0}")
+        };
         text.push_str(&format!("{tool},{op},{s:.4},{g:.3},{rss},{params}\n"));
     }
     yunmin_core::run::write_atomic(&csv, text.as_bytes())?;
     println!("wrote {}", csv.display());
     Ok(())
 }
-

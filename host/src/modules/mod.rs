@@ -6,11 +6,8 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
-<<<<<<< HEAD
 pub mod merge;
-=======
 pub mod report;
->>>>>>> main
 pub mod run;
 pub mod table;
 
@@ -55,10 +52,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
-<<<<<<< HEAD
-    merge::register(&mut Api::new(engine, "merge", &mut entries), host);
-=======
     report::register(&mut Api::new(engine, "report", &mut entries), host);
->>>>>>> main
+    merge::register(&mut Api::new(engine, "merge", &mut entries), host);
     entries
 }

@@ -12,10 +12,14 @@ type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -26,11 +30,18 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn write_st(path: &Path, tensors: &Tensors) {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|(n, (s, v))| (n.clone(), s.clone(), to_bytes(v))).collect();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, (s, v))| (n.clone(), s.clone(), to_bytes(v)))
+        .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views, Some(meta), path).unwrap();
@@ -41,7 +52,11 @@ fn read_st(path: &Path) -> Tensors {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.iter()
         .map(|(n, v)| {
-            let f = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let f = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             (n.to_string(), (v.shape().to_vec(), f))
         })
         .collect()
@@ -72,8 +87,16 @@ fn write_base(dir: &Path, seed: u64, q_in: usize) -> Tensors {
     std::fs::create_dir_all(dir).unwrap();
     let t = base_tensors(seed, q_in);
     write_st(&dir.join("model.safetensors"), &t);
-    std::fs::write(dir.join("config.json"), r#"{"model_type": "llama", "hidden_size": 8}"#).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), r#"{"version": "1.0", "model": {"type": "BPE"}}"#).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"model_type": "llama", "hidden_size": 8}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        r#"{"version": "1.0", "model": {"type": "BPE"}}"#,
+    )
+    .unwrap();
     t
 }
 
@@ -84,8 +107,14 @@ fn write_adapter(dir: &Path, seed: u64, targets: &[(&str, [usize; 2])]) -> Tenso
     let mut t = Tensors::new();
     for (k, (name, [o, i])) in targets.iter().enumerate() {
         let module = name.trim_end_matches(".weight");
-        t.insert(format!("base_model.model.{module}.lora_A.weight"), (vec![r, *i], values(seed * 10 + k as u64, r * i)));
-        t.insert(format!("base_model.model.{module}.lora_B.weight"), (vec![*o, r], values(seed * 10 + 5 + k as u64, o * r)));
+        t.insert(
+            format!("base_model.model.{module}.lora_A.weight"),
+            (vec![r, *i], values(seed * 10 + k as u64, r * i)),
+        );
+        t.insert(
+            format!("base_model.model.{module}.lora_B.weight"),
+            (vec![*o, r], values(seed * 10 + 5 + k as u64, o * r)),
+        );
     }
     write_st(&dir.join("adapter_model.safetensors"), &t);
     std::fs::write(
@@ -109,10 +138,19 @@ fn fixture() -> Fixture {
     let base = write_base(&root.join("base"), 1, 8);
     let adapters = vec![
         write_adapter(&root.join("lora_legal"), 2, &[(Q, [8, 8]), (V, [4, 8])]),
-        write_adapter(&root.join("lora_medical"), 3, &[(Q, [8, 8]), (DOWN, [8, 12])]),
+        write_adapter(
+            &root.join("lora_medical"),
+            3,
+            &[(Q, [8, 8]), (DOWN, [8, 12])],
+        ),
         write_adapter(&root.join("lora_news"), 4, &[(V, [4, 8])]),
     ];
-    Fixture { _tmp: tmp, root, base, adapters }
+    Fixture {
+        _tmp: tmp,
+        root,
+        base,
+        adapters,
+    }
 }
 
 fn ok(o: &std::process::Output) {
@@ -121,7 +159,18 @@ fn ok(o: &std::process::Output) {
 
 fn diffs(f: &Fixture) {
     for d in ["legal", "medical", "news"] {
-        ok(&yunmin(&f.root, &["diff", "--base", "base", "--adapter", &format!("lora_{d}"), "--out", "run"]));
+        ok(&yunmin(
+            &f.root,
+            &[
+                "diff",
+                "--base",
+                "base",
+                "--adapter",
+                &format!("lora_{d}"),
+                "--out",
+                "run",
+            ],
+        ));
     }
 }
 
@@ -186,25 +235,68 @@ fn merged_weights_equal_numpy_on_saved_npy_diffs() {
     diffs(&f);
     let o = yunmin(
         &f.root,
-        &["merge", "--base", "base", "--diffs", "run/diffs/legal,run/diffs/medical,run/diffs/news", "--weights", "-0.7,0.45,1.3", "--out", "merged"],
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            "run/diffs/legal,run/diffs/medical,run/diffs/news",
+            "--weights",
+            "-0.7,0.45,1.3",
+            "--out",
+            "merged",
+        ],
     );
     ok(&o);
     // Full HF checkpoint: side files copied, format=pt.
     for side in ["config.json", "tokenizer.json"] {
-        assert_eq!(std::fs::read(f.root.join("base").join(side)).unwrap(), std::fs::read(f.root.join("merged").join(side)).unwrap());
+        assert_eq!(
+            std::fs::read(f.root.join("base").join(side)).unwrap(),
+            std::fs::read(f.root.join("merged").join(side)).unwrap()
+        );
     }
     let bytes = std::fs::read(f.root.join("merged/model.safetensors")).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
-    let py = Command::new(python()).arg("-c").arg(NUMPY_CHECK).arg(&f.root).arg("-0.7,0.45,1.3").output().unwrap();
+    let py = Command::new(python())
+        .arg("-c")
+        .arg(NUMPY_CHECK)
+        .arg(&f.root)
+        .arg("-0.7,0.45,1.3")
+        .output()
+        .unwrap();
     assert!(py.status.success(), "{}", text(&py));
 }
 
 #[test]
 fn one_adapter_at_weight_one_is_w_plus_scaled_ba() {
     let f = fixture();
-    ok(&yunmin(&f.root, &["diff", "--base", "base", "--adapter", "lora_medical", "--out", "run"]));
-    ok(&yunmin(&f.root, &["merge", "--base", "base", "--diffs", "run/diffs/medical", "--weights", "1", "--out", "merged"]));
+    ok(&yunmin(
+        &f.root,
+        &[
+            "diff",
+            "--base",
+            "base",
+            "--adapter",
+            "lora_medical",
+            "--out",
+            "run",
+        ],
+    ));
+    ok(&yunmin(
+        &f.root,
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            "run/diffs/medical",
+            "--weights",
+            "1",
+            "--out",
+            "merged",
+        ],
+    ));
     let merged = read_st(&f.root.join("merged/model.safetensors"));
     let ad = &f.adapters[1];
     for (name, (shape, base)) in &f.base {
@@ -219,13 +311,19 @@ fn one_adapter_at_weight_one_is_w_plus_scaled_ba() {
                 let (mut num, mut den) = (0.0f64, 0.0f64);
                 for i in 0..rows {
                     for j in 0..cols {
-                        let ba: f64 = (0..r).map(|k| b[i * r + k] as f64 * a[k * cols + j] as f64).sum();
+                        let ba: f64 = (0..r)
+                            .map(|k| b[i * r + k] as f64 * a[k * cols + j] as f64)
+                            .sum();
                         let want = base[i * cols + j] as f64 + 1.5 * ba;
                         num += (got[i * cols + j] as f64 - want).powi(2);
                         den += want * want;
                     }
                 }
-                assert!((num / den).sqrt() <= 1e-6, "{name}: relative error {}", (num / den).sqrt());
+                assert!(
+                    (num / den).sqrt() <= 1e-6,
+                    "{name}: relative error {}",
+                    (num / den).sqrt()
+                );
             }
             _ => assert_eq!(got, base, "{name} is not adapted and must be copied"),
         }
@@ -238,20 +336,41 @@ fn weight_zero_returns_the_base_bit_for_bit() {
     diffs(&f);
     ok(&yunmin(
         &f.root,
-        &["merge", "--base", "base", "--diffs", "run/diffs/legal,run/diffs/medical,run/diffs/news", "--weights", "0,0,0", "--out", "merged"],
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            "run/diffs/legal,run/diffs/medical,run/diffs/news",
+            "--weights",
+            "0,0,0",
+            "--out",
+            "merged",
+        ],
     ));
     let base = std::fs::read(f.root.join("base/model.safetensors")).unwrap();
     let merged = std::fs::read(f.root.join("merged/model.safetensors")).unwrap();
-    let (b, m) = (safetensors::SafeTensors::deserialize(&base).unwrap(), safetensors::SafeTensors::deserialize(&merged).unwrap());
+    let (b, m) = (
+        safetensors::SafeTensors::deserialize(&base).unwrap(),
+        safetensors::SafeTensors::deserialize(&merged).unwrap(),
+    );
     for name in b.names() {
-        assert_eq!(b.tensor(name).unwrap().data(), m.tensor(name).unwrap().data(), "{name}");
+        assert_eq!(
+            b.tensor(name).unwrap().data(),
+            m.tensor(name).unwrap().data(),
+            "{name}"
+        );
     }
-    assert_eq!(read_st(&f.root.join("merged/model.safetensors"))["model.norm.weight"].1[0].to_bits(), (-0.0f32).to_bits());
+    assert_eq!(
+        read_st(&f.root.join("merged/model.safetensors"))["model.norm.weight"].1[0].to_bits(),
+        (-0.0f32).to_bits()
+    );
 }
 
 /// Full fine-tuned checkpoints (diff = fine-tuned − base) with hand-picked values.
 fn hand_fixture(root: &Path, diffs: &[[f32; 4]]) {
-    let base: Tensors = BTreeMap::from([("w".to_string(), (vec![1, 4], vec![0.0, 0.0, 0.0, 10.0]))]);
+    let base: Tensors =
+        BTreeMap::from([("w".to_string(), (vec![1, 4], vec![0.0, 0.0, 0.0, 10.0]))]);
     std::fs::create_dir_all(root.join("base")).unwrap();
     write_st(&root.join("base/model.safetensors"), &base);
     std::fs::write(root.join("base/config.json"), "{}").unwrap();
@@ -259,8 +378,22 @@ fn hand_fixture(root: &Path, diffs: &[[f32; 4]]) {
         let dir = root.join(format!("ft{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let v: Vec<f32> = base["w"].1.iter().zip(d).map(|(b, d)| b + d).collect();
-        write_st(&dir.join("model.safetensors"), &BTreeMap::from([("w".to_string(), (vec![1, 4], v))]));
-        ok(&yunmin(root, &["diff", "--base", "base", "--adapter", &format!("ft{i}"), "--out", "run"]));
+        write_st(
+            &dir.join("model.safetensors"),
+            &BTreeMap::from([("w".to_string(), (vec![1, 4], v))]),
+        );
+        ok(&yunmin(
+            root,
+            &[
+                "diff",
+                "--base",
+                "base",
+                "--adapter",
+                &format!("ft{i}"),
+                "--out",
+                "run",
+            ],
+        ));
     }
 }
 
@@ -268,20 +401,91 @@ fn hand_fixture(root: &Path, diffs: &[[f32; 4]]) {
 fn ties_and_dare_on_hand_computed_tensors() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    hand_fixture(root, &[[3.0, -1.0, 0.5, 2.0], [-1.0, -4.0, 0.25, 6.0], [-5.0, 0.25, 0.5, -1.0]]);
+    hand_fixture(
+        root,
+        &[
+            [3.0, -1.0, 0.5, 2.0],
+            [-1.0, -4.0, 0.25, 6.0],
+            [-5.0, 0.25, 0.5, -1.0],
+        ],
+    );
     let all = "run/diffs/ft0,run/diffs/ft1,run/diffs/ft2";
-    ok(&yunmin(root, &["merge", "--base", "base", "--diffs", all, "--method", "ties", "--density", "0.5", "--lambda", "2", "--out", "ties"]));
+    ok(&yunmin(
+        root,
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            all,
+            "--method",
+            "ties",
+            "--density",
+            "0.5",
+            "--lambda",
+            "2",
+            "--out",
+            "ties",
+        ],
+    ));
     // Trim to top 2 by |x|: d0 → [3,0,0,2], d1 → [0,-4,0,6], d2 → [-5,0,0,-1]; elect sign and
     // average the agreeing entries: [-5, -4, 0, (2+6)/2] × λ=2, plus the base.
-    assert_eq!(read_st(&root.join("ties/model.safetensors"))["w"].1, vec![-10.0, -8.0, 0.0, 18.0]);
+    assert_eq!(
+        read_st(&root.join("ties/model.safetensors"))["w"].1,
+        vec![-10.0, -8.0, 0.0, 18.0]
+    );
 
-    ok(&yunmin(root, &["merge", "--base", "base", "--diffs", all, "--method", "dare", "--drop", "0", "--weights", "1,0.5,-1", "--out", "dare0"]));
-    assert_eq!(read_st(&root.join("dare0/model.safetensors"))["w"].1, vec![3.0 - 0.5 + 5.0, -1.0 - 2.0 - 0.25, 0.5 + 0.125 - 0.5, 10.0 + 2.0 + 3.0 + 1.0]);
+    ok(&yunmin(
+        root,
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            all,
+            "--method",
+            "dare",
+            "--drop",
+            "0",
+            "--weights",
+            "1,0.5,-1",
+            "--out",
+            "dare0",
+        ],
+    ));
+    assert_eq!(
+        read_st(&root.join("dare0/model.safetensors"))["w"].1,
+        vec![
+            3.0 - 0.5 + 5.0,
+            -1.0 - 2.0 - 0.25,
+            0.5 + 0.125 - 0.5,
+            10.0 + 2.0 + 3.0 + 1.0
+        ]
+    );
 
     // Drop 0.5: every element is the base or base + 2·w·d; same seed → same result.
     let merge_dare = |seed: &str, out: &str| {
-        ok(&yunmin(root, &["merge", "--base", "base", "--diffs", "run/diffs/ft0", "--method", "dare", "--drop", "0.5", "--seed", seed, "--out", out]));
-        read_st(&root.join(out).join("model.safetensors"))["w"].1.clone()
+        ok(&yunmin(
+            root,
+            &[
+                "merge",
+                "--base",
+                "base",
+                "--diffs",
+                "run/diffs/ft0",
+                "--method",
+                "dare",
+                "--drop",
+                "0.5",
+                "--seed",
+                seed,
+                "--out",
+                out,
+            ],
+        ));
+        read_st(&root.join(out).join("model.safetensors"))["w"]
+            .1
+            .clone()
     };
     let a = merge_dare("7", "dare_a");
     let b = merge_dare("7", "dare_b");
@@ -289,7 +493,11 @@ fn ties_and_dare_on_hand_computed_tensors() {
     let d = [3.0f32, -1.0, 0.5, 2.0];
     let base = [0.0f32, 0.0, 0.0, 10.0];
     for i in 0..4 {
-        assert!(a[i] == base[i] || a[i] == base[i] + 2.0 * d[i], "element {i}: {}", a[i]);
+        assert!(
+            a[i] == base[i] || a[i] == base[i] + 2.0 * d[i],
+            "element {i}: {}",
+            a[i]
+        );
     }
 }
 
@@ -299,38 +507,115 @@ fn bad_input_is_refused_with_clear_errors() {
     diffs(&f);
     let all = "run/diffs/legal,run/diffs/medical,run/diffs/news";
     // Wrong number of weights.
-    let o = yunmin(&f.root, &["merge", "--base", "base", "--diffs", all, "--weights", "0.5,0.5", "--out", "m1"]);
+    let o = yunmin(
+        &f.root,
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            all,
+            "--weights",
+            "0.5,0.5",
+            "--out",
+            "m1",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("got 2 weight(s) for 3 diff(s)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("got 2 weight(s) for 3 diff(s)"),
+        "{}",
+        text(&o)
+    );
     assert!(!f.root.join("m1").exists());
 
     // Same shapes, different base values: refused, naming the tensor and the domain.
     write_base(&f.root.join("base2"), 9, 8);
-    let o = yunmin(&f.root, &["merge", "--base", "base2", "--diffs", all, "--out", "m2"]);
+    let o = yunmin(
+        &f.root,
+        &["merge", "--base", "base2", "--diffs", all, "--out", "m2"],
+    );
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("different base") && t.contains("self_attn") && t.contains("legal"), "{t}");
+    assert!(
+        t.contains("different base") && t.contains("self_attn") && t.contains("legal"),
+        "{t}"
+    );
     assert!(!f.root.join("m2").exists());
 
     // A base with another shape for q_proj.
     write_base(&f.root.join("base3"), 1, 6);
-    let o = yunmin(&f.root, &["merge", "--base", "base3", "--diffs", "run/diffs/legal", "--out", "m3"]);
+    let o = yunmin(
+        &f.root,
+        &[
+            "merge",
+            "--base",
+            "base3",
+            "--diffs",
+            "run/diffs/legal",
+            "--out",
+            "m3",
+        ],
+    );
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains(&format!("tensor `{Q}`: shape mismatch")) && t.contains("[8, 6]"), "{t}");
-    let o = yunmin(&f.root, &["diff", "--base", "base3", "--adapter", "lora_legal", "--out", "run3"]);
+    assert!(
+        t.contains(&format!("tensor `{Q}`: shape mismatch")) && t.contains("[8, 6]"),
+        "{t}"
+    );
+    let o = yunmin(
+        &f.root,
+        &[
+            "diff",
+            "--base",
+            "base3",
+            "--adapter",
+            "lora_legal",
+            "--out",
+            "run3",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains(&format!("tensor `{Q}`: shape mismatch")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("tensor `{Q}`: shape mismatch")),
+        "{}",
+        text(&o)
+    );
     assert!(!f.root.join("run3/diffs/legal").exists());
 
     // Missing adapter weights.
     std::fs::remove_file(f.root.join("lora_news/adapter_model.safetensors")).unwrap();
-    let o = yunmin(&f.root, &["diff", "--base", "base", "--adapter", "lora_news", "--out", "run4"]);
+    let o = yunmin(
+        &f.root,
+        &[
+            "diff",
+            "--base",
+            "base",
+            "--adapter",
+            "lora_news",
+            "--out",
+            "run4",
+        ],
+    );
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("missing adapter weights") && t.contains("adapter_model.safetensors"), "{t}");
+    assert!(
+        t.contains("missing adapter weights") && t.contains("adapter_model.safetensors"),
+        "{t}"
+    );
     // Missing adapter directory.
-    let o = yunmin(&f.root, &["diff", "--base", "base", "--adapter", "lora_nowhere", "--out", "run4"]);
+    let o = yunmin(
+        &f.root,
+        &[
+            "diff",
+            "--base",
+            "base",
+            "--adapter",
+            "lora_nowhere",
+            "--out",
+            "run4",
+        ],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("lora_nowhere"), "{}", text(&o));
 }
@@ -341,7 +626,17 @@ fn rhai_diff_merge_save_matches_cli_and_sweeps_in_memory() {
     diffs(&f);
     ok(&yunmin(
         &f.root,
-        &["merge", "--base", "base", "--diffs", "run/diffs/legal,run/diffs/medical,run/diffs/news", "--weights", "0.4,0.3,0.3", "--out", "merged_cli"],
+        &[
+            "merge",
+            "--base",
+            "base",
+            "--diffs",
+            "run/diffs/legal,run/diffs/medical,run/diffs/news",
+            "--weights",
+            "0.4,0.3,0.3",
+            "--out",
+            "merged_cli",
+        ],
     ));
     let script = write_script(
         &f.root,
@@ -396,7 +691,16 @@ fn merge_sweep_experiment_runs_a_25_point_grid() {
     let models = f.root.join("models");
     let o = yunmin(
         &f.root,
-        &["run", script.to_str().unwrap(), "--out", "sweep", "--set", &format!("models={}", models.display()), "--set", "domains=legal,medical,news"],
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            "sweep",
+            "--set",
+            &format!("models={}", models.display()),
+            "--set",
+            "domains=legal,medical,news",
+        ],
     );
     ok(&o);
     let csv = std::fs::read_to_string(f.root.join("sweep/results/merge_sweep.csv")).unwrap();
