@@ -62,6 +62,15 @@ impl F32Data {
         }
     }
 
+    /// Tells the kernel this process no longer needs the mapped pages of elements
+    /// `start..start + len` (they stay in the page cache; a later access faults them back in),
+    /// so streaming over large inputs does not accumulate resident memory. No-op for owned data.
+    pub fn release(&self, start: usize, len: usize) {
+        if let F32Data::Mapped { map, offset, .. } = self {
+            release_map(map, offset + start * 4, len * 4);
+        }
+    }
+
     /// Whether the array is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -88,4 +97,14 @@ pub fn bytes_to_f32_vec(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// `madvise(DONTNEED)` on a byte range of a read-only file map (see [`F32Data::release`]).
+pub fn release_map(map: &Mmap, start: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the map is a read-only shared file mapping: dropping its pages loses nothing, a
+    // later read faults the same file contents back in.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
 }

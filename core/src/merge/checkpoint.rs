@@ -5,7 +5,7 @@
 use super::MergeError;
 use super::buffer::F32Data;
 use crate::{Error, Result};
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
@@ -174,13 +174,18 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Releases this process's mapped pages of bytes `start..start + len` of a tensor (see
+    /// [`super::buffer::F32Data::release`]).
+    pub fn release(&self, e: &TensorEntry, start: usize, len: usize) {
+        super::buffer::release_map(&self.map, e.start + start, len);
+    }
+
     /// xxh3-64 of a tensor's bytes as 16 hex digits: identifies the base a diff was made from.
     pub fn tensor_hash(&self, name: &str) -> Result<String> {
         let e = self.require(name, "")?;
-        Ok(format!(
-            "{:016x}",
-            xxhash_rust::xxh3::xxh3_64(self.bytes(e))
-        ))
+        let h = xxhash_rust::xxh3::xxh3_64(self.bytes(e));
+        self.release(e, 0, e.end - e.start);
+        Ok(format!("{h:016x}"))
     }
 
     /// Total number of parameters (elements of all tensors).
@@ -205,9 +210,14 @@ pub struct OutTensor {
     pub shape: Vec<usize>,
 }
 
-/// Writes a safetensors file at `path` whose tensors are produced by `fill(index, bytes)`
-/// directly into a writable memory map of the final file, in parallel over tensors. Tensors are
-/// laid out like the safetensors crate does (by dtype alignment, then name); the header carries
+/// Bytes per write block: a multiple of 4 and of DARE's 64 Ki-element mask blocks.
+pub const WRITE_BLOCK: usize = 4 << 20;
+
+/// Writes a safetensors file at `path` whose tensors are produced block by block:
+/// `fill(tensor index, byte offset within the tensor, block)` fills `block` (at most
+/// [`WRITE_BLOCK`] bytes, 4-byte aligned), which is then written with `pwrite`. Blocks run in
+/// parallel, each thread reusing one buffer, so memory stays at threads × block. Tensors are laid
+/// out like the safetensors crate does (by dtype alignment, then name); the header carries
 /// `metadata` (pass `format = pt` for transformers).
 pub fn write_safetensors<F>(
     path: &Path,
@@ -216,8 +226,9 @@ pub fn write_safetensors<F>(
     fill: F,
 ) -> Result<u64>
 where
-    F: Fn(usize, &mut [u8]) -> Result<()> + Sync,
+    F: Fn(usize, usize, &mut [u8]) -> Result<()> + Sync,
 {
+    use std::os::unix::fs::FileExt;
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| {
         tensors[b]
@@ -226,6 +237,7 @@ where
             .then(tensors[a].name.cmp(&tensors[b].name))
     });
     let mut infos = Vec::with_capacity(tensors.len());
+    let mut jobs: Vec<(usize, usize, usize, usize)> = Vec::new();
     let mut offset = 0usize;
     for &i in &order {
         let t = &tensors[i];
@@ -238,6 +250,12 @@ where
                 data_offsets: (offset, offset + n),
             },
         ));
+        let mut b = 0;
+        while b < n {
+            let len = WRITE_BLOCK.min(n - b);
+            jobs.push((i, offset, b, len));
+            b += len;
+        }
         offset += n;
     }
     let bad = |msg: String| -> Error {
@@ -255,36 +273,28 @@ where
     let data_start = 8 + header.len();
     let total = data_start + offset;
 
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| Error::io("create", path, e))?;
+    let file = std::fs::File::create(path).map_err(|e| Error::io("create", path, e))?;
     file.set_len(total as u64)
         .map_err(|e| Error::io("resize", path, e))?;
-    if total == 0 {
-        return Ok(0);
-    }
-    // SAFETY: the file was just created by us and is not shared while mapped.
-    let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| Error::io("mmap", path, e))?;
-    map[..8].copy_from_slice(&(header.len() as u64).to_le_bytes());
-    map[8..data_start].copy_from_slice(&header);
-    let mut slots: Vec<(usize, &mut [u8])> = Vec::with_capacity(order.len());
-    let mut rest = &mut map[data_start..];
-    for &i in &order {
-        let t = &tensors[i];
-        let n = t.shape.iter().product::<usize>() * dtype_size(t.dtype);
-        let (head, tail) = rest.split_at_mut(n);
-        slots.push((i, head));
-        rest = tail;
-    }
-    slots
-        .into_par_iter()
-        .try_for_each(|(i, buf)| fill(i, buf))?;
-    drop(map);
+    let mut head = (header.len() as u64).to_le_bytes().to_vec();
+    head.extend_from_slice(&header);
+    file.write_all_at(&head, 0)
+        .map_err(|e| Error::io("write", path, e))?;
+    jobs.into_par_iter().try_for_each_init(
+        || vec![0.0f32; WRITE_BLOCK / 4],
+        |scratch, (i, tensor_off, b, len)| {
+            let bytes = &mut bytes_of_mut(scratch)[..len];
+            fill(i, b, bytes)?;
+            file.write_all_at(bytes, (data_start + tensor_off + b) as u64)
+                .map_err(|e| Error::io("write", path, e))
+        },
+    )?;
     Ok(total as u64)
+}
+
+fn bytes_of_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: u8 has alignment 1 and no invalid values; the length covers exactly the floats.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// Copies the side files (config, tokenizer, …) of checkpoint directory `from` into `to`;
@@ -335,7 +345,7 @@ mod tests {
             },
         ];
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-        write_safetensors(&p, &ts, meta, |i, buf| {
+        write_safetensors(&p, &ts, meta, |i, _off, buf| {
             if ts[i].dtype == Dtype::F32 {
                 let f = bytes_as_f32_mut(buf).unwrap();
                 for (j, x) in f.iter_mut().enumerate() {
@@ -363,5 +373,24 @@ mod tests {
             &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         );
         assert!(ck.f32("c").unwrap_err().to_string().contains("only F32"));
+    }
+
+    #[test]
+    fn multi_block_tensors_are_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(WEIGHTS_FILE);
+        let n = WRITE_BLOCK / 4 * 2 + 1000;
+        let ts = vec![OutTensor { name: "big".into(), dtype: Dtype::F32, shape: vec![n] }];
+        write_safetensors(&p, &ts, HashMap::new(), |_, off, buf| {
+            let f = bytes_as_f32_mut(buf).unwrap();
+            for (j, x) in f.iter_mut().enumerate() {
+                *x = (off / 4 + j) as f32;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let ck = Checkpoint::open(dir.path(), "test").unwrap();
+        let v = ck.f32("big").unwrap();
+        assert!(v.as_slice().iter().enumerate().all(|(i, x)| *x == i as f32));
     }
 }

@@ -146,42 +146,61 @@ pub struct Term<'a> {
     pub values: &'a [f32],
 }
 
-/// Writes the merge of `base` and `terms` for tensor `name` into `out` (same length), in parallel.
-pub fn merge_tensor(
-    name: &str,
-    base: &[f32],
-    terms: &[Term<'_>],
-    cfg: &MergeConfig,
-    out: &mut [f32],
-) {
-    debug_assert!(terms.iter().all(|t| t.values.len() == base.len()));
-    debug_assert_eq!(out.len(), base.len());
-    if terms.is_empty() {
-        out.copy_from_slice(base);
-        return;
-    }
+/// Per-term values a method needs over the whole tensor before working on parts of it: TIES's
+/// magnitude thresholds (empty for the other methods).
+pub fn prepare(terms: &[Term<'_>], cfg: &MergeConfig) -> Vec<f32> {
     match cfg.method {
-        MergeMethod::TaskArithmetic => task_arithmetic(base, terms, out),
-        MergeMethod::Ties => ties(base, terms, cfg.density, cfg.lambda as f32, out),
-        MergeMethod::Dare => dare(name, base, terms, cfg.drop, cfg.seed, out),
+        MergeMethod::Ties => terms.iter().map(|t| ties_threshold(t.values, cfg.density)).collect(),
+        _ => Vec::new(),
     }
 }
 
-fn task_arithmetic(base: &[f32], terms: &[Term<'_>], out: &mut [f32]) {
-    out.par_chunks_mut(CHUNK)
-        .zip(base.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(c, (o, b))| {
-            let s = c * CHUNK;
-            let e = s + o.len();
-            o.copy_from_slice(b);
-            for t in terms {
-                let w = t.weight;
-                for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
-                    *x += w * d;
-                }
+/// Writes the merge of `base` and `terms` for tensor `name` into `out` (same length), in parallel.
+pub fn merge_tensor(name: &str, base: &[f32], terms: &[Term<'_>], cfg: &MergeConfig, out: &mut [f32]) {
+    let prep = prepare(terms, cfg);
+    merge_range(name, base, terms, cfg, &prep, 0, out);
+}
+
+/// Writes elements `offset..offset + out.len()` of the merged tensor `name` into `out`, given
+/// the same elements of the base (`base_part`), whole-tensor `terms` and [`prepare`]'s output.
+/// DARE needs `offset` to be a multiple of [`DARE_BLOCK`].
+pub fn merge_range(
+    name: &str,
+    base_part: &[f32],
+    terms: &[Term<'_>],
+    cfg: &MergeConfig,
+    prep: &[f32],
+    offset: usize,
+    out: &mut [f32],
+) {
+    debug_assert!(terms.iter().all(|t| t.values.len() >= offset + base_part.len()));
+    debug_assert_eq!(out.len(), base_part.len());
+    if terms.is_empty() {
+        out.copy_from_slice(base_part);
+        return;
+    }
+    match cfg.method {
+        MergeMethod::TaskArithmetic => task_arithmetic(base_part, terms, offset, out),
+        MergeMethod::Ties => ties(base_part, terms, prep, offset, cfg.lambda as f32, out),
+        MergeMethod::Dare => {
+            assert_eq!(offset % DARE_BLOCK, 0, "DARE ranges start on a block boundary");
+            dare(name, base_part, terms, cfg.drop, cfg.seed, offset, out)
+        }
+    }
+}
+
+fn task_arithmetic(base: &[f32], terms: &[Term<'_>], offset: usize, out: &mut [f32]) {
+    out.par_chunks_mut(CHUNK).zip(base.par_chunks(CHUNK)).enumerate().for_each(|(c, (o, b))| {
+        let s = offset + c * CHUNK;
+        let e = s + o.len();
+        o.copy_from_slice(b);
+        for t in terms {
+            let w = t.weight;
+            for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
+                *x += w * d;
             }
-        });
+        }
+    });
 }
 
 /// Magnitude threshold keeping the `density` fraction of largest-|x| entries (ties at the
@@ -201,16 +220,12 @@ pub fn ties_threshold(values: &[f32], density: f64) -> f32 {
     *t
 }
 
-fn ties(base: &[f32], terms: &[Term<'_>], density: f64, lambda: f32, out: &mut [f32]) {
-    let thresholds: Vec<f32> = terms
-        .iter()
-        .map(|t| ties_threshold(t.values, density))
-        .collect();
+fn ties(base: &[f32], terms: &[Term<'_>], thresholds: &[f32], offset: usize, lambda: f32, out: &mut [f32]) {
     out.par_chunks_mut(CHUNK)
         .zip(base.par_chunks(CHUNK))
         .enumerate()
         .for_each(|(c, (o, b))| {
-            let s = c * CHUNK;
+            let s = offset + c * CHUNK;
             let mut v = vec![0.0f32; terms.len()];
             for (j, (x, &bj)) in o.iter_mut().zip(b).enumerate() {
                 let mut total = 0.0f32;
@@ -259,12 +274,13 @@ pub fn dare_mask(stream_seed: u64, len: usize, drop: f64) -> impl Iterator<Item 
     (0..len).map(move |_| rng.next_u32() as u64 >= cut)
 }
 
-fn dare(name: &str, base: &[f32], terms: &[Term<'_>], drop: f64, seed: u64, out: &mut [f32]) {
+fn dare(name: &str, base: &[f32], terms: &[Term<'_>], drop: f64, seed: u64, offset: usize, out: &mut [f32]) {
     let rescale = (1.0 / (1.0 - drop)) as f32;
     out.par_chunks_mut(DARE_BLOCK)
         .zip(base.par_chunks(DARE_BLOCK))
         .enumerate()
-        .for_each(|(blk, (o, b))| {
+        .for_each(|(local, (o, b))| {
+            let blk = offset / DARE_BLOCK + local;
             let s = blk * DARE_BLOCK;
             let e = s + o.len();
             o.copy_from_slice(b);
@@ -440,6 +456,30 @@ mod tests {
             &mut other,
         );
         assert!(other.iter().zip(&d).all(|(o, d)| *o == 1.0 + 0.5 * d));
+    }
+
+    #[test]
+    fn ranges_equal_the_whole_tensor_for_every_method() {
+        let n = 3 * DARE_BLOCK + 123;
+        let base: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.1).collect();
+        let d1: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let d2: Vec<f32> = (0..n).map(|i| ((i * 3) % 17) as f32 - 8.0).collect();
+        let terms = [
+            Term { index: 0, weight: 0.7, values: &d1 },
+            Term { index: 1, weight: -0.4, values: &d2 },
+        ];
+        for method in [MergeMethod::TaskArithmetic, MergeMethod::Ties, MergeMethod::Dare] {
+            let c = MergeConfig { method, density: 0.3, ..MergeConfig::default() };
+            let mut whole = vec![0.0; n];
+            merge_tensor("t", &base, &terms, &c, &mut whole);
+            let prep = prepare(&terms, &c);
+            let mut parts = vec![0.0; n];
+            let cut = 2 * DARE_BLOCK;
+            let (a, b) = parts.split_at_mut(cut);
+            merge_range("t", &base[..cut], &terms, &c, &prep, 0, a);
+            merge_range("t", &base[cut..], &terms, &c, &prep, cut, b);
+            assert_eq!(whole, parts, "{method}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use super::MergeError;
 use super::buffer::bytes_as_f32_mut;
 use super::checkpoint::{Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, write_safetensors};
 use super::diff::DiffSet;
-use super::methods::{MergeConfig, Term, merge_tensor};
+use super::methods::{MergeConfig, Term, merge_range, prepare};
+use rayon::prelude::*;
 use super::validate::check_diffs;
 use crate::run::{AtomicDir, check_cancelled, progress_bar};
 use crate::{Error, Result};
@@ -86,27 +87,42 @@ pub fn merge_to_dir(
         .values()
         .map(|e| (e.end - e.start) as u64)
         .sum();
+    // Per tensor: the diff terms touching it and what the method needs over the whole tensor
+    // (TIES thresholds), computed before any block is written.
+    let plans: Vec<(Vec<Term<'_>>, Vec<f32>)> = names
+        .par_iter()
+        .map(|n| {
+            let terms = terms_for(n, diffs, &weights);
+            let prep = prepare(&terms, cfg);
+            if !prep.is_empty() {
+                for t in &terms {
+                    diffs[t.index].tensors[n.as_str()].data.release(0, t.values.len());
+                }
+            }
+            (terms, prep)
+        })
+        .collect();
+    let merged = plans.iter().filter(|(t, _)| !t.is_empty()).count();
     let bar = progress_bar(total_bytes, "merge bytes");
-    let mut merged = 0usize;
-    for n in &names {
-        if !terms_for(n, diffs, &weights).is_empty() {
-            merged += 1;
-        }
-    }
     let file = out.path().join(WEIGHTS_FILE);
-    let bytes_written = write_safetensors(&file, &specs, metadata, |i, buf| {
+    let bytes_written = write_safetensors(&file, &specs, metadata, |i, off, buf| {
         check_cancelled()?;
         let name = names[i];
         let e = &ck.entries()[name];
-        let terms = terms_for(name, diffs, &weights);
+        let (terms, prep) = &plans[i];
         if terms.is_empty() {
-            buf.copy_from_slice(ck.bytes(e));
+            buf.copy_from_slice(&ck.bytes(e)[off..off + buf.len()]);
         } else {
             let base_vals = ck.f32(name)?;
             let outf = bytes_as_f32_mut(buf)
                 .ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
-            merge_tensor(name, base_vals.as_slice(), &terms, cfg, outf);
+            let (s, n) = (off / 4, outf.len());
+            merge_range(name, &base_vals.as_slice()[s..s + n], terms, cfg, prep, s, outf);
+            for t in terms {
+                diffs[t.index].tensors[name.as_str()].data.release(s, n);
+            }
         }
+        ck.release(e, off, buf.len());
         bar.inc(buf.len() as u64);
         Ok(())
     })?;
