@@ -44,3 +44,25 @@ pub fn memcpy_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
         threads: rayon::current_num_threads(),
     }
 }
+
+/// Writes `bytes` to a new file at `path` in 4 MiB `write` calls, best of `reps`, and returns
+/// GB/s: the page-cache ceiling for writing a checkpoint of that size. The file is removed.
+pub fn file_write_bandwidth(path: &std::path::Path, bytes: usize, reps: usize) -> std::io::Result<f64> {
+    use std::io::Write;
+    let block = vec![1u8; 4 << 20];
+    let mut best = f64::MAX;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let mut f = std::fs::File::create(path)?;
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(block.len());
+            f.write_all(&block[..n])?;
+            left -= n;
+        }
+        drop(f);
+        best = best.min(t.elapsed().as_secs_f64());
+        std::fs::remove_file(path)?;
+    }
+    Ok(bytes as f64 / best / 1e9)
+}
