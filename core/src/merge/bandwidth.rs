@@ -47,7 +47,11 @@ pub fn memcpy_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
 
 /// Writes `bytes` to a new file at `path` in 4 MiB `write` calls, best of `reps`, and returns
 /// GB/s: the page-cache ceiling for writing a checkpoint of that size. The file is removed.
-pub fn file_write_bandwidth(path: &std::path::Path, bytes: usize, reps: usize) -> std::io::Result<f64> {
+pub fn file_write_bandwidth(
+    path: &std::path::Path,
+    bytes: usize,
+    reps: usize,
+) -> std::io::Result<f64> {
     use std::io::Write;
     let block = vec![1u8; 4 << 20];
     let mut best = f64::MAX;

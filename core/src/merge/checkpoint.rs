@@ -1,6 +1,6 @@
 //! Hugging Face checkpoints at the file level: a directory with `config.json`,
 //! `model.safetensors` (memory-mapped here) and optionally `tokenizer.json`, and a writer that
-//! fills a new safetensors file in place (through a writable memory map, in parallel).
+//! writes a new safetensors file in parallel blocks (`pwrite`).
 
 use super::MergeError;
 use super::buffer::F32Data;
@@ -380,7 +380,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(WEIGHTS_FILE);
         let n = WRITE_BLOCK / 4 * 2 + 1000;
-        let ts = vec![OutTensor { name: "big".into(), dtype: Dtype::F32, shape: vec![n] }];
+        let ts = vec![OutTensor {
+            name: "big".into(),
+            dtype: Dtype::F32,
+            shape: vec![n],
+        }];
         write_safetensors(&p, &ts, HashMap::new(), |_, off, buf| {
             let f = bytes_as_f32_mut(buf).unwrap();
             for (j, x) in f.iter_mut().enumerate() {

@@ -113,13 +113,18 @@ impl MergedWeights {
             })
             .collect();
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-        write_safetensors(&out.path().join(WEIGHTS_FILE), &specs, meta, |i, off, buf| {
-            let src = &self.tensors[names[i]].data;
-            let dst = bytes_as_f32_mut(buf)
-                .ok_or_else(|| MergeError::Config("misaligned output".into()))?;
-            dst.copy_from_slice(&src[off / 4..off / 4 + dst.len()]);
-            Ok(())
-        })?;
+        write_safetensors(
+            &out.path().join(WEIGHTS_FILE),
+            &specs,
+            meta,
+            |i, off, buf| {
+                let src = &self.tensors[names[i]].data;
+                let dst = bytes_as_f32_mut(buf)
+                    .ok_or_else(|| MergeError::Config("misaligned output".into()))?;
+                dst.copy_from_slice(&src[off / 4..off / 4 + dst.len()]);
+                Ok(())
+            },
+        )?;
         out.commit()
     }
 }

@@ -150,13 +150,22 @@ pub struct Term<'a> {
 /// magnitude thresholds (empty for the other methods).
 pub fn prepare(terms: &[Term<'_>], cfg: &MergeConfig) -> Vec<f32> {
     match cfg.method {
-        MergeMethod::Ties => terms.iter().map(|t| ties_threshold(t.values, cfg.density)).collect(),
+        MergeMethod::Ties => terms
+            .iter()
+            .map(|t| ties_threshold(t.values, cfg.density))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 /// Writes the merge of `base` and `terms` for tensor `name` into `out` (same length), in parallel.
-pub fn merge_tensor(name: &str, base: &[f32], terms: &[Term<'_>], cfg: &MergeConfig, out: &mut [f32]) {
+pub fn merge_tensor(
+    name: &str,
+    base: &[f32],
+    terms: &[Term<'_>],
+    cfg: &MergeConfig,
+    out: &mut [f32],
+) {
     let prep = prepare(terms, cfg);
     merge_range(name, base, terms, cfg, &prep, 0, out);
 }
@@ -173,7 +182,11 @@ pub fn merge_range(
     offset: usize,
     out: &mut [f32],
 ) {
-    debug_assert!(terms.iter().all(|t| t.values.len() >= offset + base_part.len()));
+    debug_assert!(
+        terms
+            .iter()
+            .all(|t| t.values.len() >= offset + base_part.len())
+    );
     debug_assert_eq!(out.len(), base_part.len());
     if terms.is_empty() {
         out.copy_from_slice(base_part);
@@ -183,24 +196,31 @@ pub fn merge_range(
         MergeMethod::TaskArithmetic => task_arithmetic(base_part, terms, offset, out),
         MergeMethod::Ties => ties(base_part, terms, prep, offset, cfg.lambda as f32, out),
         MergeMethod::Dare => {
-            assert_eq!(offset % DARE_BLOCK, 0, "DARE ranges start on a block boundary");
+            assert_eq!(
+                offset % DARE_BLOCK,
+                0,
+                "DARE ranges start on a block boundary"
+            );
             dare(name, base_part, terms, cfg.drop, cfg.seed, offset, out)
         }
     }
 }
 
 fn task_arithmetic(base: &[f32], terms: &[Term<'_>], offset: usize, out: &mut [f32]) {
-    out.par_chunks_mut(CHUNK).zip(base.par_chunks(CHUNK)).enumerate().for_each(|(c, (o, b))| {
-        let s = offset + c * CHUNK;
-        let e = s + o.len();
-        o.copy_from_slice(b);
-        for t in terms {
-            let w = t.weight;
-            for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
-                *x += w * d;
+    out.par_chunks_mut(CHUNK)
+        .zip(base.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(c, (o, b))| {
+            let s = offset + c * CHUNK;
+            let e = s + o.len();
+            o.copy_from_slice(b);
+            for t in terms {
+                let w = t.weight;
+                for (x, d) in o.iter_mut().zip(&t.values[s..e]) {
+                    *x += w * d;
+                }
             }
-        }
-    });
+        });
 }
 
 /// Magnitude threshold keeping the `density` fraction of largest-|x| entries (ties at the
@@ -220,7 +240,14 @@ pub fn ties_threshold(values: &[f32], density: f64) -> f32 {
     *t
 }
 
-fn ties(base: &[f32], terms: &[Term<'_>], thresholds: &[f32], offset: usize, lambda: f32, out: &mut [f32]) {
+fn ties(
+    base: &[f32],
+    terms: &[Term<'_>],
+    thresholds: &[f32],
+    offset: usize,
+    lambda: f32,
+    out: &mut [f32],
+) {
     out.par_chunks_mut(CHUNK)
         .zip(base.par_chunks(CHUNK))
         .enumerate()
@@ -274,7 +301,15 @@ pub fn dare_mask(stream_seed: u64, len: usize, drop: f64) -> impl Iterator<Item 
     (0..len).map(move |_| rng.next_u32() as u64 >= cut)
 }
 
-fn dare(name: &str, base: &[f32], terms: &[Term<'_>], drop: f64, seed: u64, offset: usize, out: &mut [f32]) {
+fn dare(
+    name: &str,
+    base: &[f32],
+    terms: &[Term<'_>],
+    drop: f64,
+    seed: u64,
+    offset: usize,
+    out: &mut [f32],
+) {
     let rescale = (1.0 / (1.0 - drop)) as f32;
     out.par_chunks_mut(DARE_BLOCK)
         .zip(base.par_chunks(DARE_BLOCK))
@@ -465,11 +500,27 @@ mod tests {
         let d1: Vec<f32> = (0..n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
         let d2: Vec<f32> = (0..n).map(|i| ((i * 3) % 17) as f32 - 8.0).collect();
         let terms = [
-            Term { index: 0, weight: 0.7, values: &d1 },
-            Term { index: 1, weight: -0.4, values: &d2 },
+            Term {
+                index: 0,
+                weight: 0.7,
+                values: &d1,
+            },
+            Term {
+                index: 1,
+                weight: -0.4,
+                values: &d2,
+            },
         ];
-        for method in [MergeMethod::TaskArithmetic, MergeMethod::Ties, MergeMethod::Dare] {
-            let c = MergeConfig { method, density: 0.3, ..MergeConfig::default() };
+        for method in [
+            MergeMethod::TaskArithmetic,
+            MergeMethod::Ties,
+            MergeMethod::Dare,
+        ] {
+            let c = MergeConfig {
+                method,
+                density: 0.3,
+                ..MergeConfig::default()
+            };
             let mut whole = vec![0.0; n];
             merge_tensor("t", &base, &terms, &c, &mut whole);
             let prep = prepare(&terms, &c);

@@ -1,18 +1,18 @@
 //! Merging to disk: `models/merged/` as a full Hugging Face checkpoint. The base and the diffs
-//! are memory-mapped and the output `model.safetensors` is filled tensor by tensor through a
-//! writable map (in parallel over tensors and chunks), so resident memory is bounded by the
-//! pages being touched, not by the number of domains. The directory is built under a temporary
-//! name and renamed when complete.
+//! are memory-mapped; the output `model.safetensors` is computed in 4 MiB blocks in parallel and
+//! written with `pwrite`, and input pages are released once used, so resident memory is bounded by
+//! the blocks in flight, not by the model size. The directory is built under a temporary name and
+//! renamed when complete.
 
 use super::MergeError;
 use super::buffer::bytes_as_f32_mut;
 use super::checkpoint::{Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, write_safetensors};
 use super::diff::DiffSet;
 use super::methods::{MergeConfig, Term, merge_range, prepare};
-use rayon::prelude::*;
 use super::validate::check_diffs;
 use crate::run::{AtomicDir, check_cancelled, progress_bar};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,9 @@ pub fn merge_to_dir(
             let prep = prepare(&terms, cfg);
             if !prep.is_empty() {
                 for t in &terms {
-                    diffs[t.index].tensors[n.as_str()].data.release(0, t.values.len());
+                    diffs[t.index].tensors[n.as_str()]
+                        .data
+                        .release(0, t.values.len());
                 }
             }
             (terms, prep)
@@ -117,7 +119,15 @@ pub fn merge_to_dir(
             let outf = bytes_as_f32_mut(buf)
                 .ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
             let (s, n) = (off / 4, outf.len());
-            merge_range(name, &base_vals.as_slice()[s..s + n], terms, cfg, prep, s, outf);
+            merge_range(
+                name,
+                &base_vals.as_slice()[s..s + n],
+                terms,
+                cfg,
+                prep,
+                s,
+                outf,
+            );
             for t in terms {
                 diffs[t.index].tensors[name.as_str()].data.release(s, n);
             }

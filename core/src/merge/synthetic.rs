@@ -153,7 +153,11 @@ fn write_tensors(
     write_safetensors(path, &specs, meta, |i, off, buf| {
         let f =
             bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config("misaligned output".into()))?;
-        fill_uniform(f, seed.wrapping_add(i as u64 * 7919).wrapping_add(off as u64), scale);
+        fill_uniform(
+            f,
+            seed.wrapping_add(i as u64 * 7919).wrapping_add(off as u64),
+            scale,
+        );
         Ok(())
     })
 }

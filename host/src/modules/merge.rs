@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use yunmin_core::merge::{
-    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights, Merger,
+    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights, Merger as CoreMerger,
     compute_diff, merge_to_dir,
 };
 
@@ -36,12 +36,12 @@ pub struct Merged {
     /// Every tensor of the merged model, HF names, f32.
     pub weights: Arc<MergedWeights>,
     /// The base + diffs this came from.
-    pub merger: Arc<Merger>,
+    pub merger: Arc<CoreMerger>,
 }
 
 /// Rhai `Merger`: a base loaded once with a fixed list of diffs.
 #[derive(Clone)]
-pub struct MergerHandle(pub Arc<Merger>);
+pub struct Merger(pub Arc<CoreMerger>);
 
 fn stats_map(s: &yunmin_core::merge::stats::TensorStats) -> Map {
     let mut m = Map::new();
@@ -112,13 +112,13 @@ fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
 
 /// Cache of the last merger, so repeated `merge(base, diffs, …)` calls in a sweep reuse the
 /// loaded base.
-type MergerCache = Arc<Mutex<Option<(Vec<PathBuf>, Arc<Merger>)>>>;
+type MergerCache = Arc<Mutex<Option<(Vec<PathBuf>, Arc<CoreMerger>)>>>;
 
 fn cached_merger(
     cache: &MergerCache,
     base: PathBuf,
     diffs: Vec<DiffSet>,
-) -> RhaiResult<Arc<Merger>> {
+) -> RhaiResult<Arc<CoreMerger>> {
     let mut key = vec![base.clone()];
     key.extend(diffs.iter().map(|d| d.dir.clone()));
     let mut g = cache
@@ -129,7 +129,7 @@ fn cached_merger(
     {
         return Ok(m.clone());
     }
-    let m = Arc::new(Merger::new(&base, diffs).rhai()?);
+    let m = Arc::new(CoreMerger::new(&base, diffs).rhai()?);
     *g = Some((key, m.clone()));
     Ok(m)
 }
@@ -178,7 +178,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             m.weights.num_params()
         )
     });
-    e.register_type_with_name::<MergerHandle>("Merger");
+    e.register_type_with_name::<Merger>("Merger");
 
     let h = host.clone();
     let diff_fn = move |base: &str, adapter: &str, opts: Map| -> RhaiResult<Diff> {
@@ -259,8 +259,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Loads the base once and validates the diffs against it (names, shapes, base hashes); call \
          `.merge(opts)` on it for each point of a sweep.",
         move |base: &str, diffs: Array| {
-            Ok::<_, crate::errors::RhaiError>(MergerHandle(Arc::new(
-                Merger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?,
+            Ok::<_, crate::errors::RhaiError>(Merger(Arc::new(
+                CoreMerger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?,
             )))
         },
     );
@@ -269,7 +269,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "merge",
         &["merger", "opts"],
         "Merges with the merger's base and diffs in memory; options as `merge(base, diffs, opts)`.",
-        move |m: &mut MergerHandle, opts: Map| {
+        move |m: &mut Merger, opts: Map| {
             let o = Options::new("merge", opts, MERGE_KEYS)?;
             let cfg = merge_config(&o, h.ctx.seed())?;
             Ok::<_, crate::errors::RhaiError>(Merged {
@@ -282,7 +282,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "base",
         &["merger"],
         "The base weights as a `Merged` handle (no copy), e.g. to evaluate the base in a sweep.",
-        |m: &mut MergerHandle| Merged {
+        |m: &mut Merger| Merged {
             weights: Arc::new(m.0.base().clone()),
             merger: m.0.clone(),
         },
@@ -309,8 +309,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "merge_save",
         &["base", "diffs", "dir", "opts"],
-        "Streams a merge straight to disk (memory-mapped inputs and output; memory does not grow with \
-         the number of diffs): the large-model path of `merge` + `save`. Options as `merge`, plus \
+        "Streams a merge straight to disk (memory-mapped inputs, output written in 4 MiB blocks; memory \
+         stays at the blocks in flight, whatever the model size): the large-model path of `merge` + `save`. Options as `merge`, plus \
          `check_base: true` (refuse diffs computed against another base). Returns the directory.",
         move |base: &str, diffs: Array, dir: &str, opts: Map| {
             let o = Options::new("merge_save", opts, MERGE_KEYS)?;
@@ -508,7 +508,10 @@ fn measure(cmd: &mut std::process::Command) -> Result<ChildRun> {
     if !status.success() {
         return Err(anyhow!("{cmd:?} failed ({status})"));
     }
-    Ok(ChildRun { seconds, max_rss_mb: peak })
+    Ok(ChildRun {
+        seconds,
+        max_rss_mb: peak,
+    })
 }
 
 fn python_path(a: &MergeBenchArgs) -> Option<PathBuf> {
@@ -608,7 +611,13 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
 
     let fw = bandwidth::file_write_bandwidth(&dir.join("write_probe.bin"), (gb * 1e9) as usize, 3)?;
     println!("file write ceiling ({gb:.3} GB, 4 MiB writes, one thread): {fw:.2} GB/s");
-    rows.push(("write".into(), "file_write_1thread".into(), gb / fw, fw, f64::NAN));
+    rows.push((
+        "write".into(),
+        "file_write_1thread".into(),
+        gb / fw,
+        fw,
+        f64::NAN,
+    ));
 
     let weights: Vec<String> = (0..a.domains)
         .map(|i| format!("{:.2}", 1.0 / (i as f64 + 2.0)))
@@ -687,7 +696,7 @@ pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
         .map(|d| DiffSet::open(d))
         .collect::<yunmin_core::Result<Vec<_>>>()?;
     let t = Instant::now();
-    let merger = Merger::new(&base, sets)?;
+    let merger = CoreMerger::new(&base, sets)?;
     let load_s = t.elapsed().as_secs_f64();
     let w: Vec<f64> = weights.iter().map(|x| x.parse().unwrap_or(0.0)).collect();
     let mut out = merger.merge(&MergeConfig {
