@@ -125,7 +125,7 @@ impl MergeConfig {
                 MergeError::Config(format!("lambda = {} must be finite", self.lambda)).into(),
             );
         }
-        if self.method == MergeMethod::Dare && !(self.drop >= 0.0 && self.drop < 1.0) {
+        if self.method == MergeMethod::Dare && !(0.0..1.0).contains(&self.drop) {
             return Err(
                 MergeError::Config(format!("drop = {} must be in [0, 1)", self.drop)).into(),
             );

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use yunmin_core::merge::{
-    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights, Merger as CoreMerger,
-    compute_diff, merge_to_dir,
+    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights,
+    Merger as CoreMerger, compute_diff, merge_to_dir,
 };
 
 // ----------------------------------------------------------------------------------------------
