@@ -69,6 +69,12 @@ pub enum Command {
     Metrics(crate::modules::eval::MetricsArgs),
     /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).
     Ingest(crate::modules::ingest::IngestArgs),
+    /// Diff vectors of a LoRA adapter (or fine-tuned checkpoint) against the base: .npy + stats.
+    Diff(crate::modules::merge::DiffArgs),
+    /// Merge diffs into the base (task arithmetic, TIES, DARE) and write a full HF checkpoint.
+    Merge(crate::modules::merge::MergeArgs),
+    /// Benchmark merging on a random ≥100M-parameter checkpoint against a NumPy reference.
+    MergeBench(crate::modules::merge::MergeBenchArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

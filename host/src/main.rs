@@ -70,6 +70,9 @@ fn main() -> ExitCode {
         Command::Api { write, check } => api_command(write, check),
         Command::Metrics(args) => modules::eval::run_cli(args),
         Command::Ingest(args) => modules::ingest::run_cli(args),
+        Command::Diff(a) => modules::merge::run_diff(a),
+        Command::Merge(a) => modules::merge::run_merge(a),
+        Command::MergeBench(a) => modules::merge::run_bench(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,8 @@
 mod eval;
 #[path = "e2e/foundation.rs"]
 mod foundation;
+#[path = "e2e/merge.rs"]
+mod merge;
 #[path = "e2e/report.rs"]
 mod report;
 #[path = "e2e/ingest.rs"]

@@ -1,5 +1,33 @@
-//! `merge`: see `docs/architecture.md` for its place in the pipeline.
+//! `merge`: diff vectors and DEM merging.
+//!
+//! - [`diff::compute_diff`]: `ΔW = scale · B @ A` per adapted matrix of a PEFT adapter (or
+//!   `fine-tuned − base` for a full checkpoint), saved as `.npy` under `diffs/<domain>/` with an
+//!   `index.json`, statistics in `diff_stats/<domain>_summary.json`.
+//! - [`stream::merge_to_dir`]: `base + Σ wᵢ·diffᵢ` (or TIES / DARE, [`methods`]) streamed from
+//!   memory-mapped inputs into a full HF checkpoint directory.
+//! - [`memory::Merger`]: the base loaded once, merged in memory for many weight vectors
+//!   ([`memory::MergedWeights`]), for sweeps and evaluation without disk writes.
+//!
+//! File formats: [`checkpoint`] (safetensors, HF layout), [`adapter`] (PEFT), [`npy`] (NumPy).
+//! Formulas: `docs/merging.md`.
 
+pub mod adapter;
+pub mod bandwidth;
+pub mod buffer;
+pub mod checkpoint;
+pub mod diff;
 mod error;
+pub mod lowrank;
+pub mod memory;
+pub mod methods;
+pub mod npy;
+pub mod stats;
+pub mod stream;
+pub mod synthetic;
+pub mod validate;
 
+pub use diff::{DiffConfig, DiffOutput, DiffSet, DiffSummary, compute_diff};
 pub use error::MergeError;
+pub use memory::{MergedWeights, Merger, WeightTensor};
+pub use methods::{MergeConfig, MergeMethod};
+pub use stream::{MergeReport, merge_to_dir};

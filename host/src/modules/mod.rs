@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 pub mod eval;
 pub mod ingest;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod table;
@@ -56,5 +57,6 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     ingest::register(&mut Api::new(engine, "ingest", &mut entries), host);
     report::register(&mut Api::new(engine, "report", &mut entries), host);
     eval::register(&mut Api::new(engine, "eval", &mut entries), host);
+    merge::register(&mut Api::new(engine, "merge", &mut entries), host);
     entries
 }

@@ -1,0 +1,759 @@
+//! Rhai module `merge` and the `yunmin diff`, `yunmin merge` and `yunmin merge-bench`
+//! subcommands over `yunmin_core::merge`: diff vectors, task arithmetic / TIES / DARE, in-memory
+//! merges for sweeps, and the merge benchmark.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use rhai::{Array, Dynamic, Map};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use yunmin_core::merge::{
+    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights,
+    Merger as CoreMerger, compute_diff, merge_to_dir,
+};
+
+// ----------------------------------------------------------------------------------------------
+// Handles
+
+/// Rhai `Diff`: an opened diff directory and its statistics.
+#[derive(Clone)]
+pub struct Diff {
+    /// The diff (memory-mapped `.npy` tensors and index).
+    pub set: Arc<DiffSet>,
+    /// Its statistics, when computed in this run or found in `diff_stats/`.
+    pub summary: Option<Arc<DiffSummary>>,
+}
+
+/// Rhai `Merged`: merged weights held in memory (no disk write), plus the merger that made
+/// them (its base is shared). Model/eval code builds a model from `weights`.
+#[derive(Clone)]
+pub struct Merged {
+    /// Every tensor of the merged model, HF names, f32.
+    pub weights: Arc<MergedWeights>,
+    /// The base + diffs this came from.
+    pub merger: Arc<CoreMerger>,
+}
+
+/// Rhai `Merger`: a base loaded once with a fixed list of diffs.
+#[derive(Clone)]
+pub struct Merger(pub Arc<CoreMerger>);
+
+fn stats_map(s: &yunmin_core::merge::stats::TensorStats) -> Map {
+    let mut m = Map::new();
+    m.insert("numel".into(), Dynamic::from_int(s.numel as i64));
+    m.insert("l2".into(), Dynamic::from_float(s.l2));
+    m.insert("max".into(), Dynamic::from_float(s.max));
+    m.insert("min".into(), Dynamic::from_float(s.min));
+    m.insert("mean".into(), Dynamic::from_float(s.mean));
+    m.insert("std".into(), Dynamic::from_float(s.std));
+    m
+}
+
+/// An input path: inside the run root when it exists there, else as given.
+fn input_path(host: &Host, p: &str) -> PathBuf {
+    let in_root = host.ctx.path(p);
+    if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(p)
+    }
+}
+
+fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
+    let d = MergeConfig::default();
+    Ok(MergeConfig {
+        method: o
+            .str("method", "task_arithmetic")?
+            .parse::<MergeMethod>()
+            .rhai()?,
+        weights: o.float_list("weights", &[])?,
+        density: o.float("density", d.density)?,
+        lambda: o.float("lambda", d.lambda)?,
+        drop: o.float("drop", d.drop)?,
+        seed: o.int("seed", default_seed as i64)? as u64,
+        check_base: o.bool("check_base", d.check_base)?,
+    })
+}
+
+const MERGE_KEYS: &[&str] = &[
+    "weights",
+    "method",
+    "density",
+    "lambda",
+    "drop",
+    "seed",
+    "check_base",
+];
+
+fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
+    diffs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if d.is::<Diff>() {
+                Ok((*d.cast::<Diff>().set).clone())
+            } else if d.is_string() {
+                let p = input_path(host, &d.into_string().unwrap_or_default());
+                DiffSet::open(&p).rhai()
+            } else {
+                Err(msg_err(format!(
+                    "diffs[{i}]: expected a Diff or a diff directory path, got {}",
+                    d.type_name()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Cache of the last merger, so repeated `merge(base, diffs, …)` calls in a sweep reuse the
+/// loaded base.
+type MergerCache = Arc<Mutex<Option<(Vec<PathBuf>, Arc<CoreMerger>)>>>;
+
+fn cached_merger(
+    cache: &MergerCache,
+    base: PathBuf,
+    diffs: Vec<DiffSet>,
+) -> RhaiResult<Arc<CoreMerger>> {
+    let mut key = vec![base.clone()];
+    key.extend(diffs.iter().map(|d| d.dir.clone()));
+    let mut g = cache
+        .lock()
+        .map_err(|_| msg_err("merge: merger cache poisoned"))?;
+    if let Some((k, m)) = g.as_ref()
+        && *k == key
+    {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(CoreMerger::new(&base, diffs).rhai()?);
+    *g = Some((key, m.clone()));
+    Ok(m)
+}
+
+/// Registers the `merge` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    let e = api.engine();
+    e.register_type_with_name::<Diff>("Diff");
+    e.register_get("domain", |d: &mut Diff| d.set.domain().to_string());
+    e.register_get("dir", |d: &mut Diff| {
+        d.set.dir.to_string_lossy().to_string()
+    });
+    e.register_get("tensors", |d: &mut Diff| d.set.tensors.len() as i64);
+    e.register_get("numel", |d: &mut Diff| d.set.numel() as i64);
+    e.register_get("stats", |d: &mut Diff| {
+        d.summary
+            .as_ref()
+            .map(|s| stats_map(&s.overall))
+            .unwrap_or_default()
+    });
+    e.register_get("l2", |d: &mut Diff| {
+        d.summary.as_ref().map(|s| s.overall.l2).unwrap_or(f64::NAN)
+    });
+    e.register_fn("to_string", |d: &mut Diff| {
+        format!("Diff({}, {} tensors)", d.set.domain(), d.set.tensors.len())
+    });
+    e.register_type_with_name::<Merged>("Merged");
+    e.register_get("params", |m: &mut Merged| m.weights.num_params() as i64);
+    e.register_get("tensors", |m: &mut Merged| m.weights.tensors.len() as i64);
+    e.register_get("weights", |m: &mut Merged| {
+        m.weights
+            .config
+            .as_ref()
+            .map(|c| {
+                c.weights
+                    .iter()
+                    .map(|w| Dynamic::from_float(*w))
+                    .collect::<Array>()
+            })
+            .unwrap_or_default()
+    });
+    e.register_fn("to_string", |m: &mut Merged| {
+        format!(
+            "Merged({} tensors, {} params)",
+            m.weights.tensors.len(),
+            m.weights.num_params()
+        )
+    });
+    e.register_type_with_name::<Merger>("Merger");
+
+    let h = host.clone();
+    let diff_fn = move |base: &str, adapter: &str, opts: Map| -> RhaiResult<Diff> {
+        let o = Options::new("diff", opts, &["domain", "diffs_dir", "stats_dir"])?;
+        let cfg = DiffConfig {
+            domain: o.opt_str("domain")?,
+            diffs_dir: h.ctx.path(o.str("diffs_dir", "diffs")?),
+            stats_dir: h.ctx.path(o.str("stats_dir", "diff_stats")?),
+        };
+        let out = compute_diff(&input_path(&h, base), &input_path(&h, adapter), &cfg).rhai()?;
+        Ok(Diff {
+            set: Arc::new(out.diff),
+            summary: Some(Arc::new(out.summary)),
+        })
+    };
+    let f = diff_fn.clone();
+    api.func(
+        "diff",
+        &["base", "adapter"],
+        "Diff vectors of a PEFT adapter (ΔW = lora_alpha/r · B@A per adapted matrix) or of a full \
+         fine-tuned checkpoint (fine-tuned − base) against the base checkpoint directory. Writes \
+         `diffs/<domain>/*.npy` + `index.json` and `diff_stats/<domain>_summary.json` (L2, max, min, \
+         mean, std per tensor and overall); the domain is the adapter directory's name without `lora_`.",
+        move |b: &str, a: &str| f(b, a, Map::new()),
+    );
+    api.func(
+        "diff",
+        &["base", "adapter", "opts"],
+        "As `diff(base, adapter)` with options `#{ domain: <dir name>, diffs_dir: \"diffs\", \
+         stats_dir: \"diff_stats\" }` (relative to the run root).",
+        diff_fn,
+    );
+    let h = host.clone();
+    api.func(
+        "load_diff",
+        &["dir"],
+        "Opens an existing diff directory (with `index.json`); reads its statistics from \
+         `diff_stats/<domain>_summary.json` in the run root when present.",
+        move |dir: &str| {
+            let set = DiffSet::open(&input_path(&h, dir)).rhai()?;
+            let sp = h
+                .ctx
+                .path(format!("diff_stats/{}_summary.json", set.domain()));
+            let summary = std::fs::read_to_string(&sp)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .map(Arc::new);
+            Ok::<_, crate::errors::RhaiError>(Diff {
+                set: Arc::new(set),
+                summary,
+            })
+        },
+    );
+
+    let cache: MergerCache = Arc::new(Mutex::new(None));
+    let (h, c) = (host.clone(), cache.clone());
+    api.func(
+        "merge",
+        &["base", "diffs", "opts"],
+        "Merges diffs (Diff handles or diff directories) into the base checkpoint in memory, no disk \
+         write: `base + Σ wᵢ·diffᵢ` (task arithmetic, unnormalised: any sign, any sum), TIES or DARE. \
+         Options: `#{ weights: [1.0 per diff], method: \"task_arithmetic\" | \"ties\" | \"dare\", \
+         density: 0.2 (TIES), lambda: 1.0 (TIES), drop: 0.5 (DARE), seed: <run seed> (DARE) }`. \
+         The loaded base is cached: repeated calls with the same base and diffs do not reload it. \
+         Returns a `Merged` handle (`save(merged, dir)` writes it).",
+        move |base: &str, diffs: Array, opts: Map| {
+            let o = Options::new("merge", opts, MERGE_KEYS)?;
+            let cfg = merge_config(&o, h.ctx.seed())?;
+            let m = cached_merger(&c, input_path(&h, base), diff_sets(&h, diffs)?)?;
+            let w = m.merge(&cfg).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(Merged { weights: Arc::new(w), merger: m })
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "merger",
+        &["base", "diffs"],
+        "Loads the base once and validates the diffs against it (names, shapes, base hashes); call \
+         `.merge(opts)` on it for each point of a sweep.",
+        move |base: &str, diffs: Array| {
+            Ok::<_, crate::errors::RhaiError>(Merger(Arc::new(
+                CoreMerger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?,
+            )))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "merge",
+        &["merger", "opts"],
+        "Merges with the merger's base and diffs in memory; options as `merge(base, diffs, opts)`.",
+        move |m: &mut Merger, opts: Map| {
+            let o = Options::new("merge", opts, MERGE_KEYS)?;
+            let cfg = merge_config(&o, h.ctx.seed())?;
+            Ok::<_, crate::errors::RhaiError>(Merged {
+                weights: Arc::new(m.0.merge(&cfg).rhai()?),
+                merger: m.0.clone(),
+            })
+        },
+    );
+    api.func(
+        "base",
+        &["merger"],
+        "The base weights as a `Merged` handle (no copy), e.g. to evaluate the base in a sweep.",
+        |m: &mut Merger| Merged {
+            weights: Arc::new(m.0.base().clone()),
+            merger: m.0.clone(),
+        },
+    );
+    api.func(
+        "distance_from_base",
+        &["merged"],
+        "‖merged − base‖₂ over every parameter: how far the merge moved the weights.",
+        |m: &mut Merged| m.merger.distance_from_base(&m.weights).rhai(),
+    );
+    let h = host.clone();
+    api.func(
+        "save",
+        &["merged", "dir"],
+        "Writes merged weights as a full HF checkpoint (config.json and tokenizer files copied from \
+         the base, model.safetensors with format=pt) to `dir` in the run root, via a temporary \
+         directory and a rename; returns the path.",
+        move |m: &mut Merged, dir: &str| {
+            let p = m.weights.save(&h.ctx.path(dir)).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "merge_save",
+        &["base", "diffs", "dir", "opts"],
+        "Streams a merge straight to disk (memory-mapped inputs, output written in 4 MiB blocks; memory \
+         stays at the blocks in flight, whatever the model size): the large-model path of `merge` + `save`. Options as `merge`, plus \
+         `check_base: true` (refuse diffs computed against another base). Returns the directory.",
+        move |base: &str, diffs: Array, dir: &str, opts: Map| {
+            let o = Options::new("merge_save", opts, MERGE_KEYS)?;
+            let cfg = merge_config(&o, h.ctx.seed())?;
+            let r = merge_to_dir(&input_path(&h, base), &diff_sets(&h, diffs)?, &cfg, &h.ctx.path(dir)).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(r.out_dir.to_string_lossy().to_string())
+        },
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// CLI
+
+/// `yunmin diff`: diff vectors of an adapter (or fine-tuned checkpoint) against a base.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Base checkpoint directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// PEFT adapter directory (adapter_config.json + adapter_model.safetensors), or a full
+    /// fine-tuned checkpoint directory.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Domain name (default: the adapter directory's name without a leading `lora_`).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Output root: writes OUT/diffs/<domain>/ and OUT/diff_stats/<domain>_summary.json.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// `yunmin merge`: merge diffs into a base and write a full HF checkpoint.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Base checkpoint directory.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Diff directories (each with index.json), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+    pub diffs: Vec<PathBuf>,
+    /// Merge method.
+    #[arg(long, default_value = "task_arithmetic", value_parser = ["task_arithmetic", "ties", "dare"])]
+    pub method: String,
+    /// One weight per diff, comma-separated (any sign, any sum); default 1 each.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub weights: Vec<f64>,
+    /// TIES: fraction of each diff's entries kept by magnitude.
+    #[arg(long, default_value_t = 0.2)]
+    pub density: f64,
+    /// TIES: scale of the merged diff.
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda: f64,
+    /// DARE: drop probability.
+    #[arg(long, default_value_t = 0.5)]
+    pub drop: f64,
+    /// DARE: seed of the drop masks.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Skip the check that each diff was computed against this base (hash of the base tensors).
+    #[arg(long)]
+    pub no_check_base: bool,
+    /// Output checkpoint directory (e.g. models/merged).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `yunmin diff`.
+pub fn run_diff(a: DiffArgs) -> Result<()> {
+    let cfg = DiffConfig {
+        domain: a.domain,
+        diffs_dir: a.out.join("diffs"),
+        stats_dir: a.out.join("diff_stats"),
+    };
+    let out = compute_diff(&a.base, &a.adapter, &cfg)?;
+    let s = &out.summary.overall;
+    println!(
+        "diff `{}`: {} tensors, {} values, L2 {:.6}, mean {:.3e}, std {:.3e}, min {:.3e}, max {:.3e}\n  {}\n  {}",
+        out.summary.domain,
+        out.summary.num_tensors,
+        s.numel,
+        s.l2,
+        s.mean,
+        s.std,
+        s.min,
+        s.max,
+        out.diff.dir.display(),
+        out.summary_path.display()
+    );
+    Ok(())
+}
+
+fn cli_merge_config(a: &MergeArgs) -> Result<MergeConfig> {
+    Ok(MergeConfig {
+        method: a.method.parse()?,
+        weights: a.weights.clone(),
+        density: a.density,
+        lambda: a.lambda,
+        drop: a.drop,
+        seed: a.seed,
+        check_base: !a.no_check_base,
+    })
+}
+
+/// Runs `yunmin merge`.
+pub fn run_merge(a: MergeArgs) -> Result<()> {
+    let cfg = cli_merge_config(&a)?;
+    let diffs = a
+        .diffs
+        .iter()
+        .map(|d| DiffSet::open(d))
+        .collect::<yunmin_core::Result<Vec<_>>>()?;
+    let r = merge_to_dir(&a.base, &diffs, &cfg, &a.out)?;
+    println!(
+        "merged {} diff(s) ({}): {} tensors merged, {} copied, {} params, {:.2} GB in {:.2}s ({:.2} GB/s) → {}",
+        diffs.len(),
+        cfg.method,
+        r.tensors_merged,
+        r.tensors_copied,
+        r.params,
+        r.bytes_written as f64 / 1e9,
+        r.seconds,
+        r.bytes_written as f64 / 1e9 / r.seconds.max(1e-9),
+        r.out_dir.display()
+    );
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------------
+// Benchmark
+
+/// `yunmin merge-bench`: merge throughput and peak memory on a random checkpoint, against the
+/// NumPy/safetensors reference script.
+#[derive(Debug, Args)]
+pub struct MergeBenchArgs {
+    /// Working directory for the generated checkpoint, adapters, diffs and outputs (not committed).
+    #[arg(long, default_value = "runs/bench_merge")]
+    pub dir: PathBuf,
+    /// Number of domain adapters.
+    #[arg(long, default_value_t = 3)]
+    pub domains: usize,
+    /// LoRA rank of the adapters.
+    #[arg(long, default_value_t = 16)]
+    pub rank: usize,
+    /// Decoder layers of the random checkpoint (12 → about 110M parameters with the defaults).
+    #[arg(long, default_value_t = 12)]
+    pub layers: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 768)]
+    pub hidden: usize,
+    /// Repetitions of each timed merge (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Python with numpy + safetensors for the peer (default: $YUNMIN_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// CSV of results (default: DIR/merge_bench.csv).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// Wall time and peak resident memory of a finished child process.
+struct ChildRun {
+    seconds: f64,
+    max_rss_mb: f64,
+}
+
+/// Peak resident set (VmHWM, MB) of a running process, from /proc.
+fn vm_hwm_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs a command and measures its wall time and peak RSS (the child's own VmHWM, polled every
+/// 2 ms until it exits; rusage would include the parent's high-water mark inherited at fork).
+fn measure(cmd: &mut std::process::Command) -> Result<ChildRun> {
+    let t = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawn {cmd:?}"))?;
+    let pid = child.id();
+    let mut peak: f64 = 0.0;
+    let status = loop {
+        if let Some(m) = vm_hwm_mb(pid) {
+            peak = peak.max(m);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let seconds = t.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(anyhow!("{cmd:?} failed ({status})"));
+    }
+    Ok(ChildRun {
+        seconds,
+        max_rss_mb: peak,
+    })
+}
+
+fn python_path(a: &MergeBenchArgs) -> Option<PathBuf> {
+    a.python
+        .clone()
+        .or_else(|| std::env::var_os("YUNMIN_PYTHON").map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from(".venv/bin/python")).filter(|p| p.exists()))
+}
+
+fn repo_script(name: &str) -> Result<PathBuf> {
+    let mut d = std::env::current_dir()?;
+    loop {
+        let p = d.join("scripts").join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+        if !d.pop() {
+            return Err(anyhow!(
+                "scripts/{name} not found above the current directory"
+            ));
+        }
+    }
+}
+
+/// Runs `yunmin merge-bench`.
+pub fn run_bench(a: MergeBenchArgs) -> Result<()> {
+    use yunmin_core::merge::{bandwidth, synthetic};
+    let dir = a.dir.clone();
+    std::fs::create_dir_all(&dir)?;
+    let shape = synthetic::SyntheticShape {
+        layers: a.layers,
+        hidden: a.hidden,
+        ..Default::default()
+    };
+    let base = dir.join("base");
+    let params = shape.num_params();
+    let gb = params as f64 * 4.0 / 1e9;
+    println!(
+        "checkpoint: {params} parameters ({gb:.3} GB f32), {} adapters of rank {}",
+        a.domains, a.rank
+    );
+    if !base.join("model.safetensors").exists() {
+        let t = Instant::now();
+        synthetic::write_checkpoint(&base, &shape, 1)?;
+        println!("  generated base in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    let mut rows: Vec<(String, String, f64, f64, f64)> = Vec::new();
+    let mut diff_dirs = Vec::new();
+    for i in 0..a.domains {
+        let name = format!("d{i}");
+        let ad = dir.join(format!("lora_{name}"));
+        if !ad.join("adapter_model.safetensors").exists() {
+            synthetic::write_adapter(&ad, &shape, a.rank, 2.0 * a.rank as f64, 100 + i as u64)?;
+        }
+        let cfg = DiffConfig {
+            domain: Some(name.clone()),
+            diffs_dir: dir.join("diffs"),
+            stats_dir: dir.join("diff_stats"),
+        };
+        let t = Instant::now();
+        let out = compute_diff(&base, &ad, &cfg)?;
+        let s = t.elapsed().as_secs_f64();
+        let dgb = out.diff.numel() as f64 * 4.0 / 1e9;
+        println!(
+            "  diff {name}: {:.3} GB of ΔW in {s:.2}s ({:.2} GB/s)",
+            dgb,
+            dgb / s
+        );
+        rows.push((
+            "yunmin".into(),
+            format!("diff_{name}"),
+            s,
+            dgb / s,
+            f64::NAN,
+        ));
+        diff_dirs.push(out.diff.dir);
+    }
+    let bw = bandwidth::memcpy_bandwidth(512 << 20, 3);
+    println!(
+        "memcpy bandwidth (512 MiB): {:.2} GB/s one thread, {:.2} GB/s {} threads",
+        bw.single_gbs, bw.parallel_gbs, bw.threads
+    );
+    rows.push((
+        "memcpy".into(),
+        "copy_1thread".into(),
+        bw.bytes as f64 / 1e9 / bw.single_gbs,
+        bw.single_gbs,
+        f64::NAN,
+    ));
+    rows.push((
+        "memcpy".into(),
+        format!("copy_{}threads", bw.threads),
+        bw.bytes as f64 / 1e9 / bw.parallel_gbs,
+        bw.parallel_gbs,
+        f64::NAN,
+    ));
+
+    let fw = bandwidth::file_write_bandwidth(&dir.join("write_probe.bin"), (gb * 1e9) as usize, 3)?;
+    println!("file write ceiling ({gb:.3} GB, 4 MiB writes, one thread): {fw:.2} GB/s");
+    rows.push((
+        "write".into(),
+        "file_write_1thread".into(),
+        gb / fw,
+        fw,
+        f64::NAN,
+    ));
+
+    let weights: Vec<String> = (0..a.domains)
+        .map(|i| format!("{:.2}", 1.0 / (i as f64 + 2.0)))
+        .collect();
+    let diffs_arg = diff_dirs
+        .iter()
+        .map(|d| d.to_string_lossy().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = std::env::current_exe()?;
+    let mut best = |label: &str, mk: &dyn Fn() -> std::process::Command| -> Result<(f64, f64)> {
+        let mut t = f64::MAX;
+        let mut rss: f64 = 0.0;
+        for _ in 0..a.reps.max(1) {
+            let r = measure(&mut mk())?;
+            t = t.min(r.seconds);
+            rss = rss.max(r.max_rss_mb);
+        }
+        println!(
+            "  {label}: {t:.3}s, {:.2} GB/s written, peak RSS {rss:.0} MB",
+            gb / t
+        );
+        rows.push((label.into(), "merge_task_arithmetic".into(), t, gb / t, rss));
+        Ok((t, rss))
+    };
+    let ours_out = dir.join("merged_yunmin");
+    let (ours_t, _) = best("yunmin", &|| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(["-q", "merge", "--base"]).arg(&base).args([
+            "--diffs",
+            &diffs_arg,
+            "--weights",
+            &weights.join(","),
+        ]);
+        c.arg("--out").arg(&ours_out);
+        c
+    })?;
+    let mut ratio = None;
+    match python_path(&a) {
+        Some(py) => {
+            let script = repo_script("merge_reference.py")?;
+            let peer_out = dir.join("merged_numpy");
+            let (peer_t, _) = best("numpy_reference", &|| {
+                let mut c = std::process::Command::new(&py);
+                c.arg(&script)
+                    .arg("--base")
+                    .arg(&base)
+                    .args(["--diffs"])
+                    .args(&diff_dirs);
+                c.args(["--weights", &weights.join(",")])
+                    .arg("--out")
+                    .arg(&peer_out);
+                c
+            })?;
+            ratio = Some(peer_t / ours_t);
+            let a_ck = yunmin_core::merge::checkpoint::Checkpoint::open(&ours_out, "ours")?;
+            let b_ck = yunmin_core::merge::checkpoint::Checkpoint::open(&peer_out, "peer")?;
+            let mut worst = 0.0f64;
+            for n in a_ck.names() {
+                let (x, y) = (a_ck.f32(n)?, b_ck.f32(n)?);
+                let (mut num, mut den) = (0.0f64, 0.0f64);
+                for (p, q) in x.as_slice().iter().zip(y.as_slice()) {
+                    num += ((p - q) as f64).powi(2);
+                    den += (*q as f64).powi(2);
+                }
+                worst = worst.max((num / den.max(1e-300)).sqrt());
+            }
+            println!("  outputs agree: worst per-tensor relative L2 difference {worst:.2e}");
+        }
+        None => println!("  (no Python with numpy + safetensors: peer skipped; set YUNMIN_PYTHON)"),
+    }
+
+    // In-memory merge for sweeps: base loaded once, then one merge per grid point.
+    let sets = diff_dirs
+        .iter()
+        .map(|d| DiffSet::open(d))
+        .collect::<yunmin_core::Result<Vec<_>>>()?;
+    let t = Instant::now();
+    let merger = CoreMerger::new(&base, sets)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let w: Vec<f64> = weights.iter().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let mut out = merger.merge(&MergeConfig {
+        weights: w.clone(),
+        ..Default::default()
+    })?;
+    let n_points = 5;
+    let t = Instant::now();
+    for k in 0..n_points {
+        let mut wk = w.clone();
+        wk[0] += 0.1 * k as f64;
+        merger.merge_into(
+            &MergeConfig {
+                weights: wk,
+                ..Default::default()
+            },
+            &mut out,
+        )?;
+    }
+    let per = t.elapsed().as_secs_f64() / n_points as f64;
+    println!(
+        "  in-memory: base load {load_s:.2}s once, then {per:.3}s per grid point (merge_into)"
+    );
+    rows.push((
+        "yunmin".into(),
+        "in_memory_load".into(),
+        load_s,
+        gb / load_s,
+        f64::NAN,
+    ));
+    rows.push((
+        "yunmin".into(),
+        "in_memory_merge_point".into(),
+        per,
+        gb / per,
+        f64::NAN,
+    ));
+    if let Some(r) = ratio {
+        println!(
+            "yunmin vs numpy reference: {r:.2}× faster; yunmin at {:.0}% of parallel memcpy, {:.0}% of \
+             the file write ceiling; in-memory merge at {:.0}% of parallel memcpy",
+            100.0 * (gb / ours_t) / bw.parallel_gbs,
+            100.0 * (gb / ours_t) / fw,
+            100.0 * (gb / per) / bw.parallel_gbs
+        );
+    }
+    let csv = a.csv.clone().unwrap_or_else(|| dir.join("merge_bench.csv"));
+    let mut text = String::from("tool,operation,seconds,gb_per_s,peak_rss_mb,params\n");
+    for (tool, op, s, g, rss) in rows {
+        let rss = if rss.is_nan() {
+            String::new()
+        } else {
+            format!("{rss:.0}")
+        };
+        text.push_str(&format!("{tool},{op},{s:.4},{g:.3},{rss},{params}\n"));
+    }
+    yunmin_core::run::write_atomic(&csv, text.as_bytes())?;
+    println!("wrote {}", csv.display());
+    Ok(())
+}
