@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// JSONL datasets to Parquet per domain: convert, validate, bench.
+    Parquet(crate::modules::columnar::ParquetArgs),
+    /// Byte-level BPE tokenizers: train, encode.
+    Tokenizer(crate::modules::text::TokenizerArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
