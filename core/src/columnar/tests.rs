@@ -163,7 +163,7 @@ fn bad_rows_and_bad_domains_are_rejected_with_reasons_never_dropped() {
     // Undeclared fields are rejected when asked to.
     let strict = ConvertConfig { unknown_fields: UnknownFields::Reject, heldout: 0.0, ..Default::default() };
     let rep = convert(&ds, &d.path().join("strict"), &strict, None).unwrap();
-    assert_eq!(rep.rejected_by_category.get("unknown_field").copied(), Some(3), "{:?}", rep.rejected_by_category);
+    assert_eq!(rep.rejected_by_category.get("unknown_field").copied(), Some(6), "{:?}", rep.rejected_by_category);
 }
 
 #[test]
