@@ -4,3 +4,6 @@
 mod foundation;
 #[path = "e2e/report.rs"]
 mod report;
+
+#[path = "e2e/columnar.rs"]
+mod columnar;

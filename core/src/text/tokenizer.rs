@@ -110,6 +110,7 @@ struct Texts<'a> {
     current: Option<(PathBuf, std::io::Lines<BufReader<std::fs::File>>, usize)>,
     cfg: &'a TokenizerConfig,
     taken: usize,
+    skipped: usize,
     error: &'a std::sync::Mutex<Option<Error>>,
     bar: indicatif::ProgressBar,
 }
@@ -155,8 +156,10 @@ impl Iterator for Texts<'_> {
             let doc: Document = match serde_json::from_str(&line) {
                 Ok(d) => d,
                 Err(e) => {
-                    let msg = format!("{}:{no}: not a dataset document: {e}", shard.display());
-                    return self.fail(Error::invalid(msg));
+                    // The conversion rejects such rows with a reason; training only skips them.
+                    self.skipped += 1;
+                    tracing::debug!("{}:{no}: skipped for tokenizer training: {e}", shard.display());
+                    continue;
                 }
             };
             if check_cancelled().is_err() {
@@ -207,10 +210,15 @@ impl Tokenizer {
             current: None,
             cfg,
             taken: 0,
+            skipped: 0,
             error: &error,
             bar: bar.clone(),
         };
-        let res = tk.train(&mut trainer, texts).map(|_| ());
+        let mut texts = texts;
+        let res = tk.train(&mut trainer, texts.by_ref()).map(|_| ());
+        if texts.skipped > 0 {
+            tracing::warn!("tokenizer training skipped {} lines that are not documents", texts.skipped);
+        }
         bar.finish_and_clear();
         if let Some(e) = error.into_inner().expect("error slot") {
             return Err(e);

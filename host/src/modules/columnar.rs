@@ -1,7 +1,7 @@
 //! Rhai module `columnar`: `to_parquet` and the `Parquet` / `TokenFiles` types,
 //! `validate_parquet`, `parquet_bench`; CLI `yunmin parquet convert|validate|bench`.
 
-use super::text::{TRAIN_KEYS, TokenizerHandle, tokenizer_config, train_cached};
+use super::text::{TokenizerHandle, train_cached};
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::options::Options;
@@ -130,7 +130,6 @@ fn strings(v: impl IntoIterator<Item = String>) -> Array {
 
 /// Registers the `columnar` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
-    let _ = TRAIN_KEYS;
     let e = api.engine();
     e.register_type_with_name::<ParquetHandle>("Parquet");
     e.register_type_with_name::<TokenFiles>("TokenFiles");
