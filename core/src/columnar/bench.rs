@@ -150,7 +150,7 @@ fn dir_bytes(ds: &Dataset) -> Result<u64> {
 }
 
 const PEER: &str = r#"
-import json, os, resource, sys, time
+import json, os, sys, time
 mode = sys.argv[1]
 t0 = time.perf_counter()
 docs = tokens = out_bytes = 0
@@ -184,7 +184,12 @@ elif mode == "polars":
         docs += df.height
         tokens += int(df["tokens"].list.len().sum() or 0)
 secs = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+# VmHWM (not ru_maxrss, which a child inherits from its parent across fork + exec)
+rss = 0.0
+with open("/proc/self/status") as st:
+    for line in st:
+        if line.startswith("VmHWM:"):
+            rss = int(line.split()[1]) / 1024.0
 print(json.dumps({"docs": docs, "tokens": tokens, "seconds": secs, "bytes_out": out_bytes, "peak_rss_mb": rss}))
 "#;
 
