@@ -58,10 +58,12 @@ impl Default for BenchConfig {
             python: None,
             batch_docs: 1024,
             sweep_docs: 4000,
-            sweep_codecs: ["brotli:1", "brotli:5", "brotli:9", "zstd:1", "zstd:3", "zstd:9", "snappy", "none"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            sweep_codecs: [
+                "brotli:1", "brotli:5", "brotli:9", "zstd:1", "zstd:3", "zstd:9", "snappy", "none",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         }
     }
 }
@@ -121,24 +123,33 @@ fn prepare_input(corpora: &Path, out: &Path, max_docs: usize) -> Result<Dataset>
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(ColumnarError::Config(format!("no *.jsonl or *.jsonl.zst files in {}", corpora.display())).into());
+        return Err(ColumnarError::Config(format!(
+            "no *.jsonl or *.jsonl.zst files in {}",
+            corpora.display()
+        ))
+        .into());
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io("create directory", out, e))?;
     for (i, f) in files.iter().enumerate() {
         let file = std::fs::File::open(f).map_err(|e| Error::io("open", f, e))?;
         let reader: Box<dyn BufRead> = if f.to_string_lossy().ends_with(".zst") {
-            Box::new(BufReader::new(zstd::Decoder::new(file).map_err(|e| Error::io("decompress", f, e))?))
+            Box::new(BufReader::new(
+                zstd::Decoder::new(file).map_err(|e| Error::io("decompress", f, e))?,
+            ))
         } else {
             Box::new(BufReader::new(file))
         };
         let p = out.join(format!("part-{i:05}.jsonl"));
-        let mut w = BufWriter::new(std::fs::File::create(&p).map_err(|e| Error::io("create", &p, e))?);
+        let mut w =
+            BufWriter::new(std::fs::File::create(&p).map_err(|e| Error::io("create", &p, e))?);
         for (n, line) in reader.lines().enumerate() {
             if max_docs > 0 && n >= max_docs {
                 break;
             }
             let line = line.map_err(|e| Error::io("read", f, e))?;
-            w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(|e| Error::io("write", &p, e))?;
+            w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(|e| Error::io("write", &p, e))?;
         }
         w.flush().map_err(|e| Error::io("write", &p, e))?;
     }
@@ -146,7 +157,12 @@ fn prepare_input(corpora: &Path, out: &Path, max_docs: usize) -> Result<Dataset>
 }
 
 fn dir_bytes(ds: &Dataset) -> Result<u64> {
-    Ok(ds.shards()?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
+    Ok(ds
+        .shards()?
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 const PEER: &str = r#"
@@ -164,7 +180,8 @@ if mode == "convert":
     lvl = {c: (tl if c == "text" else ol) for c in cols if (tl if c == "text" else ol) != "-"}
     lvl = {c: int(v) for c, v in lvl.items()}
     for i, f in enumerate(sys.argv[7:]):
-        t = pj.read_json(f, parse_options=opts)
+        # the default 1 MiB block cannot hold the corpora's largest document (2.4 MB)
+        t = pj.read_json(f, read_options=pj.ReadOptions(block_size=32 << 20), parse_options=opts)
         docs += t.num_rows
         p = os.path.join(out, "%d.parquet" % i)
         pq.write_table(t, p, compression=comp, compression_level=lvl or None,
@@ -193,18 +210,35 @@ with open("/proc/self/status") as st:
 print(json.dumps({"docs": docs, "tokens": tokens, "seconds": secs, "bytes_out": out_bytes, "peak_rss_mb": rss}))
 "#;
 
-fn run_peer(python: &Path, script: &Path, peer: &str, args: &[String]) -> Result<serde_json::Value> {
+fn run_peer(
+    python: &Path,
+    script: &Path,
+    peer: &str,
+    args: &[String],
+) -> Result<serde_json::Value> {
     let out = Command::new(python)
         .arg(script)
         .args(args)
         .output()
-        .map_err(|e| ColumnarError::Peer { peer: peer.into(), msg: format!("cannot run {}: {e}", python.display()) })?;
+        .map_err(|e| ColumnarError::Peer {
+            peer: peer.into(),
+            msg: format!("cannot run {}: {e}", python.display()),
+        })?;
     if !out.status.success() {
-        return Err(ColumnarError::Peer { peer: peer.into(), msg: String::from_utf8_lossy(&out.stderr).into_owned() }.into());
+        return Err(ColumnarError::Peer {
+            peer: peer.into(),
+            msg: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or_default())
-        .map_err(|e| ColumnarError::Peer { peer: peer.into(), msg: format!("unreadable output {text:?}: {e}") }.into())
+    serde_json::from_str(text.lines().last().unwrap_or_default()).map_err(|e| {
+        ColumnarError::Peer {
+            peer: peer.into(),
+            msg: format!("unreadable output {text:?}: {e}"),
+        }
+        .into()
+    })
 }
 
 fn codec_args(spec: &str) -> Result<(String, String)> {
@@ -295,17 +329,27 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     tracing::info!("preparing input from {}", cfg.corpora.display());
     let input = prepare_input(&cfg.corpora, &work.join("input"), cfg.max_docs)?;
     let in_bytes = dir_bytes(&input)?;
-    let shards: Vec<String> = input.shards()?.iter().map(|p| p.display().to_string()).collect();
+    let shards: Vec<String> = input
+        .shards()?
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let mut rows = Vec::new();
 
     // 1. Conversion at equal codecs, without tokens (what pyarrow does), then with tokens.
-    let notok = ConvertConfig { heldout: 0.0, ..cfg.convert.clone() };
+    let notok = ConvertConfig {
+        heldout: 0.0,
+        ..cfg.convert.clone()
+    };
     tracing::info!("conversion (no tokens)");
     let (rep, secs, rss) = measure(|| convert(&input, &work.join("parquet_notok"), &notok, None))?;
     let ours = BenchRow {
         bench: "convert".into(),
         engine: "yunmin".into(),
-        variant: format!("text {} + others {}, no tokens", cfg.convert.text, cfg.convert.other),
+        variant: format!(
+            "text {} + others {}, no tokens",
+            cfg.convert.text, cfg.convert.other
+        ),
         docs: rep.rows_written,
         bytes_in: in_bytes,
         bytes_out: rep.output_bytes,
@@ -321,13 +365,23 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         std::fs::create_dir_all(&out).map_err(|e| Error::io("create directory", &out, e))?;
         let (tc, tl) = codec_args(&cfg.convert.text)?;
         let (oc, ol) = codec_args(&cfg.convert.other)?;
-        let mut args = vec!["convert".to_string(), out.display().to_string(), tc, tl, oc, ol];
+        let mut args = vec![
+            "convert".to_string(),
+            out.display().to_string(),
+            tc,
+            tl,
+            oc,
+            ol,
+        ];
         args.extend(shards.iter().cloned());
         let v = run_peer(py, &script, "pyarrow", &args)?;
         let peer = BenchRow {
             bench: "convert".into(),
             engine: "pyarrow".into(),
-            variant: format!("read_json + write_table, text {} + others {}", cfg.convert.text, cfg.convert.other),
+            variant: format!(
+                "read_json + write_table, text {} + others {}",
+                cfg.convert.text, cfg.convert.other
+            ),
             docs: v["docs"].as_u64().unwrap_or(0),
             bytes_in: in_bytes,
             bytes_out: v["bytes_out"].as_u64().unwrap_or(0),
@@ -344,8 +398,16 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     let tok = match &cfg.tokenizer {
         Some(p) => Tokenizer::load(p)?,
         None => {
-            tracing::info!("training a tokenizer (vocab {}, sample {})", cfg.vocab_size, cfg.tokenizer_sample);
-            let tc = TokenizerConfig { vocab_size: cfg.vocab_size, sample: cfg.tokenizer_sample, ..Default::default() };
+            tracing::info!(
+                "training a tokenizer (vocab {}, sample {})",
+                cfg.vocab_size,
+                cfg.tokenizer_sample
+            );
+            let tc = TokenizerConfig {
+                vocab_size: cfg.vocab_size,
+                sample: cfg.tokenizer_sample,
+                ..Default::default()
+            };
             let mut t = Tokenizer::train(&input, &tc)?;
             t.save(&work.join("tokenizer.json"))?;
             t
@@ -358,7 +420,12 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         BenchRow {
             bench: "convert".into(),
             engine: "yunmin".into(),
-            variant: format!("text {}, tokens {}, tokenised (vocab {})", cfg.convert.text, cfg.convert.tokens, tok.vocab_size()),
+            variant: format!(
+                "text {}, tokens {}, tokenised (vocab {})",
+                cfg.convert.text,
+                cfg.convert.tokens,
+                tok.vocab_size()
+            ),
             docs: rep.rows_written,
             tokens: rep.tokens_written,
             bytes_in: in_bytes,
@@ -376,7 +443,12 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     // 2. Loader: Parquet tokens vs JSONL parse + tokenise, peers reading the same files.
     let set = ParquetSet::open(&pq_dir)?;
     let files = set.files(None, Split::All)?;
-    let pq_bytes: u64 = files.paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let pq_bytes: u64 = files
+        .paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     tracing::info!("loader: JSONL parse + tokenise");
     let ((docs, tokens), secs, rss) = measure(|| load_jsonl(&input, &tok, cfg.batch_docs))?;
     let base = BenchRow {
@@ -453,7 +525,11 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         for codec in &cfg.sweep_codecs {
             check_cancelled()?;
             tracing::info!("codec trade-off: text {codec}");
-            let c = ConvertConfig { text: codec.clone(), heldout: 0.0, ..cfg.convert.clone() };
+            let c = ConvertConfig {
+                text: codec.clone(),
+                heldout: 0.0,
+                ..cfg.convert.clone()
+            };
             let out = work.join("sweep_out");
             let (rep, secs, rss) = measure(|| convert(&sample, &out, &c, None))?;
             let (comp, _raw) = column_bytes(&out, "text")?;
@@ -472,7 +548,11 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
                 .finish(),
             );
         }
-        let brotli = sweep.iter().find(|r| r.variant.starts_with("text brotli")).map(|r| r.seconds).unwrap_or(1.0);
+        let brotli = sweep
+            .iter()
+            .find(|r| r.variant.starts_with("text brotli"))
+            .map(|r| r.seconds)
+            .unwrap_or(1.0);
         for r in sweep.iter_mut() {
             r.ratio = brotli / r.seconds.max(1e-9);
         }
@@ -486,11 +566,18 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
 fn write_table(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let mut t = Table::new();
     for r in rows {
-        let mut v = serde_json::to_value(r).map_err(|e| Error::Json { path: path.to_path_buf(), source: e })?;
+        let mut v = serde_json::to_value(r).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let m = v.as_object_mut().expect("a row is an object");
         for x in m.values_mut() {
             if let Some(f) = x.as_f64().filter(|_| x.is_f64()) {
-                *x = serde_json::json!(if f.is_finite() { (f * 1000.0).round() / 1000.0 } else { 0.0 });
+                *x = serde_json::json!(if f.is_finite() {
+                    (f * 1000.0).round() / 1000.0
+                } else {
+                    0.0
+                });
             }
         }
         t.push_row(m)?;

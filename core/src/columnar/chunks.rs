@@ -43,7 +43,13 @@ pub(crate) struct ChunkReader {
 
 impl ChunkReader {
     pub fn new(shards: Vec<PathBuf>, max_rows: usize, max_bytes: usize) -> Self {
-        Self { shards, next_shard: 0, cur: None, max_rows: max_rows.max(1), max_bytes: max_bytes.max(1) }
+        Self {
+            shards,
+            next_shard: 0,
+            cur: None,
+            max_rows: max_rows.max(1),
+            max_bytes: max_bytes.max(1),
+        }
     }
 
     /// The next chunk, or `None` at the end of the last shard.
@@ -61,7 +67,9 @@ impl ChunkReader {
             }
             let (si, r, no) = self.cur.as_mut().expect("open shard");
             let start = c.buf.len();
-            let n = r.read_until(b'\n', &mut c.buf).map_err(|e| Error::io("read", &self.shards[*si], e))?;
+            let n = r
+                .read_until(b'\n', &mut c.buf)
+                .map_err(|e| Error::io("read", &self.shards[*si], e))?;
             if n == 0 {
                 self.cur = None;
                 continue;
@@ -78,7 +86,12 @@ impl ChunkReader {
             }
             c.buf.truncate(end);
             c.buf.push(b'\n');
-            c.lines.push(LineRef { shard: *si, line: *no, start, end });
+            c.lines.push(LineRef {
+                shard: *si,
+                line: *no,
+                start,
+                end,
+            });
         }
         Ok(if c.raw_bytes == 0 { None } else { Some(c) })
     }
@@ -100,7 +113,13 @@ mod tests {
         assert_eq!(c1.lines.iter().map(|l| l.line).collect::<Vec<_>>(), [1, 4]);
         assert_eq!(c1.line(1), b"l4");
         let c2 = r.next_chunk().unwrap().unwrap();
-        assert_eq!(c2.lines.iter().map(|l| (l.shard, l.line)).collect::<Vec<_>>(), [(0, 5), (1, 1)]);
+        assert_eq!(
+            c2.lines
+                .iter()
+                .map(|l| (l.shard, l.line))
+                .collect::<Vec<_>>(),
+            [(0, 5), (1, 1)]
+        );
         assert_eq!(c2.line(1).len(), 100, "a long line is one chunk's end");
         let c3 = r.next_chunk().unwrap().unwrap();
         assert_eq!(c3.line(0), b"m2");

@@ -24,9 +24,14 @@ impl ExtraField {
     /// Parses `name:type` (e.g. `label:int64`).
     pub fn parse(spec: &str) -> Result<Self> {
         let (name, ty) = spec.split_once(':').ok_or_else(|| {
-            ColumnarError::Config(format!("extra column `{spec}`: expected NAME:TYPE (type utf8, int64, float64 or bool)"))
+            ColumnarError::Config(format!(
+                "extra column `{spec}`: expected NAME:TYPE (type utf8, int64, float64 or bool)"
+            ))
         })?;
-        let f = Self { name: name.trim().to_string(), ty: ty.trim().to_string() };
+        let f = Self {
+            name: name.trim().to_string(),
+            ty: ty.trim().to_string(),
+        };
         f.data_type()?;
         Ok(f)
     }
@@ -73,7 +78,7 @@ pub struct ConvertConfig {
     pub other: String,
     /// Maximum rows per row group (default 65 536).
     pub row_group_rows: usize,
-    /// Maximum in-memory (Arrow) megabytes per row group before it is encoded (default 32).
+    /// Maximum in-memory (Arrow) megabytes per row group before it is encoded (default 8).
     pub row_group_mb: usize,
     /// Dictionary encoding for the low-cardinality columns (`domain`, `source`, extras);
     /// `id`, `text` and `tokens` are never dictionary-encoded (default true).
@@ -94,7 +99,7 @@ pub struct ConvertConfig {
     /// …and at most this many megabytes (default 16; a single larger line is one chunk).
     pub chunk_mb: usize,
     /// Arrow data waiting to be encoded, across all output files, is capped at this many
-    /// megabytes; above it the largest buffer is encoded early (default 128).
+    /// megabytes; above it the largest buffer is encoded early (default 48).
     pub buffer_mb: usize,
 }
 
@@ -105,7 +110,7 @@ impl Default for ConvertConfig {
             tokens: "zstd:3".into(),
             other: "zstd:3".into(),
             row_group_rows: 65_536,
-            row_group_mb: 32,
+            row_group_mb: 8,
             dictionary: true,
             statistics: "chunk".into(),
             heldout: 0.01,
@@ -114,7 +119,7 @@ impl Default for ConvertConfig {
             unknown_fields: UnknownFields::Ignore,
             chunk_rows: 8192,
             chunk_mb: 16,
-            buffer_mb: 128,
+            buffer_mb: 48,
         }
     }
 }
@@ -127,7 +132,10 @@ pub fn parse_codec(spec: &str) -> Result<Compression> {
         None => (spec.trim(), None),
     };
     let lvl = |d: i64| -> Result<i64> {
-        level.map_or(Ok(d), |l| l.parse::<i64>().map_err(|_| bad(format!("codec `{spec}`: level `{l}` is not a number"))))
+        level.map_or(Ok(d), |l| {
+            l.parse::<i64>()
+                .map_err(|_| bad(format!("codec `{spec}`: level `{l}` is not a number")))
+        })
     };
     Ok(match name.to_ascii_lowercase().as_str() {
         "brotli" => Compression::BROTLI(
@@ -135,14 +143,19 @@ pub fn parse_codec(spec: &str) -> Result<Compression> {
                 .map_err(|_| bad(format!("codec `{spec}`: brotli levels are 0–11")))?,
         ),
         "zstd" => Compression::ZSTD(
-            ZstdLevel::try_new(lvl(3)? as i32).map_err(|_| bad(format!("codec `{spec}`: zstd levels are 1–22")))?,
+            ZstdLevel::try_new(lvl(3)? as i32)
+                .map_err(|_| bad(format!("codec `{spec}`: zstd levels are 1–22")))?,
         ),
         "snappy" | "none" | "uncompressed" if level.is_some() => {
             return Err(bad(format!("codec `{spec}`: {name} takes no level")));
         }
         "snappy" => Compression::SNAPPY,
         "none" | "uncompressed" => Compression::UNCOMPRESSED,
-        _ => return Err(bad(format!("unknown codec `{spec}` (known: brotli[:0-11], zstd[:1-22], snappy, none)"))),
+        _ => {
+            return Err(bad(format!(
+                "unknown codec `{spec}` (known: brotli[:0-11], zstd[:1-22], snappy, none)"
+            )));
+        }
     })
 }
 
@@ -164,12 +177,19 @@ impl ConvertConfig {
     /// Checks every setting, naming the first bad one.
     pub fn check(&self) -> Result<()> {
         let bad = |m: String| -> crate::Error { ColumnarError::Config(m).into() };
-        for (k, v) in [("text", &self.text), ("tokens", &self.tokens), ("other", &self.other)] {
+        for (k, v) in [
+            ("text", &self.text),
+            ("tokens", &self.tokens),
+            ("other", &self.other),
+        ] {
             parse_codec(v).map_err(|e| bad(format!("`{k}`: {e}")))?;
         }
         self.statistics()?;
         if !(0.0..1.0).contains(&self.heldout) {
-            return Err(bad(format!("`heldout` must be in [0, 1), got {}", self.heldout)));
+            return Err(bad(format!(
+                "`heldout` must be in [0, 1), got {}",
+                self.heldout
+            )));
         }
         for (k, v) in [
             ("row_group_rows", self.row_group_rows),
@@ -185,8 +205,14 @@ impl ConvertConfig {
         let mut seen = std::collections::HashSet::new();
         for e in &self.extras {
             e.data_type()?;
-            if super::schema::CORE_FIELDS.contains(&e.name.as_str()) || !seen.insert(e.name.as_str()) || e.name.is_empty() {
-                return Err(bad(format!("extra column `{}`: empty, duplicated or a built-in column name", e.name)));
+            if super::schema::CORE_FIELDS.contains(&e.name.as_str())
+                || !seen.insert(e.name.as_str())
+                || e.name.is_empty()
+            {
+                return Err(bad(format!(
+                    "extra column `{}`: empty, duplicated or a built-in column name",
+                    e.name
+                )));
             }
         }
         Ok(())
@@ -198,7 +224,12 @@ impl ConvertConfig {
             "none" => EnabledStatistics::None,
             "chunk" => EnabledStatistics::Chunk,
             "page" => EnabledStatistics::Page,
-            s => return Err(ColumnarError::Config(format!("`statistics` must be none, chunk or page, got `{s}`")).into()),
+            s => {
+                return Err(ColumnarError::Config(format!(
+                    "`statistics` must be none, chunk or page, got `{s}`"
+                ))
+                .into());
+            }
         })
     }
 }
@@ -209,15 +240,45 @@ mod tests {
 
     #[test]
     fn codecs_parse_with_levels_and_errors_name_the_spec() {
-        assert_eq!(parse_codec("brotli:7").unwrap(), Compression::BROTLI(BrotliLevel::try_new(7).unwrap()));
-        assert_eq!(parse_codec("ZSTD").unwrap(), Compression::ZSTD(ZstdLevel::try_new(3).unwrap()));
+        assert_eq!(
+            parse_codec("brotli:7").unwrap(),
+            Compression::BROTLI(BrotliLevel::try_new(7).unwrap())
+        );
+        assert_eq!(
+            parse_codec("ZSTD").unwrap(),
+            Compression::ZSTD(ZstdLevel::try_new(3).unwrap())
+        );
         assert_eq!(parse_codec("none").unwrap(), Compression::UNCOMPRESSED);
-        assert!(parse_codec("brotli:12").unwrap_err().to_string().contains("0–11"));
-        assert!(parse_codec("gzip").unwrap_err().to_string().contains("known: brotli"));
-        let c = ConvertConfig { heldout: 1.0, ..Default::default() };
+        assert!(
+            parse_codec("brotli:12")
+                .unwrap_err()
+                .to_string()
+                .contains("0–11")
+        );
+        assert!(
+            parse_codec("gzip")
+                .unwrap_err()
+                .to_string()
+                .contains("known: brotli")
+        );
+        let c = ConvertConfig {
+            heldout: 1.0,
+            ..Default::default()
+        };
         assert!(c.check().unwrap_err().to_string().contains("heldout"));
-        let c = ConvertConfig { extras: vec![ExtraField { name: "text".into(), ty: "utf8".into() }], ..Default::default() };
+        let c = ConvertConfig {
+            extras: vec![ExtraField {
+                name: "text".into(),
+                ty: "utf8".into(),
+            }],
+            ..Default::default()
+        };
         assert!(c.check().unwrap_err().to_string().contains("built-in"));
-        assert!(ExtraField::parse("label:int32").unwrap_err().to_string().contains("unknown type"));
+        assert!(
+            ExtraField::parse("label:int32")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown type")
+        );
     }
 }

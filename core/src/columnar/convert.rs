@@ -6,22 +6,25 @@ use super::chunks::{Chunk, ChunkReader};
 use super::config::{ConvertConfig, ExtraField, UnknownFields, parse_codec};
 use super::memory::peak_rss_mb;
 use super::report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
-use super::schema::{CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema, schema_lines, schema_text};
+use super::schema::{
+    CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema, schema_lines,
+    schema_text,
+};
 use super::writer::PartWriter;
 use crate::ingest::Dataset;
 use crate::run::{AtomicDir, check_cancelled, progress_bar, write_atomic};
 use crate::text::Tokenizer;
 use crate::{Error, Result};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray,
-    UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, ListArray, RecordBatch,
+    StringArray, UInt32Array,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::{Field, Int32Type, SchemaRef};
 use arrow::json::ReaderBuilder;
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -33,11 +36,17 @@ use std::time::Instant;
 /// Whether document `id` goes to the held-out split: a seeded xxh3 hash of the id, below
 /// `fraction` of the hash range. Stable across runs, machines and input order.
 pub fn is_heldout(id: &str, seed: u64, fraction: f64) -> bool {
-    fraction > 0.0 && (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed) as f64) < fraction * u64::MAX as f64
+    fraction > 0.0
+        && (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed) as f64)
+            < fraction * u64::MAX as f64
 }
 
 /// Writer properties: per-column codecs, dictionary and statistics settings.
-pub fn writer_properties(cfg: &ConvertConfig, with_tokens: bool, extras: &[ExtraField]) -> Result<WriterProperties> {
+pub fn writer_properties(
+    cfg: &ConvertConfig,
+    with_tokens: bool,
+    extras: &[ExtraField],
+) -> Result<WriterProperties> {
     let text = parse_codec(&cfg.text)?;
     let mut b = WriterProperties::builder()
         .set_compression(parse_codec(&cfg.other)?)
@@ -72,10 +81,22 @@ struct Rejects {
 impl Rejects {
     fn create(path: PathBuf) -> Result<Self> {
         let f = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
-        Ok(Self { path, out: BufWriter::new(f), total: 0, by_category: BTreeMap::new() })
+        Ok(Self {
+            path,
+            out: BufWriter::new(f),
+            total: 0,
+            by_category: BTreeMap::new(),
+        })
     }
 
-    fn add(&mut self, shard: &Path, line: u64, category: &str, reason: &str, raw: &[u8]) -> Result<()> {
+    fn add(
+        &mut self,
+        shard: &Path,
+        line: u64,
+        category: &str,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<()> {
         let rec = serde_json::json!({
             "shard": shard.display().to_string(),
             "line": line,
@@ -83,8 +104,13 @@ impl Rejects {
             "reason": reason,
             "raw": String::from_utf8_lossy(raw),
         });
-        serde_json::to_writer(&mut self.out, &rec).map_err(|e| Error::Json { path: self.path.clone(), source: e })?;
-        self.out.write_all(b"\n").map_err(|e| Error::io("write", &self.path, e))?;
+        serde_json::to_writer(&mut self.out, &rec).map_err(|e| Error::Json {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io("write", &self.path, e))?;
         self.total += 1;
         *self.by_category.entry(category.to_string()).or_default() += 1;
         tracing::debug!("rejected {}:{line}: {reason}", shard.display());
@@ -92,7 +118,9 @@ impl Rejects {
     }
 
     fn finish(mut self) -> Result<(u64, BTreeMap<String, u64>)> {
-        self.out.flush().map_err(|e| Error::io("write", &self.path, e))?;
+        self.out
+            .flush()
+            .map_err(|e| Error::io("write", &self.path, e))?;
         Ok((self.total, self.by_category))
     }
 }
@@ -116,13 +144,21 @@ fn reject_reason(line: &[u8], cfg: &ConvertConfig, arrow_msg: &str) -> (&'static
         Err(e) => return ("json", format!("invalid JSON: {e}")),
     };
     let Some(obj) = v.as_object() else {
-        return ("json", format!("a line must be a JSON object, got {}", json_kind(&v)));
+        return (
+            "json",
+            format!("a line must be a JSON object, got {}", json_kind(&v)),
+        );
     };
     for f in ["id", "text", "domain", "source"] {
         match obj.get(f) {
             None => return ("schema", format!("missing required field `{f}`")),
             Some(serde_json::Value::String(_)) => {}
-            Some(other) => return ("schema", format!("field `{f}` must be a string, got {}", json_kind(other))),
+            Some(other) => {
+                return (
+                    "schema",
+                    format!("field `{f}` must be a string, got {}", json_kind(other)),
+                );
+            }
         }
     }
     for e in &cfg.extras {
@@ -136,12 +172,27 @@ fn reject_reason(line: &[u8], cfg: &ConvertConfig, arrow_msg: &str) -> (&'static
             },
         };
         if !ok {
-            return ("schema", format!("field `{}` must be {} or null, got {}", e.name, e.ty, json_kind(&obj[&e.name])));
+            return (
+                "schema",
+                format!(
+                    "field `{}` must be {} or null, got {}",
+                    e.name,
+                    e.ty,
+                    json_kind(&obj[&e.name])
+                ),
+            );
         }
     }
     if cfg.unknown_fields == UnknownFields::Reject {
-        if let Some(k) = obj.keys().find(|k| !CORE_FIELDS[..4].contains(&k.as_str()) && !cfg.extras.iter().any(|e| &e.name == *k)) {
-            return ("unknown_field", format!("undeclared field `{k}` (declare it as an extra column or set unknown_fields = ignore)"));
+        if let Some(k) = obj.keys().find(|k| {
+            !CORE_FIELDS[..4].contains(&k.as_str()) && !cfg.extras.iter().any(|e| &e.name == *k)
+        }) {
+            return (
+                "unknown_field",
+                format!(
+                    "undeclared field `{k}` (declare it as an extra column or set unknown_fields = ignore)"
+                ),
+            );
         }
     }
     ("schema", arrow_msg.to_string())
@@ -158,9 +209,14 @@ fn decode_chunk(
 ) -> Result<(RecordBatch, Vec<usize>)> {
     let strict = cfg.unknown_fields == UnknownFields::Reject;
     let make = |rows: usize| {
-        ReaderBuilder::new(schema.clone()).with_batch_size(rows.max(1)).with_strict_mode(strict).build_decoder()
+        ReaderBuilder::new(schema.clone())
+            .with_batch_size(rows.max(1))
+            .with_strict_mode(strict)
+            .build_decoder()
     };
-    let decode = |bytes: &[u8], rows: usize| -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
+    let decode = |bytes: &[u8],
+                  rows: usize|
+     -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
         let mut dec = make(rows)?;
         let mut off = 0;
         while off < bytes.len() {
@@ -196,7 +252,13 @@ fn decode_chunk(
                 good.push(b);
                 rows.push(i);
             }
-            Ok(_) => rejects.add(&shards[l.shard], l.line, "json", "a line must hold exactly one JSON object", line)?,
+            Ok(_) => rejects.add(
+                &shards[l.shard],
+                l.line,
+                "json",
+                "a line must hold exactly one JSON object",
+                line,
+            )?,
             Err(e) => {
                 let (cat, reason) = reject_reason(line, cfg, &e.to_string());
                 rejects.add(&shards[l.shard], l.line, cat, &reason, line)?;
@@ -219,12 +281,17 @@ fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef,
     offsets.push(0i32);
     for v in &ids {
         values.extend(v.iter().map(|&x| x as i32));
-        let end = i32::try_from(values.len())
-            .map_err(|_| ColumnarError::Config("more than 2^31 tokens in one chunk; lower chunk_mb".into()))?;
+        let end = i32::try_from(values.len()).map_err(|_| {
+            ColumnarError::Config("more than 2^31 tokens in one chunk; lower chunk_mb".into())
+        })?;
         offsets.push(end);
         counts.push(v.len() as i32);
     }
-    let field = Arc::new(Field::new(TOKENS_ELEMENT, arrow::datatypes::DataType::Int32, false));
+    let field = Arc::new(Field::new(
+        TOKENS_ELEMENT,
+        arrow::datatypes::DataType::Int32,
+        false,
+    ));
     let list = ListArray::try_new(
         field,
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
@@ -232,7 +299,11 @@ fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef,
         None,
     )
     .map_err(ColumnarError::from)?;
-    Ok((Arc::new(list), Arc::new(Int32Array::from(counts)), total as u64))
+    Ok((
+        Arc::new(list),
+        Arc::new(Int32Array::from(counts)),
+        total as u64,
+    ))
 }
 
 /// Everything being written: one [`PartWriter`] per (domain, held out).
@@ -250,7 +321,11 @@ struct Outputs {
 
 impl Outputs {
     fn rel(domain: &str, heldout: bool) -> String {
-        if heldout { format!("{HELDOUT_DIR}/{domain}.parquet") } else { format!("{domain}.parquet") }
+        if heldout {
+            format!("{HELDOUT_DIR}/{domain}.parquet")
+        } else {
+            format!("{domain}.parquet")
+        }
     }
 
     fn writer(&mut self, domain: &str, heldout: bool) -> Result<&mut PartWriter> {
@@ -273,13 +348,22 @@ impl Outputs {
         }
         // Memory bound 1: buffered Arrow data across files.
         while self.writers.values().map(|w| w.buf_bytes).sum::<usize>() > self.buffer_cap {
-            let w = self.writers.values_mut().max_by_key(|w| w.buf_bytes).expect("a writer");
+            let w = self
+                .writers
+                .values_mut()
+                .max_by_key(|w| w.buf_bytes)
+                .expect("a writer");
             w.submit(self.seq)?;
             self.seq += 1;
         }
         // Memory bound 2: row groups being encoded.
         while self.writers.values().map(|w| w.in_flight()).sum::<usize>() > self.max_in_flight {
-            let w = self.writers.values_mut().filter(|w| w.in_flight() > 0).min_by_key(|w| w.oldest()).expect("in flight");
+            let w = self
+                .writers
+                .values_mut()
+                .filter(|w| w.in_flight() > 0)
+                .min_by_key(|w| w.oldest())
+                .expect("in flight");
             w.wait_oldest()?;
         }
         for w in self.writers.values_mut() {
@@ -309,10 +393,15 @@ pub fn convert(
     let in_schema = input_schema(&cfg.extras)?;
     let out_schema = output_schema(&cfg.extras, with_tokens)?;
     let shards = dataset.shards()?;
-    let input_bytes: u64 = shards.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let input_bytes: u64 = shards
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let atomic = AtomicDir::new(out_dir)?;
     let tmp = atomic.path().to_path_buf();
-    std::fs::create_dir_all(tmp.join(HELDOUT_DIR)).map_err(|e| Error::io("create directory", &tmp, e))?;
+    std::fs::create_dir_all(tmp.join(HELDOUT_DIR))
+        .map_err(|e| Error::io("create directory", &tmp, e))?;
     let mut rejects = Rejects::create(tmp.join(REJECTS_FILE))?;
     let threads = rayon::current_num_threads().max(1);
     let mut outs = Outputs {
@@ -350,7 +439,13 @@ pub fn convert(
                 None => keep.push(true),
                 Some(problem) => {
                     let l = chunk.lines[line_idx];
-                    rejects.add(&shards[l.shard], l.line, "domain", problem, chunk.line(line_idx))?;
+                    rejects.add(
+                        &shards[l.shard],
+                        l.line,
+                        "domain",
+                        problem,
+                        chunk.line(line_idx),
+                    )?;
                     keep.push(false);
                 }
             }
@@ -371,14 +466,21 @@ pub fn convert(
             cols.push(n);
         }
         cols.extend(batch.columns()[4..].iter().cloned());
-        let n_tokens_col = if with_tokens { Some(cols[5].as_primitive::<Int32Type>().clone()) } else { None };
+        let n_tokens_col = if with_tokens {
+            Some(cols[5].as_primitive::<Int32Type>().clone())
+        } else {
+            None
+        };
         // Group rows by (domain, split), keeping input order inside each group.
         let ids = batch.column(0).as_string::<i32>();
         let domains = batch.column(2).as_string::<i32>();
         let mut order: Vec<(String, bool)> = Vec::new();
         let mut groups: HashMap<(String, bool), Vec<u32>> = HashMap::new();
         for r in 0..batch.num_rows() {
-            let key = (domains.value(r).to_string(), is_heldout(ids.value(r), cfg.seed, cfg.heldout));
+            let key = (
+                domains.value(r).to_string(),
+                is_heldout(ids.value(r), cfg.seed, cfg.heldout),
+            );
             groups
                 .entry(key.clone())
                 .or_insert_with(|| {
@@ -408,7 +510,11 @@ pub fn convert(
                 }
             }
             let tokens: u64 = match &n_tokens_col {
-                Some(nt) => idx.values().iter().map(|&i| nt.value(i as usize) as u64).sum(),
+                Some(nt) => idx
+                    .values()
+                    .iter()
+                    .map(|&i| nt.value(i as usize) as u64)
+                    .sum(),
                 None => 0,
             };
             let b = RecordBatch::try_new(out_schema.clone(), out).map_err(ColumnarError::from)?;
@@ -450,7 +556,15 @@ pub fn convert(
         output_bytes += bytes;
         files.insert(
             rel,
-            FileReport { domain, split: split.into(), rows, tokens, bytes, row_groups, schema_file: schema_rel },
+            FileReport {
+                domain,
+                split: split.into(),
+                rows,
+                tokens,
+                bytes,
+                row_groups,
+                schema_file: schema_rel,
+            },
         );
     }
     if cfg.heldout == 0.0 {
@@ -458,7 +572,10 @@ pub fn convert(
     }
     let (rejected, rejected_by_category) = rejects.finish()?;
     if rejected > 0 {
-        tracing::warn!("{rejected} rows rejected ({rejected_by_category:?}); reasons in {}/{REJECTS_FILE}", out_dir.display());
+        tracing::warn!(
+            "{rejected} rows rejected ({rejected_by_category:?}); reasons in {}/{REJECTS_FILE}",
+            out_dir.display()
+        );
     }
     let report = ConversionReport {
         input: dataset.dir().to_path_buf(),
@@ -479,7 +596,10 @@ pub fn convert(
         seconds: t0.elapsed().as_secs_f64(),
         peak_rss_mb: peak_rss_mb(),
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json { path: tmp.join(REPORT_FILE), source: e })?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
+        path: tmp.join(REPORT_FILE),
+        source: e,
+    })?;
     write_atomic(&tmp.join(REPORT_FILE), &json)?;
     atomic.commit()?;
     Ok(report)

@@ -48,7 +48,14 @@ pub enum ColumnarError {
 
 impl ColumnarError {
     /// Wraps a parquet error with the file it concerns.
-    pub fn parquet(path: impl Into<PathBuf>, source: parquet::errors::ParquetError) -> crate::Error {
-        ColumnarError::Parquet { path: path.into(), source }.into()
+    pub fn parquet(
+        path: impl Into<PathBuf>,
+        source: parquet::errors::ParquetError,
+    ) -> crate::Error {
+        ColumnarError::Parquet {
+            path: path.into(),
+            source,
+        }
+        .into()
     }
 }

@@ -70,8 +70,8 @@ pub use memory::{peak_rss_mb, reset_peak_rss, rss_mb};
 pub use reader::{ParquetSet, Split, TokenBatches, TokenFiles, open_tokens, read_tokens};
 pub use report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
 pub use schema::{
-    CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema, parse_schema_text, schema_lines,
-    schema_text, type_name,
+    CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema,
+    parse_schema_text, schema_lines, schema_text, type_name,
 };
 pub use validate::{Validation, column_codecs, validate};
 

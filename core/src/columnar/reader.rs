@@ -40,7 +40,10 @@ impl std::str::FromStr for Split {
             "train" => Ok(Split::Train),
             "heldout" => Ok(Split::Heldout),
             "all" => Ok(Split::All),
-            _ => Err(ColumnarError::Config(format!("split must be train, heldout or all, got `{s}`")).into()),
+            _ => Err(ColumnarError::Config(format!(
+                "split must be train, heldout or all, got `{s}`"
+            ))
+            .into()),
         }
     }
 }
@@ -88,7 +91,10 @@ impl ParquetSet {
             }
         }
         let name = format!("{}:{}", domain.unwrap_or("*"), split.as_str());
-        Ok(TokenFiles { name, paths: self.report.paths(&self.dir, domain, split.as_str()) })
+        Ok(TokenFiles {
+            name,
+            paths: self.report.paths(&self.dir, domain, split.as_str()),
+        })
     }
 
     /// All token sequences of a domain (or every domain) and split.
@@ -110,7 +116,11 @@ pub struct TokenFiles {
 impl TokenFiles {
     /// Batches of up to `batch_docs` token sequences, file after file.
     pub fn batches(&self, batch_docs: usize) -> TokenBatches {
-        TokenBatches { files: self.paths.clone().into_iter(), current: None, batch_docs: batch_docs.max(1) }
+        TokenBatches {
+            files: self.paths.clone().into_iter(),
+            current: None,
+            batch_docs: batch_docs.max(1),
+        }
     }
 
     /// Every token sequence.
@@ -127,7 +137,8 @@ impl TokenFiles {
         let mut n = 0;
         for p in &self.paths {
             let f = File::open(p).map_err(|e| Error::io("open", p, e))?;
-            let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| ColumnarError::parquet(p, e))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| ColumnarError::parquet(p, e))?;
             n += b.metadata().file_metadata().num_rows() as u64;
         }
         Ok(n)
@@ -136,13 +147,18 @@ impl TokenFiles {
 
 /// Every token sequence of one Parquet file (the `tokens` column only).
 pub fn read_tokens(path: &Path) -> Result<Vec<Vec<u32>>> {
-    TokenFiles { name: path.display().to_string(), paths: vec![path.to_path_buf()] }.read_tokens()
+    TokenFiles {
+        name: path.display().to_string(),
+        paths: vec![path.to_path_buf()],
+    }
+    .read_tokens()
 }
 
 /// Opens `path` reading only its `tokens` column.
 pub fn open_tokens(path: &Path, batch_docs: usize) -> Result<ParquetRecordBatchReader> {
     let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| ColumnarError::parquet(path, e))?;
+    let b =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| ColumnarError::parquet(path, e))?;
     if b.schema().field_with_name("tokens").is_err() {
         return Err(ColumnarError::Config(format!(
             "{} has no `tokens` column (convert with a tokenizer)",
@@ -151,7 +167,10 @@ pub fn open_tokens(path: &Path, batch_docs: usize) -> Result<ParquetRecordBatchR
         .into());
     }
     let mask = ProjectionMask::columns(b.parquet_schema(), ["tokens"]);
-    b.with_projection(mask).with_batch_size(batch_docs).build().map_err(|e| ColumnarError::parquet(path, e))
+    b.with_projection(mask)
+        .with_batch_size(batch_docs)
+        .build()
+        .map_err(|e| ColumnarError::parquet(path, e))
 }
 
 /// Iterator of token batches over files (see [`TokenFiles::batches`]).
@@ -176,9 +195,7 @@ impl Iterator for TokenBatches {
             let (path, reader) = self.current.as_mut().expect("open file");
             match reader.next() {
                 None => self.current = None,
-                Some(Err(e)) => return Some(Err(ColumnarError::from(e).into())).map(|r: Result<_>| r.map_err(|e| {
-                    Error::invalid(format!("{}: {e}", path.display()))
-                })),
+                Some(Err(e)) => return Some(Err(Error::invalid(format!("reading {}: {e}", path.display())))),
                 Some(Ok(batch)) => {
                     let list = batch.column(0).as_list::<i32>();
                     let values = list.values().as_primitive::<arrow::datatypes::Int32Type>();

@@ -85,7 +85,9 @@ impl ConversionReport {
     pub fn paths(&self, dir: &Path, domain: Option<&str>, split: &str) -> Vec<PathBuf> {
         self.files
             .iter()
-            .filter(|(_, f)| domain.is_none_or(|d| f.domain == d) && (split == "all" || f.split == split))
+            .filter(|(_, f)| {
+                domain.is_none_or(|d| f.domain == d) && (split == "all" || f.split == split)
+            })
             .map(|(rel, _)| dir.join(rel))
             .collect()
     }

@@ -39,7 +39,11 @@ pub fn output_schema(extras: &[ExtraField], with_tokens: bool) -> Result<SchemaR
     let mut fields = vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("text", DataType::Utf8, false),
-        Field::new("domain", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+        Field::new(
+            "domain",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
         Field::new("source", DataType::Utf8, false),
     ];
     if with_tokens {
@@ -73,13 +77,22 @@ pub fn schema_lines(schema: &Schema) -> Vec<String> {
     schema
         .fields()
         .iter()
-        .map(|f| format!("{}: {} {}", f.name(), type_name(f.data_type()), if f.is_nullable() { "null" } else { "not null" }))
+        .map(|f| {
+            format!(
+                "{}: {} {}",
+                f.name(),
+                type_name(f.data_type()),
+                if f.is_nullable() { "null" } else { "not null" }
+            )
+        })
         .collect()
 }
 
 /// The text of a `schema.txt`: a comment header, then [`schema_lines`].
 pub fn schema_text(schema: &Schema, title: &str) -> String {
-    let mut s = format!("# yunmin parquet schema v1: {title}\n# one field per line: name: type null|not null\n");
+    let mut s = format!(
+        "# yunmin parquet schema v1: {title}\n# one field per line: name: type null|not null\n"
+    );
     for l in schema_lines(schema) {
         s.push_str(&l);
         s.push('\n');
@@ -89,7 +102,11 @@ pub fn schema_text(schema: &Schema, title: &str) -> String {
 
 /// The field lines of a `schema.txt` (comments and blank lines dropped).
 pub fn parse_schema_text(text: &str) -> Vec<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Why a domain name cannot name an output file, or `None` when it can. Unicode is allowed;
@@ -100,16 +117,23 @@ pub fn domain_name_problem(name: &str) -> Option<String> {
         return Some("empty domain name".into());
     }
     if name.contains('/') || name.contains('\\') {
-        return Some(format!("domain `{name}` contains a path separator and would escape the output directory"));
+        return Some(format!(
+            "domain `{name}` contains a path separator and would escape the output directory"
+        ));
     }
     if name.starts_with('.') {
-        return Some(format!("domain `{name}` starts with `.` (`..` would escape the output directory; others would be hidden files)"));
+        return Some(format!(
+            "domain `{name}` starts with `.` (`..` would escape the output directory; others would be hidden files)"
+        ));
     }
     if name.chars().any(|c| c.is_control()) {
         return Some(format!("domain {name:?} contains a control character"));
     }
     if name.len() > 200 {
-        return Some(format!("domain name of {} bytes is longer than 200 bytes", name.len()));
+        return Some(format!(
+            "domain name of {} bytes is longer than 200 bytes",
+            name.len()
+        ));
     }
     None
 }
@@ -120,7 +144,10 @@ mod tests {
 
     #[test]
     fn schema_text_lists_fields_with_types_and_nullability() {
-        let extras = vec![ExtraField { name: "label".into(), ty: "int64".into() }];
+        let extras = vec![ExtraField {
+            name: "label".into(),
+            ty: "int64".into(),
+        }];
         let s = output_schema(&extras, true).unwrap();
         assert_eq!(
             schema_lines(&s),
@@ -139,10 +166,22 @@ mod tests {
 
     #[test]
     fn escaping_and_empty_domain_names_are_rejected_unicode_is_fine() {
-        for bad in ["", "../x", "/etc", "a/b", "..", ".", ".hidden", "a\\b", "a\nb", "a\0b"] {
-            assert!(domain_name_problem(bad).is_some(), "{bad:?} must be rejected");
+        for bad in [
+            "", "../x", "/etc", "a/b", "..", ".", ".hidden", "a\\b", "a\nb", "a\0b",
+        ] {
+            assert!(
+                domain_name_problem(bad).is_some(),
+                "{bad:?} must be rejected"
+            );
         }
-        for good in ["법률", "news_comments", "영화 리뷰", "日本語", "a..b", "x.heldout"] {
+        for good in [
+            "법률",
+            "news_comments",
+            "영화 리뷰",
+            "日本語",
+            "a..b",
+            "x.heldout",
+        ] {
             assert_eq!(domain_name_problem(good), None, "{good}");
         }
         assert!(domain_name_problem("../x").unwrap().contains("escape"));

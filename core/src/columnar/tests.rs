@@ -33,7 +33,14 @@ fn dataset(dir: &Path, n: usize, domains: &[&str]) -> Dataset {
 }
 
 fn tokenizer(ds: &Dataset) -> Tokenizer {
-    Tokenizer::train(ds, &TokenizerConfig { vocab_size: 400, ..Default::default() }).unwrap()
+    Tokenizer::train(
+        ds,
+        &TokenizerConfig {
+            vocab_size: 400,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -42,15 +49,30 @@ fn converts_per_domain_with_codecs_schema_files_split_and_readable_tokens() {
     let ds = dataset(&d.path().join("ds"), 1000, &["법률", "movie_reviews"]);
     let tok = tokenizer(&ds);
     let out = d.path().join("data/parquet");
-    let cfg = ConvertConfig { heldout: 0.1, row_group_rows: 100, chunk_rows: 64, ..Default::default() };
+    let cfg = ConvertConfig {
+        heldout: 0.1,
+        row_group_rows: 100,
+        chunk_rows: 64,
+        ..Default::default()
+    };
     let rep = convert(&ds, &out, &cfg, Some(&tok)).unwrap();
     assert_eq!(rep.domains, ["movie_reviews", "법률"]);
     assert_eq!(rep.rows_written, 1000);
     assert_eq!(rep.rejected, 0);
-    let held = rep.files["heldout/법률.parquet"].rows + rep.files["heldout/movie_reviews.parquet"].rows;
+    let held =
+        rep.files["heldout/법률.parquet"].rows + rep.files["heldout/movie_reviews.parquet"].rows;
     assert!((50..150).contains(&held), "about 10% held out, got {held}");
-    assert!(rep.files["법률.parquet"].row_groups >= 4, "row groups of ≤ 100 rows");
-    for f in ["schema.txt", "법률.schema.txt", "heldout/법률.schema.txt", "rejects.jsonl", "parquet_report.json"] {
+    assert!(
+        rep.files["법률.parquet"].row_groups >= 4,
+        "row groups of ≤ 100 rows"
+    );
+    for f in [
+        "schema.txt",
+        "법률.schema.txt",
+        "heldout/법률.schema.txt",
+        "rejects.jsonl",
+        "parquet_report.json",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     // Codecs, read back from the Parquet metadata.
@@ -69,14 +91,25 @@ fn converts_per_domain_with_codecs_schema_files_split_and_readable_tokens() {
         .map(|i| tok.encode(&doc(i, "법률").text).unwrap())
         .collect();
     assert_eq!(train, expected);
-    assert_eq!(set.files(Some("법률"), Split::All).unwrap().rows().unwrap(), 500);
-    assert!(set.files(Some("nope"), Split::Train).unwrap_err().to_string().contains("domains: movie_reviews, 법률"));
+    assert_eq!(
+        set.files(Some("법률"), Split::All).unwrap().rows().unwrap(),
+        500
+    );
+    assert!(
+        set.files(Some("nope"), Split::Train)
+            .unwrap_err()
+            .to_string()
+            .contains("domains: movie_reviews, 법률")
+    );
     let v = validate(&out.join("heldout/법률.parquet")).unwrap();
     assert_eq!(v.rows, rep.files["heldout/법률.parquet"].rows);
     // Same input, same seed: identical files.
     let out2 = d.path().join("again");
     convert(&ds, &out2, &cfg, Some(&tok)).unwrap();
-    assert_eq!(std::fs::read(out.join("법률.parquet")).unwrap(), std::fs::read(out2.join("법률.parquet")).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("법률.parquet")).unwrap(),
+        std::fs::read(out2.join("법률.parquet")).unwrap()
+    );
 }
 
 #[test]
@@ -89,17 +122,29 @@ fn validate_reports_schema_and_row_count_mismatches() {
     validate(&file).unwrap();
     let schema = out.join("news.schema.txt");
     let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(&schema, text.replace("source: utf8 not null", "source: int64 null")).unwrap();
+    std::fs::write(
+        &schema,
+        text.replace("source: utf8 not null", "source: int64 null"),
+    )
+    .unwrap();
     let err = validate(&file).unwrap_err().to_string();
-    assert!(err.contains("field 4") && err.contains("source: int64 null"), "{err}");
+    assert!(
+        err.contains("field 4") && err.contains("source: int64 null"),
+        "{err}"
+    );
     std::fs::write(&schema, text).unwrap();
     let rp = out.join(REPORT_FILE);
-    let mut rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+    let mut rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
     let rows = rep["files"]["news.parquet"]["rows"].as_u64().unwrap();
     rep["files"]["news.parquet"]["rows"] = (rows + 1).into();
     std::fs::write(&rp, serde_json::to_string(&rep).unwrap()).unwrap();
     let err = validate(&file).unwrap_err().to_string();
-    assert!(err.contains(&format!("file has {rows} rows")) && err.contains(&format!("says {}", rows + 1)), "{err}");
+    assert!(
+        err.contains(&format!("file has {rows} rows"))
+            && err.contains(&format!("says {}", rows + 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,7 +173,10 @@ fn bad_rows_and_bad_domains_are_rejected_with_reasons_never_dropped() {
     let out = d.path().join("run/data/parquet");
     let cfg = ConvertConfig {
         heldout: 0.0,
-        extras: vec![ExtraField { name: "label".into(), ty: "int64".into() }],
+        extras: vec![ExtraField {
+            name: "label".into(),
+            ty: "int64".into(),
+        }],
         ..Default::default()
     };
     let rep = convert(&ds, &out, &cfg, None).unwrap();
@@ -144,26 +192,68 @@ fn bad_rows_and_bad_domains_are_rejected_with_reasons_never_dropped() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let reason = |line: u64| rejects.iter().find(|r| r["line"] == line).unwrap()["reason"].as_str().unwrap().to_string();
-    assert!(reason(2).contains("missing required field `text`"), "{}", reason(2));
-    assert!(reason(3).contains("`text` must be a string, got a number"), "{}", reason(3));
+    let reason = |line: u64| {
+        rejects.iter().find(|r| r["line"] == line).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason(2).contains("missing required field `text`"),
+        "{}",
+        reason(2)
+    );
+    assert!(
+        reason(3).contains("`text` must be a string, got a number"),
+        "{}",
+        reason(3)
+    );
     assert!(reason(4).contains("invalid JSON"), "{}", reason(4));
     assert!(reason(5).contains("JSON object"), "{}", reason(5));
-    assert!(reason(6).contains("escape the output directory"), "{}", reason(6));
+    assert!(
+        reason(6).contains("escape the output directory"),
+        "{}",
+        reason(6)
+    );
     assert!(reason(8).contains("empty domain"), "{}", reason(8));
-    assert!(reason(10).contains("`label` must be int64"), "{}", reason(10));
-    assert_eq!(rejects.iter().find(|r| r["line"] == 6).unwrap()["raw"], lines[5]);
+    assert!(
+        reason(10).contains("`label` must be int64"),
+        "{}",
+        reason(10)
+    );
+    assert_eq!(
+        rejects.iter().find(|r| r["line"] == 6).unwrap()["raw"],
+        lines[5]
+    );
     // Nothing was written outside the output directory.
     assert!(!d.path().join("run/data/x.parquet").exists() && !d.path().join("run/data/x").exists());
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(names.contains(&"영화 리뷰.parquet".to_string()), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with(".parquet")), "{names:?}");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"영화 리뷰.parquet".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(".parquet")),
+        "{names:?}"
+    );
     // The extra column is declared in the schema.
     assert!(rep.schema.contains(&"label: int64 null".to_string()));
     // Undeclared fields are rejected when asked to.
-    let strict = ConvertConfig { unknown_fields: UnknownFields::Reject, heldout: 0.0, ..Default::default() };
+    let strict = ConvertConfig {
+        unknown_fields: UnknownFields::Reject,
+        heldout: 0.0,
+        ..Default::default()
+    };
     let rep = convert(&ds, &d.path().join("strict"), &strict, None).unwrap();
-    assert_eq!(rep.rejected_by_category.get("unknown_field").copied(), Some(6), "{:?}", rep.rejected_by_category);
+    assert_eq!(
+        rep.rejected_by_category.get("unknown_field").copied(),
+        Some(6),
+        "{:?}",
+        rep.rejected_by_category
+    );
 }
 
 #[test]
@@ -171,30 +261,71 @@ fn huge_document_empty_split_and_empty_dataset() {
     let d = tempfile::tempdir().unwrap();
     let mut w = DatasetWriter::create(d.path().join("ds"), 10).unwrap();
     let huge = "가나다라마바사 아자차카타파하. ".repeat(300_000); // ≈ 6 MB
-    w.write(&Document { id: "huge".into(), text: huge.clone(), domain: "big".into(), source: "s".into(), extra: Default::default() })
-        .unwrap();
+    w.write(&Document {
+        id: "huge".into(),
+        text: huge.clone(),
+        domain: "big".into(),
+        source: "s".into(),
+        extra: Default::default(),
+    })
+    .unwrap();
     w.write(&doc(1, "big")).unwrap();
     let ds = w.finish().unwrap();
     let tok = tokenizer(&ds);
-    let cfg = ConvertConfig { chunk_mb: 1, heldout: 0.5, ..Default::default() };
+    let cfg = ConvertConfig {
+        chunk_mb: 1,
+        heldout: 0.5,
+        ..Default::default()
+    };
     let out = d.path().join("pq");
     let rep = convert(&ds, &out, &cfg, Some(&tok)).unwrap();
     assert_eq!(rep.rows_written, 2);
-    let all = ParquetSet::open(&out).unwrap().read_tokens(Some("big"), Split::All).unwrap();
-    assert!(all.iter().any(|t| t.len() > 100_000), "the huge document is tokenised in full");
-    assert_eq!(tok.decode(all.iter().max_by_key(|t| t.len()).unwrap()).unwrap(), huge);
+    let all = ParquetSet::open(&out)
+        .unwrap()
+        .read_tokens(Some("big"), Split::All)
+        .unwrap();
+    assert!(
+        all.iter().any(|t| t.len() > 100_000),
+        "the huge document is tokenised in full"
+    );
+    assert_eq!(
+        tok.decode(all.iter().max_by_key(|t| t.len()).unwrap())
+            .unwrap(),
+        huge
+    );
     // A domain whose only document is held out still has an (empty) train file, and vice versa.
     let ds2 = dataset(&d.path().join("one"), 1, &["solo"]);
     let frac = 0.5;
     let held = is_heldout("doc-0", 42, frac);
-    let rep = convert(&ds2, &d.path().join("one_pq"), &ConvertConfig { heldout: frac, ..Default::default() }, None).unwrap();
+    let rep = convert(
+        &ds2,
+        &d.path().join("one_pq"),
+        &ConvertConfig {
+            heldout: frac,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
     assert_eq!(rep.files["solo.parquet"].rows, if held { 0 } else { 1 });
-    assert_eq!(rep.files["heldout/solo.parquet"].rows, if held { 1 } else { 0 });
+    assert_eq!(
+        rep.files["heldout/solo.parquet"].rows,
+        if held { 1 } else { 0 }
+    );
     validate(&d.path().join("one_pq/solo.parquet")).unwrap();
     validate(&d.path().join("one_pq/heldout/solo.parquet")).unwrap();
     // An empty dataset gives an output with a schema and a report but no files.
-    let empty = DatasetWriter::create(d.path().join("empty"), 10).unwrap().finish().unwrap();
-    let rep = convert(&empty, &d.path().join("empty_pq"), &ConvertConfig::default(), None).unwrap();
+    let empty = DatasetWriter::create(d.path().join("empty"), 10)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let rep = convert(
+        &empty,
+        &d.path().join("empty_pq"),
+        &ConvertConfig::default(),
+        None,
+    )
+    .unwrap();
     assert!(rep.files.is_empty() && rep.domains.is_empty());
     assert!(d.path().join("empty_pq/schema.txt").exists());
 }

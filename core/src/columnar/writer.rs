@@ -8,7 +8,9 @@ use crate::Result;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -40,9 +42,15 @@ pub(crate) struct PartWriter {
     pub tokens: u64,
 }
 
-fn encode(schema: SchemaRef, writers: Vec<ArrowColumnWriter>, batches: Vec<RecordBatch>) -> Encoded {
+fn encode(
+    schema: SchemaRef,
+    writers: Vec<ArrowColumnWriter>,
+    batches: Vec<RecordBatch>,
+) -> Encoded {
     if writers.len() != schema.fields().len() {
-        return Err(ParquetError::General("expected one Parquet leaf per Arrow field".into()));
+        return Err(ParquetError::General(
+            "expected one Parquet leaf per Arrow field".into(),
+        ));
     }
     writers
         .into_par_iter()
@@ -63,9 +71,15 @@ impl PartWriter {
     /// Creates `path` for batches of `schema`.
     pub fn create(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         let f = File::create(path).map_err(|e| crate::Error::io("create", path, e))?;
-        let w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, f), schema.clone(), Some(props))
+        let w = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, f),
+            schema.clone(),
+            Some(props),
+        )
+        .map_err(|e| ColumnarError::parquet(path, e))?;
+        let (file, factory) = w
+            .into_serialized_writer()
             .map_err(|e| ColumnarError::parquet(path, e))?;
-        let (file, factory) = w.into_serialized_writer().map_err(|e| ColumnarError::parquet(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -111,8 +125,10 @@ impl PartWriter {
         if self.buf.is_empty() {
             return Ok(0);
         }
-        let writers =
-            self.factory.create_column_writers(self.row_groups).map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        let writers = self
+            .factory
+            .create_column_writers(self.row_groups)
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         self.row_groups += 1;
         let batches = std::mem::take(&mut self.buf);
         let released = self.buf_bytes;
@@ -129,11 +145,16 @@ impl PartWriter {
 
     fn append(&mut self, chunks: Encoded) -> Result<()> {
         let chunks = chunks.map_err(|e| ColumnarError::parquet(&self.path, e))?;
-        let mut rg = self.file.next_row_group().map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        let mut rg = self
+            .file
+            .next_row_group()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         for c in chunks {
-            c.append_to_row_group(&mut rg).map_err(|e| ColumnarError::parquet(&self.path, e))?;
+            c.append_to_row_group(&mut rg)
+                .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         }
-        rg.close().map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        rg.close()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         Ok(())
     }
 
@@ -157,7 +178,9 @@ impl PartWriter {
     /// Waits for the oldest in-flight encode and appends it.
     pub fn wait_oldest(&mut self) -> Result<()> {
         if let Some((_, rx)) = self.pending.pop_front() {
-            let r = rx.recv().map_err(|_| ColumnarError::Config("an encoding task panicked".into()))?;
+            let r = rx
+                .recv()
+                .map_err(|_| ColumnarError::Config("an encoding task panicked".into()))?;
             self.append(r)?;
         }
         Ok(())
@@ -170,8 +193,11 @@ impl PartWriter {
         while !self.pending.is_empty() {
             self.wait_oldest()?;
         }
-        self.file.close().map_err(|e| ColumnarError::parquet(&self.path, e))?;
-        let meta = std::fs::metadata(&self.path).map_err(|e| crate::Error::io("stat", &self.path, e))?;
+        self.file
+            .close()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| crate::Error::io("stat", &self.path, e))?;
         Ok(meta.len())
     }
 }

@@ -8,11 +8,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use tokenizers::AddedToken;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::AddedToken;
 
 /// The special tokens, in id order: `<s>` = 0, `</s>` = 1, `<pad>` = 2, `<unk>` = 3.
 pub const SPECIAL_TOKENS: [&str; 4] = ["<s>", "</s>", "<pad>", "<unk>"];
@@ -63,10 +63,17 @@ impl TokenizerConfig {
             .into());
         }
         if !(self.sample > 0.0 && self.sample <= 1.0) {
-            return Err(TextError::Config(format!("sample must be in (0, 1], got {}", self.sample)).into());
+            return Err(TextError::Config(format!(
+                "sample must be in (0, 1], got {}",
+                self.sample
+            ))
+            .into());
         }
         if self.special_tokens.iter().any(|s| s.is_empty()) {
-            return Err(TextError::Config("special_tokens must not contain an empty string".into()).into());
+            return Err(TextError::Config(
+                "special_tokens must not contain an empty string".into(),
+            )
+            .into());
         }
         Ok(())
     }
@@ -92,14 +99,18 @@ pub struct Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer").field("path", &self.path).field("vocab_size", &self.vocab_size()).finish()
+        f.debug_struct("Tokenizer")
+            .field("path", &self.path)
+            .field("vocab_size", &self.vocab_size())
+            .finish()
     }
 }
 
 /// Whether a document is in the training sample (seeded hash of its id).
 fn sampled(id: &str, seed: u64, fraction: f64) -> bool {
     fraction >= 1.0
-        || (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed ^ 0x746f_6b65_6e69_7a65) as f64)
+        || (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed ^ 0x746f_6b65_6e69_7a65)
+            as f64)
             < fraction * u64::MAX as f64
 }
 
@@ -133,7 +144,10 @@ impl Iterator for Texts<'_> {
             if self.current.is_none() {
                 let shard = self.shards.next()?;
                 match std::fs::File::open(&shard) {
-                    Ok(f) => self.current = Some((shard, BufReader::with_capacity(1 << 20, f).lines(), 0)),
+                    Ok(f) => {
+                        self.current =
+                            Some((shard, BufReader::with_capacity(1 << 20, f).lines(), 0))
+                    }
                     Err(e) => return self.fail(Error::io("open", &shard, e)),
                 }
             }
@@ -158,7 +172,10 @@ impl Iterator for Texts<'_> {
                 Err(e) => {
                     // The conversion rejects such rows with a reason; training only skips them.
                     self.skipped += 1;
-                    tracing::debug!("{}:{no}: skipped for tokenizer training: {e}", shard.display());
+                    tracing::debug!(
+                        "{}:{no}: skipped for tokenizer training: {e}",
+                        shard.display()
+                    );
                     continue;
                 }
             };
@@ -172,7 +189,11 @@ impl Iterator for Texts<'_> {
             self.bar.inc(1);
             let mut text = doc.text;
             if text.len() > self.cfg.max_chars {
-                let cut = text.char_indices().nth(self.cfg.max_chars).map(|(i, _)| i).unwrap_or(text.len());
+                let cut = text
+                    .char_indices()
+                    .nth(self.cfg.max_chars)
+                    .map(|(i, _)| i)
+                    .unwrap_or(text.len());
                 text.truncate(cut);
             }
             return Some(text);
@@ -189,7 +210,11 @@ impl Tokenizer {
     /// word counts, not the corpus).
     pub fn train(dataset: &Dataset, cfg: &TokenizerConfig) -> Result<Self> {
         cfg.check()?;
-        let specials: Vec<AddedToken> = cfg.special_tokens.iter().map(|s| AddedToken::from(s.clone(), true)).collect();
+        let specials: Vec<AddedToken> = cfg
+            .special_tokens
+            .iter()
+            .map(|s| AddedToken::from(s.clone(), true))
+            .collect();
         let trainer = BpeTrainerBuilder::new()
             .show_progress(false)
             .vocab_size(cfg.vocab_size)
@@ -199,7 +224,8 @@ impl Tokenizer {
             .build();
         let mut trainer = TrainerWrapper::BpeTrainer(trainer);
         let mut tk = tokenizers::Tokenizer::new(BPE::default());
-        tk.with_normalizer(Some(NFC)).map_err(|e| TextError::Train(e.to_string()))?;
+        tk.with_normalizer(Some(NFC))
+            .map_err(|e| TextError::Train(e.to_string()))?;
         tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tk.with_post_processor(Some(ByteLevel::new(false, true, true)));
         tk.with_decoder(Some(ByteLevel::default()));
@@ -217,14 +243,20 @@ impl Tokenizer {
         let mut texts = texts;
         let res = tk.train(&mut trainer, texts.by_ref()).map(|_| ());
         if texts.skipped > 0 {
-            tracing::warn!("tokenizer training skipped {} lines that are not documents", texts.skipped);
+            tracing::warn!(
+                "tokenizer training skipped {} lines that are not documents",
+                texts.skipped
+            );
         }
         bar.finish_and_clear();
         if let Some(e) = error.into_inner().expect("error slot") {
             return Err(e);
         }
         res.map_err(|e| TextError::Train(e.to_string()))?;
-        let out = Self { inner: tk, path: None };
+        let out = Self {
+            inner: tk,
+            path: None,
+        };
         if out.vocab_size() <= cfg.special_tokens.len() + 256 {
             return Err(TextError::Train(format!(
                 "the dataset {} yielded no merges (vocabulary of {}); is it empty?",
@@ -240,18 +272,23 @@ impl Tokenizer {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| TextError::Load { path: path.to_path_buf(), msg: e.to_string() })?;
-        Ok(Self { inner, path: Some(path.to_path_buf()) })
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| TextError::Load {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        Ok(Self {
+            inner,
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// Writes `tokenizer.json` atomically (compact JSON, loadable by Python `tokenizers` and
     /// `transformers.PreTrainedTokenizerFast(tokenizer_file=…)`) and remembers the path.
     pub fn save(&mut self, path: &Path) -> Result<()> {
-        let json = self
-            .inner
-            .to_string(false)
-            .map_err(|e| TextError::Save { path: path.to_path_buf(), msg: e.to_string() })?;
+        let json = self.inner.to_string(false).map_err(|e| TextError::Save {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
         write_atomic(path, json.as_bytes())?;
         self.path = Some(path.to_path_buf());
         Ok(())
@@ -279,12 +316,19 @@ impl Tokenizer {
 
     /// The special tokens of [`SPECIAL_TOKENS`] present in the vocabulary, with their ids.
     pub fn special_tokens(&self) -> Vec<(String, u32)> {
-        SPECIAL_TOKENS.iter().filter_map(|t| self.token_to_id(t).map(|id| (t.to_string(), id))).collect()
+        SPECIAL_TOKENS
+            .iter()
+            .filter_map(|t| self.token_to_id(t).map(|id| (t.to_string(), id)))
+            .collect()
     }
 
     /// Path, vocabulary size and special tokens.
     pub fn info(&self) -> TokenizerInfo {
-        TokenizerInfo { path: self.path.clone(), vocab_size: self.vocab_size(), special_tokens: self.special_tokens() }
+        TokenizerInfo {
+            path: self.path.clone(),
+            vocab_size: self.vocab_size(),
+            special_tokens: self.special_tokens(),
+        }
     }
 
     /// Token ids of `text` (no special tokens added).
@@ -295,7 +339,11 @@ impl Tokenizer {
 
     /// Token ids of many texts, encoded in parallel (rayon), in input order.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        texts.par_iter().with_min_len(16).map(|t| self.encode(t)).collect()
+        texts
+            .par_iter()
+            .with_min_len(16)
+            .map(|t| self.encode(t))
+            .collect()
     }
 
     /// The text of token ids (special tokens skipped).
@@ -324,7 +372,11 @@ mod tests {
             "오늘 날씨가 좋아서 산책을 했습니다.",
         ];
         for i in 0..n {
-            let text = format!("{} {} 문서 번호 {i}", base[i % base.len()], base[(i * 7 + 3) % base.len()]);
+            let text = format!(
+                "{} {} 문서 번호 {i}",
+                base[i % base.len()],
+                base[(i * 7 + 3) % base.len()]
+            );
             w.write(&Document {
                 id: format!("d{i}"),
                 text,
@@ -341,15 +393,37 @@ mod tests {
     fn trains_saves_loads_and_roundtrips_korean_deterministically() {
         let d = tempfile::tempdir().unwrap();
         let ds = korean_dataset(&d.path().join("ds"), 400);
-        let cfg = TokenizerConfig { vocab_size: 400, ..Default::default() };
+        let cfg = TokenizerConfig {
+            vocab_size: 400,
+            ..Default::default()
+        };
         let mut a = Tokenizer::train(&ds, &cfg).unwrap();
         let b = Tokenizer::train(&ds, &cfg).unwrap();
-        assert_eq!(a.inner.to_string(false).unwrap(), b.inner.to_string(false).unwrap(), "deterministic");
-        assert_eq!(a.special_tokens(), vec![("<s>".into(), 0), ("</s>".into(), 1), ("<pad>".into(), 2), ("<unk>".into(), 3)]);
-        assert!(a.vocab_size() > 260 && a.vocab_size() <= 400, "{}", a.vocab_size());
+        assert_eq!(
+            a.inner.to_string(false).unwrap(),
+            b.inner.to_string(false).unwrap(),
+            "deterministic"
+        );
+        assert_eq!(
+            a.special_tokens(),
+            vec![
+                ("<s>".into(), 0),
+                ("</s>".into(), 1),
+                ("<pad>".into(), 2),
+                ("<unk>".into(), 3)
+            ]
+        );
+        assert!(
+            a.vocab_size() > 260 && a.vocab_size() <= 400,
+            "{}",
+            a.vocab_size()
+        );
         let text = "대한민국은 민주공화국이다. 😀 abc";
         let ids = a.encode(text).unwrap();
-        assert!(ids.len() < text.len(), "merges shorten the byte sequence: {ids:?}");
+        assert!(
+            ids.len() < text.len(),
+            "merges shorten the byte sequence: {ids:?}"
+        );
         assert_eq!(a.decode(&ids).unwrap(), text);
         let p = d.path().join("tok/tokenizer.json");
         a.save(&p).unwrap();
@@ -364,9 +438,18 @@ mod tests {
     fn sample_changes_with_seed_and_bad_config_is_rejected() {
         let d = tempfile::tempdir().unwrap();
         let ds = korean_dataset(&d.path().join("ds"), 200);
-        let err = Tokenizer::train(&ds, &TokenizerConfig { vocab_size: 10, ..Default::default() }).unwrap_err();
+        let err = Tokenizer::train(
+            &ds,
+            &TokenizerConfig {
+                vocab_size: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("vocab_size"), "{err}");
-        let n = (0..1000).filter(|i| sampled(&format!("d{i}"), 1, 0.3)).count();
+        let n = (0..1000)
+            .filter(|i| sampled(&format!("d{i}"), 1, 0.3))
+            .count();
         assert!((250..350).contains(&n), "{n}");
         let same: Vec<bool> = (0..50).map(|i| sampled(&format!("d{i}"), 1, 0.5)).collect();
         let other: Vec<bool> = (0..50).map(|i| sampled(&format!("d{i}"), 2, 0.5)).collect();

@@ -11,8 +11,8 @@ use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::{
-    BenchConfig, ConversionReport, ConvertConfig, ExtraField, ParquetSet, Split, TokenFiles, UnknownFields, bench,
-    convert, validate,
+    BenchConfig, ConversionReport, ConvertConfig, ExtraField, ParquetSet, Split, TokenFiles,
+    UnknownFields, bench, convert, validate,
 };
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
@@ -24,8 +24,23 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 pub struct ParquetHandle(pub Arc<ParquetSet>);
 
 const CONVERT_KEYS: &[&str] = &[
-    "text", "tokens", "other", "row_group_rows", "row_group_mb", "dictionary", "statistics", "heldout", "seed", "extras",
-    "unknown_fields", "chunk_rows", "chunk_mb", "buffer_mb", "tokenizer", "vocab_size", "tokenizer_out",
+    "text",
+    "tokens",
+    "other",
+    "row_group_rows",
+    "row_group_mb",
+    "dictionary",
+    "statistics",
+    "heldout",
+    "seed",
+    "extras",
+    "unknown_fields",
+    "chunk_rows",
+    "chunk_mb",
+    "buffer_mb",
+    "tokenizer",
+    "vocab_size",
+    "tokenizer_out",
 ];
 
 fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
@@ -39,7 +54,11 @@ fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
     let unknown_fields = match o.str("unknown_fields", "ignore")?.as_str() {
         "ignore" => UnknownFields::Ignore,
         "reject" => UnknownFields::Reject,
-        s => return Err(msg_err(format!("to_parquet: `unknown_fields` must be ignore or reject, got `{s}`"))),
+        s => {
+            return Err(msg_err(format!(
+                "to_parquet: `unknown_fields` must be ignore or reject, got `{s}`"
+            )));
+        }
     };
     let cfg = ConvertConfig {
         text: o.str("text", &d.text)?,
@@ -106,8 +125,15 @@ fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResul
             )));
         }
         None => {
-            let tcfg = TokenizerConfig { vocab_size: o.usize("vocab_size", 8000)?, seed: host.ctx.seed(), ..Default::default() };
-            let default_out = dir.parent().unwrap_or(Path::new(".")).join("tokenizer.json");
+            let tcfg = TokenizerConfig {
+                vocab_size: o.usize("vocab_size", 8000)?,
+                seed: host.ctx.seed(),
+                ..Default::default()
+            };
+            let default_out = dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("tokenizer.json");
             let out = match o.opt_str("tokenizer_out")? {
                 Some(p) => host.ctx.path(p),
                 None => default_out,
@@ -133,59 +159,124 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     let e = api.engine();
     e.register_type_with_name::<ParquetHandle>("Parquet");
     e.register_type_with_name::<TokenFiles>("TokenFiles");
-    e.register_get("dir", |p: &mut ParquetHandle| p.0.dir().to_string_lossy().to_string());
-    e.register_get("rows", |p: &mut ParquetHandle| p.0.report().rows_written as i64);
-    e.register_get("tokens", |p: &mut ParquetHandle| p.0.report().tokens_written as i64);
-    e.register_get("rejected", |p: &mut ParquetHandle| p.0.report().rejected as i64);
+    e.register_get("dir", |p: &mut ParquetHandle| {
+        p.0.dir().to_string_lossy().to_string()
+    });
+    e.register_get("rows", |p: &mut ParquetHandle| {
+        p.0.report().rows_written as i64
+    });
+    e.register_get("tokens", |p: &mut ParquetHandle| {
+        p.0.report().tokens_written as i64
+    });
+    e.register_get("rejected", |p: &mut ParquetHandle| {
+        p.0.report().rejected as i64
+    });
     e.register_get("name", |t: &mut TokenFiles| t.name.clone());
-    e.register_get("paths", |t: &mut TokenFiles| strings(t.paths.iter().map(|p| p.to_string_lossy().to_string())));
-    e.register_fn("to_string", |p: &mut ParquetHandle| format!("Parquet({}, domains: {})", p.0.dir().display(), p.0.domains().join(", ")));
-    e.register_fn("to_string", |t: &mut TokenFiles| format!("TokenFiles({}, {} files)", t.name, t.paths.len()));
+    e.register_get("paths", |t: &mut TokenFiles| {
+        strings(t.paths.iter().map(|p| p.to_string_lossy().to_string()))
+    });
+    e.register_fn("to_string", |p: &mut ParquetHandle| {
+        format!(
+            "Parquet({}, domains: {})",
+            p.0.dir().display(),
+            p.0.domains().join(", ")
+        )
+    });
+    e.register_fn("to_string", |t: &mut TokenFiles| {
+        format!("TokenFiles({}, {} files)", t.name, t.paths.len())
+    });
     let doc = "Converts a dataset to Parquet under `dir` (run-root relative): `<domain>.parquet`,\n\
         `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`.\n\
         Options (defaults): `text` (\"brotli:5\"), `tokens` (\"zstd:3\"), `other` (\"zstd:3\"): codecs brotli[:0-11],\n\
-        zstd[:1-22], snappy, none; `row_group_rows` (65536), `row_group_mb` (32), `dictionary` (true),\n\
+        zstd[:1-22], snappy, none; `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
         `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
         float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (16),\n\
-        `buffer_mb` (128); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
+        `buffer_mb` (48); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
         when absent one is trained (`vocab_size`, 8000) and saved at `tokenizer_out` (default: tokenizer.json\n\
         next to `dir`). Rows that do not fit the schema or whose domain cannot name a file are rejected with a\n\
         reason. A cached stage: the same dataset, options and tokenizer reuse the output.";
     let h = host.clone();
-    api.func("to_parquet", &["dataset", "dir", "opts"], doc, move |ds: Dataset, dir: &str, opts: Map| {
-        to_parquet(&h, &ds, dir, opts)
-    });
+    api.func(
+        "to_parquet",
+        &["dataset", "dir", "opts"],
+        doc,
+        move |ds: Dataset, dir: &str, opts: Map| to_parquet(&h, &ds, dir, opts),
+    );
     let h = host.clone();
-    api.func("to_parquet", &["dataset_dir", "dir", "opts"], doc, move |ds: &str, dir: &str, opts: Map| {
-        let ds = open_dataset(&h, ds)?;
-        to_parquet(&h, &ds, dir, opts)
-    });
+    api.func(
+        "to_parquet",
+        &["dataset_dir", "dir", "opts"],
+        doc,
+        move |ds: &str, dir: &str, opts: Map| {
+            let ds = open_dataset(&h, ds)?;
+            to_parquet(&h, &ds, dir, opts)
+        },
+    );
     let h = host.clone();
-    api.func("open_parquet", &["dir"], "Opens a conversion's output directory (its parquet_report.json).", move |dir: &str| {
-        Ok::<_, crate::errors::RhaiError>(ParquetHandle(Arc::new(ParquetSet::open(h.ctx.path(dir)).rhai()?)))
-    });
-    api.func("domains", &["parquet"], "The domains, sorted.", |p: &mut ParquetHandle| strings(p.0.domains().to_vec()));
-    api.func("domain", &["parquet", "name"], "A domain's training file (tokens for training).", |p: &mut ParquetHandle, d: &str| {
-        p.0.files(Some(d), Split::Train).rhai()
-    });
-    api.func("heldout", &["parquet"], "Every domain's held-out file.", |p: &mut ParquetHandle| p.0.files(None, Split::Heldout).rhai());
-    api.func("heldout", &["parquet", "name"], "One domain's held-out file.", |p: &mut ParquetHandle, d: &str| {
-        p.0.files(Some(d), Split::Heldout).rhai()
-    });
-    api.func("train", &["parquet"], "Every domain's training file.", |p: &mut ParquetHandle| p.0.files(None, Split::Train).rhai());
-    api.func("report", &["parquet"], "The conversion report (parquet_report.json) as a map.", |p: &mut ParquetHandle| {
-        rhai::serde::to_dynamic(p.0.report())
-    });
-    api.func("rows", &["files"], "Rows in the files (from Parquet metadata).", |t: &mut TokenFiles| {
-        Ok::<_, crate::errors::RhaiError>(t.rows().rhai()? as i64)
-    });
-    api.func("validate", &["parquet"], "Validates every file against its schema.txt and the report; returns the number checked.", |p: &mut ParquetHandle| {
-        let files = p.0.files(None, Split::All).rhai()?;
-        for f in &files.paths {
-            validate(f).rhai()?;
-        }
-        Ok::<_, crate::errors::RhaiError>(files.paths.len() as i64)
-    });
+    api.func(
+        "open_parquet",
+        &["dir"],
+        "Opens a conversion's output directory (its parquet_report.json).",
+        move |dir: &str| {
+            Ok::<_, crate::errors::RhaiError>(ParquetHandle(Arc::new(
+                ParquetSet::open(h.ctx.path(dir)).rhai()?,
+            )))
+        },
+    );
+    api.func(
+        "domains",
+        &["parquet"],
+        "The domains, sorted.",
+        |p: &mut ParquetHandle| strings(p.0.domains().to_vec()),
+    );
+    api.func(
+        "domain",
+        &["parquet", "name"],
+        "A domain's training file (tokens for training).",
+        |p: &mut ParquetHandle, d: &str| p.0.files(Some(d), Split::Train).rhai(),
+    );
+    api.func(
+        "heldout",
+        &["parquet"],
+        "Every domain's held-out file.",
+        |p: &mut ParquetHandle| p.0.files(None, Split::Heldout).rhai(),
+    );
+    api.func(
+        "heldout",
+        &["parquet", "name"],
+        "One domain's held-out file.",
+        |p: &mut ParquetHandle, d: &str| p.0.files(Some(d), Split::Heldout).rhai(),
+    );
+    api.func(
+        "train",
+        &["parquet"],
+        "Every domain's training file.",
+        |p: &mut ParquetHandle| p.0.files(None, Split::Train).rhai(),
+    );
+    api.func(
+        "report",
+        &["parquet"],
+        "The conversion report (parquet_report.json) as a map.",
+        |p: &mut ParquetHandle| rhai::serde::to_dynamic(p.0.report()),
+    );
+    api.func(
+        "rows",
+        &["files"],
+        "Rows in the files (from Parquet metadata).",
+        |t: &mut TokenFiles| Ok::<_, crate::errors::RhaiError>(t.rows().rhai()? as i64),
+    );
+    api.func(
+        "validate",
+        &["parquet"],
+        "Validates every file against its schema.txt and the report; returns the number checked.",
+        |p: &mut ParquetHandle| {
+            let files = p.0.files(None, Split::All).rhai()?;
+            for f in &files.paths {
+                validate(f).rhai()?;
+            }
+            Ok::<_, crate::errors::RhaiError>(files.paths.len() as i64)
+        },
+    );
     let h = host.clone();
     api.func(
         "validate_parquet",
@@ -270,7 +361,7 @@ pub struct CodecArgs {
     #[arg(long, default_value_t = 65_536)]
     pub row_group_rows: usize,
     /// Maximum in-memory megabytes per row group.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     pub row_group_mb: usize,
     /// Turn dictionary encoding off for the low-cardinality columns (domain, source, extras).
     #[arg(long)]
@@ -297,7 +388,7 @@ pub struct CodecArgs {
     #[arg(long, default_value_t = 16)]
     pub chunk_mb: usize,
     /// Cap on Arrow data waiting to be encoded, in megabytes.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 48)]
     pub buffer_mb: usize,
 }
 
@@ -313,8 +404,16 @@ impl CodecArgs {
             statistics: self.statistics.clone(),
             heldout: self.heldout,
             seed: self.seed,
-            extras: self.extras.iter().map(|s| ExtraField::parse(s)).collect::<yunmin_core::Result<_>>()?,
-            unknown_fields: if self.reject_unknown_fields { UnknownFields::Reject } else { UnknownFields::Ignore },
+            extras: self
+                .extras
+                .iter()
+                .map(|s| ExtraField::parse(s))
+                .collect::<yunmin_core::Result<_>>()?,
+            unknown_fields: if self.reject_unknown_fields {
+                UnknownFields::Reject
+            } else {
+                UnknownFields::Ignore
+            },
             chunk_rows: self.chunk_rows,
             chunk_mb: self.chunk_mb,
             buffer_mb: self.buffer_mb,
@@ -401,8 +500,14 @@ fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
     for f in &files {
         match validate(f) {
             Ok(v) => {
-                let codecs: Vec<String> = v.codecs.iter().map(|(c, k)| format!("{c}={k}")).collect();
-                println!("ok  {} ({} rows; {})", f.display(), v.rows, codecs.join(", "));
+                let codecs: Vec<String> =
+                    v.codecs.iter().map(|(c, k)| format!("{c}={k}")).collect();
+                println!(
+                    "ok  {} ({} rows; {})",
+                    f.display(),
+                    v.rows,
+                    codecs.join(", ")
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -419,7 +524,15 @@ fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
 /// Runs `yunmin parquet …`.
 pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
     match args.action {
-        ParquetAction::Convert { dataset, out, tokenizer, vocab_size, tokenizer_sample, no_tokens, codecs } => {
+        ParquetAction::Convert {
+            dataset,
+            out,
+            tokenizer,
+            vocab_size,
+            tokenizer_sample,
+            no_tokens,
+            codecs,
+        } => {
             let cfg = codecs.config()?;
             let ds = Dataset::open(&dataset)?;
             let tok = if no_tokens {
@@ -427,9 +540,17 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             } else if let Some(p) = tokenizer {
                 Some(Tokenizer::load(&p)?)
             } else {
-                let tcfg = TokenizerConfig { vocab_size, sample: tokenizer_sample, seed: cfg.seed, ..Default::default() };
+                let tcfg = TokenizerConfig {
+                    vocab_size,
+                    sample: tokenizer_sample,
+                    seed: cfg.seed,
+                    ..Default::default()
+                };
                 let mut t = Tokenizer::train(&ds, &tcfg)?;
-                let p = out.parent().unwrap_or(Path::new(".")).join("tokenizer.json");
+                let p = out
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("tokenizer.json");
                 t.save(&p)?;
                 println!("trained {} (vocabulary {})", p.display(), t.vocab_size());
                 Some(t)
@@ -449,11 +570,26 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
                 r.peak_rss_mb.unwrap_or(0.0)
             );
             if r.rejected > 0 {
-                eprintln!("warning: {} rows rejected {:?}; see {}", r.rejected, r.rejected_by_category, out.join(&r.rejects_file).display());
+                eprintln!(
+                    "warning: {} rows rejected {:?}; see {}",
+                    r.rejected,
+                    r.rejected_by_category,
+                    out.join(&r.rejects_file).display()
+                );
             }
         }
         ParquetAction::Validate { paths } => validate_paths(&paths)?,
-        ParquetAction::Bench { corpora, out, max_docs, tokenizer, vocab_size, python, batch_docs, sweep_docs, codecs } => {
+        ParquetAction::Bench {
+            corpora,
+            out,
+            max_docs,
+            tokenizer,
+            vocab_size,
+            python,
+            batch_docs,
+            sweep_docs,
+            codecs,
+        } => {
             let cfg = BenchConfig {
                 corpora,
                 max_docs,
@@ -466,7 +602,9 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
                 ..Default::default()
             };
             if cfg.python.is_none() {
-                eprintln!("warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped");
+                eprintln!(
+                    "warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped"
+                );
             }
             let t = bench_table(&out, &cfg)?;
             println!("{t}");

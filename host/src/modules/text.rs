@@ -18,7 +18,15 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 pub struct TokenizerHandle(pub Arc<Tokenizer>);
 
 /// Option keys of `train_tokenizer`.
-pub const TRAIN_KEYS: &[&str] = &["vocab_size", "min_frequency", "sample", "max_docs", "seed", "max_chars", "out"];
+pub const TRAIN_KEYS: &[&str] = &[
+    "vocab_size",
+    "min_frequency",
+    "sample",
+    "max_docs",
+    "seed",
+    "max_chars",
+    "out",
+];
 
 /// Builds a [`TokenizerConfig`] from script options (seed defaults to the run's).
 pub fn tokenizer_config(o: &Options, seed: u64) -> RhaiResult<TokenizerConfig> {
@@ -35,7 +43,12 @@ pub fn tokenizer_config(o: &Options, seed: u64) -> RhaiResult<TokenizerConfig> {
 }
 
 /// Trains (or reuses, when the cached stage's key is unchanged) a tokenizer saved at `out`.
-pub fn train_cached(ctx: &RunContext, dataset: &Dataset, cfg: &TokenizerConfig, out: &Path) -> yunmin_core::Result<Tokenizer> {
+pub fn train_cached(
+    ctx: &RunContext,
+    dataset: &Dataset,
+    cfg: &TokenizerConfig,
+    out: &Path,
+) -> yunmin_core::Result<Tokenizer> {
     let params = serde_json::json!({ "dataset": dataset.dir(), "config": cfg, "out": out });
     let (_, _cached) = ctx.stage(
         "train_tokenizer",
@@ -56,7 +69,9 @@ fn train(host: &Host, dataset: &Dataset, opts: Map) -> RhaiResult<TokenizerHandl
     let o = Options::new("train_tokenizer", opts, TRAIN_KEYS)?;
     let cfg = tokenizer_config(&o, host.ctx.seed())?;
     let out = host.ctx.path(o.str("out", "data/tokenizer.json")?);
-    Ok(TokenizerHandle(Arc::new(train_cached(&host.ctx, dataset, &cfg, &out).rhai()?)))
+    Ok(TokenizerHandle(Arc::new(
+        train_cached(&host.ctx, dataset, &cfg, &out).rhai()?,
+    )))
 }
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<Dataset> {
@@ -66,24 +81,42 @@ fn open_dataset(host: &Host, path: &str) -> RhaiResult<Dataset> {
 
 /// Registers the `text` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
-    api.engine().register_type_with_name::<TokenizerHandle>("Tokenizer");
-    api.engine().register_get("vocab_size", |t: &mut TokenizerHandle| t.0.vocab_size() as i64);
-    api.engine().register_get("path", |t: &mut TokenizerHandle| {
-        t.0.path().map(|p| Dynamic::from(p.to_string_lossy().to_string())).unwrap_or(Dynamic::UNIT)
-    });
-    api.engine().register_fn("to_string", |t: &mut TokenizerHandle| format!("{:?}", t.0));
+    api.engine()
+        .register_type_with_name::<TokenizerHandle>("Tokenizer");
+    api.engine()
+        .register_get("vocab_size", |t: &mut TokenizerHandle| {
+            t.0.vocab_size() as i64
+        });
+    api.engine()
+        .register_get("path", |t: &mut TokenizerHandle| {
+            t.0.path()
+                .map(|p| Dynamic::from(p.to_string_lossy().to_string()))
+                .unwrap_or(Dynamic::UNIT)
+        });
+    api.engine()
+        .register_fn("to_string", |t: &mut TokenizerHandle| format!("{:?}", t.0));
     let train_doc = "Trains a byte-level BPE tokenizer on the dataset's texts and saves `tokenizer.json`.\n\
         Options: `vocab_size` (8000), `min_frequency` (2), `sample` (1.0: fraction of documents, by seeded id hash),\n\
         `max_docs` (0 = all), `seed` (the run's), `max_chars` (100000 per document), `out` (\"data/tokenizer.json\").\n\
         Special tokens: `<s>` = 0, `</s>` = 1, `<pad>` = 2, `<unk>` = 3. A cached stage: rerunning with the same\n\
         dataset and options reuses the file.";
     let h = host.clone();
-    api.func("train_tokenizer", &["dataset", "opts"], train_doc, move |ds: Dataset, opts: Map| train(&h, &ds, opts));
+    api.func(
+        "train_tokenizer",
+        &["dataset", "opts"],
+        train_doc,
+        move |ds: Dataset, opts: Map| train(&h, &ds, opts),
+    );
     let h = host.clone();
-    api.func("train_tokenizer", &["dataset_dir", "opts"], train_doc, move |ds: &str, opts: Map| {
-        let ds = open_dataset(&h, ds)?;
-        train(&h, &ds, opts)
-    });
+    api.func(
+        "train_tokenizer",
+        &["dataset_dir", "opts"],
+        train_doc,
+        move |ds: &str, opts: Map| {
+            let ds = open_dataset(&h, ds)?;
+            train(&h, &ds, opts)
+        },
+    );
     let h = host.clone();
     api.func(
         "load_tokenizer",
@@ -92,19 +125,42 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |path: &str| {
             let p = h.ctx.path(path);
             let p = if p.exists() { p } else { PathBuf::from(path) };
-            Ok::<_, crate::errors::RhaiError>(TokenizerHandle(Arc::new(Tokenizer::load(&p).rhai()?)))
+            Ok::<_, crate::errors::RhaiError>(TokenizerHandle(Arc::new(
+                Tokenizer::load(&p).rhai()?,
+            )))
         },
     );
-    api.func("encode", &["tokenizer", "text"], "Token ids of `text` (no special tokens).", |t: &mut TokenizerHandle, s: &str| {
-        Ok::<_, crate::errors::RhaiError>(t.0.encode(s).rhai()?.into_iter().map(|i| Dynamic::from_int(i as i64)).collect::<Array>())
-    });
-    api.func("decode", &["tokenizer", "ids"], "The text of token ids (special tokens skipped).", |t: &mut TokenizerHandle, ids: Array| {
-        let ids: Vec<u32> = ids
-            .into_iter()
-            .map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| msg_err("decode: ids must be non-negative integers")))
-            .collect::<RhaiResult<_>>()?;
-        t.0.decode(&ids).rhai()
-    });
+    api.func(
+        "encode",
+        &["tokenizer", "text"],
+        "Token ids of `text` (no special tokens).",
+        |t: &mut TokenizerHandle, s: &str| {
+            Ok::<_, crate::errors::RhaiError>(
+                t.0.encode(s)
+                    .rhai()?
+                    .into_iter()
+                    .map(|i| Dynamic::from_int(i as i64))
+                    .collect::<Array>(),
+            )
+        },
+    );
+    api.func(
+        "decode",
+        &["tokenizer", "ids"],
+        "The text of token ids (special tokens skipped).",
+        |t: &mut TokenizerHandle, ids: Array| {
+            let ids: Vec<u32> = ids
+                .into_iter()
+                .map(|x| {
+                    x.as_int()
+                        .ok()
+                        .and_then(|i| u32::try_from(i).ok())
+                        .ok_or_else(|| msg_err("decode: ids must be non-negative integers"))
+                })
+                .collect::<RhaiResult<_>>()?;
+            t.0.decode(&ids).rhai()
+        },
+    );
 }
 
 /// `yunmin tokenizer …`.
@@ -155,8 +211,23 @@ pub enum TokenizerAction {
 /// Runs `yunmin tokenizer …`.
 pub fn run_cli(args: TokenizerArgs) -> anyhow::Result<()> {
     match args.action {
-        TokenizerAction::Train { dataset, out, vocab_size, min_frequency, sample, max_docs, seed } => {
-            let cfg = TokenizerConfig { vocab_size, min_frequency, sample, max_docs, seed, ..Default::default() };
+        TokenizerAction::Train {
+            dataset,
+            out,
+            vocab_size,
+            min_frequency,
+            sample,
+            max_docs,
+            seed,
+        } => {
+            let cfg = TokenizerConfig {
+                vocab_size,
+                min_frequency,
+                sample,
+                max_docs,
+                seed,
+                ..Default::default()
+            };
             let ds = Dataset::open(&dataset)?;
             let mut t = Tokenizer::train(&ds, &cfg)?;
             t.save(&out)?;

@@ -16,7 +16,9 @@ const TEXTS: [&str; 5] = [
 ];
 
 fn python() -> PathBuf {
-    let p = std::env::var_os("YUNMIN_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let p = std::env::var_os("YUNMIN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
     assert!(
         p.exists(),
         "no Python for the interop tests: set YUNMIN_PYTHON or create {} with \
@@ -48,7 +50,11 @@ fn dataset(dir: &Path, n: usize) -> PathBuf {
     }
     w.finish().unwrap();
     let bad = ds.join("part-99999.jsonl");
-    std::fs::write(&bad, "{\"id\": \"bad\", \"text\": 17, \"domain\": \"법률\", \"source\": \"e2e\"}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"id\": \"bad\", \"text\": 17, \"domain\": \"법률\", \"source\": \"e2e\"}\n",
+    )
+    .unwrap();
     ds
 }
 
@@ -88,32 +94,71 @@ fn convert_validate_and_read_from_pyarrow_polars_duckdb_and_python_tokenizers() 
     let out = d.path().join("run/data/parquet");
     let o = yunmin(
         d.path(),
-        &["-q", "parquet", "convert", "--dataset", ds.to_str().unwrap(), "--out", out.to_str().unwrap(), "--vocab-size", "500", "--heldout", "0.1"],
+        &[
+            "-q",
+            "parquet",
+            "convert",
+            "--dataset",
+            ds.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--vocab-size",
+            "500",
+            "--heldout",
+            "0.1",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("31 rows rejected"), "30 escaping domains + 1 mistyped row: {}", text(&o));
+    assert!(
+        stderr.contains("31 rows rejected"),
+        "30 escaping domains + 1 mistyped row: {}",
+        text(&o)
+    );
     let tok = d.path().join("run/data/tokenizer.json");
-    assert!(tok.exists(), "the trained tokenizer is saved next to the output");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("parquet_report.json")).unwrap()).unwrap();
+    assert!(
+        tok.exists(),
+        "the trained tokenizer is saved next to the output"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("parquet_report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["rows_written"], 270);
     assert_eq!(report["rejected_by_category"]["domain"], 30);
     assert_eq!(report["rejected_by_category"]["schema"], 1);
     assert_eq!(report["domains"], serde_json::json!(["법률", "영화 리뷰"]));
-    assert!(!d.path().join("run/data/escape.parquet").exists() && !d.path().join("run/escape.parquet").exists());
+    assert!(
+        !d.path().join("run/data/escape.parquet").exists()
+            && !d.path().join("run/escape.parquet").exists()
+    );
     let rejects = std::fs::read_to_string(out.join("rejects.jsonl")).unwrap();
-    assert!(rejects.contains("would escape the output directory") && rejects.contains("`text` must be a string"), "{rejects}");
+    assert!(
+        rejects.contains("would escape the output directory")
+            && rejects.contains("`text` must be a string"),
+        "{rejects}"
+    );
 
     let o = yunmin(d.path(), &["parquet", "validate", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).matches("ok ").count(), 4, "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).matches("ok ").count(),
+        4,
+        "{}",
+        text(&o)
+    );
 
     let script = write_script(d.path(), "interop.py", INTEROP);
     for file in ["법률.parquet", "heldout/영화 리뷰.parquet"] {
         let p = out.join(file);
-        let o = Command::new(&py).arg(&script).arg(&p).arg(&tok).output().unwrap();
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(&p)
+            .arg(&tok)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{file}: {}", text(&o));
-        let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
         let rows = report["files"][file]["rows"].clone();
         assert_eq!(v["codecs"]["text"], "BROTLI", "{v}");
         assert_eq!(v["codecs"]["tokens.list.element"], "ZSTD", "{v}");
@@ -132,7 +177,10 @@ fn convert_validate_and_read_from_pyarrow_polars_duckdb_and_python_tokenizers() 
         assert_eq!(v["polars_schema"]["tokens"], "List(Int32)", "{v}");
         assert_eq!(v["duckdb_rows"], rows);
         assert_eq!(v["duckdb_tokens"], report["files"][file]["tokens"]);
-        assert_eq!(v["tokens_match"], true, "Python tokenizers encodes like the tokens column: {v}");
+        assert_eq!(
+            v["tokens_match"], true,
+            "Python tokenizers encodes like the tokens column: {v}"
+        );
         assert_eq!(v["n_tokens_ok"], true);
         assert!(v["checked"].as_u64().unwrap() > 0);
     }
@@ -142,14 +190,41 @@ fn convert_validate_and_read_from_pyarrow_polars_duckdb_and_python_tokenizers() 
     let mut rep = report.clone();
     rep["files"]["법률.parquet"]["rows"] = 1.into();
     std::fs::write(&rp, rep.to_string()).unwrap();
-    let o = yunmin(d.path(), &["parquet", "validate", out.join("법률.parquet").to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "parquet",
+            "validate",
+            out.join("법률.parquet").to_str().unwrap(),
+        ],
+    );
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("says 1"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("says 1"),
+        "{}",
+        text(&o)
+    );
 
     // `yunmin tokenizer encode` agrees with the file.
-    let o = yunmin(d.path(), &["tokenizer", "encode", "--tokenizer", tok.to_str().unwrap(), "대한민국은 민주공화국이다."]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "tokenizer",
+            "encode",
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "대한민국은 민주공화국이다.",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).trim().split(' ').all(|x| x.parse::<u32>().is_ok()), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .split(' ')
+            .all(|x| x.parse::<u32>().is_ok()),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -175,27 +250,75 @@ print(`same=${{again.encode("대한민국") == ids}}`);
     );
     let s = write_script(d.path(), "pq.rhai", &body);
     let run = d.path().join("run");
-    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &["run", s.to_str().unwrap(), "--out", run.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("domains=[\"법률\", \"영화 리뷰\"]"), "{out}");
-    assert!(out.contains("heldout_files=2") && out.contains("rejected=21") && out.contains("validated=4"), "{out}");
-    assert!(out.contains("roundtrip=대한민국") && out.contains("same=true"), "{out}");
-    let law: u64 = out.lines().find_map(|l| l.strip_prefix("law_rows=")).unwrap().parse().unwrap();
+    assert!(
+        out.contains("heldout_files=2")
+            && out.contains("rejected=21")
+            && out.contains("validated=4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("roundtrip=대한민국") && out.contains("same=true"),
+        "{out}"
+    );
+    let law: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("law_rows="))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(law > 50 && law < 90, "{out}");
-    let (_, codecs) = yunmin_core::columnar::column_codecs(&run.join("data/parquet/법률.parquet")).unwrap();
+    let (_, codecs) =
+        yunmin_core::columnar::column_codecs(&run.join("data/parquet/법률.parquet")).unwrap();
     assert_eq!(codecs["text"], "ZSTD", "the text codec option is applied");
     // A rerun hits the stage cache.
-    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &["run", s.to_str().unwrap(), "--out", run.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let log = std::fs::read_to_string(run.join("pipeline_run.log")).unwrap();
-    assert!(log.lines().rev().take(3).any(|l| l.contains("stage=to_parquet") && l.contains("status=cached")), "{log}");
+    assert!(
+        log.lines()
+            .rev()
+            .take(3)
+            .any(|l| l.contains("stage=to_parquet") && l.contains("status=cached")),
+        "{log}"
+    );
 
     // Unknown options and bad codecs are errors naming the problem.
-    let s = write_script(d.path(), "bad.rhai", &format!("to_parquet(\"{}\", \"x\", #{{ txet: \"zstd\" }});", ds.display()));
+    let s = write_script(
+        d.path(),
+        "bad.rhai",
+        &format!(
+            "to_parquet(\"{}\", \"x\", #{{ txet: \"zstd\" }});",
+            ds.display()
+        ),
+    );
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r2"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown option `txet`"), "{}", text(&o));
-    let s = write_script(d.path(), "bad2.rhai", &format!("to_parquet(\"{}\", \"x\", #{{ text: \"gzip\", tokenizer: false }});", ds.display()));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown option `txet`"),
+        "{}",
+        text(&o)
+    );
+    let s = write_script(
+        d.path(),
+        "bad2.rhai",
+        &format!(
+            "to_parquet(\"{}\", \"x\", #{{ text: \"gzip\", tokenizer: false }});",
+            ds.display()
+        ),
+    );
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r3"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown codec `gzip`"), "{}", text(&o));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown codec `gzip`"),
+        "{}",
+        text(&o)
+    );
 }
