@@ -548,7 +548,7 @@ pub fn convert(
         let bytes = w.finish(seq)?;
         let rel = Outputs::rel(&domain, heldout);
         let split = if heldout { "heldout" } else { "train" };
-        let schema_rel = rel.trim_end_matches(".parquet").to_string() + ".schema.txt";
+        let schema_rel = rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt";
         let text = schema_text(&out_schema, &format!("domain {domain} ({split})"));
         write_atomic(&tmp.join(&schema_rel), text.as_bytes())?;
         rows_written += rows;
