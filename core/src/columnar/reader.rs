@@ -195,7 +195,12 @@ impl Iterator for TokenBatches {
             let (path, reader) = self.current.as_mut().expect("open file");
             match reader.next() {
                 None => self.current = None,
-                Some(Err(e)) => return Some(Err(Error::invalid(format!("reading {}: {e}", path.display())))),
+                Some(Err(e)) => {
+                    return Some(Err(Error::invalid(format!(
+                        "reading {}: {e}",
+                        path.display()
+                    ))));
+                }
                 Some(Ok(batch)) => {
                     let list = batch.column(0).as_list::<i32>();
                     let values = list.values().as_primitive::<arrow::datatypes::Int32Type>();

@@ -56,7 +56,10 @@ pub fn validate(path: &Path) -> Result<Validation> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let stem = path
         .file_name()
-        .map(|n| { let n = n.to_string_lossy(); n.strip_suffix(".parquet").unwrap_or(&n).to_string() })
+        .map(|n| {
+            let n = n.to_string_lossy();
+            n.strip_suffix(".parquet").unwrap_or(&n).to_string()
+        })
         .unwrap_or_default();
     let schema_file = [
         dir.join(format!("{stem}.schema.txt")),
