@@ -447,7 +447,7 @@ pub enum ParquetAction {
         #[arg(long, conflicts_with = "tokenizer")]
         no_tokens: bool,
         #[command(flatten)]
-        codecs: CodecArgs,
+        codecs: Box<CodecArgs>,
     },
     /// Check Parquet files (or every file of an output directory) against their schema.txt and
     /// the row counts and codecs in parquet_report.json.
@@ -483,7 +483,7 @@ pub enum ParquetAction {
         #[arg(long, default_value_t = 4000)]
         sweep_docs: usize,
         #[command(flatten)]
-        codecs: CodecArgs,
+        codecs: Box<CodecArgs>,
     },
 }
 
