@@ -75,6 +75,10 @@ pub enum Command {
     Merge(crate::modules::merge::MergeArgs),
     /// Benchmark merging on a random ≥100M-parameter checkpoint against a NumPy reference.
     MergeBench(crate::modules::merge::MergeBenchArgs),
+    /// JSONL datasets to Parquet per domain: convert, validate, bench.
+    Parquet(crate::modules::columnar::ParquetArgs),
+    /// Byte-level BPE tokenizers: train, encode.
+    Tokenizer(crate::modules::text::TokenizerArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

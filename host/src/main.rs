@@ -73,6 +73,8 @@ fn main() -> ExitCode {
         Command::Diff(a) => modules::merge::run_diff(a),
         Command::Merge(a) => modules::merge::run_merge(a),
         Command::MergeBench(a) => modules::merge::run_bench(a),
+        Command::Parquet(a) => modules::columnar::run_cli(a),
+        Command::Tokenizer(a) => modules::text::run_cli(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

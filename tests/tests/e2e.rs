@@ -10,3 +10,6 @@ mod merge;
 mod report;
 #[path = "e2e/ingest.rs"]
 mod ingest;
+
+#[path = "e2e/columnar.rs"]
+mod columnar;

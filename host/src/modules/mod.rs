@@ -9,9 +9,11 @@ use std::sync::Arc;
 pub mod eval;
 pub mod ingest;
 pub mod merge;
+pub mod columnar;
 pub mod report;
 pub mod run;
 pub mod table;
+pub mod text;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
@@ -58,5 +60,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     report::register(&mut Api::new(engine, "report", &mut entries), host);
     eval::register(&mut Api::new(engine, "eval", &mut entries), host);
     merge::register(&mut Api::new(engine, "merge", &mut entries), host);
+    columnar::register(&mut Api::new(engine, "columnar", &mut entries), host);
+    text::register(&mut Api::new(engine, "text", &mut entries), host);
     entries
 }

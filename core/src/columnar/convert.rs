@@ -1,0 +1,606 @@
+//! The streaming conversion: bounded chunks of JSONL → arrow-json with the explicit schema →
+//! rejects with reasons → parallel tokenisation → one Parquet file per (domain, split).
+
+use super::ColumnarError;
+use super::chunks::{Chunk, ChunkReader};
+use super::config::{ConvertConfig, ExtraField, UnknownFields, parse_codec};
+use super::memory::peak_rss_mb;
+use super::report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
+use super::schema::{
+    CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema, schema_lines,
+    schema_text,
+};
+use super::writer::PartWriter;
+use crate::ingest::Dataset;
+use crate::run::{AtomicDir, check_cancelled, progress_bar, write_atomic};
+use crate::text::Tokenizer;
+use crate::{Error, Result};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, ListArray, RecordBatch,
+    StringArray, UInt32Array,
+};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::datatypes::{Field, Int32Type, SchemaRef};
+use arrow::json::ReaderBuilder;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Whether document `id` goes to the held-out split: a seeded xxh3 hash of the id, below
+/// `fraction` of the hash range. Stable across runs, machines and input order.
+pub fn is_heldout(id: &str, seed: u64, fraction: f64) -> bool {
+    fraction > 0.0
+        && (xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed) as f64)
+            < fraction * u64::MAX as f64
+}
+
+/// Writer properties: per-column codecs, dictionary and statistics settings.
+pub fn writer_properties(
+    cfg: &ConvertConfig,
+    with_tokens: bool,
+    extras: &[ExtraField],
+) -> Result<WriterProperties> {
+    let text = parse_codec(&cfg.text)?;
+    let mut b = WriterProperties::builder()
+        .set_compression(parse_codec(&cfg.other)?)
+        .set_dictionary_enabled(cfg.dictionary)
+        .set_statistics_enabled(cfg.statistics()?)
+        .set_column_compression(ColumnPath::from("text"), text)
+        .set_column_dictionary_enabled(ColumnPath::from("text"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("id"), false)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            "yunmin.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )]));
+    if with_tokens {
+        let tokens = ColumnPath::new(vec!["tokens".into(), "list".into(), TOKENS_ELEMENT.into()]);
+        b = b
+            .set_column_compression(tokens.clone(), parse_codec(&cfg.tokens)?)
+            .set_column_dictionary_enabled(tokens, false);
+    }
+    let _ = extras;
+    Ok(b.build())
+}
+
+/// Rejected rows: `rejects.jsonl` (one JSON object per row: shard, line, category, reason, raw)
+/// and counts per category.
+struct Rejects {
+    path: PathBuf,
+    out: BufWriter<File>,
+    total: u64,
+    by_category: BTreeMap<String, u64>,
+}
+
+impl Rejects {
+    fn create(path: PathBuf) -> Result<Self> {
+        let f = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
+        Ok(Self {
+            path,
+            out: BufWriter::new(f),
+            total: 0,
+            by_category: BTreeMap::new(),
+        })
+    }
+
+    fn add(
+        &mut self,
+        shard: &Path,
+        line: u64,
+        category: &str,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<()> {
+        let rec = serde_json::json!({
+            "shard": shard.display().to_string(),
+            "line": line,
+            "category": category,
+            "reason": reason,
+            "raw": String::from_utf8_lossy(raw),
+        });
+        serde_json::to_writer(&mut self.out, &rec).map_err(|e| Error::Json {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.total += 1;
+        *self.by_category.entry(category.to_string()).or_default() += 1;
+        tracing::debug!("rejected {}:{line}: {reason}", shard.display());
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(u64, BTreeMap<String, u64>)> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        Ok((self.total, self.by_category))
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Why a line does not fit the schema: (category, reason). `arrow_msg` is arrow-json's error,
+/// used when the JSON-level checks find nothing more specific.
+fn reject_reason(line: &[u8], cfg: &ConvertConfig, arrow_msg: &str) -> (&'static str, String) {
+    let v: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => return ("json", format!("invalid JSON: {e}")),
+    };
+    let Some(obj) = v.as_object() else {
+        return (
+            "json",
+            format!("a line must be a JSON object, got {}", json_kind(&v)),
+        );
+    };
+    for f in ["id", "text", "domain", "source"] {
+        match obj.get(f) {
+            None => return ("schema", format!("missing required field `{f}`")),
+            Some(serde_json::Value::String(_)) => {}
+            Some(other) => {
+                return (
+                    "schema",
+                    format!("field `{f}` must be a string, got {}", json_kind(other)),
+                );
+            }
+        }
+    }
+    for e in &cfg.extras {
+        let ok = match obj.get(&e.name) {
+            None | Some(serde_json::Value::Null) => true,
+            Some(v) => match e.ty.as_str() {
+                "utf8" | "string" => v.is_string(),
+                "int64" | "int" => v.is_i64(),
+                "float64" | "float" => v.is_number(),
+                _ => v.is_boolean(),
+            },
+        };
+        if !ok {
+            return (
+                "schema",
+                format!(
+                    "field `{}` must be {} or null, got {}",
+                    e.name,
+                    e.ty,
+                    json_kind(&obj[&e.name])
+                ),
+            );
+        }
+    }
+    if cfg.unknown_fields == UnknownFields::Reject {
+        if let Some(k) = obj.keys().find(|k| {
+            !CORE_FIELDS[..4].contains(&k.as_str()) && !cfg.extras.iter().any(|e| &e.name == *k)
+        }) {
+            return (
+                "unknown_field",
+                format!(
+                    "undeclared field `{k}` (declare it as an extra column or set unknown_fields = ignore)"
+                ),
+            );
+        }
+    }
+    ("schema", arrow_msg.to_string())
+}
+
+/// Decodes a chunk with arrow-json. Lines that do not fit the schema go to `rejects`; returns
+/// the batch of the others and, per row, the chunk line it came from.
+fn decode_chunk(
+    chunk: &Chunk,
+    schema: &SchemaRef,
+    cfg: &ConvertConfig,
+    shards: &[PathBuf],
+    rejects: &mut Rejects,
+) -> Result<(RecordBatch, Vec<usize>)> {
+    let strict = cfg.unknown_fields == UnknownFields::Reject;
+    let make = |rows: usize| {
+        ReaderBuilder::new(schema.clone())
+            .with_batch_size(rows.max(1))
+            .with_strict_mode(strict)
+            .build_decoder()
+    };
+    let decode = |bytes: &[u8],
+                  rows: usize|
+     -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
+        let mut dec = make(rows)?;
+        let mut off = 0;
+        while off < bytes.len() {
+            let n = dec.decode(&bytes[off..])?;
+            if n == 0 {
+                break;
+            }
+            off += n;
+        }
+        if off < bytes.len() {
+            return Ok(None);
+        }
+        dec.flush()
+    };
+    let n = chunk.lines.len();
+    if n == 0 {
+        return Ok((RecordBatch::new_empty(schema.clone()), Vec::new()));
+    }
+    // Fast path: the whole chunk decodes, one row per line.
+    if let Ok(Some(b)) = decode(&chunk.buf, n + 1) {
+        if b.num_rows() == n {
+            return Ok((b, (0..n).collect()));
+        }
+    }
+    // Slow path: line by line, to find and explain the bad ones.
+    let mut good = Vec::new();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let line = chunk.line(i);
+        let l = chunk.lines[i];
+        match decode(line, 2) {
+            Ok(Some(b)) if b.num_rows() == 1 => {
+                good.push(b);
+                rows.push(i);
+            }
+            Ok(_) => rejects.add(
+                &shards[l.shard],
+                l.line,
+                "json",
+                "a line must hold exactly one JSON object",
+                line,
+            )?,
+            Err(e) => {
+                let (cat, reason) = reject_reason(line, cfg, &e.to_string());
+                rejects.add(&shards[l.shard], l.line, cat, &reason, line)?;
+            }
+        }
+    }
+    let batch = concat_batches(schema, &good).map_err(ColumnarError::from)?;
+    Ok((batch, rows))
+}
+
+/// Builds `tokens` (`list<int32>`) and `n_tokens` for the texts of `batch`.
+fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef, u64)> {
+    let texts = batch.column(1).as_string::<i32>();
+    let refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
+    let ids = tok.encode_batch(&refs)?;
+    let total: usize = ids.iter().map(Vec::len).sum();
+    let mut offsets = Vec::with_capacity(ids.len() + 1);
+    let mut values = Vec::with_capacity(total);
+    let mut counts = Vec::with_capacity(ids.len());
+    offsets.push(0i32);
+    for v in &ids {
+        values.extend(v.iter().map(|&x| x as i32));
+        let end = i32::try_from(values.len()).map_err(|_| {
+            ColumnarError::Config("more than 2^31 tokens in one chunk; lower chunk_mb".into())
+        })?;
+        offsets.push(end);
+        counts.push(v.len() as i32);
+    }
+    let field = Arc::new(Field::new(
+        TOKENS_ELEMENT,
+        arrow::datatypes::DataType::Int32,
+        false,
+    ));
+    let list = ListArray::try_new(
+        field,
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Arc::new(Int32Array::from(values)),
+        None,
+    )
+    .map_err(ColumnarError::from)?;
+    Ok((
+        Arc::new(list),
+        Arc::new(Int32Array::from(counts)),
+        total as u64,
+    ))
+}
+
+/// Everything being written: one [`PartWriter`] per (domain, held out).
+struct Outputs {
+    dir: PathBuf,
+    schema: SchemaRef,
+    props: WriterProperties,
+    writers: BTreeMap<(String, bool), PartWriter>,
+    seq: u64,
+    rg_rows: usize,
+    rg_bytes: usize,
+    buffer_cap: usize,
+    max_in_flight: usize,
+}
+
+impl Outputs {
+    fn rel(domain: &str, heldout: bool) -> String {
+        if heldout {
+            format!("{HELDOUT_DIR}/{domain}.parquet")
+        } else {
+            format!("{domain}.parquet")
+        }
+    }
+
+    fn writer(&mut self, domain: &str, heldout: bool) -> Result<&mut PartWriter> {
+        let key = (domain.to_string(), heldout);
+        if !self.writers.contains_key(&key) {
+            let path = self.dir.join(Self::rel(domain, heldout));
+            let w = PartWriter::create(&path, self.schema.clone(), self.props.clone())?;
+            self.writers.insert(key.clone(), w);
+        }
+        Ok(self.writers.get_mut(&key).expect("inserted"))
+    }
+
+    fn push(&mut self, domain: &str, heldout: bool, batch: RecordBatch, tokens: u64) -> Result<()> {
+        let (rg_rows, rg_bytes, seq) = (self.rg_rows, self.rg_bytes, self.seq);
+        let w = self.writer(domain, heldout)?;
+        w.push(batch, tokens);
+        if w.buf_rows >= rg_rows || w.buf_bytes >= rg_bytes {
+            w.submit(seq)?;
+            self.seq += 1;
+        }
+        // Memory bound 1: buffered Arrow data across files.
+        while self.writers.values().map(|w| w.buf_bytes).sum::<usize>() > self.buffer_cap {
+            let w = self
+                .writers
+                .values_mut()
+                .max_by_key(|w| w.buf_bytes)
+                .expect("a writer");
+            w.submit(self.seq)?;
+            self.seq += 1;
+        }
+        // Memory bound 2: row groups being encoded.
+        while self.writers.values().map(|w| w.in_flight()).sum::<usize>() > self.max_in_flight {
+            let w = self
+                .writers
+                .values_mut()
+                .filter(|w| w.in_flight() > 0)
+                .min_by_key(|w| w.oldest())
+                .expect("in flight");
+            w.wait_oldest()?;
+        }
+        for w in self.writers.values_mut() {
+            w.collect_ready()?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts `dataset` into Parquet files under `out_dir` (replaced atomically when complete):
+/// `<domain>.parquet`, `heldout/<domain>.parquet` (when `cfg.heldout` > 0), a
+/// `<domain>.schema.txt` next to each, `schema.txt`, `rejects.jsonl` and `parquet_report.json`.
+/// With a tokenizer the files carry `tokens` and `n_tokens`.
+///
+/// Memory is bounded by the configuration (chunk size, `buffer_mb`, row groups in flight), not
+/// by the input size. Rows that do not fit the schema, or whose domain cannot name a file, are
+/// written to `rejects.jsonl` with the reason and counted in the report.
+pub fn convert(
+    dataset: &Dataset,
+    out_dir: &Path,
+    cfg: &ConvertConfig,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<ConversionReport> {
+    cfg.check()?;
+    let t0 = Instant::now();
+    let with_tokens = tokenizer.is_some();
+    let in_schema = input_schema(&cfg.extras)?;
+    let out_schema = output_schema(&cfg.extras, with_tokens)?;
+    let shards = dataset.shards()?;
+    let input_bytes: u64 = shards
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let atomic = AtomicDir::new(out_dir)?;
+    let tmp = atomic.path().to_path_buf();
+    std::fs::create_dir_all(tmp.join(HELDOUT_DIR))
+        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    let mut rejects = Rejects::create(tmp.join(REJECTS_FILE))?;
+    let threads = rayon::current_num_threads().max(1);
+    let mut outs = Outputs {
+        dir: tmp.clone(),
+        schema: out_schema.clone(),
+        props: writer_properties(cfg, with_tokens, &cfg.extras)?,
+        writers: BTreeMap::new(),
+        seq: 0,
+        rg_rows: cfg.row_group_rows,
+        rg_bytes: cfg.row_group_mb << 20,
+        buffer_cap: cfg.buffer_mb << 20,
+        max_in_flight: 2 * threads,
+    };
+    let mut reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
+    let bar = progress_bar(input_bytes, "parquet");
+    let mut domain_problem: HashMap<String, Option<String>> = HashMap::new();
+    let mut docs_in = 0u64;
+    while let Some(chunk) = reader.next_chunk()? {
+        check_cancelled()?;
+        bar.inc(chunk.raw_bytes);
+        docs_in += chunk.lines.len() as u64;
+        let (batch, rows) = decode_chunk(&chunk, &in_schema, cfg, &shards, &mut rejects)?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        // Domains that cannot name a file are rejected row by row.
+        let domains = batch.column(2).as_string::<i32>();
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for (r, &line_idx) in rows.iter().enumerate() {
+            let d = domains.value(r);
+            if !domain_problem.contains_key(d) {
+                domain_problem.insert(d.to_string(), domain_name_problem(d));
+            }
+            match &domain_problem[d] {
+                None => keep.push(true),
+                Some(problem) => {
+                    let l = chunk.lines[line_idx];
+                    rejects.add(
+                        &shards[l.shard],
+                        l.line,
+                        "domain",
+                        problem,
+                        chunk.line(line_idx),
+                    )?;
+                    keep.push(false);
+                }
+            }
+        }
+        let batch = if keep.iter().all(|k| *k) {
+            batch
+        } else {
+            filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(ColumnarError::from)?
+        };
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        // Full output columns (domain still plain utf8; made a dictionary per file below).
+        let mut cols: Vec<ArrayRef> = batch.columns()[..4].to_vec();
+        if let Some(tok) = tokenizer {
+            let (t, n, _) = tokenize(&batch, tok)?;
+            cols.push(t);
+            cols.push(n);
+        }
+        cols.extend(batch.columns()[4..].iter().cloned());
+        let n_tokens_col = if with_tokens {
+            Some(cols[5].as_primitive::<Int32Type>().clone())
+        } else {
+            None
+        };
+        // Group rows by (domain, split), keeping input order inside each group.
+        let ids = batch.column(0).as_string::<i32>();
+        let domains = batch.column(2).as_string::<i32>();
+        let mut order: Vec<(String, bool)> = Vec::new();
+        let mut groups: HashMap<(String, bool), Vec<u32>> = HashMap::new();
+        for r in 0..batch.num_rows() {
+            let key = (
+                domains.value(r).to_string(),
+                is_heldout(ids.value(r), cfg.seed, cfg.heldout),
+            );
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push(r as u32);
+        }
+        for key in order {
+            let idx = groups.remove(&key).expect("group");
+            let n = idx.len();
+            let whole = n == batch.num_rows();
+            let idx = UInt32Array::from(idx);
+            let mut out: Vec<ArrayRef> = Vec::with_capacity(cols.len());
+            for (j, c) in cols.iter().enumerate() {
+                if j == 2 {
+                    let dict = DictionaryArray::<Int32Type>::try_new(
+                        Int32Array::from(vec![0; n]),
+                        Arc::new(StringArray::from(vec![key.0.as_str()])),
+                    )
+                    .map_err(ColumnarError::from)?;
+                    out.push(Arc::new(dict));
+                } else if whole {
+                    out.push(c.clone());
+                } else {
+                    out.push(take(c.as_ref(), &idx, None).map_err(ColumnarError::from)?);
+                }
+            }
+            let tokens: u64 = match &n_tokens_col {
+                Some(nt) => idx
+                    .values()
+                    .iter()
+                    .map(|&i| nt.value(i as usize) as u64)
+                    .sum(),
+                None => 0,
+            };
+            let b = RecordBatch::try_new(out_schema.clone(), out).map_err(ColumnarError::from)?;
+            outs.push(&key.0, key.1, b, tokens)?;
+        }
+    }
+    bar.finish_and_clear();
+    // Every domain gets both files (empty when all its rows went to the other split).
+    let domains: Vec<String> = {
+        let mut d: Vec<String> = outs.writers.keys().map(|(d, _)| d.clone()).collect();
+        d.dedup();
+        d
+    };
+    for d in &domains {
+        outs.writer(d, false)?;
+        if cfg.heldout > 0.0 {
+            outs.writer(d, true)?;
+        }
+    }
+    let mut seq = outs.seq;
+    for w in outs.writers.values_mut() {
+        w.submit(seq)?;
+        seq += 1;
+    }
+    let title_schema = schema_text(&out_schema, "every domain");
+    write_atomic(&tmp.join("schema.txt"), title_schema.as_bytes())?;
+    let mut files = BTreeMap::new();
+    let (mut rows_written, mut tokens_written, mut output_bytes) = (0, 0, 0);
+    for ((domain, heldout), w) in std::mem::take(&mut outs.writers) {
+        let (rows, tokens, row_groups) = (w.rows, w.tokens, w.row_groups());
+        let bytes = w.finish(seq)?;
+        let rel = Outputs::rel(&domain, heldout);
+        let split = if heldout { "heldout" } else { "train" };
+        let schema_rel = rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt";
+        let text = schema_text(&out_schema, &format!("domain {domain} ({split})"));
+        write_atomic(&tmp.join(&schema_rel), text.as_bytes())?;
+        rows_written += rows;
+        tokens_written += tokens;
+        output_bytes += bytes;
+        files.insert(
+            rel,
+            FileReport {
+                domain,
+                split: split.into(),
+                rows,
+                tokens,
+                bytes,
+                row_groups,
+                schema_file: schema_rel,
+            },
+        );
+    }
+    if cfg.heldout == 0.0 {
+        let _ = std::fs::remove_dir(tmp.join(HELDOUT_DIR));
+    }
+    let (rejected, rejected_by_category) = rejects.finish()?;
+    if rejected > 0 {
+        tracing::warn!(
+            "{rejected} rows rejected ({rejected_by_category:?}); reasons in {}/{REJECTS_FILE}",
+            out_dir.display()
+        );
+    }
+    let report = ConversionReport {
+        input: dataset.dir().to_path_buf(),
+        output: out_dir.to_path_buf(),
+        config: cfg.clone(),
+        tokenizer: tokenizer.map(Tokenizer::info),
+        schema: schema_lines(&out_schema),
+        domains,
+        files,
+        docs_in,
+        rows_written,
+        tokens_written,
+        rejected,
+        rejected_by_category,
+        rejects_file: REJECTS_FILE.into(),
+        input_bytes,
+        output_bytes,
+        seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
+        path: tmp.join(REPORT_FILE),
+        source: e,
+    })?;
+    write_atomic(&tmp.join(REPORT_FILE), &json)?;
+    atomic.commit()?;
+    Ok(report)
+}

@@ -1,0 +1,331 @@
+//! Unit tests of the conversion, validation and readers on small Korean datasets.
+
+use super::*;
+use crate::ingest::{Dataset, DatasetWriter, Document};
+use crate::text::{Tokenizer, TokenizerConfig};
+use std::path::Path;
+
+const TEXTS: [&str; 6] = [
+    "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.",
+    "모든 국민은 법 앞에 평등하다. 누구든지 성별·종교 또는 사회적 신분에 의하여 차별을 받지 아니한다.",
+    "이 영화 정말 재미있어요 ㅎㅎ 배우들 연기가 최고! 강추합니다 👍",
+    "원고의 청구를 기각한다. 소송비용은 원고가 부담한다.",
+    "오늘 날씨가 좋아서 한강에서 산책을 했습니다. 漢字도 섞어 봅니다.",
+    "청원 제목: 미세먼지 대책을 마련해 주세요\n내용은 다음과 같습니다.",
+];
+
+fn doc(i: usize, domain: &str) -> Document {
+    Document {
+        id: format!("doc-{i}"),
+        text: format!("{} ({i})", TEXTS[i % TEXTS.len()]),
+        domain: domain.into(),
+        source: "unit-test".into(),
+        extra: Default::default(),
+    }
+}
+
+fn dataset(dir: &Path, n: usize, domains: &[&str]) -> Dataset {
+    let mut w = DatasetWriter::create(dir, 97).unwrap();
+    for i in 0..n {
+        w.write(&doc(i, domains[i % domains.len()])).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn tokenizer(ds: &Dataset) -> Tokenizer {
+    Tokenizer::train(
+        ds,
+        &TokenizerConfig {
+            vocab_size: 400,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn converts_per_domain_with_codecs_schema_files_split_and_readable_tokens() {
+    let d = tempfile::tempdir().unwrap();
+    let ds = dataset(&d.path().join("ds"), 1000, &["법률", "movie_reviews"]);
+    let tok = tokenizer(&ds);
+    let out = d.path().join("data/parquet");
+    let cfg = ConvertConfig {
+        heldout: 0.1,
+        row_group_rows: 100,
+        chunk_rows: 64,
+        ..Default::default()
+    };
+    let rep = convert(&ds, &out, &cfg, Some(&tok)).unwrap();
+    assert_eq!(rep.domains, ["movie_reviews", "법률"]);
+    assert_eq!(rep.rows_written, 1000);
+    assert_eq!(rep.rejected, 0);
+    let held =
+        rep.files["heldout/법률.parquet"].rows + rep.files["heldout/movie_reviews.parquet"].rows;
+    assert!((50..150).contains(&held), "about 10% held out, got {held}");
+    assert!(
+        rep.files["법률.parquet"].row_groups >= 4,
+        "row groups of ≤ 100 rows"
+    );
+    for f in [
+        "schema.txt",
+        "법률.schema.txt",
+        "heldout/법률.schema.txt",
+        "rejects.jsonl",
+        "parquet_report.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // Codecs, read back from the Parquet metadata.
+    let (rows, codecs) = column_codecs(&out.join("법률.parquet")).unwrap();
+    assert_eq!(rows, rep.files["법률.parquet"].rows);
+    assert_eq!(codecs["text"], "BROTLI");
+    assert_eq!(codecs["tokens.list.element"], "ZSTD");
+    assert_eq!(codecs["id"], "ZSTD");
+    assert_eq!(codecs["domain"], "ZSTD");
+    // Tokens equal a fresh encoding of the texts, in input order, and the split is the hash.
+    let set = ParquetSet::open(&out).unwrap();
+    let train = set.read_tokens(Some("법률"), Split::Train).unwrap();
+    let expected: Vec<Vec<u32>> = (0..1000)
+        .step_by(2)
+        .filter(|i| !is_heldout(&format!("doc-{i}"), 42, 0.1))
+        .map(|i| tok.encode(&doc(i, "법률").text).unwrap())
+        .collect();
+    assert_eq!(train, expected);
+    assert_eq!(
+        set.files(Some("법률"), Split::All).unwrap().rows().unwrap(),
+        500
+    );
+    assert!(
+        set.files(Some("nope"), Split::Train)
+            .unwrap_err()
+            .to_string()
+            .contains("domains: movie_reviews, 법률")
+    );
+    let v = validate(&out.join("heldout/법률.parquet")).unwrap();
+    assert_eq!(v.rows, rep.files["heldout/법률.parquet"].rows);
+    // Same input, same seed: identical files.
+    let out2 = d.path().join("again");
+    convert(&ds, &out2, &cfg, Some(&tok)).unwrap();
+    assert_eq!(
+        std::fs::read(out.join("법률.parquet")).unwrap(),
+        std::fs::read(out2.join("법률.parquet")).unwrap()
+    );
+}
+
+#[test]
+fn validate_reports_schema_and_row_count_mismatches() {
+    let d = tempfile::tempdir().unwrap();
+    let ds = dataset(&d.path().join("ds"), 50, &["news"]);
+    let out = d.path().join("pq");
+    convert(&ds, &out, &ConvertConfig::default(), None).unwrap();
+    let file = out.join("news.parquet");
+    validate(&file).unwrap();
+    let schema = out.join("news.schema.txt");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(
+        &schema,
+        text.replace("source: utf8 not null", "source: int64 null"),
+    )
+    .unwrap();
+    let err = validate(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("field 4") && err.contains("source: int64 null"),
+        "{err}"
+    );
+    std::fs::write(&schema, text).unwrap();
+    let rp = out.join(REPORT_FILE);
+    let mut rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+    let rows = rep["files"]["news.parquet"]["rows"].as_u64().unwrap();
+    rep["files"]["news.parquet"]["rows"] = (rows + 1).into();
+    std::fs::write(&rp, serde_json::to_string(&rep).unwrap()).unwrap();
+    let err = validate(&file).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("file has {rows} rows"))
+            && err.contains(&format!("says {}", rows + 1)),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_rows_and_bad_domains_are_rejected_with_reasons_never_dropped() {
+    let d = tempfile::tempdir().unwrap();
+    let ds_dir = d.path().join("ds");
+    std::fs::create_dir_all(&ds_dir).unwrap();
+    let good = |id: &str, domain: &str| {
+        serde_json::json!({"id": id, "text": "좋은 문서입니다", "domain": domain, "source": "s", "label": 1}).to_string()
+    };
+    let lines = [
+        good("a", "법률"),
+        r#"{"id": "b", "domain": "법률", "source": "s"}"#.to_string(),
+        r#"{"id": "c", "text": 5, "domain": "법률", "source": "s"}"#.to_string(),
+        "{not json".to_string(),
+        "[1, 2]".to_string(),
+        good("d", "../x"),
+        good("e", "/etc"),
+        good("f", ""),
+        good("g", "영화 리뷰"),
+        r#"{"id": "h", "text": "t", "domain": "법률", "source": "s", "label": "one"}"#.to_string(),
+        String::new(),
+    ];
+    std::fs::write(ds_dir.join("part-00000.jsonl"), lines.join("\n")).unwrap();
+    let ds = Dataset::open(&ds_dir).unwrap();
+    let out = d.path().join("run/data/parquet");
+    let cfg = ConvertConfig {
+        heldout: 0.0,
+        extras: vec![ExtraField {
+            name: "label".into(),
+            ty: "int64".into(),
+        }],
+        ..Default::default()
+    };
+    let rep = convert(&ds, &out, &cfg, None).unwrap();
+    assert_eq!(rep.docs_in, 10);
+    assert_eq!(rep.rows_written, 2);
+    assert_eq!(rep.rejected, 8);
+    assert_eq!(rep.rejected_by_category["domain"], 3);
+    assert_eq!(rep.rejected_by_category["json"], 2);
+    assert_eq!(rep.rejected_by_category["schema"], 3);
+    assert_eq!(rep.domains, ["법률", "영화 리뷰"]);
+    let rejects: Vec<serde_json::Value> = std::fs::read_to_string(out.join(REJECTS_FILE))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reason = |line: u64| {
+        rejects.iter().find(|r| r["line"] == line).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason(2).contains("missing required field `text`"),
+        "{}",
+        reason(2)
+    );
+    assert!(
+        reason(3).contains("`text` must be a string, got a number"),
+        "{}",
+        reason(3)
+    );
+    assert!(reason(4).contains("invalid JSON"), "{}", reason(4));
+    assert!(reason(5).contains("JSON object"), "{}", reason(5));
+    assert!(
+        reason(6).contains("escape the output directory"),
+        "{}",
+        reason(6)
+    );
+    assert!(reason(8).contains("empty domain"), "{}", reason(8));
+    assert!(
+        reason(10).contains("`label` must be int64"),
+        "{}",
+        reason(10)
+    );
+    assert_eq!(
+        rejects.iter().find(|r| r["line"] == 6).unwrap()["raw"],
+        lines[5]
+    );
+    // Nothing was written outside the output directory.
+    assert!(!d.path().join("run/data/x.parquet").exists() && !d.path().join("run/data/x").exists());
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"영화 리뷰.parquet".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(".parquet")),
+        "{names:?}"
+    );
+    // The extra column is declared in the schema.
+    assert!(rep.schema.contains(&"label: int64 null".to_string()));
+    // Undeclared fields are rejected when asked to.
+    let strict = ConvertConfig {
+        unknown_fields: UnknownFields::Reject,
+        heldout: 0.0,
+        ..Default::default()
+    };
+    let rep = convert(&ds, &d.path().join("strict"), &strict, None).unwrap();
+    assert_eq!(
+        rep.rejected_by_category.get("unknown_field").copied(),
+        Some(6),
+        "{:?}",
+        rep.rejected_by_category
+    );
+}
+
+#[test]
+fn huge_document_empty_split_and_empty_dataset() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = DatasetWriter::create(d.path().join("ds"), 10).unwrap();
+    let huge = "가나다라마바사 아자차카타파하. ".repeat(300_000); // ≈ 6 MB
+    w.write(&Document {
+        id: "huge".into(),
+        text: huge.clone(),
+        domain: "big".into(),
+        source: "s".into(),
+        extra: Default::default(),
+    })
+    .unwrap();
+    w.write(&doc(1, "big")).unwrap();
+    let ds = w.finish().unwrap();
+    let tok = tokenizer(&ds);
+    let cfg = ConvertConfig {
+        chunk_mb: 1,
+        heldout: 0.5,
+        ..Default::default()
+    };
+    let out = d.path().join("pq");
+    let rep = convert(&ds, &out, &cfg, Some(&tok)).unwrap();
+    assert_eq!(rep.rows_written, 2);
+    let all = ParquetSet::open(&out)
+        .unwrap()
+        .read_tokens(Some("big"), Split::All)
+        .unwrap();
+    assert!(
+        all.iter().any(|t| t.len() > 100_000),
+        "the huge document is tokenised in full"
+    );
+    assert_eq!(
+        tok.decode(all.iter().max_by_key(|t| t.len()).unwrap())
+            .unwrap(),
+        huge
+    );
+    // A domain whose only document is held out still has an (empty) train file, and vice versa.
+    let ds2 = dataset(&d.path().join("one"), 1, &["solo"]);
+    let frac = 0.5;
+    let held = is_heldout("doc-0", 42, frac);
+    let rep = convert(
+        &ds2,
+        &d.path().join("one_pq"),
+        &ConvertConfig {
+            heldout: frac,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(rep.files["solo.parquet"].rows, if held { 0 } else { 1 });
+    assert_eq!(
+        rep.files["heldout/solo.parquet"].rows,
+        if held { 1 } else { 0 }
+    );
+    validate(&d.path().join("one_pq/solo.parquet")).unwrap();
+    validate(&d.path().join("one_pq/heldout/solo.parquet")).unwrap();
+    // An empty dataset gives an output with a schema and a report but no files.
+    let empty = DatasetWriter::create(d.path().join("empty"), 10)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let rep = convert(
+        &empty,
+        &d.path().join("empty_pq"),
+        &ConvertConfig::default(),
+        None,
+    )
+    .unwrap();
+    assert!(rep.files.is_empty() && rep.domains.is_empty());
+    assert!(d.path().join("empty_pq/schema.txt").exists());
+}

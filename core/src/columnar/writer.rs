@@ -1,0 +1,203 @@
+//! One output Parquet file, written row group by row group. Buffered Arrow batches become a row
+//! group when they reach the configured rows or bytes; the row group's columns are encoded and
+//! compressed on the rayon pool (row groups of different files, and columns of one row group, in
+//! parallel) and appended to the file in order.
+
+use super::ColumnarError;
+use crate::Result;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+
+type Encoded = std::result::Result<Vec<ArrowColumnChunk>, ParquetError>;
+
+/// A Parquet file being written.
+pub(crate) struct PartWriter {
+    path: PathBuf,
+    file: SerializedFileWriter<BufWriter<File>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    buf: Vec<RecordBatch>,
+    /// Rows buffered, not yet submitted.
+    pub buf_rows: usize,
+    /// Arrow bytes buffered, not yet submitted.
+    pub buf_bytes: usize,
+    pending: VecDeque<(u64, Receiver<Encoded>)>,
+    row_groups: usize,
+    /// Rows written or submitted.
+    pub rows: u64,
+    /// Tokens written or submitted.
+    pub tokens: u64,
+}
+
+fn encode(
+    schema: SchemaRef,
+    writers: Vec<ArrowColumnWriter>,
+    batches: Vec<RecordBatch>,
+) -> Encoded {
+    if writers.len() != schema.fields().len() {
+        return Err(ParquetError::General(
+            "expected one Parquet leaf per Arrow field".into(),
+        ));
+    }
+    writers
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, mut w)| {
+            let field = schema.field(i);
+            for b in &batches {
+                for leaf in compute_leaves(field, b.column(i))? {
+                    w.write(&leaf)?;
+                }
+            }
+            w.close()
+        })
+        .collect()
+}
+
+impl PartWriter {
+    /// Creates `path` for batches of `schema`.
+    pub fn create(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+        let f = File::create(path).map_err(|e| crate::Error::io("create", path, e))?;
+        let w = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, f),
+            schema.clone(),
+            Some(props),
+        )
+        .map_err(|e| ColumnarError::parquet(path, e))?;
+        let (file, factory) = w
+            .into_serialized_writer()
+            .map_err(|e| ColumnarError::parquet(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            factory,
+            schema,
+            buf: Vec::new(),
+            buf_rows: 0,
+            buf_bytes: 0,
+            pending: VecDeque::new(),
+            row_groups: 0,
+            rows: 0,
+            tokens: 0,
+        })
+    }
+
+    /// Buffers a batch (of this file's schema) carrying `tokens` tokens.
+    pub fn push(&mut self, batch: RecordBatch, tokens: u64) {
+        self.buf_rows += batch.num_rows();
+        self.buf_bytes += batch.get_array_memory_size();
+        self.rows += batch.num_rows() as u64;
+        self.tokens += tokens;
+        self.buf.push(batch);
+    }
+
+    /// Row groups submitted so far.
+    pub fn row_groups(&self) -> usize {
+        self.row_groups
+    }
+
+    /// Encodes submitted but not appended.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sequence number of the oldest in-flight encode.
+    pub fn oldest(&self) -> Option<u64> {
+        self.pending.front().map(|(s, _)| *s)
+    }
+
+    /// Sends the buffered batches to the rayon pool as one row group (`seq` orders in-flight
+    /// work across files). Returns the bytes released from the buffer.
+    pub fn submit(&mut self, seq: u64) -> Result<usize> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        let writers = self
+            .factory
+            .create_column_writers(self.row_groups)
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        self.row_groups += 1;
+        let batches = std::mem::take(&mut self.buf);
+        let released = self.buf_bytes;
+        self.buf_rows = 0;
+        self.buf_bytes = 0;
+        let schema = self.schema.clone();
+        let (tx, rx) = channel();
+        rayon::spawn(move || {
+            let _ = tx.send(encode(schema, writers, batches));
+        });
+        self.pending.push_back((seq, rx));
+        Ok(released)
+    }
+
+    fn append(&mut self, chunks: Encoded) -> Result<()> {
+        let chunks = chunks.map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        let mut rg = self
+            .file
+            .next_row_group()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        for c in chunks {
+            c.append_to_row_group(&mut rg)
+                .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        }
+        rg.close()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Appends every finished encode at the front of the queue without waiting.
+    pub fn collect_ready(&mut self) -> Result<()> {
+        while let Some((_, rx)) = self.pending.front() {
+            match rx.try_recv() {
+                Ok(r) => {
+                    self.pending.pop_front();
+                    self.append(r)?;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    return Err(ColumnarError::Config("an encoding task panicked".into()).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest in-flight encode and appends it.
+    pub fn wait_oldest(&mut self) -> Result<()> {
+        if let Some((_, rx)) = self.pending.pop_front() {
+            let r = rx
+                .recv()
+                .map_err(|_| ColumnarError::Config("an encoding task panicked".into()))?;
+            self.append(r)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes what is buffered, waits for everything and writes the footer. Returns the file
+    /// size in bytes.
+    pub fn finish(mut self, seq: u64) -> Result<u64> {
+        self.submit(seq)?;
+        while !self.pending.is_empty() {
+            self.wait_oldest()?;
+        }
+        self.file
+            .close()
+            .map_err(|e| ColumnarError::parquet(&self.path, e))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| crate::Error::io("stat", &self.path, e))?;
+        Ok(meta.len())
+    }
+}

@@ -1,0 +1,615 @@
+//! Rhai module `columnar`: `to_parquet` and the `Parquet` / `TokenFiles` types,
+//! `validate_parquet`, `parquet_bench`; CLI `yunmin parquet convert|validate|bench`.
+
+use super::text::{TokenizerHandle, train_cached};
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use clap::{Args, Subcommand};
+use rhai::{Array, Dynamic, Map};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yunmin_core::columnar::{
+    BenchConfig, ConversionReport, ConvertConfig, ExtraField, ParquetSet, Split, TokenFiles,
+    UnknownFields, bench, convert, validate,
+};
+use yunmin_core::ingest::Dataset;
+use yunmin_core::report::Table;
+use yunmin_core::run::RunContext;
+use yunmin_core::text::{Tokenizer, TokenizerConfig};
+
+/// A conversion's output in a script (Rhai type `Parquet`).
+#[derive(Clone, Debug)]
+pub struct ParquetHandle(pub Arc<ParquetSet>);
+
+const CONVERT_KEYS: &[&str] = &[
+    "text",
+    "tokens",
+    "other",
+    "row_group_rows",
+    "row_group_mb",
+    "dictionary",
+    "statistics",
+    "heldout",
+    "seed",
+    "extras",
+    "unknown_fields",
+    "chunk_rows",
+    "chunk_mb",
+    "buffer_mb",
+    "tokenizer",
+    "vocab_size",
+    "tokenizer_out",
+];
+
+fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
+    let d = ConvertConfig::default();
+    let extras = o
+        .str_list("extras", &[])?
+        .iter()
+        .map(|s| ExtraField::parse(s))
+        .collect::<yunmin_core::Result<Vec<_>>>()
+        .rhai()?;
+    let unknown_fields = match o.str("unknown_fields", "ignore")?.as_str() {
+        "ignore" => UnknownFields::Ignore,
+        "reject" => UnknownFields::Reject,
+        s => {
+            return Err(msg_err(format!(
+                "to_parquet: `unknown_fields` must be ignore or reject, got `{s}`"
+            )));
+        }
+    };
+    let cfg = ConvertConfig {
+        text: o.str("text", &d.text)?,
+        tokens: o.str("tokens", &d.tokens)?,
+        other: o.str("other", &d.other)?,
+        row_group_rows: o.usize("row_group_rows", d.row_group_rows)?,
+        row_group_mb: o.usize("row_group_mb", d.row_group_mb)?,
+        dictionary: o.bool("dictionary", d.dictionary)?,
+        statistics: o.str("statistics", &d.statistics)?,
+        heldout: o.float("heldout", d.heldout)?,
+        seed: o.int("seed", seed as i64)? as u64,
+        extras,
+        unknown_fields,
+        chunk_rows: o.usize("chunk_rows", d.chunk_rows)?,
+        chunk_mb: o.usize("chunk_mb", d.chunk_mb)?,
+        buffer_mb: o.usize("buffer_mb", d.buffer_mb)?,
+    };
+    cfg.check().rhai()?;
+    Ok(cfg)
+}
+
+/// Converts with the stage cache: the key covers the dataset's content, the options and the
+/// tokenizer file, so a rerun with the same inputs reuses the output directory.
+pub fn convert_cached(
+    ctx: &RunContext,
+    dataset: &Dataset,
+    dir: &Path,
+    cfg: &ConvertConfig,
+    tokenizer: Option<&Tokenizer>,
+) -> yunmin_core::Result<ParquetSet> {
+    let mut inputs = vec![dataset.dir().to_path_buf()];
+    if let Some(p) = tokenizer.and_then(|t| t.path()) {
+        inputs.push(p.to_path_buf());
+    }
+    let params = serde_json::json!({ "dataset": dataset.dir(), "dir": dir, "config": cfg, "tokenized": tokenizer.is_some() });
+    ctx.stage(
+        "to_parquet",
+        &params,
+        &inputs,
+        std::slice::from_ref(&dir.to_path_buf()),
+        concat!("columnar-v1-", env!("CARGO_PKG_VERSION")),
+        || convert(dataset, dir, cfg, tokenizer).map(|r: ConversionReport| r.rows_written),
+    )?;
+    ParquetSet::open(dir)
+}
+
+fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResult<ParquetHandle> {
+    let tok_opt = opts.get("tokenizer").cloned();
+    let o = Options::new("to_parquet", opts, CONVERT_KEYS)?;
+    let cfg = convert_config(&o, host.ctx.seed())?;
+    let dir = host.ctx.path(dir);
+    let tokenizer: Option<Tokenizer> = match tok_opt {
+        Some(v) if v.is::<TokenizerHandle>() => Some((*v.cast::<TokenizerHandle>().0).clone()),
+        Some(v) if v.is_string() => {
+            let s = v.into_string().unwrap_or_default();
+            let p = host.ctx.path(&s);
+            Some(Tokenizer::load(if p.exists() { p } else { PathBuf::from(s) }).rhai()?)
+        }
+        Some(v) if v.as_bool() == Ok(false) || v.is_unit() => None,
+        Some(v) => {
+            return Err(msg_err(format!(
+                "to_parquet: `tokenizer` must be a Tokenizer, a tokenizer.json path or false, got {}",
+                v.type_name()
+            )));
+        }
+        None => {
+            let tcfg = TokenizerConfig {
+                vocab_size: o.usize("vocab_size", 8000)?,
+                seed: host.ctx.seed(),
+                ..Default::default()
+            };
+            let default_out = dir
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("tokenizer.json");
+            let out = match o.opt_str("tokenizer_out")? {
+                Some(p) => host.ctx.path(p),
+                None => default_out,
+            };
+            Some(train_cached(&host.ctx, dataset, &tcfg, &out).rhai()?)
+        }
+    };
+    let set = convert_cached(&host.ctx, dataset, &dir, &cfg, tokenizer.as_ref()).rhai()?;
+    Ok(ParquetHandle(Arc::new(set)))
+}
+
+fn open_dataset(host: &Host, path: &str) -> RhaiResult<Dataset> {
+    let p = host.ctx.path(path);
+    Dataset::open(if p.exists() { p } else { PathBuf::from(path) }).rhai()
+}
+
+fn strings(v: impl IntoIterator<Item = String>) -> Array {
+    v.into_iter().map(Dynamic::from).collect()
+}
+
+/// Registers the `columnar` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    let e = api.engine();
+    e.register_type_with_name::<ParquetHandle>("Parquet");
+    e.register_type_with_name::<TokenFiles>("TokenFiles");
+    e.register_get("dir", |p: &mut ParquetHandle| {
+        p.0.dir().to_string_lossy().to_string()
+    });
+    e.register_get("rows", |p: &mut ParquetHandle| {
+        p.0.report().rows_written as i64
+    });
+    e.register_get("tokens", |p: &mut ParquetHandle| {
+        p.0.report().tokens_written as i64
+    });
+    e.register_get("rejected", |p: &mut ParquetHandle| {
+        p.0.report().rejected as i64
+    });
+    e.register_get("name", |t: &mut TokenFiles| t.name.clone());
+    e.register_get("paths", |t: &mut TokenFiles| {
+        strings(t.paths.iter().map(|p| p.to_string_lossy().to_string()))
+    });
+    e.register_fn("to_string", |p: &mut ParquetHandle| {
+        format!(
+            "Parquet({}, domains: {})",
+            p.0.dir().display(),
+            p.0.domains().join(", ")
+        )
+    });
+    e.register_fn("to_string", |t: &mut TokenFiles| {
+        format!("TokenFiles({}, {} files)", t.name, t.paths.len())
+    });
+    let doc = "Converts a dataset to Parquet under `dir` (run-root relative): `<domain>.parquet`,\n\
+        `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`.\n\
+        Options (defaults): `text` (\"brotli:5\"), `tokens` (\"zstd:3\"), `other` (\"zstd:3\"): codecs brotli[:0-11],\n\
+        zstd[:1-22], snappy, none; `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
+        `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
+        float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (16),\n\
+        `buffer_mb` (48); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
+        when absent one is trained (`vocab_size`, 8000) and saved at `tokenizer_out` (default: tokenizer.json\n\
+        next to `dir`). Rows that do not fit the schema or whose domain cannot name a file are rejected with a\n\
+        reason. A cached stage: the same dataset, options and tokenizer reuse the output.";
+    let h = host.clone();
+    api.func(
+        "to_parquet",
+        &["dataset", "dir", "opts"],
+        doc,
+        move |ds: Dataset, dir: &str, opts: Map| to_parquet(&h, &ds, dir, opts),
+    );
+    let h = host.clone();
+    api.func(
+        "to_parquet",
+        &["dataset_dir", "dir", "opts"],
+        doc,
+        move |ds: &str, dir: &str, opts: Map| {
+            let ds = open_dataset(&h, ds)?;
+            to_parquet(&h, &ds, dir, opts)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "open_parquet",
+        &["dir"],
+        "Opens a conversion's output directory (its parquet_report.json).",
+        move |dir: &str| {
+            Ok::<_, crate::errors::RhaiError>(ParquetHandle(Arc::new(
+                ParquetSet::open(h.ctx.path(dir)).rhai()?,
+            )))
+        },
+    );
+    api.func(
+        "domains",
+        &["parquet"],
+        "The domains, sorted.",
+        |p: &mut ParquetHandle| strings(p.0.domains().to_vec()),
+    );
+    api.func(
+        "domain",
+        &["parquet", "name"],
+        "A domain's training file (tokens for training).",
+        |p: &mut ParquetHandle, d: &str| p.0.files(Some(d), Split::Train).rhai(),
+    );
+    api.func(
+        "heldout",
+        &["parquet"],
+        "Every domain's held-out file.",
+        |p: &mut ParquetHandle| p.0.files(None, Split::Heldout).rhai(),
+    );
+    api.func(
+        "heldout",
+        &["parquet", "name"],
+        "One domain's held-out file.",
+        |p: &mut ParquetHandle, d: &str| p.0.files(Some(d), Split::Heldout).rhai(),
+    );
+    api.func(
+        "train",
+        &["parquet"],
+        "Every domain's training file.",
+        |p: &mut ParquetHandle| p.0.files(None, Split::Train).rhai(),
+    );
+    api.func(
+        "report",
+        &["parquet"],
+        "The conversion report (parquet_report.json) as a map.",
+        |p: &mut ParquetHandle| rhai::serde::to_dynamic(p.0.report()),
+    );
+    api.func(
+        "rows",
+        &["files"],
+        "Rows in the files (from Parquet metadata).",
+        |t: &mut TokenFiles| Ok::<_, crate::errors::RhaiError>(t.rows().rhai()? as i64),
+    );
+    api.func(
+        "validate",
+        &["parquet"],
+        "Validates every file against its schema.txt and the report; returns the number checked.",
+        |p: &mut ParquetHandle| {
+            let files = p.0.files(None, Split::All).rhai()?;
+            for f in &files.paths {
+                validate(f).rhai()?;
+            }
+            Ok::<_, crate::errors::RhaiError>(files.paths.len() as i64)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "validate_parquet",
+        &["path"],
+        "Checks a Parquet file against its schema.txt and the row count and codecs in parquet_report.json;\n\
+         returns `#{ rows, codecs }`, errors listing every mismatch.",
+        move |path: &str| {
+            let v = validate(&h.ctx.path(path)).rhai()?;
+            rhai::serde::to_dynamic(serde_json::json!({ "rows": v.rows, "codecs": v.codecs }))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "parquet_bench",
+        &["opts"],
+        "Runs the conversion, codec and loader benchmarks; writes benchmark/io_speed.csv, convert_speed.csv\n\
+         and codec_tradeoff.csv in the run root and returns the rows as a Table. Options: `corpora`\n\
+         (\"../shared/data/corpora\"), `max_docs` (0 = all), `tokenizer` (path; trained when absent), `vocab_size`\n\
+         (8000), `python` (peers skipped when empty; default $YUNMIN_PYTHON), `batch_docs` (1024), `sweep_docs` (4000).",
+        move |opts: Map| {
+            let o = Options::new(
+                "parquet_bench",
+                opts,
+                &["corpora", "max_docs", "tokenizer", "vocab_size", "python", "batch_docs", "sweep_docs"],
+            )?;
+            let d = BenchConfig::default();
+            let cfg = BenchConfig {
+                corpora: PathBuf::from(o.str("corpora", &d.corpora.to_string_lossy())?),
+                max_docs: o.usize("max_docs", 0)?,
+                tokenizer: o.opt_str("tokenizer")?.map(PathBuf::from),
+                vocab_size: o.usize("vocab_size", d.vocab_size)?,
+                python: o.opt_str("python")?.map(PathBuf::from).or_else(default_python),
+                batch_docs: o.usize("batch_docs", d.batch_docs)?,
+                sweep_docs: o.usize("sweep_docs", d.sweep_docs)?,
+                ..d
+            };
+            bench_table(h.ctx.root(), &cfg).rhai()
+        },
+    );
+}
+
+fn bench_table(root: &Path, cfg: &BenchConfig) -> yunmin_core::Result<Table> {
+    let rows = bench(root, cfg)?;
+    let mut t = Table::new();
+    for r in rows {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&r) {
+            t.push_row(&m)?;
+        }
+    }
+    Ok(t)
+}
+
+/// `$YUNMIN_PYTHON`, else `.venv/bin/python` in the current directory, when it exists.
+pub fn default_python() -> Option<PathBuf> {
+    std::env::var_os("YUNMIN_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(".venv/bin/python")))
+        .filter(|p| p.exists())
+}
+
+/// `yunmin parquet …`.
+#[derive(Debug, Args)]
+pub struct ParquetArgs {
+    /// The action.
+    #[command(subcommand)]
+    pub action: ParquetAction,
+}
+
+/// Conversion options shared by `convert` and `bench`.
+#[derive(Debug, Clone, Args)]
+pub struct CodecArgs {
+    /// Codec of the text column: brotli[:0-11], zstd[:1-22], snappy or none.
+    #[arg(long, default_value = "brotli:5")]
+    pub text: String,
+    /// Codec of the tokens column.
+    #[arg(long, default_value = "zstd:3")]
+    pub tokens: String,
+    /// Codec of the other columns (id, domain, source, n_tokens, extras).
+    #[arg(long, default_value = "zstd:3")]
+    pub other: String,
+    /// Maximum rows per row group.
+    #[arg(long, default_value_t = 65_536)]
+    pub row_group_rows: usize,
+    /// Maximum in-memory megabytes per row group.
+    #[arg(long, default_value_t = 8)]
+    pub row_group_mb: usize,
+    /// Turn dictionary encoding off for the low-cardinality columns (domain, source, extras).
+    #[arg(long)]
+    pub no_dictionary: bool,
+    /// Statistics: none, chunk or page.
+    #[arg(long, default_value = "chunk")]
+    pub statistics: String,
+    /// Held-out fraction per domain (seeded hash of the id); 0 writes no held-out files.
+    #[arg(long, default_value_t = 0.01)]
+    pub heldout: f64,
+    /// Seed of the held-out split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Declared extra column NAME:TYPE (utf8, int64, float64, bool); repeatable.
+    #[arg(long = "extra", value_name = "NAME:TYPE")]
+    pub extras: Vec<String>,
+    /// Reject rows with undeclared fields instead of ignoring those fields.
+    #[arg(long)]
+    pub reject_unknown_fields: bool,
+    /// Documents per input chunk.
+    #[arg(long, default_value_t = 8192)]
+    pub chunk_rows: usize,
+    /// Megabytes per input chunk.
+    #[arg(long, default_value_t = 16)]
+    pub chunk_mb: usize,
+    /// Cap on Arrow data waiting to be encoded, in megabytes.
+    #[arg(long, default_value_t = 48)]
+    pub buffer_mb: usize,
+}
+
+impl CodecArgs {
+    fn config(&self) -> anyhow::Result<ConvertConfig> {
+        let cfg = ConvertConfig {
+            text: self.text.clone(),
+            tokens: self.tokens.clone(),
+            other: self.other.clone(),
+            row_group_rows: self.row_group_rows,
+            row_group_mb: self.row_group_mb,
+            dictionary: !self.no_dictionary,
+            statistics: self.statistics.clone(),
+            heldout: self.heldout,
+            seed: self.seed,
+            extras: self
+                .extras
+                .iter()
+                .map(|s| ExtraField::parse(s))
+                .collect::<yunmin_core::Result<_>>()?,
+            unknown_fields: if self.reject_unknown_fields {
+                UnknownFields::Reject
+            } else {
+                UnknownFields::Ignore
+            },
+            chunk_rows: self.chunk_rows,
+            chunk_mb: self.chunk_mb,
+            buffer_mb: self.buffer_mb,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
+/// Parquet actions.
+#[derive(Debug, Subcommand)]
+pub enum ParquetAction {
+    /// Convert a dataset (part-*.jsonl) to one Parquet file per domain, tokenised.
+    Convert {
+        /// The dataset directory.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// The output directory (replaced when the conversion completes).
+        #[arg(long)]
+        out: PathBuf,
+        /// A tokenizer.json to use; without it one is trained and saved next to --out.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Vocabulary size of the trained tokenizer.
+        #[arg(long, default_value_t = 8000)]
+        vocab_size: usize,
+        /// Fraction of documents the tokenizer is trained on.
+        #[arg(long, default_value_t = 1.0)]
+        tokenizer_sample: f64,
+        /// Write no tokens/n_tokens columns.
+        #[arg(long, conflicts_with = "tokenizer")]
+        no_tokens: bool,
+        #[command(flatten)]
+        codecs: Box<CodecArgs>,
+    },
+    /// Check Parquet files (or every file of an output directory) against their schema.txt and
+    /// the row counts and codecs in parquet_report.json.
+    Validate {
+        /// Files or conversion output directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Benchmark conversion (vs pyarrow), text codecs and the loader (Parquet vs JSONL).
+    Bench {
+        /// Corpus files (*.jsonl.zst or *.jsonl of {id, text, domain, source}).
+        #[arg(long, default_value = "../shared/data/corpora")]
+        corpora: PathBuf,
+        /// Run root; CSVs go to <out>/benchmark/.
+        #[arg(long, default_value = "runs/parquet_bench")]
+        out: PathBuf,
+        /// At most this many documents per corpus file (0 = all).
+        #[arg(long, default_value_t = 0)]
+        max_docs: usize,
+        /// A tokenizer.json; trained on a sample when absent.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Vocabulary size of the trained tokenizer.
+        #[arg(long, default_value_t = 8000)]
+        vocab_size: usize,
+        /// Python with pyarrow and polars for peer rows (default $YUNMIN_PYTHON or .venv/bin/python).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Documents per loader batch.
+        #[arg(long, default_value_t = 1024)]
+        batch_docs: usize,
+        /// Documents per corpus for the text codec table (0 skips it).
+        #[arg(long, default_value_t = 4000)]
+        sweep_docs: usize,
+        #[command(flatten)]
+        codecs: Box<CodecArgs>,
+    },
+}
+
+fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(ParquetSet::open(p)?.files(None, Split::All)?.paths);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut failed = 0;
+    for f in &files {
+        match validate(f) {
+            Ok(v) => {
+                let codecs: Vec<String> =
+                    v.codecs.iter().map(|(c, k)| format!("{c}={k}")).collect();
+                println!(
+                    "ok  {} ({} rows; {})",
+                    f.display(),
+                    v.rows,
+                    codecs.join(", ")
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("FAIL {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files failed validation", files.len());
+    }
+    Ok(())
+}
+
+/// Runs `yunmin parquet …`.
+pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
+    match args.action {
+        ParquetAction::Convert {
+            dataset,
+            out,
+            tokenizer,
+            vocab_size,
+            tokenizer_sample,
+            no_tokens,
+            codecs,
+        } => {
+            let cfg = codecs.config()?;
+            let ds = Dataset::open(&dataset)?;
+            let tok = if no_tokens {
+                None
+            } else if let Some(p) = tokenizer {
+                Some(Tokenizer::load(&p)?)
+            } else {
+                let tcfg = TokenizerConfig {
+                    vocab_size,
+                    sample: tokenizer_sample,
+                    seed: cfg.seed,
+                    ..Default::default()
+                };
+                let mut t = Tokenizer::train(&ds, &tcfg)?;
+                let p = out
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("tokenizer.json");
+                t.save(&p)?;
+                println!("trained {} (vocabulary {})", p.display(), t.vocab_size());
+                Some(t)
+            };
+            let r = convert(&ds, &out, &cfg, tok.as_ref())?;
+            println!(
+                "wrote {} files for {} domains to {}: {} rows, {} tokens, {} rejected ({} MB in, {} MB out, {:.1}s, peak RSS {:.0} MB)",
+                r.files.len(),
+                r.domains.len(),
+                out.display(),
+                r.rows_written,
+                r.tokens_written,
+                r.rejected,
+                r.input_bytes >> 20,
+                r.output_bytes >> 20,
+                r.seconds,
+                r.peak_rss_mb.unwrap_or(0.0)
+            );
+            if r.rejected > 0 {
+                eprintln!(
+                    "warning: {} rows rejected {:?}; see {}",
+                    r.rejected,
+                    r.rejected_by_category,
+                    out.join(&r.rejects_file).display()
+                );
+            }
+        }
+        ParquetAction::Validate { paths } => validate_paths(&paths)?,
+        ParquetAction::Bench {
+            corpora,
+            out,
+            max_docs,
+            tokenizer,
+            vocab_size,
+            python,
+            batch_docs,
+            sweep_docs,
+            codecs,
+        } => {
+            let cfg = BenchConfig {
+                corpora,
+                max_docs,
+                tokenizer,
+                vocab_size,
+                python: python.or_else(default_python),
+                batch_docs,
+                sweep_docs,
+                convert: codecs.config()?,
+                ..Default::default()
+            };
+            if cfg.python.is_none() {
+                eprintln!(
+                    "warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped"
+                );
+            }
+            let t = bench_table(&out, &cfg)?;
+            println!("{t}");
+            println!("wrote {}", out.join("benchmark/io_speed.csv").display());
+        }
+    }
+    Ok(())
+}
