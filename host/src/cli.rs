@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Pretrain a base model or train a per-domain LoRA adapter.
+    Train(crate::modules::train::TrainArgs),
+    /// Generate a continuation with a checkpoint (optionally with a LoRA adapter).
+    Generate(crate::modules::model::GenerateArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

@@ -57,6 +57,8 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Train(a) => modules::train::run_cli(a),
+        Command::Generate(a) => modules::model::run_cli(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

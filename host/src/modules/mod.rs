@@ -6,8 +6,10 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod model;
 pub mod run;
 pub mod table;
+pub mod train;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
@@ -28,5 +30,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
+    model::register(&mut Api::new(engine, "model", &mut entries), host);
+    train::register(&mut Api::new(engine, "train", &mut entries), host);
     entries
 }
