@@ -2,3 +2,5 @@
 
 #[path = "e2e/foundation.rs"]
 mod foundation;
+#[path = "e2e/report.rs"]
+mod report;
