@@ -3,7 +3,34 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use std::cell::RefCell;
+
+thread_local! {
+    static DROPOUT_RNG: RefCell<Option<rand_chacha::ChaCha8Rng>> = const { RefCell::new(None) };
+}
+
+/// Seeds the LoRA dropout of forward passes on this thread (the trainer calls it before each
+/// micro-batch with a seed derived from the run seed and the step), so dropout masks are drawn on
+/// the host in a fixed order and training is bit-reproducible. Without a seed, dropout is off.
+pub fn seed_dropout(seed: Option<u64>) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(rand_chacha::ChaCha8Rng::seed_from_u64));
+}
+
+/// An inverted-dropout mask shaped like `x` (`0` or `1/(1-p)`), when a dropout seed is set.
+fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
+    DROPOUT_RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        let rng = r.as_mut()?;
+        let shape = x.shape();
+        let n = shape.num_elements();
+        let keep = 1.0 - p;
+        let scale = (1.0 / keep) as f32;
+        let v: Vec<f32> = (0..n).map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 }).collect();
+        Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
+    })
+}
 
 /// A bias-free linear projection. `weight` is stored `[in, out]` (burn's layout; Hugging Face
 /// stores the transpose `[out, in]`). With `lora`, the output adds
@@ -46,12 +73,9 @@ impl Proj {
         match &self.lora {
             None => base,
             Some(l) => {
-                let x = if l.dropout > 0.0 && x.is_autodiff() {
-                    let keep = 1.0 - l.dropout;
-                    let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &x.device());
-                    x * mask.div_scalar(keep)
-                } else {
-                    x
+                let x = match (l.dropout > 0.0 && x.is_autodiff()).then(|| dropout_mask(&x, l.dropout)).flatten() {
+                    Some(mask) => x * mask,
+                    None => x,
                 };
                 let delta = linear(linear(x, l.a.val(), None), l.b.val(), None);
                 base + delta.mul_scalar(l.scale)

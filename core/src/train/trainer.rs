@@ -191,7 +191,10 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
         for m in 0..o.grad_accum {
             let base = (step * o.grad_accum + m) * o.batch;
             let wins: Vec<Vec<u32>> = (0..o.batch).map(|k| split.train[order.index(base + k)].clone()).collect();
-            let (loss, _) = model.loss(&wins, device)?;
+            crate::model::seed_dropout(Some(seed ^ ((step as u64) << 20) ^ m as u64 ^ 0xD0D0));
+            let res = model.loss(&wins, device);
+            crate::model::seed_dropout(None);
+            let (loss, _) = res?;
             let v = loss.clone().into_scalar::<f32>() as f64;
             if !v.is_finite() {
                 return Err(TrainError::NonFiniteLoss { what: io.what.to_string(), step: step + 1, micro: m, loss: v }.into());
