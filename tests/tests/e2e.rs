@@ -4,3 +4,5 @@
 mod foundation;
 #[path = "e2e/report.rs"]
 mod report;
+#[path = "e2e/model.rs"]
+mod model;

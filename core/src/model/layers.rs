@@ -4,18 +4,31 @@
 use burn::module::{Module, Param};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
 use std::cell::RefCell;
 
+/// SplitMix64: a tiny, fast generator for dropout masks (seeded per micro-batch).
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 thread_local! {
-    static DROPOUT_RNG: RefCell<Option<rand_chacha::ChaCha8Rng>> = const { RefCell::new(None) };
+    static DROPOUT_RNG: RefCell<Option<SplitMix>> = const { RefCell::new(None) };
 }
 
 /// Seeds the LoRA dropout of forward passes on this thread (the trainer calls it before each
 /// micro-batch with a seed derived from the run seed and the step), so dropout masks are drawn on
 /// the host in a fixed order and training is bit-reproducible. Without a seed, dropout is off.
 pub fn seed_dropout(seed: Option<u64>) {
-    DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(rand_chacha::ChaCha8Rng::seed_from_u64));
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(SplitMix));
 }
 
 /// An inverted-dropout mask shaped like `x` (`0` or `1/(1-p)`), when a dropout seed is set.
@@ -25,9 +38,16 @@ fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
         let rng = r.as_mut()?;
         let shape = x.shape();
         let n = shape.num_elements();
-        let keep = 1.0 - p;
-        let scale = (1.0 / keep) as f32;
-        let v: Vec<f32> = (0..n).map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 }).collect();
+        let scale = (1.0 / (1.0 - p)) as f32;
+        // Keep when a uniform 32-bit draw is ≥ p·2³²; two draws per 64-bit output.
+        let cut = (p * 4_294_967_296.0) as u64;
+        let mut v = Vec::with_capacity(n + 1);
+        while v.len() < n {
+            let z = rng.next();
+            v.push(if (z & 0xFFFF_FFFF) >= cut { scale } else { 0.0 });
+            v.push(if (z >> 32) >= cut { scale } else { 0.0 });
+        }
+        v.truncate(n);
         Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
     })
 }

@@ -8,7 +8,7 @@ use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::options::Options;
 use crate::state::Host;
 use clap::{Args, Subcommand};
-use rhai::{Array, Dynamic, Map};
+use rhai::{Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
@@ -133,7 +133,7 @@ fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<
     Err(msg_err(format!("expected Tokens, a path to a JSON/JSONL token file, or an array of id arrays; got {}", src.type_name())))
 }
 
-fn stats_map(v: &impl serde::Serialize) -> Map {
+fn stats_map(v: serde_json::Value) -> Map {
     rhai::serde::to_dynamic(v).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
 }
 
@@ -199,10 +199,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let corpus = tokens_of(&h, src, o.opt_str("domain")?)?;
             let r = train_lora(&base.0, &corpus, &cfg, h.ctx.root()).rhai()?;
             let file = load_adapter(&r.dir).rhai()?;
-            Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir: r.dir.clone(), stats: stats_map(&r) })
+            Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir: r.dir.clone(), stats: stats_map(serde_json::to_value(&r).unwrap_or_default()) })
         },
     );
-    let _ = Array::new();
 }
 
 /// Where training data comes from on the command line.
@@ -281,14 +280,16 @@ pub struct TrainArgs {
     pub command: TrainCommand,
 }
 
-fn load_json<T: serde::de::DeserializeOwned + Default>(p: &Option<PathBuf>) -> anyhow::Result<T> {
-    match p {
-        None => Ok(T::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+macro_rules! load_json {
+    ($p:expr, $t:ty) => {
+        match $p {
+            None => <$t>::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                serde_json::from_str::<$t>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
         }
-    }
+    };
 }
 
 fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
@@ -324,7 +325,7 @@ fn apply_common(o: &mut OptimConfig, d: &TokenArgs) {
 pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
     match a.command {
         TrainCommand::Pretrain { data } => {
-            let mut cfg: PretrainConfig = load_json(&data.config)?;
+            let mut cfg = load_json!(&data.config, PretrainConfig);
             apply_common(&mut cfg.optim, &data);
             if let Some(v) = data.seq_len {
                 cfg.seq_len = v;
@@ -358,7 +359,7 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
             );
         }
         TrainCommand::Lora { base, data, rank, alpha } => {
-            let mut cfg: LoraConfig = load_json(&data.config)?;
+            let mut cfg = load_json!(&data.config, LoraConfig);
             apply_common(&mut cfg.optim, &data);
             if let Some(v) = data.seq_len {
                 cfg.seq_len = v;
