@@ -340,6 +340,17 @@ impl Llama {
         }
     }
 
+    /// Logits of one sequence, `[len][vocab]`, in inference mode.
+    pub fn logits_of(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.check_tokens(ids)?;
+        let m = self.valid();
+        let d = m.device();
+        let x = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), &d);
+        let v = m.vocab_size();
+        let flat = m.forward(x, None).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        Ok(flat.chunks(v).map(<[f32]>::to_vec).collect())
+    }
+
     /// Checks that every id is inside the vocabulary.
     pub fn check_tokens(&self, ids: &[u32]) -> Result<()> {
         let v = self.vocab_size();

@@ -197,6 +197,10 @@ pub struct GenerateArgs {
     /// Device: cpu, flex, ndarray (wgpu / cuda with those features).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Instead of generating, write the prompt's logits ([len][vocab] JSON) to this file
+    /// (for parity checks against transformers).
+    #[arg(long)]
+    pub dump_logits: Option<PathBuf>,
 }
 
 /// Runs `yunmin generate`: prints the continuation (text, or ids when given ids).
@@ -214,6 +218,13 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
         eos_token_id: None,
     };
+    if let Some(path) = &a.dump_logits {
+        let ids = if a.ids.is_empty() { lm.encode(a.prompt.as_deref().unwrap_or_default())? } else { a.ids.clone() };
+        let rows = lm.model.logits_of(&ids)?;
+        std::fs::write(path, serde_json::to_string(&rows)?)?;
+        println!("wrote {} ({} positions)", path.display(), rows.len());
+        return Ok(());
+    }
     let m = Model(Arc::new(lm));
     let prompt = match &a.prompt {
         Some(p) => Dynamic::from(p.clone()),
