@@ -70,7 +70,13 @@ fn yes() -> bool {
 
 impl AdapterConfig {
     /// A config for rank `r`, `alpha`, `dropout` on `targets`.
-    pub fn new(r: usize, alpha: f64, dropout: f64, targets: &[String], base: Option<&Path>) -> Self {
+    pub fn new(
+        r: usize,
+        alpha: f64,
+        dropout: f64,
+        targets: &[String],
+        base: Option<&Path>,
+    ) -> Self {
         Self {
             peft_type: "LORA".into(),
             task_type: "CAUSAL_LM".into(),
@@ -144,13 +150,29 @@ pub fn adapter_factors(model: &Llama) -> BTreeMap<String, LoraFactors> {
         if let Some(l) = &p.lora {
             let [din, r] = l.a.shape().dims();
             let [_, dout] = l.b.shape().dims();
-            let a = l.a.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
-            let b = l.b.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+            let a =
+                l.a.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+            let b =
+                l.b.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
             out.insert(
                 name,
                 LoraFactors {
-                    a: F32Tensor { shape: vec![r, din], data: transpose(&a, din, r) },
-                    b: F32Tensor { shape: vec![dout, r], data: transpose(&b, r, dout) },
+                    a: F32Tensor {
+                        shape: vec![r, din],
+                        data: transpose(&a, din, r),
+                    },
+                    b: F32Tensor {
+                        shape: vec![dout, r],
+                        data: transpose(&b, r, dout),
+                    },
                 },
             );
         }
@@ -163,17 +185,32 @@ pub fn adapter_factors(model: &Llama) -> BTreeMap<String, LoraFactors> {
 pub fn save_adapter(model: &Llama, config: &AdapterConfig, dir: &Path) -> Result<PathBuf> {
     let factors = adapter_factors(model);
     if factors.is_empty() {
-        return Err(ModelError::Input("save_adapter: the model has no LoRA adapter attached".into()).into());
+        return Err(ModelError::Input(
+            "save_adapter: the model has no LoRA adapter attached".into(),
+        )
+        .into());
     }
     let mut tensors = Vec::new();
     for (m, f) in &factors {
-        tensors.push((format!("{PREFIX}{m}.lora_A.weight"), f.a.shape.clone(), f.a.data.clone()));
-        tensors.push((format!("{PREFIX}{m}.lora_B.weight"), f.b.shape.clone(), f.b.data.clone()));
+        tensors.push((
+            format!("{PREFIX}{m}.lora_A.weight"),
+            f.a.shape.clone(),
+            f.a.data.clone(),
+        ));
+        tensors.push((
+            format!("{PREFIX}{m}.lora_B.weight"),
+            f.b.shape.clone(),
+            f.b.data.clone(),
+        ));
     }
     let tmp = crate::run::AtomicDir::new(dir)?;
-    std::fs::create_dir_all(tmp.path()).map_err(|e| Error::io("create directory", tmp.path(), e))?;
+    std::fs::create_dir_all(tmp.path())
+        .map_err(|e| Error::io("create directory", tmp.path(), e))?;
     let cfg_path = tmp.path().join("adapter_config.json");
-    let text = serde_json::to_string_pretty(config).map_err(|e| Error::Json { path: cfg_path.clone(), source: e })?;
+    let text = serde_json::to_string_pretty(config).map_err(|e| Error::Json {
+        path: cfg_path.clone(),
+        source: e,
+    })?;
     crate::run::write_atomic(&cfg_path, text.as_bytes())?;
     write_file(&tmp.path().join("adapter_model.safetensors"), &tensors, &[])?;
     tmp.commit()
@@ -184,7 +221,10 @@ pub fn save_adapter(model: &Llama, config: &AdapterConfig, dir: &Path) -> Result
 pub fn load_adapter(dir: &Path) -> Result<LoraAdapterFile> {
     let cfg_path = dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io("read", &cfg_path, e))?;
-    let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| Error::Json { path: cfg_path.clone(), source: e })?;
+    let config: AdapterConfig = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: cfg_path.clone(),
+        source: e,
+    })?;
     let file = dir.join("adapter_model.safetensors");
     if !file.exists() && dir.join("adapter_model.bin").exists() {
         return Err(ModelError::Safetensors {
@@ -204,7 +244,11 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapterFile> {
         } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
             b_map.insert(m.to_string(), t);
         } else {
-            return Err(ModelError::Safetensors { path, msg: format!("unexpected tensor `{name}` in a LoRA adapter") }.into());
+            return Err(ModelError::Safetensors {
+                path,
+                msg: format!("unexpected tensor `{name}` in a LoRA adapter"),
+            }
+            .into());
         }
     }
     let mut modules = BTreeMap::new();
@@ -214,15 +258,31 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapterFile> {
             name: format!("{PREFIX}{m}.lora_B.weight"),
         })?;
         if a.shape.len() != 2 || a.shape[0] != config.r {
-            return Err(ModelError::Shape { path, name: format!("{PREFIX}{m}.lora_A.weight"), got: a.shape, want: vec![config.r, 0] }.into());
+            return Err(ModelError::Shape {
+                path,
+                name: format!("{PREFIX}{m}.lora_A.weight"),
+                got: a.shape,
+                want: vec![config.r, 0],
+            }
+            .into());
         }
         if b.shape.len() != 2 || b.shape[1] != config.r {
-            return Err(ModelError::Shape { path, name: format!("{PREFIX}{m}.lora_B.weight"), got: b.shape, want: vec![0, config.r] }.into());
+            return Err(ModelError::Shape {
+                path,
+                name: format!("{PREFIX}{m}.lora_B.weight"),
+                got: b.shape,
+                want: vec![0, config.r],
+            }
+            .into());
         }
         modules.insert(m, LoraFactors { a, b });
     }
     if let Some(m) = b_map.keys().next() {
-        return Err(ModelError::MissingTensor { path, name: format!("{PREFIX}{m}.lora_A.weight") }.into());
+        return Err(ModelError::MissingTensor {
+            path,
+            name: format!("{PREFIX}{m}.lora_A.weight"),
+        }
+        .into());
     }
     Ok(LoraAdapterFile { config, modules })
 }
@@ -236,20 +296,40 @@ impl LoraAdapterFile {
         let scale = self.config.scaling();
         let mut found = 0;
         for (name, p) in model.projections_mut() {
-            let Some(f) = self.modules.get(&name) else { continue };
+            let Some(f) = self.modules.get(&name) else {
+                continue;
+            };
             let [din, dout] = p.dims();
             let r = self.config.r;
             let want_a = vec![r, din];
             let want_b = vec![dout, r];
             if f.a.shape != want_a {
-                return Err(ModelError::Shape { path: "adapter".into(), name: format!("{PREFIX}{name}.lora_A.weight"), got: f.a.shape.clone(), want: want_a }.into());
+                return Err(ModelError::Shape {
+                    path: "adapter".into(),
+                    name: format!("{PREFIX}{name}.lora_A.weight"),
+                    got: f.a.shape.clone(),
+                    want: want_a,
+                }
+                .into());
             }
             if f.b.shape != want_b {
-                return Err(ModelError::Shape { path: "adapter".into(), name: format!("{PREFIX}{name}.lora_B.weight"), got: f.b.shape.clone(), want: want_b }.into());
+                return Err(ModelError::Shape {
+                    path: "adapter".into(),
+                    name: format!("{PREFIX}{name}.lora_B.weight"),
+                    got: f.b.shape.clone(),
+                    want: want_b,
+                }
+                .into());
             }
             p.lora = Some(LoraPair {
-                a: Param::from_tensor(Tensor::from_data(TensorData::new(transpose(&f.a.data, r, din), [din, r]), &device)),
-                b: Param::from_tensor(Tensor::from_data(TensorData::new(transpose(&f.b.data, dout, r), [r, dout]), &device)),
+                a: Param::from_tensor(Tensor::from_data(
+                    TensorData::new(transpose(&f.a.data, r, din), [din, r]),
+                    &device,
+                )),
+                b: Param::from_tensor(Tensor::from_data(
+                    TensorData::new(transpose(&f.b.data, dout, r), [r, dout]),
+                    &device,
+                )),
                 scale,
                 dropout: 0.0,
             });
@@ -257,8 +337,16 @@ impl LoraAdapterFile {
         }
         if found != self.modules.len() {
             let names: Vec<String> = model.projections().into_iter().map(|(n, _)| n).collect();
-            let missing = self.modules.keys().find(|k| !names.contains(k)).cloned().unwrap_or_default();
-            return Err(ModelError::Input(format!("adapter module `{missing}` does not exist in the base model")).into());
+            let missing = self
+                .modules
+                .keys()
+                .find(|k| !names.contains(k))
+                .cloned()
+                .unwrap_or_default();
+            return Err(ModelError::Input(format!(
+                "adapter module `{missing}` does not exist in the base model"
+            ))
+            .into());
         }
         Ok(model)
     }

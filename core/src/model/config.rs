@@ -139,14 +139,18 @@ impl LlamaConfig {
 
     /// Per-head width.
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
     /// Checks the settings this implementation relies on; the error names the setting.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::from(ModelError::Config(m)));
         if self.model_type != "llama" {
-            return bad(format!("model_type is {:?}, only \"llama\" is supported", self.model_type));
+            return bad(format!(
+                "model_type is {:?}, only \"llama\" is supported",
+                self.model_type
+            ));
         }
         for (k, v) in [
             ("vocab_size", self.vocab_size),
@@ -168,7 +172,10 @@ impl LlamaConfig {
             ));
         }
         if self.head_dim() % 2 != 0 {
-            return bad(format!("head_dim {} must be even (rotary embeddings)", self.head_dim()));
+            return bad(format!(
+                "head_dim {} must be even (rotary embeddings)",
+                self.head_dim()
+            ));
         }
         if self.num_attention_heads % self.kv_heads() != 0 {
             return bad(format!(
@@ -178,7 +185,10 @@ impl LlamaConfig {
             ));
         }
         if self.hidden_act != "silu" {
-            return bad(format!("hidden_act {:?}: only \"silu\" is supported", self.hidden_act));
+            return bad(format!(
+                "hidden_act {:?}: only \"silu\" is supported",
+                self.hidden_act
+            ));
         }
         if self.attention_bias || self.mlp_bias {
             return bad("attention_bias / mlp_bias are not supported (must be false)".into());
@@ -192,22 +202,31 @@ impl LlamaConfig {
     /// Reads and validates a `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-        let cfg: Self = serde_json::from_str(&text)
-            .map_err(|e| Error::Json { path: path.to_path_buf(), source: e })?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Writes `config.json` (pretty JSON, atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Json { path: path.to_path_buf(), source: e })?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         crate::run::write_atomic(path, text.as_bytes())
     }
 
     /// Number of parameters of the model this configuration describes.
     pub fn num_params(&self) -> usize {
-        let (h, i, v, hd) = (self.hidden_size, self.intermediate_size, self.vocab_size, self.head_dim());
+        let (h, i, v, hd) = (
+            self.hidden_size,
+            self.intermediate_size,
+            self.vocab_size,
+            self.head_dim(),
+        );
         let attn = h * hd * self.num_attention_heads * 2 + h * hd * self.kv_heads() * 2;
         let layer = attn + 3 * h * i + 2 * h;
         let head = if self.tie_word_embeddings { 0 } else { v * h };

@@ -22,7 +22,12 @@ pub fn device_names() -> &'static str {
 /// (feature `cuda`). The returned device has no autodiff; training calls `.autodiff()` on it.
 pub fn parse_device(name: &str) -> Result<Device> {
     let n = name.trim().to_ascii_lowercase();
-    let unknown = || ModelError::Device(name.to_string(), format!("unknown device (known: {})", device_names()));
+    let unknown = || {
+        ModelError::Device(
+            name.to_string(),
+            format!("unknown device (known: {})", device_names()),
+        )
+    };
     match n.as_str() {
         "" | "cpu" | "flex" => Ok(Device::flex()),
         #[allow(deprecated)]
@@ -30,9 +35,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
         #[cfg(feature = "wgpu")]
         "wgpu" | "gpu" => {
             // The lazy constructor panics on first use without an adapter: probe first.
-            Device::wgpu_options()
-                .init()
-                .map_err(|e| ModelError::Device(name.to_string(), format!("no wgpu adapter: {e:?}")).into())
+            Device::wgpu_options().init().map_err(|e| {
+                ModelError::Device(name.to_string(), format!("no wgpu adapter: {e:?}")).into()
+            })
         }
         #[cfg(feature = "cuda")]
         s if s == "cuda" || s.starts_with("cuda:") => {

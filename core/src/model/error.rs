@@ -15,7 +15,9 @@ pub enum ModelError {
         name: String,
     },
     /// A tensor's shape contradicts the configuration.
-    #[error("checkpoint {path}: tensor `{name}` has shape {got:?}, but config.json implies {want:?}")]
+    #[error(
+        "checkpoint {path}: tensor `{name}` has shape {got:?}, but config.json implies {want:?}"
+    )]
     Shape {
         /// The checkpoint file or directory.
         path: String,

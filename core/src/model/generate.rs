@@ -28,7 +28,14 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        Self { max_new_tokens: 64, temperature: 0.0, top_k: 0, top_p: 1.0, seed: 42, eos_token_id: None }
+        Self {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 42,
+            eos_token_id: None,
+        }
     }
 }
 
@@ -38,7 +45,9 @@ pub fn sample(logits: &[f32], cfg: &GenerateConfig, rng: &mut impl Rng) -> u32 {
         logits
             .iter()
             .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best })
+            .fold((0usize, f32::NEG_INFINITY), |best, (i, &x)| {
+                if x > best.1 { (i, x) } else { best }
+            })
             .0 as u32
     };
     if cfg.temperature <= 0.0 {
@@ -50,7 +59,10 @@ pub fn sample(logits: &[f32], cfg: &GenerateConfig, rng: &mut impl Rng) -> u32 {
         idx.truncate(cfg.top_k);
     }
     let max = logits[idx[0]] as f64;
-    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / cfg.temperature).exp()).collect();
+    let mut probs: Vec<f64> = idx
+        .iter()
+        .map(|&i| ((logits[i] as f64 - max) / cfg.temperature).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if cfg.top_p < 1.0 {
@@ -80,7 +92,12 @@ pub fn sample(logits: &[f32], cfg: &GenerateConfig, rng: &mut impl Rng) -> u32 {
 }
 
 /// Continues `prompt` (token ids, at least one) and returns only the new tokens.
-pub fn generate(model: &Llama, prompt: &[u32], cfg: &GenerateConfig, default_eos: Option<u32>) -> Result<Vec<u32>> {
+pub fn generate(
+    model: &Llama,
+    prompt: &[u32],
+    cfg: &GenerateConfig,
+    default_eos: Option<u32>,
+) -> Result<Vec<u32>> {
     if prompt.is_empty() {
         return Err(ModelError::Input("generate: the prompt has no tokens".into()).into());
     }
@@ -95,11 +112,18 @@ pub fn generate(model: &Llama, prompt: &[u32], cfg: &GenerateConfig, default_eos
     for _ in 0..cfg.max_new_tokens {
         crate::run::check_cancelled()?;
         let n = next_input.len();
-        let x = Tensor::<2, Int>::from_data(TensorData::new(std::mem::take(&mut next_input), [1, n]), &device);
+        let x = Tensor::<2, Int>::from_data(
+            TensorData::new(std::mem::take(&mut next_input), [1, n]),
+            &device,
+        );
         let logits = model.forward(x, Some(&mut cache));
         let [_, t, v] = logits.dims();
         let last = logits.narrow(1, t - 1, 1).reshape([v]);
-        let vals = last.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let vals = last
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         let tok = sample(&vals, cfg, &mut rng);
         out.push(tok);
         if Some(tok) == eos {
@@ -120,10 +144,19 @@ pub fn generate_uncached(model: &Llama, prompt: &[u32], max_new_tokens: usize) -
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     for _ in 0..max_new_tokens {
         let n = seq.len();
-        let x = Tensor::<2, Int>::from_data(TensorData::new(seq.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, n]), &device);
+        let x = Tensor::<2, Int>::from_data(
+            TensorData::new(seq.iter().map(|&t| t as i64).collect::<Vec<_>>(), [1, n]),
+            &device,
+        );
         let logits = model.forward(x, None);
         let [_, t, v] = logits.dims();
-        let vals = logits.narrow(1, t - 1, 1).reshape([v]).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let vals = logits
+            .narrow(1, t - 1, 1)
+            .reshape([v])
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         seq.push(sample(&vals, &cfg, &mut rng));
     }
     Ok(seq[prompt.len()..].to_vec())

@@ -79,7 +79,10 @@ pub struct LoraPair {
 impl Proj {
     /// A projection from a weight in burn layout `[in, out]`.
     pub fn new(weight: Tensor<2>, trainable: bool) -> Self {
-        Self { weight: Param::from_tensor(weight).set_require_grad(trainable), lora: None }
+        Self {
+            weight: Param::from_tensor(weight).set_require_grad(trainable),
+            lora: None,
+        }
     }
 
     /// `[in, out]`.
@@ -93,7 +96,10 @@ impl Proj {
         match &self.lora {
             None => base,
             Some(l) => {
-                let x = match (l.dropout > 0.0 && x.is_autodiff()).then(|| dropout_mask(&x, l.dropout)).flatten() {
+                let x = match (l.dropout > 0.0 && x.is_autodiff())
+                    .then(|| dropout_mask(&x, l.dropout))
+                    .flatten()
+                {
                     Some(mask) => x * mask,
                     None => x,
                 };
@@ -124,7 +130,10 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// A norm with the given gain.
     pub fn new(weight: Tensor<1>, eps: f64, trainable: bool) -> Self {
-        Self { weight: Param::from_tensor(weight).set_require_grad(trainable), eps }
+        Self {
+            weight: Param::from_tensor(weight).set_require_grad(trainable),
+            eps,
+        }
     }
 
     /// Normalises the last dimension.
@@ -137,7 +146,13 @@ impl RmsNorm {
 
 /// The rotary tables `cos`, `sin` of shape `[len, head_dim]` for positions `start..start+len`,
 /// laid out as Hugging Face does (`emb = cat(freqs, freqs)`), computed in f64 and rounded once.
-pub fn rope_tables(start: usize, len: usize, head_dim: usize, theta: f64, device: &Device) -> (Tensor<2>, Tensor<2>) {
+pub fn rope_tables(
+    start: usize,
+    len: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
     let half = head_dim / 2;
     let inv: Vec<f64> = (0..half)
         .map(|i| {

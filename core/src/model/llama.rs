@@ -1,9 +1,9 @@
 //! The Llama decoder: embeddings, decoder layers (grouped-query attention with rotary
 //! embeddings, SwiGLU MLP, pre-RMSNorm), final norm and the language-model head.
 
+use super::ModelError;
 use super::config::LlamaConfig;
 use super::layers::{LoraPair, Proj, RmsNorm, apply_rope, rope_tables};
-use super::ModelError;
 use crate::Result;
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, silu, softmax};
@@ -112,7 +112,11 @@ pub struct NllSum {
 impl NllSum {
     /// Mean loss (nats/token).
     pub fn mean(&self) -> f64 {
-        if self.count == 0 { f64::NAN } else { self.nll / self.count as f64 }
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.nll / self.count as f64
+        }
     }
 
     /// Perplexity `exp(mean)`.
@@ -128,12 +132,30 @@ impl NllSum {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, cos: &Tensor<2>, sin: &Tensor<2>, cache: Option<&mut Option<LayerCache>>) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        cache: Option<&mut Option<LayerCache>>,
+    ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone()).reshape([b, t, kvh, hd]).swap_dims(1, 2);
-        let v = self.v_proj.forward(x).reshape([b, t, kvh, hd]).swap_dims(1, 2);
+        let q = self
+            .q_proj
+            .forward(x.clone())
+            .reshape([b, t, h, hd])
+            .swap_dims(1, 2);
+        let k = self
+            .k_proj
+            .forward(x.clone())
+            .reshape([b, t, kvh, hd])
+            .swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(x)
+            .reshape([b, t, kvh, hd])
+            .swap_dims(1, 2);
         let q = apply_rope(q, cos, sin);
         let mut k = apply_rope(k, cos, sin);
         let mut v = v;
@@ -144,17 +166,26 @@ impl Attention {
                 k = Tensor::cat(vec![prev.k, k], 2);
                 v = Tensor::cat(vec![prev.v, v], 2);
             }
-            *slot = Some(LayerCache { k: k.clone(), v: v.clone() });
+            *slot = Some(LayerCache {
+                k: k.clone(),
+                v: v.clone(),
+            });
         }
         let s = past + t;
         let rep = h / kvh;
         let (k, v) = if rep > 1 {
-            let expand = |z: Tensor<4>| z.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, h, s, hd]);
+            let expand = |z: Tensor<4>| {
+                z.unsqueeze_dim::<5>(2)
+                    .repeat_dim(2, rep)
+                    .reshape([b, h, s, hd])
+            };
             (expand(k), expand(v))
         } else {
             (k, v)
         };
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (hd as f64).sqrt());
         let scores = if t > 1 {
             let mut m = Vec::with_capacity(t * s);
             for i in 0..t {
@@ -181,8 +212,17 @@ impl Mlp {
 }
 
 impl DecoderLayer {
-    fn forward(&self, x: Tensor<3>, cos: &Tensor<2>, sin: &Tensor<2>, cache: Option<&mut Option<LayerCache>>) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, cache);
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        cache: Option<&mut Option<LayerCache>>,
+    ) -> Tensor<3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), cos, sin, cache);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
 }
@@ -195,7 +235,10 @@ pub type WeightSource<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>> + 'a;
 pub fn hf_tensor_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     let (hs, is, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
     let (qd, kd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
-    let mut v = vec![("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, hs])];
+    let mut v = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![cfg.vocab_size, hs],
+    )];
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         v.push((format!("{p}.input_layernorm.weight"), vec![hs]));
@@ -226,37 +269,106 @@ pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-fn proj_from(src: &mut WeightSource<'_>, name: &str, out_f: usize, in_f: usize, device: &Device, trainable: bool) -> Result<Proj> {
+fn proj_from(
+    src: &mut WeightSource<'_>,
+    name: &str,
+    out_f: usize,
+    in_f: usize,
+    device: &Device,
+    trainable: bool,
+) -> Result<Proj> {
     let w = src(name, &[out_f, in_f])?;
-    let t = Tensor::<2>::from_data(TensorData::new(transpose(&w, out_f, in_f), [in_f, out_f]), device);
+    let t = Tensor::<2>::from_data(
+        TensorData::new(transpose(&w, out_f, in_f), [in_f, out_f]),
+        device,
+    );
     Ok(Proj::new(t, trainable))
 }
 
-fn norm_from(src: &mut WeightSource<'_>, name: &str, n: usize, eps: f64, device: &Device, trainable: bool) -> Result<RmsNorm> {
+fn norm_from(
+    src: &mut WeightSource<'_>,
+    name: &str,
+    n: usize,
+    eps: f64,
+    device: &Device,
+    trainable: bool,
+) -> Result<RmsNorm> {
     let w = src(name, &[n])?;
-    Ok(RmsNorm::new(Tensor::from_data(TensorData::new(w, [n]), device), eps, trainable))
+    Ok(RmsNorm::new(
+        Tensor::from_data(TensorData::new(w, [n]), device),
+        eps,
+        trainable,
+    ))
 }
 
 impl Llama {
     /// Builds a model on `device`, asking `src` for every tensor (Hugging Face names and
     /// shapes). Parameters require gradients when `trainable`.
-    pub fn build(cfg: &LlamaConfig, device: &Device, src: &mut WeightSource<'_>, trainable: bool) -> Result<Self> {
+    pub fn build(
+        cfg: &LlamaConfig,
+        device: &Device,
+        src: &mut WeightSource<'_>,
+        trainable: bool,
+    ) -> Result<Self> {
         cfg.validate()?;
-        let (hs, is, hd, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim(), cfg.rms_norm_eps);
+        let (hs, is, hd, eps) = (
+            cfg.hidden_size,
+            cfg.intermediate_size,
+            cfg.head_dim(),
+            cfg.rms_norm_eps,
+        );
         let (qd, kd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
         let emb = src("model.embed_tokens.weight", &[cfg.vocab_size, hs])?;
-        let embed_tokens = Param::from_tensor(Tensor::from_data(TensorData::new(emb, [cfg.vocab_size, hs]), device))
-            .set_require_grad(trainable);
+        let embed_tokens = Param::from_tensor(Tensor::from_data(
+            TensorData::new(emb, [cfg.vocab_size, hs]),
+            device,
+        ))
+        .set_require_grad(trainable);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
             layers.push(DecoderLayer {
-                input_layernorm: norm_from(src, &format!("{p}.input_layernorm.weight"), hs, eps, device, trainable)?,
+                input_layernorm: norm_from(
+                    src,
+                    &format!("{p}.input_layernorm.weight"),
+                    hs,
+                    eps,
+                    device,
+                    trainable,
+                )?,
                 self_attn: Attention {
-                    q_proj: proj_from(src, &format!("{p}.self_attn.q_proj.weight"), qd, hs, device, trainable)?,
-                    k_proj: proj_from(src, &format!("{p}.self_attn.k_proj.weight"), kd, hs, device, trainable)?,
-                    v_proj: proj_from(src, &format!("{p}.self_attn.v_proj.weight"), kd, hs, device, trainable)?,
-                    o_proj: proj_from(src, &format!("{p}.self_attn.o_proj.weight"), hs, qd, device, trainable)?,
+                    q_proj: proj_from(
+                        src,
+                        &format!("{p}.self_attn.q_proj.weight"),
+                        qd,
+                        hs,
+                        device,
+                        trainable,
+                    )?,
+                    k_proj: proj_from(
+                        src,
+                        &format!("{p}.self_attn.k_proj.weight"),
+                        kd,
+                        hs,
+                        device,
+                        trainable,
+                    )?,
+                    v_proj: proj_from(
+                        src,
+                        &format!("{p}.self_attn.v_proj.weight"),
+                        kd,
+                        hs,
+                        device,
+                        trainable,
+                    )?,
+                    o_proj: proj_from(
+                        src,
+                        &format!("{p}.self_attn.o_proj.weight"),
+                        hs,
+                        qd,
+                        device,
+                        trainable,
+                    )?,
                     heads: cfg.num_attention_heads,
                     kv_heads: cfg.kv_heads(),
                     head_dim: hd,
@@ -270,9 +382,30 @@ impl Llama {
                     trainable,
                 )?,
                 mlp: Mlp {
-                    gate_proj: proj_from(src, &format!("{p}.mlp.gate_proj.weight"), is, hs, device, trainable)?,
-                    up_proj: proj_from(src, &format!("{p}.mlp.up_proj.weight"), is, hs, device, trainable)?,
-                    down_proj: proj_from(src, &format!("{p}.mlp.down_proj.weight"), hs, is, device, trainable)?,
+                    gate_proj: proj_from(
+                        src,
+                        &format!("{p}.mlp.gate_proj.weight"),
+                        is,
+                        hs,
+                        device,
+                        trainable,
+                    )?,
+                    up_proj: proj_from(
+                        src,
+                        &format!("{p}.mlp.up_proj.weight"),
+                        is,
+                        hs,
+                        device,
+                        trainable,
+                    )?,
+                    down_proj: proj_from(
+                        src,
+                        &format!("{p}.mlp.down_proj.weight"),
+                        hs,
+                        is,
+                        device,
+                        trainable,
+                    )?,
                 },
             });
         }
@@ -280,9 +413,22 @@ impl Llama {
         let lm_head = if cfg.tie_word_embeddings {
             None
         } else {
-            Some(proj_from(src, "lm_head.weight", cfg.vocab_size, hs, device, trainable)?)
+            Some(proj_from(
+                src,
+                "lm_head.weight",
+                cfg.vocab_size,
+                hs,
+                device,
+                trainable,
+            )?)
         };
-        Ok(Self { embed_tokens, layers, norm, lm_head, rope_theta: cfg.rope_theta })
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope_theta: cfg.rope_theta,
+        })
     }
 
     /// A randomly initialised model (`N(0, initializer_range)` weights, unit norms), reproducible
@@ -293,7 +439,11 @@ impl Llama {
         let std = cfg.initializer_range as f32;
         let mut src = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let n: usize = shape.iter().product();
-            Ok(if name.ends_with("norm.weight") { vec![1.0; n] } else { normal_vec(&mut rng, n, std) })
+            Ok(if name.ends_with("norm.weight") {
+                vec![1.0; n]
+            } else {
+                normal_vec(&mut rng, n, std)
+            })
         };
         Self::build(cfg, device, &mut src, true)
     }
@@ -345,9 +495,20 @@ impl Llama {
         self.check_tokens(ids)?;
         let m = self.valid();
         let d = m.device();
-        let x = Tensor::<2, Int>::from_data(TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [1, ids.len()]), &d);
+        let x = Tensor::<2, Int>::from_data(
+            TensorData::new(
+                ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                [1, ids.len()],
+            ),
+            &d,
+        );
         let v = m.vocab_size();
-        let flat = m.forward(x, None).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let flat = m
+            .forward(x, None)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         Ok(flat.chunks(v).map(<[f32]>::to_vec).collect())
     }
 
@@ -355,7 +516,10 @@ impl Llama {
     pub fn check_tokens(&self, ids: &[u32]) -> Result<()> {
         let v = self.vocab_size();
         if let Some((i, id)) = ids.iter().enumerate().find(|(_, id)| **id as usize >= v) {
-            return Err(ModelError::Input(format!("token id {id} at position {i} is outside the vocabulary (size {v})")).into());
+            return Err(ModelError::Input(format!(
+                "token id {id} at position {i} is outside the vocabulary (size {v})"
+            ))
+            .into());
         }
         Ok(())
     }
@@ -366,13 +530,20 @@ impl Llama {
         let b = windows.len();
         let len = windows.first().map_or(0, |w| w.len()).saturating_sub(1);
         if b == 0 || len == 0 {
-            return Err(ModelError::Input("loss: need at least one window of ≥ 2 tokens".into()).into());
+            return Err(
+                ModelError::Input("loss: need at least one window of ≥ 2 tokens".into()).into(),
+            );
         }
         let mut inp = Vec::with_capacity(b * len);
         let mut tgt = Vec::with_capacity(b * len);
         for w in windows {
             if w.len() != len + 1 {
-                return Err(ModelError::Input(format!("loss: windows differ in length ({} vs {})", w.len(), len + 1)).into());
+                return Err(ModelError::Input(format!(
+                    "loss: windows differ in length ({} vs {})",
+                    w.len(),
+                    len + 1
+                ))
+                .into());
             }
             self.check_tokens(w)?;
             inp.extend(w[..len].iter().map(|&x| x as i64));
@@ -395,7 +566,10 @@ impl Llama {
         for chunk in windows.chunks(batch.max(1)) {
             let (mean, n) = model.loss(chunk, &device)?;
             let m: f32 = mean.into_scalar();
-            out.add(NllSum { nll: m as f64 * n as f64, count: n as u64 });
+            out.add(NllSum {
+                nll: m as f64 * n as f64,
+                count: n as u64,
+            });
         }
         Ok(out)
     }
@@ -446,15 +620,34 @@ impl Llama {
     /// Freezes every base parameter and attaches fresh LoRA factors to the projections whose
     /// short name (`q_proj`, `gate_proj`, …) is in `targets`. `a` is drawn like PEFT's default
     /// (uniform ±1/√in, from `seed`), `b` is zero, so the model's output is unchanged.
-    pub fn attach_lora(self, rank: usize, alpha: f64, dropout: f64, targets: &[String], seed: u64) -> Result<Self> {
+    pub fn attach_lora(
+        self,
+        rank: usize,
+        alpha: f64,
+        dropout: f64,
+        targets: &[String],
+        seed: u64,
+    ) -> Result<Self> {
         use rand::{Rng, SeedableRng};
         if rank == 0 {
             return Err(ModelError::Config("LoRA rank must be > 0".into()).into());
         }
-        let known = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+        let known = [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ];
         for t in targets {
             if !known.contains(&t.as_str()) {
-                return Err(ModelError::Config(format!("LoRA target `{t}` is unknown (known: {})", known.join(", "))).into());
+                return Err(ModelError::Config(format!(
+                    "LoRA target `{t}` is unknown (known: {})",
+                    known.join(", ")
+                ))
+                .into());
             }
         }
         let mut model = self.no_grad();
@@ -467,7 +660,9 @@ impl Llama {
             }
             let [din, dout] = p.dims();
             let bound = 1.0 / (din as f32).sqrt();
-            let a: Vec<f32> = (0..din * rank).map(|_| rng.random_range(-bound..bound)).collect();
+            let a: Vec<f32> = (0..din * rank)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
             p.lora = Some(LoraPair {
                 a: Param::from_tensor(Tensor::from_data(TensorData::new(a, [din, rank]), &device)),
                 b: Param::from_tensor(Tensor::zeros([rank, dout], &device)),

@@ -2,7 +2,7 @@
 //! handle wraps and what training, merging and evaluation take.
 
 use super::checkpoint::{checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint};
-use super::{Device, LlamaConfig, Llama};
+use super::{Device, Llama, LlamaConfig};
 use crate::Result;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,12 @@ impl LoadedModel {
     /// Loads a Hugging Face checkpoint directory onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (model, config) = load_checkpoint(dir, device, false)?;
-        Ok(Self { model, config, dir: Some(dir.to_path_buf()), tokenizer: checkpoint_tokenizer(dir) })
+        Ok(Self {
+            model,
+            config,
+            dir: Some(dir.to_path_buf()),
+            tokenizer: checkpoint_tokenizer(dir),
+        })
     }
 
     /// Saves as a Hugging Face checkpoint (adapters merged), copying the tokenizer; remembers `dir`.
@@ -37,10 +42,18 @@ impl LoadedModel {
     /// A copy of the network on `device` (e.g. `device.autodiff()` for training), built from
     /// this model's merged weights; parameters require gradients when `trainable`.
     pub fn rebuild_on(&self, device: &Device, trainable: bool) -> Result<Llama> {
-        let mut map: HashMap<String, Vec<f32>> =
-            hf_tensors(&self.model, &self.config).into_iter().map(|(n, _, d)| (n, d)).collect();
+        let mut map: HashMap<String, Vec<f32>> = hf_tensors(&self.model, &self.config)
+            .into_iter()
+            .map(|(n, _, d)| (n, d))
+            .collect();
         let mut src = |name: &str, _shape: &[usize]| -> Result<Vec<f32>> {
-            map.remove(name).ok_or_else(|| super::ModelError::MissingTensor { path: "<memory>".into(), name: name.into() }.into())
+            map.remove(name).ok_or_else(|| {
+                super::ModelError::MissingTensor {
+                    path: "<memory>".into(),
+                    name: name.into(),
+                }
+                .into()
+            })
         };
         Llama::build(&self.config, device, &mut src, trainable)
     }
@@ -49,7 +62,9 @@ impl LoadedModel {
 impl LoadedModel {
     fn tokenizer(&self) -> Result<tokenizers::Tokenizer> {
         let p = self.tokenizer.as_ref().ok_or_else(|| {
-            super::ModelError::Input("the model has no tokenizer.json beside it; pass token ids instead".into())
+            super::ModelError::Input(
+                "the model has no tokenizer.json beside it; pass token ids instead".into(),
+            )
         })?;
         tokenizers::Tokenizer::from_file(p)
             .map_err(|e| super::ModelError::Input(format!("{}: {e}", p.display())).into())
@@ -57,7 +72,10 @@ impl LoadedModel {
 
     /// Token ids of `text` with the model's tokenizer, preceded by `bos_token_id` when set.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer()?.encode(text, false).map_err(|e| super::ModelError::Input(format!("tokenizing: {e}")))?;
+        let enc = self
+            .tokenizer()?
+            .encode(text, false)
+            .map_err(|e| super::ModelError::Input(format!("tokenizing: {e}")))?;
         let mut ids: Vec<u32> = self.config.bos_token_id.into_iter().collect();
         ids.extend(enc.get_ids());
         Ok(ids)
@@ -65,6 +83,8 @@ impl LoadedModel {
 
     /// Text of `ids` (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer()?.decode(ids, true).map_err(|e| super::ModelError::Input(format!("decoding: {e}")).into())
+        self.tokenizer()?
+            .decode(ids, true)
+            .map_err(|e| super::ModelError::Input(format!("decoding: {e}")).into())
     }
 }

@@ -14,16 +14,23 @@ mod llama;
 mod loaded;
 mod safetensors_io;
 
-pub use adapter::{AdapterConfig, LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter};
+pub use adapter::{
+    AdapterConfig, LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter,
+};
 pub use checkpoint::{checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint};
 pub use config::LlamaConfig;
 pub use device::{Device, device_names, parse_device};
 pub use error::ModelError;
 pub use generate::{GenerateConfig, generate, generate_uncached, sample};
 pub use layers::{LoraPair, Proj, RmsNorm, apply_rope, rope_tables, seed_dropout};
-pub use llama::{Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose};
+pub use llama::{
+    Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
+};
 pub use loaded::LoadedModel;
-pub use safetensors_io::{F32Tensor, read_checkpoint_dir, read_file as read_safetensors, read_metadata, write_file as write_safetensors};
+pub use safetensors_io::{
+    F32Tensor, read_checkpoint_dir, read_file as read_safetensors, read_metadata,
+    write_file as write_safetensors,
+};
 
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,11 @@ pub struct F32Tensor {
 }
 
 fn st_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    ModelError::Safetensors { path: path.display().to_string(), msg: msg.to_string() }.into()
+    ModelError::Safetensors {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
+    .into()
 }
 
 fn f16_to_f32(h: u16) -> f32 {
@@ -48,14 +52,28 @@ fn f16_to_f32(h: u16) -> f32 {
 fn view_to_f32(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Vec<f32>> {
     let b = v.data();
     Ok(match v.dtype() {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        Dtype::F16 => b
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
         Dtype::F64 => b
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
-        d => return Err(st_err(path, format!("tensor `{name}` has dtype {d:?}; only F32, F16, BF16, F64 are supported"))),
+        d => {
+            return Err(st_err(
+                path,
+                format!("tensor `{name}` has dtype {d:?}; only F32, F16, BF16, F64 are supported"),
+            ));
+        }
     })
 }
 
@@ -66,7 +84,13 @@ pub fn read_file(path: &Path) -> Result<BTreeMap<String, F32Tensor>> {
     let mut out = BTreeMap::new();
     for name in st.names() {
         let v = st.tensor(name).map_err(|e| st_err(path, e))?;
-        out.insert(name.to_string(), F32Tensor { shape: v.shape().to_vec(), data: view_to_f32(path, name, &v)? });
+        out.insert(
+            name.to_string(),
+            F32Tensor {
+                shape: v.shape().to_vec(),
+                data: view_to_f32(path, name, &v)?,
+            },
+        );
     }
     Ok(out)
 }
@@ -87,15 +111,24 @@ pub fn read_checkpoint_dir(dir: &Path) -> Result<(BTreeMap<String, F32Tensor>, P
     }
     let index = dir.join("model.safetensors.index.json");
     if !index.exists() {
-        return Err(st_err(dir, "neither model.safetensors nor model.safetensors.index.json exists"));
+        return Err(st_err(
+            dir,
+            "neither model.safetensors nor model.safetensors.index.json exists",
+        ));
     }
     let text = std::fs::read_to_string(&index).map_err(|e| Error::io("read", &index, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: index.clone(), source: e })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: index.clone(),
+        source: e,
+    })?;
     let map = v
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| st_err(&index, "no `weight_map` object"))?;
-    let mut shards: Vec<String> = map.values().filter_map(|s| s.as_str().map(str::to_string)).collect();
+    let mut shards: Vec<String> = map
+        .values()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
     shards.sort();
     shards.dedup();
     let mut out = BTreeMap::new();
@@ -109,21 +142,36 @@ pub fn read_checkpoint_dir(dir: &Path) -> Result<(BTreeMap<String, F32Tensor>, P
     }
     for k in map.keys() {
         if !out.contains_key(k) {
-            return Err(ModelError::MissingTensor { path: index.display().to_string(), name: k.clone() }.into());
+            return Err(ModelError::MissingTensor {
+                path: index.display().to_string(),
+                name: k.clone(),
+            }
+            .into());
         }
     }
     Ok((out, index))
 }
 
 /// Writes named f32 tensors to `path` (atomically) with `__metadata__` `format=pt` plus `extra`.
-pub fn write_file(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], extra: &[(&str, &str)]) -> Result<()> {
+pub fn write_file(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    extra: &[(&str, &str)],
+) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
     for (n, s, b) in &bytes {
-        let v = TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| st_err(path, format!("tensor `{n}`: {e}")))?;
+        let v = TensorView::new(Dtype::F32, s.clone(), b)
+            .map_err(|e| st_err(path, format!("tensor `{n}`: {e}")))?;
         views.push((n.clone(), v));
     }
     let mut meta = HashMap::new();

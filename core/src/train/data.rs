@@ -20,7 +20,10 @@ pub struct TokenCorpus {
 impl TokenCorpus {
     /// A corpus from sequences in memory.
     pub fn new(name: impl Into<String>, docs: Vec<Vec<u32>>) -> Self {
-        Self { name: name.into(), docs }
+        Self {
+            name: name.into(),
+            docs,
+        }
     }
 
     /// Total tokens.
@@ -38,11 +41,16 @@ fn ids_of(v: &serde_json::Value) -> Option<Vec<u32>> {
     let arr = match v {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(o) => {
-            return ["tokens", "input_ids", "ids"].iter().find_map(|k| o.get(*k)).and_then(ids_of);
+            return ["tokens", "input_ids", "ids"]
+                .iter()
+                .find_map(|k| o.get(*k))
+                .and_then(ids_of);
         }
         _ => return None,
     };
-    arr.iter().map(|x| x.as_u64().and_then(|u| u32::try_from(u).ok())).collect()
+    arr.iter()
+        .map(|x| x.as_u64().and_then(|u| u32::try_from(u).ok()))
+        .collect()
 }
 
 /// Reads token sequences from a JSON file (an array of id arrays) or a JSONL file (one id array,
@@ -50,15 +58,28 @@ fn ids_of(v: &serde_json::Value) -> Option<Vec<u32>> {
 /// line number.
 pub fn read_token_file(path: &Path) -> Result<Vec<Vec<u32>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    let bad = |msg: String| Error::from(TrainError::Input { path: path.display().to_string(), msg });
+    let bad = |msg: String| {
+        Error::from(TrainError::Input {
+            path: path.display().to_string(),
+            msg,
+        })
+    };
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') && !path.extension().is_some_and(|e| e == "jsonl") {
         let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
-        let arr = v.as_array().ok_or_else(|| bad("expected an array of token-id arrays".into()))?;
+        let arr = v
+            .as_array()
+            .ok_or_else(|| bad("expected an array of token-id arrays".into()))?;
         return arr
             .iter()
             .enumerate()
-            .map(|(i, x)| ids_of(x).ok_or_else(|| bad(format!("element {i}: expected an array of non-negative token ids"))))
+            .map(|(i, x)| {
+                ids_of(x).ok_or_else(|| {
+                    bad(format!(
+                        "element {i}: expected an array of non-negative token ids"
+                    ))
+                })
+            })
             .collect();
     }
     let mut out = Vec::new();
@@ -66,17 +87,29 @@ pub fn read_token_file(path: &Path) -> Result<Vec<Vec<u32>>> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
-        out.push(ids_of(&v).ok_or_else(|| bad(format!("line {}: expected an id array or an object with `tokens`", i + 1)))?);
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+        out.push(ids_of(&v).ok_or_else(|| {
+            bad(format!(
+                "line {}: expected an id array or an object with `tokens`",
+                i + 1
+            ))
+        })?);
     }
     Ok(out)
 }
 
 /// Tokenizes the documents of a dataset directory (JSONL shards of `Document`s) with a
 /// `tokenizer.json`, keeping only `domain` when given. Returns one corpus per domain, sorted.
-pub fn tokenize_dataset(dir: &Path, tokenizer: &Path, domain: Option<&str>) -> Result<Vec<TokenCorpus>> {
-    let tok = tokenizers::Tokenizer::from_file(tokenizer)
-        .map_err(|e| TrainError::Input { path: tokenizer.display().to_string(), msg: e.to_string() })?;
+pub fn tokenize_dataset(
+    dir: &Path,
+    tokenizer: &Path,
+    domain: Option<&str>,
+) -> Result<Vec<TokenCorpus>> {
+    let tok = tokenizers::Tokenizer::from_file(tokenizer).map_err(|e| TrainError::Input {
+        path: tokenizer.display().to_string(),
+        msg: e.to_string(),
+    })?;
     let ds = crate::ingest::Dataset::open(dir)?;
     let mut by: std::collections::BTreeMap<String, Vec<Vec<u32>>> = Default::default();
     ds.for_each(|d| {
@@ -85,11 +118,19 @@ pub fn tokenize_dataset(dir: &Path, tokenizer: &Path, domain: Option<&str>) -> R
         }
         let enc = tok
             .encode(d.text.as_str(), false)
-            .map_err(|e| TrainError::Input { path: dir.display().to_string(), msg: format!("document {}: {e}", d.id) })?;
-        by.entry(d.domain.clone()).or_default().push(enc.get_ids().to_vec());
+            .map_err(|e| TrainError::Input {
+                path: dir.display().to_string(),
+                msg: format!("document {}: {e}", d.id),
+            })?;
+        by.entry(d.domain.clone())
+            .or_default()
+            .push(enc.get_ids().to_vec());
         Ok(())
     })?;
-    Ok(by.into_iter().map(|(name, docs)| TokenCorpus { name, docs }).collect())
+    Ok(by
+        .into_iter()
+        .map(|(name, docs)| TokenCorpus { name, docs })
+        .collect())
 }
 
 /// Packs documents (each followed by `eos` when given) into a stream and cuts it into
@@ -123,12 +164,21 @@ pub struct Split {
 
 /// Packs `corpus` and splits it: a seeded shuffle of the windows, then `heldout_frac` of them
 /// (at least one) held out. Errors when fewer than `batch` training windows remain.
-pub fn split_windows(corpus: &TokenCorpus, seq_len: usize, eos: Option<u32>, heldout_frac: f64, batch: usize, seed: u64) -> Result<Split> {
+pub fn split_windows(
+    corpus: &TokenCorpus,
+    seq_len: usize,
+    eos: Option<u32>,
+    heldout_frac: f64,
+    batch: usize,
+    seed: u64,
+) -> Result<Split> {
     if seq_len == 0 || batch == 0 {
         return Err(TrainError::Config("seq_len and batch must be > 0".into()).into());
     }
     if !(0.0..1.0).contains(&heldout_frac) {
-        return Err(TrainError::Config(format!("heldout must be in [0, 1), got {heldout_frac}")).into());
+        return Err(
+            TrainError::Config(format!("heldout must be in [0, 1), got {heldout_frac}")).into(),
+        );
     }
     let mut windows = pack_windows(&corpus.docs, seq_len, eos);
     let n = windows.len();
@@ -147,7 +197,11 @@ pub fn split_windows(corpus: &TokenCorpus, seq_len: usize, eos: Option<u32>, hel
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0001);
     windows.shuffle(&mut rng);
     let heldout = windows.split_off(n - n_held);
-    Ok(Split { train: windows, heldout, tokens: corpus.tokens() })
+    Ok(Split {
+        train: windows,
+        heldout,
+        tokens: corpus.tokens(),
+    })
 }
 
 /// Deterministic batch order: epoch `e` visits the training windows in a permutation seeded by
@@ -163,14 +217,21 @@ pub struct BatchOrder {
 impl BatchOrder {
     /// An order over `n` windows.
     pub fn new(n: usize, seed: u64) -> Self {
-        Self { n, seed, epoch: usize::MAX, perm: Vec::new() }
+        Self {
+            n,
+            seed,
+            epoch: usize::MAX,
+            perm: Vec::new(),
+        }
     }
 
     /// Window index at global sample position `pos`.
     pub fn index(&mut self, pos: usize) -> usize {
         let e = pos / self.n;
         if e != self.epoch {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ e as u64);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ e as u64,
+            );
             self.perm = (0..self.n).collect();
             self.perm.shuffle(&mut rng);
             self.epoch = e;

@@ -26,7 +26,9 @@ pub enum TrainError {
         heldout: usize,
     },
     /// The loss became NaN or infinite; training stopped.
-    #[error("{what}: loss is {loss} at step {step} (micro-batch {micro}); stopped. Lower lr, check the data and the base weights")]
+    #[error(
+        "{what}: loss is {loss} at step {step} (micro-batch {micro}); stopped. Lower lr, check the data and the base weights"
+    )]
     NonFiniteLoss {
         /// Which run.
         what: String,

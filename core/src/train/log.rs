@@ -33,23 +33,39 @@ impl TrainLog {
         if !append {
             writeln!(file, "{LOG_HEADER}").map_err(|e| Error::io("write", path, e))?;
         }
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Appends a row; held-out columns are empty when `eval` is `None`.
-    pub fn row(&mut self, step: usize, loss: f64, lr: f64, tps: f64, elapsed: f64, eval: Option<NllSum>) -> Result<()> {
+    pub fn row(
+        &mut self,
+        step: usize,
+        loss: f64,
+        lr: f64,
+        tps: f64,
+        elapsed: f64,
+        eval: Option<NllSum>,
+    ) -> Result<()> {
         let (hl, hp) = match eval {
             Some(e) => (format!("{:.6}", e.mean()), format!("{:.4}", e.perplexity())),
             None => (String::new(), String::new()),
         };
-        writeln!(self.file, "{step},{loss:.6},{lr:.6e},{tps:.1},{elapsed:.2},{hl},{hp}").map_err(|e| Error::io("write", &self.path, e))?;
-        self.file.flush().map_err(|e| Error::io("write", &self.path, e))
+        writeln!(
+            self.file,
+            "{step},{loss:.6},{lr:.6e},{tps:.1},{elapsed:.2},{hl},{hp}"
+        )
+        .map_err(|e| Error::io("write", &self.path, e))?;
+        self.file
+            .flush()
+            .map_err(|e| Error::io("write", &self.path, e))
     }
 }
 
 /// Header of `summary.csv`.
-pub const SUMMARY_HEADER: &str =
-    "domain,phase,steps,tokens,final_train_loss,heldout_loss,heldout_ppl,base_heldout_loss,base_heldout_ppl,wall_s,tokens_per_s,output";
+pub const SUMMARY_HEADER: &str = "domain,phase,steps,tokens,final_train_loss,heldout_loss,heldout_ppl,base_heldout_loss,base_heldout_ppl,wall_s,tokens_per_s,output";
 
 /// One `summary.csv` row.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,15 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The projections LoRA adapts by default: attention and MLP.
-pub const DEFAULT_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const DEFAULT_TARGETS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 /// LoRA settings. Paths are relative to the run root.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,23 +102,60 @@ pub struct LoraResult {
 /// Trains a LoRA adapter for `corpus.name` on the frozen `base` and writes
 /// `models/lora_<domain>/` (PEFT layout), `logs/train_<domain>.log` and a `summary.csv` row
 /// under `root`. The base model is not modified.
-pub fn train_lora(base: &LoadedModel, corpus: &TokenCorpus, cfg: &LoraConfig, root: &Path) -> Result<LoraResult> {
+pub fn train_lora(
+    base: &LoadedModel,
+    corpus: &TokenCorpus,
+    cfg: &LoraConfig,
+    root: &Path,
+) -> Result<LoraResult> {
     check_name(&corpus.name)?;
     let domain = corpus.name.clone();
-    let split = split_windows(corpus, cfg.seq_len, base.config.eos_token_id, cfg.heldout, cfg.optim.batch, cfg.seed)?;
+    let split = split_windows(
+        corpus,
+        cfg.seq_len,
+        base.config.eos_token_id,
+        cfg.heldout,
+        cfg.optim.batch,
+        cfg.seed,
+    )?;
     if cfg.seq_len > base.config.max_position_embeddings {
-        tracing::warn!("seq_len {} exceeds max_position_embeddings {}", cfg.seq_len, base.config.max_position_embeddings);
+        tracing::warn!(
+            "seq_len {} exceeds max_position_embeddings {}",
+            cfg.seq_len,
+            base.config.max_position_embeddings
+        );
     }
     let device = parse_device(&cfg.device)?;
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
-    let model = base.rebuild_on(&ad, false)?.attach_lora(cfg.rank, cfg.alpha, cfg.dropout, &cfg.targets, cfg.seed)?;
-    let trainable_params: usize = crate::model::adapter_factors(&model).values().map(|f| f.a.data.len() + f.b.data.len()).sum();
-    let eval_n = if cfg.optim.eval_windows == 0 { split.heldout.len() } else { cfg.optim.eval_windows.min(split.heldout.len()) };
+    let model = base.rebuild_on(&ad, false)?.attach_lora(
+        cfg.rank,
+        cfg.alpha,
+        cfg.dropout,
+        &cfg.targets,
+        cfg.seed,
+    )?;
+    let trainable_params: usize = crate::model::adapter_factors(&model)
+        .values()
+        .map(|f| f.a.data.len() + f.b.data.len())
+        .sum();
+    let eval_n = if cfg.optim.eval_windows == 0 {
+        split.heldout.len()
+    } else {
+        cfg.optim.eval_windows.min(split.heldout.len())
+    };
     let base_heldout = base.model.nll(&split.heldout[..eval_n], cfg.optim.batch)?;
-    let rel_out = cfg.out.clone().unwrap_or_else(|| PathBuf::from(format!("models/lora_{domain}")));
+    let rel_out = cfg
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("models/lora_{domain}")));
     let out = root.join(&rel_out);
-    let ckpt = out.with_file_name(format!("{}.resume", out.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()));
+    let ckpt = out.with_file_name(format!(
+        "{}.resume",
+        out.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default()
+    ));
     if !cfg.resume && ckpt.exists() {
         std::fs::remove_dir_all(&ckpt).map_err(|e| Error::io("remove", &ckpt, e))?;
     }
@@ -124,11 +169,25 @@ pub fn train_lora(base: &LoadedModel, corpus: &TokenCorpus, cfg: &LoraConfig, ro
         "config": cfg, "base": base.config, "base_fp": base_fingerprint, "tokens": corpus.tokens(), "docs": corpus.docs.len(),
         "data": crate::run::hash_str(&format!("{:?}", split.train.iter().take(64).collect::<Vec<_>>())),
     }));
-    let mut log = TrainLog::open(&root.join(format!("logs/train_{domain}.log")), cfg.resume && ckpt.exists())?;
+    let mut log = TrainLog::open(
+        &root.join(format!("logs/train_{domain}.log")),
+        cfg.resume && ckpt.exists(),
+    )?;
     let what = format!("lora {domain}");
-    let io = LoopIo { what: &what, log: &mut log, ckpt_dir: Some(ckpt.clone()), settings };
+    let io = LoopIo {
+        what: &what,
+        log: &mut log,
+        ckpt_dir: Some(ckpt.clone()),
+        settings,
+    };
     let (model, stats) = run_loop(model, &split, &cfg.optim, cfg.seed, &ad, io)?;
-    let adapter = AdapterConfig::new(cfg.rank, cfg.alpha, cfg.dropout, &cfg.targets, base.dir.as_deref());
+    let adapter = AdapterConfig::new(
+        cfg.rank,
+        cfg.alpha,
+        cfg.dropout,
+        &cfg.targets,
+        base.dir.as_deref(),
+    );
     let dir = save_adapter(&model, &adapter, &out)?;
     if ckpt.exists() {
         std::fs::remove_dir_all(&ckpt).map_err(|e| Error::io("remove", &ckpt, e))?;
@@ -150,5 +209,12 @@ pub fn train_lora(base: &LoadedModel, corpus: &TokenCorpus, cfg: &LoraConfig, ro
             output: rel_out.display().to_string(),
         },
     )?;
-    Ok(LoraResult { domain, dir, stats, base_heldout, trainable_params, adapter })
+    Ok(LoraResult {
+        domain,
+        dir,
+        stats,
+        base_heldout,
+        trainable_params,
+        adapter,
+    })
 }

@@ -10,7 +10,9 @@ mod pretrain;
 mod schedule;
 mod trainer;
 
-pub use data::{BatchOrder, Split, TokenCorpus, pack_windows, read_token_file, split_windows, tokenize_dataset};
+pub use data::{
+    BatchOrder, Split, TokenCorpus, pack_windows, read_token_file, split_windows, tokenize_dataset,
+};
 pub use error::TrainError;
 pub use log::{LOG_HEADER, SUMMARY_HEADER, SummaryRow, TrainLog, upsert_summary};
 pub use lora::{DEFAULT_TARGETS, LoraConfig, LoraResult, train_lora};

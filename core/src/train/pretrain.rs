@@ -101,26 +101,48 @@ fn special(tok: &tokenizers::Tokenizer, names: &[&str]) -> Option<u32> {
 
 /// Checks that a name is usable in file names and CSV cells.
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c)) {
-        return Err(TrainError::Config(format!("name `{name}`: use letters, digits, `_`, `-` or `.`")).into());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(TrainError::Config(format!(
+            "name `{name}`: use letters, digits, `_`, `-` or `.`"
+        ))
+        .into());
     }
     Ok(())
 }
 
 /// The `config.json` pretraining writes for `cfg` over `corpus`.
-pub fn pretrain_model_config(corpus: &TokenCorpus, cfg: &PretrainConfig, root: &Path) -> Result<(LlamaConfig, Option<u32>)> {
+pub fn pretrain_model_config(
+    corpus: &TokenCorpus,
+    cfg: &PretrainConfig,
+    root: &Path,
+) -> Result<(LlamaConfig, Option<u32>)> {
     let (mut vocab, mut eos, mut bos) = (cfg.vocab_size, cfg.eos_token_id, cfg.bos_token_id);
     if let Some(t) = &cfg.tokenizer {
         let p = root.join(t);
-        let tok = tokenizers::Tokenizer::from_file(&p).map_err(|e| TrainError::Input { path: p.display().to_string(), msg: e.to_string() })?;
+        let tok = tokenizers::Tokenizer::from_file(&p).map_err(|e| TrainError::Input {
+            path: p.display().to_string(),
+            msg: e.to_string(),
+        })?;
         vocab = vocab.or(Some(tok.get_vocab_size(true)));
         eos = eos.or_else(|| special(&tok, &["</s>", "<|endoftext|>", "<eos>", "[EOS]"]));
         bos = bos.or_else(|| special(&tok, &["<s>", "<|begin_of_text|>", "<bos>", "[BOS]"]));
     }
-    let max_id = corpus.max_id().unwrap_or(0).max(eos.unwrap_or(0)).max(bos.unwrap_or(0));
+    let max_id = corpus
+        .max_id()
+        .unwrap_or(0)
+        .max(eos.unwrap_or(0))
+        .max(bos.unwrap_or(0));
     let vocab = vocab.unwrap_or(max_id as usize + 1);
     if max_id as usize >= vocab {
-        return Err(TrainError::Config(format!("token id {max_id} in `{}` is outside vocab_size {vocab}", corpus.name)).into());
+        return Err(TrainError::Config(format!(
+            "token id {max_id} in `{}` is outside vocab_size {vocab}",
+            corpus.name
+        ))
+        .into());
     }
     let mc = LlamaConfig {
         vocab_size: vocab,
@@ -143,17 +165,36 @@ pub fn pretrain_model_config(corpus: &TokenCorpus, cfg: &PretrainConfig, root: &
 /// Pretrains a base model on `corpus` and writes the checkpoint `cfg.out` (Hugging Face
 /// layout), the log `logs/train_<name>.log` and a `summary.csv` row, all under `root`.
 /// A killed run continues from `<out>.resume/` (written every `checkpoint_every` steps).
-pub fn pretrain(corpus: &TokenCorpus, cfg: &PretrainConfig, root: &Path) -> Result<(LoadedModel, PretrainResult)> {
+pub fn pretrain(
+    corpus: &TokenCorpus,
+    cfg: &PretrainConfig,
+    root: &Path,
+) -> Result<(LoadedModel, PretrainResult)> {
     check_name(&cfg.name)?;
     let (mc, eos) = pretrain_model_config(corpus, cfg, root)?;
-    let split = split_windows(corpus, cfg.seq_len, eos, cfg.heldout, cfg.optim.batch, cfg.seed)?;
+    let split = split_windows(
+        corpus,
+        cfg.seq_len,
+        eos,
+        cfg.heldout,
+        cfg.optim.batch,
+        cfg.seed,
+    )?;
     let device = parse_device(&cfg.device)?;
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
     let model = Llama::init(&mc, &ad, cfg.seed)?;
-    let initial = model.nll(&split.heldout[..split.heldout.len().min(cfg.optim.eval_windows.max(1))], cfg.optim.batch)?;
+    let initial = model.nll(
+        &split.heldout[..split.heldout.len().min(cfg.optim.eval_windows.max(1))],
+        cfg.optim.batch,
+    )?;
     let out = root.join(&cfg.out);
-    let ckpt = out.with_file_name(format!("{}.resume", out.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()));
+    let ckpt = out.with_file_name(format!(
+        "{}.resume",
+        out.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default()
+    ));
     if !cfg.resume && ckpt.exists() {
         std::fs::remove_dir_all(&ckpt).map_err(|e| Error::io("remove", &ckpt, e))?;
     }
@@ -161,9 +202,17 @@ pub fn pretrain(corpus: &TokenCorpus, cfg: &PretrainConfig, root: &Path) -> Resu
         "config": cfg, "model": mc, "tokens": corpus.tokens(), "docs": corpus.docs.len(),
         "data": crate::run::hash_str(&format!("{:?}", split.train.iter().take(64).collect::<Vec<_>>())),
     }));
-    let mut log = TrainLog::open(&root.join(format!("logs/train_{}.log", cfg.name)), cfg.resume && ckpt.exists())?;
+    let mut log = TrainLog::open(
+        &root.join(format!("logs/train_{}.log", cfg.name)),
+        cfg.resume && ckpt.exists(),
+    )?;
     let what = format!("pretrain {}", cfg.name);
-    let io = LoopIo { what: &what, log: &mut log, ckpt_dir: Some(ckpt.clone()), settings };
+    let io = LoopIo {
+        what: &what,
+        log: &mut log,
+        ckpt_dir: Some(ckpt.clone()),
+        settings,
+    };
     let (model, stats) = run_loop(model, &split, &cfg.optim, cfg.seed, &ad, io)?;
     let mut loaded = LoadedModel {
         model: model.valid(),
@@ -192,6 +241,11 @@ pub fn pretrain(corpus: &TokenCorpus, cfg: &PretrainConfig, root: &Path) -> Resu
             output: cfg.out.display().to_string(),
         },
     )?;
-    let result = PretrainResult { dir, stats, initial_heldout: initial, params: mc.num_params() };
+    let result = PretrainResult {
+        dir,
+        stats,
+        initial_heldout: initial,
+        params: mc.num_params(),
+    };
     Ok((loaded, result))
 }

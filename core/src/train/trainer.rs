@@ -7,9 +7,9 @@ use super::log::TrainLog;
 use super::schedule::lr_at;
 use crate::model::{Device, Llama, NllSum};
 use crate::{Error, Result};
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
-use burn::grad_clipping::GradientClippingConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -130,19 +130,37 @@ pub(crate) struct LoopIo<'a> {
 }
 
 fn rec_err(path: &Path, e: impl std::fmt::Debug) -> Error {
-    TrainError::Record { path: path.display().to_string(), msg: format!("{e:?}") }.into()
+    TrainError::Record {
+        path: path.display().to_string(),
+        msg: format!("{e:?}"),
+    }
+    .into()
 }
 
 fn eval(model: &Llama, heldout: &[Vec<u32>], o: &OptimConfig) -> Result<NllSum> {
-    let n = if o.eval_windows == 0 { heldout.len() } else { o.eval_windows.min(heldout.len()) };
+    let n = if o.eval_windows == 0 {
+        heldout.len()
+    } else {
+        o.eval_windows.min(heldout.len())
+    };
     model.nll(&heldout[..n], o.batch)
 }
 
 /// Runs the loop on `model` (on an autodiff device), resuming from `io.ckpt_dir` when it holds a
 /// checkpoint with the same settings. Returns the trained model and its statistics.
-pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u64, device: &Device, io: LoopIo<'_>) -> Result<(Llama, LoopStats)> {
+pub(crate) fn run_loop(
+    mut model: Llama,
+    split: &Split,
+    o: &OptimConfig,
+    seed: u64,
+    device: &Device,
+    io: LoopIo<'_>,
+) -> Result<(Llama, LoopStats)> {
     o.validate()?;
-    let mut adamw = AdamWConfig::new().with_beta_2(0.999).with_epsilon(1e-8).with_weight_decay(o.weight_decay as f32);
+    let mut adamw = AdamWConfig::new()
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(o.weight_decay as f32);
     if o.grad_clip > 0.0 {
         adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(o.grad_clip as f32)));
     }
@@ -155,8 +173,12 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
     if let Some(dir) = &io.ckpt_dir {
         let state_path = dir.join("state.json");
         if state_path.exists() {
-            let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io("read", &state_path, e))?;
-            let st: ResumeState = serde_json::from_str(&text).map_err(|e| Error::Json { path: state_path.clone(), source: e })?;
+            let text = std::fs::read_to_string(&state_path)
+                .map_err(|e| Error::io("read", &state_path, e))?;
+            let st: ResumeState = serde_json::from_str(&text).map_err(|e| Error::Json {
+                path: state_path.clone(),
+                source: e,
+            })?;
             if st.settings != io.settings {
                 return Err(TrainError::Resume {
                     path: dir.display().to_string(),
@@ -173,7 +195,11 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
             wall_before = st.wall_s;
             recent = st.recent;
             resumed_from = Some(start);
-            tracing::info!("{}: resuming from step {start} ({})", io.what, dir.display());
+            tracing::info!(
+                "{}: resuming from step {start} ({})",
+                io.what,
+                dir.display()
+            );
         }
     }
     let mut order = BatchOrder::new(split.train.len(), seed);
@@ -190,17 +216,29 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
         let mut step_loss = 0.0;
         for m in 0..o.grad_accum {
             let base = (step * o.grad_accum + m) * o.batch;
-            let wins: Vec<Vec<u32>> = (0..o.batch).map(|k| split.train[order.index(base + k)].clone()).collect();
+            let wins: Vec<Vec<u32>> = (0..o.batch)
+                .map(|k| split.train[order.index(base + k)].clone())
+                .collect();
             crate::model::seed_dropout(Some(seed ^ ((step as u64) << 20) ^ m as u64 ^ 0xD0D0));
             let res = model.loss(&wins, device);
             crate::model::seed_dropout(None);
             let (loss, _) = res?;
             let v = loss.clone().into_scalar::<f32>() as f64;
             if !v.is_finite() {
-                return Err(TrainError::NonFiniteLoss { what: io.what.to_string(), step: step + 1, micro: m, loss: v }.into());
+                return Err(TrainError::NonFiniteLoss {
+                    what: io.what.to_string(),
+                    step: step + 1,
+                    micro: m,
+                    loss: v,
+                }
+                .into());
             }
             step_loss += v / o.grad_accum as f64;
-            let grads = if o.grad_accum > 1 { loss.div_scalar(o.grad_accum as f64).backward() } else { loss.backward() };
+            let grads = if o.grad_accum > 1 {
+                loss.div_scalar(o.grad_accum as f64).backward()
+            } else {
+                loss.backward()
+            };
             acc.accumulate(&model, GradientsParams::from_grads(grads, &model));
         }
         model = optim.step(lr, model, acc.grads());
@@ -215,12 +253,22 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
         let elapsed = t0.elapsed().as_secs_f64();
         let tps = session_tokens as f64 / elapsed.max(1e-9);
         let want_eval = done == o.steps || (o.eval_every > 0 && done % o.eval_every == 0);
-        let ev = if want_eval { Some(eval(&model, &split.heldout, o)?) } else { None };
+        let ev = if want_eval {
+            Some(eval(&model, &split.heldout, o)?)
+        } else {
+            None
+        };
         if ev.is_some() {
             last_eval = ev;
         }
-        if ev.is_some() || done == o.steps || o.log_every == 0 || done % o.log_every.max(1) == 0 || done == 1 {
-            io.log.row(done, step_loss, lr, tps, wall_before + elapsed, ev)?;
+        if ev.is_some()
+            || done == o.steps
+            || o.log_every == 0
+            || done % o.log_every.max(1) == 0
+            || done == 1
+        {
+            io.log
+                .row(done, step_loss, lr, tps, wall_before + elapsed, ev)?;
         }
         pb.set_position(done as u64);
         pb.set_message(format!("{} loss {step_loss:.4}", io.what));
@@ -230,14 +278,24 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
             && done < o.steps
         {
             let tmp = crate::run::AtomicDir::new(dir)?;
-            std::fs::create_dir_all(tmp.path()).map_err(|e| Error::io("create directory", tmp.path(), e))?;
+            std::fs::create_dir_all(tmp.path())
+                .map_err(|e| Error::io("create directory", tmp.path(), e))?;
             let mp = tmp.path().join("model.bpk");
             model.clone().save_file(&mp).map_err(|e| rec_err(&mp, e))?;
             let op = tmp.path().join("optim.bpk");
             optim.save(&op).map_err(|e| rec_err(&op, e))?;
-            let st = ResumeState { settings: io.settings.clone(), step: done, tokens, wall_s: wall_before + elapsed, recent: recent.clone() };
+            let st = ResumeState {
+                settings: io.settings.clone(),
+                step: done,
+                tokens,
+                wall_s: wall_before + elapsed,
+                recent: recent.clone(),
+            };
             let sp = tmp.path().join("state.json");
-            let text = serde_json::to_string_pretty(&st).map_err(|e| Error::Json { path: sp.clone(), source: e })?;
+            let text = serde_json::to_string_pretty(&st).map_err(|e| Error::Json {
+                path: sp.clone(),
+                source: e,
+            })?;
             crate::run::write_atomic(&sp, text.as_bytes())?;
             tmp.commit()?;
         }
@@ -251,7 +309,11 @@ pub(crate) fn run_loop(mut model: Llama, split: &Split, o: &OptimConfig, seed: u
     let stats = LoopStats {
         steps: o.steps,
         tokens,
-        final_train_loss: if recent.is_empty() { f64::NAN } else { recent.iter().sum::<f64>() / recent.len() as f64 },
+        final_train_loss: if recent.is_empty() {
+            f64::NAN
+        } else {
+            recent.iter().sum::<f64>() / recent.len() as f64
+        },
         heldout,
         wall_s: wall_before + elapsed,
         tokens_per_s: session_tokens as f64 / elapsed.max(1e-9),

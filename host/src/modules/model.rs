@@ -10,7 +10,9 @@ use clap::Args;
 use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use yunmin_core::model::{GenerateConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device};
+use yunmin_core::model::{
+    GenerateConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device,
+};
 
 /// A model handle: an `Arc` of a loaded (inference-mode) model.
 #[derive(Clone)]
@@ -30,11 +32,22 @@ pub struct Adapter {
 /// Resolves a path: inside the run root when it exists there, else as given.
 pub fn resolve(host: &Host, p: &str) -> PathBuf {
     let in_root = host.ctx.path(p);
-    if in_root.exists() { in_root } else { PathBuf::from(p) }
+    if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(p)
+    }
 }
 
 /// Option keys of `generate`.
-pub const GENERATE_KEYS: &[&str] = &["max_new_tokens", "temperature", "top_k", "top_p", "seed", "eos_token_id"];
+pub const GENERATE_KEYS: &[&str] = &[
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "eos_token_id",
+];
 
 fn gen_config(o: &Options, seed: u64) -> RhaiResult<GenerateConfig> {
     let d = GenerateConfig::default();
@@ -44,14 +57,20 @@ fn gen_config(o: &Options, seed: u64) -> RhaiResult<GenerateConfig> {
         top_k: o.usize("top_k", d.top_k)?,
         top_p: o.float("top_p", d.top_p)?,
         seed: o.int("seed", seed as i64)? as u64,
-        eos_token_id: if o.has("eos_token_id") { Some(o.usize("eos_token_id", 0)? as u32) } else { None },
+        eos_token_id: if o.has("eos_token_id") {
+            Some(o.usize("eos_token_id", 0)? as u32)
+        } else {
+            None
+        },
     })
 }
 
 fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<Dynamic> {
     let lm = &m.0;
     if prompt.is_string() {
-        let ids = lm.encode(&prompt.into_string().unwrap_or_default()).rhai()?;
+        let ids = lm
+            .encode(&prompt.into_string().unwrap_or_default())
+            .rhai()?;
         let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
         Ok(Dynamic::from(lm.decode(&out).rhai()?))
     } else if prompt.is_array() {
@@ -63,9 +82,16 @@ fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<
             .collect::<Option<_>>()
             .ok_or_else(|| msg_err("generate: prompt ids must be non-negative integers"))?;
         let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
-        Ok(Dynamic::from(out.into_iter().map(|t| Dynamic::from_int(t as i64)).collect::<Array>()))
+        Ok(Dynamic::from(
+            out.into_iter()
+                .map(|t| Dynamic::from_int(t as i64))
+                .collect::<Array>(),
+        ))
     } else {
-        Err(msg_err(format!("generate: prompt must be a string or an array of token ids, got {}", prompt.type_name())))
+        Err(msg_err(format!(
+            "generate: prompt must be a string or an array of token ids, got {}",
+            prompt.type_name()
+        )))
     }
 }
 
@@ -78,19 +104,44 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Model>("Model");
     api.engine().register_type_with_name::<Adapter>("Adapter");
     api.engine().register_fn("to_string", |m: &mut Model| {
-        format!("Model({} layers, hidden {}, vocab {}, {})", m.0.config.num_hidden_layers, m.0.config.hidden_size, m.0.config.vocab_size,
-            m.0.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "unsaved".into()))
+        format!(
+            "Model({} layers, hidden {}, vocab {}, {})",
+            m.0.config.num_hidden_layers,
+            m.0.config.hidden_size,
+            m.0.config.vocab_size,
+            m.0.dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "unsaved".into())
+        )
     });
     api.engine().register_fn("to_string", |a: &mut Adapter| {
-        format!("Adapter(r={}, alpha={}, {} modules, {})", a.file.config.r, a.file.config.lora_alpha, a.file.modules.len(), a.dir.display())
+        format!(
+            "Adapter(r={}, alpha={}, {} modules, {})",
+            a.file.config.r,
+            a.file.config.lora_alpha,
+            a.file.modules.len(),
+            a.dir.display()
+        )
     });
-    api.engine().register_get("dir", |m: &mut Model| m.0.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default());
-    api.engine().register_get("config", |m: &mut Model| config_map(&m.0));
-    api.engine().register_get("params", |m: &mut Model| m.0.config.num_params() as i64);
-    api.engine().register_get("dir", |a: &mut Adapter| a.dir.display().to_string());
-    api.engine().register_get("stats", |a: &mut Adapter| a.stats.clone());
-    api.engine().register_get("rank", |a: &mut Adapter| a.file.config.r as i64);
-    api.engine().register_get("scaling", |a: &mut Adapter| a.file.config.scaling());
+    api.engine().register_get("dir", |m: &mut Model| {
+        m.0.dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    });
+    api.engine()
+        .register_get("config", |m: &mut Model| config_map(&m.0));
+    api.engine()
+        .register_get("params", |m: &mut Model| m.0.config.num_params() as i64);
+    api.engine()
+        .register_get("dir", |a: &mut Adapter| a.dir.display().to_string());
+    api.engine()
+        .register_get("stats", |a: &mut Adapter| a.stats.clone());
+    api.engine()
+        .register_get("rank", |a: &mut Adapter| a.file.config.r as i64);
+    api.engine()
+        .register_get("scaling", |a: &mut Adapter| a.file.config.scaling());
 
     let h = host.clone();
     api.func(
@@ -147,7 +198,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |path: &str| {
             let dir = resolve(&h, path);
             let file = load_adapter(&dir).rhai()?;
-            Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir, stats: Map::new() })
+            Ok::<_, crate::errors::RhaiError>(Adapter {
+                file: Arc::new(file),
+                dir,
+                stats: Map::new(),
+            })
         },
     );
     api.func(
@@ -219,7 +274,11 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
         eos_token_id: None,
     };
     if let Some(path) = &a.dump_logits {
-        let ids = if a.ids.is_empty() { lm.encode(a.prompt.as_deref().unwrap_or_default())? } else { a.ids.clone() };
+        let ids = if a.ids.is_empty() {
+            lm.encode(a.prompt.as_deref().unwrap_or_default())?
+        } else {
+            a.ids.clone()
+        };
         let rows = lm.model.logits_of(&ids)?;
         std::fs::write(path, serde_json::to_string(&rows)?)?;
         println!("wrote {} ({} positions)", path.display(), rows.len());
@@ -228,12 +287,22 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
     let m = Model(Arc::new(lm));
     let prompt = match &a.prompt {
         Some(p) => Dynamic::from(p.clone()),
-        None if !a.ids.is_empty() => Dynamic::from(a.ids.iter().map(|&i| Dynamic::from_int(i as i64)).collect::<Array>()),
+        None if !a.ids.is_empty() => Dynamic::from(
+            a.ids
+                .iter()
+                .map(|&i| Dynamic::from_int(i as i64))
+                .collect::<Array>(),
+        ),
         None => anyhow::bail!("generate: give --prompt TEXT or --ids 1,2,3"),
     };
     let out = run_generate(&m, prompt, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     if out.is_array() {
-        let ids: Vec<String> = out.into_array().unwrap_or_default().iter().map(|x| x.to_string()).collect();
+        let ids: Vec<String> = out
+            .into_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
         println!("{}", ids.join(","));
     } else {
         println!("{out}");
@@ -243,5 +312,9 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
 
 /// A path relative to `root` unless absolute.
 pub fn under(root: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
 }

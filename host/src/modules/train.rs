@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::{
-    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, pretrain, read_token_file, tokenize_dataset, train_lora,
+    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, pretrain, read_token_file,
+    tokenize_dataset, train_lora,
 };
 
 /// A handle on token sequences of one domain (held natively, never copied into Rhai).
@@ -21,19 +22,49 @@ use yunmin_core::train::{
 pub struct Tokens(pub Arc<TokenCorpus>);
 
 const OPTIM_KEYS: &[&str] = &[
-    "steps", "batch", "grad_accum", "lr", "min_lr_ratio", "warmup_steps", "weight_decay", "grad_clip", "eval_every",
-    "eval_windows", "log_every", "checkpoint_every",
+    "steps",
+    "batch",
+    "grad_accum",
+    "lr",
+    "min_lr_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "eval_every",
+    "eval_windows",
+    "log_every",
+    "checkpoint_every",
 ];
 
 /// Option keys of `pretrain` (besides the optimiser keys).
 pub const PRETRAIN_KEYS: &[&str] = &[
-    "name", "layers", "dim", "hidden", "heads", "kv_heads", "intermediate", "ffn", "vocab_size", "tie_embeddings",
-    "rope_theta", "eos_token_id", "bos_token_id", "seq_len", "heldout", "seed", "device", "out", "tokenizer", "resume",
+    "name",
+    "layers",
+    "dim",
+    "hidden",
+    "heads",
+    "kv_heads",
+    "intermediate",
+    "ffn",
+    "vocab_size",
+    "tie_embeddings",
+    "rope_theta",
+    "eos_token_id",
+    "bos_token_id",
+    "seq_len",
+    "heldout",
+    "seed",
+    "device",
+    "out",
+    "tokenizer",
+    "resume",
 ];
 
 /// Option keys of `lora` (besides the optimiser keys).
-pub const LORA_KEYS: &[&str] =
-    &["rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "out", "resume", "domain"];
+pub const LORA_KEYS: &[&str] = &[
+    "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "out", "resume",
+    "domain",
+];
 
 fn keys(a: &[&'static str]) -> Vec<&'static str> {
     a.iter().chain(OPTIM_KEYS).copied().collect()
@@ -57,7 +88,11 @@ fn optim(o: &Options, d: &OptimConfig) -> RhaiResult<OptimConfig> {
 }
 
 fn opt_u32(o: &Options, k: &str) -> RhaiResult<Option<u32>> {
-    Ok(if o.has(k) { Some(o.usize(k, 0)? as u32) } else { None })
+    Ok(if o.has(k) {
+        Some(o.usize(k, 0)? as u32)
+    } else {
+        None
+    })
 }
 
 /// Builds a [`PretrainConfig`] from an option map (`dim` = `hidden`, `ffn` = `intermediate`).
@@ -70,7 +105,11 @@ pub fn pretrain_config(o: &Options, seed: u64) -> RhaiResult<PretrainConfig> {
         heads: o.usize("heads", d.heads)?,
         kv_heads: o.usize("kv_heads", d.kv_heads)?,
         intermediate: o.usize("ffn", o.usize("intermediate", d.intermediate)?)?,
-        vocab_size: if o.has("vocab_size") { Some(o.usize("vocab_size", 0)?) } else { None },
+        vocab_size: if o.has("vocab_size") {
+            Some(o.usize("vocab_size", 0)?)
+        } else {
+            None
+        },
         tie_embeddings: o.bool("tie_embeddings", d.tie_embeddings)?,
         rope_theta: o.float("rope_theta", d.rope_theta)?,
         eos_token_id: opt_u32(o, "eos_token_id")?,
@@ -115,7 +154,11 @@ fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<
     if src.is_string() {
         let p = resolve(host, &src.into_string().unwrap_or_default());
         let docs = read_token_file(&p).rhai()?;
-        let n = name.unwrap_or_else(|| p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "tokens".into()));
+        let n = name.unwrap_or_else(|| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "tokens".into())
+        });
         return Ok(Arc::new(TokenCorpus::new(n, docs)));
     }
     if src.is_array() {
@@ -124,28 +167,53 @@ fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<
             let ids = d
                 .into_array()
                 .ok()
-                .and_then(|a| a.into_iter().map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok())).collect::<Option<Vec<u32>>>())
-                .ok_or_else(|| msg_err(format!("tokens: element {i} must be an array of non-negative ints")))?;
+                .and_then(|a| {
+                    a.into_iter()
+                        .map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok()))
+                        .collect::<Option<Vec<u32>>>()
+                })
+                .ok_or_else(|| {
+                    msg_err(format!(
+                        "tokens: element {i} must be an array of non-negative ints"
+                    ))
+                })?;
             docs.push(ids);
         }
-        return Ok(Arc::new(TokenCorpus::new(name.unwrap_or_else(|| "tokens".into()), docs)));
+        return Ok(Arc::new(TokenCorpus::new(
+            name.unwrap_or_else(|| "tokens".into()),
+            docs,
+        )));
     }
-    Err(msg_err(format!("expected Tokens, a path to a JSON/JSONL token file, or an array of id arrays; got {}", src.type_name())))
+    Err(msg_err(format!(
+        "expected Tokens, a path to a JSON/JSONL token file, or an array of id arrays; got {}",
+        src.type_name()
+    )))
 }
 
 fn stats_map(v: serde_json::Value) -> Map {
-    rhai::serde::to_dynamic(v).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
+    rhai::serde::to_dynamic(v)
+        .ok()
+        .and_then(|d| d.try_cast::<Map>())
+        .unwrap_or_default()
 }
 
 /// Registers the `train` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Tokens>("Tokens");
     api.engine().register_fn("to_string", |t: &mut Tokens| {
-        format!("Tokens({}: {} docs, {} tokens)", t.0.name, t.0.docs.len(), t.0.tokens())
+        format!(
+            "Tokens({}: {} docs, {} tokens)",
+            t.0.name,
+            t.0.docs.len(),
+            t.0.tokens()
+        )
     });
-    api.engine().register_get("name", |t: &mut Tokens| t.0.name.clone());
-    api.engine().register_get("docs", |t: &mut Tokens| t.0.docs.len() as i64);
-    api.engine().register_get("count", |t: &mut Tokens| t.0.tokens() as i64);
+    api.engine()
+        .register_get("name", |t: &mut Tokens| t.0.name.clone());
+    api.engine()
+        .register_get("docs", |t: &mut Tokens| t.0.docs.len() as i64);
+    api.engine()
+        .register_get("count", |t: &mut Tokens| t.0.tokens() as i64);
 
     let h = host.clone();
     api.func(
@@ -285,8 +353,10 @@ macro_rules! load_json {
         match $p {
             None => <$t>::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                serde_json::from_str::<$t>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                serde_json::from_str::<$t>(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
             }
         }
     };
@@ -295,14 +365,21 @@ macro_rules! load_json {
 fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
     if let Some(t) = &d.tokens {
         let docs = read_token_file(t)?;
-        let name = d.domain.clone().unwrap_or_else(|| t.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default());
+        let name = d.domain.clone().unwrap_or_else(|| {
+            t.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
+        });
         return Ok(TokenCorpus::new(name, docs));
     }
     if let (Some(ds), Some(tok)) = (&d.dataset, &d.tokenizer) {
         let mut cs = tokenize_dataset(ds, tok, d.domain.as_deref())?;
         if cs.len() != 1 {
             let names: Vec<&str> = cs.iter().map(|c| c.name.as_str()).collect();
-            anyhow::bail!("--dataset holds domains [{}]: pick one with --domain", names.join(", "));
+            anyhow::bail!(
+                "--dataset holds domains [{}]: pick one with --domain",
+                names.join(", ")
+            );
         }
         return Ok(cs.remove(0));
     }
@@ -358,7 +435,12 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
                 r.dir.display()
             );
         }
-        TrainCommand::Lora { base, data, rank, alpha } => {
+        TrainCommand::Lora {
+            base,
+            data,
+            rank,
+            alpha,
+        } => {
             let mut cfg = load_json!(&data.config, LoraConfig);
             apply_common(&mut cfg.optim, &data);
             if let Some(v) = data.seq_len {
