@@ -193,7 +193,11 @@ impl LlamaConfig {
         if self.attention_bias || self.mlp_bias {
             return bad("attention_bias / mlp_bias are not supported (must be false)".into());
         }
-        if !(self.rms_norm_eps > 0.0) || !(self.rope_theta > 0.0) {
+        if self.rms_norm_eps.is_nan()
+            || self.rms_norm_eps <= 0.0
+            || self.rope_theta.is_nan()
+            || self.rope_theta <= 0.0
+        {
             return bad("rms_norm_eps and rope_theta must be > 0".into());
         }
         Ok(())

@@ -1,7 +1,6 @@
 //! Unit tests of the model module.
 
 use super::*;
-use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 
 fn tiny(tied: bool) -> LlamaConfig {

@@ -76,7 +76,7 @@ impl OptimConfig {
         if self.batch == 0 || self.grad_accum == 0 {
             return bad("batch and grad_accum must be > 0");
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
+        if !self.lr.is_finite() || self.lr <= 0.0 {
             return bad("lr must be a positive number");
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
