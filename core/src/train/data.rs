@@ -65,7 +65,7 @@ pub fn read_token_file(path: &Path) -> Result<Vec<Vec<u32>>> {
         })
     };
     let trimmed = text.trim_start();
-    if trimmed.starts_with('[') && !path.extension().is_some_and(|e| e == "jsonl") {
+    if trimmed.starts_with('[') && path.extension().is_none_or(|e| e != "jsonl") {
         let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| bad(e.to_string()))?;
         let arr = v
             .as_array()
