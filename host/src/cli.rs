@@ -79,6 +79,10 @@ pub enum Command {
     Parquet(crate::modules::columnar::ParquetArgs),
     /// Byte-level BPE tokenizers: train, encode.
     Tokenizer(crate::modules::text::TokenizerArgs),
+    /// Pretrain a base model or train a per-domain LoRA adapter.
+    Train(crate::modules::train::TrainArgs),
+    /// Generate a continuation with a checkpoint (optionally with a LoRA adapter).
+    Generate(crate::modules::model::GenerateArgs),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

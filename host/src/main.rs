@@ -75,6 +75,8 @@ fn main() -> ExitCode {
         Command::MergeBench(a) => modules::merge::run_bench(a),
         Command::Parquet(a) => modules::columnar::run_cli(a),
         Command::Tokenizer(a) => modules::text::run_cli(a),
+        Command::Train(a) => modules::train::run_cli(a),
+        Command::Generate(a) => modules::model::run_cli(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,3 +13,5 @@ mod ingest;
 
 #[path = "e2e/columnar.rs"]
 mod columnar;
+#[path = "e2e/model.rs"]
+mod model;

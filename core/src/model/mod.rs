@@ -1,5 +1,36 @@
-//! `model`: see `docs/architecture.md` for its place in the pipeline.
+//! `model`: a Llama-architecture decoder in burn 0.22 (RMSNorm, rotary embeddings in Hugging
+//! Face's rotate-half layout, SwiGLU, grouped-query attention, optional tied embeddings),
+//! Hugging Face checkpoints (`config.json`, `model.safetensors`, `tokenizer.json`), PEFT LoRA
+//! adapters and KV-cache generation. See `docs/models.md`.
 
+mod adapter;
+mod checkpoint;
+mod config;
+mod device;
 mod error;
+mod generate;
+mod layers;
+mod llama;
+mod loaded;
+mod safetensors_io;
 
+pub use adapter::{
+    AdapterConfig, LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter,
+};
+pub use checkpoint::{checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint};
+pub use config::LlamaConfig;
+pub use device::{Device, device_names, parse_device};
 pub use error::ModelError;
+pub use generate::{GenerateConfig, generate, generate_uncached, sample};
+pub use layers::{LoraPair, Proj, RmsNorm, apply_rope, rope_tables, seed_dropout};
+pub use llama::{
+    Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
+};
+pub use loaded::LoadedModel;
+pub use safetensors_io::{
+    F32Tensor, read_checkpoint_dir, read_file as read_safetensors, read_metadata,
+    write_file as write_safetensors,
+};
+
+#[cfg(test)]
+mod tests;

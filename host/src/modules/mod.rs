@@ -14,6 +14,11 @@ pub mod report;
 pub mod run;
 pub mod table;
 pub mod text;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod table;
+pub mod train;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
@@ -62,5 +67,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     merge::register(&mut Api::new(engine, "merge", &mut entries), host);
     columnar::register(&mut Api::new(engine, "columnar", &mut entries), host);
     text::register(&mut Api::new(engine, "text", &mut entries), host);
+    model::register(&mut Api::new(engine, "model", &mut entries), host);
+    train::register(&mut Api::new(engine, "train", &mut entries), host);
     entries
 }

@@ -1,0 +1,137 @@
+//! Hugging Face checkpoints: `config.json` + `model.safetensors` (or a sharded index) +
+//! optional `tokenizer.json`, with HF tensor names and `[out, in]` projection layout.
+
+use super::config::LlamaConfig;
+use super::llama::{Llama, hf_tensor_shapes, transpose};
+use super::safetensors_io::{read_checkpoint_dir, write_file};
+use super::{Device, ModelError};
+use crate::{Error, Result};
+use burn::module::Module;
+use burn::tensor::Tensor;
+use std::path::{Path, PathBuf};
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Every tensor of `model` under its Hugging Face name and shape (`[out, in]` projections),
+/// with LoRA adapters folded in when present.
+pub fn hf_tensors(model: &Llama, cfg: &LlamaConfig) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let model = model.valid();
+    let mut out = Vec::new();
+    let [v, h] = model.embed_tokens.shape().dims();
+    out.push((
+        "model.embed_tokens.weight".to_string(),
+        vec![v, h],
+        values(model.embed_tokens.val()),
+    ));
+    let projs: std::collections::HashMap<String, Tensor<2>> = model
+        .projections()
+        .into_iter()
+        .map(|(n, p)| (n, p.merged_weight()))
+        .collect();
+    for (name, shape) in hf_tensor_shapes(cfg) {
+        if name == "model.embed_tokens.weight" {
+            continue;
+        }
+        let data = if let Some(module) = name.strip_suffix(".weight").and_then(|m| projs.get(m)) {
+            let [din, dout] = module.dims();
+            transpose(&values(module.clone()), din, dout)
+        } else if name == "model.norm.weight" {
+            values(model.norm.weight.val())
+        } else if name == "lm_head.weight" {
+            let p = model
+                .lm_head
+                .as_ref()
+                .expect("untied config has an lm_head")
+                .merged_weight();
+            let [din, dout] = p.dims();
+            transpose(&values(p), din, dout)
+        } else {
+            // model.layers.N.{input,post_attention}_layernorm.weight
+            let l: usize = name
+                .split('.')
+                .nth(2)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            let layer = &model.layers[l];
+            if name.contains("input_layernorm") {
+                values(layer.input_layernorm.weight.val())
+            } else {
+                values(layer.post_attention_layernorm.weight.val())
+            }
+        };
+        out.push((name, shape, data));
+    }
+    out
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` (f32, metadata `format=pt`), and copies
+/// `tokenizer` to `dir/tokenizer.json` when given. The directory is built under a temporary
+/// name and renamed when complete. Adapters, if attached, are merged into the saved weights.
+pub fn save_checkpoint(
+    model: &Llama,
+    cfg: &LlamaConfig,
+    dir: &Path,
+    tokenizer: Option<&Path>,
+) -> Result<PathBuf> {
+    let tmp = crate::run::AtomicDir::new(dir)?;
+    std::fs::create_dir_all(tmp.path())
+        .map_err(|e| Error::io("create directory", tmp.path(), e))?;
+    let mut cfg = cfg.clone();
+    cfg.torch_dtype = "float32".into();
+    cfg.save(&tmp.path().join("config.json"))?;
+    write_file(
+        &tmp.path().join("model.safetensors"),
+        &hf_tensors(model, &cfg),
+        &[],
+    )?;
+    if let Some(t) = tokenizer {
+        let to = tmp.path().join("tokenizer.json");
+        std::fs::copy(t, &to).map_err(|e| Error::io("copy", t, e))?;
+    }
+    tmp.commit()
+}
+
+/// Loads a checkpoint directory (`config.json`, `model.safetensors` or a sharded index) onto
+/// `device`. A missing tensor or a shape that contradicts `config.json` is an error naming the
+/// tensor. With `trainable`, parameters require gradients (for pretraining from a checkpoint).
+pub fn load_checkpoint(
+    dir: &Path,
+    device: &Device,
+    trainable: bool,
+) -> Result<(Llama, LlamaConfig)> {
+    let cfg = LlamaConfig::load(&dir.join("config.json"))?;
+    let (mut tensors, file) = read_checkpoint_dir(dir)?;
+    let path = file.display().to_string();
+    // A tied checkpoint may still carry lm_head.weight (transformers writes it in some versions).
+    let mut src = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = tensors.remove(name).ok_or_else(|| {
+            Error::from(ModelError::MissingTensor {
+                path: path.clone(),
+                name: name.into(),
+            })
+        })?;
+        if t.shape != shape {
+            return Err(ModelError::Shape {
+                path: path.clone(),
+                name: name.into(),
+                got: t.shape,
+                want: shape.to_vec(),
+            }
+            .into());
+        }
+        Ok(t.data)
+    };
+    let model = Llama::build(&cfg, device, &mut src, trainable)?;
+    Ok((model, cfg))
+}
+
+/// The tokenizer stored beside a checkpoint, if any.
+pub fn checkpoint_tokenizer(dir: &Path) -> Option<PathBuf> {
+    let p = dir.join("tokenizer.json");
+    p.exists().then_some(p)
+}

@@ -1,0 +1,190 @@
+//! Building blocks: projections with optional LoRA adapters, RMSNorm and rotary embeddings in
+//! Hugging Face's rotate-half layout.
+
+use burn::module::{Module, Param};
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use std::cell::RefCell;
+
+/// SplitMix64: a tiny, fast generator for dropout masks (seeded per micro-batch).
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+thread_local! {
+    static DROPOUT_RNG: RefCell<Option<SplitMix>> = const { RefCell::new(None) };
+}
+
+/// Seeds the LoRA dropout of forward passes on this thread (the trainer calls it before each
+/// micro-batch with a seed derived from the run seed and the step), so dropout masks are drawn on
+/// the host in a fixed order and training is bit-reproducible. Without a seed, dropout is off.
+pub fn seed_dropout(seed: Option<u64>) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(SplitMix));
+}
+
+/// An inverted-dropout mask shaped like `x` (`0` or `1/(1-p)`), when a dropout seed is set.
+fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
+    DROPOUT_RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        let rng = r.as_mut()?;
+        let shape = x.shape();
+        let n = shape.num_elements();
+        let scale = (1.0 / (1.0 - p)) as f32;
+        // Keep when a uniform 32-bit draw is ≥ p·2³²; two draws per 64-bit output.
+        let cut = (p * 4_294_967_296.0) as u64;
+        let mut v = Vec::with_capacity(n + 1);
+        while v.len() < n {
+            let z = rng.next();
+            v.push(if (z & 0xFFFF_FFFF) >= cut { scale } else { 0.0 });
+            v.push(if (z >> 32) >= cut { scale } else { 0.0 });
+        }
+        v.truncate(n);
+        Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
+    })
+}
+
+/// A bias-free linear projection. `weight` is stored `[in, out]` (burn's layout; Hugging Face
+/// stores the transpose `[out, in]`). With `lora`, the output adds
+/// `scale · dropout(x) · a · b` (`a: [in, r]`, `b: [r, out]`); the base weight stays frozen.
+#[derive(Module, Debug)]
+pub struct Proj {
+    /// The weight, `[in, out]`.
+    pub weight: Param<Tensor<2>>,
+    /// The LoRA adapter, when one is attached.
+    pub lora: Option<LoraPair>,
+}
+
+/// The two LoRA factors of one projection.
+#[derive(Module, Debug)]
+pub struct LoraPair {
+    /// Down projection `[in, r]` (PEFT's `lora_A.weight` transposed).
+    pub a: Param<Tensor<2>>,
+    /// Up projection `[r, out]` (PEFT's `lora_B.weight` transposed).
+    pub b: Param<Tensor<2>>,
+    /// `lora_alpha / r`.
+    pub scale: f64,
+    /// Dropout probability on the adapter's input (training only).
+    pub dropout: f64,
+}
+
+impl Proj {
+    /// A projection from a weight in burn layout `[in, out]`.
+    pub fn new(weight: Tensor<2>, trainable: bool) -> Self {
+        Self {
+            weight: Param::from_tensor(weight).set_require_grad(trainable),
+            lora: None,
+        }
+    }
+
+    /// `[in, out]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight.shape().dims()
+    }
+
+    /// Applies the projection to `[.., in]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let base = linear(x.clone(), self.weight.val(), None);
+        match &self.lora {
+            None => base,
+            Some(l) => {
+                let x = match (l.dropout > 0.0 && x.is_autodiff())
+                    .then(|| dropout_mask(&x, l.dropout))
+                    .flatten()
+                {
+                    Some(mask) => x * mask,
+                    None => x,
+                };
+                let delta = linear(linear(x, l.a.val(), None), l.b.val(), None);
+                base + delta.mul_scalar(l.scale)
+            }
+        }
+    }
+
+    /// The effective weight `[in, out]`: the base plus `scale · a · b` when an adapter is attached.
+    pub fn merged_weight(&self) -> Tensor<2> {
+        match &self.lora {
+            None => self.weight.val(),
+            Some(l) => self.weight.val() + l.a.val().matmul(l.b.val()).mul_scalar(l.scale),
+        }
+    }
+}
+
+/// Root-mean-square layer norm (`x / sqrt(mean(x²) + eps) · weight`), as Llama uses.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Per-channel gain.
+    pub weight: Param<Tensor<1>>,
+    /// Epsilon inside the square root.
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// A norm with the given gain.
+    pub fn new(weight: Tensor<1>, eps: f64, trainable: bool) -> Self {
+        Self {
+            weight: Param::from_tensor(weight).set_require_grad(trainable),
+            eps,
+        }
+    }
+
+    /// Normalises the last dimension.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let last = D - 1;
+        let rms = (x.clone().square().mean_dim(last) + self.eps).sqrt();
+        (x / rms) * self.weight.val().unsqueeze()
+    }
+}
+
+/// The rotary tables `cos`, `sin` of shape `[len, head_dim]` for positions `start..start+len`,
+/// laid out as Hugging Face does (`emb = cat(freqs, freqs)`), computed in f64 and rounded once.
+pub fn rope_tables(
+    start: usize,
+    len: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let half = head_dim / 2;
+    let inv: Vec<f64> = (0..half)
+        .map(|i| {
+            // transformers computes inv_freq in f32: 1 / theta^(2i/d); round the same way.
+            let e = (2 * i) as f32 / head_dim as f32;
+            (1.0f32 / (theta as f32).powf(e)) as f64
+        })
+        .collect();
+    let mut cos = Vec::with_capacity(len * head_dim);
+    let mut sin = Vec::with_capacity(len * head_dim);
+    for p in start..start + len {
+        for _ in 0..2 {
+            for f in &inv {
+                let a = (p as f32 * *f as f32) as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [len, head_dim]), device),
+        Tensor::from_data(TensorData::new(sin, [len, head_dim]), device),
+    )
+}
+
+/// Applies rotary embeddings to `x: [batch, heads, len, head_dim]` with HF's rotate-half:
+/// `x · cos + rotate_half(x) · sin`, `rotate_half([x1, x2]) = [-x2, x1]`.
+pub fn apply_rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    let [_, _, _, hd] = x.dims();
+    let half = hd / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+}

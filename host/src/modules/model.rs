@@ -1,0 +1,320 @@
+//! Rhai module `model`: `Model` and `Adapter` handles over `yunmin_core::model`
+//! (`load_model`, `save`, `generate`, `load_adapter`, `with_adapter`) and the `yunmin generate`
+//! command.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use clap::Args;
+use rhai::{Array, Dynamic, Map};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yunmin_core::model::{
+    GenerateConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device,
+};
+
+/// A model handle: an `Arc` of a loaded (inference-mode) model.
+#[derive(Clone)]
+pub struct Model(pub Arc<LoadedModel>);
+
+/// An adapter handle: a loaded PEFT adapter, its directory and (after training) its statistics.
+#[derive(Clone)]
+pub struct Adapter {
+    /// The factors and config.
+    pub file: Arc<LoraAdapterFile>,
+    /// The adapter directory.
+    pub dir: PathBuf,
+    /// Training statistics (empty for a loaded adapter).
+    pub stats: Map,
+}
+
+/// Resolves a path: inside the run root when it exists there, else as given.
+pub fn resolve(host: &Host, p: &str) -> PathBuf {
+    let in_root = host.ctx.path(p);
+    if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(p)
+    }
+}
+
+/// Option keys of `generate`.
+pub const GENERATE_KEYS: &[&str] = &[
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "eos_token_id",
+];
+
+fn gen_config(o: &Options, seed: u64) -> RhaiResult<GenerateConfig> {
+    let d = GenerateConfig::default();
+    Ok(GenerateConfig {
+        max_new_tokens: o.usize("max_new_tokens", d.max_new_tokens)?,
+        temperature: o.float("temperature", d.temperature)?,
+        top_k: o.usize("top_k", d.top_k)?,
+        top_p: o.float("top_p", d.top_p)?,
+        seed: o.int("seed", seed as i64)? as u64,
+        eos_token_id: if o.has("eos_token_id") {
+            Some(o.usize("eos_token_id", 0)? as u32)
+        } else {
+            None
+        },
+    })
+}
+
+fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<Dynamic> {
+    let lm = &m.0;
+    if prompt.is_string() {
+        let ids = lm
+            .encode(&prompt.into_string().unwrap_or_default())
+            .rhai()?;
+        let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
+        Ok(Dynamic::from(lm.decode(&out).rhai()?))
+    } else if prompt.is_array() {
+        let ids: Vec<u32> = prompt
+            .into_array()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| msg_err("generate: prompt ids must be non-negative integers"))?;
+        let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
+        Ok(Dynamic::from(
+            out.into_iter()
+                .map(|t| Dynamic::from_int(t as i64))
+                .collect::<Array>(),
+        ))
+    } else {
+        Err(msg_err(format!(
+            "generate: prompt must be a string or an array of token ids, got {}",
+            prompt.type_name()
+        )))
+    }
+}
+
+fn config_map(m: &LoadedModel) -> RhaiResult<Dynamic> {
+    rhai::serde::to_dynamic(&m.config)
+}
+
+/// Registers the `model` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    api.engine().register_type_with_name::<Model>("Model");
+    api.engine().register_type_with_name::<Adapter>("Adapter");
+    api.engine().register_fn("to_string", |m: &mut Model| {
+        format!(
+            "Model({} layers, hidden {}, vocab {}, {})",
+            m.0.config.num_hidden_layers,
+            m.0.config.hidden_size,
+            m.0.config.vocab_size,
+            m.0.dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "unsaved".into())
+        )
+    });
+    api.engine().register_fn("to_string", |a: &mut Adapter| {
+        format!(
+            "Adapter(r={}, alpha={}, {} modules, {})",
+            a.file.config.r,
+            a.file.config.lora_alpha,
+            a.file.modules.len(),
+            a.dir.display()
+        )
+    });
+    api.engine().register_get("dir", |m: &mut Model| {
+        m.0.dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    });
+    api.engine()
+        .register_get("config", |m: &mut Model| config_map(&m.0));
+    api.engine()
+        .register_get("params", |m: &mut Model| m.0.config.num_params() as i64);
+    api.engine()
+        .register_get("dir", |a: &mut Adapter| a.dir.display().to_string());
+    api.engine()
+        .register_get("stats", |a: &mut Adapter| a.stats.clone());
+    api.engine()
+        .register_get("rank", |a: &mut Adapter| a.file.config.r as i64);
+    api.engine()
+        .register_get("scaling", |a: &mut Adapter| a.file.config.scaling());
+
+    let h = host.clone();
+    api.func(
+        "load_model",
+        &["path"],
+        "Loads a Hugging Face Llama checkpoint directory (config.json + model.safetensors or a sharded\nindex, tokenizer.json if present) on the CPU.",
+        move |path: &str| LoadedModel::load(&resolve(&h, path), &parse_device("cpu").rhai()?).map(|m| Model(Arc::new(m))).rhai(),
+    );
+    let h = host.clone();
+    api.func(
+        "load_model",
+        &["path", "opts"],
+        "Loads a checkpoint with options `#{ device: \"cpu\" }` (cpu | flex | ndarray | wgpu | cuda).",
+        move |path: &str, opts: Map| {
+            let o = Options::new("load_model", opts, &["device"])?;
+            let dev = parse_device(&o.str("device", "cpu")?).rhai()?;
+            LoadedModel::load(&resolve(&h, path), &dev).map(|m| Model(Arc::new(m))).rhai()
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "save",
+        &["model", "dir"],
+        "Saves a model as a Hugging Face checkpoint (config.json, model.safetensors with format=pt,\ntokenizer.json) in `dir` (relative to the run root); returns the directory.",
+        move |m: &mut Model, dir: &str| {
+            let mut lm = (*m.0).clone();
+            let p = lm.save(&h.ctx.path(dir)).rhai()?;
+            *m = Model(Arc::new(lm));
+            Ok::<_, crate::errors::RhaiError>(p.display().to_string())
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "generate",
+        &["model", "prompt"],
+        "Greedy continuation of `prompt` (a string, tokenized with the model's tokenizer.json, or an\narray of token ids); returns the new text or ids.",
+        move |m: &mut Model, prompt: Dynamic| run_generate(m, prompt, &GenerateConfig { seed: h.ctx.seed(), ..Default::default() }),
+    );
+    let h = host.clone();
+    api.func(
+        "generate",
+        &["model", "prompt", "opts"],
+        "Continuation with options `#{ max_new_tokens: 64, temperature: 0.0 (greedy), top_k: 0,\ntop_p: 1.0, seed: run seed, eos_token_id: model's }`.",
+        move |m: &mut Model, prompt: Dynamic, opts: Map| {
+            let o = Options::new("generate", opts, GENERATE_KEYS)?;
+            run_generate(m, prompt, &gen_config(&o, h.ctx.seed())?)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "load_adapter",
+        &["path"],
+        "Loads a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors).",
+        move |path: &str| {
+            let dir = resolve(&h, path);
+            let file = load_adapter(&dir).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(Adapter {
+                file: Arc::new(file),
+                dir,
+                stats: Map::new(),
+            })
+        },
+    );
+    api.func(
+        "with_adapter",
+        &["model", "adapter"],
+        "The model with the adapter folded into its weights (W + lora_alpha/r · B·A), for generation\nor saving.",
+        |m: &mut Model, a: Adapter| {
+            let attached = a.file.attach(m.0.model.clone()).rhai()?;
+            let mut lm = (*m.0).clone();
+            lm.model = attached.merge_lora();
+            lm.dir = None;
+            Ok::<_, crate::errors::RhaiError>(Model(Arc::new(lm)))
+        },
+    );
+}
+
+/// `yunmin generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Checkpoint directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Prompt text (needs tokenizer.json beside the model).
+    #[arg(long, conflicts_with = "ids")]
+    pub prompt: Option<String>,
+    /// Prompt as comma-separated token ids.
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Vec<u32>,
+    /// A LoRA adapter directory to apply first.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// New tokens at most.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Keep the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Nucleus probability mass (1: all).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Device: cpu, flex, ndarray (wgpu / cuda with those features).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Instead of generating, write the prompt's logits ([len][vocab] JSON) to this file
+    /// (for parity checks against transformers).
+    #[arg(long)]
+    pub dump_logits: Option<PathBuf>,
+}
+
+/// Runs `yunmin generate`: prints the continuation (text, or ids when given ids).
+pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
+    let dev = parse_device(&a.device)?;
+    let mut lm = LoadedModel::load(&a.model, &dev)?;
+    if let Some(ad) = &a.adapter {
+        lm.model = load_adapter(ad)?.attach(lm.model)?.merge_lora();
+    }
+    let cfg = GenerateConfig {
+        max_new_tokens: a.max_new_tokens,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+        eos_token_id: None,
+    };
+    if let Some(path) = &a.dump_logits {
+        let ids = if a.ids.is_empty() {
+            lm.encode(a.prompt.as_deref().unwrap_or_default())?
+        } else {
+            a.ids.clone()
+        };
+        let rows = lm.model.logits_of(&ids)?;
+        std::fs::write(path, serde_json::to_string(&rows)?)?;
+        println!("wrote {} ({} positions)", path.display(), rows.len());
+        return Ok(());
+    }
+    let m = Model(Arc::new(lm));
+    let prompt = match &a.prompt {
+        Some(p) => Dynamic::from(p.clone()),
+        None if !a.ids.is_empty() => Dynamic::from(
+            a.ids
+                .iter()
+                .map(|&i| Dynamic::from_int(i as i64))
+                .collect::<Array>(),
+        ),
+        None => anyhow::bail!("generate: give --prompt TEXT or --ids 1,2,3"),
+    };
+    let out = run_generate(&m, prompt, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if out.is_array() {
+        let ids: Vec<String> = out
+            .into_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        println!("{}", ids.join(","));
+    } else {
+        println!("{out}");
+    }
+    Ok(())
+}
+
+/// A path relative to `root` unless absolute.
+pub fn under(root: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}

@@ -1,0 +1,484 @@
+//! Rhai module `train`: token inputs (`tokens`), `pretrain` and `lora`, and the
+//! `yunmin train pretrain|lora|bench` commands. Both faces call the same core functions with
+//! the same config structs.
+
+use super::model::{Adapter, Model, resolve, under};
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use clap::{Args, Subcommand};
+use rhai::{Dynamic, Map};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
+use yunmin_core::train::{
+    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, pretrain, read_token_file,
+    tokenize_dataset, train_lora,
+};
+
+/// A handle on token sequences of one domain (held natively, never copied into Rhai).
+#[derive(Clone)]
+pub struct Tokens(pub Arc<TokenCorpus>);
+
+const OPTIM_KEYS: &[&str] = &[
+    "steps",
+    "batch",
+    "grad_accum",
+    "lr",
+    "min_lr_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "eval_every",
+    "eval_windows",
+    "log_every",
+    "checkpoint_every",
+];
+
+/// Option keys of `pretrain` (besides the optimiser keys).
+pub const PRETRAIN_KEYS: &[&str] = &[
+    "name",
+    "layers",
+    "dim",
+    "hidden",
+    "heads",
+    "kv_heads",
+    "intermediate",
+    "ffn",
+    "vocab_size",
+    "tie_embeddings",
+    "rope_theta",
+    "eos_token_id",
+    "bos_token_id",
+    "seq_len",
+    "heldout",
+    "seed",
+    "device",
+    "out",
+    "tokenizer",
+    "resume",
+];
+
+/// Option keys of `lora` (besides the optimiser keys).
+pub const LORA_KEYS: &[&str] = &[
+    "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "out", "resume",
+    "domain",
+];
+
+fn keys(a: &[&'static str]) -> Vec<&'static str> {
+    a.iter().chain(OPTIM_KEYS).copied().collect()
+}
+
+fn optim(o: &Options, d: &OptimConfig) -> RhaiResult<OptimConfig> {
+    Ok(OptimConfig {
+        steps: o.usize("steps", d.steps)?,
+        batch: o.usize("batch", d.batch)?,
+        grad_accum: o.usize("grad_accum", d.grad_accum)?,
+        lr: o.float("lr", d.lr)?,
+        min_lr_ratio: o.float("min_lr_ratio", d.min_lr_ratio)?,
+        warmup_steps: o.usize("warmup_steps", d.warmup_steps)?,
+        weight_decay: o.float("weight_decay", d.weight_decay)?,
+        grad_clip: o.float("grad_clip", d.grad_clip)?,
+        eval_every: o.usize("eval_every", d.eval_every)?,
+        eval_windows: o.usize("eval_windows", d.eval_windows)?,
+        log_every: o.usize("log_every", d.log_every)?,
+        checkpoint_every: o.usize("checkpoint_every", d.checkpoint_every)?,
+    })
+}
+
+fn opt_u32(o: &Options, k: &str) -> RhaiResult<Option<u32>> {
+    Ok(if o.has(k) {
+        Some(o.usize(k, 0)? as u32)
+    } else {
+        None
+    })
+}
+
+/// Builds a [`PretrainConfig`] from an option map (`dim` = `hidden`, `ffn` = `intermediate`).
+pub fn pretrain_config(o: &Options, seed: u64) -> RhaiResult<PretrainConfig> {
+    let d = PretrainConfig::default();
+    Ok(PretrainConfig {
+        name: o.str("name", &d.name)?,
+        layers: o.usize("layers", d.layers)?,
+        hidden: o.usize("dim", o.usize("hidden", d.hidden)?)?,
+        heads: o.usize("heads", d.heads)?,
+        kv_heads: o.usize("kv_heads", d.kv_heads)?,
+        intermediate: o.usize("ffn", o.usize("intermediate", d.intermediate)?)?,
+        vocab_size: if o.has("vocab_size") {
+            Some(o.usize("vocab_size", 0)?)
+        } else {
+            None
+        },
+        tie_embeddings: o.bool("tie_embeddings", d.tie_embeddings)?,
+        rope_theta: o.float("rope_theta", d.rope_theta)?,
+        eos_token_id: opt_u32(o, "eos_token_id")?,
+        bos_token_id: opt_u32(o, "bos_token_id")?,
+        seq_len: o.usize("seq_len", d.seq_len)?,
+        heldout: o.float("heldout", d.heldout)?,
+        seed: o.int("seed", seed as i64)? as u64,
+        device: o.str("device", &d.device)?,
+        out: PathBuf::from(o.str("out", &d.out.display().to_string())?),
+        tokenizer: o.opt_str("tokenizer")?.map(PathBuf::from),
+        resume: o.bool("resume", d.resume)?,
+        optim: optim(o, &d.optim)?,
+    })
+}
+
+/// Builds a [`LoraConfig`] from an option map.
+pub fn lora_config(o: &Options, seed: u64) -> RhaiResult<LoraConfig> {
+    let d = LoraConfig::default();
+    let targets: Vec<&str> = d.targets.iter().map(String::as_str).collect();
+    Ok(LoraConfig {
+        rank: o.usize("rank", d.rank)?,
+        alpha: o.float("alpha", d.alpha)?,
+        dropout: o.float("dropout", d.dropout)?,
+        targets: o.str_list("targets", &targets)?,
+        seq_len: o.usize("seq_len", d.seq_len)?,
+        heldout: o.float("heldout", d.heldout)?,
+        seed: o.int("seed", seed as i64)? as u64,
+        device: o.str("device", &d.device)?,
+        out: o.opt_str("out")?.map(PathBuf::from),
+        resume: o.bool("resume", d.resume)?,
+        optim: optim(o, &d.optim)?,
+    })
+}
+
+fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<TokenCorpus>> {
+    if let Some(t) = src.clone().try_cast::<Tokens>() {
+        return Ok(match name {
+            Some(n) if n != t.0.name => Arc::new(TokenCorpus::new(n, t.0.docs.clone())),
+            _ => t.0,
+        });
+    }
+    if src.is_string() {
+        let p = resolve(host, &src.into_string().unwrap_or_default());
+        let docs = read_token_file(&p).rhai()?;
+        let n = name.unwrap_or_else(|| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "tokens".into())
+        });
+        return Ok(Arc::new(TokenCorpus::new(n, docs)));
+    }
+    if src.is_array() {
+        let mut docs = Vec::new();
+        for (i, d) in src.into_array().unwrap_or_default().into_iter().enumerate() {
+            let ids = d
+                .into_array()
+                .ok()
+                .and_then(|a| {
+                    a.into_iter()
+                        .map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok()))
+                        .collect::<Option<Vec<u32>>>()
+                })
+                .ok_or_else(|| {
+                    msg_err(format!(
+                        "tokens: element {i} must be an array of non-negative ints"
+                    ))
+                })?;
+            docs.push(ids);
+        }
+        return Ok(Arc::new(TokenCorpus::new(
+            name.unwrap_or_else(|| "tokens".into()),
+            docs,
+        )));
+    }
+    Err(msg_err(format!(
+        "expected Tokens, a path to a JSON/JSONL token file, or an array of id arrays; got {}",
+        src.type_name()
+    )))
+}
+
+fn stats_map(v: serde_json::Value) -> Map {
+    rhai::serde::to_dynamic(v)
+        .ok()
+        .and_then(|d| d.try_cast::<Map>())
+        .unwrap_or_default()
+}
+
+/// Registers the `train` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    api.engine().register_type_with_name::<Tokens>("Tokens");
+    api.engine().register_fn("to_string", |t: &mut Tokens| {
+        format!(
+            "Tokens({}: {} docs, {} tokens)",
+            t.0.name,
+            t.0.docs.len(),
+            t.0.tokens()
+        )
+    });
+    api.engine()
+        .register_get("name", |t: &mut Tokens| t.0.name.clone());
+    api.engine()
+        .register_get("docs", |t: &mut Tokens| t.0.docs.len() as i64);
+    api.engine()
+        .register_get("count", |t: &mut Tokens| t.0.tokens() as i64);
+
+    let h = host.clone();
+    api.func(
+        "tokens",
+        &["path"],
+        "Token sequences from a JSON file (array of id arrays) or JSONL (an id array, or an object with\n`tokens`/`input_ids`, per line); named after the file stem.",
+        move |path: &str| tokens_of(&h, Dynamic::from(path.to_string()), None).map(Tokens),
+    );
+    let h = host.clone();
+    api.func(
+        "tokens",
+        &["source", "name"],
+        "Token sequences (a file path, an array of id arrays, or Tokens) under domain `name`.",
+        move |src: Dynamic, name: &str| tokens_of(&h, src, Some(name.to_string())).map(Tokens),
+    );
+    let h = host.clone();
+    api.func(
+        "tokenize_dataset",
+        &["dataset_dir", "tokenizer"],
+        "Tokenizes a dataset directory (JSONL Document shards) with a tokenizer.json; returns a map\ndomain → Tokens.",
+        move |dir: &str, tok: &str| {
+            let corpora = tokenize_dataset(&resolve(&h, dir), &resolve(&h, tok), None).rhai()?;
+            let mut m = Map::new();
+            for c in corpora {
+                m.insert(c.name.clone().into(), Dynamic::from(Tokens(Arc::new(c))));
+            }
+            Ok::<_, crate::errors::RhaiError>(m)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "pretrain",
+        &["tokens", "opts"],
+        "Pretrains a Llama base from scratch on `tokens` (Tokens or a token file path). Options\n(defaults): layers 4, dim 192, heads 6, kv_heads 2, ffn 512, vocab_size (tokenizer's or max id+1),\ntie_embeddings true, seq_len 128, batch 8, grad_accum 1, steps 300, lr 3e-3, warmup_steps 30,\nmin_lr_ratio 0.1, weight_decay 0.1, grad_clip 1.0, heldout 0.05, eval_every 100, eval_windows 64,\nlog_every 10, checkpoint_every 50, seed (run seed), device \"cpu\", out \"models/base\", tokenizer,\nresume true, name \"base\". Writes the checkpoint, logs/train_<name>.log and a summary.csv row;\nreturns the Model (its `stats` are in summary.csv).",
+        move |src: Dynamic, opts: Map| {
+            let o = Options::new("pretrain", opts, &keys(PRETRAIN_KEYS))?;
+            let cfg = pretrain_config(&o, h.ctx.seed())?;
+            let corpus = tokens_of(&h, src, None)?;
+            let (m, _) = pretrain(&corpus, &cfg, h.ctx.root()).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(Model(Arc::new(m)))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "lora",
+        &["base", "tokens", "opts"],
+        "Trains a LoRA adapter for one domain on the frozen `base`. `tokens`: Tokens (its name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
+        move |base: Model, src: Dynamic, opts: Map| {
+            let o = Options::new("lora", opts, &keys(LORA_KEYS))?;
+            let cfg = lora_config(&o, h.ctx.seed())?;
+            let corpus = tokens_of(&h, src, o.opt_str("domain")?)?;
+            let r = train_lora(&base.0, &corpus, &cfg, h.ctx.root()).rhai()?;
+            let file = load_adapter(&r.dir).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir: r.dir.clone(), stats: stats_map(serde_json::to_value(&r).unwrap_or_default()) })
+        },
+    );
+}
+
+/// Where training data comes from on the command line.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Token file: JSON array of id arrays, or JSONL (id array or {"tokens": [...]} per line).
+    #[arg(long, conflicts_with = "dataset")]
+    pub tokens: Option<PathBuf>,
+    /// Dataset directory (JSONL Document shards) to tokenize with --tokenizer.
+    #[arg(long, requires = "tokenizer")]
+    pub dataset: Option<PathBuf>,
+    /// tokenizer.json (for --dataset; for pretrain it is also copied into the checkpoint).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Domain name (default: the token file stem; with --dataset, which domain to use).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Run root: outputs (models/, logs/, summary.csv) go under it.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// JSON file with more settings (any field of the config struct; flags below override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Windows per batch.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Tokens per window.
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Device: cpu, flex, ndarray (wgpu / cuda with those features).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Output directory (relative to --root).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `yunmin train …`.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Pretrain a base model from scratch (writes models/base, logs/train_base.log, summary.csv).
+    Pretrain {
+        #[command(flatten)]
+        data: TokenArgs,
+    },
+    /// Train a LoRA adapter for one domain on a frozen base (writes models/lora_<domain>).
+    Lora {
+        /// Base checkpoint directory.
+        #[arg(long)]
+        base: PathBuf,
+        #[command(flatten)]
+        data: TokenArgs,
+        /// LoRA rank.
+        #[arg(long)]
+        rank: Option<usize>,
+        /// LoRA alpha (scaling = alpha / rank).
+        #[arg(long)]
+        alpha: Option<f64>,
+    },
+}
+
+/// `yunmin train` arguments.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// What to train.
+    #[command(subcommand)]
+    pub command: TrainCommand,
+}
+
+macro_rules! load_json {
+    ($p:expr, $t:ty) => {
+        match $p {
+            None => <$t>::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                serde_json::from_str::<$t>(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+        }
+    };
+}
+
+fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
+    if let Some(t) = &d.tokens {
+        let docs = read_token_file(t)?;
+        let name = d.domain.clone().unwrap_or_else(|| {
+            t.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
+        });
+        return Ok(TokenCorpus::new(name, docs));
+    }
+    if let (Some(ds), Some(tok)) = (&d.dataset, &d.tokenizer) {
+        let mut cs = tokenize_dataset(ds, tok, d.domain.as_deref())?;
+        if cs.len() != 1 {
+            let names: Vec<&str> = cs.iter().map(|c| c.name.as_str()).collect();
+            anyhow::bail!(
+                "--dataset holds domains [{}]: pick one with --domain",
+                names.join(", ")
+            );
+        }
+        return Ok(cs.remove(0));
+    }
+    anyhow::bail!("give --tokens FILE or --dataset DIR --tokenizer FILE")
+}
+
+fn apply_common(o: &mut OptimConfig, d: &TokenArgs) {
+    if let Some(v) = d.steps {
+        o.steps = v;
+    }
+    if let Some(v) = d.batch {
+        o.batch = v;
+    }
+    if let Some(v) = d.lr {
+        o.lr = v;
+    }
+}
+
+/// Runs `yunmin train pretrain|lora` and prints a one-line summary.
+pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
+    match a.command {
+        TrainCommand::Pretrain { data } => {
+            let mut cfg = load_json!(&data.config, PretrainConfig);
+            apply_common(&mut cfg.optim, &data);
+            if let Some(v) = data.seq_len {
+                cfg.seq_len = v;
+            }
+            if let Some(v) = data.seed {
+                cfg.seed = v;
+            }
+            if let Some(v) = &data.device {
+                cfg.device = v.clone();
+            }
+            if let Some(v) = &data.out {
+                cfg.out = v.clone();
+            }
+            if let Some(t) = &data.tokenizer {
+                cfg.tokenizer = Some(std::path::absolute(t)?);
+            }
+            let c = corpus(&data)?;
+            std::fs::create_dir_all(&data.root)?;
+            let (_, r) = pretrain(&c, &cfg, &data.root)?;
+            println!(
+                "pretrained {} params: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}, from {:.2}), {:.0} tokens/s, {:.1}s → {}",
+                r.params,
+                r.stats.steps,
+                r.stats.tokens,
+                r.stats.heldout.mean(),
+                r.stats.heldout.perplexity(),
+                r.initial_heldout.perplexity(),
+                r.stats.tokens_per_s,
+                r.stats.wall_s,
+                r.dir.display()
+            );
+        }
+        TrainCommand::Lora {
+            base,
+            data,
+            rank,
+            alpha,
+        } => {
+            let mut cfg = load_json!(&data.config, LoraConfig);
+            apply_common(&mut cfg.optim, &data);
+            if let Some(v) = data.seq_len {
+                cfg.seq_len = v;
+            }
+            if let Some(v) = data.seed {
+                cfg.seed = v;
+            }
+            if let Some(v) = &data.device {
+                cfg.device = v.clone();
+            }
+            if let Some(v) = &data.out {
+                cfg.out = Some(v.clone());
+            }
+            if let Some(v) = rank {
+                cfg.rank = v;
+            }
+            if let Some(v) = alpha {
+                cfg.alpha = v;
+            }
+            let c = corpus(&data)?;
+            let dev = parse_device(&cfg.device)?;
+            let bm = LoadedModel::load(&under(Path::new("."), &base), &dev)?;
+            std::fs::create_dir_all(&data.root)?;
+            let r = train_lora(&bm, &c, &cfg, &data.root)?;
+            println!(
+                "lora {}: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}; base {:.2}), {:.0} tokens/s, {:.1}s → {}",
+                r.domain,
+                r.stats.steps,
+                r.stats.tokens,
+                r.stats.heldout.mean(),
+                r.stats.heldout.perplexity(),
+                r.base_heldout.perplexity(),
+                r.stats.tokens_per_s,
+                r.stats.wall_s,
+                r.dir.display()
+            );
+        }
+    }
+    Ok(())
+}
