@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
+    /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
+    /// `yunmin dedup bench` to compare with datasketch.
+    Dedup(crate::modules::dedup::DedupCli),
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

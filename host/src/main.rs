@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Dedup(a) => modules::dedup::run_cli(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,6 @@
 
 #[path = "e2e/foundation.rs"]
 mod foundation;
+
+#[path = "e2e/dedup.rs"]
+mod dedup;

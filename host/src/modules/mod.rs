@@ -6,6 +6,7 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod dedup;
 pub mod run;
 pub mod table;
 
@@ -28,5 +29,6 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
+    dedup::register(&mut Api::new(engine, "dedup", &mut entries), host);
     entries
 }
