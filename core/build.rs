@@ -3,7 +3,15 @@
 use std::{env, fs, path::Path};
 
 const TRACKED: &[&str] = &[
-    "rhai", "polars", "arrow", "parquet", "burn", "aws-sdk-s3", "redis", "rayon", "tokenizers",
+    "rhai",
+    "polars",
+    "arrow",
+    "parquet",
+    "burn",
+    "aws-sdk-s3",
+    "redis",
+    "rayon",
+    "tokenizers",
 ];
 
 fn main() {

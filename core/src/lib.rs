@@ -13,14 +13,14 @@ pub mod error;
 pub mod report;
 pub mod run;
 
-pub mod source;
-pub mod ingest;
-pub mod dedup;
 pub mod columnar;
-pub mod text;
-pub mod model;
-pub mod train;
-pub mod merge;
+pub mod dedup;
 pub mod eval;
+pub mod ingest;
+pub mod merge;
+pub mod model;
+pub mod source;
+pub mod text;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Registration helpers that keep every Rhai function documented: each call registers the
 //! function and records its module, signature and doc comment for `yunmin api`.
 
-use rhai::{Engine, FuncRegistration, RhaiNativeFunc, Variant};
+use rhai::{Engine, FuncRegistration, RhaiNativeFunc};
 
 /// One documented Rhai function.
 #[derive(Debug, Clone)]
@@ -23,8 +23,16 @@ pub struct Api<'a> {
 
 impl<'a> Api<'a> {
     /// Starts registering functions of `module`.
-    pub fn new(engine: &'a mut Engine, module: &'static str, entries: &'a mut Vec<ApiEntry>) -> Self {
-        Self { engine, module, entries }
+    pub fn new(
+        engine: &'a mut Engine,
+        module: &'static str,
+        entries: &'a mut Vec<ApiEntry>,
+    ) -> Self {
+        Self {
+            engine,
+            module,
+            entries,
+        }
     }
 
     /// The engine, to register types and getters.
@@ -42,19 +50,29 @@ impl<'a> Api<'a> {
         f: FUNC,
     ) -> &mut Self
     where
-        R: Variant + Clone,
+        R: Clone + Send + Sync + 'static,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        let comments: Vec<String> = doc.lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
+        let comments: Vec<String> = doc
+            .lines()
+            .map(|l| format!("/// {l}").trim_end().to_string())
+            .collect();
         let meta = FuncRegistration::new(name)
             .with_comments([comments.join("\n")])
             .register_into_engine(self.engine, f);
         let types: Vec<String> = meta
             .params_info
             .iter()
-            .map(|p| p.split_once(':').map(|(_, t)| t.trim().to_string()).unwrap_or_default())
+            .map(|p| {
+                p.split_once(':')
+                    .map(|(_, t)| t.trim().to_string())
+                    .unwrap_or_default()
+            })
             .collect();
         let ret = meta.return_type.to_string();
+        if std::env::var_os("YUNMIN_API_DEBUG").is_some() {
+            eprintln!("{name}: {:?} -> {ret:?}", meta.params_info);
+        }
         let args: Vec<String> = types
             .iter()
             .enumerate()
@@ -67,30 +85,68 @@ impl<'a> Api<'a> {
             })
             .collect();
         let mut signature = format!("{name}({})", args.join(", "));
+        let ret = rhai_type(&ret);
         if !ret.is_empty() && ret != "()" {
-            signature.push_str(&format!(" -> {}", rhai_type(&ret)));
+            signature.push_str(&format!(" -> {ret}"));
         }
-        self.entries.push(ApiEntry { module: self.module, signature, doc: doc.trim().to_string() });
+        self.entries.push(ApiEntry {
+            module: self.module,
+            signature,
+            doc: doc.trim().to_string(),
+        });
         self
     }
 }
 
-/// Rust type names as a script writer reads them.
+/// Rust type names as a script writer reads them (`Result<T, …>` → `T`, `rhai::Map` → `map`).
 fn rhai_type(t: &str) -> String {
-    let t = t.trim().trim_start_matches('&').trim_start_matches("mut ");
-    match t {
+    let t = t
+        .trim()
+        .trim_start_matches('&')
+        .trim_start_matches("mut ")
+        .trim();
+    if let Some(i) = t.find("Result<") {
+        let inner = &t[i + "Result<".len()..t.len().saturating_sub(1)];
+        let mut depth = 0;
+        let end = inner
+            .char_indices()
+            .find(|&(_, c)| {
+                match c {
+                    '<' => depth += 1,
+                    '>' => depth -= 1,
+                    _ => {}
+                }
+                c == ',' && depth == 0
+            })
+            .map(|(j, _)| j)
+            .unwrap_or(inner.len());
+        return rhai_type(&inner[..end]);
+    }
+    if t.contains("BTreeMap<") {
+        return "map".into();
+    }
+    if t.starts_with("Vec<") || t.starts_with("alloc::vec::Vec<") || t.contains("ThinVec<Dynamic") {
+        return "array".into();
+    }
+    let base = t.split('<').next().unwrap_or(t);
+    let last = base.rsplit("::").next().unwrap_or(base);
+    match last {
         "i64" | "INT" => "int".into(),
         "f64" | "FLOAT" => "float".into(),
-        "str" | "ImmutableString" | "String" => "String".into(),
+        "str" | "ImmutableString" | "String" | "string" => "string".into(),
+        "Map" => "map".into(),
+        "Array" | "Vec<Dynamic>" => "array".into(),
         "Dynamic" => "?".into(),
-        _ if t.starts_with("RhaiResultOf<") => rhai_type(&t["RhaiResultOf<".len()..t.len() - 1]),
-        _ if t.starts_with("Result<") => rhai_type(t["Result<".len()..].split(',').next().unwrap_or("?")),
-        other => other.rsplit("::").next().unwrap_or(other).to_string(),
+        "FnPtr" => "Fn".into(),
+        other => other.to_string(),
     }
 }
 
 /// `docs/scripting.md`: every registered function grouped by module.
-pub fn render_markdown(entries: &[ApiEntry], module_docs: &[(&'static str, &'static str)]) -> String {
+pub fn render_markdown(
+    entries: &[ApiEntry],
+    module_docs: &[(&'static str, &'static str)],
+) -> String {
     let mut out = String::from(
         "# Scripting API\n\nGenerated by `yunmin api --write docs/scripting.md` from the registrations in \
          `host/src/modules/`; a test keeps this file in sync. Options are object maps; an unknown key is an \

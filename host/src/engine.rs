@@ -15,7 +15,9 @@ pub fn build(host: &Arc<Host>) -> (Engine, Vec<ApiEntry>) {
         println!("{s}");
         tracing::debug!(target: "script", "{s}");
     });
-    engine.on_debug(|s, src, pos| tracing::info!(target: "script", "{} {pos}: {s}", src.unwrap_or("")));
+    engine.on_debug(
+        |s, src, pos| tracing::info!(target: "script", "{} {pos}: {s}", src.unwrap_or("")),
+    );
     engine.on_progress(|_| {
         yunmin_core::run::is_cancelled().then(|| Dynamic::from("cancelled by user (Ctrl-C)"))
     });

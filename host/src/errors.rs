@@ -25,12 +25,18 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// A Rhai runtime error from a core error.
 pub fn core_err(err: yunmin_core::Error) -> RhaiError {
-    Box::new(EvalAltResult::ErrorRuntime(chain(&err).into(), Position::NONE))
+    Box::new(EvalAltResult::ErrorRuntime(
+        chain(&err).into(),
+        Position::NONE,
+    ))
 }
 
 /// A Rhai runtime error from a message.
 pub fn msg_err(msg: impl Into<String>) -> RhaiError {
-    Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), Position::NONE))
+    Box::new(EvalAltResult::ErrorRuntime(
+        msg.into().into(),
+        Position::NONE,
+    ))
 }
 
 /// `?`-friendly conversion of core results.

@@ -14,7 +14,10 @@ pub struct RunLogFile(Arc<Mutex<Option<File>>>);
 impl RunLogFile {
     /// Starts writing to `path` (appending).
     pub fn attach(&self, path: &Path) -> std::io::Result<()> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         *self.0.lock().expect("log lock") = Some(f);
         Ok(())
     }
@@ -43,12 +46,25 @@ pub fn init(verbose: u8, quiet: bool) -> RunLogFile {
         (_, 1) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,yunmin={level},yunmin_core={level},script={level}")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,yunmin={level},yunmin_core={level},script={level}"
+        ))
+    });
     let file = RunLogFile::default();
     let f2 = file.clone();
-    let file_layer = fmt::layer().with_ansi(false).with_writer(move || f2.clone());
-    let term = fmt::layer().with_writer(std::io::stderr).with_target(false).compact();
-    let _ = tracing_subscriber::registry().with(filter).with(term).with(file_layer).try_init();
+    let file_layer = fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || f2.clone());
+    let term = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .compact();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(term)
+        .with(file_layer)
+        .try_init();
     file
 }

@@ -30,9 +30,17 @@ fn api_command(write: Option<std::path::PathBuf>, check: Option<std::path::PathB
     } else if let Some(path) = check {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have != md {
-            return Err(anyhow!("{} is out of date: run `yunmin api --write {}`", path.display(), path.display()));
+            return Err(anyhow!(
+                "{} is out of date: run `yunmin api --write {}`",
+                path.display(),
+                path.display()
+            ));
         }
-        println!("{} is up to date ({} functions)", path.display(), entries.len());
+        println!(
+            "{} is up to date ({} functions)",
+            path.display(),
+            entries.len()
+        );
     } else {
         print!("{}", api::render_text(&entries));
     }
@@ -40,6 +48,9 @@ fn api_command(write: Option<std::path::PathBuf>, check: Option<std::path::PathB
 }
 
 fn main() -> ExitCode {
+    // Fixed hashing seed: anonymous closures get the same name (a hash of their body) in every
+    // process, which the stage cache uses as the closure's code identity.
+    let _ = rhai::config::hashing::set_hashing_seed(Some([0x7975_6e6d, 0x696e, 0x6566, 0x6669]));
     let cli = Cli::parse();
     let log_file = logging::init(cli.verbose, cli.quiet);
     if cli.quiet {
@@ -57,13 +68,21 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+<<<<<<< HEAD
         Command::Dedup(a) => modules::dedup::run_cli(a),
+=======
+        Command::Metrics(args) => modules::eval::run_cli(args),
+>>>>>>> main
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", errors::chain(e.as_ref()));
-            if yunmin_core::run::is_cancelled() { ExitCode::from(130) } else { ExitCode::FAILURE }
+            if yunmin_core::run::is_cancelled() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub struct Options {
     map: Map,
 }
 
+#[allow(dead_code)] // accessors are used as the phase modules need them
 impl Options {
     /// Checks `map` against `known` keys for function `func`.
     pub fn new(func: &'static str, map: Map, known: &[&str]) -> RhaiResult<Self> {
@@ -28,7 +29,11 @@ impl Options {
     }
 
     fn wrong(&self, key: &str, want: &str, got: &Dynamic) -> rhai::EvalAltResult {
-        *msg_err(format!("{}: option `{key}` must be {want}, got {} ({got})", self.func, got.type_name()))
+        *msg_err(format!(
+            "{}: option `{key}` must be {want}, got {} ({got})",
+            self.func,
+            got.type_name()
+        ))
     }
 
     /// Whether the key was given.
@@ -58,14 +63,21 @@ impl Options {
     pub fn int(&self, key: &str, default: i64) -> RhaiResult<i64> {
         match self.map.get(key) {
             None => Ok(default),
-            Some(v) => v.as_int().map_err(|_| self.wrong(key, "an integer", v).into()),
+            Some(v) => v
+                .as_int()
+                .map_err(|_| self.wrong(key, "an integer", v).into()),
         }
     }
 
     /// A non-negative integer option.
     pub fn usize(&self, key: &str, default: usize) -> RhaiResult<usize> {
         let v = self.int(key, default as i64)?;
-        usize::try_from(v).map_err(|_| msg_err(format!("{}: option `{key}` must be ≥ 0, got {v}", self.func)))
+        usize::try_from(v).map_err(|_| {
+            msg_err(format!(
+                "{}: option `{key}` must be ≥ 0, got {v}",
+                self.func
+            ))
+        })
     }
 
     /// A float option (integers accepted).
@@ -83,7 +95,9 @@ impl Options {
     pub fn bool(&self, key: &str, default: bool) -> RhaiResult<bool> {
         match self.map.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().map_err(|_| self.wrong(key, "true or false", v).into()),
+            Some(v) => v
+                .as_bool()
+                .map_err(|_| self.wrong(key, "true or false", v).into()),
         }
     }
 
@@ -96,7 +110,10 @@ impl Options {
                 .into_array()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|x| x.into_string().map_err(|_| self.wrong(key, "an array of strings", v).into()))
+                .map(|x| {
+                    x.into_string()
+                        .map_err(|_| self.wrong(key, "an array of strings", v).into())
+                })
                 .collect(),
             Some(v) => Err(self.wrong(key, "an array of strings", v).into()),
         }
@@ -123,6 +140,7 @@ impl Options {
 
     /// The options as JSON (for stage-cache keys and manifests).
     pub fn to_json(&self) -> serde_json::Value {
-        rhai::serde::from_dynamic(&Dynamic::from_map(self.map.clone())).unwrap_or(serde_json::Value::Null)
+        rhai::serde::from_dynamic(&Dynamic::from_map(self.map.clone()))
+            .unwrap_or(serde_json::Value::Null)
     }
 }

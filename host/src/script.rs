@@ -13,13 +13,17 @@ use yunmin_core::run::{RunContext, hash_str};
 
 /// Default run root for a script: `runs/<script stem>/`.
 pub fn default_root(script: &Path) -> PathBuf {
-    let stem = script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "script".into());
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "script".into());
     PathBuf::from("runs").join(stem)
 }
 
 /// Compiles `script` and reports the first syntax error with line and column.
 pub fn check(script: &Path) -> Result<()> {
-    let src = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+    let src =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     let tmp = tempfile_root()?;
     let ctx = Arc::new(RunContext::new(tmp.path(), 42, false)?);
     let host = Host::new(ctx, BTreeMap::new());
@@ -36,8 +40,14 @@ fn tempfile_root() -> Result<tempfile::TempDir> {
 }
 
 /// Runs `script` with `--set` overrides in its run root.
-pub fn run(script: &Path, set: Vec<(String, String)>, args: &RunArgs, log_file: &RunLogFile) -> Result<()> {
-    let src = std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
+pub fn run(
+    script: &Path,
+    set: Vec<(String, String)>,
+    args: &RunArgs,
+    log_file: &RunLogFile,
+) -> Result<()> {
+    let src =
+        std::fs::read_to_string(script).with_context(|| format!("reading {}", script.display()))?;
     let root = args.out.clone().unwrap_or_else(|| default_root(script));
     let ctx = Arc::new(RunContext::new(&root, args.seed, args.force)?);
     log_file.attach(&ctx.root().join("yunmin.log")).ok();
@@ -59,7 +69,9 @@ pub fn run(script: &Path, set: Vec<(String, String)>, args: &RunArgs, log_file: 
         let ast = engine.compile(&src).map_err(|e| anyhow!("{name}: {e}"))?;
         engine.run_ast(&ast).map_err(|e| anyhow!("{name}: {e}"))?;
         if !host.overrides.is_empty() && !host.params_called() {
-            return Err(anyhow!("--set was given but the script never calls params(#{{…}})"));
+            return Err(anyhow!(
+                "--set was given but the script never calls params(#{{…}})"
+            ));
         }
         Ok(())
     }));

@@ -18,7 +18,11 @@ pub struct Host {
 impl Host {
     /// State for a run with the given overrides.
     pub fn new(ctx: Arc<RunContext>, overrides: BTreeMap<String, String>) -> Arc<Self> {
-        Arc::new(Self { ctx, overrides, params_called: AtomicBool::new(false) })
+        Arc::new(Self {
+            ctx,
+            overrides,
+            params_called: AtomicBool::new(false),
+        })
     }
 
     /// Marks that the script called `params`; returns whether it had been called before.

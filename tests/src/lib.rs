@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// The `yunmin` binary: `$YUNMIN_BIN`, else `yunmin` next to the test executable's directory
@@ -17,9 +20,16 @@ pub fn yunmin_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
     let bin = profile_dir.join("yunmin");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p yunmin` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p yunmin` first",
+        bin.display()
+    );
     bin
 }
 
@@ -49,4 +59,18 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, body).expect("write script");
     p
+}
+
+/// The Python interpreter with the test peers installed: `$YUNMIN_PYTHON`, else the repo's
+/// `.venv` (created by `scripts/test.sh`). Panics with instructions when neither exists.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("YUNMIN_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python peers: run `bash scripts/test.sh` (it creates .venv with scripts/python-requirements/*.txt)"
+    );
+    venv
 }

@@ -18,7 +18,10 @@ impl Dataset {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         if !dir.is_dir() {
-            return Err(Error::invalid(format!("dataset {} does not exist or is not a directory", dir.display())));
+            return Err(Error::invalid(format!(
+                "dataset {} does not exist or is not a directory",
+                dir.display()
+            )));
         }
         Ok(Self { dir })
     }
@@ -49,7 +52,11 @@ impl Dataset {
                     continue;
                 }
                 let doc: Document = serde_json::from_str(&line).map_err(|e| {
-                    Error::invalid(format!("{}:{}: not a dataset document: {e}", shard.display(), i + 1))
+                    Error::invalid(format!(
+                        "{}:{}: not a dataset document: {e}",
+                        shard.display(),
+                        i + 1
+                    ))
                 })?;
                 crate::run::check_cancelled()?;
                 f(doc)?;
@@ -85,8 +92,16 @@ impl DatasetWriter {
     /// Starts writing the dataset that will live at `dir`.
     pub fn create(dir: impl Into<PathBuf>, shard_docs: usize) -> Result<Self> {
         let dir = AtomicDir::new(dir)?;
-        std::fs::create_dir_all(dir.path()).map_err(|e| Error::io("create directory", dir.path(), e))?;
-        Ok(Self { dir, shard_docs: shard_docs.max(1), in_shard: 0, shard_no: 0, out: None, written: 0 })
+        std::fs::create_dir_all(dir.path())
+            .map_err(|e| Error::io("create directory", dir.path(), e))?;
+        Ok(Self {
+            dir,
+            shard_docs: shard_docs.max(1),
+            in_shard: 0,
+            shard_no: 0,
+            out: None,
+            written: 0,
+        })
     }
 
     /// Appends one document.
@@ -95,9 +110,12 @@ impl DatasetWriter {
             self.rotate()?;
         }
         let out = self.out.as_mut().expect("open shard");
-        serde_json::to_writer(&mut *out, doc)
-            .map_err(|e| Error::Json { path: self.dir.target().to_path_buf(), source: e })?;
-        out.write_all(b"\n").map_err(|e| Error::io("write", self.dir.path(), e))?;
+        serde_json::to_writer(&mut *out, doc).map_err(|e| Error::Json {
+            path: self.dir.target().to_path_buf(),
+            source: e,
+        })?;
+        out.write_all(b"\n")
+            .map_err(|e| Error::io("write", self.dir.path(), e))?;
         self.in_shard += 1;
         self.written += 1;
         Ok(())
@@ -105,9 +123,13 @@ impl DatasetWriter {
 
     fn rotate(&mut self) -> Result<()> {
         if let Some(mut o) = self.out.take() {
-            o.flush().map_err(|e| Error::io("write", self.dir.path(), e))?;
+            o.flush()
+                .map_err(|e| Error::io("write", self.dir.path(), e))?;
         }
-        let p = self.dir.path().join(format!("part-{:05}.jsonl", self.shard_no));
+        let p = self
+            .dir
+            .path()
+            .join(format!("part-{:05}.jsonl", self.shard_no));
         let f = std::fs::File::create(&p).map_err(|e| Error::io("create", &p, e))?;
         self.out = Some(BufWriter::with_capacity(1 << 20, f));
         self.shard_no += 1;
@@ -123,7 +145,8 @@ impl DatasetWriter {
     /// Flushes and moves the dataset into place.
     pub fn finish(mut self) -> Result<Dataset> {
         if let Some(mut o) = self.out.take() {
-            o.flush().map_err(|e| Error::io("write", self.dir.path(), e))?;
+            o.flush()
+                .map_err(|e| Error::io("write", self.dir.path(), e))?;
         }
         let dir = self.dir.commit()?;
         Dataset::open(dir)
@@ -141,13 +164,22 @@ mod tests {
         for i in 0..5 {
             let mut extra = serde_json::Map::new();
             extra.insert("label".into(), i.into());
-            w.write(&Document { id: format!("d{i}"), text: "한국어".into(), domain: "x".into(), source: "s".into(), extra })
-                .unwrap();
+            w.write(&Document {
+                id: format!("d{i}"),
+                text: "한국어".into(),
+                domain: "x".into(),
+                source: "s".into(),
+                extra,
+            })
+            .unwrap();
         }
         let ds = w.finish().unwrap();
         assert_eq!(ds.shards().unwrap().len(), 3);
         let docs = ds.read_all().unwrap();
-        assert_eq!(docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d0", "d1", "d2", "d3", "d4"]);
+        assert_eq!(
+            docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["d0", "d1", "d2", "d3", "d4"]
+        );
         assert_eq!(docs[4].extra["label"], 4);
     }
 }

@@ -29,4 +29,7 @@ pub enum ReportError {
         /// The accepted values.
         expected: &'static str,
     },
+    /// Drawing a chart failed.
+    #[error("plot: {0}")]
+    Plot(String),
 }

@@ -1,8 +1,12 @@
-//! Reporting: result tables backed by polars, and (later phases) plots, notebooks and markdown.
-//! A leaf module: every pipeline module may return a [`Table`].
+//! Reporting: result tables backed by polars, PNG charts (plotters) and notebooks with their
+//! outputs. A leaf module: every pipeline module may return a [`Table`].
 
 mod error;
+mod notebook;
+mod plot;
 mod table;
 
 pub use error::ReportError;
+pub use notebook::{CellOutput, Notebook};
+pub use plot::{BarChart, LineChart};
 pub use table::{FilterOp, JoinHow, Table};

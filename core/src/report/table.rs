@@ -91,7 +91,11 @@ fn value_series(name: &str, v: &serde_json::Value) -> Result<Series> {
         J::Number(x) => Series::new(n, [x.as_f64().unwrap_or(f64::NAN)]),
         J::String(s) => Series::new(n, [s.as_str()]),
         other => {
-            return Err(ReportError::Value { column: name.into(), value: other.to_string() }.into());
+            return Err(ReportError::Value {
+                column: name.into(),
+                value: other.to_string(),
+            }
+            .into());
         }
     })
 }
@@ -118,7 +122,9 @@ impl Table {
     }
 
     /// Builds a table from rows; columns appear in first-seen order.
-    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a serde_json::Map<String, serde_json::Value>>) -> Result<Self> {
+    pub fn from_rows<'a>(
+        rows: impl IntoIterator<Item = &'a serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Self> {
         let mut t = Self::new();
         for r in rows {
             t.push_row(r)?;
@@ -138,11 +144,19 @@ impl Table {
 
     /// Column names in order.
     pub fn columns(&self) -> Vec<String> {
-        self.df.get_column_names().iter().map(|s| s.to_string()).collect()
+        self.df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn no_column(&self, name: &str) -> Error {
-        ReportError::NoColumn { name: name.into(), known: self.columns().join(", ") }.into()
+        ReportError::NoColumn {
+            name: name.into(),
+            known: self.columns().join(", "),
+        }
+        .into()
     }
 
     /// Appends one row. New keys add columns (null in earlier rows); missing keys are null;
@@ -224,7 +238,9 @@ impl Table {
                 return Err(self.no_column(c));
             }
         }
-        Ok(Self::from_df(self.df.select(columns.iter().map(|s| s.as_str()))?))
+        Ok(Self::from_df(
+            self.df.select(columns.iter().map(|s| s.as_str()))?,
+        ))
     }
 
     /// Joins on equal values of the `on` columns, present in both tables.
@@ -242,9 +258,11 @@ impl Table {
             JoinHow::Left => JoinType::Left,
             JoinHow::Full => JoinType::Full,
         };
-        let args = JoinArgs::new(kind)
-            .with_coalesce(JoinCoalesce::CoalesceColumns)
-            .with_maintain_order(MaintainOrderJoin::Left);
+        let args = JoinArgs::new(kind).with_coalesce(JoinCoalesce::CoalesceColumns);
+        let args = JoinArgs {
+            maintain_order: MaintainOrderJoin::Left,
+            ..args
+        };
         Ok(Self::from_df(self.df.join(&other.df, on, on, args, None)?))
     }
 
@@ -281,7 +299,10 @@ impl Table {
     pub fn write_csv_with(&self, path: &Path, header: bool, separator: u8) -> Result<()> {
         let mut buf = Vec::new();
         let mut df = self.df.clone();
-        CsvWriter::new(&mut buf).include_header(header).with_separator(separator).finish(&mut df)?;
+        CsvWriter::new(&mut buf)
+            .include_header(header)
+            .with_separator(separator)
+            .finish(&mut df)?;
         crate::run::write_atomic(path, &buf)
     }
 
@@ -341,7 +362,12 @@ mod tests {
         assert_eq!(s.row(0).unwrap()["k"], json!(2));
         let f = t.filter("v", FilterOp::Ge, &json!(2)).unwrap();
         assert_eq!(f.height(), 2);
-        assert!(t.select(&["nope".into()]).unwrap_err().to_string().contains("columns: k, v"));
+        assert!(
+            t.select(&["nope".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("columns: k, v")
+        );
         let other = rows(json!([{"k": 3, "name": "c"}, {"k": 1, "name": "a"}]));
         let j = t.join(&other, &["k".into()], JoinHow::Inner).unwrap();
         assert_eq!(j.height(), 2);
@@ -349,7 +375,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.csv");
         t.write_csv(&p).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "k,v\n1,3.0\n2,1.0\n3,2.0\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "k,v\n1,3.0\n2,1.0\n3,2.0\n"
+        );
         let back = Table::read_csv(&p).unwrap();
         assert_eq!(back.height(), 3);
         assert_eq!(back.row(2).unwrap()["v"], json!(2.0));

@@ -4,7 +4,10 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 fn tmp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -41,7 +44,11 @@ impl AtomicDir {
         if tmp.exists() {
             remove_any(&tmp)?;
         }
-        Ok(Self { tmp, target, committed: false })
+        Ok(Self {
+            tmp,
+            target,
+            committed: false,
+        })
     }
 
     /// Where to write while building (a directory the caller may create, or a file path).
@@ -74,7 +81,11 @@ impl Drop for AtomicDir {
 }
 
 fn remove_any(path: &Path) -> Result<()> {
-    let res = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    let res = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
     res.map_err(|e| Error::io("remove", path, e))
 }
 

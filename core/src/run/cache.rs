@@ -34,12 +34,20 @@ pub struct StageCache {
 impl StageCache {
     /// A cache for `root`; with `force`, every lookup misses.
     pub fn new(root: impl Into<PathBuf>, force: bool) -> Self {
-        Self { root: root.into(), force }
+        Self {
+            root: root.into(),
+            force,
+        }
     }
 
     /// The content key of a stage: name, canonical parameters, code version and the content
     /// hash of every input path.
-    pub fn key(name: &str, params: &serde_json::Value, inputs: &[PathBuf], code: &str) -> Result<String> {
+    pub fn key(
+        name: &str,
+        params: &serde_json::Value,
+        inputs: &[PathBuf],
+        code: &str,
+    ) -> Result<String> {
         let mut hashed = Vec::with_capacity(inputs.len());
         for p in inputs {
             hashed.push(serde_json::Value::String(hash_path(p)?));
@@ -52,15 +60,28 @@ impl StageCache {
     fn record_path(&self, name: &str) -> PathBuf {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let tag = &super::hash_str(name)[..8];
-        self.root.join(".cache").join("stages").join(format!("{safe}-{tag}.json"))
+        self.root
+            .join(".cache")
+            .join("stages")
+            .join(format!("{safe}-{tag}.json"))
     }
 
     fn resolve(&self, out: &str) -> PathBuf {
         let p = Path::new(out);
-        if p.is_absolute() { p.to_path_buf() } else { self.root.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
     }
 
     /// The record for `name` when its key equals `key` and all its outputs exist.
@@ -73,7 +94,13 @@ impl StageCache {
         let rec: StageRecord = match serde_json::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("{}", super::RunError::CacheRecord { path, reason: e.to_string() });
+                tracing::warn!(
+                    "{}",
+                    super::RunError::CacheRecord {
+                        path,
+                        reason: e.to_string()
+                    }
+                );
                 return None;
             }
         };
@@ -84,8 +111,10 @@ impl StageCache {
     /// Stores a finished stage's record (atomically).
     pub fn store(&self, rec: &StageRecord) -> Result<()> {
         let path = self.record_path(&rec.name);
-        let bytes = serde_json::to_vec_pretty(rec)
-            .map_err(|e| Error::Json { path: path.clone(), source: e })?;
+        let bytes = serde_json::to_vec_pretty(rec).map_err(|e| Error::Json {
+            path: path.clone(),
+            source: e,
+        })?;
         write_atomic(&path, &bytes)
     }
 }
@@ -125,9 +154,18 @@ mod tests {
         std::fs::write(&f, "a").unwrap();
         let p = serde_json::json!({"x": 1});
         let k1 = StageCache::key("s", &p, std::slice::from_ref(&f), "v1").unwrap();
-        assert_eq!(k1, StageCache::key("s", &p, std::slice::from_ref(&f), "v1").unwrap());
-        assert_ne!(k1, StageCache::key("s", &p, std::slice::from_ref(&f), "v2").unwrap());
+        assert_eq!(
+            k1,
+            StageCache::key("s", &p, std::slice::from_ref(&f), "v1").unwrap()
+        );
+        assert_ne!(
+            k1,
+            StageCache::key("s", &p, std::slice::from_ref(&f), "v2").unwrap()
+        );
         std::fs::write(&f, "b").unwrap();
-        assert_ne!(k1, StageCache::key("s", &p, std::slice::from_ref(&f), "v1").unwrap());
+        assert_ne!(
+            k1,
+            StageCache::key("s", &p, std::slice::from_ref(&f), "v1").unwrap()
+        );
     }
 }

@@ -21,5 +21,9 @@ pub fn is_cancelled() -> bool {
 
 /// Returns [`crate::Error::Cancelled`] once cancellation was requested; call it in long loops.
 pub fn check_cancelled() -> crate::Result<()> {
-    if is_cancelled() { Err(crate::Error::Cancelled) } else { Ok(()) }
+    if is_cancelled() {
+        Err(crate::Error::Cancelled)
+    } else {
+        Ok(())
+    }
 }

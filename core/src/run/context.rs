@@ -101,7 +101,10 @@ impl RunContext {
     }
 
     fn rel(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned()
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// Runs a cached stage. The key hashes `name`, `params`, `code` (bump it when the
@@ -144,13 +147,18 @@ impl RunContext {
         let started = now();
         let t0 = Instant::now();
         let key = StageCache::key(name, params, inputs, code)?;
-        if let Some(rec) = self.cache.lookup(name, &key) {
-            if let Ok(v) = serde_json::from_value::<T>(rec.result.clone()) {
-                tracing::info!(stage = name, "skipped: cached outputs match key {}", &key[..12]);
-                let out = rec.outputs.first().cloned().unwrap_or_default();
-                self.record(name, &started, 0.0, StageStatus::Cached, &out, &key)?;
-                return Ok((v, true));
-            }
+        let cached = self.cache.lookup(name, &key).and_then(|rec| {
+            let v = serde_json::from_value::<T>(rec.result).ok()?;
+            Some((v, rec.outputs.first().cloned().unwrap_or_default()))
+        });
+        if let Some((v, out)) = cached {
+            tracing::info!(
+                stage = name,
+                "skipped: cached outputs match key {}",
+                &key[..12]
+            );
+            self.record(name, &started, 0.0, StageStatus::Cached, &out, &key)?;
+            return Ok((v, true));
         }
         tracing::info!(stage = name, "started");
         match f() {
@@ -183,7 +191,15 @@ impl RunContext {
         }
     }
 
-    fn record(&self, name: &str, start: &str, secs: f64, status: StageStatus, out: &str, key: &str) -> Result<()> {
+    fn record(
+        &self,
+        name: &str,
+        start: &str,
+        secs: f64,
+        status: StageStatus,
+        out: &str,
+        key: &str,
+    ) -> Result<()> {
         self.log.stage(start, name, secs, status, out)?;
         self.with_manifest(|m| {
             m.stages.push(StageEntry {
@@ -211,17 +227,27 @@ mod tests {
         let mut calls = 0;
         for expect_cached in [false, true] {
             let (v, cached) = ctx
-                .stage("s", &serde_json::json!({"a": 1}), &[], std::slice::from_ref(&out), "v1", || {
-                    calls += 1;
-                    std::fs::write(&out, "x").unwrap();
-                    Ok(41 + calls)
-                })
+                .stage(
+                    "s",
+                    &serde_json::json!({"a": 1}),
+                    &[],
+                    std::slice::from_ref(&out),
+                    "v1",
+                    || {
+                        calls += 1;
+                        std::fs::write(&out, "x").unwrap();
+                        Ok(41 + calls)
+                    },
+                )
                 .unwrap();
             assert_eq!((v, cached), (42, expect_cached));
         }
         assert_eq!(calls, 1);
         let log = std::fs::read_to_string(d.path().join("pipeline_run.log")).unwrap();
-        assert!(log.contains("status=ok") && log.contains("status=cached"), "{log}");
+        assert!(
+            log.contains("status=ok") && log.contains("status=cached"),
+            "{log}"
+        );
     }
 
     #[test]
@@ -229,9 +255,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ctx = RunContext::new(d.path(), 1, false).unwrap();
         let r: Result<(i32, bool)> =
-            ctx.stage("bad", &serde_json::json!({}), &[], &[], "v1", || Err(Error::invalid("boom")));
+            ctx.stage("bad", &serde_json::json!({}), &[], &[], "v1", || {
+                Err(Error::invalid("boom"))
+            });
         assert!(r.is_err());
         let err = std::fs::read_to_string(d.path().join("pipeline_errors.log")).unwrap();
-        assert!(err.contains("stage=bad failed") && err.contains("boom") && err.contains("backtrace"));
+        assert!(
+            err.contains("stage=bad failed") && err.contains("boom") && err.contains("backtrace")
+        );
     }
 }

@@ -20,12 +20,17 @@ fn canonical(v: &serde_json::Value) -> String {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<_> = m.keys().collect();
             keys.sort();
-            let parts: Vec<String> =
-                keys.iter().map(|k| format!("{:?}:{}", k, canonical(&m[k.as_str()]))).collect();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{:?}:{}", k, canonical(&m[k.as_str()])))
+                .collect();
             format!("{{{}}}", parts.join(","))
         }
         serde_json::Value::Array(a) => {
-            format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                a.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
         }
         other => other.to_string(),
     }
@@ -45,7 +50,10 @@ fn feed_path(h: &mut Xxh3, root: &Path, path: &Path) -> Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(path)
             .map_err(|e| Error::io("list", path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         entries.sort();
         for p in entries {

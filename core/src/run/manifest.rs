@@ -87,8 +87,14 @@ pub struct Manifest {
 /// `yunmin-core`'s version and the resolved versions of its main dependencies.
 pub fn dependency_versions() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    m.insert("yunmin-core".to_string(), env!("CARGO_PKG_VERSION").to_string());
-    for pair in env!("YUNMIN_DEP_VERSIONS").split(',').filter(|s| !s.is_empty()) {
+    m.insert(
+        "yunmin-core".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    for pair in env!("YUNMIN_DEP_VERSIONS")
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
         if let Some((n, v)) = pair.split_once('=') {
             m.insert(n.to_string(), v.to_string());
         }
@@ -99,8 +105,10 @@ pub fn dependency_versions() -> BTreeMap<String, String> {
 impl Manifest {
     /// Writes the manifest to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Json { path: path.to_path_buf(), source: e })?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         write_atomic(path, &bytes)
     }
 }

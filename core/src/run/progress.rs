@@ -18,7 +18,11 @@ pub fn progress_enabled() -> bool {
 }
 
 fn target() -> ProgressDrawTarget {
-    if progress_enabled() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() }
+    if progress_enabled() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
 }
 
 /// A bar over `len` items labelled `msg` (e.g. documents, bytes, steps).

@@ -37,7 +37,10 @@ pub struct StageLog {
 impl StageLog {
     /// Logs under `root`.
     pub fn new(root: &Path) -> Self {
-        Self { run_log: root.join("pipeline_run.log"), error_log: root.join("pipeline_errors.log") }
+        Self {
+            run_log: root.join("pipeline_run.log"),
+            error_log: root.join("pipeline_errors.log"),
+        }
     }
 
     fn append(path: &Path, text: &str) -> Result<()> {
@@ -46,24 +49,42 @@ impl StageLog {
             .append(true)
             .open(path)
             .map_err(|e| Error::io("open", path, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| Error::io("append", path, e))
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io("append", path, e))
     }
 
     /// One tab-separated line: start time, stage, duration, status, output path.
-    pub fn stage(&self, start: &str, name: &str, secs: f64, status: StageStatus, output: &str) -> Result<()> {
-        let line = format!("{start}\tstage={name}\tduration_s={secs:.3}\tstatus={status}\toutput={output}\n");
+    pub fn stage(
+        &self,
+        start: &str,
+        name: &str,
+        secs: f64,
+        status: StageStatus,
+        output: &str,
+    ) -> Result<()> {
+        let line = format!(
+            "{start}\tstage={name}\tduration_s={secs:.3}\tstatus={status}\toutput={output}\n"
+        );
         Self::append(&self.run_log, &line)
     }
 
     /// The error chain (outermost first) and a backtrace of a failed stage.
-    pub fn error(&self, when: &str, name: &str, err: &(dyn std::error::Error + 'static)) -> Result<()> {
+    pub fn error(
+        &self,
+        when: &str,
+        name: &str,
+        err: &(dyn std::error::Error + 'static),
+    ) -> Result<()> {
         let mut text = format!("=== {when} stage={name} failed\nerror: {err}\n");
         let mut src = err.source();
         while let Some(s) = src {
             text.push_str(&format!("caused by: {s}\n"));
             src = s.source();
         }
-        text.push_str(&format!("backtrace:\n{}\n", std::backtrace::Backtrace::force_capture()));
+        text.push_str(&format!(
+            "backtrace:\n{}\n",
+            std::backtrace::Backtrace::force_capture()
+        ));
         Self::append(&self.error_log, &text)
     }
 

@@ -7,20 +7,44 @@ use rhai::Engine;
 use std::sync::Arc;
 
 pub mod dedup;
+pub mod eval;
+pub mod report;
 pub mod run;
 pub mod table;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).
 pub const MODULE_DOCS: &[(&str, &str)] = &[
-    ("run", "Parameters, the run root, the seed and cached stages."),
+    (
+        "run",
+        "Parameters, the run root, the seed and cached stages.",
+    ),
     ("table", "Result tables backed by polars DataFrames."),
-    ("ingest", "Streaming JSONL from local files or S3, validation, quarantine."),
-    ("dedup", "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters."),
-    ("columnar", "JSONL → Arrow → Parquet per domain, schemas, loader benchmark."),
+    (
+        "report",
+        "PNG charts and notebooks written with their outputs.",
+    ),
+    (
+        "ingest",
+        "Streaming JSONL from local files or S3, validation, quarantine.",
+    ),
+    (
+        "dedup",
+        "Hybrid Korean shingles, MinHash, LSH (memory or Redis), clusters.",
+    ),
+    (
+        "columnar",
+        "JSONL → Arrow → Parquet per domain, schemas, loader benchmark.",
+    ),
     ("text", "Byte-level BPE tokenizers."),
-    ("model", "Llama-style models in burn, HF checkpoints, generation."),
+    (
+        "model",
+        "Llama-style models in burn, HF checkpoints, generation.",
+    ),
     ("train", "Pretraining and per-domain LoRA."),
-    ("merge", "Diff vectors and DEM merging (task arithmetic, TIES, DARE)."),
+    (
+        "merge",
+        "Diff vectors and DEM merging (task arithmetic, TIES, DARE).",
+    ),
     ("eval", "Perplexity, BLEU, ROUGE and evaluation runs."),
 ];
 
@@ -30,5 +54,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
     dedup::register(&mut Api::new(engine, "dedup", &mut entries), host);
+    report::register(&mut Api::new(engine, "report", &mut entries), host);
+    eval::register(&mut Api::new(engine, "eval", &mut entries), host);
     entries
 }

@@ -22,7 +22,9 @@ pub fn parse_override(v: &str) -> Dynamic {
 
 fn params(host: &Host, defaults: Map) -> RhaiResult<Map> {
     if host.mark_params_called() {
-        return Err(msg_err("params: called twice; declare all parameters in one params(#{…})"));
+        return Err(msg_err(
+            "params: called twice; declare all parameters in one params(#{…})",
+        ));
     }
     let mut out = defaults;
     for (k, v) in &host.overrides {
@@ -37,7 +39,9 @@ fn params(host: &Host, defaults: Map) -> RhaiResult<Map> {
         out.insert(k.as_str().into(), parse_override(v));
     }
     if let Some(seed) = out.get("seed") {
-        let s = seed.as_int().map_err(|_| msg_err("params: `seed` must be an integer"))?;
+        let s = seed
+            .as_int()
+            .map_err(|_| msg_err("params: `seed` must be an integer"))?;
         host.ctx.set_seed(s as u64);
     }
     let json: serde_json::Value =
@@ -57,11 +61,21 @@ fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-fn stage(ctx: NativeCallContext, host: &Host, name: &str, params: Map, body: FnPtr) -> RhaiResult<Dynamic> {
+fn stage(
+    ctx: NativeCallContext,
+    host: &Host,
+    name: &str,
+    params: Map,
+    body: FnPtr,
+) -> RhaiResult<Dynamic> {
     let pjson: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(params))?;
     let mut inputs = Vec::new();
     strings(&pjson, &mut inputs);
-    let inputs: Vec<PathBuf> = inputs.into_iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    let inputs: Vec<PathBuf> = inputs
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .collect();
     // Anonymous closures are named by a hash of their body, so editing the body changes the key.
     let code = format!("{}:{}", env!("CARGO_PKG_VERSION"), body.fn_name());
     let mut script_err = None;
@@ -81,11 +95,16 @@ fn stage(ctx: NativeCallContext, host: &Host, name: &str, params: Map, body: FnP
         })
     };
     // Outputs are the result's strings that name paths; checked after the body ran.
-    let res = host.ctx.stage_dyn_outputs(name, &pjson, &inputs, &code, run, |v| {
-        let mut s = Vec::new();
-        strings(v, &mut s);
-        s.into_iter().map(|p| host.ctx.path(p)).filter(|p| p.exists()).collect()
-    });
+    let res = host
+        .ctx
+        .stage_dyn_outputs(name, &pjson, &inputs, &code, run, |v| {
+            let mut s = Vec::new();
+            strings(v, &mut s);
+            s.into_iter()
+                .map(|p| host.ctx.path(p))
+                .filter(|p| p.exists())
+                .collect()
+        });
     match res {
         Ok((v, _cached)) => Ok(rhai::serde::to_dynamic(v)?),
         Err(e) => Err(script_err.unwrap_or_else(|| crate::errors::core_err(e))),
@@ -111,14 +130,24 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          content of every path named in `params`. A rerun with an unchanged key skips `body` and\n\
          returns its stored result (which must be plain data); `--force` reruns it. Each run is a\n\
          line in `pipeline_run.log`; a failure also goes to `pipeline_errors.log`.",
-        move |ctx: NativeCallContext, name: &str, params: Map, body: FnPtr| stage(ctx, &h, name, params, body),
+        move |ctx: NativeCallContext, name: &str, params: Map, body: FnPtr| {
+            stage(ctx, &h, name, params, body)
+        },
     );
     let h = host.clone();
-    api.func("run_root", &[], "The run root directory (absolute).", move || {
-        h.ctx.root().to_string_lossy().to_string()
-    });
+    api.func(
+        "run_root",
+        &[],
+        "The run root directory (absolute).",
+        move || h.ctx.root().to_string_lossy().to_string(),
+    );
     let h = host.clone();
-    api.func("seed", &[], "The run's seed (42 unless `params` sets `seed`).", move || h.ctx.seed() as i64);
+    api.func(
+        "seed",
+        &[],
+        "The run's seed (42 unless `params` sets `seed`).",
+        move || h.ctx.seed() as i64,
+    );
     let h = host.clone();
     api.func(
         "out_path",

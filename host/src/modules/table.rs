@@ -18,50 +18,87 @@ fn to_json_row(row: &Map) -> RhaiResult<serde_json::Map<String, serde_json::Valu
 
 fn strings(a: Array, what: &str) -> RhaiResult<Vec<String>> {
     a.into_iter()
-        .map(|x| x.into_string().map_err(|t| msg_err(format!("{what}: expected strings, got {t}"))))
+        .map(|x| {
+            x.into_string()
+                .map_err(|t| msg_err(format!("{what}: expected strings, got {t}")))
+        })
         .collect()
 }
 
 /// Registers the `table` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Table>("Table");
-    api.engine().register_fn("to_string", |t: &mut Table| t.to_string());
-    api.engine().register_fn("to_debug", |t: &mut Table| t.to_string());
+    api.engine()
+        .register_fn("to_string", |t: &mut Table| t.to_string());
+    api.engine()
+        .register_fn("to_debug", |t: &mut Table| t.to_string());
     api.func("table", &[], "A new empty table.", Table::new);
-    api.func("table", &["rows"], "A table from an array of object maps (one per row).", |rows: Array| {
-        let mut t = Table::new();
-        for r in rows {
-            let m = r.try_cast::<Map>().ok_or_else(|| msg_err("table(rows): every row must be a map"))?;
-            t.push_row(&to_json_row(&m)?).rhai()?;
-        }
-        Ok::<_, crate::errors::RhaiError>(t)
-    });
+    api.func(
+        "table",
+        &["rows"],
+        "A table from an array of object maps (one per row).",
+        |rows: Array| {
+            let mut t = Table::new();
+            for r in rows {
+                let m = r
+                    .try_cast::<Map>()
+                    .ok_or_else(|| msg_err("table(rows): every row must be a map"))?;
+                t.push_row(&to_json_row(&m)?).rhai()?;
+            }
+            Ok::<_, crate::errors::RhaiError>(t)
+        },
+    );
     api.func(
         "push",
         &["table", "row"],
-        "Appends a row (an object map). New keys add columns; ints widen to floats when mixed.",
+        "Appends a row (an object map). New keys add columns, in key order (Rhai maps are sorted;\n         use `select` to reorder); ints widen to floats when mixed.",
         |t: &mut Table, row: Map| t.push_row(&to_json_row(&row)?).rhai(),
     );
-    api.func("rows", &["table"], "Number of rows.", |t: &mut Table| t.height() as i64);
+    api.func("rows", &["table"], "Number of rows.", |t: &mut Table| {
+        t.height() as i64
+    });
     api.func("columns", &["table"], "Column names.", |t: &mut Table| {
-        t.columns().into_iter().map(Dynamic::from).collect::<Array>()
+        t.columns()
+            .into_iter()
+            .map(Dynamic::from)
+            .collect::<Array>()
     });
-    api.func("row", &["table", "i"], "Row `i` as an object map.", |t: &mut Table, i: i64| {
-        let row = t.row(i.max(0) as usize).ok_or_else(|| msg_err(format!("row {i}: table has {} rows", t.height())))?;
-        rhai::serde::to_dynamic(serde_json::Value::Object(row))
-    });
-    api.func("column", &["table", "name"], "A column's values as an array.", |t: &mut Table, name: &str| {
-        let mut out = Array::new();
-        for i in 0..t.height() {
-            let row = t.row(i).unwrap_or_default();
-            let v = row.get(name).ok_or_else(|| msg_err(format!("no column `{name}` (columns: {})", t.columns().join(", "))))?;
-            out.push(rhai::serde::to_dynamic(v)?);
-        }
-        Ok::<_, crate::errors::RhaiError>(out)
-    });
-    api.func("sort", &["table", "column"], "Rows sorted ascending by `column` (stable).", |t: &mut Table, c: &str| {
-        t.sort(c, false).rhai()
-    });
+    api.func(
+        "row",
+        &["table", "i"],
+        "Row `i` as an object map.",
+        |t: &mut Table, i: i64| {
+            let row = t
+                .row(i.max(0) as usize)
+                .ok_or_else(|| msg_err(format!("row {i}: table has {} rows", t.height())))?;
+            rhai::serde::to_dynamic(serde_json::Value::Object(row))
+        },
+    );
+    api.func(
+        "column",
+        &["table", "name"],
+        "A column's values as an array.",
+        |t: &mut Table, name: &str| {
+            let mut out = Array::new();
+            for i in 0..t.height() {
+                let row = t.row(i).unwrap_or_default();
+                let v = row.get(name).ok_or_else(|| {
+                    msg_err(format!(
+                        "no column `{name}` (columns: {})",
+                        t.columns().join(", ")
+                    ))
+                })?;
+                out.push(rhai::serde::to_dynamic(v)?);
+            }
+            Ok::<_, crate::errors::RhaiError>(out)
+        },
+    );
+    api.func(
+        "sort",
+        &["table", "column"],
+        "Rows sorted ascending by `column` (stable).",
+        |t: &mut Table, c: &str| t.sort(c, false).rhai(),
+    );
     api.func(
         "sort",
         &["table", "column", "descending"],
@@ -78,15 +115,19 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             t.filter(c, op, &v).rhai()
         },
     );
-    api.func("select", &["table", "columns"], "Only the named columns, in that order.", |t: &mut Table, cols: Array| {
-        t.select(&strings(cols, "select")?).rhai()
-    });
+    api.func(
+        "select",
+        &["table", "columns"],
+        "Only the named columns, in that order.",
+        |t: &mut Table, cols: Array| t.select(&strings(cols, "select")?).rhai(),
+    );
     api.func(
         "join",
         &["table", "other", "on", "how"],
         "Joins with `other` on the `on` columns; `how` is inner, left or full.",
         |t: &mut Table, other: Table, on: Array, how: &str| {
-            t.join(&other, &strings(on, "join")?, how.parse().rhai()?).rhai()
+            t.join(&other, &strings(on, "join")?, how.parse().rhai()?)
+                .rhai()
         },
     );
     let h = host.clone();
@@ -110,7 +151,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let sep = o.str("separator", ",")?;
             let sep = match sep.as_bytes() {
                 [b] => *b,
-                _ => return Err(msg_err(format!("write_csv: `separator` must be one ASCII character, got {sep:?}"))),
+                _ => {
+                    return Err(msg_err(format!(
+                        "write_csv: `separator` must be one ASCII character, got {sep:?}"
+                    )));
+                }
             };
             let p = h.ctx.path(path);
             t.write_csv_with(&p, o.bool("header", true)?, sep).rhai()?;
@@ -135,7 +180,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Reads a CSV with a header: a path in the run root if it exists there, else as given.",
         move |path: &str| {
             let in_root = h.ctx.path(path);
-            let p = if in_root.exists() { in_root } else { PathBuf::from(path) };
+            let p = if in_root.exists() {
+                in_root
+            } else {
+                PathBuf::from(path)
+            };
             Table::read_csv(&p).rhai()
         },
     );

@@ -22,34 +22,66 @@ fn sweep_table_is_written_and_rerun_is_cached_and_identical() {
     let d = tempfile::tempdir().unwrap();
     let script = write_script(d.path(), "sweep.rhai", SWEEP);
     let out = d.path().join("run");
-    let args = ["run", script.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "steps=4"];
+    let args = [
+        "run",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "steps=4",
+    ];
     let o = yunmin(d.path(), &args);
     assert!(o.status.success(), "{}", text(&o));
     let csv = std::fs::read_to_string(out.join("results/sweep.csv")).unwrap();
     assert_eq!(
-        csv,
-        "step,weight,label\n3,1.5,run3\n2,1.0,run2\n1,0.5,run1\n0,0.0,run0\n",
-        "sorted descending by weight, 4 rows from --set steps=4"
+        csv, "label,step,weight\nrun3,3,1.5\nrun2,2,1.0\nrun1,1,0.5\nrun0,0,0.0\n",
+        "columns in key order, sorted descending by weight, 4 rows from --set steps=4"
     );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["params"]["steps"], 4);
     assert_eq!(manifest["seed"], 7);
     assert_eq!(manifest["status"], "ok");
-    assert!(manifest["script_hash"].as_str().is_some_and(|h| h.len() == 32));
+    assert!(
+        manifest["script_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 32)
+    );
     assert!(manifest["versions"]["rhai"].as_str().is_some());
     assert!(out.join("script.rhai").exists());
     let log1 = std::fs::read_to_string(out.join("pipeline_run.log")).unwrap();
-    assert!(log1.contains("stage=sweep") && log1.contains("status=ok"), "{log1}");
+    assert!(
+        log1.contains("stage=sweep") && log1.contains("status=ok"),
+        "{log1}"
+    );
 
-    let mtime = std::fs::metadata(out.join("results/sweep.csv")).unwrap().modified().unwrap();
+    let mtime = std::fs::metadata(out.join("results/sweep.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let o2 = yunmin(d.path(), &args);
     assert!(o2.status.success(), "{}", text(&o2));
-    assert!(String::from_utf8_lossy(&o2.stdout).contains("rows=4"), "{}", text(&o2));
+    assert!(
+        String::from_utf8_lossy(&o2.stdout).contains("rows=4"),
+        "{}",
+        text(&o2)
+    );
     let log2 = std::fs::read_to_string(out.join("pipeline_run.log")).unwrap();
-    assert!(log2.lines().last().unwrap().contains("status=cached"), "{log2}");
-    assert_eq!(std::fs::read_to_string(out.join("results/sweep.csv")).unwrap(), csv);
-    assert_eq!(std::fs::metadata(out.join("results/sweep.csv")).unwrap().modified().unwrap(), mtime);
+    assert!(
+        log2.lines().last().unwrap().contains("status=cached"),
+        "{log2}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("results/sweep.csv")).unwrap(),
+        csv
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("results/sweep.csv"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
 
     // --force reruns, a changed parameter reruns.
     let mut forced = args.to_vec();
@@ -63,32 +95,73 @@ fn sweep_table_is_written_and_rerun_is_cached_and_identical() {
 #[test]
 fn option_typo_and_runtime_error_name_the_script_line() {
     let d = tempfile::tempdir().unwrap();
-    let s = write_script(d.path(), "typo.rhai", "let t = table();\n\nlet x = read_csv(\"nope.csv\");\n");
+    let s = write_script(
+        d.path(),
+        "typo.rhai",
+        "let t = table();\n\nlet x = read_csv(\"nope.csv\");\n",
+    );
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r1"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 3"), "{}", text(&o));
     assert!(err.contains("nope.csv"), "{}", text(&o));
     let errlog = std::fs::read_to_string(d.path().join("r1/pipeline_errors.log")).unwrap();
-    assert!(errlog.contains("nope.csv") && errlog.contains("backtrace"), "{errlog}");
+    assert!(
+        errlog.contains("nope.csv") && errlog.contains("backtrace"),
+        "{errlog}"
+    );
 
-    let s = write_script(d.path(), "key.rhai", "let t = table([#{a: 1}]);\n\nt.write_csv(\"x.csv\", #{ hedaer: false });\n");
+    let s = write_script(
+        d.path(),
+        "key.rhai",
+        "let t = table([#{a: 1}]);\n\nt.write_csv(\"x.csv\", #{ hedaer: false });\n",
+    );
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r0"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("line 3") && err.contains("unknown option `hedaer`"), "{}", text(&o));
-    assert!(err.contains("known options: header, separator"), "{}", text(&o));
+    assert!(
+        err.contains("line 3") && err.contains("unknown option `hedaer`"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("known options: header, separator"),
+        "{}",
+        text(&o)
+    );
 
-    let s = write_script(d.path(), "opt.rhai", "let p = params(#{ steps: 1 });\nlet t = table();\nt.filter(\"steps\", \"=~\", 1);\n");
+    let s = write_script(
+        d.path(),
+        "opt.rhai",
+        "let p = params(#{ steps: 1 });\nlet t = table();\nt.filter(\"steps\", \"=~\", 1);\n",
+    );
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r2"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("line 3") && err.contains("filter operator"), "{}", text(&o));
+    assert!(
+        err.contains("line 3") && err.contains("filter operator"),
+        "{}",
+        text(&o)
+    );
 
-    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r3", "--set", "stpes=2"]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            "r3",
+            "--set",
+            "stpes=2",
+        ],
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("stpes") && err.contains("parameters: steps"), "{}", text(&o));
+    assert!(
+        err.contains("stpes") && err.contains("parameters: steps"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -100,7 +173,11 @@ fn check_reports_syntax_error_position() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 2"), "{}", text(&o));
     let good = write_script(d.path(), "good.rhai", "let a = 1;\n");
-    assert!(yunmin(d.path(), &["check", good.to_str().unwrap()]).status.success());
+    assert!(
+        yunmin(d.path(), &["check", good.to_str().unwrap()])
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -109,8 +186,18 @@ fn api_lists_functions_and_matches_docs() {
     let o = yunmin(&root, &["api"]);
     assert!(o.status.success(), "{}", text(&o));
     let listing = String::from_utf8_lossy(&o.stdout);
-    assert!(listing.contains("params(defaults: Map) -> Map"), "{listing}");
-    assert!(listing.contains("write_csv(table: Table, path: String) -> String"), "{listing}");
+    assert!(
+        listing.contains("params(defaults: map) -> map"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("write_csv(table: Table, path: string) -> string"),
+        "{listing}"
+    );
     let o = yunmin(&root, &["api", "--check", "docs/scripting.md"]);
-    assert!(o.status.success(), "docs/scripting.md is stale: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "docs/scripting.md is stale: {}",
+        text(&o)
+    );
 }

@@ -1,0 +1,322 @@
+//! PNG charts with plotters (bitmap backend, text drawn with ab_glyph and the bundled DejaVu
+//! Sans font, so no system font libraries are needed).
+
+use super::{ReportError, Table};
+use crate::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn ensure_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Grouped bar chart: one group of bars per category, one bar (colour) per series.
+#[derive(Debug, Clone, Default)]
+pub struct BarChart {
+    /// Chart title.
+    pub title: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Categories along the x axis.
+    pub categories: Vec<String>,
+    /// `(series name, one value per category)`.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+/// Line chart: one line per series over numeric x.
+#[derive(Debug, Clone, Default)]
+pub struct LineChart {
+    /// Chart title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// `(series name, points)`.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    ReportError::Plot(e.to_string()).into()
+}
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo).abs() * 0.08).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+impl BarChart {
+    /// Builds a chart from a table: `x` column → categories, `group` column → series, `y` → values.
+    pub fn from_table(t: &Table, x: &str, y: &str, group: &str, title: &str) -> Result<Self> {
+        let mut cats: Vec<String> = Vec::new();
+        let mut groups: Vec<String> = Vec::new();
+        let mut cells = Vec::new();
+        for i in 0..t.height() {
+            let row = t.row(i).unwrap_or_default();
+            let get = |c: &str| -> Result<serde_json::Value> {
+                row.get(c).cloned().ok_or_else(|| {
+                    ReportError::NoColumn {
+                        name: c.into(),
+                        known: t.columns().join(", "),
+                    }
+                    .into()
+                })
+            };
+            let label = |v: serde_json::Value| {
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            };
+            let (c, g, v) = (
+                label(get(x)?),
+                label(get(group)?),
+                get(y)?.as_f64().unwrap_or(f64::NAN),
+            );
+            if !cats.contains(&c) {
+                cats.push(c.clone());
+            }
+            if !groups.contains(&g) {
+                groups.push(g.clone());
+            }
+            cells.push((c, g, v));
+        }
+        let series = groups
+            .iter()
+            .map(|g| {
+                let vals = cats
+                    .iter()
+                    .map(|c| {
+                        cells
+                            .iter()
+                            .find(|(cc, gg, _)| cc == c && gg == g)
+                            .map_or(f64::NAN, |x| x.2)
+                    })
+                    .collect();
+                (g.clone(), vals)
+            })
+            .collect();
+        Ok(Self {
+            title: title.into(),
+            y_label: y.into(),
+            categories: cats,
+            series,
+        })
+    }
+
+    /// Renders the chart to a PNG file.
+    pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
+        ensure_font();
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
+        }
+        let root = BitMapBackend::new(path, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (lo, hi) = range(
+            self.series
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .chain([0.0]),
+        );
+        let n_cat = self.categories.len().max(1);
+        let n_ser = self.series.len().max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..n_cat as f64, lo..hi)
+            .map_err(plot_err)?;
+        let cats = self.categories.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n_cat * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 0.26 {
+                    cats.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err)?;
+        let width = 0.8 / n_ser as f64;
+        for (s, (name, vals)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(s).to_rgba();
+            let bars = vals
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(move |(c, v)| {
+                    let x0 = c as f64 + 0.1 + s as f64 * width;
+                    Rectangle::new(
+                        [(x0, 0f64.max(lo)), (x0 + width * 0.95, *v)],
+                        color.filled(),
+                    )
+                });
+            chart
+                .draw_series(bars)
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)
+    }
+}
+
+impl LineChart {
+    /// Builds a chart from a table: one line per distinct `group` value (or one line when
+    /// `group` is empty), points `(x, y)` in row order.
+    pub fn from_table(t: &Table, x: &str, y: &str, group: &str, title: &str) -> Result<Self> {
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for i in 0..t.height() {
+            let row = t.row(i).unwrap_or_default();
+            let num = |c: &str| -> Result<f64> {
+                row.get(c)
+                    .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                    .ok_or_else(|| {
+                        ReportError::NoColumn {
+                            name: c.into(),
+                            known: t.columns().join(", "),
+                        }
+                        .into()
+                    })
+            };
+            let g = if group.is_empty() {
+                y.to_string()
+            } else {
+                let v = row.get(group).cloned().unwrap_or_default();
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            };
+            let p = (num(x)?, num(y)?);
+            match series.iter_mut().find(|(n, _)| *n == g) {
+                Some((_, pts)) => pts.push(p),
+                None => series.push((g, vec![p])),
+            }
+        }
+        Ok(Self {
+            title: title.into(),
+            x_label: x.into(),
+            y_label: y.into(),
+            series,
+        })
+    }
+
+    /// Renders the chart to a PNG file.
+    pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
+        ensure_font();
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
+        }
+        let root = BitMapBackend::new(path, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (x0, x1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
+        let (y0, y1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err)?;
+        for (s, (name, pts)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(s).to_rgba();
+            let pts: Vec<(f64, f64)> = pts
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    pts.into_iter()
+                        .map(move |p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn charts_render_png_files_from_tables() {
+        let rows = json!([
+            {"model": "base", "domain": "law", "ppl": 30.5},
+            {"model": "merged", "domain": "law", "ppl": 22.0},
+            {"model": "base", "domain": "news", "ppl": 41.0},
+            {"model": "merged", "domain": "news", "ppl": 35.5},
+        ]);
+        let t = Table::from_rows(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_object().unwrap()),
+        )
+        .unwrap();
+        let bar = BarChart::from_table(&t, "domain", "ppl", "model", "Perplexity").unwrap();
+        assert_eq!(bar.categories, ["law", "news"]);
+        assert_eq!(bar.series[1], ("merged".to_string(), vec![22.0, 35.5]));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bars.png");
+        bar.render(&p, (640, 400)).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let line = LineChart::from_table(&t, "ppl", "ppl", "model", "x").unwrap();
+        assert_eq!(line.series.len(), 2);
+        line.render(&d.path().join("l.png"), (320, 200)).unwrap();
+        assert!(BarChart::from_table(&t, "nope", "ppl", "model", "x").is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! Rhai module `report`: PNG charts from tables and notebooks written with their outputs.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use rhai::Map;
+use std::sync::{Arc, Mutex};
+use yunmin_core::report::{BarChart, CellOutput, LineChart, Notebook, Table};
+
+/// Handle to a notebook being built (shared, so method calls on copies add to the same one).
+#[derive(Clone, Default)]
+pub struct NotebookHandle(Arc<Mutex<Notebook>>);
+
+impl NotebookHandle {
+    fn with<R>(&self, f: impl FnOnce(&mut Notebook) -> R) -> R {
+        f(&mut self.0.lock().expect("notebook lock"))
+    }
+}
+
+const CHART_KEYS: &[&str] = &["x", "y", "group", "title", "width", "height"];
+
+/// Validated chart options.
+struct ChartOpts {
+    x: String,
+    y: String,
+    group: String,
+    title: String,
+    size: (u32, u32),
+}
+
+fn chart_opts(func: &'static str, opts: Map) -> RhaiResult<ChartOpts> {
+    let o = Options::new(func, opts, CHART_KEYS)?;
+    let x = o.str("x", "")?;
+    let y = o.str("y", "")?;
+    if x.is_empty() || y.is_empty() {
+        return Err(msg_err(format!(
+            "{func}: options `x` and `y` (column names) are required"
+        )));
+    }
+    let size = (
+        o.usize("width", 800)? as u32,
+        o.usize("height", 480)? as u32,
+    );
+    Ok(ChartOpts {
+        x,
+        y,
+        group: o.str("group", "")?,
+        title: o.str("title", "")?,
+        size,
+    })
+}
+
+/// Registers the `report` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    api.engine()
+        .register_type_with_name::<NotebookHandle>("Notebook");
+    let h = host.clone();
+    api.func(
+        "plot_bars",
+        &["table", "path", "opts"],
+        "Grouped bar chart PNG from a table: `#{ x: category column, y: value column, group: series\n\
+         column, title: \"\", width: 800, height: 480 }`. Returns the path (inside the run root).",
+        move |t: &mut Table, path: &str, opts: Map| {
+            let c = chart_opts("plot_bars", opts)?;
+            let p = h.ctx.path(path);
+            BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?.render(&p, c.size).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "plot_lines",
+        &["table", "path", "opts"],
+        "Line chart PNG from a table: `#{ x, y, group: \"\" (one line per value), title, width,\n\
+         height }`. Returns the path (inside the run root).",
+        move |t: &mut Table, path: &str, opts: Map| {
+            let c = chart_opts("plot_lines", opts)?;
+            let p = h.ctx.path(path);
+            LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title)
+                .rhai()?
+                .render(&p, c.size)
+                .rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
+        },
+    );
+    api.func(
+        "notebook",
+        &[],
+        "A new Jupyter notebook (nbformat 4.5), written with its outputs.",
+        NotebookHandle::default,
+    );
+    api.func(
+        "markdown",
+        &["nb", "text"],
+        "Appends a markdown cell.",
+        |nb: &mut NotebookHandle, text: &str| {
+            nb.with(|n| {
+                n.markdown(text);
+            })
+        },
+    );
+    api.func(
+        "code_table",
+        &["nb", "source", "table"],
+        "Appends a code cell (`source`: the Python that reproduces it) showing `table`.",
+        |nb: &mut NotebookHandle, src: &str, t: Table| {
+            nb.with(|n| {
+                n.code(src, vec![CellOutput::Table(t)]);
+            })
+        },
+    );
+    api.func(
+        "code_text",
+        &["nb", "source", "text"],
+        "Appends a code cell whose output is printed text.",
+        |nb: &mut NotebookHandle, src: &str, text: &str| {
+            nb.with(|n| {
+                n.code(src, vec![CellOutput::Text(text.to_string())]);
+            })
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "code_image",
+        &["nb", "source", "png"],
+        "Appends a code cell showing a PNG file (embedded as base64).",
+        move |nb: &mut NotebookHandle, src: &str, png: &str| {
+            let p = h.ctx.path(png);
+            let bytes = std::fs::read(&p)
+                .map_err(|e| msg_err(format!("code_image: reading {}: {e}", p.display())))?;
+            nb.with(|n| {
+                n.code(src, vec![CellOutput::Png(bytes)]);
+            });
+            Ok::<_, crate::errors::RhaiError>(())
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "write",
+        &["nb", "path"],
+        "Writes the notebook (relative paths inside the run root); returns the path.",
+        move |nb: &mut NotebookHandle, path: &str| {
+            let p = h.ctx.path(path);
+            nb.with(|n| n.write(&p)).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
+        },
+    );
+}
