@@ -65,15 +65,12 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
-<<<<<<< HEAD
     /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
     /// `yunmin dedup bench` to compare with datasketch.
     Dedup(crate::modules::dedup::DedupCli),
-=======
     /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
     Metrics(crate::modules::eval::MetricsArgs),
->>>>>>> main
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

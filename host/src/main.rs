@@ -68,11 +68,8 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
-<<<<<<< HEAD
         Command::Dedup(a) => modules::dedup::run_cli(a),
-=======
         Command::Metrics(args) => modules::eval::run_cli(args),
->>>>>>> main
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -180,7 +180,7 @@ fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> 
     };
     let mut index = ix.index.lock().map_err(|_| msg_err("candidates: index lock poisoned"))?;
     let mut t = Timings::default();
-    let found = pipeline::find(&s.sigs, &s.scheme, &cfg, index.as_mut().as_mut(), false, &mut t, &need_map).rhai()?;
+    let found = pipeline::find(&s.sigs, &s.scheme, &cfg, &mut **index, false, &mut t, &need_map).rhai()?;
     Ok(CandidatesHandle { found: Arc::new(found), sigs: s.clone() })
 }
 
