@@ -95,9 +95,9 @@ pub struct DedupConfig {
     pub rows: Option<usize>,
     /// Candidate probability at the threshold that the automatic band choice must reach. Default 0.997.
     pub recall: f64,
-    /// Shingle kinds: `"jamo3+word5"` (default), `"word5"`, `"jamo3"`, other n.
+    /// Shingle kinds: `"jamo3"` (default, the best on the planted evaluation), `"jamo3+word5"`, `"word5"`, other n.
     pub shingles: String,
-    /// How jamo and word shingles combine: `mean` (default) or `union`.
+    /// How jamo and word shingles combine when both are used: `union` (default) or `mean`.
     pub combine: Combine,
     /// Weight of the jamo Jaccard in `mean`. Default 0.5.
     pub jamo_weight: f64,
@@ -133,7 +133,7 @@ impl Default for DedupConfig {
             bands: None,
             rows: None,
             recall: 0.997,
-            shingles: "jamo3+word5".into(),
+            shingles: "jamo3".into(),
             combine: Combine::default(),
             jamo_weight: 0.5,
             index: "memory".into(),

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Combine {
-    /// One set with both kinds.
-    Union,
-    /// Separate signatures, weighted mean of the two Jaccards (the default; see docs/dedup.md).
+    /// One set with both kinds (the default; see docs/dedup.md).
     #[default]
+    Union,
+    /// Separate signatures, weighted mean of the two Jaccards.
     Mean,
 }
 

@@ -79,7 +79,7 @@ pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<Dedup
         rows: opt_usize("rows")?,
         recall: o.float("recall", d.recall)?,
         shingles: o.str("shingles", &d.shingles)?,
-        combine: parse(&o.str("combine", "mean")?)?,
+        combine: parse(&o.str("combine", "union")?)?,
         jamo_weight: o.float("jamo_weight", d.jamo_weight)?,
         index: o.str("index", &d.index)?,
         namespace: o.opt_str("namespace")?,
@@ -278,7 +278,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          Writes in the run root: the kept dataset (`kept`, default `data/deduped/`), `candidates.json`,\n\
          `clusters.jsonl`, `dedup_log.csv`, and reusable signatures under `dedup/signatures/`.\n\
          Options (defaults): threshold 0.8, perms 128, bands/rows (chosen for the threshold so that\n\
-         P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3+word5\", combine \"mean\" | \"union\",\n\
+         P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3\" (or \"jamo3+word5\", \"word5\" …),\n\
+         combine \"union\" | \"mean\",\n\
          jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
          \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"estimate\", seed (the run's), kept,\n\
          shard_docs 100000, batch 10000, keep_index false.",
@@ -423,11 +424,11 @@ pub struct DedupArgs {
     /// Candidate probability at the threshold the automatic band choice must reach.
     #[arg(long, default_value_t = 0.997)]
     pub recall: f64,
-    /// Shingle kinds: jamo3+word5, word5, jamo3, other n.
-    #[arg(long, default_value = "jamo3+word5")]
+    /// Shingle kinds: jamo3 (default, best on the planted evaluation), jamo3+word5, word5, other n.
+    #[arg(long, default_value = "jamo3")]
     pub shingles: String,
-    /// How jamo and word shingles combine: mean (separate signatures) or union (one set).
-    #[arg(long, default_value = "mean")]
+    /// How jamo and word shingles combine: union (one set) or mean (separate signatures).
+    #[arg(long, default_value = "union")]
     pub combine: String,
     /// Weight of the jamo Jaccard with --combine mean.
     #[arg(long, default_value_t = 0.5)]
