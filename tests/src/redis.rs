@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 /// A port nothing listens on (bound once by the OS, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A running `redis-server` (no persistence), stopped when dropped.
@@ -25,14 +29,27 @@ impl RedisServer {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server is not installed (apt-get install redis-server)");
-            let mut s = RedisServer { child: Some(child), port, _dir: dir };
+            let mut s = RedisServer {
+                child: Some(child),
+                port,
+                _dir: dir,
+            };
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(5) {
                 if s.try_command(&["PING"]).is_some_and(|r| r.contains("PONG")) {

@@ -28,12 +28,24 @@ pub struct BenchRow {
 }
 
 fn row(task: &str, docs: usize, threads: usize, seconds: f64, removed: usize) -> BenchRow {
-    BenchRow { task: task.into(), docs, threads, seconds, docs_per_s: docs as f64 / seconds.max(1e-9), removed }
+    BenchRow {
+        task: task.into(),
+        docs,
+        threads,
+        seconds,
+        docs_per_s: docs as f64 / seconds.max(1e-9),
+        removed,
+    }
 }
 
 /// Times signing and whole dedup (memory index, and Redis when `redis` is given) of `docs` on
 /// `threads` rayon threads.
-pub fn bench(docs: &[Document], cfg: &DedupConfig, threads: usize, redis: Option<&str>) -> Result<Vec<BenchRow>> {
+pub fn bench(
+    docs: &[Document],
+    cfg: &DedupConfig,
+    threads: usize,
+    redis: Option<&str>,
+) -> Result<Vec<BenchRow>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -43,13 +55,23 @@ pub fn bench(docs: &[Document], cfg: &DedupConfig, threads: usize, redis: Option
         let mut out = Vec::new();
         let t = Instant::now();
         let sigs = sign_documents(&scheme, docs);
-        out.push(row("shingles+signatures", docs.len(), threads, t.elapsed().as_secs_f64(), 0));
+        out.push(row(
+            "shingles+signatures",
+            docs.len(),
+            threads,
+            t.elapsed().as_secs_f64(),
+            0,
+        ));
 
         let shingles_of = |need: &[usize]| -> Result<HashMap<usize, Shingles>> {
-            Ok(need.par_iter().map(|&i| (i, scheme.shingle(&docs[i].text).shingles)).collect())
+            Ok(need
+                .par_iter()
+                .map(|&i| (i, scheme.shingle(&docs[i].text).shingles))
+                .collect())
         };
         let br = cfg.band_rows(&scheme)?;
-        let mut backends: Vec<(&str, Box<dyn LshIndex>)> = vec![("dedup", lsh::open("memory", "", br, cfg.batch)?)];
+        let mut backends: Vec<(&str, Box<dyn LshIndex>)> =
+            vec![("dedup", lsh::open("memory", "", br, cfg.batch)?)];
         if let Some(url) = redis {
             let ns = format!("yunmin:bench:{}", std::process::id());
             backends.push(("dedup_redis", lsh::open(url, &ns, br, cfg.batch)?));
@@ -58,10 +80,24 @@ pub fn bench(docs: &[Document], cfg: &DedupConfig, threads: usize, redis: Option
             let t = Instant::now();
             let sigs = sign_documents(&scheme, docs);
             let mut timings = Timings::default();
-            let found = find(&sigs, &scheme, cfg, index.as_mut(), true, &mut timings, &shingles_of)?;
+            let found = find(
+                &sigs,
+                &scheme,
+                cfg,
+                index.as_mut(),
+                true,
+                &mut timings,
+                &shingles_of,
+            )?;
             let secs = t.elapsed().as_secs_f64();
             index.clear()?;
-            out.push(row(task, docs.len(), threads, secs, found.removed.iter().filter(|r| **r).count()));
+            out.push(row(
+                task,
+                docs.len(),
+                threads,
+                secs,
+                found.removed.iter().filter(|r| **r).count(),
+            ));
         }
         let _ = all_band_hashes(&sigs, &scheme, br)?;
         Ok(out)

@@ -105,13 +105,22 @@ pub fn read_corpus(path: &Path, mut f: impl FnMut(Document)) -> Result<()> {
     } else {
         Box::new(file)
     };
-    for (i, line) in std::io::BufReader::with_capacity(1 << 20, reader).lines().enumerate() {
+    for (i, line) in std::io::BufReader::with_capacity(1 << 20, reader)
+        .lines()
+        .enumerate()
+    {
         let line = line.map_err(|e| Error::io("read", path, e))?;
         if line.trim().is_empty() {
             continue;
         }
         let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .map_err(|e| Error::invalid(format!("{}:{}: not a JSON object: {e}", path.display(), i + 1)))?;
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "{}:{}: not a JSON object: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
         let s = |v: &mut serde_json::Map<String, serde_json::Value>, k: &str| match v.remove(k) {
             Some(serde_json::Value::String(s)) => s,
             Some(other) => other.to_string(),
@@ -121,7 +130,17 @@ pub fn read_corpus(path: &Path, mut f: impl FnMut(Document)) -> Result<()> {
         let id = s(&mut v, "id");
         let domain = s(&mut v, "domain");
         let source = s(&mut v, "source");
-        f(Document { id: if id.is_empty() { format!("{}:{}", path.display(), i + 1) } else { id }, text, domain, source, extra: v });
+        f(Document {
+            id: if id.is_empty() {
+                format!("{}:{}", path.display(), i + 1)
+            } else {
+                id
+            },
+            text,
+            domain,
+            source,
+            extra: v,
+        });
         crate::run::check_cancelled()?;
     }
     Ok(())
@@ -129,31 +148,55 @@ pub fn read_corpus(path: &Path, mut f: impl FnMut(Document)) -> Result<()> {
 
 /// The corpus files of `cfg` as `(stem, path)`.
 pub fn corpus_files(cfg: &EvalConfig) -> Result<Vec<(String, PathBuf)>> {
-    let rd = std::fs::read_dir(&cfg.corpora).map_err(|e| Error::io("list corpora", &cfg.corpora, e))?;
+    let rd =
+        std::fs::read_dir(&cfg.corpora).map_err(|e| Error::io("list corpora", &cfg.corpora, e))?;
     let mut v: Vec<(String, PathBuf)> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter_map(|p| {
             let name = p.file_name()?.to_string_lossy().into_owned();
-            let stem = name.strip_suffix(".jsonl.zst").or_else(|| name.strip_suffix(".jsonl"))?.to_string();
+            let stem = name
+                .strip_suffix(".jsonl.zst")
+                .or_else(|| name.strip_suffix(".jsonl"))?
+                .to_string();
             Some((stem, p))
         })
         .filter(|(s, _)| cfg.domains.is_empty() || cfg.domains.contains(s))
         .collect();
     v.sort();
     if v.is_empty() {
-        return Err(Error::invalid(format!("no *.jsonl.zst corpora in {} (domains {:?})", cfg.corpora.display(), cfg.domains)));
+        return Err(Error::invalid(format!(
+            "no *.jsonl.zst corpora in {} (domains {:?})",
+            cfg.corpora.display(),
+            cfg.domains
+        )));
     }
     for d in &cfg.domains {
         if !v.iter().any(|(s, _)| s == d) {
             let have: Vec<&str> = v.iter().map(|(s, _)| s.as_str()).collect();
-            return Err(Error::invalid(format!("corpus `{d}` not found in {} (have {})", cfg.corpora.display(), have.join(", "))));
+            return Err(Error::invalid(format!(
+                "corpus `{d}` not found in {} (have {})",
+                cfg.corpora.display(),
+                have.join(", ")
+            )));
         }
     }
     Ok(v)
 }
 
-const PARTICLES: &[(&str, &str)] =
-    &[("은", "는"), ("는", "은"), ("이", "가"), ("가", "이"), ("을", "를"), ("를", "을"), ("와", "과"), ("과", "와"), ("으로", "로"), ("에서", "에게"), ("에게", "에서"), ("도", "만")];
+const PARTICLES: &[(&str, &str)] = &[
+    ("은", "는"),
+    ("는", "은"),
+    ("이", "가"),
+    ("가", "이"),
+    ("을", "를"),
+    ("를", "을"),
+    ("와", "과"),
+    ("과", "와"),
+    ("으로", "로"),
+    ("에서", "에게"),
+    ("에게", "에서"),
+    ("도", "만"),
+];
 const PUNCT: &[&str] = &[".", ",", "!", "?", "…", "~", "\""];
 
 fn edit_spacing(words: &mut Vec<String>, rng: &mut ChaCha8Rng) {
@@ -166,7 +209,8 @@ fn edit_spacing(words: &mut Vec<String>, rng: &mut ChaCha8Rng) {
         let chars: Vec<char> = words[i].chars().collect();
         if chars.len() >= 2 {
             let cut = rng.random_range(1..chars.len());
-            let (a, b): (String, String) = (chars[..cut].iter().collect(), chars[cut..].iter().collect());
+            let (a, b): (String, String) =
+                (chars[..cut].iter().collect(), chars[cut..].iter().collect());
             words[i] = a;
             words.insert(i + 1, b);
         }
@@ -175,10 +219,19 @@ fn edit_spacing(words: &mut Vec<String>, rng: &mut ChaCha8Rng) {
 
 fn edit_particle(words: &mut [String], rng: &mut ChaCha8Rng) -> bool {
     let cands: Vec<usize> = (0..words.len())
-        .filter(|&i| PARTICLES.iter().any(|(p, _)| words[i].ends_with(p) && words[i].chars().count() > p.chars().count()))
+        .filter(|&i| {
+            PARTICLES
+                .iter()
+                .any(|(p, _)| words[i].ends_with(p) && words[i].chars().count() > p.chars().count())
+        })
         .collect();
-    let Some(&i) = cands.choose(rng) else { return false };
-    let (p, q) = PARTICLES.iter().find(|(p, _)| words[i].ends_with(p)).expect("candidate has a particle");
+    let Some(&i) = cands.choose(rng) else {
+        return false;
+    };
+    let (p, q) = PARTICLES
+        .iter()
+        .find(|(p, _)| words[i].ends_with(p))
+        .expect("candidate has a particle");
     let stem = &words[i][..words[i].len() - p.len()];
     words[i] = format!("{stem}{q}");
     true
@@ -187,7 +240,11 @@ fn edit_particle(words: &mut [String], rng: &mut ChaCha8Rng) -> bool {
 fn edit_punct(words: &mut [String], rng: &mut ChaCha8Rng) {
     let i = rng.random_range(0..words.len());
     let w = &mut words[i];
-    if let Some(last) = w.chars().last().filter(|c| c.is_ascii_punctuation() || *c == '…') {
+    if let Some(last) = w
+        .chars()
+        .last()
+        .filter(|c| c.is_ascii_punctuation() || *c == '…')
+    {
         w.truncate(w.len() - last.len_utf8());
         if rng.random_bool(0.5) {
             w.push_str(PUNCT.choose(rng).expect("punct"));
@@ -265,11 +322,23 @@ pub fn build_set(cfg: &EvalConfig) -> Result<EvalSet> {
     }
     // Clean truth: drop bases that are near-duplicates of each other.
     let docs: Vec<Document> = bases.iter().map(|(d, _)| d.clone()).collect();
-    let clean_cfg = DedupConfig { shingles: "jamo3".into(), threshold: 0.6, ..Default::default() };
+    let clean_cfg = DedupConfig {
+        shingles: "jamo3".into(),
+        threshold: 0.6,
+        ..Default::default()
+    };
     let (_, found) = dedup_documents(&docs, &clean_cfg)?;
-    let bases: Vec<(Document, bool)> = bases.into_iter().zip(&found.clusters_flag(docs.len())).filter(|(_, c)| !**c).map(|(b, _)| b).collect();
+    let bases: Vec<(Document, bool)> = bases
+        .into_iter()
+        .zip(&found.clusters_flag(docs.len()))
+        .filter(|(_, c)| !**c)
+        .map(|(b, _)| b)
+        .collect();
 
-    let vocab: Vec<String> = bases.iter().flat_map(|(d, _)| d.text.split_whitespace().take(50).map(str::to_string)).collect();
+    let vocab: Vec<String> = bases
+        .iter()
+        .flat_map(|(d, _)| d.text.split_whitespace().take(50).map(str::to_string))
+        .collect();
     let mut out: Vec<(Document, usize, bool)> = Vec::new();
     for (g, (base, short)) in bases.iter().enumerate() {
         out.push((base.clone(), g, *short));
@@ -362,9 +431,21 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
                 removed: a.removed,
                 correct: a.correct,
                 false_removals: a.false_r,
-                recall: if planted == 0 { 1.0 } else { a.correct as f64 / planted as f64 },
-                precision: if a.removed == 0 { 1.0 } else { a.correct as f64 / a.removed as f64 },
-                false_rate: if distinct == 0 { 0.0 } else { a.false_r as f64 / distinct as f64 },
+                recall: if planted == 0 {
+                    1.0
+                } else {
+                    a.correct as f64 / planted as f64
+                },
+                precision: if a.removed == 0 {
+                    1.0
+                } else {
+                    a.correct as f64 / a.removed as f64
+                },
+                false_rate: if distinct == 0 {
+                    0.0
+                } else {
+                    a.false_r as f64 / distinct as f64
+                },
             }
         })
         .collect())

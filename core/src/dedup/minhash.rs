@@ -43,7 +43,13 @@ impl MinHasher {
         }
         let a_lo = a.iter().map(|&x| x as u32).collect();
         let a_hi = a.iter().map(|&x| (x >> 32) as u32).collect();
-        Self { seed, a, b, a_lo, a_hi }
+        Self {
+            seed,
+            a,
+            b,
+            a_lo,
+            a_hi,
+        }
     }
 
     /// Number of permutations.
@@ -66,7 +72,11 @@ impl MinHasher {
     pub fn sign_range(&self, hashes: &[u64], range: std::ops::Range<usize>, out: &mut [u32]) {
         assert_eq!(out.len(), range.len(), "signature slice length");
         let mut mins = vec![u64::MAX; range.len()];
-        let (a_lo, a_hi, b) = (&self.a_lo[range.clone()], &self.a_hi[range.clone()], &self.b[range]);
+        let (a_lo, a_hi, b) = (
+            &self.a_lo[range.clone()],
+            &self.a_hi[range.clone()],
+            &self.b[range],
+        );
         dispatch(hashes, a_lo, a_hi, b, &mut mins);
         for (o, m) in out.iter_mut().zip(&mins) {
             *o = if *m == u64::MAX { u32::MAX } else { *m as u32 };
@@ -103,7 +113,12 @@ fn kernel(hashes: &[u64], a_lo: &[u32], a_hi: &[u32], b: &[u64], mins: &mut [u64
             let lo = a0 * h0;
             let mid = a1 * h0 + a0 * h1;
             let hi = a1 * h1;
-            let s = (hi << 3) + (mid >> 29) + ((mid & LOW29) << 32) + (lo & MERSENNE_61) + (lo >> 61) + b[k];
+            let s = (hi << 3)
+                + (mid >> 29)
+                + ((mid & LOW29) << 32)
+                + (lo & MERSENNE_61)
+                + (lo >> 61)
+                + b[k];
             let s = (s & MERSENNE_61) + (s >> 61);
             let s = if s >= MERSENNE_61 { s - MERSENNE_61 } else { s };
             mins[k] = mins[k].min(s);
@@ -126,7 +141,9 @@ fn kernel_avx512(hashes: &[u64], a_lo: &[u32], a_hi: &[u32], b: &[u64], mins: &m
 fn dispatch(hashes: &[u64], a_lo: &[u32], a_hi: &[u32], b: &[u64], mins: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
             // SAFETY: the CPU supports the features the function was compiled for.
             return unsafe { kernel_avx512(hashes, a_lo, a_hi, b, mins) };
         }
@@ -154,7 +171,10 @@ mod tests {
     #[test]
     fn fast_kernel_equals_exact_arithmetic() {
         let m = MinHasher::new(64, 7);
-        let hs: Vec<u64> = (0..200u64).map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())).chain([0, u64::MAX, MERSENNE_61, MERSENNE_61 + 1]).collect();
+        let hs: Vec<u64> = (0..200u64)
+            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .chain([0, u64::MAX, MERSENNE_61, MERSENNE_61 + 1])
+            .collect();
         let sig = m.sign(&hs);
         for k in 0..64 {
             let want = hs.iter().map(|&h| m.permute_exact(k, h)).min().unwrap() as u32;

@@ -55,20 +55,29 @@ pub fn choose(threshold: f64, perms: usize, recall: f64, even_bands: bool) -> Ba
         if even_bands && bands % 2 == 1 {
             continue;
         }
-        let max_rows = if even_bands { (perms / 2) / (bands / 2) } else { perms / bands };
+        let max_rows = if even_bands {
+            (perms / 2) / (bands / 2)
+        } else {
+            perms / bands
+        };
         for rows in 1..=max_rows {
             let br = BandRows { bands, rows };
             let p = br.candidate_probability(threshold);
             let ok = p >= recall;
             // Score: meeting the recall first, then less FP area (or more recall when unmet).
-            let score = if ok { -br.false_positive_area(threshold) } else { p };
+            let score = if ok {
+                -br.false_positive_area(threshold)
+            } else {
+                p
+            };
             let better = match &best {
                 None => true,
                 Some((bok, bscore, bbr)) => {
                     (ok && !bok)
                         || (ok == *bok
                             && (score > *bscore + 1e-12
-                                || ((score - bscore).abs() <= 1e-12 && bands * rows < bbr.bands * bbr.rows)))
+                                || ((score - bscore).abs() <= 1e-12
+                                    && bands * rows < bbr.bands * bbr.rows)))
                 }
             };
             if better {

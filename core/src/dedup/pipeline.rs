@@ -47,7 +47,9 @@ impl std::str::FromStr for Phase {
             "all" => Ok(Phase::All),
             "index" => Ok(Phase::Index),
             "cluster" => Ok(Phase::Cluster),
-            _ => Err(DedupError::Config(format!("phase `{s}`: expected all, index or cluster"))),
+            _ => Err(DedupError::Config(format!(
+                "phase `{s}`: expected all, index or cluster"
+            ))),
         }
     }
 }
@@ -71,9 +73,16 @@ impl Default for Shard {
 impl std::str::FromStr for Shard {
     type Err = DedupError;
     fn from_str(s: &str) -> Result<Self, DedupError> {
-        let bad = || DedupError::Config(format!("shard `{s}`: expected i/N with 0 ≤ i < N, e.g. 0/3"));
+        let bad = || {
+            DedupError::Config(format!(
+                "shard `{s}`: expected i/N with 0 ≤ i < N, e.g. 0/3"
+            ))
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
         if count == 0 || index >= count {
             return Err(bad());
         }
@@ -155,10 +164,20 @@ impl DedupConfig {
     /// The similarity scheme these settings define.
     pub fn scheme(&self) -> Result<Scheme> {
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            return Err(DedupError::Config(format!("threshold {}: must lie in (0, 1]", self.threshold)).into());
+            return Err(DedupError::Config(format!(
+                "threshold {}: must lie in (0, 1]",
+                self.threshold
+            ))
+            .into());
         }
         let spec: ShingleSpec = self.shingles.parse()?;
-        Ok(Scheme::new(spec, self.combine, self.jamo_weight, self.perms, self.seed)?)
+        Ok(Scheme::new(
+            spec,
+            self.combine,
+            self.jamo_weight,
+            self.perms,
+            self.seed,
+        )?)
     }
 
     /// Bands × rows: as given, or chosen for the threshold (see [`params::choose`]).
@@ -169,12 +188,22 @@ impl DedupConfig {
             (Some(bands), Some(rows)) => BandRows { bands, rows },
             (None, None) => params::choose(self.threshold, p, self.recall, scheme.split_bands()),
             (Some(bands), None) => {
-                let per = if scheme.split_bands() { bands.div_ceil(2) } else { bands };
-                BandRows { bands, rows: (cap / per.max(1)).max(1) }
+                let per = if scheme.split_bands() {
+                    bands.div_ceil(2)
+                } else {
+                    bands
+                };
+                BandRows {
+                    bands,
+                    rows: (cap / per.max(1)).max(1),
+                }
             }
             (None, Some(rows)) => {
                 let b = cap / rows.max(1);
-                BandRows { bands: if scheme.split_bands() { b * 2 } else { b }.max(1), rows }
+                BandRows {
+                    bands: if scheme.split_bands() { b * 2 } else { b }.max(1),
+                    rows,
+                }
             }
         };
         scheme.band_offsets(br)?;
@@ -249,37 +278,69 @@ pub struct DedupSummary {
 
 /// `(file number, path)` of the dataset's shard files worker `shard` handles.
 pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> {
-    Ok(ds.shards()?.into_iter().enumerate().filter(|(j, _)| j % shard.count == shard.index).collect())
+    Ok(ds
+        .shards()?
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| j % shard.count == shard.index)
+        .collect())
 }
 
 fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
     let mut s = String::new();
     for (j, p) in files {
         let m = std::fs::metadata(p).map_err(|e| Error::io("stat", p, e))?;
-        let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
-        s.push_str(&format!("{j}:{}:{}:{mtime};", p.file_name().unwrap_or_default().to_string_lossy(), m.len()));
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        s.push_str(&format!(
+            "{j}:{}:{}:{mtime};",
+            p.file_name().unwrap_or_default().to_string_lossy(),
+            m.len()
+        ));
     }
     Ok(hash_str(&s))
 }
 
 /// Calls `f(key, document)` for every line of one shard file (`file_no` as in [`shard_files`]);
 /// `want` limits parsing to some line numbers.
-pub fn read_shard_file(path: &Path, file_no: usize, want: Option<&HashSet<u32>>, mut f: impl FnMut(u64, Document) -> Result<()>) -> Result<()> {
+pub fn read_shard_file(
+    path: &Path,
+    file_no: usize,
+    want: Option<&HashSet<u32>>,
+    mut f: impl FnMut(u64, Document) -> Result<()>,
+) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    for (line_no, line) in std::io::BufReader::with_capacity(1 << 20, file).lines().enumerate() {
+    for (line_no, line) in std::io::BufReader::with_capacity(1 << 20, file)
+        .lines()
+        .enumerate()
+    {
         let line = line.map_err(|e| Error::io("read", path, e))?;
         if line.trim().is_empty() || want.is_some_and(|w| !w.contains(&(line_no as u32))) {
             continue;
         }
-        let doc: Document = serde_json::from_str(&line)
-            .map_err(|e| Error::invalid(format!("{}:{}: not a dataset document: {e}", path.display(), line_no + 1)))?;
+        let doc: Document = serde_json::from_str(&line).map_err(|e| {
+            Error::invalid(format!(
+                "{}:{}: not a dataset document: {e}",
+                path.display(),
+                line_no + 1
+            ))
+        })?;
         f(((file_no as u64) << 32) | line_no as u64, doc)?;
     }
     Ok(())
 }
 
 /// Shingles and signs documents in parallel, appending to `docs` and `values`.
-fn sign_batch(scheme: &Scheme, batch: &[(u64, Document)], docs: &mut Vec<DocMeta>, values: &mut Vec<u32>) {
+fn sign_batch(
+    scheme: &Scheme,
+    batch: &[(u64, Document)],
+    docs: &mut Vec<DocMeta>,
+    values: &mut Vec<u32>,
+) {
     let p = scheme.perms();
     let signed: Vec<(DocMeta, Vec<u32>)> = batch
         .par_iter()
@@ -287,7 +348,14 @@ fn sign_batch(scheme: &Scheme, batch: &[(u64, Document)], docs: &mut Vec<DocMeta
             let s = scheme.shingle(&d.text);
             let mut sig = vec![0u32; p];
             scheme.sign(&s.shingles, &mut sig);
-            let meta = DocMeta { key: *key, id: d.id.clone(), domain: d.domain.clone(), tokens: s.tokens, chars: s.chars, content: s.content };
+            let meta = DocMeta {
+                key: *key,
+                id: d.id.clone(),
+                domain: d.domain.clone(),
+                tokens: s.tokens,
+                chars: s.chars,
+                content: s.content,
+            };
             (meta, sig)
         })
         .collect();
@@ -299,12 +367,26 @@ fn sign_batch(scheme: &Scheme, batch: &[(u64, Document)], docs: &mut Vec<DocMeta
 
 /// Signs in-memory documents (keys are their positions).
 pub fn sign_documents(scheme: &Scheme, docs: &[Document]) -> Signatures {
-    let batch: Vec<(u64, Document)> = docs.iter().enumerate().map(|(i, d)| (i as u64, d.clone())).collect();
+    let batch: Vec<(u64, Document)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u64, d.clone()))
+        .collect();
     let mut metas = Vec::with_capacity(docs.len());
     let mut values = Vec::with_capacity(docs.len() * scheme.perms());
     sign_batch(scheme, &batch, &mut metas, &mut values);
-    let header = SigHeader { scheme: scheme.fingerprint(), input: String::new(), shard: (0, 1), perms: scheme.perms(), docs: metas.len() };
-    Signatures { header, docs: metas, values }
+    let header = SigHeader {
+        scheme: scheme.fingerprint(),
+        input: String::new(),
+        shard: (0, 1),
+        perms: scheme.perms(),
+        docs: metas.len(),
+    };
+    Signatures {
+        header,
+        docs: metas,
+        values,
+    }
 }
 
 /// Signs the documents of `files`.
@@ -334,22 +416,37 @@ pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> 
         perms: scheme.perms(),
         docs: docs.len(),
     };
-    Ok(Signatures { header, docs, values })
+    Ok(Signatures {
+        header,
+        docs,
+        values,
+    })
 }
 
 /// Path of shard `i/N`'s signature file under the run root.
 pub fn signature_path(out: &Path, shard: Shard) -> PathBuf {
-    out.join("dedup/signatures").join(format!("shard-{:04}-of-{:04}.bin", shard.index, shard.count))
+    out.join("dedup/signatures").join(format!(
+        "shard-{:04}-of-{:04}.bin",
+        shard.index, shard.count
+    ))
 }
 
 /// Signs worker `shard`'s files, reusing a signature file from a previous run when its scheme and
 /// input fingerprints match. Returns the signatures and whether they were reused.
-pub fn sign_shard(ds: &Dataset, scheme: &Scheme, shard: Shard, out: &Path) -> Result<(Signatures, bool)> {
+pub fn sign_shard(
+    ds: &Dataset,
+    scheme: &Scheme,
+    shard: Shard,
+    out: &Path,
+) -> Result<(Signatures, bool)> {
     let files = shard_files(ds, shard)?;
     let path = signature_path(out, shard);
     if path.exists() {
         if let Ok(h) = Signatures::read_header(&path) {
-            if h.scheme == scheme.fingerprint() && h.input == input_fingerprint(&files)? && h.shard == (shard.index, shard.count) {
+            if h.scheme == scheme.fingerprint()
+                && h.input == input_fingerprint(&files)?
+                && h.shard == (shard.index, shard.count)
+            {
                 tracing::info!("reusing signatures {}", path.display());
                 return Ok((Signatures::load(&path)?, true));
             }
@@ -375,7 +472,12 @@ pub fn all_band_hashes(sigs: &Signatures, scheme: &Scheme, br: BandRows) -> Resu
 }
 
 /// Inserts every document's buckets into `index`, in batches.
-pub fn insert_all(index: &mut dyn LshIndex, sigs: &Signatures, bands: &[u64], br: BandRows) -> Result<()> {
+pub fn insert_all(
+    index: &mut dyn LshIndex,
+    sigs: &Signatures,
+    bands: &[u64],
+    br: BandRows,
+) -> Result<()> {
     let bar = progress_bar(sigs.len() as u64, "indexing");
     let keys: Vec<u64> = sigs.docs.iter().map(|d| d.key).collect();
     for (kc, bc) in keys.chunks(4096).zip(bands.chunks(4096 * br.bands)) {
@@ -408,7 +510,11 @@ pub fn find(
     timings.index_s += t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let mut probes: Vec<BucketKey> = bands.iter().enumerate().map(|(x, &h)| ((x % br.bands) as u16, h)).collect();
+    let mut probes: Vec<BucketKey> = bands
+        .iter()
+        .enumerate()
+        .map(|(x, &h)| ((x % br.bands) as u16, h))
+        .collect();
     probes.par_sort_unstable();
     probes.dedup();
     let mut buckets = Vec::new();
@@ -422,7 +528,10 @@ pub fn find(
     let leaders = verify::content_leaders(sigs);
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
     if unknown > 0 {
-        tracing::warn!("{unknown} bucket members are not in this run's signatures (stale keys in {})", index.describe());
+        tracing::warn!(
+            "{unknown} bucket members are not in this run's signatures (stale keys in {})",
+            index.describe()
+        );
     }
     timings.query_s += t.elapsed().as_secs_f64();
 
@@ -444,7 +553,12 @@ pub fn find(
         if l != i {
             uf.union(l, i);
             let exact = (cfg.verify == Verify::Exact).then_some(1.0);
-            candidates.push(Candidate { a: l, b: i, estimated: scheme.estimate(sigs.sig(l), sigs.sig(i)), exact });
+            candidates.push(Candidate {
+                a: l,
+                b: i,
+                estimated: scheme.estimate(sigs.sig(l), sigs.sig(i)),
+                exact,
+            });
         }
     }
     for c in &verified {
@@ -461,10 +575,19 @@ pub fn find(
             for &m in &members {
                 removed[m] = m != rep;
             }
-            Cluster { representative: rep, members }
+            Cluster {
+                representative: rep,
+                members,
+            }
         })
         .collect();
-    Ok(Found { candidates, clusters, removed, checked: pairs.len(), bands: Some(br) })
+    Ok(Found {
+        candidates,
+        clusters,
+        removed,
+        checked: pairs.len(),
+        bands: Some(br),
+    })
 }
 
 /// Dedups in-memory documents (evaluation, small inputs) with an in-memory index.
@@ -475,24 +598,38 @@ pub fn dedup_documents(docs: &[Document], cfg: &DedupConfig) -> Result<(Signatur
     let mut index = lsh::memory::MemoryIndex::new(br.bands);
     let mut t = Timings::default();
     let shingles_of = |need: &[usize]| -> Result<HashMap<usize, Shingles>> {
-        Ok(need.par_iter().map(|&i| (i, scheme.shingle(&docs[i].text).shingles)).collect())
+        Ok(need
+            .par_iter()
+            .map(|&i| (i, scheme.shingle(&docs[i].text).shingles))
+            .collect())
     };
     let found = find(&sigs, &scheme, cfg, &mut index, true, &mut t, &shingles_of)?;
     Ok((sigs, found))
 }
 
 /// The shingle sets of documents (by index into `sigs`) re-read from the dataset files.
-fn fetch_shingles(files: &[PathBuf], sigs: &Signatures, scheme: &Scheme, need: &[usize]) -> Result<HashMap<usize, Shingles>> {
+fn fetch_shingles(
+    files: &[PathBuf],
+    sigs: &Signatures,
+    scheme: &Scheme,
+    need: &[usize],
+) -> Result<HashMap<usize, Shingles>> {
     let mut by_file: HashMap<usize, HashMap<u32, usize>> = HashMap::new();
     for &i in need {
         let k = sigs.docs[i].key;
-        by_file.entry((k >> 32) as usize).or_default().insert(k as u32, i);
+        by_file
+            .entry((k >> 32) as usize)
+            .or_default()
+            .insert(k as u32, i);
     }
     let parts: Vec<Result<Vec<(usize, Shingles)>>> = by_file
         .par_iter()
         .map(|(&j, lines)| {
             let path = files.get(j).ok_or_else(|| {
-                DedupError::Shards(format!("signatures name shard file #{j}, but the dataset has only {} files", files.len()))
+                DedupError::Shards(format!(
+                    "signatures name shard file #{j}, but the dataset has only {} files",
+                    files.len()
+                ))
             })?;
             let want: HashSet<u32> = lines.keys().copied().collect();
             let mut docs = Vec::new();
@@ -500,7 +637,10 @@ fn fetch_shingles(files: &[PathBuf], sigs: &Signatures, scheme: &Scheme, need: &
                 docs.push((lines[&(key as u32)], d.text));
                 Ok(())
             })?;
-            Ok(docs.into_par_iter().map(|(i, text)| (i, scheme.shingle(&text).shingles)).collect())
+            Ok(docs
+                .into_par_iter()
+                .map(|(i, text)| (i, scheme.shingle(&text).shingles))
+                .collect())
         })
         .collect();
     let mut out = HashMap::with_capacity(need.len());
@@ -521,7 +661,10 @@ fn default_namespace(ds: &Dataset, scheme: &Scheme, br: BandRows) -> Result<Stri
     let mut s = format!("{} bands={}x{};", scheme.fingerprint(), br.bands, br.rows);
     for p in ds.shards()? {
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        s.push_str(&format!("{}:{len};", p.file_name().unwrap_or_default().to_string_lossy()));
+        s.push_str(&format!(
+            "{}:{len};",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
     }
     Ok(format!("yunmin:dedup:{}", &hash_str(&s)[..16]))
 }
@@ -531,13 +674,26 @@ fn default_namespace(ds: &Dataset, scheme: &Scheme, br: BandRows) -> Result<Stri
 fn load_all_shards(ds: &Dataset, scheme: &Scheme, out: &Path) -> Result<Vec<Signatures>> {
     let dir = out.join("dedup/signatures");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|_| DedupError::Shards(format!("no signatures in {}: run the index phase first", dir.display())))?
+        .map_err(|_| {
+            DedupError::Shards(format!(
+                "no signatures in {}: run the index phase first",
+                dir.display()
+            ))
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .collect();
     found.sort();
-    let headers: Vec<SigHeader> = found.iter().map(|p| Signatures::read_header(p)).collect::<Result<_>>()?;
-    let Some(n) = headers.iter().filter(|h| h.scheme == scheme.fingerprint()).map(|h| h.shard.1).max() else {
+    let headers: Vec<SigHeader> = found
+        .iter()
+        .map(|p| Signatures::read_header(p))
+        .collect::<Result<_>>()?;
+    let Some(n) = headers
+        .iter()
+        .filter(|h| h.scheme == scheme.fingerprint())
+        .map(|h| h.shard.1)
+        .max()
+    else {
         return Err(DedupError::Shards(format!(
             "no signature file in {} was made with these settings ({}): run the index phase with them",
             dir.display(),
@@ -550,14 +706,27 @@ fn load_all_shards(ds: &Dataset, scheme: &Scheme, out: &Path) -> Result<Vec<Sign
         let shard = Shard { index: i, count: n };
         let path = signature_path(out, shard);
         if !path.exists() {
-            return Err(DedupError::Shards(format!("shard {i}/{n} has no signatures ({}): did its worker finish?", path.display())).into());
+            return Err(DedupError::Shards(format!(
+                "shard {i}/{n} has no signatures ({}): did its worker finish?",
+                path.display()
+            ))
+            .into());
         }
         let h = Signatures::read_header(&path)?;
         if h.scheme != scheme.fingerprint() {
-            return Err(DedupError::Shards(format!("{} was made with other settings ({})", path.display(), h.scheme)).into());
+            return Err(DedupError::Shards(format!(
+                "{} was made with other settings ({})",
+                path.display(),
+                h.scheme
+            ))
+            .into());
         }
         if h.input != input_fingerprint(&shard_files(ds, shard)?)? {
-            return Err(DedupError::Shards(format!("{}: the dataset changed since it was signed; rerun the index phase", path.display())).into());
+            return Err(DedupError::Shards(format!(
+                "{}: the dataset changed since it was signed; rerun the index phase",
+                path.display()
+            ))
+            .into());
         }
         out_sigs.push(Signatures::load(&path)?);
     }
@@ -579,7 +748,12 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         ))
         .into());
     }
-    let mut summary = DedupSummary { phase: cfg.phase, bands: br.bands, rows: br.rows, ..Default::default() };
+    let mut summary = DedupSummary {
+        phase: cfg.phase,
+        bands: br.bands,
+        rows: br.rows,
+        ..Default::default()
+    };
     let mut timings = Timings::default();
 
     // Open the index first so an unreachable Redis fails before any work.
@@ -613,7 +787,17 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         Phase::Cluster => {
             let t = Instant::now();
             let parts = load_all_shards(input, &scheme, out)?;
-            summary.signatures = (0..parts.len()).map(|i| signature_path(out, Shard { index: i, count: parts.len() })).collect();
+            summary.signatures = (0..parts.len())
+                .map(|i| {
+                    signature_path(
+                        out,
+                        Shard {
+                            index: i,
+                            count: parts.len(),
+                        },
+                    )
+                })
+                .collect();
             timings.sign_s = t.elapsed().as_secs_f64();
             // A memory index does not outlive its process: rebuild it from the signatures.
             (Signatures::concat(parts)?, cfg.index == "memory")
@@ -624,14 +808,34 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
 
     let files = input.shards()?;
     let shingles_of = |need: &[usize]| fetch_shingles(&files, &sigs, &scheme, need);
-    let found = find(&sigs, &scheme, cfg, index.as_mut(), insert, &mut timings, &shingles_of)?;
+    let found = find(
+        &sigs,
+        &scheme,
+        cfg,
+        index.as_mut(),
+        insert,
+        &mut timings,
+        &shingles_of,
+    )?;
 
     let t = Instant::now();
     let kept_dir = out.join(&cfg.kept);
-    let removed: HashSet<u64> = sigs.docs.iter().zip(&found.removed).filter(|(_, r)| **r).map(|(d, _)| d.key).collect();
+    let removed: HashSet<u64> = sigs
+        .docs
+        .iter()
+        .zip(&found.removed)
+        .filter(|(_, r)| **r)
+        .map(|(d, _)| d.key)
+        .collect();
     let mut w = DatasetWriter::create(&kept_dir, cfg.shard_docs)?;
     for (j, path) in files.iter().enumerate() {
-        read_shard_file(path, j, None, |key, doc| if removed.contains(&key) { Ok(()) } else { w.write(&doc) })?;
+        read_shard_file(path, j, None, |key, doc| {
+            if removed.contains(&key) {
+                Ok(())
+            } else {
+                w.write(&doc)
+            }
+        })?;
     }
     let kept = w.written() as usize;
     if kept + removed.len() != sigs.len() {
@@ -678,5 +882,9 @@ fn sort_by_key(s: Signatures) -> Signatures {
     for &i in &order {
         values.extend_from_slice(&s.values[i * p..(i + 1) * p]);
     }
-    Signatures { header: s.header, docs, values }
+    Signatures {
+        header: s.header,
+        docs,
+        values,
+    }
 }

@@ -46,7 +46,11 @@ pub fn domain_counts(docs: &[DocMeta], removed: &[bool]) -> Vec<DomainCount> {
         before,
         after: before - rem,
         removed: rem,
-        rate: if before == 0 { 0.0 } else { rem as f64 / before as f64 },
+        rate: if before == 0 {
+            0.0
+        } else {
+            rem as f64 / before as f64
+        },
     };
     let mut out: Vec<DomainCount> = m.iter().map(|(d, (b, r))| row(d, *b, *r)).collect();
     let (tb, tr) = m.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
@@ -58,8 +62,15 @@ pub fn domain_counts(docs: &[DocMeta], removed: &[bool]) -> Vec<DomainCount> {
 pub fn write_log_csv(path: &Path, counts: &[DomainCount]) -> Result<()> {
     let mut s = String::from("domain,before,after,removed,rate\n");
     for c in counts {
-        let domain = if c.domain.contains([',', '"', '\n']) { format!("\"{}\"", c.domain.replace('"', "\"\"")) } else { c.domain.clone() };
-        s.push_str(&format!("{domain},{},{},{},{:.6}\n", c.before, c.after, c.removed, c.rate));
+        let domain = if c.domain.contains([',', '"', '\n']) {
+            format!("\"{}\"", c.domain.replace('"', "\"\""))
+        } else {
+            c.domain.clone()
+        };
+        s.push_str(&format!(
+            "{domain},{},{},{},{:.6}\n",
+            c.before, c.after, c.removed, c.rate
+        ));
     }
     write_atomic(path, s.as_bytes())
 }
@@ -76,7 +87,10 @@ pub fn write_candidates_json(path: &Path, docs: &[DocMeta], cands: &[Candidate])
             })
         })
         .collect();
-    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::Json { path: path.into(), source: e })?;
+    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| Error::Json {
+        path: path.into(),
+        source: e,
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -109,11 +123,22 @@ mod tests {
 
     #[test]
     fn counts_per_domain_and_total() {
-        let d = |dom: &str| DocMeta { key: 0, id: "x".into(), domain: dom.into(), tokens: 0, chars: 0, content: 0 };
+        let d = |dom: &str| DocMeta {
+            key: 0,
+            id: "x".into(),
+            domain: dom.into(),
+            tokens: 0,
+            chars: 0,
+            content: 0,
+        };
         let docs = vec![d("b"), d("a"), d("b"), d("b")];
         let c = domain_counts(&docs, &[true, false, false, true]);
-        assert_eq!(c.iter().map(|c| (c.domain.as_str(), c.before, c.after, c.removed)).collect::<Vec<_>>(),
-            vec![("a", 1, 1, 0), ("b", 3, 1, 2), ("total", 4, 2, 2)]);
+        assert_eq!(
+            c.iter()
+                .map(|c| (c.domain.as_str(), c.before, c.after, c.removed))
+                .collect::<Vec<_>>(),
+            vec![("a", 1, 1, 0), ("b", 3, 1, 2), ("total", 4, 2, 2)]
+        );
         let dir = tempfile::tempdir().unwrap();
         write_log_csv(&dir.path().join("l.csv"), &c).unwrap();
         let s = std::fs::read_to_string(dir.path().join("l.csv")).unwrap();

@@ -8,7 +8,9 @@
 
 use super::minhash::{MinHasher, estimate};
 use super::params::BandRows;
-use super::shingle::{ShingleSpec, Shingles, jaccard, normalize, shingles_of_normalized, token_count};
+use super::shingle::{
+    ShingleSpec, Shingles, jaccard, normalize, shingles_of_normalized, token_count,
+};
 use crate::dedup::DedupError;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +31,9 @@ impl std::str::FromStr for Combine {
         match s {
             "union" => Ok(Combine::Union),
             "mean" => Ok(Combine::Mean),
-            _ => Err(DedupError::Config(format!("combine `{s}`: expected \"union\" or \"mean\""))),
+            _ => Err(DedupError::Config(format!(
+                "combine `{s}`: expected \"union\" or \"mean\""
+            ))),
         }
     }
 }
@@ -58,15 +62,34 @@ pub struct Scheme {
 
 impl Scheme {
     /// A scheme; `combine` is ignored (treated as union) when the spec has a single kind.
-    pub fn new(spec: ShingleSpec, combine: Combine, jamo_weight: f64, perms: usize, seed: u64) -> Result<Self, DedupError> {
-        let combine = if spec.jamo.is_some() && spec.word.is_some() { combine } else { Combine::Union };
+    pub fn new(
+        spec: ShingleSpec,
+        combine: Combine,
+        jamo_weight: f64,
+        perms: usize,
+        seed: u64,
+    ) -> Result<Self, DedupError> {
+        let combine = if spec.jamo.is_some() && spec.word.is_some() {
+            combine
+        } else {
+            Combine::Union
+        };
         if perms < 2 {
-            return Err(DedupError::Config(format!("perms {perms}: need at least 2 permutations")));
+            return Err(DedupError::Config(format!(
+                "perms {perms}: need at least 2 permutations"
+            )));
         }
         if !(0.0..=1.0).contains(&jamo_weight) {
-            return Err(DedupError::Config(format!("jamo_weight {jamo_weight}: must lie in [0, 1]")));
+            return Err(DedupError::Config(format!(
+                "jamo_weight {jamo_weight}: must lie in [0, 1]"
+            )));
         }
-        Ok(Self { spec, combine, jamo_weight, hasher: MinHasher::new(perms, seed) })
+        Ok(Self {
+            spec,
+            combine,
+            jamo_weight,
+            hasher: MinHasher::new(perms, seed),
+        })
     }
 
     /// The shingle spec.
@@ -111,7 +134,12 @@ impl Scheme {
         let norm = normalize(text);
         let shingles = shingles_of_normalized(&norm, &self.spec);
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for x in shingles.jamo.iter().chain([&u64::MAX]).chain(&shingles.word) {
+        for x in shingles
+            .jamo
+            .iter()
+            .chain([&u64::MAX])
+            .chain(&shingles.word)
+        {
             h.update(&x.to_le_bytes());
         }
         Shingled {
@@ -148,7 +176,8 @@ impl Scheme {
                 }
             }
             Combine::Mean => {
-                self.jamo_weight * jaccard(&a.jamo, &b.jamo) + (1.0 - self.jamo_weight) * jaccard(&a.word, &b.word)
+                self.jamo_weight * jaccard(&a.jamo, &b.jamo)
+                    + (1.0 - self.jamo_weight) * jaccard(&a.word, &b.word)
             }
         }
     }
@@ -159,7 +188,8 @@ impl Scheme {
             Combine::Union => estimate(a, b),
             Combine::Mean => {
                 let h = self.perms() / 2;
-                self.jamo_weight * estimate(&a[..h], &b[..h]) + (1.0 - self.jamo_weight) * estimate(&a[h..], &b[h..])
+                self.jamo_weight * estimate(&a[..h], &b[..h])
+                    + (1.0 - self.jamo_weight) * estimate(&a[h..], &b[h..])
             }
         }
     }
@@ -185,7 +215,15 @@ impl Scheme {
                     br.bands, br.rows, br.rows
                 )));
             }
-            Ok((0..br.bands).map(|j| if j < half { j * br.rows } else { h + (j - half) * br.rows }).collect())
+            Ok((0..br.bands)
+                .map(|j| {
+                    if j < half {
+                        j * br.rows
+                    } else {
+                        h + (j - half) * br.rows
+                    }
+                })
+                .collect())
         } else {
             if br.bands * br.rows > p {
                 return Err(DedupError::Config(format!(

@@ -34,7 +34,10 @@ pub struct ShingleSpec {
 impl Default for ShingleSpec {
     /// `jamo3+word5`.
     fn default() -> Self {
-        Self { jamo: Some(3), word: Some(5) }
+        Self {
+            jamo: Some(3),
+            word: Some(5),
+        }
     }
 }
 
@@ -60,7 +63,10 @@ impl std::str::FromStr for ShingleSpec {
                  e.g. \"jamo3+word5\", \"word5\", \"jamo3\""
             ))
         };
-        let mut spec = ShingleSpec { jamo: None, word: None };
+        let mut spec = ShingleSpec {
+            jamo: None,
+            word: None,
+        };
         for part in s.split('+').map(str::trim) {
             let (kind, n) = if let Some(n) = part.strip_prefix("jamo") {
                 ("jamo", n)
@@ -69,11 +75,19 @@ impl std::str::FromStr for ShingleSpec {
             } else {
                 return Err(bad());
             };
-            let n: usize = if n.is_empty() { if kind == "jamo" { 3 } else { 5 } } else { n.parse().map_err(|_| bad())? };
+            let n: usize = if n.is_empty() {
+                if kind == "jamo" { 3 } else { 5 }
+            } else {
+                n.parse().map_err(|_| bad())?
+            };
             if n == 0 {
                 return Err(bad());
             }
-            let slot = if kind == "jamo" { &mut spec.jamo } else { &mut spec.word };
+            let slot = if kind == "jamo" {
+                &mut spec.jamo
+            } else {
+                &mut spec.word
+            };
             if slot.is_some() {
                 return Err(bad());
             }
@@ -154,12 +168,18 @@ pub fn token_count(normalized: &str) -> usize {
 pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
     let mut stream = String::with_capacity(normalized.len() * 2);
     stream.extend(normalized.chars().filter(|c| *c != ' ').nfd());
-    let bounds: Vec<usize> = stream.char_indices().map(|(i, _)| i).chain(std::iter::once(stream.len())).collect();
+    let bounds: Vec<usize> = stream
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(stream.len()))
+        .collect();
     let chars = bounds.len() - 1;
     let mut v: Vec<u64> = if chars < n {
         vec![xxh3_64_with_seed(stream.as_bytes(), JAMO_SEED)]
     } else {
-        (0..=chars - n).map(|i| xxh3_64_with_seed(&stream.as_bytes()[bounds[i]..bounds[i + n]], JAMO_SEED)).collect()
+        (0..=chars - n)
+            .map(|i| xxh3_64_with_seed(&stream.as_bytes()[bounds[i]..bounds[i + n]], JAMO_SEED))
+            .collect()
     };
     v.sort_unstable();
     v.dedup();
@@ -190,7 +210,9 @@ pub fn word_shingles(normalized: &str, n: usize) -> Vec<u64> {
     let mut v: Vec<u64> = if words < n {
         vec![xxh3_64_with_seed(bytes, WORD_SEED)]
     } else {
-        (0..=words - n).map(|i| xxh3_64_with_seed(&bytes[starts[i]..ends[i + n - 1]], WORD_SEED)).collect()
+        (0..=words - n)
+            .map(|i| xxh3_64_with_seed(&bytes[starts[i]..ends[i + n - 1]], WORD_SEED))
+            .collect()
     };
     v.sort_unstable();
     v.dedup();
@@ -200,8 +222,14 @@ pub fn word_shingles(normalized: &str, n: usize) -> Vec<u64> {
 /// Shingles of already normalised text.
 pub fn shingles_of_normalized(normalized: &str, spec: &ShingleSpec) -> Shingles {
     Shingles {
-        jamo: spec.jamo.map(|n| jamo_shingles(normalized, n)).unwrap_or_default(),
-        word: spec.word.map(|n| word_shingles(normalized, n)).unwrap_or_default(),
+        jamo: spec
+            .jamo
+            .map(|n| jamo_shingles(normalized, n))
+            .unwrap_or_default(),
+        word: spec
+            .word
+            .map(|n| word_shingles(normalized, n))
+            .unwrap_or_default(),
     }
 }
 
@@ -236,7 +264,10 @@ mod tests {
 
     #[test]
     fn normalizes_width_case_punctuation_and_spaces() {
-        assert_eq!(normalize("  ＡＢＣ，  한국어！！ 텍스트…\t\n"), "abc 한국어 텍스트");
+        assert_eq!(
+            normalize("  ＡＢＣ，  한국어！！ 텍스트…\t\n"),
+            "abc 한국어 텍스트"
+        );
         assert_eq!(normalize("「서울」·부산 ㈜"), "서울 부산 주");
         assert_eq!(normalize(" \n\t "), "");
         assert_eq!(normalize("좋아요😀👍"), "좋아요");
@@ -248,7 +279,10 @@ mod tests {
         assert_eq!(jamo_shingles("한국", 3).len(), 4);
         let spaced = jamo_shingles(&normalize("아버지가 방에 들어가신다"), 3);
         let unspaced = jamo_shingles(&normalize("아버지가방에 들어 가신다"), 3);
-        assert_eq!(spaced, unspaced, "spacing changes must not change jamo shingles");
+        assert_eq!(
+            spaced, unspaced,
+            "spacing changes must not change jamo shingles"
+        );
         // A particle swap (가 → 는) changes only the trigrams around it.
         let swapped = jamo_shingles(&normalize("아버지는 방에 들어가신다"), 3);
         let j = jaccard(&spaced, &swapped);
@@ -261,8 +295,14 @@ mod tests {
         assert_eq!(word_shingles(&n, 5).len(), 3);
         // Fewer than n words: the whole text is one shingle, equal for equal texts.
         assert_eq!(word_shingles("최고의 영화", 5).len(), 1);
-        assert_eq!(word_shingles("최고의 영화", 5), word_shingles(&normalize("최고의   영화!"), 5));
-        assert_ne!(word_shingles("최고의 영화", 5), word_shingles("최악의 영화", 5));
+        assert_eq!(
+            word_shingles("최고의 영화", 5),
+            word_shingles(&normalize("최고의   영화!"), 5)
+        );
+        assert_ne!(
+            word_shingles("최고의 영화", 5),
+            word_shingles("최악의 영화", 5)
+        );
         assert_eq!(jamo_shingles("a", 3).len(), 1);
         // Empty and whitespace-only texts all share one shingle.
         let spec = ShingleSpec::default();
@@ -273,7 +313,12 @@ mod tests {
     #[test]
     fn non_hangul_scripts_produce_character_shingles() {
         let spec: ShingleSpec = "jamo3".parse().unwrap();
-        for t in ["The quick brown fox", "東京は日本の首都です", "Привет мир", "مرحبا بالعالم"] {
+        for t in [
+            "The quick brown fox",
+            "東京は日本の首都です",
+            "Привет мир",
+            "مرحبا بالعالم",
+        ] {
             let s = shingles(t, &spec);
             assert!(s.jamo.len() > 3, "{t}");
             assert!(s.word.is_empty());
@@ -282,8 +327,17 @@ mod tests {
 
     #[test]
     fn spec_parsing() {
-        assert_eq!("jamo3+word5".parse::<ShingleSpec>().unwrap(), ShingleSpec::default());
-        assert_eq!("word5".parse::<ShingleSpec>().unwrap(), ShingleSpec { jamo: None, word: Some(5) });
+        assert_eq!(
+            "jamo3+word5".parse::<ShingleSpec>().unwrap(),
+            ShingleSpec::default()
+        );
+        assert_eq!(
+            "word5".parse::<ShingleSpec>().unwrap(),
+            ShingleSpec {
+                jamo: None,
+                word: Some(5)
+            }
+        );
         assert_eq!("jamo4".parse::<ShingleSpec>().unwrap().to_string(), "jamo4");
         for bad in ["", "char3", "jamo0", "word5+word3", "jamox"] {
             let e = bad.parse::<ShingleSpec>().unwrap_err().to_string();

@@ -103,12 +103,17 @@ impl Signatures {
     /// Writes the file atomically (temporary name, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = AtomicDir::new(path)?;
-        let f = std::fs::File::create(tmp.path()).map_err(|e| Error::io("create", tmp.path(), e))?;
+        let f =
+            std::fs::File::create(tmp.path()).map_err(|e| Error::io("create", tmp.path(), e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let io = |e| Error::io("write", path, e);
-        let header = serde_json::to_vec(&self.header).map_err(|e| Error::Json { path: path.into(), source: e })?;
+        let header = serde_json::to_vec(&self.header).map_err(|e| Error::Json {
+            path: path.into(),
+            source: e,
+        })?;
         w.write_all(MAGIC).map_err(io)?;
-        w.write_all(&(header.len() as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(&(header.len() as u32).to_le_bytes())
+            .map_err(io)?;
         w.write_all(&header).map_err(io)?;
         for d in &self.docs {
             w.write_all(&d.key.to_le_bytes()).map_err(io)?;
@@ -143,7 +148,12 @@ impl Signatures {
         let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
         let mut r = BufReader::with_capacity(1 << 20, f);
         let header = read_header(&mut r, path)?;
-        let bad = |m: &str| Error::from(DedupError::Signatures { path: path.into(), msg: m.into() });
+        let bad = |m: &str| {
+            Error::from(DedupError::Signatures {
+                path: path.into(),
+                msg: m.into(),
+            })
+        };
         let mut docs = Vec::with_capacity(header.docs);
         let mut b8 = [0u8; 8];
         let mut b4 = [0u8; 4];
@@ -165,29 +175,51 @@ impl Signatures {
                 *s = String::from_utf8(v).map_err(|_| bad("id or domain is not UTF-8"))?;
             }
             let [id, domain] = strs;
-            docs.push(DocMeta { key, id, domain, tokens, chars, content });
+            docs.push(DocMeta {
+                key,
+                id,
+                domain,
+                tokens,
+                chars,
+                content,
+            });
         }
         let mut raw = vec![0u8; header.docs * header.perms * 4];
         r.read_exact(&mut raw).map_err(trunc)?;
         if r.read(&mut b4).map_err(|e| Error::io("read", path, e))? != 0 {
             return Err(bad("trailing bytes after the signatures"));
         }
-        let values = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        Ok(Signatures { header, docs, values })
+        let values = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Signatures {
+            header,
+            docs,
+            values,
+        })
     }
 }
 
 fn read_header(r: &mut impl Read, path: &Path) -> Result<SigHeader> {
-    let bad = |m: String| Error::from(DedupError::Signatures { path: path.into(), msg: m });
+    let bad = |m: String| {
+        Error::from(DedupError::Signatures {
+            path: path.into(),
+            msg: m,
+        })
+    };
     let mut magic = [0u8; 8];
-    r.read_exact(&mut magic).map_err(|_| bad("too short to be a signature file".into()))?;
+    r.read_exact(&mut magic)
+        .map_err(|_| bad("too short to be a signature file".into()))?;
     if &magic != MAGIC {
         return Err(bad("not a yunmin signature file (bad magic)".into()));
     }
     let mut b4 = [0u8; 4];
-    r.read_exact(&mut b4).map_err(|_| bad("truncated header".into()))?;
+    r.read_exact(&mut b4)
+        .map_err(|_| bad("truncated header".into()))?;
     let mut h = vec![0u8; u32::from_le_bytes(b4) as usize];
-    r.read_exact(&mut h).map_err(|_| bad("truncated header".into()))?;
+    r.read_exact(&mut h)
+        .map_err(|_| bad("truncated header".into()))?;
     serde_json::from_slice(&h).map_err(|e| bad(format!("bad header: {e}")))
 }
 
@@ -199,17 +231,40 @@ mod tests {
     fn roundtrip_and_truncation_is_detected() {
         let d = tempfile::tempdir().unwrap();
         let s = Signatures {
-            header: SigHeader { scheme: "s".into(), input: "i".into(), shard: (1, 3), perms: 4, docs: 2 },
+            header: SigHeader {
+                scheme: "s".into(),
+                input: "i".into(),
+                shard: (1, 3),
+                perms: 4,
+                docs: 2,
+            },
             docs: vec![
-                DocMeta { key: 1 << 32, id: "가".into(), domain: "law".into(), tokens: 3, chars: 9, content: 7 },
-                DocMeta { key: 5, id: "b".into(), domain: "".into(), tokens: 0, chars: 0, content: 8 },
+                DocMeta {
+                    key: 1 << 32,
+                    id: "가".into(),
+                    domain: "law".into(),
+                    tokens: 3,
+                    chars: 9,
+                    content: 7,
+                },
+                DocMeta {
+                    key: 5,
+                    id: "b".into(),
+                    domain: "".into(),
+                    tokens: 0,
+                    chars: 0,
+                    content: 8,
+                },
             ],
             values: vec![1, 2, 3, 4, 5, 6, 7, u32::MAX],
         };
         let p = d.path().join("x.bin");
         s.save(&p).unwrap();
         let l = Signatures::load(&p).unwrap();
-        assert_eq!((l.header.clone(), l.docs.clone(), l.values.clone()), (s.header, s.docs, s.values));
+        assert_eq!(
+            (l.header.clone(), l.docs.clone(), l.values.clone()),
+            (s.header, s.docs, s.values)
+        );
         assert_eq!(l.sig(1), &[5, 6, 7, u32::MAX]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();

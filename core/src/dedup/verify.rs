@@ -31,7 +31,9 @@ impl std::str::FromStr for Verify {
         match s {
             "exact" => Ok(Verify::Exact),
             "estimate" => Ok(Verify::Estimate),
-            _ => Err(DedupError::Config(format!("verify `{s}`: expected \"exact\" or \"estimate\""))),
+            _ => Err(DedupError::Config(format!(
+                "verify `{s}`: expected \"exact\" or \"estimate\""
+            ))),
         }
     }
 }
@@ -52,13 +54,26 @@ pub struct Candidate {
 /// For each document, the first document (smallest index) with the same content hash.
 pub fn content_leaders(sigs: &Signatures) -> Vec<usize> {
     let mut first: HashMap<u64, usize> = HashMap::with_capacity(sigs.len());
-    sigs.docs.iter().enumerate().map(|(i, d)| *first.entry(d.content).or_insert(i)).collect()
+    sigs.docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| *first.entry(d.content).or_insert(i))
+        .collect()
 }
 
 /// Distinct candidate pairs `(a, b)`, `a < b`, between content leaders sharing a bucket,
 /// sorted. `buckets` hold document keys; keys not in `sigs` are ignored (and counted).
-pub fn pairs_from_buckets(buckets: &[Vec<u64>], sigs: &Signatures, leaders: &[usize]) -> (Vec<(usize, usize)>, usize) {
-    let index: HashMap<u64, usize> = sigs.docs.iter().enumerate().map(|(i, d)| (d.key, i)).collect();
+pub fn pairs_from_buckets(
+    buckets: &[Vec<u64>],
+    sigs: &Signatures,
+    leaders: &[usize],
+) -> (Vec<(usize, usize)>, usize) {
+    let index: HashMap<u64, usize> = sigs
+        .docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.key, i))
+        .collect();
     let mut unknown = 0;
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     let mut members = Vec::new();
@@ -101,7 +116,12 @@ pub fn verify(
                 Verify::Estimate => None,
                 Verify::Exact => Some(scheme.exact(&shingles[&a], &shingles[&b])),
             };
-            (exact.unwrap_or(estimated) >= threshold).then_some(Candidate { a, b, estimated, exact })
+            (exact.unwrap_or(estimated) >= threshold).then_some(Candidate {
+                a,
+                b,
+                estimated,
+                exact,
+            })
         })
         .collect();
     Ok(out)

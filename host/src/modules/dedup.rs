@@ -59,8 +59,23 @@ pub struct EvalSetHandle(pub Arc<EvalSet>);
 
 /// Option keys of `dedup` and the pieces.
 pub const DEDUP_KEYS: &[&str] = &[
-    "threshold", "perms", "bands", "rows", "recall", "shingles", "combine", "jamo_weight", "index", "namespace", "keep",
-    "verify", "seed", "kept", "shard_docs", "batch", "keep_index",
+    "threshold",
+    "perms",
+    "bands",
+    "rows",
+    "recall",
+    "shingles",
+    "combine",
+    "jamo_weight",
+    "index",
+    "namespace",
+    "keep",
+    "verify",
+    "seed",
+    "kept",
+    "shard_docs",
+    "batch",
+    "keep_index",
 ];
 
 fn parse<T: std::str::FromStr<Err = yunmin_core::dedup::DedupError>>(v: &str) -> RhaiResult<T> {
@@ -71,7 +86,13 @@ fn parse<T: std::str::FromStr<Err = yunmin_core::dedup::DedupError>>(v: &str) ->
 pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<DedupConfig> {
     let o = Options::new(func, opts, DEDUP_KEYS)?;
     let d = DedupConfig::default();
-    let opt_usize = |k: &str| -> RhaiResult<Option<usize>> { if o.has(k) { Ok(Some(o.usize(k, 0)?)) } else { Ok(None) } };
+    let opt_usize = |k: &str| -> RhaiResult<Option<usize>> {
+        if o.has(k) {
+            Ok(Some(o.usize(k, 0)?))
+        } else {
+            Ok(None)
+        }
+    };
     Ok(DedupConfig {
         threshold: o.float("threshold", d.threshold)?,
         perms: o.usize("perms", d.perms)?,
@@ -97,7 +118,11 @@ pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<Dedup
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<DatasetHandle> {
     let in_root = host.ctx.path(path);
-    let p = if in_root.exists() { in_root } else { PathBuf::from(path) };
+    let p = if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(path)
+    };
     Ok(DatasetHandle(Arc::new(Dataset::open(p).rhai()?)))
 }
 
@@ -116,10 +141,22 @@ fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResu
     let cfg = config_from("dedup", opts, host.ctx.seed())?;
     let params = serde_json::to_value(&cfg).map_err(|e| msg_err(e.to_string()))?;
     let root = host.ctx.root().to_path_buf();
-    let outputs = [root.join(&cfg.kept), root.join("candidates.json"), root.join("clusters.jsonl"), root.join("dedup_log.csv")];
+    let outputs = [
+        root.join(&cfg.kept),
+        root.join("candidates.json"),
+        root.join("clusters.jsonl"),
+        root.join("dedup_log.csv"),
+    ];
     let (summary, _cached) = host
         .ctx
-        .stage("dedup", &params, &[ds.0.dir().to_path_buf()], &outputs, "dedup-v1", || pipeline::run(&ds.0, &root, &cfg))
+        .stage(
+            "dedup",
+            &params,
+            &[ds.0.dir().to_path_buf()],
+            &outputs,
+            "dedup-v1",
+            || pipeline::run(&ds.0, &root, &cfg),
+        )
         .rhai()?;
     Ok(DedupResult(Arc::new(summary)))
 }
@@ -127,12 +164,30 @@ fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResu
 fn signatures(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<SignaturesHandle> {
     let cfg = config_from("minhash", opts, host.ctx.seed())?;
     let scheme = cfg.scheme().rhai()?;
-    let (sigs, _) = pipeline::sign_shard(&ds.0, &scheme, Shard::default(), host.ctx.root()).rhai()?;
-    Ok(SignaturesHandle { sigs: Arc::new(sigs), scheme: Arc::new(scheme), cfg: Arc::new(cfg), dataset: ds.0.clone() })
+    let (sigs, _) =
+        pipeline::sign_shard(&ds.0, &scheme, Shard::default(), host.ctx.root()).rhai()?;
+    Ok(SignaturesHandle {
+        sigs: Arc::new(sigs),
+        scheme: Arc::new(scheme),
+        cfg: Arc::new(cfg),
+        dataset: ds.0.clone(),
+    })
 }
 
 fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
-    let o = Options::new("lsh_index", opts, &["bands", "rows", "threshold", "recall", "index", "namespace", "batch"])?;
+    let o = Options::new(
+        "lsh_index",
+        opts,
+        &[
+            "bands",
+            "rows",
+            "threshold",
+            "recall",
+            "index",
+            "namespace",
+            "batch",
+        ],
+    )?;
     let mut cfg = (*s.cfg).clone();
     cfg.threshold = o.float("threshold", cfg.threshold)?;
     cfg.recall = o.float("recall", cfg.recall)?;
@@ -146,11 +201,19 @@ fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
     cfg.namespace = o.opt_str("namespace")?.or(cfg.namespace);
     cfg.batch = o.usize("batch", cfg.batch)?;
     let br = cfg.band_rows(&s.scheme).rhai()?;
-    let ns = cfg.namespace.clone().unwrap_or_else(|| format!("yunmin:dedup:script:{}", std::process::id()));
+    let ns = cfg
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("yunmin:dedup:script:{}", std::process::id()));
     let mut index = lsh::open(&cfg.index, &ns, br, cfg.batch).rhai()?;
     let bands = pipeline::all_band_hashes(&s.sigs, &s.scheme, br).rhai()?;
     pipeline::insert_all(index.as_mut(), &s.sigs, &bands, br).rhai()?;
-    Ok(IndexHandle { index: Arc::new(Mutex::new(index)), sigs: s.clone(), cfg: Arc::new(cfg), bands: br })
+    Ok(IndexHandle {
+        index: Arc::new(Mutex::new(index)),
+        sigs: s.clone(),
+        cfg: Arc::new(cfg),
+        bands: br,
+    })
 }
 
 fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> {
@@ -165,7 +228,8 @@ fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> 
     let files = s.dataset.shards().rhai()?;
     let need_map = |need: &[usize]| -> yunmin_core::Result<HashMap<usize, Shingles>> {
         // Re-read the documents of the needed keys.
-        let keys: std::collections::HashSet<u64> = need.iter().map(|&i| s.sigs.docs[i].key).collect();
+        let keys: std::collections::HashSet<u64> =
+            need.iter().map(|&i| s.sigs.docs[i].key).collect();
         let pos: HashMap<u64, usize> = need.iter().map(|&i| (s.sigs.docs[i].key, i)).collect();
         let mut out = HashMap::new();
         for (j, p) in files.iter().enumerate() {
@@ -178,10 +242,25 @@ fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> 
         }
         Ok(out)
     };
-    let mut index = ix.index.lock().map_err(|_| msg_err("candidates: index lock poisoned"))?;
+    let mut index = ix
+        .index
+        .lock()
+        .map_err(|_| msg_err("candidates: index lock poisoned"))?;
     let mut t = Timings::default();
-    let found = pipeline::find(&s.sigs, &s.scheme, &cfg, &mut **index, false, &mut t, &need_map).rhai()?;
-    Ok(CandidatesHandle { found: Arc::new(found), sigs: s.clone() })
+    let found = pipeline::find(
+        &s.sigs,
+        &s.scheme,
+        &cfg,
+        &mut **index,
+        false,
+        &mut t,
+        &need_map,
+    )
+    .rhai()?;
+    Ok(CandidatesHandle {
+        found: Arc::new(found),
+        sigs: s.clone(),
+    })
 }
 
 fn candidates_table(c: &CandidatesHandle) -> RhaiResult<Table> {
@@ -210,12 +289,28 @@ fn clusters_table(c: &CandidatesHandle) -> RhaiResult<Table> {
 }
 
 fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
-    let o = Options::new("dedup_eval_set", opts, &["corpora", "domains", "per_domain", "dup_fraction", "max_chars", "short_chars", "seed"])?;
+    let o = Options::new(
+        "dedup_eval_set",
+        opts,
+        &[
+            "corpora",
+            "domains",
+            "per_domain",
+            "dup_fraction",
+            "max_chars",
+            "short_chars",
+            "seed",
+        ],
+    )?;
     let d = EvalConfig::default();
     let corpora = o.str("corpora", &d.corpora.to_string_lossy())?;
     let corpora = {
         let p = PathBuf::from(&corpora);
-        if p.is_relative() && !p.exists() { crate_root().join(&p) } else { p }
+        if p.is_relative() && !p.exists() {
+            crate_root().join(&p)
+        } else {
+            p
+        }
     };
     let cfg = EvalConfig {
         corpora,
@@ -226,20 +321,27 @@ fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
         short_chars: o.usize("short_chars", d.short_chars)?,
         seed: o.int("seed", seed as i64)? as u64,
     };
-    Ok(EvalSetHandle(Arc::new(yunmin_core::dedup::eval::build_set(&cfg).rhai()?)))
+    Ok(EvalSetHandle(Arc::new(
+        yunmin_core::dedup::eval::build_set(&cfg).rhai()?,
+    )))
 }
 
 /// The directory `../shared/data/corpora` is resolved against when the working directory lacks it:
 /// the repository root of the binary's source tree.
 fn crate_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Registers the `dedup` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     let e = api.engine();
     e.register_type_with_name::<DatasetHandle>("Dataset");
-    e.register_get("dir", |d: &mut DatasetHandle| d.0.dir().to_string_lossy().to_string());
+    e.register_get("dir", |d: &mut DatasetHandle| {
+        d.0.dir().to_string_lossy().to_string()
+    });
     e.register_type_with_name::<DedupResult>("DedupResult");
     e.register_get("docs", |r: &mut DedupResult| r.0.docs as i64);
     e.register_get("kept_count", |r: &mut DedupResult| r.0.kept as i64);
@@ -249,7 +351,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     e.register_get("bands", |r: &mut DedupResult| r.0.bands as i64);
     e.register_get("rows", |r: &mut DedupResult| r.0.rows as i64);
     e.register_fn("to_string", |r: &mut DedupResult| {
-        format!("DedupResult(docs={}, kept={}, removed={}, clusters={})", r.0.docs, r.0.kept, r.0.removed, r.0.clusters)
+        format!(
+            "DedupResult(docs={}, kept={}, removed={}, clusters={})",
+            r.0.docs, r.0.kept, r.0.removed, r.0.clusters
+        )
     });
     e.register_type_with_name::<SignaturesHandle>("Signatures");
     e.register_get("len", |s: &mut SignaturesHandle| s.sigs.len() as i64);
@@ -258,7 +363,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     e.register_get("bands", |s: &mut IndexHandle| s.bands.bands as i64);
     e.register_get("rows", |s: &mut IndexHandle| s.bands.rows as i64);
     e.register_type_with_name::<CandidatesHandle>("Candidates");
-    e.register_get("len", |c: &mut CandidatesHandle| c.found.candidates.len() as i64);
+    e.register_get("len", |c: &mut CandidatesHandle| {
+        c.found.candidates.len() as i64
+    });
     e.register_get("checked", |c: &mut CandidatesHandle| c.found.checked as i64);
     e.register_type_with_name::<EvalSetHandle>("EvalSet");
     e.register_get("len", |s: &mut EvalSetHandle| s.0.docs.len() as i64);
@@ -286,20 +393,39 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |ds: DatasetHandle, opts: Map| run_dedup(&h, &ds, opts),
     );
     let h = host.clone();
-    api.func("dedup", &["dataset", "opts"], "`dedup` on a dataset directory path.", move |ds: &str, opts: Map| {
-        let d = open_dataset(&h, ds)?;
-        run_dedup(&h, &d, opts)
-    });
-    api.func("kept", &["result"], "The kept documents as a Dataset.", |r: &mut DedupResult| {
-        let dir = r.0.kept_dir.clone().ok_or_else(|| msg_err("kept: this dedup result has no kept dataset"))?;
-        Ok::<_, crate::errors::RhaiError>(DatasetHandle(Arc::new(Dataset::open(dir).rhai()?)))
-    });
-    api.func("log", &["result"], "Per-domain counts (domain, before, after, removed, rate) as a Table.", |r: &mut DedupResult| {
-        to_table(&r.0.domains)
-    });
-    api.func("summary", &["result"], "Everything the run reported (counts, bands, timings) as a map.", |r: &mut DedupResult| {
-        rhai::serde::to_dynamic(&*r.0)
-    });
+    api.func(
+        "dedup",
+        &["dataset", "opts"],
+        "`dedup` on a dataset directory path.",
+        move |ds: &str, opts: Map| {
+            let d = open_dataset(&h, ds)?;
+            run_dedup(&h, &d, opts)
+        },
+    );
+    api.func(
+        "kept",
+        &["result"],
+        "The kept documents as a Dataset.",
+        |r: &mut DedupResult| {
+            let dir =
+                r.0.kept_dir
+                    .clone()
+                    .ok_or_else(|| msg_err("kept: this dedup result has no kept dataset"))?;
+            Ok::<_, crate::errors::RhaiError>(DatasetHandle(Arc::new(Dataset::open(dir).rhai()?)))
+        },
+    );
+    api.func(
+        "log",
+        &["result"],
+        "Per-domain counts (domain, before, after, removed, rate) as a Table.",
+        |r: &mut DedupResult| to_table(&r.0.domains),
+    );
+    api.func(
+        "summary",
+        &["result"],
+        "Everything the run reported (counts, bands, timings) as a map.",
+        |r: &mut DedupResult| rhai::serde::to_dynamic(&*r.0),
+    );
     api.func(
         "shingles",
         &["text", "opts"],
@@ -310,7 +436,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let spec: shingle::ShingleSpec = parse(&o.str("shingles", "jamo3+word5")?)?;
             let norm = shingle::normalize(text);
             let s = shingle::shingles_of_normalized(&norm, &spec);
-            let arr = |v: &[u64]| v.iter().map(|&x| Dynamic::from_int(x as i64)).collect::<Array>();
+            let arr = |v: &[u64]| {
+                v.iter()
+                    .map(|&x| Dynamic::from_int(x as i64))
+                    .collect::<Array>()
+            };
             let mut m = Map::new();
             m.insert("normalized".into(), norm.into());
             m.insert("jamo".into(), arr(&s.jamo).into());
@@ -350,9 +480,12 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          Options: threshold, verify (\"exact\" | \"estimate\"), keep (for `clusters`).",
         |ix: IndexHandle, opts: Map| find_candidates(&ix, opts),
     );
-    api.func("table", &["candidates"], "Pairs as a Table: a, b (ids), estimated, exact.", |c: &mut CandidatesHandle| {
-        candidates_table(c)
-    });
+    api.func(
+        "table",
+        &["candidates"],
+        "Pairs as a Table: a, b (ids), estimated, exact.",
+        |c: &mut CandidatesHandle| candidates_table(c),
+    );
     api.func(
         "clusters",
         &["candidates"],
@@ -527,13 +660,22 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
         return run_bench(b);
     }
     let a = cli.args;
-    let input = a.input.clone().ok_or_else(|| anyhow::anyhow!("--input DATASET_DIR is required"))?;
-    let out = a.out.clone().ok_or_else(|| anyhow::anyhow!("--out RUN_ROOT is required"))?;
+    let input = a
+        .input
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--input DATASET_DIR is required"))?;
+    let out = a
+        .out
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--out RUN_ROOT is required"))?;
     let cfg = cli_config(&a)?;
     let ds = Dataset::open(&input)?;
     let go = || pipeline::run(&ds, &out, &cfg);
     let s = match a.threads {
-        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build()?.install(go)?,
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()?
+            .install(go)?,
         None => go()?,
     };
     let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
@@ -542,17 +684,36 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
             "dedup index shard {}: {} documents signed{} and inserted into {} in {:.2}s (peak {peak:.0} MiB)",
             a.shard,
             s.docs,
-            if s.reused_signatures { " (signatures reused)" } else { "" },
+            if s.reused_signatures {
+                " (signatures reused)"
+            } else {
+                ""
+            },
             s.index,
             s.timings.sign_s + s.timings.index_s
         ),
         _ => {
             println!(
                 "dedup: {} documents, {} kept, {} removed in {} clusters ({} pairs checked, {} verified; bands {}×{}; index {})",
-                s.docs, s.kept, s.removed, s.clusters, s.checked, s.candidates, s.bands, s.rows, s.index
+                s.docs,
+                s.kept,
+                s.removed,
+                s.clusters,
+                s.checked,
+                s.candidates,
+                s.bands,
+                s.rows,
+                s.index
             );
             for d in &s.domains {
-                println!("  {:<20} {:>9} → {:>9}  removed {:>8} ({:.2}%)", d.domain, d.before, d.after, d.removed, d.rate * 100.0);
+                println!(
+                    "  {:<20} {:>9} → {:>9}  removed {:>8} ({:.2}%)",
+                    d.domain,
+                    d.before,
+                    d.after,
+                    d.removed,
+                    d.rate * 100.0
+                );
             }
             let t = &s.timings;
             println!(
@@ -582,8 +743,14 @@ fn python(explicit: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Every `stride`-th document of all corpora, in corpus order.
-fn sample_corpora(dir: &Path, n: Option<usize>) -> anyhow::Result<Vec<yunmin_core::ingest::Document>> {
-    let cfg = EvalConfig { corpora: dir.to_path_buf(), ..Default::default() };
+fn sample_corpora(
+    dir: &Path,
+    n: Option<usize>,
+) -> anyhow::Result<Vec<yunmin_core::ingest::Document>> {
+    let cfg = EvalConfig {
+        corpora: dir.to_path_buf(),
+        ..Default::default()
+    };
     let mut all = Vec::new();
     for (stem, path) in yunmin_core::dedup::eval::corpus_files(&cfg)? {
         yunmin_core::dedup::eval::read_corpus(&path, |mut d| {
@@ -596,24 +763,44 @@ fn sample_corpora(dir: &Path, n: Option<usize>) -> anyhow::Result<Vec<yunmin_cor
     Ok(match n {
         Some(n) if n < all.len() => {
             let stride = all.len() as f64 / n as f64;
-            (0..n).map(|i| all[(i as f64 * stride) as usize].clone()).collect()
+            (0..n)
+                .map(|i| all[(i as f64 * stride) as usize].clone())
+                .collect()
         }
         _ => all,
     })
 }
 
-fn run_python(py: &Path, input: &Path, redis: Option<&str>) -> anyhow::Result<Vec<serde_json::Value>> {
+fn run_python(
+    py: &Path,
+    input: &Path,
+    redis: Option<&str>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let script = crate_root().join("scripts/bench/dedup_datasketch.py");
     let mut cmd = std::process::Command::new(py);
-    cmd.arg(&script).arg("--input").arg(input).arg("--perms").arg("128").arg("--threshold").arg("0.8");
+    cmd.arg(&script)
+        .arg("--input")
+        .arg(input)
+        .arg("--perms")
+        .arg("128")
+        .arg("--threshold")
+        .arg("0.8");
     if let Some(r) = redis {
         cmd.arg("--redis").arg(r);
     }
-    let o = cmd.output().map_err(|e| anyhow::anyhow!("running {} {}: {e}", py.display(), script.display()))?;
+    let o = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {} {}: {e}", py.display(), script.display()))?;
     if !o.status.success() {
-        anyhow::bail!("datasketch benchmark failed: {}", String::from_utf8_lossy(&o.stderr));
+        anyhow::bail!(
+            "datasketch benchmark failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    Ok(String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }
 
 fn write_jsonl(path: &Path, docs: &[yunmin_core::ingest::Document]) -> anyhow::Result<()> {
@@ -633,7 +820,9 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let docs = sample_corpora(&b.corpora, Some(b.docs))?;
     let tmp = tempfile::tempdir()?;
     let cfg = DedupConfig::default();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut rows: Vec<(String, BenchRow)> = Vec::new();
     let sample = tmp.path().join("sample.jsonl");
     write_jsonl(&sample, &docs)?;
@@ -664,11 +853,19 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut csv = String::from("tool,task,docs,threads,seconds,docs_per_s,removed,speedup_vs_datasketch\n");
+    let mut csv =
+        String::from("tool,task,docs,threads,seconds,docs_per_s,removed,speedup_vs_datasketch\n");
     for (tool, r) in &rows {
-        let peer = rows.iter().find(|(t, p)| t == "datasketch" && p.task == r.task && p.docs == r.docs);
-        let speed = peer.map(|(_, p)| r.docs_per_s / p.docs_per_s).unwrap_or(f64::NAN);
-        let line = format!("{tool},{},{},{},{:.3},{:.1},{},{:.1}", r.task, r.docs, r.threads, r.seconds, r.docs_per_s, r.removed, speed);
+        let peer = rows
+            .iter()
+            .find(|(t, p)| t == "datasketch" && p.task == r.task && p.docs == r.docs);
+        let speed = peer
+            .map(|(_, p)| r.docs_per_s / p.docs_per_s)
+            .unwrap_or(f64::NAN);
+        let line = format!(
+            "{tool},{},{},{},{:.3},{:.1},{},{:.1}",
+            r.task, r.docs, r.threads, r.seconds, r.docs_per_s, r.removed, speed
+        );
         println!("{line}");
         csv.push_str(&line);
         csv.push('\n');
@@ -696,9 +893,15 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
             s.checked
         );
         let tm = &s.timings;
-        println!("  sign {:.1}s index {:.1}s query {:.1}s verify {:.1}s write {:.1}s", tm.sign_s, tm.index_s, tm.query_s, tm.verify_s, tm.write_s);
+        println!(
+            "  sign {:.1}s index {:.1}s query {:.1}s verify {:.1}s write {:.1}s",
+            tm.sign_s, tm.index_s, tm.query_s, tm.verify_s, tm.write_s
+        );
         for d in &s.domains {
-            println!("  {},{},{},{},{:.4}", d.domain, d.before, d.after, d.removed, d.rate);
+            println!(
+                "  {},{},{},{},{:.4}",
+                d.domain, d.before, d.after, d.removed, d.rate
+            );
         }
     }
     Ok(())

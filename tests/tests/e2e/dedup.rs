@@ -9,15 +9,63 @@ use yunmin_tests::redis::{RedisServer, free_port};
 use yunmin_tests::{text, write_script, yunmin, yunmin_bin};
 
 const WORDS: &[&str] = &[
-    "정부는", "국민의", "안전을", "위하여", "새로운", "정책을", "발표하였다", "시민들은", "이번", "결정에",
-    "대해", "다양한", "의견을", "내놓았다", "전문가들은", "경제", "성장과", "일자리", "문제를", "지적했다",
-    "법원은", "피고인의", "항소를", "기각하고", "원심을", "유지하였다", "영화의", "배우들이", "훌륭한",
-    "연기를", "보여주었다", "음악과", "영상이", "아름답게", "어우러졌다", "학생들이", "도서관에서", "책을",
-    "읽고", "토론을", "하였다", "지역", "사회의", "발전을", "위한", "계획이", "마련되었다",
+    "정부는",
+    "국민의",
+    "안전을",
+    "위하여",
+    "새로운",
+    "정책을",
+    "발표하였다",
+    "시민들은",
+    "이번",
+    "결정에",
+    "대해",
+    "다양한",
+    "의견을",
+    "내놓았다",
+    "전문가들은",
+    "경제",
+    "성장과",
+    "일자리",
+    "문제를",
+    "지적했다",
+    "법원은",
+    "피고인의",
+    "항소를",
+    "기각하고",
+    "원심을",
+    "유지하였다",
+    "영화의",
+    "배우들이",
+    "훌륭한",
+    "연기를",
+    "보여주었다",
+    "음악과",
+    "영상이",
+    "아름답게",
+    "어우러졌다",
+    "학생들이",
+    "도서관에서",
+    "책을",
+    "읽고",
+    "토론을",
+    "하였다",
+    "지역",
+    "사회의",
+    "발전을",
+    "위한",
+    "계획이",
+    "마련되었다",
 ];
 
 fn doc(id: &str, text: String, domain: &str) -> Document {
-    Document { id: id.into(), text, domain: domain.into(), source: "test".into(), extra: Default::default() }
+    Document {
+        id: id.into(),
+        text,
+        domain: domain.into(),
+        source: "test".into(),
+        extra: Default::default(),
+    }
 }
 
 /// 120 distinct base documents, a near-duplicate copy of every third (spacing change and a
@@ -25,7 +73,9 @@ fn doc(id: &str, text: String, domain: &str) -> Document {
 fn make_dataset(dir: &Path) -> (Dataset, BTreeSet<String>) {
     let mut state = 12345u64;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     let mut docs = Vec::new();
@@ -56,10 +106,25 @@ fn make_dataset(dir: &Path) -> (Dataset, BTreeSet<String>) {
     // non-Hangul scripts, one enormous document.
     docs.push(doc("e-empty", String::new(), "edge"));
     docs.push(doc("e-space", " \n\t  ".into(), "edge"));
-    docs.push(doc("e-en", "The quick brown fox jumps over the lazy dog near the river bank today.".into(), "edge"));
-    docs.push(doc("e-ja", "東京は日本の首都であり、多くの人々が暮らしている大都市です。".into(), "edge"));
-    docs.push(doc("e-ar", "مرحبا بالعالم هذا نص عربي قصير للاختبار فقط".into(), "edge"));
-    let huge: String = (0..60_000).map(|i| WORDS[(i * 7 + i / 13) % WORDS.len()]).collect::<Vec<_>>().join(" ");
+    docs.push(doc(
+        "e-en",
+        "The quick brown fox jumps over the lazy dog near the river bank today.".into(),
+        "edge",
+    ));
+    docs.push(doc(
+        "e-ja",
+        "東京は日本の首都であり、多くの人々が暮らしている大都市です。".into(),
+        "edge",
+    ));
+    docs.push(doc(
+        "e-ar",
+        "مرحبا بالعالم هذا نص عربي قصير للاختبار فقط".into(),
+        "edge",
+    ));
+    let huge: String = (0..60_000)
+        .map(|i| WORDS[(i * 7 + i / 13) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ");
     docs.push(doc("e-huge", huge, "edge"));
     copies.insert("e-space".into());
     let mut w = DatasetWriter::create(dir, 17).unwrap();
@@ -70,7 +135,13 @@ fn make_dataset(dir: &Path) -> (Dataset, BTreeSet<String>) {
 }
 
 fn kept_ids(run: &Path) -> BTreeSet<String> {
-    Dataset::open(run.join("data/deduped")).unwrap().read_all().unwrap().into_iter().map(|d| d.id).collect()
+    Dataset::open(run.join("data/deduped"))
+        .unwrap()
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
 }
 
 fn read(p: &Path) -> String {
@@ -86,23 +157,48 @@ fn single_process_finds_planted_copies_and_three_redis_workers_agree() {
     let input = ds.dir().to_str().unwrap();
 
     let single = d.path().join("single");
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", single.to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &["dedup", "--input", input, "--out", single.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let kept = kept_ids(&single);
     let removed: BTreeSet<String> = all.difference(&kept).cloned().collect();
-    assert_eq!(removed, copies, "exactly the planted copies (and the whitespace-only twin) are removed");
+    assert_eq!(
+        removed, copies,
+        "exactly the planted copies (and the whitespace-only twin) are removed"
+    );
     let log = read(&single.join("dedup_log.csv"));
-    assert!(log.starts_with("domain,before,after,removed,rate\n"), "{log}");
-    assert!(log.contains(&format!("total,{},{},{},", all.len(), kept.len(), removed.len())), "{log}");
-    let cands: serde_json::Value = serde_json::from_str(&read(&single.join("candidates.json"))).unwrap();
+    assert!(
+        log.starts_with("domain,before,after,removed,rate\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "total,{},{},{},",
+            all.len(),
+            kept.len(),
+            removed.len()
+        )),
+        "{log}"
+    );
+    let cands: serde_json::Value =
+        serde_json::from_str(&read(&single.join("candidates.json"))).unwrap();
     let pairs = cands.as_array().unwrap();
     assert!(pairs.len() >= copies.len());
     for p in pairs {
-        assert!(p["exact"].as_f64().unwrap() >= 0.8 && p["estimated"].as_f64().is_some(), "{p}");
+        assert!(
+            p["exact"].as_f64().unwrap() >= 0.8 && p["estimated"].as_f64().is_some(),
+            "{p}"
+        );
     }
     let clusters = read(&single.join("clusters.jsonl"));
     assert_eq!(clusters.lines().count(), copies.len());
-    assert!(single.join("dedup/signatures/shard-0000-of-0001.bin").exists());
+    assert!(
+        single
+            .join("dedup/signatures/shard-0000-of-0001.bin")
+            .exists()
+    );
 
     // Three workers insert into one redis-server at the same time, then one clustering step.
     let redis = RedisServer::start();
@@ -111,7 +207,15 @@ fn single_process_finds_planted_copies_and_three_redis_workers_agree() {
         .map(|i| {
             Command::new(yunmin_bin())
                 .current_dir(d.path())
-                .args(["dedup", "--input", input, "--out", multi.to_str().unwrap(), "--index", &redis.url()])
+                .args([
+                    "dedup",
+                    "--input",
+                    input,
+                    "--out",
+                    multi.to_str().unwrap(),
+                    "--index",
+                    &redis.url(),
+                ])
                 .args(["--phase", "index", "--shard", &format!("{i}/3")])
                 .output()
         })
@@ -120,17 +224,43 @@ fn single_process_finds_planted_copies_and_three_redis_workers_agree() {
         let o = w.unwrap();
         assert!(o.status.success(), "{}", text(&o));
     }
-    assert!(!multi.join("candidates.json").exists(), "index phase writes no final outputs");
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", multi.to_str().unwrap(), "--index", &redis.url(), "--phase", "cluster"]);
+    assert!(
+        !multi.join("candidates.json").exists(),
+        "index phase writes no final outputs"
+    );
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            multi.to_str().unwrap(),
+            "--index",
+            &redis.url(),
+            "--phase",
+            "cluster",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(kept_ids(&multi), kept);
     assert_eq!(read(&multi.join("clusters.jsonl")), clusters);
     assert_eq!(read(&multi.join("dedup_log.csv")), log);
-    assert_eq!(read(&multi.join("candidates.json")), read(&single.join("candidates.json")));
-    assert_eq!(redis.command(&["DBSIZE"]), ":0\r\n", "the run's keys are removed after clustering");
+    assert_eq!(
+        read(&multi.join("candidates.json")),
+        read(&single.join("candidates.json"))
+    );
+    assert_eq!(
+        redis.command(&["DBSIZE"]),
+        ":0\r\n",
+        "the run's keys are removed after clustering"
+    );
 
     // A rerun reuses the signatures.
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", single.to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &["dedup", "--input", input, "--out", single.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(kept_ids(&single), kept);
 }
@@ -142,35 +272,124 @@ fn redis_unreachable_or_dying_gives_a_clear_error_and_no_outputs() {
     let input = ds.dir().to_str().unwrap();
     let url = format!("redis://127.0.0.1:{}", free_port());
     let out = d.path().join("r1");
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", out.to_str().unwrap(), "--index", &url]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            out.to_str().unwrap(),
+            "--index",
+            &url,
+        ],
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&url) && err.contains("connect"), "{}", text(&o));
-    for p in ["candidates.json", "clusters.jsonl", "dedup_log.csv", "data/deduped"] {
-        assert!(!out.join(p).exists(), "{p} must not exist after a failed run");
+    assert!(
+        err.contains(&url) && err.contains("connect"),
+        "{}",
+        text(&o)
+    );
+    for p in [
+        "candidates.json",
+        "clusters.jsonl",
+        "dedup_log.csv",
+        "data/deduped",
+    ] {
+        assert!(
+            !out.join(p).exists(),
+            "{p} must not exist after a failed run"
+        );
     }
 
     // The server dies after the workers inserted: the clustering step fails naming the URL.
     let mut redis = RedisServer::start();
     let out = d.path().join("r2");
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", out.to_str().unwrap(), "--index", &redis.url(), "--phase", "index", "--shard", "0/1"]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            out.to_str().unwrap(),
+            "--index",
+            &redis.url(),
+            "--phase",
+            "index",
+            "--shard",
+            "0/1",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let url = redis.url();
     redis.stop();
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", out.to_str().unwrap(), "--index", &url, "--phase", "cluster"]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            out.to_str().unwrap(),
+            "--index",
+            &url,
+            "--phase",
+            "cluster",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&url), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&url),
+        "{}",
+        text(&o)
+    );
     assert!(!out.join("dedup_log.csv").exists() && !out.join("data/deduped").exists());
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(names.iter().all(|n| !n.contains(".tmp")), "no temporaries left: {names:?}");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains(".tmp")),
+        "no temporaries left: {names:?}"
+    );
 
     // Cluster phase with a shard missing names it.
     let out = d.path().join("r3");
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", out.to_str().unwrap(), "--phase", "index", "--shard", "1/2"]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            out.to_str().unwrap(),
+            "--phase",
+            "index",
+            "--shard",
+            "1/2",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = yunmin(d.path(), &["dedup", "--input", input, "--out", out.to_str().unwrap(), "--phase", "cluster"]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "--input",
+            input,
+            "--out",
+            out.to_str().unwrap(),
+            "--phase",
+            "cluster",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 0/2"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shard 0/2"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -202,15 +421,41 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
         ),
     );
     let out = d.path().join("run");
-    let o = yunmin(d.path(), &["run", script.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = yunmin(
+        d.path(),
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains(&format!("removed={}", copies.len())), "{}", text(&o));
+    assert!(
+        stdout.contains(&format!("removed={}", copies.len())),
+        "{}",
+        text(&o)
+    );
     assert!(stdout.contains("bands=20x6"), "{}", text(&o));
-    assert!(stdout.contains("jamo=") && stdout.contains("word=1"), "{}", text(&o));
-    assert!(stdout.contains(&format!("pieces_clusters={}", copies.len())), "{}", text(&o));
+    assert!(
+        stdout.contains("jamo=") && stdout.contains("word=1"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        stdout.contains(&format!("pieces_clusters={}", copies.len())),
+        "{}",
+        text(&o)
+    );
     assert!(out.join("results/log.csv").exists() && out.join("results/pairs.csv").exists());
     // The typo in the last call fails with the known keys and the script line.
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("unknown option `treshold`") && err.contains("threshold") && err.contains("line 18"), "{}", text(&o));
+    assert!(
+        err.contains("unknown option `treshold`")
+            && err.contains("threshold")
+            && err.contains("line 18"),
+        "{}",
+        text(&o)
+    );
 }

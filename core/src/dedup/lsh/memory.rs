@@ -14,7 +14,10 @@ pub struct MemoryIndex {
 impl MemoryIndex {
     /// An empty index with `bands` bands.
     pub fn new(bands: usize) -> Self {
-        Self { bands: vec![Vec::new(); bands], sorted: true }
+        Self {
+            bands: vec![Vec::new(); bands],
+            sorted: true,
+        }
     }
 
     /// Every bucket with at least two members, as sorted member lists (band order, then hash).
@@ -67,7 +70,11 @@ impl LshIndex for MemoryIndex {
             .map(|&(j, h)| {
                 let band = &self.bands[j as usize];
                 let start = band.partition_point(|x| x.0 < h);
-                band[start..].iter().take_while(|x| x.0 == h).map(|x| x.1).collect()
+                band[start..]
+                    .iter()
+                    .take_while(|x| x.0 == h)
+                    .map(|x| x.1)
+                    .collect()
             })
             .collect())
     }
@@ -87,7 +94,10 @@ mod tests {
     fn buckets_group_documents_sharing_a_band() {
         let mut m = MemoryIndex::new(2);
         m.insert(&[10, 11, 12], &[1, 2, 1, 3, 9, 3]).unwrap();
-        assert_eq!(m.members(&[(0, 1), (1, 3), (1, 2), (0, 9)]).unwrap(), vec![vec![10, 11], vec![11, 12], vec![10], vec![12]]);
+        assert_eq!(
+            m.members(&[(0, 1), (1, 3), (1, 2), (0, 9)]).unwrap(),
+            vec![vec![10, 11], vec![11, 12], vec![10], vec![12]]
+        );
         assert_eq!(m.multi_buckets(), vec![vec![10, 11], vec![11, 12]]);
         m.clear().unwrap();
         assert!(m.multi_buckets().is_empty());

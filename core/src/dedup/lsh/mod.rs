@@ -42,12 +42,25 @@ pub fn band_hashes(sig: &[u32], offsets: &[usize], rows: usize, out: &mut Vec<u6
 
 /// Opens the backend named by `spec`: `"memory"` or a `redis://…` URL, with keys under
 /// `namespace`.
-pub fn open(spec: &str, namespace: &str, bands: BandRows, batch: usize) -> Result<Box<dyn LshIndex>> {
+pub fn open(
+    spec: &str,
+    namespace: &str,
+    bands: BandRows,
+    batch: usize,
+) -> Result<Box<dyn LshIndex>> {
     if spec == "memory" {
         Ok(Box::new(memory::MemoryIndex::new(bands.bands)))
-    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+unix://") {
-        Ok(Box::new(redis::RedisIndex::connect(spec, namespace, batch)?))
+    } else if spec.starts_with("redis://")
+        || spec.starts_with("rediss://")
+        || spec.starts_with("redis+unix://")
+    {
+        Ok(Box::new(redis::RedisIndex::connect(
+            spec, namespace, batch,
+        )?))
     } else {
-        Err(super::DedupError::Config(format!("index `{spec}`: expected \"memory\" or a redis://host:port URL")).into())
+        Err(super::DedupError::Config(format!(
+            "index `{spec}`: expected \"memory\" or a redis://host:port URL"
+        ))
+        .into())
     }
 }

@@ -18,7 +18,10 @@ pub struct RedisIndex {
 
 impl std::fmt::Debug for RedisIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisIndex").field("url", &self.url).field("namespace", &self.namespace).finish()
+        f.debug_struct("RedisIndex")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .finish()
     }
 }
 
@@ -26,13 +29,28 @@ impl RedisIndex {
     /// Connects to `url` (errors name it) with keys under `namespace`, `batch` commands per
     /// pipeline.
     pub fn connect(url: &str, namespace: &str, batch: usize) -> Result<Self> {
-        let err = |op: &'static str, e: redis::RedisError| DedupError::Redis { url: url.into(), op, msg: e.to_string() };
+        let err = |op: &'static str, e: redis::RedisError| DedupError::Redis {
+            url: url.into(),
+            op,
+            msg: e.to_string(),
+        };
         let client = redis::Client::open(url).map_err(|e| err("connect", e))?;
-        let mut con = client.get_connection_with_timeout(Duration::from_secs(5)).map_err(|e| err("connect", e))?;
-        con.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| err("connect", e))?;
-        con.set_write_timeout(Some(Duration::from_secs(60))).map_err(|e| err("connect", e))?;
-        redis::cmd("PING").query::<String>(&mut con).map_err(|e| err("connect", e))?;
-        Ok(Self { url: url.into(), namespace: namespace.into(), batch: batch.max(1), con })
+        let mut con = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(|e| err("connect", e))?;
+        con.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| err("connect", e))?;
+        con.set_write_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| err("connect", e))?;
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .map_err(|e| err("connect", e))?;
+        Ok(Self {
+            url: url.into(),
+            namespace: namespace.into(),
+            batch: batch.max(1),
+            con,
+        })
     }
 
     fn key(&self, band: u16, hash: u64) -> String {
@@ -40,7 +58,12 @@ impl RedisIndex {
     }
 
     fn err(&self, op: &'static str, e: redis::RedisError) -> crate::Error {
-        DedupError::Redis { url: self.url.clone(), op, msg: e.to_string() }.into()
+        DedupError::Redis {
+            url: self.url.clone(),
+            op,
+            msg: e.to_string(),
+        }
+        .into()
     }
 }
 
@@ -58,17 +81,22 @@ impl LshIndex for RedisIndex {
         let mut n = 0;
         for (i, &k) in keys.iter().enumerate() {
             for j in 0..b {
-                pipe.cmd("SADD").arg(self.key(j as u16, bands[i * b + j])).arg(k as i64).ignore();
+                pipe.cmd("SADD")
+                    .arg(self.key(j as u16, bands[i * b + j]))
+                    .arg(k as i64)
+                    .ignore();
                 n += 1;
                 if n >= self.batch {
-                    pipe.exec(&mut self.con).map_err(|e| self.err("insert", e))?;
+                    pipe.exec(&mut self.con)
+                        .map_err(|e| self.err("insert", e))?;
                     pipe = redis::pipe();
                     n = 0;
                 }
             }
         }
         if n > 0 {
-            pipe.exec(&mut self.con).map_err(|e| self.err("insert", e))?;
+            pipe.exec(&mut self.con)
+                .map_err(|e| self.err("insert", e))?;
         }
         Ok(())
     }
@@ -80,7 +108,9 @@ impl LshIndex for RedisIndex {
             for &(j, h) in chunk {
                 pipe.cmd("SMEMBERS").arg(self.key(j, h));
             }
-            let res: Vec<Vec<i64>> = pipe.query(&mut self.con).map_err(|e| self.err("query", e))?;
+            let res: Vec<Vec<i64>> = pipe
+                .query(&mut self.con)
+                .map_err(|e| self.err("query", e))?;
             out.extend(res.into_iter().map(|mut v| {
                 v.sort_unstable();
                 v.into_iter().map(|x| x as u64).collect()
@@ -102,7 +132,10 @@ impl LshIndex for RedisIndex {
                 .query(&mut self.con)
                 .map_err(|e| self.err("clear", e))?;
             if !keys.is_empty() {
-                redis::cmd("UNLINK").arg(&keys).exec(&mut self.con).map_err(|e| self.err("clear", e))?;
+                redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .exec(&mut self.con)
+                    .map_err(|e| self.err("clear", e))?;
             }
             if next == 0 {
                 return Ok(());
