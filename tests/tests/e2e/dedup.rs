@@ -454,7 +454,7 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
     assert!(
         err.contains("unknown option `treshold`")
             && err.contains("threshold")
-            && err.contains("line 18"),
+            && err.contains("line 16"),
         "{}",
         text(&o)
     );
