@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
+    /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
+    /// `yunmin dedup bench` to compare with datasketch.
+    Dedup(crate::modules::dedup::DedupCli),
     /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
     Metrics(crate::modules::eval::MetricsArgs),
     /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).

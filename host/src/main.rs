@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
         Command::Check { script } => script::check(&script),
         Command::Api { write, check } => api_command(write, check),
+        Command::Dedup(a) => modules::dedup::run_cli(a),
         Command::Metrics(args) => modules::eval::run_cli(args),
         Command::Ingest(args) => modules::ingest::run_cli(args),
         Command::Diff(a) => modules::merge::run_diff(a),

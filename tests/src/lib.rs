@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: locating the `yunmin` binary and running it.
 
+pub mod redis;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

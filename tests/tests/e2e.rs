@@ -15,3 +15,5 @@ mod ingest;
 mod columnar;
 #[path = "e2e/model.rs"]
 mod model;
+#[path = "e2e/dedup.rs"]
+mod dedup;

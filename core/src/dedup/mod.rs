@@ -1,5 +1,25 @@
-//! `dedup`: see `docs/architecture.md` for its place in the pipeline.
+//! `dedup`: near-duplicate removal with hybrid Korean shingles, MinHash and LSH.
+//!
+//! [`shingle`] → [`scheme`] (how shingle kinds combine) → [`minhash`] signatures ([`signatures`]
+//! persists them) → [`lsh`] index (memory or Redis) with [`params`] choosing bands × rows →
+//! [`verify`] candidate pairs → [`cluster`] (union-find) → [`select`] representatives →
+//! [`report`] outputs. [`pipeline`] runs it over a dataset; [`eval`] measures it on planted
+//! near-duplicates; [`bench`] times it.
 
+pub mod bench;
+pub mod cluster;
 mod error;
+pub mod eval;
+pub mod lsh;
+pub mod minhash;
+pub mod params;
+pub mod pipeline;
+pub mod report;
+pub mod scheme;
+pub mod select;
+pub mod shingle;
+pub mod signatures;
+pub mod verify;
 
 pub use error::DedupError;
+pub use pipeline::{DedupConfig, DedupSummary, Phase, Shard, dedup_documents, run};

@@ -6,6 +6,7 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod dedup;
 pub mod eval;
 pub mod ingest;
 pub mod merge;
@@ -62,6 +63,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     run::register(&mut Api::new(engine, "run", &mut entries), host);
     table::register(&mut Api::new(engine, "table", &mut entries), host);
     ingest::register(&mut Api::new(engine, "ingest", &mut entries), host);
+    dedup::register(&mut Api::new(engine, "dedup", &mut entries), host);
     report::register(&mut Api::new(engine, "report", &mut entries), host);
     eval::register(&mut Api::new(engine, "eval", &mut entries), host);
     merge::register(&mut Api::new(engine, "merge", &mut entries), host);

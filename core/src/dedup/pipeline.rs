@@ -1,0 +1,890 @@
+//! The dedup pipeline over a [`Dataset`]: signatures → LSH index → candidate pairs →
+//! verification → clusters → kept documents and reports.
+//!
+//! Phases make it run on many machines: `index` (one per worker, `--shard i/N`: signs the
+//! dataset's shard files `j` with `j mod N = i`, writes `dedup/signatures/shard-i-of-N.bin`
+//! in the run root and inserts into the shared index), then `cluster` (one process: loads every
+//! shard's signatures, queries the index, verifies, clusters, writes outputs). `all` does both
+//! in one process. Document keys are `(file number << 32) | line number`, the same in every
+//! process, so the sharded result equals the single-process one.
+
+use super::lsh::{self, BucketKey, LshIndex};
+use super::params::{self, BandRows};
+use super::report::{self, Cluster, DomainCount};
+use super::scheme::{Combine, Scheme};
+use super::select::{Keep, representative};
+use super::shingle::{ShingleSpec, Shingles};
+use super::signatures::{DocMeta, SigHeader, Signatures};
+use super::verify::{self, Candidate, Verify};
+use crate::dedup::DedupError;
+use crate::ingest::{Dataset, DatasetWriter, Document};
+use crate::run::{check_cancelled, hash_str, progress_bar, spinner};
+use crate::{Error, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Which part of the pipeline to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Everything in one process (the default).
+    #[default]
+    All,
+    /// Sign this worker's shard and insert it into the index.
+    Index,
+    /// Query the index for every shard's signatures, verify, cluster, write outputs.
+    Cluster,
+}
+
+impl std::str::FromStr for Phase {
+    type Err = DedupError;
+    fn from_str(s: &str) -> Result<Self, DedupError> {
+        match s {
+            "all" => Ok(Phase::All),
+            "index" => Ok(Phase::Index),
+            "cluster" => Ok(Phase::Cluster),
+            _ => Err(DedupError::Config(format!(
+                "phase `{s}`: expected all, index or cluster"
+            ))),
+        }
+    }
+}
+
+/// Worker `index` of `count` (`"i/N"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This worker, `0 ≤ index < count`.
+    pub index: usize,
+    /// Number of workers.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    /// `0/1`: a single process.
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = DedupError;
+    fn from_str(s: &str) -> Result<Self, DedupError> {
+        let bad = || {
+            DedupError::Config(format!(
+                "shard `{s}`: expected i/N with 0 ≤ i < N, e.g. 0/3"
+            ))
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Settings of a dedup run (the CLI and Rhai fill the same struct).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Similarity at or above which two documents are duplicates. Default 0.8.
+    pub threshold: f64,
+    /// MinHash permutations. Default 128.
+    pub perms: usize,
+    /// LSH bands (default: chosen for `threshold` and `recall`).
+    pub bands: Option<usize>,
+    /// Rows per band (default: chosen with `bands`).
+    pub rows: Option<usize>,
+    /// Candidate probability at the threshold that the automatic band choice must reach. Default 0.997.
+    pub recall: f64,
+    /// Shingle kinds: `"jamo3"` (default, the best on the planted evaluation), `"jamo3+word5"`, `"word5"`, other n.
+    pub shingles: String,
+    /// How jamo and word shingles combine when both are used: `union` (default) or `mean`.
+    pub combine: Combine,
+    /// Weight of the jamo Jaccard in `mean`. Default 0.5.
+    pub jamo_weight: f64,
+    /// `"memory"` (default) or a `redis://host:port` URL.
+    pub index: String,
+    /// Redis key prefix (default: derived from the settings and the input's file names and sizes).
+    pub namespace: Option<String>,
+    /// Which cluster member is kept. Default `most_tokens`.
+    pub keep: Keep,
+    /// Verification: `exact` (default) or `estimate`.
+    pub verify: Verify,
+    /// Seed of the permutations. Default 42.
+    pub seed: u64,
+    /// Kept documents' dataset, relative to the run root. Default `data/deduped`.
+    pub kept: String,
+    /// Documents per output shard file. Default 100000.
+    pub shard_docs: usize,
+    /// Redis commands per pipeline. Default 10000.
+    pub batch: usize,
+    /// Leave the Redis keys in place after clustering. Default false.
+    pub keep_index: bool,
+    /// Phase: `all` (default), `index`, `cluster`.
+    pub phase: Phase,
+    /// This worker's shard in the `index` phase. Default 0/1.
+    pub shard: Shard,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.8,
+            perms: 128,
+            bands: None,
+            rows: None,
+            recall: 0.997,
+            shingles: "jamo3".into(),
+            combine: Combine::default(),
+            jamo_weight: 0.5,
+            index: "memory".into(),
+            namespace: None,
+            keep: Keep::default(),
+            verify: Verify::default(),
+            seed: 42,
+            kept: "data/deduped".into(),
+            shard_docs: 100_000,
+            batch: 10_000,
+            keep_index: false,
+            phase: Phase::All,
+            shard: Shard::default(),
+        }
+    }
+}
+
+impl DedupConfig {
+    /// The similarity scheme these settings define.
+    pub fn scheme(&self) -> Result<Scheme> {
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(DedupError::Config(format!(
+                "threshold {}: must lie in (0, 1]",
+                self.threshold
+            ))
+            .into());
+        }
+        let spec: ShingleSpec = self.shingles.parse()?;
+        Ok(Scheme::new(
+            spec,
+            self.combine,
+            self.jamo_weight,
+            self.perms,
+            self.seed,
+        )?)
+    }
+
+    /// Bands × rows: as given, or chosen for the threshold (see [`params::choose`]).
+    pub fn band_rows(&self, scheme: &Scheme) -> Result<BandRows> {
+        let p = scheme.perms();
+        let cap = if scheme.split_bands() { p / 2 } else { p };
+        let br = match (self.bands, self.rows) {
+            (Some(bands), Some(rows)) => BandRows { bands, rows },
+            (None, None) => params::choose(self.threshold, p, self.recall, scheme.split_bands()),
+            (Some(bands), None) => {
+                let per = if scheme.split_bands() {
+                    bands.div_ceil(2)
+                } else {
+                    bands
+                };
+                BandRows {
+                    bands,
+                    rows: (cap / per.max(1)).max(1),
+                }
+            }
+            (None, Some(rows)) => {
+                let b = cap / rows.max(1);
+                BandRows {
+                    bands: if scheme.split_bands() { b * 2 } else { b }.max(1),
+                    rows,
+                }
+            }
+        };
+        scheme.band_offsets(br)?;
+        Ok(br)
+    }
+}
+
+/// Clusters and verified pairs found among signed documents.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Verified pairs ≥ threshold (exact copies after normalisation included, similarity 1).
+    pub candidates: Vec<Candidate>,
+    /// Clusters of two or more documents.
+    pub clusters: Vec<Cluster>,
+    /// Per document: whether it is removed.
+    pub removed: Vec<bool>,
+    /// Candidate pairs checked.
+    pub checked: usize,
+    /// Bands × rows used.
+    pub bands: Option<BandRows>,
+}
+
+/// Seconds spent per step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Reading, shingling and signing.
+    pub sign_s: f64,
+    /// Inserting into the index.
+    pub index_s: f64,
+    /// Querying buckets and forming pairs.
+    pub query_s: f64,
+    /// Verifying pairs (re-reading documents when exact).
+    pub verify_s: f64,
+    /// Writing outputs.
+    pub write_s: f64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DedupSummary {
+    /// Phase run.
+    pub phase: Phase,
+    /// Documents considered (this shard's in the index phase).
+    pub docs: usize,
+    /// Documents kept.
+    pub kept: usize,
+    /// Documents removed.
+    pub removed: usize,
+    /// Clusters of two or more.
+    pub clusters: usize,
+    /// Verified pairs written to `candidates.json`.
+    pub candidates: usize,
+    /// Candidate pairs checked.
+    pub checked: usize,
+    /// LSH bands.
+    pub bands: usize,
+    /// LSH rows per band.
+    pub rows: usize,
+    /// The index backend.
+    pub index: String,
+    /// Kept dataset directory (cluster / all phases).
+    pub kept_dir: Option<PathBuf>,
+    /// Signature files written or reused.
+    pub signatures: Vec<PathBuf>,
+    /// Whether signatures were reused from a previous run.
+    pub reused_signatures: bool,
+    /// Per-domain counts and total.
+    pub domains: Vec<DomainCount>,
+    /// Seconds per step.
+    pub timings: Timings,
+}
+
+/// `(file number, path)` of the dataset's shard files worker `shard` handles.
+pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> {
+    Ok(ds
+        .shards()?
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| j % shard.count == shard.index)
+        .collect())
+}
+
+fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
+    let mut s = String::new();
+    for (j, p) in files {
+        let m = std::fs::metadata(p).map_err(|e| Error::io("stat", p, e))?;
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        s.push_str(&format!(
+            "{j}:{}:{}:{mtime};",
+            p.file_name().unwrap_or_default().to_string_lossy(),
+            m.len()
+        ));
+    }
+    Ok(hash_str(&s))
+}
+
+/// Calls `f(key, document)` for every line of one shard file (`file_no` as in [`shard_files`]);
+/// `want` limits parsing to some line numbers.
+pub fn read_shard_file(
+    path: &Path,
+    file_no: usize,
+    want: Option<&HashSet<u32>>,
+    mut f: impl FnMut(u64, Document) -> Result<()>,
+) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    for (line_no, line) in std::io::BufReader::with_capacity(1 << 20, file)
+        .lines()
+        .enumerate()
+    {
+        let line = line.map_err(|e| Error::io("read", path, e))?;
+        if line.trim().is_empty() || want.is_some_and(|w| !w.contains(&(line_no as u32))) {
+            continue;
+        }
+        let doc: Document = serde_json::from_str(&line).map_err(|e| {
+            Error::invalid(format!(
+                "{}:{}: not a dataset document: {e}",
+                path.display(),
+                line_no + 1
+            ))
+        })?;
+        f(((file_no as u64) << 32) | line_no as u64, doc)?;
+    }
+    Ok(())
+}
+
+/// Shingles and signs documents in parallel, appending to `docs` and `values`.
+fn sign_batch(
+    scheme: &Scheme,
+    batch: &[(u64, Document)],
+    docs: &mut Vec<DocMeta>,
+    values: &mut Vec<u32>,
+) {
+    let p = scheme.perms();
+    let signed: Vec<(DocMeta, Vec<u32>)> = batch
+        .par_iter()
+        .map(|(key, d)| {
+            let s = scheme.shingle(&d.text);
+            let mut sig = vec![0u32; p];
+            scheme.sign(&s.shingles, &mut sig);
+            let meta = DocMeta {
+                key: *key,
+                id: d.id.clone(),
+                domain: d.domain.clone(),
+                tokens: s.tokens,
+                chars: s.chars,
+                content: s.content,
+            };
+            (meta, sig)
+        })
+        .collect();
+    for (m, s) in signed {
+        docs.push(m);
+        values.extend_from_slice(&s);
+    }
+}
+
+/// Signs in-memory documents (keys are their positions).
+pub fn sign_documents(scheme: &Scheme, docs: &[Document]) -> Signatures {
+    let batch: Vec<(u64, Document)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u64, d.clone()))
+        .collect();
+    let mut metas = Vec::with_capacity(docs.len());
+    let mut values = Vec::with_capacity(docs.len() * scheme.perms());
+    sign_batch(scheme, &batch, &mut metas, &mut values);
+    let header = SigHeader {
+        scheme: scheme.fingerprint(),
+        input: String::new(),
+        shard: (0, 1),
+        perms: scheme.perms(),
+        docs: metas.len(),
+    };
+    Signatures {
+        header,
+        docs: metas,
+        values,
+    }
+}
+
+/// Signs the documents of `files`.
+pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> Result<Signatures> {
+    let bar = spinner("signing");
+    let mut docs = Vec::new();
+    let mut values = Vec::new();
+    let mut batch = Vec::with_capacity(8192);
+    for (j, path) in files {
+        read_shard_file(path, *j, None, |key, doc| {
+            batch.push((key, doc));
+            if batch.len() >= 8192 {
+                check_cancelled()?;
+                sign_batch(scheme, &batch, &mut docs, &mut values);
+                bar.inc(batch.len() as u64);
+                batch.clear();
+            }
+            Ok(())
+        })?;
+    }
+    sign_batch(scheme, &batch, &mut docs, &mut values);
+    bar.finish_and_clear();
+    let header = SigHeader {
+        scheme: scheme.fingerprint(),
+        input: input_fingerprint(files)?,
+        shard: (shard.index, shard.count),
+        perms: scheme.perms(),
+        docs: docs.len(),
+    };
+    Ok(Signatures {
+        header,
+        docs,
+        values,
+    })
+}
+
+/// Path of shard `i/N`'s signature file under the run root.
+pub fn signature_path(out: &Path, shard: Shard) -> PathBuf {
+    out.join("dedup/signatures").join(format!(
+        "shard-{:04}-of-{:04}.bin",
+        shard.index, shard.count
+    ))
+}
+
+/// Signs worker `shard`'s files, reusing a signature file from a previous run when its scheme and
+/// input fingerprints match. Returns the signatures and whether they were reused.
+pub fn sign_shard(
+    ds: &Dataset,
+    scheme: &Scheme,
+    shard: Shard,
+    out: &Path,
+) -> Result<(Signatures, bool)> {
+    let files = shard_files(ds, shard)?;
+    let path = signature_path(out, shard);
+    if path.exists() {
+        if let Ok(h) = Signatures::read_header(&path) {
+            if h.scheme == scheme.fingerprint()
+                && h.input == input_fingerprint(&files)?
+                && h.shard == (shard.index, shard.count)
+            {
+                tracing::info!("reusing signatures {}", path.display());
+                return Ok((Signatures::load(&path)?, true));
+            }
+        }
+    }
+    let sigs = sign_files(scheme, &files, shard)?;
+    sigs.save(&path)?;
+    Ok((sigs, false))
+}
+
+/// Band hashes of every document (`len × bands`).
+pub fn all_band_hashes(sigs: &Signatures, scheme: &Scheme, br: BandRows) -> Result<Vec<u64>> {
+    let offsets = scheme.band_offsets(br)?;
+    let per: Vec<Vec<u64>> = (0..sigs.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut v = Vec::with_capacity(br.bands);
+            lsh::band_hashes(sigs.sig(i), &offsets, br.rows, &mut v);
+            v
+        })
+        .collect();
+    Ok(per.concat())
+}
+
+/// Inserts every document's buckets into `index`, in batches.
+pub fn insert_all(
+    index: &mut dyn LshIndex,
+    sigs: &Signatures,
+    bands: &[u64],
+    br: BandRows,
+) -> Result<()> {
+    let bar = progress_bar(sigs.len() as u64, "indexing");
+    let keys: Vec<u64> = sigs.docs.iter().map(|d| d.key).collect();
+    for (kc, bc) in keys.chunks(4096).zip(bands.chunks(4096 * br.bands)) {
+        check_cancelled()?;
+        index.insert(kc, bc)?;
+        bar.inc(kc.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Finds clusters among signed documents whose buckets are in `index` (inserted first when
+/// `insert`). `shingles_of` returns the shingle sets of the given document indices (exact
+/// verification only).
+pub fn find(
+    sigs: &Signatures,
+    scheme: &Scheme,
+    cfg: &DedupConfig,
+    index: &mut dyn LshIndex,
+    insert: bool,
+    timings: &mut Timings,
+    shingles_of: &dyn Fn(&[usize]) -> Result<HashMap<usize, Shingles>>,
+) -> Result<Found> {
+    let br = cfg.band_rows(scheme)?;
+    let t = Instant::now();
+    let bands = all_band_hashes(sigs, scheme, br)?;
+    if insert {
+        insert_all(index, sigs, &bands, br)?;
+    }
+    timings.index_s += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut probes: Vec<BucketKey> = bands
+        .iter()
+        .enumerate()
+        .map(|(x, &h)| ((x % br.bands) as u16, h))
+        .collect();
+    probes.par_sort_unstable();
+    probes.dedup();
+    let mut buckets = Vec::new();
+    let bar = progress_bar(probes.len() as u64, "querying");
+    for chunk in probes.chunks(100_000) {
+        check_cancelled()?;
+        buckets.extend(index.members(chunk)?.into_iter().filter(|m| m.len() > 1));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let leaders = verify::content_leaders(sigs);
+    let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
+    if unknown > 0 {
+        tracing::warn!(
+            "{unknown} bucket members are not in this run's signatures (stale keys in {})",
+            index.describe()
+        );
+    }
+    timings.query_s += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let shingles = if cfg.verify == Verify::Exact {
+        let mut need: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+        need.sort_unstable();
+        need.dedup();
+        shingles_of(&need)?
+    } else {
+        HashMap::new()
+    };
+    let verified = verify::verify(&pairs, sigs, scheme, cfg.verify, cfg.threshold, &shingles)?;
+    timings.verify_s += t.elapsed().as_secs_f64();
+
+    let mut uf = super::cluster::UnionFind::new(sigs.len());
+    let mut candidates = Vec::new();
+    for (i, &l) in leaders.iter().enumerate() {
+        if l != i {
+            uf.union(l, i);
+            let exact = (cfg.verify == Verify::Exact).then_some(1.0);
+            candidates.push(Candidate {
+                a: l,
+                b: i,
+                estimated: scheme.estimate(sigs.sig(l), sigs.sig(i)),
+                exact,
+            });
+        }
+    }
+    for c in &verified {
+        uf.union(c.a, c.b);
+    }
+    candidates.extend(verified);
+    candidates.sort_by_key(|c| (c.a, c.b));
+    let mut removed = vec![false; sigs.len()];
+    let clusters: Vec<Cluster> = uf
+        .groups()
+        .into_iter()
+        .map(|members| {
+            let rep = representative(&members, &sigs.docs, cfg.keep);
+            for &m in &members {
+                removed[m] = m != rep;
+            }
+            Cluster {
+                representative: rep,
+                members,
+            }
+        })
+        .collect();
+    Ok(Found {
+        candidates,
+        clusters,
+        removed,
+        checked: pairs.len(),
+        bands: Some(br),
+    })
+}
+
+/// Dedups in-memory documents (evaluation, small inputs) with an in-memory index.
+pub fn dedup_documents(docs: &[Document], cfg: &DedupConfig) -> Result<(Signatures, Found)> {
+    let scheme = cfg.scheme()?;
+    let sigs = sign_documents(&scheme, docs);
+    let br = cfg.band_rows(&scheme)?;
+    let mut index = lsh::memory::MemoryIndex::new(br.bands);
+    let mut t = Timings::default();
+    let shingles_of = |need: &[usize]| -> Result<HashMap<usize, Shingles>> {
+        Ok(need
+            .par_iter()
+            .map(|&i| (i, scheme.shingle(&docs[i].text).shingles))
+            .collect())
+    };
+    let found = find(&sigs, &scheme, cfg, &mut index, true, &mut t, &shingles_of)?;
+    Ok((sigs, found))
+}
+
+/// The shingle sets of documents (by index into `sigs`) re-read from the dataset files.
+fn fetch_shingles(
+    files: &[PathBuf],
+    sigs: &Signatures,
+    scheme: &Scheme,
+    need: &[usize],
+) -> Result<HashMap<usize, Shingles>> {
+    let mut by_file: HashMap<usize, HashMap<u32, usize>> = HashMap::new();
+    for &i in need {
+        let k = sigs.docs[i].key;
+        by_file
+            .entry((k >> 32) as usize)
+            .or_default()
+            .insert(k as u32, i);
+    }
+    let parts: Vec<Result<Vec<(usize, Shingles)>>> = by_file
+        .par_iter()
+        .map(|(&j, lines)| {
+            let path = files.get(j).ok_or_else(|| {
+                DedupError::Shards(format!(
+                    "signatures name shard file #{j}, but the dataset has only {} files",
+                    files.len()
+                ))
+            })?;
+            let want: HashSet<u32> = lines.keys().copied().collect();
+            let mut docs = Vec::new();
+            read_shard_file(path, j, Some(&want), |key, d| {
+                docs.push((lines[&(key as u32)], d.text));
+                Ok(())
+            })?;
+            Ok(docs
+                .into_par_iter()
+                .map(|(i, text)| (i, scheme.shingle(&text).shingles))
+                .collect())
+        })
+        .collect();
+    let mut out = HashMap::with_capacity(need.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    if let Some(&missing) = need.iter().find(|i| !out.contains_key(i)) {
+        return Err(DedupError::Shards(format!(
+            "document {} is no longer in the dataset: rerun the index phase",
+            sigs.docs[missing].id
+        ))
+        .into());
+    }
+    Ok(out)
+}
+
+fn default_namespace(ds: &Dataset, scheme: &Scheme, br: BandRows) -> Result<String> {
+    let mut s = format!("{} bands={}x{};", scheme.fingerprint(), br.bands, br.rows);
+    for p in ds.shards()? {
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        s.push_str(&format!(
+            "{}:{len};",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+    Ok(format!("yunmin:dedup:{}", &hash_str(&s)[..16]))
+}
+
+/// Loads the signature files of every shard of a sharded run, checking they are complete and
+/// match the current input.
+fn load_all_shards(ds: &Dataset, scheme: &Scheme, out: &Path) -> Result<Vec<Signatures>> {
+    let dir = out.join("dedup/signatures");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|_| {
+            DedupError::Shards(format!(
+                "no signatures in {}: run the index phase first",
+                dir.display()
+            ))
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    found.sort();
+    let headers: Vec<SigHeader> = found
+        .iter()
+        .map(|p| Signatures::read_header(p))
+        .collect::<Result<_>>()?;
+    let Some(n) = headers
+        .iter()
+        .filter(|h| h.scheme == scheme.fingerprint())
+        .map(|h| h.shard.1)
+        .max()
+    else {
+        return Err(DedupError::Shards(format!(
+            "no signature file in {} was made with these settings ({}): run the index phase with them",
+            dir.display(),
+            scheme.fingerprint()
+        ))
+        .into());
+    };
+    let mut out_sigs = Vec::new();
+    for i in 0..n {
+        let shard = Shard { index: i, count: n };
+        let path = signature_path(out, shard);
+        if !path.exists() {
+            return Err(DedupError::Shards(format!(
+                "shard {i}/{n} has no signatures ({}): did its worker finish?",
+                path.display()
+            ))
+            .into());
+        }
+        let h = Signatures::read_header(&path)?;
+        if h.scheme != scheme.fingerprint() {
+            return Err(DedupError::Shards(format!(
+                "{} was made with other settings ({})",
+                path.display(),
+                h.scheme
+            ))
+            .into());
+        }
+        if h.input != input_fingerprint(&shard_files(ds, shard)?)? {
+            return Err(DedupError::Shards(format!(
+                "{}: the dataset changed since it was signed; rerun the index phase",
+                path.display()
+            ))
+            .into());
+        }
+        out_sigs.push(Signatures::load(&path)?);
+    }
+    Ok(out_sigs)
+}
+
+/// Runs dedup on `input`, writing outputs under the run root `out`.
+pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummary> {
+    let scheme = cfg.scheme()?;
+    let br = cfg.band_rows(&scheme)?;
+    let namespace = match &cfg.namespace {
+        Some(n) => n.clone(),
+        None => default_namespace(input, &scheme, br)?,
+    };
+    if cfg.phase != Phase::Index && cfg.shard != Shard::default() {
+        return Err(DedupError::Config(format!(
+            "shard {}/{}: only the index phase runs on a shard; the cluster phase reads every shard",
+            cfg.shard.index, cfg.shard.count
+        ))
+        .into());
+    }
+    let mut summary = DedupSummary {
+        phase: cfg.phase,
+        bands: br.bands,
+        rows: br.rows,
+        ..Default::default()
+    };
+    let mut timings = Timings::default();
+
+    // Open the index first so an unreachable Redis fails before any work.
+    let mut index = lsh::open(&cfg.index, &namespace, br, cfg.batch)?;
+    summary.index = index.describe();
+
+    let (sigs, insert) = match cfg.phase {
+        Phase::Index => {
+            let t = Instant::now();
+            let (sigs, reused) = sign_shard(input, &scheme, cfg.shard, out)?;
+            timings.sign_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let bands = all_band_hashes(&sigs, &scheme, br)?;
+            insert_all(index.as_mut(), &sigs, &bands, br)?;
+            timings.index_s = t.elapsed().as_secs_f64();
+            summary.docs = sigs.len();
+            summary.kept = sigs.len();
+            summary.reused_signatures = reused;
+            summary.signatures = vec![signature_path(out, cfg.shard)];
+            summary.timings = timings;
+            return Ok(summary);
+        }
+        Phase::All => {
+            let t = Instant::now();
+            let (sigs, reused) = sign_shard(input, &scheme, Shard::default(), out)?;
+            timings.sign_s = t.elapsed().as_secs_f64();
+            summary.reused_signatures = reused;
+            summary.signatures = vec![signature_path(out, Shard::default())];
+            (sigs, true)
+        }
+        Phase::Cluster => {
+            let t = Instant::now();
+            let parts = load_all_shards(input, &scheme, out)?;
+            summary.signatures = (0..parts.len())
+                .map(|i| {
+                    signature_path(
+                        out,
+                        Shard {
+                            index: i,
+                            count: parts.len(),
+                        },
+                    )
+                })
+                .collect();
+            timings.sign_s = t.elapsed().as_secs_f64();
+            // A memory index does not outlive its process: rebuild it from the signatures.
+            (Signatures::concat(parts)?, cfg.index == "memory")
+        }
+    };
+    // Documents in dataset order (shards interleave their files).
+    let sigs = sort_by_key(sigs);
+
+    let files = input.shards()?;
+    let shingles_of = |need: &[usize]| fetch_shingles(&files, &sigs, &scheme, need);
+    let found = find(
+        &sigs,
+        &scheme,
+        cfg,
+        index.as_mut(),
+        insert,
+        &mut timings,
+        &shingles_of,
+    )?;
+
+    let t = Instant::now();
+    let kept_dir = out.join(&cfg.kept);
+    let removed: HashSet<u64> = sigs
+        .docs
+        .iter()
+        .zip(&found.removed)
+        .filter(|(_, r)| **r)
+        .map(|(d, _)| d.key)
+        .collect();
+    let mut w = DatasetWriter::create(&kept_dir, cfg.shard_docs)?;
+    for (j, path) in files.iter().enumerate() {
+        read_shard_file(path, j, None, |key, doc| {
+            if removed.contains(&key) {
+                Ok(())
+            } else {
+                w.write(&doc)
+            }
+        })?;
+    }
+    let kept = w.written() as usize;
+    if kept + removed.len() != sigs.len() {
+        return Err(DedupError::Shards(format!(
+            "the dataset changed during the run: signed {} documents, read {}",
+            sigs.len(),
+            kept + removed.len()
+        ))
+        .into());
+    }
+    w.finish()?;
+    report::write_candidates_json(&out.join("candidates.json"), &sigs.docs, &found.candidates)?;
+    report::write_clusters_jsonl(&out.join("clusters.jsonl"), &sigs.docs, &found.clusters)?;
+    let domains = report::domain_counts(&sigs.docs, &found.removed);
+    report::write_log_csv(&out.join("dedup_log.csv"), &domains)?;
+    timings.write_s = t.elapsed().as_secs_f64();
+    if cfg.index != "memory" && !cfg.keep_index {
+        if let Err(e) = index.clear() {
+            tracing::warn!("outputs are complete, but clearing the index failed: {e}");
+        }
+    }
+
+    summary.docs = sigs.len();
+    summary.kept = kept;
+    summary.removed = removed.len();
+    summary.clusters = found.clusters.len();
+    summary.candidates = found.candidates.len();
+    summary.checked = found.checked;
+    summary.kept_dir = Some(kept_dir);
+    summary.domains = domains;
+    summary.timings = timings;
+    Ok(summary)
+}
+
+fn sort_by_key(s: Signatures) -> Signatures {
+    if s.docs.windows(2).all(|w| w[0].key < w[1].key) {
+        return s;
+    }
+    let p = s.perms();
+    let mut order: Vec<usize> = (0..s.len()).collect();
+    order.sort_by_key(|&i| s.docs[i].key);
+    let docs = order.iter().map(|&i| s.docs[i].clone()).collect();
+    let mut values = Vec::with_capacity(s.values.len());
+    for &i in &order {
+        values.extend_from_slice(&s.values[i * p..(i + 1) * p]);
+    }
+    Signatures {
+        header: s.header,
+        docs,
+        values,
+    }
+}

@@ -1,0 +1,239 @@
+//! The similarity scheme: which shingles, how the two kinds combine, and the MinHash
+//! permutations. It defines both the exact similarity used for verification and the signature
+//! layout whose positions estimate it.
+//!
+//! - `union`: one set holding both kinds; one signature over it; similarity = its Jaccard.
+//! - `mean`: one half-signature per kind (first half jamo, second half word); similarity =
+//!   `w·J(jamo) + (1 − w)·J(word)`. LSH bands never straddle the halves.
+
+use super::minhash::{MinHasher, estimate};
+use super::params::BandRows;
+use super::shingle::{
+    ShingleSpec, Shingles, jaccard, normalize, shingles_of_normalized, token_count,
+};
+use crate::dedup::DedupError;
+use serde::{Deserialize, Serialize};
+
+/// How jamo and word shingles combine into one similarity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// One set with both kinds (the default; see docs/dedup.md).
+    #[default]
+    Union,
+    /// Separate signatures, weighted mean of the two Jaccards.
+    Mean,
+}
+
+impl std::str::FromStr for Combine {
+    type Err = DedupError;
+    fn from_str(s: &str) -> Result<Self, DedupError> {
+        match s {
+            "union" => Ok(Combine::Union),
+            "mean" => Ok(Combine::Mean),
+            _ => Err(DedupError::Config(format!(
+                "combine `{s}`: expected \"union\" or \"mean\""
+            ))),
+        }
+    }
+}
+
+/// A document reduced to what dedup needs.
+#[derive(Debug, Clone)]
+pub struct Shingled {
+    /// The shingle sets.
+    pub shingles: Shingles,
+    /// Whitespace tokens of the normalised text.
+    pub tokens: u32,
+    /// Characters of the original text.
+    pub chars: u32,
+    /// Hash of the shingle sets: equal for documents identical after normalisation.
+    pub content: u64,
+}
+
+/// Shingle spec + combination + permutations.
+#[derive(Debug, Clone)]
+pub struct Scheme {
+    spec: ShingleSpec,
+    combine: Combine,
+    jamo_weight: f64,
+    hasher: MinHasher,
+}
+
+impl Scheme {
+    /// A scheme; `combine` is ignored (treated as union) when the spec has a single kind.
+    pub fn new(
+        spec: ShingleSpec,
+        combine: Combine,
+        jamo_weight: f64,
+        perms: usize,
+        seed: u64,
+    ) -> Result<Self, DedupError> {
+        let combine = if spec.jamo.is_some() && spec.word.is_some() {
+            combine
+        } else {
+            Combine::Union
+        };
+        if perms < 2 {
+            return Err(DedupError::Config(format!(
+                "perms {perms}: need at least 2 permutations"
+            )));
+        }
+        if !(0.0..=1.0).contains(&jamo_weight) {
+            return Err(DedupError::Config(format!(
+                "jamo_weight {jamo_weight}: must lie in [0, 1]"
+            )));
+        }
+        Ok(Self {
+            spec,
+            combine,
+            jamo_weight,
+            hasher: MinHasher::new(perms, seed),
+        })
+    }
+
+    /// The shingle spec.
+    pub fn spec(&self) -> ShingleSpec {
+        self.spec
+    }
+
+    /// The effective combination.
+    pub fn combine(&self) -> Combine {
+        self.combine
+    }
+
+    /// Weight of the jamo Jaccard in `mean`.
+    pub fn jamo_weight(&self) -> f64 {
+        self.jamo_weight
+    }
+
+    /// The permutations.
+    pub fn hasher(&self) -> &MinHasher {
+        &self.hasher
+    }
+
+    /// Signature length.
+    pub fn perms(&self) -> usize {
+        self.hasher.perms()
+    }
+
+    /// A string identifying everything that changes signatures (stored in signature files).
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "shingles={} combine={:?} jamo_weight={} perms={} seed={}",
+            self.spec,
+            self.combine,
+            self.jamo_weight,
+            self.perms(),
+            self.hasher.seed()
+        )
+    }
+
+    /// Normalises and shingles a text.
+    pub fn shingle(&self, text: &str) -> Shingled {
+        let norm = normalize(text);
+        let shingles = shingles_of_normalized(&norm, &self.spec);
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for x in shingles
+            .jamo
+            .iter()
+            .chain([&u64::MAX])
+            .chain(&shingles.word)
+        {
+            h.update(&x.to_le_bytes());
+        }
+        Shingled {
+            tokens: token_count(&norm) as u32,
+            chars: text.chars().count() as u32,
+            content: h.digest(),
+            shingles,
+        }
+    }
+
+    /// Writes the signature of `s` into `out` (length `perms`).
+    pub fn sign(&self, s: &Shingles, out: &mut [u32]) {
+        let p = self.perms();
+        match self.combine {
+            Combine::Union => self.hasher.sign_range(&s.union(), 0..p, out),
+            Combine::Mean => {
+                let h = p / 2;
+                self.hasher.sign_range(&s.jamo, 0..h, &mut out[..h]);
+                self.hasher.sign_range(&s.word, h..p, &mut out[h..]);
+            }
+        }
+    }
+
+    /// Exact similarity of two shingled documents.
+    pub fn exact(&self, a: &Shingles, b: &Shingles) -> f64 {
+        match self.combine {
+            Combine::Union => {
+                if self.spec.jamo.is_none() {
+                    jaccard(&a.word, &b.word)
+                } else if self.spec.word.is_none() {
+                    jaccard(&a.jamo, &b.jamo)
+                } else {
+                    jaccard(&a.union(), &b.union())
+                }
+            }
+            Combine::Mean => {
+                self.jamo_weight * jaccard(&a.jamo, &b.jamo)
+                    + (1.0 - self.jamo_weight) * jaccard(&a.word, &b.word)
+            }
+        }
+    }
+
+    /// Signature estimate of the similarity.
+    pub fn estimate(&self, a: &[u32], b: &[u32]) -> f64 {
+        match self.combine {
+            Combine::Union => estimate(a, b),
+            Combine::Mean => {
+                let h = self.perms() / 2;
+                self.jamo_weight * estimate(&a[..h], &b[..h])
+                    + (1.0 - self.jamo_weight) * estimate(&a[h..], &b[h..])
+            }
+        }
+    }
+
+    /// Whether bands must split evenly between the two half-signatures.
+    pub fn split_bands(&self) -> bool {
+        self.combine == Combine::Mean
+    }
+
+    /// Start offset of every band in the signature.
+    pub fn band_offsets(&self, br: BandRows) -> Result<Vec<usize>, DedupError> {
+        let p = self.perms();
+        if br.bands == 0 || br.rows == 0 {
+            return Err(DedupError::Config("bands and rows must be ≥ 1".into()));
+        }
+        if self.split_bands() {
+            let h = p / 2;
+            let half = br.bands.div_ceil(2);
+            if half * br.rows > h {
+                return Err(DedupError::Config(format!(
+                    "bands {} × rows {}: with separate jamo/word signatures each half ({h} permutations) must hold \
+                     {half} bands of {} rows",
+                    br.bands, br.rows, br.rows
+                )));
+            }
+            Ok((0..br.bands)
+                .map(|j| {
+                    if j < half {
+                        j * br.rows
+                    } else {
+                        h + (j - half) * br.rows
+                    }
+                })
+                .collect())
+        } else {
+            if br.bands * br.rows > p {
+                return Err(DedupError::Config(format!(
+                    "bands {} × rows {} = {} exceeds perms {p}",
+                    br.bands,
+                    br.rows,
+                    br.bands * br.rows
+                )));
+            }
+            Ok((0..br.bands).map(|j| j * br.rows).collect())
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Shingles: text normalisation, Hangul jamo n-grams and word n-grams, hashed with xxh3.
+//!
+//! Normalisation is NFKC, lowercase, and every punctuation or symbol character replaced by a
+//! space, with runs of whitespace collapsed to one space. Two shingle kinds come from it:
+//!
+//! - **jamo n-grams**: the normalised text with all whitespace removed, decomposed with NFD so
+//!   every Hangul syllable becomes its conjoining jamo (`한` → `ᄒ ᅡ ᆫ`), cut into n-grams of
+//!   characters. Other scripts pass through as characters. Removing whitespace makes these
+//!   shingles blind to spacing (띄어쓰기) changes.
+//! - **word n-grams**: n consecutive whitespace-separated words of the normalised text.
+//!
+//! A text with fewer than n units gets its whole normalised form as a single shingle, so short
+//! documents still compare (and empty or whitespace-only texts all share the shingle of "").
+
+use crate::dedup::DedupError;
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Hash seed of jamo shingles (distinct from words so the two kinds never collide).
+const JAMO_SEED: u64 = 0x6a61_6d6f;
+/// Hash seed of word shingles.
+const WORD_SEED: u64 = 0x776f_7264;
+
+/// Which shingle kinds, with their n, parsed from `"jamo3+word5"`, `"word5"`, `"jamo3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShingleSpec {
+    /// n of jamo n-grams, if used.
+    pub jamo: Option<usize>,
+    /// n of word n-grams, if used.
+    pub word: Option<usize>,
+}
+
+impl Default for ShingleSpec {
+    /// `jamo3+word5`.
+    fn default() -> Self {
+        Self {
+            jamo: Some(3),
+            word: Some(5),
+        }
+    }
+}
+
+impl std::fmt::Display for ShingleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = self.jamo {
+            parts.push(format!("jamo{n}"));
+        }
+        if let Some(n) = self.word {
+            parts.push(format!("word{n}"));
+        }
+        f.write_str(&parts.join("+"))
+    }
+}
+
+impl std::str::FromStr for ShingleSpec {
+    type Err = DedupError;
+    fn from_str(s: &str) -> Result<Self, DedupError> {
+        let bad = || {
+            DedupError::Config(format!(
+                "shingles `{s}`: expected kinds joined by `+`, each `jamoN` or `wordN` (N ≥ 1), \
+                 e.g. \"jamo3+word5\", \"word5\", \"jamo3\""
+            ))
+        };
+        let mut spec = ShingleSpec {
+            jamo: None,
+            word: None,
+        };
+        for part in s.split('+').map(str::trim) {
+            let (kind, n) = if let Some(n) = part.strip_prefix("jamo") {
+                ("jamo", n)
+            } else if let Some(n) = part.strip_prefix("word") {
+                ("word", n)
+            } else {
+                return Err(bad());
+            };
+            let n: usize = if n.is_empty() {
+                if kind == "jamo" { 3 } else { 5 }
+            } else {
+                n.parse().map_err(|_| bad())?
+            };
+            if n == 0 {
+                return Err(bad());
+            }
+            let slot = if kind == "jamo" {
+                &mut spec.jamo
+            } else {
+                &mut spec.word
+            };
+            if slot.is_some() {
+                return Err(bad());
+            }
+            *slot = Some(n);
+        }
+        if spec.jamo.is_none() && spec.word.is_none() {
+            return Err(bad());
+        }
+        Ok(spec)
+    }
+}
+
+/// The shingle hashes of one document, each kind sorted and deduplicated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shingles {
+    /// Jamo n-gram hashes (empty when the spec has no jamo kind).
+    pub jamo: Vec<u64>,
+    /// Word n-gram hashes (empty when the spec has no word kind).
+    pub word: Vec<u64>,
+}
+
+impl Shingles {
+    /// Both kinds as one sorted set (the kinds are hashed with different seeds).
+    pub fn union(&self) -> Vec<u64> {
+        let mut v = Vec::with_capacity(self.jamo.len() + self.word.len());
+        v.extend_from_slice(&self.jamo);
+        v.extend_from_slice(&self.word);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+fn is_punct(c: char) -> bool {
+    if c.is_alphanumeric() || c.is_whitespace() {
+        return false;
+    }
+    let u = c as u32;
+    c.is_ascii_punctuation()
+        || c.is_control()
+        || (0xA1..=0xBF).contains(&u) // Latin-1 punctuation and symbols
+        || u == 0xD7 || u == 0xF7
+        || (0x2000..=0x2BFF).contains(&u) // general punctuation, arrows, math, shapes, dingbats
+        || (0x3000..=0x303F).contains(&u) // CJK symbols and punctuation
+        || (0x3200..=0x33FF).contains(&u) // enclosed CJK, compatibility squares
+        || (0xFE10..=0xFE6F).contains(&u) // vertical, small and CJK compatibility forms
+        || (0xFF00..=0xFF65).contains(&u) // full-width punctuation left after NFKC
+        || (0x1F000..=0x1FAFF).contains(&u) // emoji and pictographs
+        || u == 0xFFFD
+        || u == 0xFE0F
+        || u == 0x200D
+}
+
+/// NFKC, lowercase, punctuation and symbols to spaces, whitespace collapsed and trimmed.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.nfkc().flat_map(char::to_lowercase) {
+        if c.is_whitespace() || is_punct(c) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Number of whitespace-separated tokens of the normalised text (the "most tokens" measure).
+pub fn token_count(normalized: &str) -> usize {
+    normalized.split(' ').filter(|w| !w.is_empty()).count()
+}
+
+/// Jamo n-gram hashes of normalised text (see the module docs).
+pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
+    let mut stream = String::with_capacity(normalized.len() * 2);
+    stream.extend(normalized.chars().filter(|c| *c != ' ').nfd());
+    let bounds: Vec<usize> = stream
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(stream.len()))
+        .collect();
+    let chars = bounds.len() - 1;
+    let mut v: Vec<u64> = if chars < n {
+        vec![xxh3_64_with_seed(stream.as_bytes(), JAMO_SEED)]
+    } else {
+        (0..=chars - n)
+            .map(|i| xxh3_64_with_seed(&stream.as_bytes()[bounds[i]..bounds[i + n]], JAMO_SEED))
+            .collect()
+    };
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Word n-gram hashes of normalised text (words are separated by single spaces there).
+pub fn word_shingles(normalized: &str, n: usize) -> Vec<u64> {
+    let bytes = normalized.as_bytes();
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut in_word = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b' ' {
+            if in_word {
+                ends.push(i);
+                in_word = false;
+            }
+        } else if !in_word {
+            starts.push(i);
+            in_word = true;
+        }
+    }
+    if in_word {
+        ends.push(bytes.len());
+    }
+    let words = starts.len();
+    let mut v: Vec<u64> = if words < n {
+        vec![xxh3_64_with_seed(bytes, WORD_SEED)]
+    } else {
+        (0..=words - n)
+            .map(|i| xxh3_64_with_seed(&bytes[starts[i]..ends[i + n - 1]], WORD_SEED))
+            .collect()
+    };
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Shingles of already normalised text.
+pub fn shingles_of_normalized(normalized: &str, spec: &ShingleSpec) -> Shingles {
+    Shingles {
+        jamo: spec
+            .jamo
+            .map(|n| jamo_shingles(normalized, n))
+            .unwrap_or_default(),
+        word: spec
+            .word
+            .map(|n| word_shingles(normalized, n))
+            .unwrap_or_default(),
+    }
+}
+
+/// Normalises `text` and computes its shingles.
+pub fn shingles(text: &str, spec: &ShingleSpec) -> Shingles {
+    shingles_of_normalized(&normalize(text), spec)
+}
+
+/// |a ∩ b| / |a ∪ b| of two sorted, deduplicated hash sets (1.0 when both are empty).
+pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    inter as f64 / (a.len() + b.len() - inter) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_width_case_punctuation_and_spaces() {
+        assert_eq!(
+            normalize("  ＡＢＣ，  한국어！！ 텍스트…\t\n"),
+            "abc 한국어 텍스트"
+        );
+        assert_eq!(normalize("「서울」·부산 ㈜"), "서울 부산 주");
+        assert_eq!(normalize(" \n\t "), "");
+        assert_eq!(normalize("좋아요😀👍"), "좋아요");
+    }
+
+    #[test]
+    fn jamo_trigrams_decompose_syllables_and_ignore_spacing() {
+        // 한국 → ᄒ ᅡ ᆫ ᄀ ᅮ ᆨ: 6 jamo, 4 trigrams.
+        assert_eq!(jamo_shingles("한국", 3).len(), 4);
+        let spaced = jamo_shingles(&normalize("아버지가 방에 들어가신다"), 3);
+        let unspaced = jamo_shingles(&normalize("아버지가방에 들어 가신다"), 3);
+        assert_eq!(
+            spaced, unspaced,
+            "spacing changes must not change jamo shingles"
+        );
+        // A particle swap (가 → 는) changes only the trigrams around it.
+        let swapped = jamo_shingles(&normalize("아버지는 방에 들어가신다"), 3);
+        let j = jaccard(&spaced, &swapped);
+        assert!(j > 0.6 && j < 1.0, "{j}");
+    }
+
+    #[test]
+    fn word_ngrams_and_short_text_fallback() {
+        let n = normalize("오늘은 날씨가 정말 좋아서 공원에 산책을 갔다");
+        assert_eq!(word_shingles(&n, 5).len(), 3);
+        // Fewer than n words: the whole text is one shingle, equal for equal texts.
+        assert_eq!(word_shingles("최고의 영화", 5).len(), 1);
+        assert_eq!(
+            word_shingles("최고의 영화", 5),
+            word_shingles(&normalize("최고의   영화!"), 5)
+        );
+        assert_ne!(
+            word_shingles("최고의 영화", 5),
+            word_shingles("최악의 영화", 5)
+        );
+        assert_eq!(jamo_shingles("a", 3).len(), 1);
+        // Empty and whitespace-only texts all share one shingle.
+        let spec = ShingleSpec::default();
+        assert_eq!(shingles("", &spec), shingles(" \n ", &spec));
+        assert_eq!(shingles("", &spec).jamo.len(), 1);
+    }
+
+    #[test]
+    fn non_hangul_scripts_produce_character_shingles() {
+        let spec: ShingleSpec = "jamo3".parse().unwrap();
+        for t in [
+            "The quick brown fox",
+            "東京は日本の首都です",
+            "Привет мир",
+            "مرحبا بالعالم",
+        ] {
+            let s = shingles(t, &spec);
+            assert!(s.jamo.len() > 3, "{t}");
+            assert!(s.word.is_empty());
+        }
+    }
+
+    #[test]
+    fn spec_parsing() {
+        assert_eq!(
+            "jamo3+word5".parse::<ShingleSpec>().unwrap(),
+            ShingleSpec::default()
+        );
+        assert_eq!(
+            "word5".parse::<ShingleSpec>().unwrap(),
+            ShingleSpec {
+                jamo: None,
+                word: Some(5)
+            }
+        );
+        assert_eq!("jamo4".parse::<ShingleSpec>().unwrap().to_string(), "jamo4");
+        for bad in ["", "char3", "jamo0", "word5+word3", "jamox"] {
+            let e = bad.parse::<ShingleSpec>().unwrap_err().to_string();
+            assert!(e.contains("jamoN"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn jaccard_of_sets() {
+        assert_eq!(jaccard(&[1, 2, 3], &[2, 3, 4]), 0.5);
+        assert_eq!(jaccard(&[], &[]), 1.0);
+        assert_eq!(jaccard(&[1], &[]), 0.0);
+    }
+}

@@ -1,0 +1,908 @@
+//! Rhai module `dedup` and the `yunmin dedup` subcommand: near-duplicate removal
+//! (`yunmin_core::dedup`), its pieces for researchers, the planted evaluation and the benchmark.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::options::Options;
+use crate::state::Host;
+use rhai::{Array, Dynamic, Map};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use yunmin_core::dedup::eval::{EvalConfig, EvalSet};
+use yunmin_core::dedup::lsh::{self, LshIndex};
+use yunmin_core::dedup::params::BandRows;
+use yunmin_core::dedup::pipeline::{self, Found, Timings};
+use yunmin_core::dedup::scheme::Scheme;
+use yunmin_core::dedup::shingle::{self, Shingles};
+use yunmin_core::dedup::signatures::Signatures;
+use yunmin_core::dedup::{DedupConfig, DedupSummary, Phase, Shard};
+use yunmin_core::ingest::Dataset;
+use yunmin_core::report::Table;
+
+/// A dataset directory (JSONL shards) as a script sees it.
+#[derive(Debug, Clone)]
+pub struct DatasetHandle(pub Arc<Dataset>);
+
+/// The result of `dedup(…)`.
+#[derive(Debug, Clone)]
+pub struct DedupResult(pub Arc<DedupSummary>);
+
+/// Signatures of a dataset with the scheme that made them.
+#[derive(Debug, Clone)]
+pub struct SignaturesHandle {
+    sigs: Arc<Signatures>,
+    scheme: Arc<Scheme>,
+    cfg: Arc<DedupConfig>,
+    dataset: Arc<Dataset>,
+}
+
+/// A filled LSH index over some signatures.
+#[derive(Clone)]
+pub struct IndexHandle {
+    index: Arc<Mutex<Box<dyn LshIndex>>>,
+    sigs: SignaturesHandle,
+    cfg: Arc<DedupConfig>,
+    bands: BandRows,
+}
+
+/// Verified candidate pairs and the clusters they form.
+#[derive(Debug, Clone)]
+pub struct CandidatesHandle {
+    found: Arc<Found>,
+    sigs: SignaturesHandle,
+}
+
+/// A planted evaluation set.
+#[derive(Debug, Clone)]
+pub struct EvalSetHandle(pub Arc<EvalSet>);
+
+/// Option keys of `dedup` and the pieces.
+pub const DEDUP_KEYS: &[&str] = &[
+    "threshold",
+    "perms",
+    "bands",
+    "rows",
+    "recall",
+    "shingles",
+    "combine",
+    "jamo_weight",
+    "index",
+    "namespace",
+    "keep",
+    "verify",
+    "seed",
+    "kept",
+    "shard_docs",
+    "batch",
+    "keep_index",
+];
+
+fn parse<T: std::str::FromStr<Err = yunmin_core::dedup::DedupError>>(v: &str) -> RhaiResult<T> {
+    v.parse::<T>().map_err(|e| msg_err(e.to_string()))
+}
+
+/// A [`DedupConfig`] from an option map (defaults documented on the struct).
+pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<DedupConfig> {
+    let o = Options::new(func, opts, DEDUP_KEYS)?;
+    let d = DedupConfig::default();
+    let opt_usize = |k: &str| -> RhaiResult<Option<usize>> {
+        if o.has(k) {
+            Ok(Some(o.usize(k, 0)?))
+        } else {
+            Ok(None)
+        }
+    };
+    Ok(DedupConfig {
+        threshold: o.float("threshold", d.threshold)?,
+        perms: o.usize("perms", d.perms)?,
+        bands: opt_usize("bands")?,
+        rows: opt_usize("rows")?,
+        recall: o.float("recall", d.recall)?,
+        shingles: o.str("shingles", &d.shingles)?,
+        combine: parse(&o.str("combine", "union")?)?,
+        jamo_weight: o.float("jamo_weight", d.jamo_weight)?,
+        index: o.str("index", &d.index)?,
+        namespace: o.opt_str("namespace")?,
+        keep: parse(&o.str("keep", "most_tokens")?)?,
+        verify: parse(&o.str("verify", "exact")?)?,
+        seed: o.int("seed", seed as i64)? as u64,
+        kept: o.str("kept", &d.kept)?,
+        shard_docs: o.usize("shard_docs", d.shard_docs)?,
+        batch: o.usize("batch", d.batch)?,
+        keep_index: o.bool("keep_index", d.keep_index)?,
+        phase: Phase::All,
+        shard: Shard::default(),
+    })
+}
+
+fn open_dataset(host: &Host, path: &str) -> RhaiResult<DatasetHandle> {
+    let in_root = host.ctx.path(path);
+    let p = if in_root.exists() {
+        in_root
+    } else {
+        PathBuf::from(path)
+    };
+    Ok(DatasetHandle(Arc::new(Dataset::open(p).rhai()?)))
+}
+
+fn to_table<T: serde::Serialize>(rows: &[T]) -> RhaiResult<Table> {
+    let mut t = Table::new();
+    for r in rows {
+        match serde_json::to_value(r).map_err(|e| msg_err(e.to_string()))? {
+            serde_json::Value::Object(m) => t.push_row(&m).rhai()?,
+            _ => return Err(msg_err("table row is not an object")),
+        }
+    }
+    Ok(t)
+}
+
+fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResult> {
+    let cfg = config_from("dedup", opts, host.ctx.seed())?;
+    let params = serde_json::to_value(&cfg).map_err(|e| msg_err(e.to_string()))?;
+    let root = host.ctx.root().to_path_buf();
+    let outputs = [
+        root.join(&cfg.kept),
+        root.join("candidates.json"),
+        root.join("clusters.jsonl"),
+        root.join("dedup_log.csv"),
+    ];
+    let (summary, _cached) = host
+        .ctx
+        .stage(
+            "dedup",
+            &params,
+            &[ds.0.dir().to_path_buf()],
+            &outputs,
+            "dedup-v1",
+            || pipeline::run(&ds.0, &root, &cfg),
+        )
+        .rhai()?;
+    Ok(DedupResult(Arc::new(summary)))
+}
+
+fn signatures(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<SignaturesHandle> {
+    let cfg = config_from("minhash", opts, host.ctx.seed())?;
+    let scheme = cfg.scheme().rhai()?;
+    let (sigs, _) =
+        pipeline::sign_shard(&ds.0, &scheme, Shard::default(), host.ctx.root()).rhai()?;
+    Ok(SignaturesHandle {
+        sigs: Arc::new(sigs),
+        scheme: Arc::new(scheme),
+        cfg: Arc::new(cfg),
+        dataset: ds.0.clone(),
+    })
+}
+
+fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
+    let o = Options::new(
+        "lsh_index",
+        opts,
+        &[
+            "bands",
+            "rows",
+            "threshold",
+            "recall",
+            "index",
+            "namespace",
+            "batch",
+        ],
+    )?;
+    let mut cfg = (*s.cfg).clone();
+    cfg.threshold = o.float("threshold", cfg.threshold)?;
+    cfg.recall = o.float("recall", cfg.recall)?;
+    if o.has("bands") {
+        cfg.bands = Some(o.usize("bands", 0)?);
+    }
+    if o.has("rows") {
+        cfg.rows = Some(o.usize("rows", 0)?);
+    }
+    cfg.index = o.str("index", &cfg.index)?;
+    cfg.namespace = o.opt_str("namespace")?.or(cfg.namespace);
+    cfg.batch = o.usize("batch", cfg.batch)?;
+    let br = cfg.band_rows(&s.scheme).rhai()?;
+    let ns = cfg
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("yunmin:dedup:script:{}", std::process::id()));
+    let mut index = lsh::open(&cfg.index, &ns, br, cfg.batch).rhai()?;
+    let bands = pipeline::all_band_hashes(&s.sigs, &s.scheme, br).rhai()?;
+    pipeline::insert_all(index.as_mut(), &s.sigs, &bands, br).rhai()?;
+    Ok(IndexHandle {
+        index: Arc::new(Mutex::new(index)),
+        sigs: s.clone(),
+        cfg: Arc::new(cfg),
+        bands: br,
+    })
+}
+
+fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> {
+    let o = Options::new("candidates", opts, &["threshold", "verify", "keep"])?;
+    let mut cfg = (*ix.cfg).clone();
+    cfg.threshold = o.float("threshold", cfg.threshold)?;
+    cfg.verify = parse(&o.str("verify", "exact")?)?;
+    cfg.keep = parse(&o.str("keep", "most_tokens")?)?;
+    cfg.bands = Some(ix.bands.bands);
+    cfg.rows = Some(ix.bands.rows);
+    let s = &ix.sigs;
+    let files = s.dataset.shards().rhai()?;
+    let need_map = |need: &[usize]| -> yunmin_core::Result<HashMap<usize, Shingles>> {
+        // Re-read the documents of the needed keys.
+        let keys: std::collections::HashSet<u64> =
+            need.iter().map(|&i| s.sigs.docs[i].key).collect();
+        let pos: HashMap<u64, usize> = need.iter().map(|&i| (s.sigs.docs[i].key, i)).collect();
+        let mut out = HashMap::new();
+        for (j, p) in files.iter().enumerate() {
+            pipeline::read_shard_file(p, j, None, |k, d| {
+                if keys.contains(&k) {
+                    out.insert(pos[&k], s.scheme.shingle(&d.text).shingles);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    };
+    let mut index = ix
+        .index
+        .lock()
+        .map_err(|_| msg_err("candidates: index lock poisoned"))?;
+    let mut t = Timings::default();
+    let found = pipeline::find(
+        &s.sigs,
+        &s.scheme,
+        &cfg,
+        &mut **index,
+        false,
+        &mut t,
+        &need_map,
+    )
+    .rhai()?;
+    Ok(CandidatesHandle {
+        found: Arc::new(found),
+        sigs: s.clone(),
+    })
+}
+
+fn candidates_table(c: &CandidatesHandle) -> RhaiResult<Table> {
+    let docs = &c.sigs.sigs.docs;
+    let rows: Vec<serde_json::Value> = c
+        .found
+        .candidates
+        .iter()
+        .map(|x| serde_json::json!({"a": docs[x.a].id, "b": docs[x.b].id, "estimated": x.estimated, "exact": x.exact.unwrap_or(f64::NAN)}))
+        .collect();
+    to_table(&rows)
+}
+
+fn clusters_table(c: &CandidatesHandle) -> RhaiResult<Table> {
+    let docs = &c.sigs.sigs.docs;
+    let rows: Vec<serde_json::Value> = c
+        .found
+        .clusters
+        .iter()
+        .map(|x| {
+            let members: Vec<&str> = x.members.iter().map(|&i| docs[i].id.as_str()).collect();
+            serde_json::json!({"representative": docs[x.representative].id, "size": x.members.len(), "members": members.join(" "), "domain": docs[x.representative].domain})
+        })
+        .collect();
+    to_table(&rows)
+}
+
+fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
+    let o = Options::new(
+        "dedup_eval_set",
+        opts,
+        &[
+            "corpora",
+            "domains",
+            "per_domain",
+            "dup_fraction",
+            "max_chars",
+            "short_chars",
+            "seed",
+        ],
+    )?;
+    let d = EvalConfig::default();
+    let corpora = o.str("corpora", &d.corpora.to_string_lossy())?;
+    let corpora = {
+        let p = PathBuf::from(&corpora);
+        if p.is_relative() && !p.exists() {
+            crate_root().join(&p)
+        } else {
+            p
+        }
+    };
+    let cfg = EvalConfig {
+        corpora,
+        domains: o.str_list("domains", &[])?,
+        per_domain: o.usize("per_domain", d.per_domain)?,
+        dup_fraction: o.float("dup_fraction", d.dup_fraction)?,
+        max_chars: o.usize("max_chars", d.max_chars)?,
+        short_chars: o.usize("short_chars", d.short_chars)?,
+        seed: o.int("seed", seed as i64)? as u64,
+    };
+    Ok(EvalSetHandle(Arc::new(
+        yunmin_core::dedup::eval::build_set(&cfg).rhai()?,
+    )))
+}
+
+/// The directory `../shared/data/corpora` is resolved against when the working directory lacks it:
+/// the repository root of the binary's source tree.
+fn crate_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Registers the `dedup` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    let e = api.engine();
+    e.register_type_with_name::<DatasetHandle>("Dataset");
+    e.register_get("dir", |d: &mut DatasetHandle| {
+        d.0.dir().to_string_lossy().to_string()
+    });
+    e.register_type_with_name::<DedupResult>("DedupResult");
+    e.register_get("docs", |r: &mut DedupResult| r.0.docs as i64);
+    e.register_get("kept_count", |r: &mut DedupResult| r.0.kept as i64);
+    e.register_get("removed", |r: &mut DedupResult| r.0.removed as i64);
+    e.register_get("clusters", |r: &mut DedupResult| r.0.clusters as i64);
+    e.register_get("candidates", |r: &mut DedupResult| r.0.candidates as i64);
+    e.register_get("bands", |r: &mut DedupResult| r.0.bands as i64);
+    e.register_get("rows", |r: &mut DedupResult| r.0.rows as i64);
+    e.register_fn("to_string", |r: &mut DedupResult| {
+        format!(
+            "DedupResult(docs={}, kept={}, removed={}, clusters={})",
+            r.0.docs, r.0.kept, r.0.removed, r.0.clusters
+        )
+    });
+    e.register_type_with_name::<SignaturesHandle>("Signatures");
+    e.register_get("len", |s: &mut SignaturesHandle| s.sigs.len() as i64);
+    e.register_get("perms", |s: &mut SignaturesHandle| s.sigs.perms() as i64);
+    e.register_type_with_name::<IndexHandle>("LshIndex");
+    e.register_get("bands", |s: &mut IndexHandle| s.bands.bands as i64);
+    e.register_get("rows", |s: &mut IndexHandle| s.bands.rows as i64);
+    e.register_type_with_name::<CandidatesHandle>("Candidates");
+    e.register_get("len", |c: &mut CandidatesHandle| {
+        c.found.candidates.len() as i64
+    });
+    e.register_get("checked", |c: &mut CandidatesHandle| c.found.checked as i64);
+    e.register_type_with_name::<EvalSetHandle>("EvalSet");
+    e.register_get("len", |s: &mut EvalSetHandle| s.0.docs.len() as i64);
+
+    let h = host.clone();
+    api.func(
+        "dataset",
+        &["dir"],
+        "Opens a dataset directory of JSONL shards (relative paths: the run root first, then as given).",
+        move |dir: &str| open_dataset(&h, dir),
+    );
+    let h = host.clone();
+    api.func(
+        "dedup",
+        &["dataset", "opts"],
+        "Removes near-duplicates (MinHash-LSH over hybrid Korean shingles) as the cached stage `dedup`.\n\
+         Writes in the run root: the kept dataset (`kept`, default `data/deduped/`), `candidates.json`,\n\
+         `clusters.jsonl`, `dedup_log.csv`, and reusable signatures under `dedup/signatures/`.\n\
+         Options (defaults): threshold 0.8, perms 128, bands/rows (chosen for the threshold so that\n\
+         P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3\" (or \"jamo3+word5\", \"word5\" …),\n\
+         combine \"union\" | \"mean\",\n\
+         jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
+         \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"estimate\", seed (the run's), kept,\n\
+         shard_docs 100000, batch 10000, keep_index false.",
+        move |ds: DatasetHandle, opts: Map| run_dedup(&h, &ds, opts),
+    );
+    let h = host.clone();
+    api.func(
+        "dedup",
+        &["dataset", "opts"],
+        "`dedup` on a dataset directory path.",
+        move |ds: &str, opts: Map| {
+            let d = open_dataset(&h, ds)?;
+            run_dedup(&h, &d, opts)
+        },
+    );
+    api.func(
+        "kept",
+        &["result"],
+        "The kept documents as a Dataset.",
+        |r: &mut DedupResult| {
+            let dir =
+                r.0.kept_dir
+                    .clone()
+                    .ok_or_else(|| msg_err("kept: this dedup result has no kept dataset"))?;
+            Ok::<_, crate::errors::RhaiError>(DatasetHandle(Arc::new(Dataset::open(dir).rhai()?)))
+        },
+    );
+    api.func(
+        "log",
+        &["result"],
+        "Per-domain counts (domain, before, after, removed, rate) as a Table.",
+        |r: &mut DedupResult| to_table(&r.0.domains),
+    );
+    api.func(
+        "summary",
+        &["result"],
+        "Everything the run reported (counts, bands, timings) as a map.",
+        |r: &mut DedupResult| rhai::serde::to_dynamic(&*r.0),
+    );
+    api.func(
+        "shingles",
+        &["text", "opts"],
+        "Normalised text and shingle hashes of one text: `#{normalized, jamo: [..], word: [..]}`.\n\
+         Options: shingles (default \"jamo3+word5\").",
+        |text: &str, opts: Map| {
+            let o = Options::new("shingles", opts, &["shingles"])?;
+            let spec: shingle::ShingleSpec = parse(&o.str("shingles", "jamo3+word5")?)?;
+            let norm = shingle::normalize(text);
+            let s = shingle::shingles_of_normalized(&norm, &spec);
+            let arr = |v: &[u64]| {
+                v.iter()
+                    .map(|&x| Dynamic::from_int(x as i64))
+                    .collect::<Array>()
+            };
+            let mut m = Map::new();
+            m.insert("normalized".into(), norm.into());
+            m.insert("jamo".into(), arr(&s.jamo).into());
+            m.insert("word".into(), arr(&s.word).into());
+            Ok::<_, crate::errors::RhaiError>(m)
+        },
+    );
+    api.func(
+        "jaccard",
+        &["a", "b", "opts"],
+        "Exact similarity of two texts under the scheme of `opts` (shingles, combine, jamo_weight).",
+        |a: &str, b: &str, opts: Map| {
+            let cfg = config_from("jaccard", opts, 42)?;
+            let s = cfg.scheme().rhai()?;
+            Ok::<_, crate::errors::RhaiError>(s.exact(&s.shingle(a).shingles, &s.shingle(b).shingles))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "minhash",
+        &["dataset", "opts"],
+        "MinHash signatures of every document (options as `dedup`: shingles, combine, perms, seed …).\n\
+         Saved under `dedup/signatures/` in the run root and reused when settings and input are unchanged.",
+        move |ds: DatasetHandle, opts: Map| signatures(&h, &ds, opts),
+    );
+    api.func(
+        "lsh_index",
+        &["signatures", "opts"],
+        "An LSH index filled with the signatures. Options: bands, rows (default: chosen for threshold\n\
+         and recall), threshold, recall, index (\"memory\" or redis://…), namespace, batch.",
+        |s: SignaturesHandle, opts: Map| build_index(&s, opts),
+    );
+    api.func(
+        "candidates",
+        &["index", "opts"],
+        "Verified candidate pairs from the index's buckets (and the clusters they form).\n\
+         Options: threshold, verify (\"exact\" | \"estimate\"), keep (for `clusters`).",
+        |ix: IndexHandle, opts: Map| find_candidates(&ix, opts),
+    );
+    api.func(
+        "table",
+        &["candidates"],
+        "Pairs as a Table: a, b (ids), estimated, exact.",
+        |c: &mut CandidatesHandle| candidates_table(c),
+    );
+    api.func(
+        "clusters",
+        &["candidates"],
+        "Clusters (union-find over the pairs) as a Table: representative, size, members, domain.",
+        |c: CandidatesHandle| clusters_table(&c),
+    );
+    let h = host.clone();
+    api.func(
+        "dedup_eval_set",
+        &["opts"],
+        "Planted near-duplicate evaluation set from real corpora. Options: corpora\n\
+         (\"../shared/data/corpora\"), domains (all), per_domain 400, dup_fraction 0.5,\n\
+         max_chars 20000, short_chars 100, seed (the run's).",
+        move |opts: Map| eval_set(opts, h.ctx.seed()),
+    );
+    let h = host.clone();
+    api.func(
+        "dedup_eval",
+        &["set", "opts"],
+        "Dedups the evaluation set with `opts` (as `dedup`) and scores removals against the planted\n\
+         truth: a Table of domain, length (short/long/all), docs, distinct, planted, removed, correct,\n\
+         false_removals, recall, precision, false_rate.",
+        move |set: EvalSetHandle, opts: Map| {
+            let cfg = config_from("dedup_eval", opts, h.ctx.seed())?;
+            to_table(&yunmin_core::dedup::eval::evaluate(&set.0, &cfg).rhai()?)
+        },
+    );
+}
+
+/// `yunmin dedup`: near-duplicate removal of a dataset, or `yunmin dedup bench`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DedupCli {
+    /// Benchmark instead of deduplicating.
+    #[command(subcommand)]
+    pub bench: Option<DedupSub>,
+    #[command(flatten)]
+    pub args: DedupArgs,
+}
+
+/// Subcommands of `yunmin dedup`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DedupSub {
+    /// Side-by-side benchmark with datasketch (also the full-corpus run with --full).
+    Bench(BenchArgs),
+}
+
+/// Arguments of `yunmin dedup`.
+#[derive(Debug, clap::Args)]
+pub struct DedupArgs {
+    /// Input dataset: a directory of JSONL shards (`part-00000.jsonl` …).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Run root: kept dataset, candidates.json, clusters.jsonl, dedup_log.csv, dedup/signatures/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Similarity threshold.
+    #[arg(long, default_value_t = 0.8)]
+    pub threshold: f64,
+    /// MinHash permutations.
+    #[arg(long, default_value_t = 128)]
+    pub perms: usize,
+    /// LSH bands (default: chosen for the threshold and --recall).
+    #[arg(long)]
+    pub bands: Option<usize>,
+    /// Rows per band (default: chosen with the bands).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Candidate probability at the threshold the automatic band choice must reach.
+    #[arg(long, default_value_t = 0.997)]
+    pub recall: f64,
+    /// Shingle kinds: jamo3 (default, best on the planted evaluation), jamo3+word5, word5, other n.
+    #[arg(long, default_value = "jamo3")]
+    pub shingles: String,
+    /// How jamo and word shingles combine: union (one set) or mean (separate signatures).
+    #[arg(long, default_value = "union")]
+    pub combine: String,
+    /// Weight of the jamo Jaccard with --combine mean.
+    #[arg(long, default_value_t = 0.5)]
+    pub jamo_weight: f64,
+    /// LSH index: memory, or redis://host:port for an index shared by several workers.
+    #[arg(long, default_value = "memory")]
+    pub index: String,
+    /// Redis key namespace (default: derived from settings and input file names and sizes).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Which cluster member is kept: most_tokens, longest, first, smallest_id.
+    #[arg(long, default_value = "most_tokens")]
+    pub keep: String,
+    /// Verification of candidate pairs: exact (shingle sets) or estimate (signatures).
+    #[arg(long, default_value = "exact")]
+    pub verify: String,
+    /// Seed of the permutations.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Kept dataset directory, relative to --out.
+    #[arg(long, default_value = "data/deduped")]
+    pub kept: String,
+    /// Phase: all (one process), index (this worker's shard into the shared index), cluster.
+    #[arg(long, default_value = "all")]
+    pub phase: String,
+    /// This worker's shard i/N of the dataset's files (index phase).
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Redis commands per pipeline.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Keep the Redis keys after clustering.
+    #[arg(long)]
+    pub keep_index: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Arguments of `yunmin dedup bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Directory of *.jsonl.zst corpora.
+    #[arg(long, default_value = "../shared/data/corpora")]
+    pub corpora: PathBuf,
+    /// Documents sampled (evenly spaced over all corpora) for the side-by-side run.
+    #[arg(long, default_value_t = 20_000)]
+    pub docs: usize,
+    /// Documents for the Redis comparison (datasketch's Redis storage is slow).
+    #[arg(long, default_value_t = 3_000)]
+    pub redis_docs: usize,
+    /// Redis URL for the Redis comparison (e.g. redis://127.0.0.1:6399); omitted: no Redis rows.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Python with datasketch (default: $YUNMIN_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// CSV to write.
+    #[arg(long, default_value = "bench/dedup.csv")]
+    pub csv: PathBuf,
+    /// Also run the whole corpora through `yunmin dedup` (all threads) and report per domain.
+    #[arg(long)]
+    pub full: bool,
+    /// Work directory for the full run (dataset and outputs).
+    #[arg(long, default_value = "runs/bench_dedup")]
+    pub work: PathBuf,
+}
+
+fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
+    Ok(DedupConfig {
+        threshold: a.threshold,
+        perms: a.perms,
+        bands: a.bands,
+        rows: a.rows,
+        recall: a.recall,
+        shingles: a.shingles.clone(),
+        combine: a.combine.parse()?,
+        jamo_weight: a.jamo_weight,
+        index: a.index.clone(),
+        namespace: a.namespace.clone(),
+        keep: a.keep.parse()?,
+        verify: a.verify.parse()?,
+        seed: a.seed,
+        kept: a.kept.clone(),
+        shard_docs: DedupConfig::default().shard_docs,
+        batch: a.batch,
+        keep_index: a.keep_index,
+        phase: a.phase.parse()?,
+        shard: a.shard.parse()?,
+    })
+}
+
+/// Runs `yunmin dedup …`.
+pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
+    if let Some(DedupSub::Bench(b)) = cli.bench {
+        return run_bench(b);
+    }
+    let a = cli.args;
+    let input = a
+        .input
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--input DATASET_DIR is required"))?;
+    let out = a
+        .out
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--out RUN_ROOT is required"))?;
+    let cfg = cli_config(&a)?;
+    let ds = Dataset::open(&input)?;
+    let go = || pipeline::run(&ds, &out, &cfg);
+    let s = match a.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()?
+            .install(go)?,
+        None => go()?,
+    };
+    let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
+    match s.phase {
+        Phase::Index => println!(
+            "dedup index shard {}: {} documents signed{} and inserted into {} in {:.2}s (peak {peak:.0} MiB)",
+            a.shard,
+            s.docs,
+            if s.reused_signatures {
+                " (signatures reused)"
+            } else {
+                ""
+            },
+            s.index,
+            s.timings.sign_s + s.timings.index_s
+        ),
+        _ => {
+            println!(
+                "dedup: {} documents, {} kept, {} removed in {} clusters ({} pairs checked, {} verified; bands {}×{}; index {})",
+                s.docs,
+                s.kept,
+                s.removed,
+                s.clusters,
+                s.checked,
+                s.candidates,
+                s.bands,
+                s.rows,
+                s.index
+            );
+            for d in &s.domains {
+                println!(
+                    "  {:<20} {:>9} → {:>9}  removed {:>8} ({:.2}%)",
+                    d.domain,
+                    d.before,
+                    d.after,
+                    d.removed,
+                    d.rate * 100.0
+                );
+            }
+            let t = &s.timings;
+            println!(
+                "  time: sign {:.2}s, index {:.2}s, query {:.2}s, verify {:.2}s, write {:.2}s; peak memory {peak:.0} MiB",
+                t.sign_s, t.index_s, t.query_s, t.verify_s, t.write_s
+            );
+        }
+    }
+    Ok(())
+}
+
+fn python(explicit: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("YUNMIN_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(".venv/bin/python");
+    if venv.exists() {
+        return Ok(venv);
+    }
+    anyhow::bail!(
+        "no Python with datasketch: set YUNMIN_PYTHON or create .venv \
+         (python3 -m venv .venv && .venv/bin/pip install -r scripts/python-requirements/dedup.txt)"
+    )
+}
+
+/// Every `stride`-th document of all corpora, in corpus order.
+fn sample_corpora(
+    dir: &Path,
+    n: Option<usize>,
+) -> anyhow::Result<Vec<yunmin_core::ingest::Document>> {
+    let cfg = EvalConfig {
+        corpora: dir.to_path_buf(),
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    for (stem, path) in yunmin_core::dedup::eval::corpus_files(&cfg)? {
+        yunmin_core::dedup::eval::read_corpus(&path, |mut d| {
+            if d.domain.is_empty() {
+                d.domain = stem.clone();
+            }
+            all.push(d)
+        })?;
+    }
+    Ok(match n {
+        Some(n) if n < all.len() => {
+            let stride = all.len() as f64 / n as f64;
+            (0..n)
+                .map(|i| all[(i as f64 * stride) as usize].clone())
+                .collect()
+        }
+        _ => all,
+    })
+}
+
+fn run_python(
+    py: &Path,
+    input: &Path,
+    redis: Option<&str>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let script = crate_root().join("scripts/bench/dedup_datasketch.py");
+    let mut cmd = std::process::Command::new(py);
+    cmd.arg(&script)
+        .arg("--input")
+        .arg(input)
+        .arg("--perms")
+        .arg("128")
+        .arg("--threshold")
+        .arg("0.8");
+    if let Some(r) = redis {
+        cmd.arg("--redis").arg(r);
+    }
+    let o = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {} {}: {e}", py.display(), script.display()))?;
+    if !o.status.success() {
+        anyhow::bail!(
+            "datasketch benchmark failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+fn write_jsonl(path: &Path, docs: &[yunmin_core::ingest::Document]) -> anyhow::Result<()> {
+    let mut s = String::new();
+    for d in docs {
+        s.push_str(&serde_json::to_string(d)?);
+        s.push('\n');
+    }
+    std::fs::write(path, s)?;
+    Ok(())
+}
+
+/// `yunmin dedup bench`: native (1 thread and all threads) vs datasketch on the same documents.
+pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
+    use yunmin_core::dedup::bench::{BenchRow, bench};
+    let py = python(&b.python)?;
+    let docs = sample_corpora(&b.corpora, Some(b.docs))?;
+    let tmp = tempfile::tempdir()?;
+    let cfg = DedupConfig::default();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut rows: Vec<(String, BenchRow)> = Vec::new();
+    let sample = tmp.path().join("sample.jsonl");
+    write_jsonl(&sample, &docs)?;
+    for r in bench(&docs, &cfg, 1, None)? {
+        rows.push(("yunmin".into(), r));
+    }
+    if threads > 1 {
+        for r in bench(&docs, &cfg, threads, None)? {
+            rows.push(("yunmin".into(), r));
+        }
+    }
+    for v in run_python(&py, &sample, None)? {
+        rows.push(("datasketch".into(), serde_json::from_value(v)?));
+    }
+    if let Some(url) = &b.redis {
+        let small: Vec<_> = docs.iter().take(b.redis_docs).cloned().collect();
+        let rs = tmp.path().join("redis.jsonl");
+        write_jsonl(&rs, &small)?;
+        for r in bench(&small, &cfg, 1, Some(url))? {
+            if r.task == "dedup_redis" {
+                rows.push(("yunmin".into(), r));
+            }
+        }
+        for v in run_python(&py, &rs, Some(url))? {
+            let r: BenchRow = serde_json::from_value(v)?;
+            if r.task == "dedup_redis" {
+                rows.push(("datasketch".into(), r));
+            }
+        }
+    }
+    let mut csv =
+        String::from("tool,task,docs,threads,seconds,docs_per_s,removed,speedup_vs_datasketch\n");
+    for (tool, r) in &rows {
+        let peer = rows
+            .iter()
+            .find(|(t, p)| t == "datasketch" && p.task == r.task && p.docs == r.docs);
+        let speed = peer
+            .map(|(_, p)| r.docs_per_s / p.docs_per_s)
+            .unwrap_or(f64::NAN);
+        let line = format!(
+            "{tool},{},{},{},{:.3},{:.1},{},{:.1}",
+            r.task, r.docs, r.threads, r.seconds, r.docs_per_s, r.removed, speed
+        );
+        println!("{line}");
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    yunmin_core::run::write_atomic(&b.csv, csv.as_bytes())?;
+    println!("wrote {}", b.csv.display());
+    if b.full {
+        let all = sample_corpora(&b.corpora, None)?;
+        let input = b.work.join("input");
+        let mut w = yunmin_core::ingest::DatasetWriter::create(&input, 50_000)?;
+        for d in &all {
+            w.write(d)?;
+        }
+        let ds = w.finish()?;
+        let t = std::time::Instant::now();
+        let s = pipeline::run(&ds, &b.work, &cfg)?;
+        let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
+        println!(
+            "full corpora: {} docs in {:.1}s ({} threads): {} removed, {} clusters, {} pairs checked; peak {peak:.0} MiB",
+            s.docs,
+            t.elapsed().as_secs_f64(),
+            threads,
+            s.removed,
+            s.clusters,
+            s.checked
+        );
+        let tm = &s.timings;
+        println!(
+            "  sign {:.1}s index {:.1}s query {:.1}s verify {:.1}s write {:.1}s",
+            tm.sign_s, tm.index_s, tm.query_s, tm.verify_s, tm.write_s
+        );
+        for d in &s.domains {
+            println!(
+                "  {},{},{},{},{:.4}",
+                d.domain, d.before, d.after, d.removed, d.rate
+            );
+        }
+    }
+    Ok(())
+}
