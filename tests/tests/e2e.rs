@@ -4,16 +4,16 @@
 mod eval;
 #[path = "e2e/foundation.rs"]
 mod foundation;
+#[path = "e2e/ingest.rs"]
+mod ingest;
 #[path = "e2e/merge.rs"]
 mod merge;
 #[path = "e2e/report.rs"]
 mod report;
-#[path = "e2e/ingest.rs"]
-mod ingest;
 
 #[path = "e2e/columnar.rs"]
 mod columnar;
-#[path = "e2e/model.rs"]
-mod model;
 #[path = "e2e/dedup.rs"]
 mod dedup;
+#[path = "e2e/model.rs"]
+mod model;

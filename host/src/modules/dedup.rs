@@ -23,6 +23,8 @@ use yunmin_core::report::Table;
 /// A dataset directory (JSONL shards) as a script sees it.
 #[derive(Debug, Clone)]
 pub struct DatasetHandle(pub Arc<Dataset>);
+// The Rhai `Dataset` type is the core `Dataset` (registered by the ingest module);
+// `DatasetHandle` only shares one opened dataset between the native pieces here.
 
 /// The result of `dedup(…)`.
 #[derive(Debug, Clone)]
@@ -338,10 +340,6 @@ fn crate_root() -> PathBuf {
 /// Registers the `dedup` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     let e = api.engine();
-    e.register_type_with_name::<DatasetHandle>("Dataset");
-    e.register_get("dir", |d: &mut DatasetHandle| {
-        d.0.dir().to_string_lossy().to_string()
-    });
     e.register_type_with_name::<DedupResult>("DedupResult");
     e.register_get("docs", |r: &mut DedupResult| r.0.docs as i64);
     e.register_get("kept_count", |r: &mut DedupResult| r.0.kept as i64);
@@ -372,13 +370,6 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
 
     let h = host.clone();
     api.func(
-        "dataset",
-        &["dir"],
-        "Opens a dataset directory of JSONL shards (relative paths: the run root first, then as given).",
-        move |dir: &str| open_dataset(&h, dir),
-    );
-    let h = host.clone();
-    api.func(
         "dedup",
         &["dataset", "opts"],
         "Removes near-duplicates (MinHash-LSH over hybrid Korean shingles) as the cached stage `dedup`.\n\
@@ -390,7 +381,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
          \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"estimate\", seed (the run's), kept,\n\
          shard_docs 100000, batch 10000, keep_index false.",
-        move |ds: DatasetHandle, opts: Map| run_dedup(&h, &ds, opts),
+        move |ds: Dataset, opts: Map| run_dedup(&h, &DatasetHandle(Arc::new(ds)), opts),
     );
     let h = host.clone();
     api.func(
@@ -411,7 +402,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 r.0.kept_dir
                     .clone()
                     .ok_or_else(|| msg_err("kept: this dedup result has no kept dataset"))?;
-            Ok::<_, crate::errors::RhaiError>(DatasetHandle(Arc::new(Dataset::open(dir).rhai()?)))
+            Dataset::open(dir).rhai()
         },
     );
     api.func(
@@ -464,7 +455,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["dataset", "opts"],
         "MinHash signatures of every document (options as `dedup`: shingles, combine, perms, seed …).\n\
          Saved under `dedup/signatures/` in the run root and reused when settings and input are unchanged.",
-        move |ds: DatasetHandle, opts: Map| signatures(&h, &ds, opts),
+        move |ds: Dataset, opts: Map| signatures(&h, &DatasetHandle(Arc::new(ds)), opts),
     );
     api.func(
         "lsh_index",

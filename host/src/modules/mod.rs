@@ -6,19 +6,16 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod columnar;
 pub mod dedup;
 pub mod eval;
 pub mod ingest;
 pub mod merge;
-pub mod columnar;
-pub mod report;
-pub mod run;
-pub mod table;
-pub mod text;
 pub mod model;
 pub mod report;
 pub mod run;
 pub mod table;
+pub mod text;
 pub mod train;
 
 /// Module names and one-line descriptions, in pipeline order (for `docs/scripting.md`).

@@ -31,31 +31,122 @@ fn cli_pretrain_lora_generate() {
     corpus(&p.join("base.jsonl"), 40, 60, 3, 1);
     corpus(&p.join("news.jsonl"), 30, 60, 5, 2);
     std::fs::write(p.join("tiny.json"), TINY).unwrap();
-    let o = yunmin(p, &["-q", "train", "pretrain", "--tokens", "base.jsonl", "--config", "tiny.json", "--steps", "30"]);
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "train",
+            "pretrain",
+            "--tokens",
+            "base.jsonl",
+            "--config",
+            "tiny.json",
+            "--steps",
+            "30",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("pretrained"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("pretrained"),
+        "{}",
+        text(&o)
+    );
     assert!(p.join("models/base/model.safetensors").exists());
-    let o = yunmin(p, &["-q", "train", "lora", "--base", "models/base", "--tokens", "news.jsonl", "--steps", "10", "--batch", "4", "--seq-len", "16", "--rank", "4"]);
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "train",
+            "lora",
+            "--base",
+            "models/base",
+            "--tokens",
+            "news.jsonl",
+            "--steps",
+            "10",
+            "--batch",
+            "4",
+            "--seq-len",
+            "16",
+            "--rank",
+            "4",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.join("models/lora_news/adapter_config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.join("models/lora_news/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(cfg["r"], 4);
     assert_eq!(cfg["peft_type"], "LORA");
-    assert!(p.join("models/lora_news/adapter_model.safetensors").exists());
+    assert!(
+        p.join("models/lora_news/adapter_model.safetensors")
+            .exists()
+    );
     assert!(p.join("logs/train_news.log").exists());
     let summary = std::fs::read_to_string(p.join("summary.csv")).unwrap();
-    assert!(summary.contains("\nbase,pretrain,30,") && summary.contains("\nnews,lora,10,"), "{summary}");
-    let o = yunmin(p, &["-q", "generate", "--model", "models/base", "--ids", "3,10,31", "--max-new-tokens", "5"]);
+    assert!(
+        summary.contains("\nbase,pretrain,30,") && summary.contains("\nnews,lora,10,"),
+        "{summary}"
+    );
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "generate",
+            "--model",
+            "models/base",
+            "--ids",
+            "3,10,31",
+            "--max-new-tokens",
+            "5",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let ids: Vec<u32> = String::from_utf8_lossy(&o.stdout).trim().split(',').map(|x| x.parse().unwrap()).collect();
+    let ids: Vec<u32> = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert_eq!(ids.len(), 5);
-    let o = yunmin(p, &["-q", "generate", "--model", "models/base", "--adapter", "models/lora_news", "--ids", "3", "--max-new-tokens", "3"]);
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "generate",
+            "--model",
+            "models/base",
+            "--adapter",
+            "models/lora_news",
+            "--ids",
+            "3",
+            "--max-new-tokens",
+            "3",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // Too little data for one batch: a clear error naming the domain.
     corpus(&p.join("tiny_domain.jsonl"), 1, 20, 5, 2);
-    let o = yunmin(p, &["-q", "train", "lora", "--base", "models/base", "--tokens", "tiny_domain.jsonl", "--steps", "2"]);
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "train",
+            "lora",
+            "--base",
+            "models/base",
+            "--tokens",
+            "tiny_domain.jsonl",
+            "--steps",
+            "2",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("domain `tiny_domain`: 20 tokens"), "{}", text(&o));
+    assert!(
+        text(&o).contains("domain `tiny_domain`: 20 tokens"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -84,12 +175,27 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
             l = p.join("law.jsonl").display()
         ),
     );
-    let o = yunmin(p, &["run", script.to_str().unwrap(), "--out", p.join("run").to_str().unwrap()]);
+    let o = yunmin(
+        p,
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            p.join("run").to_str().unwrap(),
+        ],
+    );
     let t = text(&o);
     assert!(!o.status.success(), "the misspelt option must fail: {t}");
-    assert!(t.contains("unknown option `rnak`") && t.contains("rank"), "{t}");
+    assert!(
+        t.contains("unknown option `rnak`") && t.contains("rank"),
+        "{t}"
+    );
     assert!(t.contains("gen=4"), "{t}");
-    assert!(p.join("run/models/lora_law/adapter_model.safetensors").exists(), "{t}");
+    assert!(
+        p.join("run/models/lora_law/adapter_model.safetensors")
+            .exists(),
+        "{t}"
+    );
     assert!(p.join("run/models/merged_law/config.json").exists(), "{t}");
 }
 
@@ -98,13 +204,31 @@ fn killed_pretraining_resumes_to_the_same_weights() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
     corpus(&p.join("base.jsonl"), 60, 60, 3, 1);
-    std::fs::write(p.join("tiny.json"), TINY.replace("\"checkpoint_every\":0", "\"checkpoint_every\":5")).unwrap();
-    let args = ["-q", "train", "pretrain", "--tokens", "base.jsonl", "--config", "tiny.json", "--steps", "60"];
+    std::fs::write(
+        p.join("tiny.json"),
+        TINY.replace("\"checkpoint_every\":0", "\"checkpoint_every\":5"),
+    )
+    .unwrap();
+    let args = [
+        "-q",
+        "train",
+        "pretrain",
+        "--tokens",
+        "base.jsonl",
+        "--config",
+        "tiny.json",
+        "--steps",
+        "60",
+    ];
     // Uninterrupted reference in its own root.
     let o = yunmin(p, &[&args[..], &["--root", "ref"]].concat());
     assert!(o.status.success(), "{}", text(&o));
     // Killed once a resumable checkpoint exists, then run again.
-    let mut child = Command::new(yunmin_bin()).args([&args[..], &["--root", "killed"]].concat()).current_dir(p).spawn().unwrap();
+    let mut child = Command::new(yunmin_bin())
+        .args([&args[..], &["--root", "killed"]].concat())
+        .current_dir(p)
+        .spawn()
+        .unwrap();
     let state = p.join("killed/models/base.resume/state.json");
     let t0 = std::time::Instant::now();
     while !state.exists() && t0.elapsed().as_secs() < 120 {
@@ -113,7 +237,10 @@ fn killed_pretraining_resumes_to_the_same_weights() {
     child.kill().unwrap();
     let _ = child.wait();
     assert!(state.exists(), "no checkpoint appeared");
-    assert!(!p.join("killed/models/base/model.safetensors").exists(), "the run finished before it was killed");
+    assert!(
+        !p.join("killed/models/base/model.safetensors").exists(),
+        "the run finished before it was killed"
+    );
     let o = yunmin(p, &[&args[..], &["--root", "killed"]].concat());
     assert!(o.status.success(), "{}", text(&o));
     let a = std::fs::read(p.join("ref/models/base/model.safetensors")).unwrap();
