@@ -64,7 +64,10 @@ impl Stream for CutStream {
         }
         if self.left == 0 {
             self.done = true;
-            return Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection cut by the test server"))));
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection cut by the test server",
+            ))));
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(mut b))) => {
@@ -74,7 +77,9 @@ impl Stream for CutStream {
                 self.left -= b.len();
                 Poll::Ready(Some(Ok(b)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e.to_string())))),
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -83,60 +88,102 @@ impl Stream for CutStream {
 
 #[async_trait::async_trait]
 impl S3 for Flaky {
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         self.inner.create_bucket(req).await
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         self.inner.head_bucket(req).await
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.inner.head_object(req).await
     }
 
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         self.inner.list_buckets(req).await
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         self.inner.list_objects(req).await
     }
 
-    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         self.inner.get_bucket_location(req).await
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         self.inner.put_object(req).await
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.inner.delete_object(req).await
     }
 
-    async fn create_multipart_upload(&self, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         self.inner.create_multipart_upload(req).await
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         self.inner.upload_part(req).await
     }
 
-    async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.inner.complete_multipart_upload(req).await
     }
 
-    async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.inner.abort_multipart_upload(req).await
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         self.stats.lists.fetch_add(1, Ordering::SeqCst);
         self.inner.list_objects_v2(req).await
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         self.stats.gets.fetch_add(1, Ordering::SeqCst);
         if req.input.range.is_some() {
             self.stats.ranged_gets.fetch_add(1, Ordering::SeqCst);
@@ -148,7 +195,11 @@ impl S3 for Flaky {
                 let n = self.stats.cuts.fetch_add(1, Ordering::SeqCst);
                 if n < cut.times {
                     if let Some(body) = resp.output.body.take() {
-                        let s = CutStream { inner: body, left: cut.after_bytes, done: false };
+                        let s = CutStream {
+                            inner: body,
+                            left: cut.after_bytes,
+                            done: false,
+                        };
                         resp.output.body = Some(StreamingBlob::wrap(s));
                     }
                 } else {
@@ -178,29 +229,55 @@ impl S3Server {
     }
 
     /// Serves `root` on `127.0.0.1:port` with the given credentials.
-    pub fn start_on(root: &Path, port: u16, access: &str, secret: &str, cut: Option<Cut>) -> std::io::Result<Self> {
+    pub fn start_on(
+        root: &Path,
+        port: u16,
+        access: &str,
+        secret: &str,
+        cut: Option<Cut>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
         let stats = Arc::new(Stats::default());
-        let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        let mut b = s3s::service::S3ServiceBuilder::new(Flaky { inner: fs, cut, stats: stats.clone() });
-        b.set_auth(s3s::auth::SimpleAuth::from_single(access.to_string(), secret.to_string()));
+        let fs =
+            s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let mut b = s3s::service::S3ServiceBuilder::new(Flaky {
+            inner: fs,
+            cut,
+            stats: stats.clone(),
+        });
+        b.set_auth(s3s::auth::SimpleAuth::from_single(
+            access.to_string(),
+            secret.to_string(),
+        ));
         let service = b.build();
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
             let http = ConnBuilder::new(TokioExecutor::new());
             loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
             }
         });
-        Ok(Self { endpoint: format!("http://{addr}"), root: root.to_path_buf(), stats, rt: Some(rt) })
+        Ok(Self {
+            endpoint: format!("http://{addr}"),
+            root: root.to_path_buf(),
+            stats,
+            rt: Some(rt),
+        })
     }
 
     /// Writes an object directly into the served directory.
@@ -222,8 +299,14 @@ pub fn credentials_env(access: &str, secret: &str) -> Vec<(&'static str, String)
         ("AWS_ACCESS_KEY_ID", access.to_string()),
         ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
         ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_CONFIG_FILE", "/nonexistent/yunmin-aws-config".to_string()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/yunmin-aws-credentials".to_string()),
+        (
+            "AWS_CONFIG_FILE",
+            "/nonexistent/yunmin-aws-config".to_string(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/yunmin-aws-credentials".to_string(),
+        ),
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
     ]
 }

@@ -72,11 +72,20 @@ impl IngestConfig {
                 return bad(format!("upload must be an s3:// URL, got {u}"));
             }
         }
-        for (k, v) in [("out", &self.out), ("rejected", &self.rejected), ("preview", &self.preview), ("report", &self.report)] {
+        for (k, v) in [
+            ("out", &self.out),
+            ("rejected", &self.rejected),
+            ("preview", &self.preview),
+            ("report", &self.report),
+        ] {
             if v.starts_with("s3://") {
-                return bad(format!("{k} must be a local path (use `upload` to copy outputs to S3), got {v}"));
+                return bad(format!(
+                    "{k} must be a local path (use `upload` to copy outputs to S3), got {v}"
+                ));
             }
         }
-        self.source.validate().map_err(|e| super::IngestError::Config(e.to_string()))
+        self.source
+            .validate()
+            .map_err(|e| super::IngestError::Config(e.to_string()))
     }
 }

@@ -166,7 +166,11 @@ impl DatasetWriter {
     /// Appends documents already serialized as JSON lines (each a [`Document`] object ending in
     /// `\n`), e.g. produced in parallel; `domains` counts them per domain for `dataset.json`.
     /// Shards still rotate every `shard_docs` documents.
-    pub fn write_serialized(&mut self, mut lines: &[u8], domains: &BTreeMap<String, u64>) -> Result<()> {
+    pub fn write_serialized(
+        &mut self,
+        mut lines: &[u8],
+        domains: &BTreeMap<String, u64>,
+    ) -> Result<()> {
         while !lines.is_empty() {
             if self.out.is_none() || self.in_shard >= self.shard_docs {
                 self.rotate()?;
@@ -183,9 +187,11 @@ impl DatasetWriter {
                 }
             };
             let out = self.out.as_mut().expect("open shard");
-            out.write_all(&lines[..take]).map_err(|e| Error::io("write", self.dir.path(), e))?;
+            out.write_all(&lines[..take])
+                .map_err(|e| Error::io("write", self.dir.path(), e))?;
             if lines[..take].last() != Some(&b'\n') {
-                out.write_all(b"\n").map_err(|e| Error::io("write", self.dir.path(), e))?;
+                out.write_all(b"\n")
+                    .map_err(|e| Error::io("write", self.dir.path(), e))?;
             }
             self.in_shard += n;
             self.written += n as u64;
@@ -224,9 +230,15 @@ impl DatasetWriter {
             o.flush()
                 .map_err(|e| Error::io("write", self.dir.path(), e))?;
         }
-        let stats = DatasetStats { documents: self.written, domains: std::mem::take(&mut self.domains) };
+        let stats = DatasetStats {
+            documents: self.written,
+            domains: std::mem::take(&mut self.domains),
+        };
         let p = self.dir.path().join(STATS_FILE);
-        let bytes = serde_json::to_vec_pretty(&stats).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+        let bytes = serde_json::to_vec_pretty(&stats).map_err(|e| Error::Json {
+            path: p.clone(),
+            source: e,
+        })?;
         std::fs::write(&p, bytes).map_err(|e| Error::io("write", &p, e))?;
         let dir = self.dir.commit()?;
         Dataset::open(dir)
@@ -271,7 +283,13 @@ mod tests {
         let mut w = DatasetWriter::create(d.path().join("ds"), 3).unwrap();
         let mut buf = Vec::new();
         for i in 0..7 {
-            let doc = Document { id: format!("d{i}"), text: "t".into(), domain: "a".into(), source: "s".into(), extra: Default::default() };
+            let doc = Document {
+                id: format!("d{i}"),
+                text: "t".into(),
+                domain: "a".into(),
+                source: "s".into(),
+                extra: Default::default(),
+            };
             serde_json::to_writer(&mut buf, &doc).unwrap();
             buf.push(b'\n');
         }
@@ -280,9 +298,22 @@ mod tests {
         assert_eq!(w.written(), 7);
         let ds = w.finish().unwrap();
         assert_eq!(ds.shards().unwrap().len(), 3);
-        assert_eq!(ds.read_all().unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(), ["d0", "d1", "d2", "d3", "d4", "d5", "d6"]);
+        assert_eq!(
+            ds.read_all()
+                .unwrap()
+                .iter()
+                .map(|d| d.id.clone())
+                .collect::<Vec<_>>(),
+            ["d0", "d1", "d2", "d3", "d4", "d5", "d6"]
+        );
         assert_eq!(ds.stats().unwrap().domains["a"], 7);
         std::fs::remove_file(ds.dir().join(STATS_FILE)).unwrap();
-        assert_eq!(ds.stats().unwrap(), DatasetStats { documents: 7, domains: counts });
+        assert_eq!(
+            ds.stats().unwrap(),
+            DatasetStats {
+                documents: 7,
+                domains: counts
+            }
+        );
     }
 }

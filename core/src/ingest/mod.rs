@@ -18,4 +18,7 @@ pub use error::IngestError;
 pub use pipeline::{INGEST_CODE_VERSION, IngestOutcome, REJECTS_FILE, ingest};
 pub use reason::RejectReason;
 pub use report::{IngestOutputs, IngestReport, SourceReport};
-pub use validate::{LineFields, LineOrigin, ORIG_SOURCE_KEY, Rejection, parse_line, validate_json, write_document, write_reject};
+pub use validate::{
+    LineFields, LineOrigin, ORIG_SOURCE_KEY, Rejection, parse_line, validate_json, write_document,
+    write_reject,
+};

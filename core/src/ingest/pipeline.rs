@@ -2,13 +2,13 @@
 //! and write documents, rejects, the preview and the report — in input order, so a rerun
 //! gives identical files.
 
-use super::validate::{parse_line, write_document, write_reject, Rejection};
+use super::validate::{Rejection, parse_line, write_document, write_reject};
 use super::{
-    Dataset, DatasetWriter, Document, IngestConfig, IngestError, IngestOutputs, IngestReport, RejectReason,
-    SourceReport,
+    Dataset, DatasetWriter, Document, IngestConfig, IngestError, IngestOutputs, IngestReport,
+    RejectReason, SourceReport,
 };
 use crate::run::{AtomicDir, RunContext, write_atomic};
-use crate::source::{LineChunk, S3Store, S3Url, SourceItem, StreamItem, ChunkStream, resolve};
+use crate::source::{ChunkStream, LineChunk, S3Store, S3Url, SourceItem, StreamItem, resolve};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -64,9 +64,21 @@ fn validate_chunk(c: &LineChunk, meta: &SourceMeta, max_line_bytes: usize) -> Ch
     if let Some(o) = c.oversize {
         let rej = Rejection {
             reason: RejectReason::TooLarge,
-            detail: format!("{} bytes, more than max_line_bytes = {max_line_bytes}; only the first {} bytes are kept", o.total_bytes, c.data.len()),
+            detail: format!(
+                "{} bytes, more than max_line_bytes = {max_line_bytes}; only the first {} bytes are kept",
+                o.total_bytes,
+                c.data.len()
+            ),
         };
-        write_reject(&mut r.rejects, &meta.name, c.first_line, &rej, &c.data, o.total_bytes, true);
+        write_reject(
+            &mut r.rejects,
+            &meta.name,
+            c.first_line,
+            &rej,
+            &c.data,
+            o.total_bytes,
+            true,
+        );
         r.reasons[RejectReason::TooLarge.index()] += 1;
         r.lines = 1;
         return r;
@@ -90,7 +102,15 @@ fn validate_chunk(c: &LineChunk, meta: &SourceMeta, max_line_bytes: usize) -> Ch
                 }
             }
             Err(rej) => {
-                write_reject(&mut r.rejects, &meta.name, no, &rej, line, line.len() as u64, false);
+                write_reject(
+                    &mut r.rejects,
+                    &meta.name,
+                    no,
+                    &rej,
+                    line,
+                    line.len() as u64,
+                    false,
+                );
                 r.reasons[rej.reason.index()] += 1;
             }
         }
@@ -111,7 +131,12 @@ struct Preview {
 
 impl Preview {
     fn new(k: usize, seed: u64) -> Self {
-        Self { k, seen: 0, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x1e57_u64), picked: Vec::new() }
+        Self {
+            k,
+            seen: 0,
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x1e57_u64),
+            picked: Vec::new(),
+        }
     }
 
     fn offer_lines(&mut self, docs: &[u8]) {
@@ -138,7 +163,10 @@ impl Preview {
         self.picked.sort_by_key(|(i, _)| *i);
         self.picked
             .iter()
-            .map(|(_, b)| serde_json::from_slice(b).map_err(|e| Error::invalid(format!("preview document: {e}"))))
+            .map(|(_, b)| {
+                serde_json::from_slice(b)
+                    .map_err(|e| Error::invalid(format!("preview document: {e}")))
+            })
             .collect()
     }
 }
@@ -163,7 +191,12 @@ impl Paths {
     }
 
     fn all(&self) -> Vec<PathBuf> {
-        vec![self.dataset.clone(), self.rejected.clone(), self.preview.clone(), self.report.clone()]
+        vec![
+            self.dataset.clone(),
+            self.rejected.clone(),
+            self.preview.clone(),
+            self.report.clone(),
+        ]
     }
 }
 
@@ -175,7 +208,10 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
     cfg.validate()?;
     let (items, store) = resolve(inputs, &cfg.source)?;
     let paths = Paths::new(ctx, cfg);
-    let local_inputs: Vec<PathBuf> = items.iter().filter_map(|i| i.local_path().map(Path::to_path_buf)).collect();
+    let local_inputs: Vec<PathBuf> = items
+        .iter()
+        .filter_map(|i| i.local_path().map(Path::to_path_buf))
+        .collect();
     let listing: Vec<serde_json::Value> = items
         .iter()
         .map(|i| serde_json::json!({ "name": i.name, "size": i.size, "etag": i.etag }))
@@ -189,9 +225,23 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
     let params = serde_json::json!({ "inputs": listing, "config": cfg_key, "seed": ctx.seed() });
     let name = format!("ingest:{}", cfg.out);
     let items = Arc::new(items);
-    let (report, cached) = ctx.stage(&name, &params, &local_inputs, &paths.all(), INGEST_CODE_VERSION, || {
-        run_ingest(items.clone(), store.clone(), cfg, &paths, ctx.seed(), ctx.root())
-    })?;
+    let (report, cached) = ctx.stage(
+        &name,
+        &params,
+        &local_inputs,
+        &paths.all(),
+        INGEST_CODE_VERSION,
+        || {
+            run_ingest(
+                items.clone(),
+                store.clone(),
+                cfg,
+                &paths,
+                ctx.seed(),
+                ctx.root(),
+            )
+        },
+    )?;
     let mut report: IngestReport = report;
     if let Some(dest) = &cfg.upload {
         let dest = S3Url::parse(dest)?;
@@ -201,8 +251,18 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
         };
         let mut n = 0;
         for p in paths.all() {
-            let rel = p.strip_prefix(ctx.root()).unwrap_or(&p).to_string_lossy().replace('\\', "/");
-            let rel = if p.is_dir() { rel } else { rel.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default() };
+            let rel = p
+                .strip_prefix(ctx.root())
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let rel = if p.is_dir() {
+                rel
+            } else {
+                rel.rsplit_once('/')
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default()
+            };
             let key = match (dest.key.trim_end_matches('/'), rel.as_str()) {
                 ("", r) => r.to_string(),
                 (k, "") => k.to_string(),
@@ -214,12 +274,23 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
         report.outputs.uploaded_to = Some(dest.to_string());
     }
     let dataset = Dataset::open(&paths.dataset)?;
-    tracing::info!("{}{}", report.summary_line(), if cached { " (cached)" } else { "" });
-    Ok(IngestOutcome { dataset, report, cached })
+    tracing::info!(
+        "{}{}",
+        report.summary_line(),
+        if cached { " (cached)" } else { "" }
+    );
+    Ok(IngestOutcome {
+        dataset,
+        report,
+        cached,
+    })
 }
 
 fn rel_str(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).to_string_lossy().into_owned()
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The uncached ingest: reads `items` and writes every output under `paths`.
@@ -236,21 +307,39 @@ fn run_ingest(
         .iter()
         .map(|i| {
             let stem = i.domain();
-            let fallback = if cfg.domain_from_path && !stem.is_empty() { stem } else { cfg.default_domain.clone() };
-            SourceMeta { name: i.name.clone(), fallback_domain: fallback }
+            let fallback = if cfg.domain_from_path && !stem.is_empty() {
+                stem
+            } else {
+                cfg.default_domain.clone()
+            };
+            SourceMeta {
+                name: i.name.clone(),
+                fallback_domain: fallback,
+            }
         })
         .collect();
-    let mut per_source: Vec<SourceReport> =
-        items.iter().map(|i| SourceReport { source: i.name.clone(), ..Default::default() }).collect();
+    let mut per_source: Vec<SourceReport> = items
+        .iter()
+        .map(|i| SourceReport {
+            source: i.name.clone(),
+            ..Default::default()
+        })
+        .collect();
     let total_input: u64 = items.iter().filter_map(|i| i.size).sum();
     let bar = crate::run::progress_bar(total_input, "ingest");
-    let batch = if cfg.batch_chunks > 0 { cfg.batch_chunks } else { 4 * rayon::current_num_threads().max(1) };
+    let batch = if cfg.batch_chunks > 0 {
+        cfg.batch_chunks
+    } else {
+        4 * rayon::current_num_threads().max(1)
+    };
 
     let mut writer = DatasetWriter::create(&paths.dataset, cfg.shard_docs)?;
     let rej_dir = AtomicDir::new(&paths.rejected)?;
-    std::fs::create_dir_all(rej_dir.path()).map_err(|e| Error::io("create directory", rej_dir.path(), e))?;
+    std::fs::create_dir_all(rej_dir.path())
+        .map_err(|e| Error::io("create directory", rej_dir.path(), e))?;
     let rej_path = rej_dir.path().join(REJECTS_FILE);
-    let rej_file = std::fs::File::create(&rej_path).map_err(|e| Error::io("create", &rej_path, e))?;
+    let rej_file =
+        std::fs::File::create(&rej_path).map_err(|e| Error::io("create", &rej_path, e))?;
     let mut rejects = std::io::BufWriter::with_capacity(1 << 20, rej_file);
     let mut preview = Preview::new(cfg.preview_docs, seed);
     let mut domains: BTreeMap<String, u64> = BTreeMap::new();
@@ -265,7 +354,9 @@ fn run_ingest(
         let results: Vec<Option<ChunkResult>> = batch_items
             .par_iter()
             .map(|it| match it {
-                StreamItem::Chunk(c) => Some(validate_chunk(c, &metas[c.source], cfg.max_line_bytes)),
+                StreamItem::Chunk(c) => {
+                    Some(validate_chunk(c, &metas[c.source], cfg.max_line_bytes))
+                }
                 StreamItem::Done(_) => None,
             })
             .collect();
@@ -283,7 +374,9 @@ fn run_ingest(
                     for (d, n) in r.domains {
                         *domains.entry(d).or_default() += n;
                     }
-                    rejects.write_all(&r.rejects).map_err(|e| Error::io("write", &rej_path, e))?;
+                    rejects
+                        .write_all(&r.rejects)
+                        .map_err(|e| Error::io("write", &rej_path, e))?;
                 }
                 (StreamItem::Done(d), _) => {
                     let s = &mut per_source[d.source];
@@ -305,16 +398,24 @@ fn run_ingest(
         bar.set_position(stream.raw_bytes_read());
     }
     bar.finish_and_clear();
-    rejects.flush().map_err(|e| Error::io("write", &rej_path, e))?;
+    rejects
+        .flush()
+        .map_err(|e| Error::io("write", &rej_path, e))?;
     drop(rejects);
     writer.finish()?;
     rej_dir.commit()?;
 
     let docs = preview.documents()?;
-    let bytes = serde_json::to_vec_pretty(&docs).map_err(|e| Error::Json { path: paths.preview.clone(), source: e })?;
+    let bytes = serde_json::to_vec_pretty(&docs).map_err(|e| Error::Json {
+        path: paths.preview.clone(),
+        source: e,
+    })?;
     write_atomic(&paths.preview, &bytes)?;
 
-    let mut totals = SourceReport { source: "total".into(), ..Default::default() };
+    let mut totals = SourceReport {
+        source: "total".into(),
+        ..Default::default()
+    };
     for s in &per_source {
         totals.absorb(s);
     }
@@ -335,7 +436,10 @@ fn run_ingest(
         seed,
         seconds: secs,
     };
-    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json { path: paths.report.clone(), source: e })?;
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
+        path: paths.report.clone(),
+        source: e,
+    })?;
     write_atomic(&paths.report, &bytes)?;
     Ok(report)
 }

@@ -96,12 +96,20 @@ impl IngestReport {
             self.sources.len(),
             t.valid,
             t.rejected,
-            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            },
             t.bytes as f64 / 1e6,
             self.seconds,
             self.mb_per_s,
             self.docs_per_s,
-            if t.resumes > 0 { format!(", {} resumes", t.resumes) } else { String::new() }
+            if t.resumes > 0 {
+                format!(", {} resumes", t.resumes)
+            } else {
+                String::new()
+            }
         )
     }
 }

@@ -4,7 +4,9 @@
 //! already checked as UTF-8), and only extra fields become owned `serde_json::Value`s.
 
 use super::{Document, RejectReason};
-use serde::de::{self, DeserializeSeed, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -22,7 +24,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Self { reason, detail: detail.into() }
+        Self {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -94,7 +99,11 @@ impl<'de> Visitor<'de> for ValVisitor {
         Ok(Val::Num(v.to_string()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Val::Num(serde_json::Number::from_f64(v).map(|n| n.to_string()).unwrap_or_else(|| v.to_string())))
+        Ok(Val::Num(
+            serde_json::Number::from_f64(v)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| v.to_string()),
+        ))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(Val::Other("a boolean"))
@@ -158,7 +167,11 @@ impl<'de> Visitor<'de> for TopVisitor {
                 continue;
             }
             let v: serde_json::Value = map.next_value()?;
-            let k = if k == "source" { Cow::Borrowed(ORIG_SOURCE_KEY) } else { k };
+            let k = if k == "source" {
+                Cow::Borrowed(ORIG_SOURCE_KEY)
+            } else {
+                k
+            };
             if p.duplicate.is_none() && p.extra.iter().any(|(e, _)| *e == k) {
                 p.duplicate = Some(k.to_string());
             }
@@ -200,17 +213,28 @@ impl<'de> DeserializeSeed<'de> for TopSeed {
 }
 
 fn is_blank(b: &[u8]) -> bool {
-    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
+    b.iter()
+        .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
 }
 
-fn optional_str<'a>(v: Option<Val<'a>>, key: &str, numbers: bool) -> Result<Option<Cow<'a, str>>, Rejection> {
+fn optional_str<'a>(
+    v: Option<Val<'a>>,
+    key: &str,
+    numbers: bool,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
     match v {
         None | Some(Val::Null) => Ok(None),
         Some(Val::Str(s)) if s.trim().is_empty() => Ok(None),
         Some(Val::Str(s)) => Ok(Some(s)),
         Some(Val::Num(n)) if numbers => Ok(Some(Cow::Owned(n))),
-        Some(Val::Num(_)) => Err(Rejection::new(RejectReason::WrongType, format!("`{key}` must be a string, got a number"))),
-        Some(Val::Other(t)) => Err(Rejection::new(RejectReason::WrongType, format!("`{key}` must be a string, got {t}"))),
+        Some(Val::Num(_)) => Err(Rejection::new(
+            RejectReason::WrongType,
+            format!("`{key}` must be a string, got a number"),
+        )),
+        Some(Val::Other(t)) => Err(Rejection::new(
+            RejectReason::WrongType,
+            format!("`{key}` must be a string, got {t}"),
+        )),
     }
 }
 
@@ -221,7 +245,10 @@ pub fn parse_line(line: &[u8], max_line_bytes: usize) -> Result<LineFields<'_>, 
     if line.len() > max_line_bytes {
         return Err(Rejection::new(
             RejectReason::TooLarge,
-            format!("{} bytes, more than max_line_bytes = {max_line_bytes}", line.len()),
+            format!(
+                "{} bytes, more than max_line_bytes = {max_line_bytes}",
+                line.len()
+            ),
         ));
     }
     let mut b = line.strip_suffix(b"\r").unwrap_or(line);
@@ -232,43 +259,83 @@ pub fn parse_line(line: &[u8], max_line_bytes: usize) -> Result<LineFields<'_>, 
     let s = match simdutf8::basic::from_utf8(b) {
         Ok(s) => s,
         Err(_) => {
-            let at = simdutf8::compat::from_utf8(b).err().map(|e| e.valid_up_to()).unwrap_or(0);
-            return Err(Rejection::new(RejectReason::InvalidUtf8, format!("invalid UTF-8 at byte {at}")));
+            let at = simdutf8::compat::from_utf8(b)
+                .err()
+                .map(|e| e.valid_up_to())
+                .unwrap_or(0);
+            return Err(Rejection::new(
+                RejectReason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {at}"),
+            ));
         }
     };
     let mut de = serde_json::Deserializer::from_str(s);
-    let top = TopSeed.deserialize(&mut de).and_then(|t| de.end().map(|_| t));
+    let top = TopSeed
+        .deserialize(&mut de)
+        .and_then(|t| de.end().map(|_| t));
     let top = match top {
         Ok(t) => t,
         Err(e) => {
             let msg = e.to_string();
-            let reason =
-                if msg.contains("recursion limit exceeded") { RejectReason::TooDeep } else { RejectReason::InvalidJson };
+            let reason = if msg.contains("recursion limit exceeded") {
+                RejectReason::TooDeep
+            } else {
+                RejectReason::InvalidJson
+            };
             return Err(Rejection::new(reason, msg));
         }
     };
     let p = match top {
         Top::NotObject(kind) => {
-            return Err(Rejection::new(RejectReason::NotObject, format!("expected a JSON object, got {kind}")));
+            return Err(Rejection::new(
+                RejectReason::NotObject,
+                format!("expected a JSON object, got {kind}"),
+            ));
         }
         Top::Object(p) => p,
     };
     if let Some(k) = p.duplicate {
-        return Err(Rejection::new(RejectReason::DuplicateKey, format!("key `{k}` appears more than once")));
+        return Err(Rejection::new(
+            RejectReason::DuplicateKey,
+            format!("key `{k}` appears more than once"),
+        ));
     }
     let text = match p.text {
         None => return Err(Rejection::new(RejectReason::MissingText, "no `text` key")),
         Some(Val::Str(t)) if t.trim().is_empty() => {
-            return Err(Rejection::new(RejectReason::EmptyText, "`text` is empty or whitespace"));
+            return Err(Rejection::new(
+                RejectReason::EmptyText,
+                "`text` is empty or whitespace",
+            ));
         }
         Some(Val::Str(t)) => t,
-        Some(Val::Num(_)) => return Err(Rejection::new(RejectReason::WrongType, "`text` must be a string, got a number")),
-        Some(Val::Null) => return Err(Rejection::new(RejectReason::WrongType, "`text` must be a string, got null")),
-        Some(Val::Other(t)) => return Err(Rejection::new(RejectReason::WrongType, format!("`text` must be a string, got {t}"))),
+        Some(Val::Num(_)) => {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                "`text` must be a string, got a number",
+            ));
+        }
+        Some(Val::Null) => {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                "`text` must be a string, got null",
+            ));
+        }
+        Some(Val::Other(t)) => {
+            return Err(Rejection::new(
+                RejectReason::WrongType,
+                format!("`text` must be a string, got {t}"),
+            ));
+        }
     };
     let id = optional_str(p.id, "id", true)?;
     let domain = optional_str(p.domain, "domain", false)?;
-    Ok(LineFields { id, text, domain, extra: p.extra })
+    Ok(LineFields {
+        id,
+        text,
+        domain,
+        extra: p.extra,
+    })
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -277,7 +344,13 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends the normalised document (`id, text, domain, source`, then extra keys) as one JSON
 /// line. A missing id becomes `<source>:<line>`, a missing domain `fallback_domain`.
-pub fn write_document(out: &mut Vec<u8>, f: &LineFields<'_>, source: &str, line: u64, fallback_domain: &str) {
+pub fn write_document(
+    out: &mut Vec<u8>,
+    f: &LineFields<'_>,
+    source: &str,
+    line: u64,
+    fallback_domain: &str,
+) {
     out.extend_from_slice(b"{\"id\":");
     match &f.id {
         Some(id) => json_str(out, id),
@@ -301,12 +374,24 @@ pub fn write_document(out: &mut Vec<u8>, f: &LineFields<'_>, source: &str, line:
 /// Appends one reject record: `{"source","line","reason","detail","bytes","raw"}` with the raw
 /// line (without its `\n`) as a JSON string, or as `raw_b64` (standard base64) when it is not
 /// UTF-8; `truncated: true` when only a prefix of an over-long line was kept.
-pub fn write_reject(out: &mut Vec<u8>, source: &str, line: u64, r: &Rejection, raw: &[u8], total_bytes: u64, truncated: bool) {
+pub fn write_reject(
+    out: &mut Vec<u8>,
+    source: &str,
+    line: u64,
+    r: &Rejection,
+    raw: &[u8],
+    total_bytes: u64,
+    truncated: bool,
+) {
     use base64::Engine as _;
     use std::io::Write as _;
     out.extend_from_slice(b"{\"source\":");
     json_str(out, source);
-    let _ = write!(out, ",\"line\":{line},\"reason\":\"{}\",\"detail\":", r.reason.as_str());
+    let _ = write!(
+        out,
+        ",\"line\":{line},\"reason\":\"{}\",\"detail\":",
+        r.reason.as_str()
+    );
     json_str(out, &r.detail);
     let _ = write!(out, ",\"bytes\":{total_bytes}");
     if truncated {
@@ -322,7 +407,9 @@ pub fn write_reject(out: &mut Vec<u8>, source: &str, line: u64, r: &Rejection, r
             let start = out.len();
             let enc_len = base64::encoded_len(raw.len(), true).unwrap_or(0);
             out.resize(start + enc_len, 0);
-            let n = base64::engine::general_purpose::STANDARD.encode_slice(raw, &mut out[start..]).expect("sized buffer");
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(raw, &mut out[start..])
+                .expect("sized buffer");
             out.truncate(start + n);
             out.push(b'"');
         }
@@ -343,16 +430,26 @@ pub struct LineOrigin<'a> {
 
 /// Validates a line and builds its [`Document`] (the owned form of [`parse_line`] +
 /// [`write_document`]).
-pub fn validate_json(line: &[u8], origin: &LineOrigin<'_>, max_line_bytes: usize) -> Result<Document, Rejection> {
+pub fn validate_json(
+    line: &[u8],
+    origin: &LineOrigin<'_>,
+    max_line_bytes: usize,
+) -> Result<Document, Rejection> {
     let f = parse_line(line, max_line_bytes)?;
     let mut extra = serde_json::Map::new();
     for (k, v) in f.extra {
         extra.insert(k.into_owned(), v);
     }
     Ok(Document {
-        id: f.id.map(Cow::into_owned).unwrap_or_else(|| format!("{}:{}", origin.source, origin.line)),
+        id: f
+            .id
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| format!("{}:{}", origin.source, origin.line)),
         text: f.text.into_owned(),
-        domain: f.domain.map(Cow::into_owned).unwrap_or_else(|| origin.fallback_domain.to_string()),
+        domain: f
+            .domain
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| origin.fallback_domain.to_string()),
         source: origin.source.to_string(),
         extra,
     })
@@ -377,9 +474,16 @@ mod tests {
         assert_eq!(reason(b"{\"text\":\"a\"} trailing"), Some(InvalidJson));
         assert_eq!(reason(b"{\"text\":\"a\x00b\"}"), Some(InvalidJson));
         assert_eq!(reason(b"{\"text\":\"\\ud800\"}"), Some(InvalidJson));
-        let deep = format!("{{\"text\":\"a\",\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let deep = format!(
+            "{{\"text\":\"a\",\"x\":{}{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
         assert_eq!(reason(deep.as_bytes()), Some(TooDeep));
-        assert_eq!(parse_line(deep.as_bytes(), 1 << 20).unwrap_err().reason, TooDeep);
+        assert_eq!(
+            parse_line(deep.as_bytes(), 1 << 20).unwrap_err().reason,
+            TooDeep
+        );
         assert_eq!(reason(b"[1,2]"), Some(NotObject));
         assert_eq!(reason(b"\"text\""), Some(NotObject));
         assert_eq!(reason(b"42"), Some(NotObject));
@@ -392,35 +496,82 @@ mod tests {
         assert_eq!(reason(b"{\"text\":[\"a\"]}"), Some(WrongType));
         assert_eq!(reason(b"{\"text\":\"a\",\"id\":[1]}"), Some(WrongType));
         assert_eq!(reason(b"{\"text\":\"a\",\"domain\":3}"), Some(WrongType));
-        assert_eq!(reason(b"{\"text\":\"a\",\"text\":\"b\"}"), Some(DuplicateKey));
-        assert_eq!(reason(b"{\"text\":\"a\",\"k\":1,\"k\":2}"), Some(DuplicateKey));
+        assert_eq!(
+            reason(b"{\"text\":\"a\",\"text\":\"b\"}"),
+            Some(DuplicateKey)
+        );
+        assert_eq!(
+            reason(b"{\"text\":\"a\",\"k\":1,\"k\":2}"),
+            Some(DuplicateKey)
+        );
         // Each reason in ALL is covered above.
         for r in RejectReason::ALL {
-            let covered = [EmptyLine, TooLarge, InvalidUtf8, InvalidJson, TooDeep, NotObject, MissingText, EmptyText, WrongType, DuplicateKey];
+            let covered = [
+                EmptyLine,
+                TooLarge,
+                InvalidUtf8,
+                InvalidJson,
+                TooDeep,
+                NotObject,
+                MissingText,
+                EmptyText,
+                WrongType,
+                DuplicateKey,
+            ];
             assert!(covered.contains(&r), "{r} has no trigger in this test");
         }
     }
 
     #[test]
     fn valid_lines_normalise_and_keep_extras() {
-        let origin = LineOrigin { source: "in/news.jsonl", line: 7, fallback_domain: "news" };
-        let d = validate_json("\u{feff}{\"text\":\"안녕\\n하세요\",\"source\":\"web\",\"label\":1}\r".as_bytes(), &origin, 1 << 20).unwrap();
-        assert_eq!((d.id.as_str(), d.text.as_str(), d.domain.as_str(), d.source.as_str()), ("in/news.jsonl:7", "안녕\n하세요", "news", "in/news.jsonl"));
+        let origin = LineOrigin {
+            source: "in/news.jsonl",
+            line: 7,
+            fallback_domain: "news",
+        };
+        let d = validate_json(
+            "\u{feff}{\"text\":\"안녕\\n하세요\",\"source\":\"web\",\"label\":1}\r".as_bytes(),
+            &origin,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.id.as_str(),
+                d.text.as_str(),
+                d.domain.as_str(),
+                d.source.as_str()
+            ),
+            ("in/news.jsonl:7", "안녕\n하세요", "news", "in/news.jsonl")
+        );
         assert_eq!(d.extra[ORIG_SOURCE_KEY], "web");
         assert_eq!(d.extra["label"], 1);
         let d = validate_json(br#"{"id":17,"text":"x","domain":"law"}"#, &origin, 100).unwrap();
         assert_eq!((d.id.as_str(), d.domain.as_str()), ("17", "law"));
         let d = validate_json(br#"{"id":"","text":"x","domain":null}"#, &origin, 100).unwrap();
-        assert_eq!((d.id.as_str(), d.domain.as_str()), ("in/news.jsonl:7", "news"));
+        assert_eq!(
+            (d.id.as_str(), d.domain.as_str()),
+            ("in/news.jsonl:7", "news")
+        );
 
-        let f = parse_line(r#"{"text":"가나","id":"a","k":[1,{"z":null}]}"#.as_bytes(), 100).unwrap();
-        assert!(matches!(f.text, Cow::Borrowed(_)), "unescaped text is borrowed");
+        let f = parse_line(
+            r#"{"text":"가나","id":"a","k":[1,{"z":null}]}"#.as_bytes(),
+            100,
+        )
+        .unwrap();
+        assert!(
+            matches!(f.text, Cow::Borrowed(_)),
+            "unescaped text is borrowed"
+        );
         let mut out = Vec::new();
         write_document(&mut out, &f, "s", 1, "d");
         let back: Document = serde_json::from_slice(&out).unwrap();
         assert_eq!(back.text, "가나");
         assert_eq!(back.extra["k"], serde_json::json!([1, {"z": null}]));
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"id\":\"a\",\"text\":\"가나\",\"domain\":\"d\",\"source\":\"s\",\"k\":[1,{\"z\":null}]}\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"id\":\"a\",\"text\":\"가나\",\"domain\":\"d\",\"source\":\"s\",\"k\":[1,{\"z\":null}]}\n"
+        );
     }
 
     #[test]
@@ -431,9 +582,22 @@ mod tests {
         write_reject(&mut out, "f", 3, &r, b"\xff{\r", 3, false);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["reason"], "invalid_utf8");
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(v["raw_b64"].as_str().unwrap()).unwrap(), b"\xff{\r");
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(v["raw_b64"].as_str().unwrap())
+                .unwrap(),
+            b"\xff{\r"
+        );
         out.clear();
-        write_reject(&mut out, "f", 4, &Rejection::new(InvalidJson, "y"), b"{\"a\x00\r", 5, false);
+        write_reject(
+            &mut out,
+            "f",
+            4,
+            &Rejection::new(InvalidJson, "y"),
+            b"{\"a\x00\r",
+            5,
+            false,
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["raw"].as_str().unwrap().as_bytes(), b"{\"a\x00\r");
         assert_eq!(v["line"], 4);

@@ -52,11 +52,16 @@ impl SourceConfig {
             return bad(format!("page_size must be 1–1000, got {}", self.page_size));
         }
         if self.chunk_bytes < 1024 {
-            return bad(format!("chunk_bytes must be ≥ 1024, got {}", self.chunk_bytes));
+            return bad(format!(
+                "chunk_bytes must be ≥ 1024, got {}",
+                self.chunk_bytes
+            ));
         }
         if let Some(e) = &self.endpoint_url {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return bad(format!("endpoint_url must start with http:// or https://, got {e}"));
+                return bad(format!(
+                    "endpoint_url must start with http:// or https://, got {e}"
+                ));
             }
         }
         Ok(())

@@ -33,7 +33,11 @@ impl LineChunk {
     pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let data: &[u8] = &self.data;
         let body = data.strip_suffix(b"\n").unwrap_or(data);
-        let n = if self.oversize.is_some() { 1 } else { self.lines as usize };
+        let n = if self.oversize.is_some() {
+            1
+        } else {
+            self.lines as usize
+        };
         let first = self.first_line;
         let mut it = body.split(|b| *b == b'\n');
         (0..n).map(move |i| (first + i as u64, it.next().unwrap_or(&[])))
@@ -65,14 +69,19 @@ impl<R: Read> CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.counters.raw_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters
+            .raw_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// Wraps a reader with the decoder for `compression` (gzip members and zstd frames are read
 /// to the end of the input).
-pub fn decompress<'a>(r: impl Read + Send + 'a, compression: Compression) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+pub fn decompress<'a>(
+    r: impl Read + Send + 'a,
+    compression: Compression,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
@@ -132,7 +141,13 @@ pub fn chunk_lines(
                 Some(p) => {
                     *total += p as u64;
                     let (kept, total) = skipping.take().expect("skipping");
-                    let c = LineChunk { source, first_line: next_line, lines: 1, data: kept, oversize: Some(Oversize { total_bytes: total }) };
+                    let c = LineChunk {
+                        source,
+                        first_line: next_line,
+                        lines: 1,
+                        data: kept,
+                        oversize: Some(Oversize { total_bytes: total }),
+                    };
                     next_line += 1;
                     totals.lines += 1;
                     if !emit(c) {
@@ -155,7 +170,13 @@ pub fn chunk_lines(
                 let mut next = Vec::with_capacity(chunk_bytes + read_size);
                 next.extend_from_slice(&tail);
                 let data = std::mem::replace(&mut buf, next);
-                let c = LineChunk { source, first_line: next_line, lines, data, oversize: None };
+                let c = LineChunk {
+                    source,
+                    first_line: next_line,
+                    lines,
+                    data,
+                    oversize: None,
+                };
                 next_line += lines;
                 totals.lines += lines;
                 scanned = 0;
@@ -177,7 +198,13 @@ pub fn chunk_lines(
         }
     }
     if let Some((kept, total)) = skipping.take() {
-        let c = LineChunk { source, first_line: next_line, lines: 1, data: kept, oversize: Some(Oversize { total_bytes: total }) };
+        let c = LineChunk {
+            source,
+            first_line: next_line,
+            lines: 1,
+            data: kept,
+            oversize: Some(Oversize { total_bytes: total }),
+        };
         totals.lines += 1;
         emit(c);
         return Ok(totals);
@@ -188,7 +215,13 @@ pub fn chunk_lines(
             lines += 1;
         }
         totals.lines += lines;
-        emit(LineChunk { source, first_line: next_line, lines, data: buf, oversize: None });
+        emit(LineChunk {
+            source,
+            first_line: next_line,
+            lines,
+            data: buf,
+            oversize: None,
+        });
     }
     Ok(totals)
 }
@@ -197,7 +230,11 @@ pub fn chunk_lines(
 mod tests {
     use super::*;
 
-    fn collect(input: &[u8], chunk: usize, keep: usize) -> (Vec<(u64, Vec<u8>, Option<u64>)>, ChunkTotals) {
+    fn collect(
+        input: &[u8],
+        chunk: usize,
+        keep: usize,
+    ) -> (Vec<(u64, Vec<u8>, Option<u64>)>, ChunkTotals) {
         let mut out = Vec::new();
         let t = chunk_lines(input, 0, chunk, keep, |c| {
             let over = c.oversize.map(|o| o.total_bytes);
@@ -214,7 +251,9 @@ mod tests {
     fn every_line_once_in_order_across_chunk_sizes() {
         let mut input = Vec::new();
         for i in 0..5000u32 {
-            input.extend_from_slice(format!("line {i} {}\n", "x".repeat((i % 37) as usize)).as_bytes());
+            input.extend_from_slice(
+                format!("line {i} {}\n", "x".repeat((i % 37) as usize)).as_bytes(),
+            );
         }
         input.extend_from_slice(b"\n\xff\xfe no newline at end");
         for chunk in [1024, 4096, 100_000, 10 << 20] {
@@ -242,10 +281,19 @@ mod tests {
         let (lines, t) = collect(&input, 2048, 10_000);
         assert_eq!(t.lines, 4);
         assert_eq!(lines.len(), 4);
-        assert_eq!((lines[0].0, lines[0].1.as_slice(), lines[0].2), (1, &b"short"[..], None));
-        assert_eq!((lines[1].0, lines[1].1.len(), lines[1].2), (2, 10_000, Some(300_000)));
+        assert_eq!(
+            (lines[0].0, lines[0].1.as_slice(), lines[0].2),
+            (1, &b"short"[..], None)
+        );
+        assert_eq!(
+            (lines[1].0, lines[1].1.len(), lines[1].2),
+            (2, 10_000, Some(300_000))
+        );
         assert_eq!((lines[2].0, lines[2].1.as_slice()), (3, &b"after"[..]));
-        assert_eq!((lines[3].0, lines[3].1.len(), lines[3].2), (4, 10_000, Some(200_000)));
+        assert_eq!(
+            (lines[3].0, lines[3].1.len(), lines[3].2),
+            (4, 10_000, Some(200_000))
+        );
     }
 
     #[test]
@@ -257,7 +305,10 @@ mod tests {
         let zs = zstd::encode_all(&text[..], 3).unwrap();
         for (bytes, c) in [(gz, Compression::Gzip), (zs, Compression::Zstd)] {
             let mut out = Vec::new();
-            decompress(&bytes[..], c).unwrap().read_to_end(&mut out).unwrap();
+            decompress(&bytes[..], c)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, text);
         }
     }

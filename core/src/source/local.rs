@@ -32,9 +32,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn expand_local(pattern: &str) -> Result<Vec<SourceItem>> {
     let mut files = Vec::new();
     if has_glob_chars(pattern) && !Path::new(pattern).exists() {
-        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() };
-        let paths = glob::glob_with(pattern, opts)
-            .map_err(|e| SourceError::BadGlob { pattern: pattern.into(), reason: e.to_string() })?;
+        let opts = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..Default::default()
+        };
+        let paths = glob::glob_with(pattern, opts).map_err(|e| SourceError::BadGlob {
+            pattern: pattern.into(),
+            reason: e.to_string(),
+        })?;
         for p in paths {
             let p = p.map_err(|e| Error::io("glob", e.path().to_path_buf(), e.into()))?;
             if p.is_dir() {
@@ -47,7 +52,9 @@ pub fn expand_local(pattern: &str) -> Result<Vec<SourceItem>> {
         let p = Path::new(pattern);
         let meta = std::fs::metadata(p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::from(SourceError::NoMatch { pattern: pattern.into() })
+                Error::from(SourceError::NoMatch {
+                    pattern: pattern.into(),
+                })
             } else {
                 Error::io("stat", p, e)
             }
@@ -59,7 +66,10 @@ pub fn expand_local(pattern: &str) -> Result<Vec<SourceItem>> {
         }
     }
     if files.is_empty() {
-        return Err(SourceError::NoMatch { pattern: pattern.into() }.into());
+        return Err(SourceError::NoMatch {
+            pattern: pattern.into(),
+        }
+        .into());
     }
     files.sort();
     files.dedup();
@@ -75,20 +85,47 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
         std::fs::create_dir_all(r.join("sub")).unwrap();
-        for f in ["a.jsonl", "b.jsonl.zst", "sub/c.jsonl.gz", "notes.md", ".hidden.jsonl"] {
+        for f in [
+            "a.jsonl",
+            "b.jsonl.zst",
+            "sub/c.jsonl.gz",
+            "notes.md",
+            ".hidden.jsonl",
+        ] {
             std::fs::write(r.join(f), "").unwrap();
         }
         let names = |v: Vec<SourceItem>| {
             v.into_iter()
-                .map(|s| s.name.strip_prefix(&format!("{}/", r.display())).unwrap().to_string())
+                .map(|s| {
+                    s.name
+                        .strip_prefix(&format!("{}/", r.display()))
+                        .unwrap()
+                        .to_string()
+                })
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names(expand_local(r.to_str().unwrap()).unwrap()), ["a.jsonl", "b.jsonl.zst", "sub/c.jsonl.gz"]);
-        assert_eq!(names(expand_local(&format!("{}/*.jsonl*", r.display())).unwrap()), ["a.jsonl", "b.jsonl.zst"]);
-        assert_eq!(names(expand_local(&format!("{}/notes.md", r.display())).unwrap()), ["notes.md"]);
-        let e = expand_local(&format!("{}/nothing-*.jsonl", r.display())).unwrap_err().to_string();
-        assert!(e.contains("no input files match") && e.contains("nothing-*"), "{e}");
-        let e = expand_local(&format!("{}/missing.jsonl", r.display())).unwrap_err().to_string();
+        assert_eq!(
+            names(expand_local(r.to_str().unwrap()).unwrap()),
+            ["a.jsonl", "b.jsonl.zst", "sub/c.jsonl.gz"]
+        );
+        assert_eq!(
+            names(expand_local(&format!("{}/*.jsonl*", r.display())).unwrap()),
+            ["a.jsonl", "b.jsonl.zst"]
+        );
+        assert_eq!(
+            names(expand_local(&format!("{}/notes.md", r.display())).unwrap()),
+            ["notes.md"]
+        );
+        let e = expand_local(&format!("{}/nothing-*.jsonl", r.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no input files match") && e.contains("nothing-*"),
+            "{e}"
+        );
+        let e = expand_local(&format!("{}/missing.jsonl", r.display()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.jsonl"), "{e}");
     }
 }

@@ -17,12 +17,17 @@ pub struct S3Url {
 impl S3Url {
     /// Parses `s3://bucket[/key]`.
     pub fn parse(url: &str) -> Result<Self, SourceError> {
-        let rest = url.strip_prefix("s3://").ok_or_else(|| SourceError::BadUrl { url: url.into() })?;
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| SourceError::BadUrl { url: url.into() })?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(SourceError::BadUrl { url: url.into() });
         }
-        Ok(Self { bucket: bucket.into(), key: key.into() })
+        Ok(Self {
+            bucket: bucket.into(),
+            key: key.into(),
+        })
     }
 
     /// Whether a string is an `s3://` URL.
@@ -32,7 +37,10 @@ impl S3Url {
 
     /// The URL of `key` in the same bucket.
     pub fn with_key(&self, key: impl Into<String>) -> Self {
-        Self { bucket: self.bucket.clone(), key: key.into() }
+        Self {
+            bucket: self.bucket.clone(),
+            key: key.into(),
+        }
     }
 }
 
@@ -97,7 +105,9 @@ pub fn is_input_name(name: &str) -> bool {
         return false;
     }
     let plain = strip_compression(base);
-    JSONL_EXTENSIONS.iter().any(|e| plain.len() > e.len() + 1 && plain.ends_with(&format!(".{e}")))
+    JSONL_EXTENSIONS
+        .iter()
+        .any(|e| plain.len() > e.len() + 1 && plain.ends_with(&format!(".{e}")))
 }
 
 fn strip_compression(name: &str) -> &str {
@@ -144,7 +154,13 @@ impl SourceItem {
         let path: PathBuf = path.into();
         let name = path.display().to_string();
         let size = std::fs::metadata(&path).ok().map(|m| m.len());
-        Self { compression: Compression::from_name(&name), name, location: Location::Local(path), size, etag: None }
+        Self {
+            compression: Compression::from_name(&name),
+            name,
+            location: Location::Local(path),
+            size,
+            etag: None,
+        }
     }
 
     /// The domain implied by the name.
@@ -170,7 +186,11 @@ mod tests {
         assert_eq!(domain_from_name("data/news.jsonl.zst"), "news");
         assert_eq!(domain_from_name("s3://b/p/law.jsonl"), "law");
         assert_eq!(domain_from_name("chat.json.gz"), "chat");
-        assert!(is_input_name("a/b/x.jsonl.gz") && is_input_name("x.ndjson") && !is_input_name(".x.jsonl"));
+        assert!(
+            is_input_name("a/b/x.jsonl.gz")
+                && is_input_name("x.ndjson")
+                && !is_input_name(".x.jsonl")
+        );
         assert!(!is_input_name("README.md") && !is_input_name("dir/"));
         let u = S3Url::parse("s3://bkt/a/b/").unwrap();
         assert_eq!((u.bucket.as_str(), u.key.as_str()), ("bkt", "a/b/"));

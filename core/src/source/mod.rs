@@ -12,8 +12,12 @@ mod stream;
 
 pub use config::SourceConfig;
 pub use error::SourceError;
-pub use lines::{ChunkTotals, CountingReader, LineChunk, Oversize, ReadCounters, chunk_lines, decompress};
+pub use lines::{
+    ChunkTotals, CountingReader, LineChunk, Oversize, ReadCounters, chunk_lines, decompress,
+};
 pub use local::expand_local;
-pub use location::{Compression, JSONL_EXTENSIONS, Location, S3Url, SourceItem, domain_from_name, is_input_name};
+pub use location::{
+    Compression, JSONL_EXTENSIONS, Location, S3Url, SourceItem, domain_from_name, is_input_name,
+};
 pub use s3::{S3Reader, S3Store};
 pub use stream::{ChunkStream, SourceDone, StreamItem, resolve};

@@ -6,7 +6,10 @@
 //! its own small tokio runtime; object bodies reach synchronous readers through bounded
 //! channels, so an object is never buffered whole.
 
-use super::{Compression, ReadCounters, S3Url, SourceConfig, SourceError, SourceItem, Location, is_input_name};
+use super::{
+    Compression, Location, ReadCounters, S3Url, SourceConfig, SourceError, SourceItem,
+    is_input_name,
+};
 use crate::Result;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -30,7 +33,9 @@ pub struct S3Store {
 
 impl std::fmt::Debug for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Store").field("endpoint", &self.endpoint).finish()
+        f.debug_struct("S3Store")
+            .field("endpoint", &self.endpoint)
+            .finish()
     }
 }
 
@@ -44,7 +49,12 @@ const PERMANENT_CODES: &[&str] = &[
 ];
 
 /// Turns an SDK error into a [`SourceError`] naming the URL and the endpoint.
-fn sdk_err<E>(err: SdkError<E, HttpResponse>, url: &str, op: &'static str, endpoint: &str) -> SourceError
+fn sdk_err<E>(
+    err: SdkError<E, HttpResponse>,
+    url: &str,
+    op: &'static str,
+    endpoint: &str,
+) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -58,23 +68,55 @@ where
             let message = e.message().unwrap_or("").to_string();
             let bucket = S3Url::parse(&url).map(|u| u.bucket).unwrap_or_default();
             if code == "NoSuchBucket" {
-                SourceError::NoSuchBucket { url, bucket, endpoint }
+                SourceError::NoSuchBucket {
+                    url,
+                    bucket,
+                    endpoint,
+                }
             } else if code == "NoSuchKey" || (status == Some(404) && op != "ListObjectsV2") {
                 SourceError::NoSuchKey { url, endpoint }
             } else if PERMANENT_CODES.contains(&code.as_str()) || status == Some(403) {
-                let code = if code.is_empty() { format!("HTTP {}", status.unwrap_or(403)) } else { code };
-                SourceError::AccessDenied { url, endpoint, code, message }
+                let code = if code.is_empty() {
+                    format!("HTTP {}", status.unwrap_or(403))
+                } else {
+                    code
+                };
+                SourceError::AccessDenied {
+                    url,
+                    endpoint,
+                    code,
+                    message,
+                }
             } else {
-                SourceError::S3 { url, op, endpoint, reason: format!("{code} {message} (HTTP {status:?}): {chain}") }
+                SourceError::S3 {
+                    url,
+                    op,
+                    endpoint,
+                    reason: format!("{code} {message} (HTTP {status:?}): {chain}"),
+                }
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => SourceError::Unreachable { url, endpoint, reason: chain },
-        _ => SourceError::S3 { url, op, endpoint, reason: chain },
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => SourceError::Unreachable {
+            url,
+            endpoint,
+            reason: chain,
+        },
+        _ => SourceError::S3 {
+            url,
+            op,
+            endpoint,
+            reason: chain,
+        },
     }
 }
 
 fn is_permanent(e: &SourceError) -> bool {
-    matches!(e, SourceError::NoSuchBucket { .. } | SourceError::NoSuchKey { .. } | SourceError::AccessDenied { .. })
+    matches!(
+        e,
+        SourceError::NoSuchBucket { .. }
+            | SourceError::NoSuchKey { .. }
+            | SourceError::AccessDenied { .. }
+    )
 }
 
 impl S3Store {
@@ -105,14 +147,24 @@ impl S3Store {
         if sdk.region().is_none() {
             b = b.region(aws_config::Region::new("us-east-1"));
         }
-        let endpoint_env = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).ok();
+        let endpoint_env = std::env::var("AWS_ENDPOINT_URL_S3")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok();
         let endpoint = cfg.endpoint_url.clone().or(endpoint_env);
         if endpoint.is_some() {
             b = b.force_path_style(true);
         }
-        let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         let endpoint = endpoint.unwrap_or_else(|| format!("AWS S3 ({region})"));
-        Ok(Self { client: Client::from_conf(b.build()), endpoint, rt: Arc::new(rt), cfg: cfg.clone() })
+        Ok(Self {
+            client: Client::from_conf(b.build()),
+            endpoint,
+            rt: Arc::new(rt),
+            cfg: cfg.clone(),
+        })
     }
 
     /// The endpoint as shown in messages.
@@ -141,7 +193,11 @@ impl S3Store {
                 .map_err(|e| sdk_err(e, &shown, "ListObjectsV2", &self.endpoint))?;
             for o in resp.contents() {
                 if let Some(k) = o.key() {
-                    all.push((k.to_string(), o.size().map(|s| s.max(0) as u64), o.e_tag().map(String::from)));
+                    all.push((
+                        k.to_string(),
+                        o.size().map(|s| s.max(0) as u64),
+                        o.e_tag().map(String::from),
+                    ));
                 }
             }
             crate::run::check_cancelled()?;
@@ -162,18 +218,37 @@ impl S3Store {
                 break;
             }
         }
-        let exact: Vec<_> = all.iter().filter(|(k, _, _)| *k == url.key && !url.key.is_empty()).cloned().collect();
-        let chosen = if exact.is_empty() { all.into_iter().filter(|(k, _, _)| is_input_name(k)).collect() } else { exact };
+        let exact: Vec<_> = all
+            .iter()
+            .filter(|(k, _, _)| *k == url.key && !url.key.is_empty())
+            .cloned()
+            .collect();
+        let chosen = if exact.is_empty() {
+            all.into_iter()
+                .filter(|(k, _, _)| is_input_name(k))
+                .collect()
+        } else {
+            exact
+        };
         let mut items: Vec<SourceItem> = chosen
             .into_iter()
             .map(|(k, size, etag)| {
                 let u = url.with_key(k);
-                SourceItem { name: u.to_string(), compression: Compression::from_name(&u.key), location: Location::S3(u), size, etag }
+                SourceItem {
+                    name: u.to_string(),
+                    compression: Compression::from_name(&u.key),
+                    location: Location::S3(u),
+                    size,
+                    etag,
+                }
             })
             .collect();
         items.sort_by(|a, b| a.name.cmp(&b.name));
         if items.is_empty() {
-            return Err(SourceError::NoMatch { pattern: format!("{shown} (endpoint {})", self.endpoint) }.into());
+            return Err(SourceError::NoMatch {
+                pattern: format!("{shown} (endpoint {})", self.endpoint),
+            }
+            .into());
         }
         Ok(items)
     }
@@ -191,7 +266,11 @@ impl S3Store {
             counters,
         };
         self.rt.spawn(job.run(tx));
-        S3Reader { rx, cur: Bytes::new(), ended: false }
+        S3Reader {
+            rx,
+            cur: Bytes::new(),
+            ended: false,
+        }
     }
 
     /// Uploads local files to their URLs, `in_flight` at a time.
@@ -202,11 +281,13 @@ impl S3Store {
             let client = client.clone();
             let endpoint = self.endpoint.clone();
             async move {
-                let body = ByteStream::from_path(&path).await.map_err(|e| SourceError::Upload {
-                    path: path.clone(),
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
+                let body = ByteStream::from_path(&path)
+                    .await
+                    .map_err(|e| SourceError::Upload {
+                        path: path.clone(),
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
                 client
                     .put_object()
                     .bucket(&url.bucket)
@@ -218,8 +299,11 @@ impl S3Store {
                 Ok::<_, SourceError>(())
             }
         });
-        let results: Vec<std::result::Result<(), SourceError>> =
-            self.rt.block_on(futures::stream::iter(jobs).buffer_unordered(self.cfg.in_flight).collect());
+        let results: Vec<std::result::Result<(), SourceError>> = self.rt.block_on(
+            futures::stream::iter(jobs)
+                .buffer_unordered(self.cfg.in_flight)
+                .collect(),
+        );
         for r in results {
             r?;
         }
@@ -236,24 +320,42 @@ impl S3Store {
 }
 
 fn join_key(prefix: &str, rel: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') { format!("{prefix}{rel}") } else { format!("{prefix}/{rel}") }
+    if prefix.is_empty() || prefix.ends_with('/') {
+        format!("{prefix}{rel}")
+    } else {
+        format!("{prefix}/{rel}")
+    }
 }
 
-fn collect_files(root: &Path, dir: &Path, dest: &S3Url, out: &mut Vec<(PathBuf, S3Url)>) -> Result<()> {
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    dest: &S3Url,
+    out: &mut Vec<(PathBuf, S3Url)>,
+) -> Result<()> {
     if dir.is_file() {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         out.push((dir.to_path_buf(), dest.with_key(join_key(&dest.key, &name))));
         return Ok(());
     }
     for e in std::fs::read_dir(dir).map_err(|e| crate::Error::io("list", dir, e))? {
         let p = e.map_err(|e| crate::Error::io("list", dir, e))?.path();
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         if p.is_dir() {
             collect_files(root, &p, dest, out)?;
         } else {
-            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((p.clone(), dest.with_key(join_key(&dest.key, &rel))));
         }
     }
@@ -282,7 +384,11 @@ impl Download {
         let mut size: Option<u64> = None;
         let mut fails = 0usize;
         loop {
-            let mut req = self.client.get_object().bucket(&self.url.bucket).key(&self.url.key);
+            let mut req = self
+                .client
+                .get_object()
+                .bucket(&self.url.bucket)
+                .key(&self.url.key);
             if offset > 0 {
                 req = req.range(format!("bytes={offset}-"));
                 if let Some(t) = &self.etag {
@@ -293,7 +399,9 @@ impl Download {
             let reason = match req.send().await {
                 Err(e) => {
                     let se = sdk_err(e, &shown, "GetObject", &self.endpoint);
-                    if is_permanent(&se) || offset == 0 && !matches!(se, SourceError::Unreachable { .. }) {
+                    if is_permanent(&se)
+                        || offset == 0 && !matches!(se, SourceError::Unreachable { .. })
+                    {
                         let _ = tx.send(Piece::Fail(se)).await;
                         return;
                     }
@@ -320,7 +428,10 @@ impl Download {
                                     let _ = tx.send(Piece::End).await;
                                     return;
                                 }
-                                break format!("body ended at byte {offset} before its length {}", end.unwrap_or(0));
+                                break format!(
+                                    "body ended at byte {offset} before its length {}",
+                                    end.unwrap_or(0)
+                                );
                             }
                         }
                     }
@@ -343,7 +454,9 @@ impl Download {
                 return;
             }
             self.counters.resumes.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{shown}: connection dropped at byte {offset} ({reason}); resuming with a ranged GET");
+            tracing::warn!(
+                "{shown}: connection dropped at byte {offset} ({reason}); resuming with a ranged GET"
+            );
             tokio::time::sleep(Duration::from_millis(50 << fails.min(6))).await;
         }
     }
@@ -366,7 +479,11 @@ impl Read for S3Reader {
                 Some(Piece::Data(b)) => self.cur = b,
                 Some(Piece::End) => self.ended = true,
                 Some(Piece::Fail(e)) => return Err(std::io::Error::other(e)),
-                None => return Err(std::io::Error::other("the S3 download task stopped unexpectedly")),
+                None => {
+                    return Err(std::io::Error::other(
+                        "the S3 download task stopped unexpectedly",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.cur.len());

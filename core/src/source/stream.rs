@@ -2,8 +2,8 @@
 //! their chunks are delivered strictly in input order, so outputs do not depend on timing.
 
 use super::{
-    ChunkTotals, CountingReader, LineChunk, Location, ReadCounters, S3Store, S3Url, SourceConfig, SourceError,
-    SourceItem, chunk_lines, decompress, expand_local,
+    ChunkTotals, CountingReader, LineChunk, Location, ReadCounters, S3Store, S3Url, SourceConfig,
+    SourceError, SourceItem, chunk_lines, decompress, expand_local,
 };
 use crate::Result;
 use crossbeam_channel::{Receiver, bounded};
@@ -13,7 +13,10 @@ use std::sync::atomic::Ordering;
 /// Expands inputs (local paths, directories, globs and `s3://` URLs) into the list of items to
 /// read, in the order given (each input's matches sorted). Returns the S3 client when any input
 /// is on S3.
-pub fn resolve(inputs: &[String], cfg: &SourceConfig) -> Result<(Vec<SourceItem>, Option<S3Store>)> {
+pub fn resolve(
+    inputs: &[String],
+    cfg: &SourceConfig,
+) -> Result<(Vec<SourceItem>, Option<S3Store>)> {
     cfg.validate()?;
     if inputs.is_empty() {
         return Err(SourceError::Config("no inputs given".into()).into());
@@ -75,9 +78,19 @@ fn read_error(item: &SourceItem, counters: &ReadCounters, e: std::io::Error) -> 
     match e.into_inner() {
         Some(inner) => match inner.downcast::<SourceError>() {
             Ok(se) => (*se).into(),
-            Err(other) => SourceError::Read { source_name: item.name.clone(), offset, reason: other.to_string() }.into(),
+            Err(other) => SourceError::Read {
+                source_name: item.name.clone(),
+                offset,
+                reason: other.to_string(),
+            }
+            .into(),
         },
-        None => SourceError::Read { source_name: item.name.clone(), offset, reason: "I/O error".into() }.into(),
+        None => SourceError::Read {
+            source_name: item.name.clone(),
+            offset,
+            reason: "I/O error".into(),
+        }
+        .into(),
     }
 }
 
@@ -96,18 +109,25 @@ fn read_one(
         }
         Location::S3(u) => {
             let store = store.ok_or_else(|| SourceError::Config(format!("{}: no S3 client", u)))?;
-            Box::new(CountingReader::new(store.open(u, item.etag.clone(), counters.clone()), counters.clone()))
+            Box::new(CountingReader::new(
+                store.open(u, item.etag.clone(), counters.clone()),
+                counters.clone(),
+            ))
         }
     };
     let reader = decompress(raw, item.compression).map_err(|e| read_error(item, &counters, e))?;
-    chunk_lines(reader, i, cfg.chunk_bytes, cfg.keep_line_bytes, emit).map_err(|e| read_error(item, &counters, e))
+    chunk_lines(reader, i, cfg.chunk_bytes, cfg.keep_line_bytes, emit)
+        .map_err(|e| read_error(item, &counters, e))
 }
 
 impl ChunkStream {
     /// Starts reading `items` in the background.
     pub fn start(items: Arc<Vec<SourceItem>>, store: Option<S3Store>, cfg: &SourceConfig) -> Self {
         let cfg = cfg.clone();
-        let counters: Vec<Arc<ReadCounters>> = items.iter().map(|_| Arc::new(ReadCounters::default())).collect();
+        let counters: Vec<Arc<ReadCounters>> = items
+            .iter()
+            .map(|_| Arc::new(ReadCounters::default()))
+            .collect();
         // The consumer holds one input's receiver; `in_flight - 1` more wait in the queue, each
         // with a reader thread filling its bounded channel.
         let (order_tx, order) = bounded::<Receiver<Msg>>(cfg.in_flight.saturating_sub(1));
@@ -120,32 +140,48 @@ impl ChunkStream {
                     if order_tx.send(rx).is_err() {
                         return;
                     }
-                    let (item, store, cfg, c) = (item.clone(), store.clone(), cfg.clone(), thread_counters[i].clone());
-                    let spawned = std::thread::Builder::new().name(format!("yunmin-read-{i}")).spawn(move || {
-                        let emit = |c: LineChunk| tx.send(Msg::Item(StreamItem::Chunk(c))).is_ok();
-                        let msg = match read_one(i, &item, store.as_ref(), &cfg, c.clone(), emit) {
-                            Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
-                                source: i,
-                                totals,
-                                raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
-                                resumes: c.resumes.load(Ordering::Relaxed),
-                            })),
-                            Err(e) => Msg::Err(e),
-                        };
-                        let _ = tx.send(msg);
-                    });
+                    let (item, store, cfg, c) = (
+                        item.clone(),
+                        store.clone(),
+                        cfg.clone(),
+                        thread_counters[i].clone(),
+                    );
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("yunmin-read-{i}"))
+                        .spawn(move || {
+                            let emit =
+                                |c: LineChunk| tx.send(Msg::Item(StreamItem::Chunk(c))).is_ok();
+                            let msg =
+                                match read_one(i, &item, store.as_ref(), &cfg, c.clone(), emit) {
+                                    Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
+                                        source: i,
+                                        totals,
+                                        raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
+                                        resumes: c.resumes.load(Ordering::Relaxed),
+                                    })),
+                                    Err(e) => Msg::Err(e),
+                                };
+                            let _ = tx.send(msg);
+                        });
                     if spawned.is_err() {
                         return;
                     }
                 }
             })
             .expect("spawn source thread");
-        Self { order, current: None, counters }
+        Self {
+            order,
+            current: None,
+            counters,
+        }
     }
 
     /// Bytes read from storage so far, over all inputs (for progress).
     pub fn raw_bytes_read(&self) -> u64 {
-        self.counters.iter().map(|c| c.raw_bytes.load(Ordering::Relaxed)).sum()
+        self.counters
+            .iter()
+            .map(|c| c.raw_bytes.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The next item in input order; `None` when every input is done. A read failure of any
@@ -166,7 +202,12 @@ impl ChunkStream {
                 }
                 Ok(Msg::Item(c)) => return Ok(Some(c)),
                 Ok(Msg::Err(e)) => return Err(e),
-                Err(_) => return Err(SourceError::Config("a reader thread stopped without a result".into()).into()),
+                Err(_) => {
+                    return Err(SourceError::Config(
+                        "a reader thread stopped without a result".into(),
+                    )
+                    .into());
+                }
             }
         }
     }

@@ -67,10 +67,16 @@ fn sources(v: Dynamic) -> RhaiResult<Vec<String>> {
             .into_array()
             .unwrap_or_default()
             .into_iter()
-            .map(|x| x.into_string().map_err(|t| msg_err(format!("ingest: sources must be strings, got {t}"))))
+            .map(|x| {
+                x.into_string()
+                    .map_err(|t| msg_err(format!("ingest: sources must be strings, got {t}")))
+            })
             .collect();
     }
-    Err(msg_err(format!("ingest: source must be a path, glob, s3:// URL or an array of them, got {}", v.type_name())))
+    Err(msg_err(format!(
+        "ingest: source must be a path, glob, s3:// URL or an array of them, got {}",
+        v.type_name()
+    )))
 }
 
 fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
@@ -84,8 +90,12 @@ fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
 /// Registers the `ingest` module: the `Dataset` type, `ingest`, `dataset`, `ingest_report`.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Dataset>("Dataset");
-    api.engine().register_fn("to_string", |d: &mut Dataset| format!("Dataset({})", d.dir().display()));
-    api.engine().register_fn("to_debug", |d: &mut Dataset| format!("Dataset({})", d.dir().display()));
+    api.engine().register_fn("to_string", |d: &mut Dataset| {
+        format!("Dataset({})", d.dir().display())
+    });
+    api.engine().register_fn("to_debug", |d: &mut Dataset| {
+        format!("Dataset({})", d.dir().display())
+    });
     let h = host.clone();
     api.func(
         "ingest",
@@ -133,29 +143,65 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             rhai::serde::to_dynamic(v)
         },
     );
-    api.func("count", &["dataset"], "Number of documents.", |d: &mut Dataset| d.count().rhai().map(|n| n as i64));
-    api.func("dir", &["dataset"], "The dataset directory.", |d: &mut Dataset| d.dir().to_string_lossy().to_string());
-    api.func("domains", &["dataset"], "Domains present, sorted.", |d: &mut Dataset| {
-        d.domains().rhai().map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
-    });
-    api.func("domain_counts", &["dataset"], "Documents per domain, as a map.", |d: &mut Dataset| {
-        let st = d.stats().rhai()?;
-        let mut m = Map::new();
-        for (k, v) in st.domains {
-            m.insert(k.into(), Dynamic::from_int(v as i64));
-        }
-        Ok::<_, crate::errors::RhaiError>(m)
-    });
-    api.func("shards", &["dataset"], "Shard files in order.", |d: &mut Dataset| {
-        d.shards().rhai().map(|v| v.into_iter().map(|p| Dynamic::from(p.to_string_lossy().to_string())).collect::<Array>())
-    });
+    api.func(
+        "count",
+        &["dataset"],
+        "Number of documents.",
+        |d: &mut Dataset| d.count().rhai().map(|n| n as i64),
+    );
+    api.func(
+        "dir",
+        &["dataset"],
+        "The dataset directory.",
+        |d: &mut Dataset| d.dir().to_string_lossy().to_string(),
+    );
+    api.func(
+        "domains",
+        &["dataset"],
+        "Domains present, sorted.",
+        |d: &mut Dataset| {
+            d.domains()
+                .rhai()
+                .map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
+        },
+    );
+    api.func(
+        "domain_counts",
+        &["dataset"],
+        "Documents per domain, as a map.",
+        |d: &mut Dataset| {
+            let st = d.stats().rhai()?;
+            let mut m = Map::new();
+            for (k, v) in st.domains {
+                m.insert(k.into(), Dynamic::from_int(v as i64));
+            }
+            Ok::<_, crate::errors::RhaiError>(m)
+        },
+    );
+    api.func(
+        "shards",
+        &["dataset"],
+        "Shard files in order.",
+        |d: &mut Dataset| {
+            d.shards().rhai().map(|v| {
+                v.into_iter()
+                    .map(|p| Dynamic::from(p.to_string_lossy().to_string()))
+                    .collect::<Array>()
+            })
+        },
+    );
 }
 
 /// `yunmin ingest`: validate JSONL from local paths or S3 into a run root.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
     /// Input: a file, directory, glob (quote it) or s3://bucket/prefix/; repeatable.
-    #[arg(long = "input", short = 'i', required = true, value_name = "PATH|GLOB|S3URL")]
+    #[arg(
+        long = "input",
+        short = 'i',
+        required = true,
+        value_name = "PATH|GLOB|S3URL"
+    )]
     pub input: Vec<String>,
     /// Run root for the outputs (data/dedup_ready/, data/rejected/, sample_preview.json,
     /// ingest_report.json). An s3://bucket/prefix/ writes locally under --work and uploads.
@@ -227,14 +273,25 @@ impl IngestArgs {
     }
 }
 
-fn bench_row(path: &PathBuf, label: &str, args: &IngestArgs, r: &IngestReport) -> anyhow::Result<()> {
+fn bench_row(
+    path: &PathBuf,
+    label: &str,
+    args: &IngestArgs,
+    r: &IngestReport,
+) -> anyhow::Result<()> {
     let new = !path.exists();
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     if new {
-        writeln!(f, "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes")?;
+        writeln!(
+            f,
+            "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes"
+        )?;
     }
     let t = &r.totals;
     writeln!(
@@ -258,18 +315,32 @@ fn bench_row(path: &PathBuf, label: &str, args: &IngestArgs, r: &IngestReport) -
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Runs `yunmin ingest`.
 pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
     let cfg = args.config();
-    let root = if args.out.starts_with("s3://") { args.work.clone() } else { PathBuf::from(&args.out) };
+    let root = if args.out.starts_with("s3://") {
+        args.work.clone()
+    } else {
+        PathBuf::from(&args.out)
+    };
     let ctx = RunContext::new(&root, args.seed, args.force || args.bench.is_some())?;
     let res = ingest(&ctx, &args.input, &cfg);
     ctx.finish(res.is_ok()).ok();
     let out = res.with_context(|| format!("ingest of {}", args.input.join(", ")))?;
-    println!("{}{}", out.report.summary_line(), if out.cached { " (cached: inputs unchanged)" } else { "" });
+    println!(
+        "{}{}",
+        out.report.summary_line(),
+        if out.cached {
+            " (cached: inputs unchanged)"
+        } else {
+            ""
+        }
+    );
     println!("documents: {}", out.dataset.dir().display());
     println!("report:    {}", ctx.path(&cfg.report).display());
     if let Some(u) = &out.report.outputs.uploaded_to {

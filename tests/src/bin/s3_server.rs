@@ -16,13 +16,22 @@ fn main() {
     let mut buckets: Vec<(String, PathBuf)> = Vec::new();
     let mut root: Option<PathBuf> = None;
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
-            "--port" => port = val().parse().unwrap_or_else(|_| usage("--port must be a number")),
+            "--port" => {
+                port = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--port must be a number"))
+            }
             "--root" => root = Some(PathBuf::from(val())),
             "--bucket" => {
                 let v = val();
-                let (n, d) = v.split_once('=').unwrap_or_else(|| usage("--bucket takes NAME=DIR"));
+                let (n, d) = v
+                    .split_once('=')
+                    .unwrap_or_else(|| usage("--bucket takes NAME=DIR"));
                 let d = std::fs::canonicalize(d).unwrap_or_else(|e| usage(&format!("{d}: {e}")));
                 buckets.push((n.to_string(), d));
             }
@@ -39,7 +48,8 @@ fn main() {
             std::os::unix::fs::symlink(dir, &link).expect("link bucket");
         }
     }
-    let server = S3Server::start_on(&root, port, ACCESS_KEY, SECRET_KEY, None).expect("start server");
+    let server =
+        S3Server::start_on(&root, port, ACCESS_KEY, SECRET_KEY, None).expect("start server");
     println!("endpoint {}", server.endpoint);
     println!("AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY={SECRET_KEY}");
     use std::io::Write;
