@@ -190,21 +190,21 @@ impl S3 for Flaky {
         }
         let key = req.input.key.clone();
         let mut resp = self.inner.get_object(req).await?;
-        if let Some(cut) = &self.cut {
-            if key.contains(&cut.key_contains) {
-                let n = self.stats.cuts.fetch_add(1, Ordering::SeqCst);
-                if n < cut.times {
-                    if let Some(body) = resp.output.body.take() {
-                        let s = CutStream {
-                            inner: body,
-                            left: cut.after_bytes,
-                            done: false,
-                        };
-                        resp.output.body = Some(StreamingBlob::wrap(s));
-                    }
-                } else {
-                    self.stats.cuts.fetch_sub(1, Ordering::SeqCst);
+        if let Some(cut) = &self.cut
+            && key.contains(&cut.key_contains)
+        {
+            let n = self.stats.cuts.fetch_add(1, Ordering::SeqCst);
+            if n < cut.times {
+                if let Some(body) = resp.output.body.take() {
+                    let s = CutStream {
+                        inner: body,
+                        left: cut.after_bytes,
+                        done: false,
+                    };
+                    resp.output.body = Some(StreamingBlob::wrap(s));
                 }
+            } else {
+                self.stats.cuts.fetch_sub(1, Ordering::SeqCst);
             }
         }
         Ok(resp)

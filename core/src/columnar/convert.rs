@@ -183,17 +183,17 @@ fn reject_reason(line: &[u8], cfg: &ConvertConfig, arrow_msg: &str) -> (&'static
             );
         }
     }
-    if cfg.unknown_fields == UnknownFields::Reject {
-        if let Some(k) = obj.keys().find(|k| {
+    if cfg.unknown_fields == UnknownFields::Reject
+        && let Some(k) = obj.keys().find(|k| {
             !CORE_FIELDS[..4].contains(&k.as_str()) && !cfg.extras.iter().any(|e| &e.name == *k)
-        }) {
-            return (
-                "unknown_field",
-                format!(
-                    "undeclared field `{k}` (declare it as an extra column or set unknown_fields = ignore)"
-                ),
-            );
-        }
+        })
+    {
+        return (
+            "unknown_field",
+            format!(
+                "undeclared field `{k}` (declare it as an extra column or set unknown_fields = ignore)"
+            ),
+        );
     }
     ("schema", arrow_msg.to_string())
 }
@@ -236,10 +236,10 @@ fn decode_chunk(
         return Ok((RecordBatch::new_empty(schema.clone()), Vec::new()));
     }
     // Fast path: the whole chunk decodes, one row per line.
-    if let Ok(Some(b)) = decode(&chunk.buf, n + 1) {
-        if b.num_rows() == n {
-            return Ok((b, (0..n).collect()));
-        }
+    if let Ok(Some(b)) = decode(&chunk.buf, n + 1)
+        && b.num_rows() == n
+    {
+        return Ok((b, (0..n).collect()));
     }
     // Slow path: line by line, to find and explain the bad ones.
     let mut good = Vec::new();

@@ -80,15 +80,15 @@ impl ParquetSet {
 
     /// The files of one domain (or all domains) and split.
     pub fn files(&self, domain: Option<&str>, split: Split) -> Result<TokenFiles> {
-        if let Some(d) = domain {
-            if !self.report.domains.iter().any(|x| x == d) {
-                return Err(ColumnarError::Config(format!(
-                    "no domain `{d}` in {} (domains: {})",
-                    self.dir.display(),
-                    self.report.domains.join(", ")
-                ))
-                .into());
-            }
+        if let Some(d) = domain
+            && !self.report.domains.iter().any(|x| x == d)
+        {
+            return Err(ColumnarError::Config(format!(
+                "no domain `{d}` in {} (domains: {})",
+                self.dir.display(),
+                self.report.domains.join(", ")
+            ))
+            .into());
         }
         let name = format!("{}:{}", domain.unwrap_or("*"), split.as_str());
         Ok(TokenFiles {

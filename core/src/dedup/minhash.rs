@@ -176,9 +176,9 @@ mod tests {
             .chain([0, u64::MAX, MERSENNE_61, MERSENNE_61 + 1])
             .collect();
         let sig = m.sign(&hs);
-        for k in 0..64 {
+        for (k, &got) in sig.iter().enumerate().take(64) {
             let want = hs.iter().map(|&h| m.permute_exact(k, h)).min().unwrap() as u32;
-            assert_eq!(sig[k], want, "permutation {k}");
+            assert_eq!(got, want, "permutation {k}");
         }
         assert_eq!(MinHasher::new(64, 7), m, "same seed, same permutations");
         assert_ne!(MinHasher::new(64, 8).sign(&hs), sig);

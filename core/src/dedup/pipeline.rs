@@ -27,6 +27,9 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Computes the shingle sets of the given document indices.
+type ShinglesOf<'a> = dyn Fn(&[usize]) -> Result<HashMap<usize, Shingles>> + 'a;
+
 /// Which part of the pipeline to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -441,16 +444,14 @@ pub fn sign_shard(
 ) -> Result<(Signatures, bool)> {
     let files = shard_files(ds, shard)?;
     let path = signature_path(out, shard);
-    if path.exists() {
-        if let Ok(h) = Signatures::read_header(&path) {
-            if h.scheme == scheme.fingerprint()
-                && h.input == input_fingerprint(&files)?
-                && h.shard == (shard.index, shard.count)
-            {
-                tracing::info!("reusing signatures {}", path.display());
-                return Ok((Signatures::load(&path)?, true));
-            }
-        }
+    if path.exists()
+        && let Ok(h) = Signatures::read_header(&path)
+        && h.scheme == scheme.fingerprint()
+        && h.input == input_fingerprint(&files)?
+        && h.shard == (shard.index, shard.count)
+    {
+        tracing::info!("reusing signatures {}", path.display());
+        return Ok((Signatures::load(&path)?, true));
     }
     let sigs = sign_files(scheme, &files, shard)?;
     sigs.save(&path)?;
@@ -499,7 +500,7 @@ pub fn find(
     index: &mut dyn LshIndex,
     insert: bool,
     timings: &mut Timings,
-    shingles_of: &dyn Fn(&[usize]) -> Result<HashMap<usize, Shingles>>,
+    shingles_of: &ShinglesOf<'_>,
 ) -> Result<Found> {
     let br = cfg.band_rows(scheme)?;
     let t = Instant::now();
@@ -852,10 +853,11 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
     let domains = report::domain_counts(&sigs.docs, &found.removed);
     report::write_log_csv(&out.join("dedup_log.csv"), &domains)?;
     timings.write_s = t.elapsed().as_secs_f64();
-    if cfg.index != "memory" && !cfg.keep_index {
-        if let Err(e) = index.clear() {
-            tracing::warn!("outputs are complete, but clearing the index failed: {e}");
-        }
+    if cfg.index != "memory"
+        && !cfg.keep_index
+        && let Err(e) = index.clear()
+    {
+        tracing::warn!("outputs are complete, but clearing the index failed: {e}");
     }
 
     summary.docs = sigs.len();

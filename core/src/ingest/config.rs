@@ -67,10 +67,10 @@ impl IngestConfig {
         if self.default_domain.trim().is_empty() {
             return bad("default_domain must not be empty".into());
         }
-        if let Some(u) = &self.upload {
-            if !u.starts_with("s3://") {
-                return bad(format!("upload must be an s3:// URL, got {u}"));
-            }
+        if let Some(u) = &self.upload
+            && !u.starts_with("s3://")
+        {
+            return bad(format!("upload must be an s3:// URL, got {u}"));
         }
         for (k, v) in [
             ("out", &self.out),

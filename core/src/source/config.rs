@@ -57,12 +57,12 @@ impl SourceConfig {
                 self.chunk_bytes
             ));
         }
-        if let Some(e) = &self.endpoint_url {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return bad(format!(
-                    "endpoint_url must start with http:// or https://, got {e}"
-                ));
-            }
+        if let Some(e) = &self.endpoint_url
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return bad(format!(
+                "endpoint_url must start with http:// or https://, got {e}"
+            ));
         }
         Ok(())
     }

@@ -230,11 +230,10 @@ pub fn chunk_lines(
 mod tests {
     use super::*;
 
-    fn collect(
-        input: &[u8],
-        chunk: usize,
-        keep: usize,
-    ) -> (Vec<(u64, Vec<u8>, Option<u64>)>, ChunkTotals) {
+    /// (line number, bytes, oversize total).
+    type CollectedLine = (u64, Vec<u8>, Option<u64>);
+
+    fn collect(input: &[u8], chunk: usize, keep: usize) -> (Vec<CollectedLine>, ChunkTotals) {
         let mut out = Vec::new();
         let t = chunk_lines(input, 0, chunk, keep, |c| {
             let over = c.oversize.map(|o| o.total_bytes);

@@ -187,27 +187,22 @@ impl ChunkStream {
     /// The next item in input order; `None` when every input is done. A read failure of any
     /// input is returned as an error naming it.
     pub fn next_item(&mut self) -> Result<Option<StreamItem>> {
-        loop {
-            if self.current.is_none() {
-                match self.order.recv() {
-                    Ok(rx) => self.current = Some(rx),
-                    Err(_) => return Ok(None),
-                }
+        if self.current.is_none() {
+            match self.order.recv() {
+                Ok(rx) => self.current = Some(rx),
+                Err(_) => return Ok(None),
             }
-            let rx = self.current.as_ref().expect("current");
-            match rx.recv() {
-                Ok(Msg::Item(StreamItem::Done(d))) => {
-                    self.current = None;
-                    return Ok(Some(StreamItem::Done(d)));
-                }
-                Ok(Msg::Item(c)) => return Ok(Some(c)),
-                Ok(Msg::Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(SourceError::Config(
-                        "a reader thread stopped without a result".into(),
-                    )
-                    .into());
-                }
+        }
+        let rx = self.current.as_ref().expect("current");
+        match rx.recv() {
+            Ok(Msg::Item(StreamItem::Done(d))) => {
+                self.current = None;
+                Ok(Some(StreamItem::Done(d)))
+            }
+            Ok(Msg::Item(c)) => Ok(Some(c)),
+            Ok(Msg::Err(e)) => Err(e),
+            Err(_) => {
+                Err(SourceError::Config("a reader thread stopped without a result".into()).into())
             }
         }
     }

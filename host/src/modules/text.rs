@@ -59,7 +59,7 @@ pub fn train_cached(
         || {
             let mut t = Tokenizer::train(dataset, cfg)?;
             t.save(out)?;
-            Ok(hash_path(out)?)
+            hash_path(out)
         },
     )?;
     Tokenizer::load(out)
