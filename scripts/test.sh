@@ -25,4 +25,4 @@ fi
 if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null; then export RUSTC_WRAPPER=sccache; fi
 export CARGO_TERM_COLOR=never
 cargo build -p yunmin
-cargo test --workspace -- "$@"
+cargo test --workspace --no-fail-fast -- "$@"
