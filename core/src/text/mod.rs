@@ -5,7 +5,7 @@
 //! use yunmin_core::ingest::Dataset;
 //! use yunmin_core::text::{Tokenizer, TokenizerConfig};
 //! let ds = Dataset::open("data/dedup_ready")?;
-//! let tok = Tokenizer::train(&ds, &TokenizerConfig { vocab_size: 8000, ..Default::default() })?;
+//! let mut tok = Tokenizer::train(&ds, &TokenizerConfig { vocab_size: 8000, ..Default::default() })?;
 //! tok.save("data/tokenizer.json".as_ref())?;
 //! let ids = Tokenizer::load("data/tokenizer.json")?.encode("안녕하세요")?;
 //! # Ok::<(), yunmin_core::Error>(())

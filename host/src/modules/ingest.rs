@@ -90,6 +90,9 @@ fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
 /// Registers the `ingest` module: the `Dataset` type, `ingest`, `dataset`, `ingest_report`.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Dataset>("Dataset");
+    api.engine().register_get("dir", |d: &mut Dataset| {
+        d.dir().to_string_lossy().to_string()
+    });
     api.engine().register_fn("to_string", |d: &mut Dataset| {
         format!("Dataset({})", d.dir().display())
     });

@@ -601,5 +601,8 @@ fn s3_resume_gives_up_after_bounded_retries() {
         !d.path().join("r/data/dedup_ready").exists(),
         "no half output that looks complete"
     );
-    assert_eq!(srv.stats.gets.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // One first GET plus 2 ranged resumes; the AWS SDK may retry each failed request itself
+    // (standard retry mode: at most 3 attempts), so the server sees between 3 and 9 GETs.
+    let gets = srv.stats.gets.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((3..=9).contains(&gets), "unbounded retries: {gets} GETs");
 }
