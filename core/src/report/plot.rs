@@ -3,6 +3,7 @@
 
 use super::{ReportError, Table};
 use crate::{Error, Result};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -57,6 +58,32 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
     let pad = ((hi - lo).abs() * 0.08).max(1e-9);
     (lo - pad, hi + pad)
+}
+
+/// A white canvas for `path` (parent directories created, the bundled font registered).
+fn canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, Shift>> {
+    ensure_font();
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
+    }
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    Ok(root)
+}
+
+/// Draws the legend and writes the PNG.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    root: &DrawingArea<BitMapBackend<'a>, Shift>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
 }
 
 impl BarChart {
@@ -119,12 +146,7 @@ impl BarChart {
 
     /// Renders the chart to a PNG file.
     pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
-        ensure_font();
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
-        }
-        let root = BitMapBackend::new(path, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
+        let root = canvas(path, size)?;
         let (lo, hi) = range(
             self.series
                 .iter()
@@ -179,14 +201,7 @@ impl BarChart {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)
+        finish(&mut chart, &root)
     }
 }
 
@@ -232,12 +247,7 @@ impl LineChart {
 
     /// Renders the chart to a PNG file.
     pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
-        ensure_font();
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
-        }
-        let root = BitMapBackend::new(path, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
+        let root = canvas(path, size)?;
         let (x0, x1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
         let (y0, y1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
         let mut chart = ChartBuilder::on(&root)
@@ -275,14 +285,7 @@ impl LineChart {
                 )
                 .map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)
+        finish(&mut chart, &root)
     }
 }
 
