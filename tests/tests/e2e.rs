@@ -17,3 +17,5 @@ mod columnar;
 mod dedup;
 #[path = "e2e/model.rs"]
 mod model;
+#[path = "e2e/pipeline.rs"]
+mod pipeline;

@@ -2,7 +2,8 @@
 //!
 //! Metrics (see `docs/metrics.md`): [`bleu`] (sacreBLEU-compatible), [`rouge`]
 //! (rouge-score-compatible), [`perplexity`] (exact token-level NLL sums), their [`tokenize`]rs,
-//! and [`metrics_bench`] (speed against the Python peers).
+//! [`runner`] (every model on every domain: perplexity, generations, BLEU, ROUGE) and
+//! [`metrics_bench`] (speed against the Python peers).
 
 mod error;
 
@@ -11,6 +12,7 @@ pub mod metrics_bench;
 mod ngram;
 pub mod perplexity;
 pub mod rouge;
+pub mod runner;
 pub mod tokenize;
 
 pub use error::EvalError;

@@ -24,6 +24,7 @@ pub mod npy;
 pub mod stats;
 pub mod stream;
 pub mod synthetic;
+mod to_model;
 pub mod validate;
 
 pub use diff::{DiffConfig, DiffOutput, DiffSet, DiffSummary, compute_diff};

@@ -524,9 +524,9 @@ impl Llama {
         Ok(())
     }
 
-    /// Summed next-token NLL of windows `[batch, len+1]` (inputs are the first `len`, targets
-    /// the last `len`): the loss tensor (mean over tokens, for `backward`) and the count.
-    pub fn loss(&self, windows: &[Vec<u32>], device: &Device) -> Result<(Tensor<1>, usize)> {
+    /// Log-probabilities of the targets of windows `[batch, len+1]` (inputs are the first
+    /// `len`, targets the last `len`), shape `[batch, len, 1]`.
+    fn target_logp(&self, windows: &[Vec<u32>], device: &Device) -> Result<Tensor<3>> {
         let b = windows.len();
         let len = windows.first().map_or(0, |w| w.len()).saturating_sub(1);
         if b == 0 || len == 0 {
@@ -553,9 +553,30 @@ impl Llama {
         let tgt = Tensor::<2, Int>::from_data(TensorData::new(tgt, [b, len]), device);
         let logits = self.forward(inp, None);
         let logp = log_softmax(logits, 2);
-        let picked = logp.gather(2, tgt.unsqueeze_dim::<3>(2));
-        let n = b * len;
+        Ok(logp.gather(2, tgt.unsqueeze_dim::<3>(2)))
+    }
+
+    /// Summed next-token NLL of windows `[batch, len+1]` (inputs are the first `len`, targets
+    /// the last `len`): the loss tensor (mean over tokens, for `backward`) and the count.
+    pub fn loss(&self, windows: &[Vec<u32>], device: &Device) -> Result<(Tensor<1>, usize)> {
+        let picked = self.target_logp(windows, device)?;
+        let n = picked.dims().iter().product::<usize>();
         Ok((picked.sum().neg().div_scalar(n as f64), n))
+    }
+
+    /// Next-token NLL (nats) of every predicted token of `windows` (all the same length), in
+    /// inference mode, window after window: the values an exact perplexity sums.
+    pub fn token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let model = self.valid();
+        let device = model.device();
+        let picked = model.target_logp(windows, &device)?;
+        let v = picked
+            .neg()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Input(format!("token_nlls: {e:?}")))?;
+        Ok(v)
     }
 
     /// Exact summed NLL of `windows` in inference mode (no autodiff), in batches of `batch`.

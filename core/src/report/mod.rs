@@ -2,6 +2,7 @@
 //! outputs. A leaf module: every pipeline module may return a [`Table`].
 
 mod error;
+mod markdown;
 mod notebook;
 mod plot;
 mod table;

@@ -26,10 +26,12 @@ fn now() -> String {
 }
 
 impl RunContext {
-    /// Opens (creating if needed) the run root. `force` makes every cached stage run again.
+    /// Opens (creating if needed) the run root, made absolute so that paths handed out stay
+    /// valid whatever the working directory. `force` makes every cached stage run again.
     pub fn new(root: impl Into<PathBuf>, seed: u64, force: bool) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| Error::io("create run directory", &root, e))?;
+        let root = std::path::absolute(&root).map_err(|e| Error::io("resolve", &root, e))?;
         let manifest = Manifest {
             seed,
             git: GitInfo::detect(),

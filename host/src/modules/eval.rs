@@ -32,7 +32,7 @@ const ROUGE_KEYS: &[&str] = &["tokenizer", "types", "use_stemmer"];
 
 /// `base` with the given JSON fields replaced, through serde (so types are checked and the
 /// result is the same struct the CLI builds).
-fn overlay<T: Serialize + DeserializeOwned>(
+pub(crate) fn overlay<T: Serialize + DeserializeOwned>(
     base: &T,
     opts: serde_json::Value,
 ) -> yunmin_core::Result<T> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub mod columnar;
 pub mod dedup;
 pub mod eval;
+pub mod evaluate;
 pub mod ingest;
 pub mod merge;
 pub mod model;
@@ -63,6 +64,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     dedup::register(&mut Api::new(engine, "dedup", &mut entries), host);
     report::register(&mut Api::new(engine, "report", &mut entries), host);
     eval::register(&mut Api::new(engine, "eval", &mut entries), host);
+    evaluate::register(&mut Api::new(engine, "eval", &mut entries), host);
     merge::register(&mut Api::new(engine, "merge", &mut entries), host);
     columnar::register(&mut Api::new(engine, "columnar", &mut entries), host);
     text::register(&mut Api::new(engine, "text", &mut entries), host);

@@ -1,4 +1,5 @@
-//! Rhai module `run`: `params`, `stage`, `run_root`, `seed`, `out_path`.
+//! Rhai module `run`: `params`, `stage`, `run_root`, `seed`, `out_path` and small file helpers
+//! (`write_text`, `read_text`, `copy_file`, `exists`) for scripts that assemble reports.
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
@@ -154,5 +155,53 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["rel"],
         "A path inside the run root (absolute paths and s3:// URLs are returned unchanged).",
         move |rel: &str| h.ctx.path(rel).to_string_lossy().to_string(),
+    );
+    let h = host.clone();
+    api.func(
+        "write_text",
+        &["path", "text"],
+        "Writes `text` to `path` (inside the run root unless absolute) atomically, creating\n\
+         directories; returns the absolute path.",
+        move |path: &str, text: &str| {
+            let p = h.ctx.path(path);
+            yunmin_core::run::write_atomic(&p, text.as_bytes()).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "read_text",
+        &["path"],
+        "The contents of a UTF-8 file (inside the run root unless absolute).",
+        move |path: &str| {
+            let p = h.ctx.path(path);
+            std::fs::read_to_string(&p)
+                .map_err(|e| msg_err(format!("read_text: {}: {e}", p.display())))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "exists",
+        &["path"],
+        "Whether a file or directory exists (inside the run root unless absolute).",
+        move |path: &str| h.ctx.path(path).exists(),
+    );
+    let h = host.clone();
+    api.func(
+        "copy_file",
+        &["from", "to"],
+        "Copies a file (both paths inside the run root unless absolute; `to` may be a directory),\n\
+         atomically, creating directories; returns the destination.",
+        move |from: &str, to: &str| {
+            let src = h.ctx.path(from);
+            let mut dst = h.ctx.path(to);
+            if dst.is_dir() {
+                dst = dst.join(src.file_name().unwrap_or_default());
+            }
+            let bytes = std::fs::read(&src)
+                .map_err(|e| msg_err(format!("copy_file: {}: {e}", src.display())))?;
+            yunmin_core::run::write_atomic(&dst, &bytes).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(dst.to_string_lossy().to_string())
+        },
     );
 }

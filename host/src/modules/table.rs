@@ -130,6 +130,13 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 .rhai()
         },
     );
+    api.func(
+        "to_markdown",
+        &["table", "decimals"],
+        "The table as a Markdown pipe table (numbers right-aligned, floats with `decimals` digits,\n\
+         nulls as `–`), for generated reports.",
+        |t: &mut Table, decimals: i64| t.to_markdown(decimals.clamp(0, 12) as usize),
+    );
     let h = host.clone();
     api.func(
         "write_csv",

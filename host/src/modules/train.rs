@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use rhai::{Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use yunmin_core::columnar::TokenFiles;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::{
     LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, pretrain, read_token_file,
@@ -144,7 +145,18 @@ pub fn lora_config(o: &Options, seed: u64) -> RhaiResult<LoraConfig> {
     })
 }
 
-fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<TokenCorpus>> {
+/// Token sequences from a Rhai value: Tokens, TokenFiles (Parquet token columns), a token file
+/// path, or an array of id arrays; `name` renames the corpus (its domain).
+pub fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<TokenCorpus>> {
+    if let Some(f) = src.clone().try_cast::<TokenFiles>() {
+        let docs = f.read_tokens().rhai()?;
+        // `law:train` → `law`; every domain (`*:train`) → `all`.
+        let own = match f.name.split(':').next().unwrap_or("") {
+            "*" | "" => "all".to_string(),
+            d => d.to_string(),
+        };
+        return Ok(Arc::new(TokenCorpus::new(name.unwrap_or(own), docs)));
+    }
     if let Some(t) = src.clone().try_cast::<Tokens>() {
         return Ok(match name {
             Some(n) if n != t.0.name => Arc::new(TokenCorpus::new(n, t.0.docs.clone())),
@@ -185,7 +197,7 @@ fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<Arc<
         )));
     }
     Err(msg_err(format!(
-        "expected Tokens, a path to a JSON/JSONL token file, or an array of id arrays; got {}",
+        "expected Tokens, TokenFiles, a path to a JSON/JSONL token file, or an array of id arrays; got {}",
         src.type_name()
     )))
 }
@@ -247,7 +259,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "pretrain",
         &["tokens", "opts"],
-        "Pretrains a Llama base from scratch on `tokens` (Tokens or a token file path). Options\n(defaults): layers 4, dim 192, heads 6, kv_heads 2, ffn 512, vocab_size (tokenizer's or max id+1),\ntie_embeddings true, seq_len 128, batch 8, grad_accum 1, steps 300, lr 3e-3, warmup_steps 30,\nmin_lr_ratio 0.1, weight_decay 0.1, grad_clip 1.0, heldout 0.05, eval_every 100, eval_windows 64,\nlog_every 10, checkpoint_every 50, seed (run seed), device \"cpu\", out \"models/base\", tokenizer,\nresume true, name \"base\". Writes the checkpoint, logs/train_<name>.log and a summary.csv row;\nreturns the Model (its `stats` are in summary.csv).",
+        "Pretrains a Llama base from scratch on `tokens` (Tokens, TokenFiles from\nParquet, or a token file path). Options\n(defaults): layers 4, dim 192, heads 6, kv_heads 2, ffn 512, vocab_size (tokenizer's or max id+1),\ntie_embeddings true, seq_len 128, batch 8, grad_accum 1, steps 300, lr 3e-3, warmup_steps 30,\nmin_lr_ratio 0.1, weight_decay 0.1, grad_clip 1.0, heldout 0.05, eval_every 100, eval_windows 64,\nlog_every 10, checkpoint_every 50, seed (run seed), device \"cpu\", out \"models/base\", tokenizer,\nresume true, name \"base\". Writes the checkpoint, logs/train_<name>.log and a summary.csv row;\nreturns the Model (its `stats` are in summary.csv).",
         move |src: Dynamic, opts: Map| {
             let o = Options::new("pretrain", opts, &keys(PRETRAIN_KEYS))?;
             let cfg = pretrain_config(&o, h.ctx.seed())?;
@@ -260,7 +272,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "lora",
         &["base", "tokens", "opts"],
-        "Trains a LoRA adapter for one domain on the frozen `base`. `tokens`: Tokens (its name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
+        "Trains a LoRA adapter for one domain on the frozen `base`. `tokens`: Tokens or TokenFiles (their name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
         move |base: Model, src: Dynamic, opts: Map| {
             let o = Options::new("lora", opts, &keys(LORA_KEYS))?;
             let cfg = lora_config(&o, h.ctx.seed())?;

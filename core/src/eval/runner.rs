@@ -1,0 +1,440 @@
+//! The evaluation runner: every model on every domain's held-out documents.
+//!
+//! - **Perplexity**: each document (followed by EOS when the model has one) is cut into chunks of
+//!   at most `seq_len + 1` tokens that overlap by one token, so every token after the first is
+//!   predicted exactly once; the per-token NLLs are summed exactly ([`PerplexityAccumulator`]).
+//! - **Continuations**: the first `prompts` documents with enough tokens give a prompt (their
+//!   first `prompt_tokens` tokens) and a reference (the next `max_new_tokens` tokens, decoded);
+//!   each model continues the prompt greedily and the decoded continuation is scored against
+//!   the reference with corpus BLEU and mean ROUGE F-measures.
+//!
+//! The result is two tables: one row per model × domain (plus an `overall` row per model), and
+//! every generation with its sentence scores.
+
+use super::bleu::{BleuConfig, BleuTokenize, corpus_bleu, sentence_bleu};
+use super::perplexity::{OVERALL, PerplexityAccumulator};
+use super::rouge::{RougeConfig, RougeTokenizer, RougeType, rouge};
+use super::EvalError;
+use crate::Result;
+use crate::model::{GenerateConfig, Llama, LoadedModel, generate};
+use crate::report::Table;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Settings of an evaluation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Longest chunk the model sees when scoring perplexity (default 128).
+    pub seq_len: usize,
+    /// Chunks per forward pass (default 16).
+    pub batch: usize,
+    /// Documents per domain scored for perplexity, the first ones (default 0 = all).
+    pub max_docs: usize,
+    /// Prompts per domain (default 8).
+    pub prompts: usize,
+    /// Tokens of a document that form its prompt (default 16).
+    pub prompt_tokens: usize,
+    /// Tokens generated per prompt, and the reference length (default 24).
+    pub max_new_tokens: usize,
+    /// BLEU tokenizer (default `char`: Korean has no reliable word boundaries for 13a).
+    pub bleu_tokenize: BleuTokenize,
+    /// ROUGE tokenizer (default `hangul`).
+    pub rouge_tokenizer: RougeTokenizer,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            seq_len: 128,
+            batch: 16,
+            max_docs: 0,
+            prompts: 8,
+            prompt_tokens: 16,
+            max_new_tokens: 24,
+            bleu_tokenize: BleuTokenize::Char,
+            rouge_tokenizer: RougeTokenizer::Hangul,
+        }
+    }
+}
+
+impl EvalConfig {
+    fn validate(&self) -> Result<()> {
+        if self.seq_len == 0 || self.batch == 0 || self.prompt_tokens == 0 {
+            return Err(EvalError::Config(
+                "evaluation: seq_len, batch and prompt_tokens must be > 0".into(),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// Held-out token sequences of one domain.
+#[derive(Debug, Clone)]
+pub struct DomainDocs {
+    /// Domain name.
+    pub domain: String,
+    /// One token sequence per document.
+    pub docs: Vec<Vec<u32>>,
+}
+
+/// One prompt: a document's beginning and its real continuation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    /// Domain of the document.
+    pub domain: String,
+    /// Index of the document in its domain's list.
+    pub doc: usize,
+    /// Prompt token ids.
+    pub ids: Vec<u32>,
+    /// Reference continuation token ids.
+    pub reference: Vec<u32>,
+}
+
+/// The prompts of a domain: the first `cfg.prompts` documents with at least
+/// `prompt_tokens + 1` tokens; the reference is at most `max_new_tokens` tokens.
+pub fn make_prompts(d: &DomainDocs, cfg: &EvalConfig) -> Vec<Prompt> {
+    d.docs
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.len() > cfg.prompt_tokens)
+        .take(cfg.prompts)
+        .map(|(i, t)| {
+            let end = (cfg.prompt_tokens + cfg.max_new_tokens).min(t.len());
+            Prompt {
+                domain: d.domain.clone(),
+                doc: i,
+                ids: t[..cfg.prompt_tokens].to_vec(),
+                reference: t[cfg.prompt_tokens..end].to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// Chunks of `doc` of at most `seq_len + 1` tokens overlapping by one, so that every token but
+/// the first is a target exactly once. Documents shorter than 2 tokens give none.
+pub fn chunks(doc: &[u32], seq_len: usize) -> Vec<&[u32]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start + 1 < doc.len() {
+        let end = (start + seq_len + 1).min(doc.len());
+        out.push(&doc[start..end]);
+        start = end - 1;
+    }
+    out
+}
+
+/// Exact NLL of `docs` under `model`, added to `acc` under `domain`: every document (followed
+/// by `eos` when given) chunked by [`chunks`], chunks of equal length batched together.
+pub fn add_document_nll(
+    acc: &mut PerplexityAccumulator,
+    model: &Llama,
+    domain: &str,
+    docs: &[Vec<u32>],
+    eos: Option<u32>,
+    cfg: &EvalConfig,
+) -> Result<()> {
+    let with_eos: Vec<Vec<u32>> = docs
+        .iter()
+        .map(|d| d.iter().copied().chain(eos).collect())
+        .collect();
+    let mut by_len: BTreeMap<usize, Vec<Vec<u32>>> = BTreeMap::new();
+    for d in &with_eos {
+        for c in chunks(d, cfg.seq_len) {
+            by_len.entry(c.len()).or_default().push(c.to_vec());
+        }
+    }
+    // An empty domain still gets its (zero-token) row.
+    acc.add(domain, 0.0, 0)?;
+    for windows in by_len.values() {
+        for batch in windows.chunks(cfg.batch) {
+            crate::run::check_cancelled()?;
+            let nlls: Vec<f64> = model
+                .token_nlls(batch)?
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            acc.add_tokens(domain, &nlls)?;
+        }
+    }
+    Ok(())
+}
+
+/// What [`evaluate`] produces.
+#[derive(Debug, Clone)]
+pub struct EvalTables {
+    /// One row per model × domain and an `overall` row per model: `model, domain, docs,
+    /// tokens, perplexity, prompts, bleu, rouge1, rouge2, rougeL, rougeLsum` (ROUGE as mean
+    /// F-measure in [0, 1], BLEU in [0, 100]).
+    pub metrics: Table,
+    /// One row per model × prompt: `model, domain, doc, prompt, reference, generation,
+    /// sentence_bleu, rougeL`.
+    pub generations: Table,
+}
+
+struct Scored {
+    hyps: Vec<String>,
+    refs: Vec<String>,
+}
+
+fn text_scores(s: &Scored, cfg: &EvalConfig) -> Result<(f64, Vec<f64>)> {
+    if s.hyps.is_empty() {
+        return Ok((f64::NAN, vec![f64::NAN; 4]));
+    }
+    let bcfg = BleuConfig {
+        tokenize: cfg.bleu_tokenize,
+        ..BleuConfig::default()
+    };
+    let b = corpus_bleu(&s.hyps, std::slice::from_ref(&s.refs), &bcfg)?;
+    let r = rouge(&s.hyps, std::slice::from_ref(&s.refs), &rouge_config(cfg))?;
+    Ok((b.score, r.mean.iter().map(|m| m.fmeasure).collect()))
+}
+
+fn rouge_config(cfg: &EvalConfig) -> RougeConfig {
+    RougeConfig {
+        tokenizer: cfg.rouge_tokenizer,
+        types: vec![
+            RougeType::N(1),
+            RougeType::N(2),
+            RougeType::L,
+            RougeType::Lsum,
+        ],
+        use_stemmer: false,
+    }
+}
+
+fn metric_row(
+    model: &str,
+    domain: &str,
+    docs: usize,
+    ppl: (u64, f64),
+    s: &Scored,
+    cfg: &EvalConfig,
+) -> Result<Map<String, Value>> {
+    let (bleu, r) = text_scores(s, cfg)?;
+    let num = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+    let mut row = Map::new();
+    row.insert("model".into(), json!(model));
+    row.insert("domain".into(), json!(domain));
+    row.insert("docs".into(), json!(docs));
+    row.insert("tokens".into(), json!(ppl.0));
+    row.insert("perplexity".into(), num(ppl.1));
+    row.insert("prompts".into(), json!(s.hyps.len()));
+    row.insert("bleu".into(), num(bleu));
+    for (k, v) in ["rouge1", "rouge2", "rougeL", "rougeLsum"].iter().zip(r) {
+        row.insert((*k).into(), num(v));
+    }
+    Ok(row)
+}
+
+/// Evaluates every `(name, model)` on every domain of `data` (see the module docs). Models are
+/// evaluated one after another; a progress bar counts model × domain steps.
+pub fn evaluate(
+    models: &[(String, &LoadedModel)],
+    data: &[DomainDocs],
+    cfg: &EvalConfig,
+) -> Result<EvalTables> {
+    cfg.validate()?;
+    if models.is_empty() || data.is_empty() {
+        return Err(EvalError::Config("evaluation: no models or no domains".into()).into());
+    }
+    let sets: Vec<(&DomainDocs, &[Vec<u32>], Vec<Prompt>)> = data
+        .iter()
+        .map(|d| {
+            let n = if cfg.max_docs == 0 {
+                d.docs.len()
+            } else {
+                cfg.max_docs.min(d.docs.len())
+            };
+            (d, &d.docs[..n], make_prompts(d, cfg))
+        })
+        .collect();
+    let bar = crate::run::progress_bar((models.len() * data.len()) as u64, "evaluating");
+    let mut metrics = Table::new();
+    let mut generations = Table::new();
+    let rcfg = rouge_config(cfg);
+    let gcfg = GenerateConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        ..GenerateConfig::default()
+    };
+    for (name, lm) in models {
+        let mut acc = PerplexityAccumulator::new();
+        let mut all = Scored {
+            hyps: vec![],
+            refs: vec![],
+        };
+        let mut docs_total = 0;
+        for (d, docs, prompts) in &sets {
+            bar.set_message(format!("{name} / {}", d.domain));
+            add_document_nll(
+                &mut acc,
+                &lm.model,
+                &d.domain,
+                docs,
+                lm.config.eos_token_id,
+                cfg,
+            )?;
+            docs_total += docs.len();
+            let mut s = Scored {
+                hyps: vec![],
+                refs: vec![],
+            };
+            for p in prompts {
+                crate::run::check_cancelled()?;
+                let out = generate(&lm.model, &p.ids, &gcfg, lm.config.eos_token_id)?;
+                let out: Vec<u32> = out
+                    .into_iter()
+                    .filter(|&t| Some(t) != lm.config.eos_token_id)
+                    .collect();
+                let (hyp, reference) = (lm.decode(&out)?, lm.decode(&p.reference)?);
+                let sb = sentence_bleu(
+                    &hyp,
+                    &[reference.as_str()],
+                    &BleuConfig {
+                        tokenize: cfg.bleu_tokenize,
+                        ..BleuConfig::sentence()
+                    },
+                )?;
+                let rl = super::rouge::rouge_pair(&reference, &hyp, &rcfg);
+                generations.push_row(
+                    json!({
+                        "model": name, "domain": d.domain, "doc": p.doc,
+                        "prompt": lm.decode(&p.ids)?, "reference": reference,
+                        "generation": hyp, "sentence_bleu": sb.score,
+                        "rougeL": rl[2].fmeasure,
+                    })
+                    .as_object()
+                    .expect("object"),
+                )?;
+                s.hyps.push(hyp);
+                s.refs.push(reference);
+            }
+            let row = acc
+                .rows()
+                .into_iter()
+                .find(|r| r.domain == d.domain)
+                .map(|r| (r.tokens, r.perplexity))
+                .unwrap_or((0, f64::NAN));
+            metrics.push_row(&metric_row(name, &d.domain, docs.len(), row, &s, cfg)?)?;
+            all.hyps.extend(s.hyps);
+            all.refs.extend(s.refs);
+            bar.inc(1);
+        }
+        let overall = acc
+            .rows()
+            .into_iter()
+            .find(|r| r.domain == OVERALL)
+            .map(|r| (r.tokens, r.perplexity))
+            .unwrap_or((0, f64::NAN));
+        metrics.push_row(&metric_row(name, OVERALL, docs_total, overall, &all, cfg)?)?;
+    }
+    bar.finish_and_clear();
+    Ok(EvalTables {
+        metrics,
+        generations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_predict_every_token_but_the_first_once() {
+        let doc: Vec<u32> = (0..10).collect();
+        for seq_len in 1..12 {
+            let cs = chunks(&doc, seq_len);
+            let targets: usize = cs.iter().map(|c| c.len() - 1).sum();
+            assert_eq!(targets, doc.len() - 1, "seq_len {seq_len}");
+            assert!(cs.iter().all(|c| c.len() <= seq_len + 1 && c.len() >= 2));
+            // Consecutive chunks share exactly their boundary token.
+            for w in cs.windows(2) {
+                assert_eq!(w[0].last(), w[1].first());
+            }
+        }
+        assert!(chunks(&[7], 4).is_empty());
+    }
+
+    #[test]
+    fn prompts_skip_short_documents_and_cut_references() {
+        let d = DomainDocs {
+            domain: "news".into(),
+            docs: vec![vec![1; 3], (0..40).collect(), (0..20).collect()],
+        };
+        let cfg = EvalConfig {
+            prompts: 5,
+            prompt_tokens: 4,
+            max_new_tokens: 8,
+            ..EvalConfig::default()
+        };
+        let p = make_prompts(&d, &cfg);
+        assert_eq!(p.len(), 2, "the 3-token document is too short");
+        assert_eq!(p[0].doc, 1);
+        assert_eq!(p[0].ids, vec![0, 1, 2, 3]);
+        assert_eq!(p[0].reference, (4..12).collect::<Vec<u32>>());
+        assert_eq!(p[1].doc, 2);
+    }
+
+    fn tiny_model() -> Llama {
+        let cfg = crate::model::LlamaConfig {
+            vocab_size: 37,
+            hidden_size: 32,
+            intermediate_size: 48,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: Some(2),
+            max_position_embeddings: 64,
+            ..crate::model::LlamaConfig::default()
+        };
+        Llama::init(&cfg, &crate::model::parse_device("cpu").unwrap(), 7).unwrap()
+    }
+
+    /// Σ −log softmax(logits)[target] over a whole document in one forward pass.
+    fn direct_nll(m: &Llama, doc: &[u32]) -> f64 {
+        let logits = m.logits_of(&doc[..doc.len() - 1]).unwrap();
+        logits
+            .iter()
+            .zip(&doc[1..])
+            .map(|(l, &t)| {
+                let mx = l.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                let lse = mx + l.iter().map(|&x| (x as f64 - mx).exp()).sum::<f64>().ln();
+                lse - l[t as usize] as f64
+            })
+            .sum()
+    }
+
+    #[test]
+    fn document_nll_sums_every_predicted_token() {
+        let m = tiny_model();
+        let docs: Vec<Vec<u32>> = vec![
+            (0..30).map(|i| (i * 7 % 37) as u32).collect(),
+            vec![5, 9, 11],
+            vec![4],
+            (0..17).map(|i| (i * 3 % 37) as u32).collect(),
+        ];
+        // A window as long as the longest document: one chunk per document, so the sum equals
+        // the direct full-context NLL.
+        let cfg = EvalConfig {
+            seq_len: 40,
+            batch: 2,
+            ..EvalConfig::default()
+        };
+        let mut acc = PerplexityAccumulator::new();
+        add_document_nll(&mut acc, &m, "d", &docs, None, &cfg).unwrap();
+        let row = acc.rows().into_iter().find(|r| r.domain == "d").unwrap();
+        assert_eq!(row.tokens, 29 + 2 + 0 + 16);
+        let want: f64 = docs.iter().filter(|d| d.len() > 1).map(|d| direct_nll(&m, d)).sum();
+        assert!((row.nll_sum - want).abs() < 1e-3 * want, "{} vs {want}", row.nll_sum);
+        // Short windows count the same tokens (context is cut, so the NLL differs).
+        let mut short = PerplexityAccumulator::new();
+        let cfg = EvalConfig {
+            seq_len: 4,
+            ..cfg
+        };
+        add_document_nll(&mut short, &m, "d", &docs, Some(1), &cfg).unwrap();
+        let r = short.rows().into_iter().find(|r| r.domain == "d").unwrap();
+        assert_eq!(r.tokens, 30 + 3 + 1 + 17, "EOS adds one target per document");
+    }
+}

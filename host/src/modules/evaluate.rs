@@ -1,0 +1,210 @@
+//! Rhai module `eval` (evaluation-run part): `evaluate` (every model on every domain's held-out
+//! documents, through `yunmin_core::eval::runner`), `model_perplexity` and `to_model`.
+
+use crate::api::Api;
+use crate::errors::{IntoRhai, RhaiResult, msg_err};
+use crate::modules::columnar::ParquetHandle;
+use crate::modules::merge::Merged;
+use crate::modules::model::Model;
+use crate::modules::train::tokens_of;
+use crate::options::Options;
+use crate::state::Host;
+use rhai::{Dynamic, Map};
+use std::sync::Arc;
+use yunmin_core::columnar::Split;
+use yunmin_core::eval::perplexity::PerplexityAccumulator;
+use yunmin_core::eval::runner::{DomainDocs, EvalConfig, add_document_nll, evaluate};
+use yunmin_core::model::{LoadedModel, parse_device};
+
+const EVAL_KEYS: &[&str] = &[
+    "seq_len",
+    "batch",
+    "max_docs",
+    "prompts",
+    "prompt_tokens",
+    "max_new_tokens",
+    "bleu_tokenize",
+    "rouge_tokenizer",
+    "domains",
+    "offset",
+];
+
+/// Options that are not [`EvalConfig`] fields.
+struct Extra {
+    domains: Option<Vec<String>>,
+    offset: usize,
+}
+
+fn eval_config(func: &'static str, opts: Map) -> RhaiResult<(EvalConfig, Extra)> {
+    let o = Options::new(func, opts, EVAL_KEYS)?;
+    let extra = Extra {
+        domains: o
+            .has("domains")
+            .then(|| o.str_list("domains", &[]))
+            .transpose()?,
+        offset: o.usize("offset", 0)?,
+    };
+    let mut json = o.to_json();
+    if let serde_json::Value::Object(m) = &mut json {
+        m.remove("domains");
+        m.remove("offset");
+    }
+    let cfg = super::eval::overlay(&EvalConfig::default(), json)
+        .map_err(|e| msg_err(format!("{func}: {e}")))?;
+    Ok((cfg, extra))
+}
+
+/// A Model or Merged value as a loaded model.
+fn model_of(what: &str, v: Dynamic) -> RhaiResult<Arc<LoadedModel>> {
+    if let Some(m) = v.clone().try_cast::<Model>() {
+        return Ok(m.0);
+    }
+    if let Some(m) = v.clone().try_cast::<Merged>() {
+        let dev = parse_device("cpu").rhai()?;
+        return Ok(Arc::new(m.weights.to_model(&dev).rhai()?));
+    }
+    Err(msg_err(format!(
+        "{what}: expected a Model or a Merged, got {}",
+        v.type_name()
+    )))
+}
+
+/// Held-out documents: a Parquet set (every domain's held-out split), or a map domain →
+/// Tokens / TokenFiles / token file.
+fn heldout_of(host: &Host, v: Dynamic) -> RhaiResult<Vec<DomainDocs>> {
+    if let Some(p) = v.clone().try_cast::<ParquetHandle>() {
+        return p
+            .0
+            .domains()
+            .iter()
+            .map(|d| {
+                Ok(DomainDocs {
+                    domain: d.clone(),
+                    docs: p.0.read_tokens(Some(d), Split::Heldout).rhai()?,
+                })
+            })
+            .collect();
+    }
+    if let Some(m) = v.clone().try_cast::<Map>() {
+        return m
+            .into_iter()
+            .map(|(d, t)| {
+                let c = tokens_of(host, t, Some(d.to_string()))?;
+                Ok(DomainDocs {
+                    domain: d.to_string(),
+                    docs: c.docs.clone(),
+                })
+            })
+            .collect();
+    }
+    Err(msg_err(format!(
+        "evaluate: held-out data must be a Parquet set or a map domain → tokens, got {}",
+        v.type_name()
+    )))
+}
+
+/// Registers the evaluation-run functions of the `eval` module.
+pub fn register(api: &mut Api, host: &Arc<Host>) {
+    api.func(
+        "to_model",
+        &["merged"],
+        "The merged weights as a runnable Model (built in memory on the CPU, with the base's\n\
+         config and tokenizer), for `generate` and `evaluate`.",
+        |m: &mut Merged| {
+            let dev = parse_device("cpu").rhai()?;
+            Ok::<_, crate::errors::RhaiError>(Model(Arc::new(m.weights.to_model(&dev).rhai()?)))
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "model_perplexity",
+        &["model", "tokens", "opts"],
+        "Perplexity of a Model (or Merged) on token sequences (Tokens, TokenFiles, a token file):\n\
+         each document plus EOS in chunks of at most `seq_len` + 1 tokens overlapping by one, every\n\
+         predicted token's NLL summed exactly. Options: `seq_len` (128), `batch` (16), `offset`\n\
+         (0: documents to skip, e.g. to keep a validation slice apart from the test slice),\n\
+         `max_docs` (0 = all after `offset`). Returns `#{ domain, docs, tokens, nll_sum, perplexity }`.",
+        move |model: Dynamic, tokens: Dynamic, opts: Map| {
+            let lm = model_of("model_perplexity", model)?;
+            let c = tokens_of(&h, tokens, None)?;
+            let (cfg, extra) = eval_config("model_perplexity", opts)?;
+            let start = extra.offset.min(c.docs.len());
+            let end = if cfg.max_docs == 0 {
+                c.docs.len()
+            } else {
+                (start + cfg.max_docs).min(c.docs.len())
+            };
+            let n = end - start;
+            let mut acc = PerplexityAccumulator::new();
+            add_document_nll(
+                &mut acc,
+                &lm.model,
+                &c.name,
+                &c.docs[start..end],
+                lm.config.eos_token_id,
+                &cfg,
+            )
+            .rhai()?;
+            let r = acc
+                .rows()
+                .into_iter()
+                .find(|r| r.domain == c.name)
+                .ok_or_else(|| msg_err("model_perplexity: no rows"))?;
+            let mut out = Map::new();
+            out.insert("domain".into(), Dynamic::from(r.domain));
+            out.insert("docs".into(), Dynamic::from_int(n as i64));
+            out.insert("tokens".into(), Dynamic::from_int(r.tokens as i64));
+            out.insert("nll_sum".into(), Dynamic::from_float(r.nll_sum));
+            out.insert("perplexity".into(), Dynamic::from_float(r.perplexity));
+            Ok::<_, crate::errors::RhaiError>(out)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "evaluate",
+        &["models", "heldout", "opts"],
+        "Evaluates every model of `models` (a map name → Model or Merged) on every domain of\n\
+         `heldout` (a Parquet set: its held-out split; or a map domain → Tokens / TokenFiles):\n\
+         exact perplexity over each document, and greedy continuations of prompts (a document's\n\
+         first `prompt_tokens` tokens) scored against the real continuation with corpus BLEU and\n\
+         mean ROUGE F. Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all),\n\
+         `prompts` (8 per domain), `prompt_tokens` (16), `max_new_tokens` (24), `bleu_tokenize`\n\
+         (\"char\"), `rouge_tokenizer` (\"hangul\"), `domains` (all). Returns `#{ metrics: Table\n\
+         (model, domain, docs, tokens, perplexity, prompts, bleu, rouge1, rouge2, rougeL,\n\
+         rougeLsum; an `overall` row per model), generations: Table (model, domain, doc, prompt,\n\
+         reference, generation, sentence_bleu, rougeL) }`.",
+        move |models: Map, heldout: Dynamic, opts: Map| {
+            let (cfg, extra) = eval_config("evaluate", opts)?;
+            if extra.offset != 0 {
+                return Err(msg_err("evaluate: `offset` is an option of model_perplexity only"));
+            }
+            let domains = extra.domains;
+            let mut data = heldout_of(&h, heldout)?;
+            if let Some(keep) = &domains {
+                for d in keep {
+                    if !data.iter().any(|x| &x.domain == d) {
+                        return Err(msg_err(format!(
+                            "evaluate: domain `{d}` is not in the held-out data (has: {})",
+                            data.iter()
+                                .map(|x| x.domain.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                }
+                data.retain(|x| keep.contains(&x.domain));
+            }
+            let loaded: Vec<(String, Arc<LoadedModel>)> = models
+                .into_iter()
+                .map(|(k, v)| Ok((k.to_string(), model_of(&format!("evaluate: models.{k}"), v)?)))
+                .collect::<RhaiResult<_>>()?;
+            let refs: Vec<(String, &LoadedModel)> =
+                loaded.iter().map(|(k, m)| (k.clone(), m.as_ref())).collect();
+            let t = evaluate(&refs, &data, &cfg).rhai()?;
+            let mut out = Map::new();
+            out.insert("metrics".into(), Dynamic::from(t.metrics));
+            out.insert("generations".into(), Dynamic::from(t.generations));
+            Ok::<_, crate::errors::RhaiError>(out)
+        },
+    );
+}

@@ -1,0 +1,247 @@
+//! The whole pipeline (`scripts/pipeline.rhai`) on a tiny slice of the bundled sample with a
+//! tiny model: a deliberately failing stage exits non-zero and writes `pipeline_errors.log`;
+//! the rerun resumes (finished stages cached) and every artifact exists and is well formed.
+//! Also validates the committed `results/summarize_eval.ipynb`.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use yunmin_tests::{python, repo_root, text, yunmin};
+
+/// The first `n` lines of every sample domain file, plus one malformed line.
+fn tiny_input(dir: &Path, n: usize) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut lines = 0;
+    for d in ["chat", "law", "news", "reviews"] {
+        let src = repo_root().join(format!("data/sample/raw/{d}.jsonl"));
+        let f = std::io::BufReader::new(std::fs::File::open(src).unwrap());
+        let mut out = std::fs::File::create(dir.join(format!("{d}.jsonl"))).unwrap();
+        for l in f.lines().take(n) {
+            writeln!(out, "{}", l.unwrap()).unwrap();
+            lines += 1;
+        }
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("news.jsonl"))
+        .unwrap();
+    writeln!(out, "{{\"id\": \"broken\", \"text\": ").unwrap();
+    lines + 1
+}
+
+const TINY: &[&str] = &[
+    "vocab_size=400",
+    "heldout=0.2",
+    "layers=2",
+    "dim=32",
+    "heads=4",
+    "kv_heads=2",
+    "ffn=64",
+    "seq_len=32",
+    "batch=4",
+    "pretrain_steps=12",
+    "lora_steps=4",
+    "eval_docs=6",
+    "val_docs=6",
+    "prompts=2",
+    "prompt_tokens=6",
+    "max_new_tokens=6",
+    "merge_scales=0.5,1.0",
+];
+
+fn run(cwd: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
+    let script = repo_root().join("scripts/pipeline.rhai");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        script.to_string_lossy().into(),
+        "--out".into(),
+        "run".into(),
+        "--set".into(),
+        format!("input={}", input.display()),
+    ];
+    for s in TINY.iter().chain(extra) {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    yunmin(cwd, &a)
+}
+
+/// `stage=<name>\t…\tstatus=<status>` lines of pipeline_run.log, in order.
+fn stage_lines(root: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(root.join("pipeline_run.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f = |k: &str| {
+                l.split('\t')
+                    .find_map(|x| x.strip_prefix(k))
+                    .map(str::to_string)
+            };
+            Some((f("stage=")?, f("status=")?))
+        })
+        .collect()
+}
+
+fn check_notebook(path: &Path) {
+    let nb: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(nb["nbformat"], 4);
+    let cells = nb["cells"].as_array().unwrap();
+    let code: Vec<_> = cells.iter().filter(|c| c["cell_type"] == "code").collect();
+    assert!(code.len() >= 5, "comparison tables, plots and the sweep");
+    for c in &code {
+        assert!(
+            !c["outputs"].as_array().unwrap().is_empty(),
+            "a code cell without outputs: {}",
+            c["source"]
+        );
+    }
+    let pngs = code
+        .iter()
+        .flat_map(|c| c["outputs"].as_array().unwrap())
+        .filter(|o| o["data"]["image/png"].is_string())
+        .count();
+    assert!(pngs >= 3, "perplexity, ROUGE and sweep plots embedded, got {pngs}");
+    let check = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import nbformat,sys; nb=nbformat.read(sys.argv[1], as_version=4); nbformat.validate(nb)",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "nbformat: {}", text(&check));
+}
+
+#[test]
+fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    let lines = tiny_input(&input, 60);
+    let root = tmp.path().join("run");
+
+    // 1. A stage that fails: non-zero exit, the error chain in pipeline_errors.log.
+    let o = run(tmp.path(), &input, &["fail_at=evaluate"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let errors = std::fs::read_to_string(root.join("pipeline_errors.log")).unwrap();
+    assert!(errors.contains("failing on purpose"), "{errors}");
+    let first = stage_lines(&root);
+    assert!(
+        first.contains(&("evaluate".into(), "failed".into())),
+        "{first:?}"
+    );
+    assert!(first.contains(&("pretrain".into(), "ok".into())), "{first:?}");
+    assert!(!root.join("results/eval_metrics.csv").exists());
+
+    // 2. The rerun resumes: finished stages are cached, the failed one and later ones run.
+    let o = run(tmp.path(), &input, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let second: Vec<_> = stage_lines(&root).split_off(first.len());
+    for s in ["pretrain", "lora_chat", "lora_mixed", "diffs", "merge_sweep"] {
+        assert!(
+            second.contains(&(s.into(), "cached".into())),
+            "{s} should be cached: {second:?}"
+        );
+    }
+    for s in ["evaluate", "report"] {
+        assert!(second.contains(&(s.into(), "ok".into())), "{s}: {second:?}");
+    }
+
+    // 3. Artifacts of every phase.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("ingest_report.json")).unwrap()).unwrap();
+    let t = &report["totals"];
+    assert_eq!(t["lines"], lines as u64);
+    assert_eq!(t["valid"].as_u64().unwrap() + t["rejected"].as_u64().unwrap(), lines as u64);
+    let rejected = std::fs::read_to_string(root.join("data/rejected/rejected.jsonl")).unwrap();
+    assert_eq!(rejected.lines().count() as u64, t["rejected"].as_u64().unwrap());
+    assert!(
+        rejected.lines().any(|l| l.contains("news.jsonl\",\"line\":61,\"reason\":\"invalid_json\"")),
+        "the appended broken line is quarantined with its line number: {rejected}"
+    );
+    let preview: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("sample_preview.json")).unwrap()).unwrap();
+    assert_eq!(preview.as_array().map(Vec::len), Some(5));
+    let domains = ["chat", "law", "news", "reviews"];
+    for d in domains {
+        for f in [
+            format!("data/parquet/{d}.parquet"),
+            format!("data/parquet/heldout/{d}.parquet"),
+            format!("models/lora_{d}/adapter_config.json"),
+            format!("diffs/{d}/index.json"),
+        ] {
+            assert!(root.join(&f).exists(), "{f}");
+        }
+    }
+    for f in [
+        "data/deduped",
+        "data/tokenizer.json",
+        "models/base/config.json",
+        "models/base/model.safetensors",
+        "models/lora_mixed/adapter_model.safetensors",
+        "results/merge_sweep.csv",
+        "results/eval_generations.csv",
+        "results/ppl_by_domain.png",
+        "results/merge_sweep.png",
+        "results/eval_prompt_comparison.md",
+        "manifest.json",
+    ] {
+        assert!(root.join(f).exists(), "{f}");
+    }
+
+    // Metrics: one row per model × (domain + overall), finite perplexities above 1.
+    let csv = std::fs::read_to_string(root.join("results/eval_metrics.csv")).unwrap();
+    let mut rows = csv.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    let models: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[col("model")]).collect();
+    let want: std::collections::BTreeSet<&str> = [
+        "base",
+        "merged",
+        "mixing",
+        "lora_chat",
+        "lora_law",
+        "lora_news",
+        "lora_reviews",
+    ]
+    .into();
+    assert_eq!(models, want);
+    assert_eq!(rows.len(), want.len() * (domains.len() + 1));
+    for r in &rows {
+        let ppl: f64 = r[col("perplexity")].parse().unwrap();
+        assert!(ppl.is_finite() && ppl > 1.0, "perplexity {ppl} in {r:?}");
+        let rl: f64 = r[col("rougeL")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&rl));
+    }
+    // The merge is not the base: their perplexities differ.
+    let overall = |m: &str| -> f64 {
+        rows.iter()
+            .find(|r| r[col("model")] == m && r[col("domain")] == "overall")
+            .unwrap()[col("perplexity")]
+        .parse()
+        .unwrap()
+    };
+    assert_ne!(overall("base"), overall("merged"));
+
+    check_notebook(&root.join("results/summarize_eval.ipynb"));
+    let md = std::fs::read_to_string(root.join("results/report.md")).unwrap();
+    for s in [
+        "## Metrics summary",
+        "report/ppl_by_domain.png",
+        "## Limitations",
+        "lora_law",
+    ] {
+        assert!(md.contains(s), "report.md lacks {s}");
+    }
+}
+
+#[test]
+fn committed_results_notebook_is_valid_and_has_outputs() {
+    check_notebook(&repo_root().join("results/summarize_eval.ipynb"));
+    let report = std::fs::read_to_string(repo_root().join("docs/report.md")).unwrap();
+    for f in ["report/manifest.json", "report/ppl_by_domain.png"] {
+        assert!(report.contains(f), "docs/report.md links {f}");
+        assert!(repo_root().join("docs").join(f).exists(), "docs/{f}");
+    }
+}
