@@ -11,10 +11,10 @@
 //! The result is two tables: one row per model × domain (plus an `overall` row per model), and
 //! every generation with its sentence scores.
 
+use super::EvalError;
 use super::bleu::{BleuConfig, BleuTokenize, corpus_bleu, sentence_bleu};
 use super::perplexity::{OVERALL, PerplexityAccumulator};
 use super::rouge::{RougeConfig, RougeTokenizer, RougeType, rouge};
-use super::EvalError;
 use crate::Result;
 use crate::model::{GenerateConfig, Llama, LoadedModel, generate};
 use crate::report::Table;
@@ -229,6 +229,68 @@ fn metric_row(
     Ok(row)
 }
 
+/// One domain's evaluation inputs: the documents scored for perplexity and the prompts.
+struct DomainSet<'a> {
+    domain: &'a str,
+    docs: &'a [Vec<u32>],
+    prompts: Vec<Prompt>,
+}
+
+/// Generates and scores every prompt of `set` with `lm`, appending to `generations`.
+fn continuations(
+    name: &str,
+    lm: &LoadedModel,
+    set: &DomainSet<'_>,
+    cfg: &EvalConfig,
+    generations: &mut Table,
+) -> Result<Scored> {
+    let gcfg = GenerateConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        ..GenerateConfig::default()
+    };
+    let scfg = BleuConfig {
+        tokenize: cfg.bleu_tokenize,
+        ..BleuConfig::sentence()
+    };
+    let rcfg = rouge_config(cfg);
+    let eos = lm.config.eos_token_id;
+    let mut s = Scored {
+        hyps: vec![],
+        refs: vec![],
+    };
+    for p in &set.prompts {
+        crate::run::check_cancelled()?;
+        let out: Vec<u32> = generate(&lm.model, &p.ids, &gcfg, eos)?
+            .into_iter()
+            .filter(|&t| Some(t) != eos)
+            .collect();
+        let (hyp, reference) = (lm.decode(&out)?, lm.decode(&p.reference)?);
+        let sb = sentence_bleu(&hyp, &[reference.as_str()], &scfg)?;
+        let rl = super::rouge::rouge_pair(&reference, &hyp, &rcfg);
+        generations.push_row(
+            json!({
+                "model": name, "domain": set.domain, "doc": p.doc,
+                "prompt": lm.decode(&p.ids)?, "reference": reference,
+                "generation": hyp, "sentence_bleu": sb.score,
+                "rougeL": rl[2].fmeasure,
+            })
+            .as_object()
+            .expect("object"),
+        )?;
+        s.hyps.push(hyp);
+        s.refs.push(reference);
+    }
+    Ok(s)
+}
+
+fn ppl_of(acc: &PerplexityAccumulator, domain: &str) -> (u64, f64) {
+    acc.rows()
+        .into_iter()
+        .find(|r| r.domain == domain)
+        .map(|r| (r.tokens, r.perplexity))
+        .unwrap_or((0, f64::NAN))
+}
+
 /// Evaluates every `(name, model)` on every domain of `data` (see the module docs). Models are
 /// evaluated one after another; a progress bar counts model × domain steps.
 pub fn evaluate(
@@ -240,7 +302,7 @@ pub fn evaluate(
     if models.is_empty() || data.is_empty() {
         return Err(EvalError::Config("evaluation: no models or no domains".into()).into());
     }
-    let sets: Vec<(&DomainDocs, &[Vec<u32>], Vec<Prompt>)> = data
+    let sets: Vec<DomainSet<'_>> = data
         .iter()
         .map(|d| {
             let n = if cfg.max_docs == 0 {
@@ -248,17 +310,16 @@ pub fn evaluate(
             } else {
                 cfg.max_docs.min(d.docs.len())
             };
-            (d, &d.docs[..n], make_prompts(d, cfg))
+            DomainSet {
+                domain: &d.domain,
+                docs: &d.docs[..n],
+                prompts: make_prompts(d, cfg),
+            }
         })
         .collect();
     let bar = crate::run::progress_bar((models.len() * data.len()) as u64, "evaluating");
     let mut metrics = Table::new();
     let mut generations = Table::new();
-    let rcfg = rouge_config(cfg);
-    let gcfg = GenerateConfig {
-        max_new_tokens: cfg.max_new_tokens,
-        ..GenerateConfig::default()
-    };
     for (name, lm) in models {
         let mut acc = PerplexityAccumulator::new();
         let mut all = Scored {
@@ -266,69 +327,20 @@ pub fn evaluate(
             refs: vec![],
         };
         let mut docs_total = 0;
-        for (d, docs, prompts) in &sets {
-            bar.set_message(format!("{name} / {}", d.domain));
-            add_document_nll(
-                &mut acc,
-                &lm.model,
-                &d.domain,
-                docs,
-                lm.config.eos_token_id,
-                cfg,
-            )?;
-            docs_total += docs.len();
-            let mut s = Scored {
-                hyps: vec![],
-                refs: vec![],
-            };
-            for p in prompts {
-                crate::run::check_cancelled()?;
-                let out = generate(&lm.model, &p.ids, &gcfg, lm.config.eos_token_id)?;
-                let out: Vec<u32> = out
-                    .into_iter()
-                    .filter(|&t| Some(t) != lm.config.eos_token_id)
-                    .collect();
-                let (hyp, reference) = (lm.decode(&out)?, lm.decode(&p.reference)?);
-                let sb = sentence_bleu(
-                    &hyp,
-                    &[reference.as_str()],
-                    &BleuConfig {
-                        tokenize: cfg.bleu_tokenize,
-                        ..BleuConfig::sentence()
-                    },
-                )?;
-                let rl = super::rouge::rouge_pair(&reference, &hyp, &rcfg);
-                generations.push_row(
-                    json!({
-                        "model": name, "domain": d.domain, "doc": p.doc,
-                        "prompt": lm.decode(&p.ids)?, "reference": reference,
-                        "generation": hyp, "sentence_bleu": sb.score,
-                        "rougeL": rl[2].fmeasure,
-                    })
-                    .as_object()
-                    .expect("object"),
-                )?;
-                s.hyps.push(hyp);
-                s.refs.push(reference);
-            }
-            let row = acc
-                .rows()
-                .into_iter()
-                .find(|r| r.domain == d.domain)
-                .map(|r| (r.tokens, r.perplexity))
-                .unwrap_or((0, f64::NAN));
-            metrics.push_row(&metric_row(name, &d.domain, docs.len(), row, &s, cfg)?)?;
+        for set in &sets {
+            bar.set_message(format!("{name} / {}", set.domain));
+            let eos = lm.config.eos_token_id;
+            add_document_nll(&mut acc, &lm.model, set.domain, set.docs, eos, cfg)?;
+            docs_total += set.docs.len();
+            let s = continuations(name, lm, set, cfg, &mut generations)?;
+            let ppl = ppl_of(&acc, set.domain);
+            metrics.push_row(&metric_row(name, set.domain, set.docs.len(), ppl, &s, cfg)?)?;
             all.hyps.extend(s.hyps);
             all.refs.extend(s.refs);
             bar.inc(1);
         }
-        let overall = acc
-            .rows()
-            .into_iter()
-            .find(|r| r.domain == OVERALL)
-            .map(|r| (r.tokens, r.perplexity))
-            .unwrap_or((0, f64::NAN));
-        metrics.push_row(&metric_row(name, OVERALL, docs_total, overall, &all, cfg)?)?;
+        let ppl = ppl_of(&acc, OVERALL);
+        metrics.push_row(&metric_row(name, OVERALL, docs_total, ppl, &all, cfg)?)?;
     }
     bar.finish_and_clear();
     Ok(EvalTables {
@@ -424,17 +436,26 @@ mod tests {
         let mut acc = PerplexityAccumulator::new();
         add_document_nll(&mut acc, &m, "d", &docs, None, &cfg).unwrap();
         let row = acc.rows().into_iter().find(|r| r.domain == "d").unwrap();
-        assert_eq!(row.tokens, 29 + 2 + 0 + 16);
-        let want: f64 = docs.iter().filter(|d| d.len() > 1).map(|d| direct_nll(&m, d)).sum();
-        assert!((row.nll_sum - want).abs() < 1e-3 * want, "{} vs {want}", row.nll_sum);
+        assert_eq!(row.tokens, 29 + 2 + 16, "the 1-token document predicts nothing");
+        let want: f64 = docs
+            .iter()
+            .filter(|d| d.len() > 1)
+            .map(|d| direct_nll(&m, d))
+            .sum();
+        assert!(
+            (row.nll_sum - want).abs() < 1e-3 * want,
+            "{} vs {want}",
+            row.nll_sum
+        );
         // Short windows count the same tokens (context is cut, so the NLL differs).
         let mut short = PerplexityAccumulator::new();
-        let cfg = EvalConfig {
-            seq_len: 4,
-            ..cfg
-        };
+        let cfg = EvalConfig { seq_len: 4, ..cfg };
         add_document_nll(&mut short, &m, "d", &docs, Some(1), &cfg).unwrap();
         let r = short.rows().into_iter().find(|r| r.domain == "d").unwrap();
-        assert_eq!(r.tokens, 30 + 3 + 1 + 17, "EOS adds one target per document");
+        assert_eq!(
+            r.tokens,
+            30 + 3 + 1 + 17,
+            "EOS adds one target per document"
+        );
     }
 }

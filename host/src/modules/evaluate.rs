@@ -176,7 +176,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |models: Map, heldout: Dynamic, opts: Map| {
             let (cfg, extra) = eval_config("evaluate", opts)?;
             if extra.offset != 0 {
-                return Err(msg_err("evaluate: `offset` is an option of model_perplexity only"));
+                return Err(msg_err(
+                    "evaluate: `offset` is an option of model_perplexity only",
+                ));
             }
             let domains = extra.domains;
             let mut data = heldout_of(&h, heldout)?;
@@ -196,10 +198,17 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             }
             let loaded: Vec<(String, Arc<LoadedModel>)> = models
                 .into_iter()
-                .map(|(k, v)| Ok((k.to_string(), model_of(&format!("evaluate: models.{k}"), v)?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.to_string(),
+                        model_of(&format!("evaluate: models.{k}"), v)?,
+                    ))
+                })
                 .collect::<RhaiResult<_>>()?;
-            let refs: Vec<(String, &LoadedModel)> =
-                loaded.iter().map(|(k, m)| (k.clone(), m.as_ref())).collect();
+            let refs: Vec<(String, &LoadedModel)> = loaded
+                .iter()
+                .map(|(k, m)| (k.clone(), m.as_ref()))
+                .collect();
             let t = evaluate(&refs, &data, &cfg).rhai()?;
             let mut out = Map::new();
             out.insert("metrics".into(), Dynamic::from(t.metrics));

@@ -101,7 +101,10 @@ fn check_notebook(path: &Path) {
         .flat_map(|c| c["outputs"].as_array().unwrap())
         .filter(|o| o["data"]["image/png"].is_string())
         .count();
-    assert!(pngs >= 3, "perplexity, ROUGE and sweep plots embedded, got {pngs}");
+    assert!(
+        pngs >= 3,
+        "perplexity, ROUGE and sweep plots embedded, got {pngs}"
+    );
     let check = std::process::Command::new(python())
         .args([
             "-c",
@@ -130,14 +133,23 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         first.contains(&("evaluate".into(), "failed".into())),
         "{first:?}"
     );
-    assert!(first.contains(&("pretrain".into(), "ok".into())), "{first:?}");
+    assert!(
+        first.contains(&("pretrain".into(), "ok".into())),
+        "{first:?}"
+    );
     assert!(!root.join("results/eval_metrics.csv").exists());
 
     // 2. The rerun resumes: finished stages are cached, the failed one and later ones run.
     let o = run(tmp.path(), &input, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let second: Vec<_> = stage_lines(&root).split_off(first.len());
-    for s in ["pretrain", "lora_chat", "lora_mixed", "diffs", "merge_sweep"] {
+    for s in [
+        "pretrain",
+        "lora_chat",
+        "lora_mixed",
+        "diffs",
+        "merge_sweep",
+    ] {
         assert!(
             second.contains(&(s.into(), "cached".into())),
             "{s} should be cached: {second:?}"
@@ -152,11 +164,19 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         serde_json::from_slice(&std::fs::read(root.join("ingest_report.json")).unwrap()).unwrap();
     let t = &report["totals"];
     assert_eq!(t["lines"], lines as u64);
-    assert_eq!(t["valid"].as_u64().unwrap() + t["rejected"].as_u64().unwrap(), lines as u64);
+    assert_eq!(
+        t["valid"].as_u64().unwrap() + t["rejected"].as_u64().unwrap(),
+        lines as u64
+    );
     let rejected = std::fs::read_to_string(root.join("data/rejected/rejected.jsonl")).unwrap();
-    assert_eq!(rejected.lines().count() as u64, t["rejected"].as_u64().unwrap());
+    assert_eq!(
+        rejected.lines().count() as u64,
+        t["rejected"].as_u64().unwrap()
+    );
     assert!(
-        rejected.lines().any(|l| l.contains("news.jsonl\",\"line\":61,\"reason\":\"invalid_json\"")),
+        rejected
+            .lines()
+            .any(|l| l.contains("news.jsonl\",\"line\":61,\"reason\":\"invalid_json\"")),
         "the appended broken line is quarantined with its line number: {rejected}"
     );
     let preview: serde_json::Value =
@@ -183,7 +203,7 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "results/eval_generations.csv",
         "results/ppl_by_domain.png",
         "results/merge_sweep.png",
-        "results/eval_prompt_comparison.md",
+        "eval/eval_prompt_comparison.md",
         "manifest.json",
     ] {
         assert!(root.join(f).exists(), "{f}");
