@@ -436,7 +436,11 @@ mod tests {
         let mut acc = PerplexityAccumulator::new();
         add_document_nll(&mut acc, &m, "d", &docs, None, &cfg).unwrap();
         let row = acc.rows().into_iter().find(|r| r.domain == "d").unwrap();
-        assert_eq!(row.tokens, 29 + 2 + 16, "the 1-token document predicts nothing");
+        assert_eq!(
+            row.tokens,
+            29 + 2 + 16,
+            "the 1-token document predicts nothing"
+        );
         let want: f64 = docs
             .iter()
             .filter(|d| d.len() > 1)

@@ -256,6 +256,101 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     }
 }
 
+/// Runs an experiment script from the repository on the finished pipeline run; returns the
+/// CSV it wrote (header, rows).
+fn experiment(
+    cwd: &Path,
+    script: &str,
+    sets: &[String],
+    csv: &str,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let path = repo_root().join(script);
+    let mut args = vec![
+        "run".to_string(),
+        path.to_string_lossy().into(),
+        "--out".into(),
+        "exp".into(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.clone());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = yunmin(cwd, &a);
+    assert!(o.status.success(), "{script}: {}", text(&o));
+    let body = std::fs::read_to_string(cwd.join("exp").join(csv)).unwrap();
+    let mut lines = body
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let header = lines.next().unwrap();
+    (header, lines.collect())
+}
+
+#[test]
+fn experiments_rerun_from_a_pipeline_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    tiny_input(&input, 60);
+    let o = run(tmp.path(), &input, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = tmp.path().join("run");
+
+    // DEM merges at two weights vs data mixing vs base, per domain and overall.
+    let (h, rows) = experiment(
+        tmp.path(),
+        "experiments/dem_vs_mixing.rhai",
+        &[
+            format!("run={}", root.display()),
+            "scales=0.5,1.0".into(),
+            "eval_docs=4".into(),
+            "prompts=1".into(),
+        ],
+        "results/dem_vs_mixing.csv",
+    );
+    assert_eq!(h, ["model", "domain", "perplexity", "bleu", "rougeL"]);
+    assert_eq!(rows.len(), 4 * 5, "4 models × (4 domains + overall)");
+    let models: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(models, ["base", "dem_0.5", "dem_1.0", "mixing"].into());
+
+    // The 5 × 5 weight grid over two domains with per-domain held-out perplexity.
+    let (h, rows) = experiment(
+        tmp.path(),
+        "experiments/merge_sweep.rhai",
+        &[
+            format!("models={}", root.join("models").display()),
+            format!("parquet={}", root.join("data/parquet").display()),
+            "domains=chat,law".into(),
+            "eval_docs=4".into(),
+            "out=results/sweep.csv".into(),
+        ],
+        "results/sweep.csv",
+    );
+    assert_eq!(rows.len(), 25);
+    for c in [
+        "w_chat",
+        "w_law",
+        "ppl_chat",
+        "ppl_law",
+        "ppl_mean",
+        "ppl_overall",
+        "l2_from_base",
+    ] {
+        assert!(h.iter().any(|x| x == c), "{c} in {h:?}");
+    }
+    let col = |c: &str| h.iter().position(|x| x == c).unwrap();
+    let at = |a: &str, b: &str| {
+        rows.iter()
+            .find(|r| r[col("w_chat")] == a && r[col("w_law")] == b)
+            .unwrap()
+    };
+    // Weight 0 is the base: no distance; any other point moves the weights and the perplexity.
+    let zero = at("0.0", "0.0");
+    assert_eq!(zero[col("l2_from_base")].parse::<f64>().unwrap(), 0.0);
+    let one = at("1.0", "0.0");
+    assert!(one[col("l2_from_base")].parse::<f64>().unwrap() > 0.0);
+    assert_ne!(zero[col("ppl_chat")], one[col("ppl_chat")]);
+}
+
 #[test]
 fn committed_results_notebook_is_valid_and_has_outputs() {
     check_notebook(&repo_root().join("results/summarize_eval.ipynb"));
