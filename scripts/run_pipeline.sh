@@ -39,7 +39,7 @@ if ((reference)); then
     : "${input:=../shared/data/corpora}"
     : "${out:=runs/reference}"
     sets+=(--set vocab_size=4000 --set heldout=0.01 --set dim=192 --set heads=6 --set ffn=512
-           --set pretrain_steps=400 --set lora_steps=60 --set eval_docs=40 --set val_docs=40
+           --set pretrain_steps=1200 --set lora_steps=120 --set eval_docs=40 --set val_docs=40
            --set prompts=6)
 fi
 : "${out:=runs/pipeline}"

@@ -74,7 +74,7 @@ impl Default for LoraConfig {
                 weight_decay: 0.0,
                 grad_clip: 1.0,
                 eval_every: 0,
-                eval_windows: 0,
+                eval_windows: 256,
                 log_every: 5,
                 checkpoint_every: 25,
             },
