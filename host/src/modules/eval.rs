@@ -330,6 +330,8 @@ pub enum MetricsCommand {
     Rouge(RougeArgs),
     /// Speed of BLEU and ROUGE against sacreBLEU and rouge-score on the same pairs (CSV).
     Bench(BenchArgs),
+    /// Perplexity of a checkpoint (optionally with a LoRA adapter) on held-out token data.
+    Perplexity(super::evaluate::PerplexityArgs),
 }
 
 /// Inputs shared by the metric subcommands.
@@ -467,7 +469,8 @@ fn read_pairs(io: &PairArgs) -> anyhow::Result<(Vec<String>, Vec<Vec<String>>)> 
     Ok((hyps, refs))
 }
 
-fn write_table(t: &Table, path: &Path) -> anyhow::Result<()> {
+/// Writes a table as Parquet (`.parquet`) or CSV, and says so on stderr.
+pub(crate) fn write_table(t: &Table, path: &Path) -> anyhow::Result<()> {
     if path.extension().is_some_and(|e| e == "parquet") {
         t.write_parquet(path)?
     } else {
@@ -570,6 +573,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
             write_table(&t, &a.out)?;
             println!("{t}");
         }
+        MetricsCommand::Perplexity(a) => super::evaluate::run_perplexity(a)?,
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Rhai module `eval` (evaluation-run part): `evaluate` (every model on every domain's held-out
-//! documents, through `yunmin_core::eval::runner`), `model_perplexity` and `to_model`.
+//! documents, through `yunmin_core::eval::runner`), `model_perplexity` and `to_model`; and the
+//! `yunmin metrics perplexity` command.
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
@@ -9,12 +10,15 @@ use crate::modules::model::Model;
 use crate::modules::train::tokens_of;
 use crate::options::Options;
 use crate::state::Host;
+use clap::Args;
 use rhai::{Dynamic, Map};
+use std::path::PathBuf;
 use std::sync::Arc;
-use yunmin_core::columnar::Split;
+use yunmin_core::columnar::{ParquetSet, Split};
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::runner::{DomainDocs, EvalConfig, add_document_nll, evaluate};
-use yunmin_core::model::{LoadedModel, parse_device};
+use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
+use yunmin_core::train::read_token_file;
 
 const EVAL_KEYS: &[&str] = &[
     "seq_len",
@@ -216,4 +220,96 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             Ok::<_, crate::errors::RhaiError>(out)
         },
     );
+}
+
+/// `yunmin metrics perplexity`: exact perplexity (every predicted token of each document, NLLs
+/// summed exactly) per domain and overall.
+#[derive(Debug, Args)]
+pub struct PerplexityArgs {
+    /// Hugging Face Llama checkpoint directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// PEFT LoRA adapter directory to fold into the model first.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// A Parquet directory written by `yunmin parquet convert`: every domain's held-out split.
+    #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    pub parquet: Option<PathBuf>,
+    /// A token file instead (JSON array of id arrays, or JSONL: one id array per line).
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Only these domains (comma-separated; --parquet only).
+    #[arg(long, value_delimiter = ',')]
+    pub domains: Vec<String>,
+    /// Longest chunk the model sees; longer documents are cut into chunks overlapping by one token.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Chunks per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Score only the first N documents of each domain (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub max_docs: usize,
+    /// Write the table (domain, tokens, nll_sum, mean_nll, perplexity) to this .csv or .parquet.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `yunmin metrics perplexity`.
+pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
+    let dev = parse_device("cpu")?;
+    let mut lm = LoadedModel::load(&a.model, &dev)?;
+    if let Some(dir) = &a.adapter {
+        lm.model = load_adapter(dir)?.attach(lm.model)?.merge_lora();
+    }
+    let mut sets: Vec<(String, Vec<Vec<u32>>)> = Vec::new();
+    if let Some(p) = &a.parquet {
+        let set = ParquetSet::open(p)?;
+        for d in set.domains() {
+            if a.domains.is_empty() || a.domains.contains(d) {
+                sets.push((d.clone(), set.read_tokens(Some(d), Split::Heldout)?));
+            }
+        }
+        if sets.is_empty() {
+            anyhow::bail!(
+                "none of the domains {:?} is in {} (has: {})",
+                a.domains,
+                p.display(),
+                set.domains().join(", ")
+            );
+        }
+    } else if let Some(t) = &a.tokens {
+        let name = t
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "tokens".into());
+        sets.push((name, read_token_file(t)?));
+    }
+    let cfg = EvalConfig {
+        seq_len: a.seq_len,
+        batch: a.batch,
+        ..EvalConfig::default()
+    };
+    let mut acc = PerplexityAccumulator::new();
+    for (domain, docs) in &sets {
+        let n = if a.max_docs == 0 {
+            docs.len()
+        } else {
+            a.max_docs.min(docs.len())
+        };
+        add_document_nll(
+            &mut acc,
+            &lm.model,
+            domain,
+            &docs[..n],
+            lm.config.eos_token_id,
+            &cfg,
+        )?;
+    }
+    let t = acc.table()?;
+    if let Some(p) = &a.out {
+        super::eval::write_table(&t, p)?;
+    }
+    println!("{t}");
+    Ok(())
 }

@@ -244,6 +244,51 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     };
     assert_ne!(overall("base"), overall("merged"));
 
+    // The CLI scores the same documents the same way: `yunmin metrics perplexity` on the base
+    // and on the base + law adapter equals the evaluation table's rows.
+    for (model, adapter) in [("base", None), ("lora_law", Some("models/lora_law"))] {
+        let out = tmp.path().join(format!("ppl_{model}.csv"));
+        let mut args = vec![
+            "metrics".to_string(),
+            "perplexity".into(),
+            "--model".into(),
+            root.join("models/base").to_string_lossy().into(),
+            "--parquet".into(),
+            root.join("data/parquet").to_string_lossy().into(),
+            "--max-docs".into(),
+            "6".into(),
+            "--seq-len".into(),
+            "32".into(),
+            "--out".into(),
+            out.to_string_lossy().into(),
+        ];
+        if let Some(a) = adapter {
+            args.push("--adapter".into());
+            args.push(root.join(a).to_string_lossy().into());
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = yunmin(tmp.path(), &a);
+        assert!(o.status.success(), "{}", text(&o));
+        let cli = std::fs::read_to_string(&out).unwrap();
+        let mut n = 0;
+        for line in cli.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let (domain, ppl): (&str, f64) = (f[0], f[4].parse().unwrap());
+            let want: f64 = rows
+                .iter()
+                .find(|r| r[col("model")] == model && r[col("domain")] == domain)
+                .unwrap()[col("perplexity")]
+            .parse()
+            .unwrap();
+            assert!(
+                (ppl - want).abs() <= 1e-9 * want,
+                "{model}/{domain}: CLI {ppl} vs evaluate {want}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, domains.len() + 1);
+    }
+
     check_notebook(&root.join("results/summarize_eval.ipynb"));
     let md = std::fs::read_to_string(root.join("results/report.md")).unwrap();
     for s in [
