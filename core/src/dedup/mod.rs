@@ -1,6 +1,7 @@
 //! `dedup`: near-duplicate removal with hybrid Korean shingles, MinHash and LSH.
 //!
-//! [`shingle`] → [`scheme`] (how shingle kinds combine) → [`minhash`] signatures ([`signatures`]
+//! [`shingle`] → [`scheme`] (how shingle kinds combine) → [`minhash`] or [`oph`] signatures
+//! ([`signatures`]
 //! persists them) → [`lsh`] index (memory or Redis) with [`params`] choosing bands × rows →
 //! [`verify`] candidate pairs → [`cluster`] (union-find) → [`select`] representatives →
 //! [`report`] outputs. [`pipeline`] runs it over a dataset; [`eval`] measures it on planted
@@ -12,6 +13,7 @@ mod error;
 pub mod eval;
 pub mod lsh;
 pub mod minhash;
+pub mod oph;
 pub mod params;
 pub mod pipeline;
 pub mod report;

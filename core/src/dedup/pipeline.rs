@@ -11,7 +11,7 @@
 use super::lsh::{self, BucketKey, LshIndex};
 use super::params::{self, BandRows};
 use super::report::{self, Cluster, DomainCount};
-use super::scheme::{Combine, Scheme};
+use super::scheme::{Combine, Hashing, Scheme};
 use super::select::{Keep, representative};
 use super::shingle::{ShingleSpec, Shingles};
 use super::signatures::{DocMeta, SigHeader, Signatures};
@@ -111,6 +111,8 @@ pub struct DedupConfig {
     pub shingles: String,
     /// How jamo and word shingles combine when both are used: `union` (default) or `mean`.
     pub combine: Combine,
+    /// Signature computation: `minhash` (default) or `oph` (one-permutation hashing).
+    pub hashing: Hashing,
     /// Weight of the jamo Jaccard in `mean`. Default 0.5.
     pub jamo_weight: f64,
     /// `"memory"` (default) or a `redis://host:port` URL.
@@ -147,6 +149,7 @@ impl Default for DedupConfig {
             recall: 0.997,
             shingles: "jamo3".into(),
             combine: Combine::default(),
+            hashing: Hashing::default(),
             jamo_weight: 0.5,
             index: "memory".into(),
             namespace: None,
@@ -174,13 +177,10 @@ impl DedupConfig {
             .into());
         }
         let spec: ShingleSpec = self.shingles.parse()?;
-        Ok(Scheme::new(
-            spec,
-            self.combine,
-            self.jamo_weight,
-            self.perms,
-            self.seed,
-        )?)
+        Ok(
+            Scheme::new(spec, self.combine, self.jamo_weight, self.perms, self.seed)?
+                .with_hashing(self.hashing),
+        )
     }
 
     /// Bands × rows: as given, or chosen for the threshold (see [`params::choose`]).

@@ -38,6 +38,31 @@ impl std::str::FromStr for Combine {
     }
 }
 
+/// How signatures are computed from a shingle set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Hashing {
+    /// `perms` independent universal permutations (classic MinHash; the default).
+    #[default]
+    Minhash,
+    /// One-permutation hashing with optimal densification: one pass over the shingles
+    /// ([`super::oph`]); the same estimator, much cheaper on long documents.
+    Oph,
+}
+
+impl std::str::FromStr for Hashing {
+    type Err = DedupError;
+    fn from_str(s: &str) -> Result<Self, DedupError> {
+        match s {
+            "minhash" => Ok(Hashing::Minhash),
+            "oph" => Ok(Hashing::Oph),
+            _ => Err(DedupError::Config(format!(
+                "hashing `{s}`: expected \"minhash\" or \"oph\""
+            ))),
+        }
+    }
+}
+
 /// A document reduced to what dedup needs.
 #[derive(Debug, Clone)]
 pub struct Shingled {
@@ -58,6 +83,7 @@ pub struct Scheme {
     combine: Combine,
     jamo_weight: f64,
     hasher: MinHasher,
+    hashing: Hashing,
 }
 
 impl Scheme {
@@ -89,7 +115,19 @@ impl Scheme {
             combine,
             jamo_weight,
             hasher: MinHasher::new(perms, seed),
+            hashing: Hashing::Minhash,
         })
+    }
+
+    /// The same scheme with signatures computed by `hashing`.
+    pub fn with_hashing(mut self, hashing: Hashing) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    /// How signatures are computed.
+    pub fn hashing(&self) -> Hashing {
+        self.hashing
     }
 
     /// The shingle spec.
@@ -119,14 +157,18 @@ impl Scheme {
 
     /// A string identifying everything that changes signatures (stored in signature files).
     pub fn fingerprint(&self) -> String {
-        format!(
+        let mut f = format!(
             "shingles={} combine={:?} jamo_weight={} perms={} seed={}",
             self.spec,
             self.combine,
             self.jamo_weight,
             self.perms(),
             self.hasher.seed()
-        )
+        );
+        if self.hashing == Hashing::Oph {
+            f.push_str(" hashing=oph");
+        }
+        f
     }
 
     /// Normalises and shingles a text.
@@ -153,12 +195,19 @@ impl Scheme {
     /// Writes the signature of `s` into `out` (length `perms`).
     pub fn sign(&self, s: &Shingles, out: &mut [u32]) {
         let p = self.perms();
-        match self.combine {
-            Combine::Union => self.hasher.sign_range(&s.union(), 0..p, out),
-            Combine::Mean => {
+        let seed = self.hasher.seed();
+        match (self.combine, self.hashing) {
+            (Combine::Union, Hashing::Minhash) => self.hasher.sign_range(&s.union(), 0..p, out),
+            (Combine::Union, Hashing::Oph) => super::oph::sign_oph(&s.union(), seed, out),
+            (Combine::Mean, Hashing::Minhash) => {
                 let h = p / 2;
                 self.hasher.sign_range(&s.jamo, 0..h, &mut out[..h]);
                 self.hasher.sign_range(&s.word, h..p, &mut out[h..]);
+            }
+            (Combine::Mean, Hashing::Oph) => {
+                let h = p / 2;
+                super::oph::sign_oph(&s.jamo, seed, &mut out[..h]);
+                super::oph::sign_oph(&s.word, seed ^ 1, &mut out[h..]);
             }
         }
     }

@@ -13,7 +13,7 @@ use yunmin_core::dedup::eval::{EvalConfig, EvalSet};
 use yunmin_core::dedup::lsh::{self, LshIndex};
 use yunmin_core::dedup::params::BandRows;
 use yunmin_core::dedup::pipeline::{self, Found, Timings};
-use yunmin_core::dedup::scheme::Scheme;
+use yunmin_core::dedup::scheme::{Hashing, Scheme};
 use yunmin_core::dedup::shingle::{self, Shingles};
 use yunmin_core::dedup::signatures::Signatures;
 use yunmin_core::dedup::{DedupConfig, DedupSummary, Phase, Shard};
@@ -68,6 +68,7 @@ pub const DEDUP_KEYS: &[&str] = &[
     "recall",
     "shingles",
     "combine",
+    "hashing",
     "jamo_weight",
     "index",
     "namespace",
@@ -103,6 +104,7 @@ pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<Dedup
         recall: o.float("recall", d.recall)?,
         shingles: o.str("shingles", &d.shingles)?,
         combine: parse(&o.str("combine", "union")?)?,
+        hashing: parse(&o.str("hashing", "minhash")?)?,
         jamo_weight: o.float("jamo_weight", d.jamo_weight)?,
         index: o.str("index", &d.index)?,
         namespace: o.opt_str("namespace")?,
@@ -377,7 +379,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          `clusters.jsonl`, `dedup_log.csv`, and reusable signatures under `dedup/signatures/`.\n\
          Options (defaults): threshold 0.8, perms 128, bands/rows (chosen for the threshold so that\n\
          P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3\" (or \"jamo3+word5\", \"word5\" …),\n\
-         combine \"union\" | \"mean\",\n\
+         combine \"union\" | \"mean\", hashing \"minhash\" | \"oph\" (one-permutation hashing),\n\
          jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
          \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"estimate\", seed (the run's), kept,\n\
          shard_docs 100000, batch 10000, keep_index false.",
@@ -557,6 +559,10 @@ pub struct DedupArgs {
     /// Weight of the jamo Jaccard with --combine mean.
     #[arg(long, default_value_t = 0.5)]
     pub jamo_weight: f64,
+    /// Signatures: minhash (one pass per permutation) or oph (one-permutation hashing with
+    /// densification: one pass in all, same estimator).
+    #[arg(long, default_value = "minhash")]
+    pub hashing: String,
     /// LSH index: memory, or redis://host:port for an index shared by several workers.
     #[arg(long, default_value = "memory")]
     pub index: String,
@@ -619,6 +625,9 @@ pub struct BenchArgs {
     /// Work directory for the full run (dataset and outputs).
     #[arg(long, default_value = "runs/bench_dedup")]
     pub work: PathBuf,
+    /// Signatures for the full run: minhash or oph (the side-by-side rows time both).
+    #[arg(long, default_value = "minhash")]
+    pub hashing: String,
 }
 
 fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
@@ -630,6 +639,7 @@ fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
         recall: a.recall,
         shingles: a.shingles.clone(),
         combine: a.combine.parse()?,
+        hashing: a.hashing.parse()?,
         jamo_weight: a.jamo_weight,
         index: a.index.clone(),
         namespace: a.namespace.clone(),
@@ -810,33 +820,41 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let py = python(&b.python)?;
     let docs = sample_corpora(&b.corpora, Some(b.docs))?;
     let tmp = tempfile::tempdir()?;
-    let cfg = DedupConfig::default();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let mut rows: Vec<(String, BenchRow)> = Vec::new();
     let sample = tmp.path().join("sample.jsonl");
     write_jsonl(&sample, &docs)?;
-    for r in bench(&docs, &cfg, 1, None)? {
-        rows.push(("yunmin".into(), r));
-    }
-    if threads > 1 {
-        for r in bench(&docs, &cfg, threads, None)? {
-            rows.push(("yunmin".into(), r));
+    let small: Vec<_> = docs.iter().take(b.redis_docs).cloned().collect();
+    let rs = tmp.path().join("redis.jsonl");
+    write_jsonl(&rs, &small)?;
+    // Both signature methods, labelled `yunmin` (MinHash) and `yunmin-oph`.
+    for (tool, hashing) in [("yunmin", Hashing::Minhash), ("yunmin-oph", Hashing::Oph)] {
+        let cfg = DedupConfig {
+            hashing,
+            ..DedupConfig::default()
+        };
+        for r in bench(&docs, &cfg, 1, None)? {
+            rows.push((tool.into(), r));
+        }
+        if threads > 1 {
+            for r in bench(&docs, &cfg, threads, None)? {
+                rows.push((tool.into(), r));
+            }
+        }
+        if let Some(url) = &b.redis {
+            for r in bench(&small, &cfg, 1, Some(url))? {
+                if r.task == "dedup_redis" {
+                    rows.push((tool.into(), r));
+                }
+            }
         }
     }
     for v in run_python(&py, &sample, None)? {
         rows.push(("datasketch".into(), serde_json::from_value(v)?));
     }
     if let Some(url) = &b.redis {
-        let small: Vec<_> = docs.iter().take(b.redis_docs).cloned().collect();
-        let rs = tmp.path().join("redis.jsonl");
-        write_jsonl(&rs, &small)?;
-        for r in bench(&small, &cfg, 1, Some(url))? {
-            if r.task == "dedup_redis" {
-                rows.push(("yunmin".into(), r));
-            }
-        }
         for v in run_python(&py, &rs, Some(url))? {
             let r: BenchRow = serde_json::from_value(v)?;
             if r.task == "dedup_redis" {
@@ -871,6 +889,10 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
             w.write(d)?;
         }
         let ds = w.finish()?;
+        let cfg = DedupConfig {
+            hashing: b.hashing.parse()?,
+            ..DedupConfig::default()
+        };
         let t = std::time::Instant::now();
         let s = pipeline::run(&ds, &b.work, &cfg)?;
         let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
