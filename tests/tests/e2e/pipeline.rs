@@ -193,9 +193,30 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
             assert!(root.join(&f).exists(), "{f}");
         }
     }
+    // Every seed artifact, parsed where it is JSON.
     for f in [
-        "data/deduped",
+        "candidates.json",
+        "data/parquet/parquet_report.json",
+        "diff_stats/law_summary.json",
         "data/tokenizer.json",
+    ] {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(f)).unwrap())
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(v.is_object() || v.is_array(), "{f}");
+    }
+    for l in std::fs::read_to_string(root.join("clusters.jsonl")).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(l).expect("clusters.jsonl line");
+    }
+    let summary = std::fs::read_to_string(root.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 1 + 4 + 1, "header, base, 4 domains, mixed");
+    for d in ["base", "chat", "law", "news", "reviews", "mixed"] {
+        let log = std::fs::read_to_string(root.join(format!("logs/train_{d}.log"))).unwrap();
+        assert!(log.lines().count() >= 2, "logs/train_{d}.log has steps");
+    }
+    for f in [
+        "dedup_log.csv",
+        "data/parquet/schema.txt",
+        "data/deduped",
         "models/base/config.json",
         "models/base/model.safetensors",
         "models/lora_mixed/adapter_model.safetensors",
