@@ -148,7 +148,7 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "lora_chat",
         "lora_mixed",
         "diffs",
-        "merge_sweep",
+        "merge_search",
     ] {
         assert!(
             second.contains(&(s.into(), "cached".into())),
@@ -224,6 +224,8 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "results/eval_generations.csv",
         "results/ppl_by_domain.png",
         "results/merge_sweep.png",
+        "results/merge_search.csv",
+        "results/merge_search.png",
         "eval/eval_prompt_comparison.md",
         "manifest.json",
     ] {
