@@ -15,7 +15,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -414,17 +414,26 @@ impl Download {
                     }
                     let mut body = resp.body;
                     let end = len.map(|l| before + l);
-                    loop {
+                    // Small body frames are gathered into pieces of FLUSH_BYTES: fewer channel
+                    // hand-offs between the runtime and the reading thread.
+                    let mut pending = BytesMut::new();
+                    let reason = loop {
                         match body.next().await {
                             Some(Ok(b)) => {
                                 offset += b.len() as u64;
-                                if tx.send(Piece::Data(b)).await.is_err() {
+                                pending.extend_from_slice(&b);
+                                if pending.len() >= FLUSH_BYTES
+                                    && tx.send(Piece::Data(pending.split().freeze())).await.is_err()
+                                {
                                     return;
                                 }
                             }
                             Some(Err(e)) => break DisplayErrorContext(&e).to_string(),
                             None => {
                                 if end.is_none_or(|e| offset >= e) {
+                                    if !pending.is_empty() {
+                                        let _ = tx.send(Piece::Data(pending.freeze())).await;
+                                    }
                                     let _ = tx.send(Piece::End).await;
                                     return;
                                 }
@@ -434,7 +443,12 @@ impl Download {
                                 );
                             }
                         }
+                    };
+                    // Bytes received before the break are delivered; the resume starts after them.
+                    if !pending.is_empty() && tx.send(Piece::Data(pending.freeze())).await.is_err() {
+                        return;
                     }
+                    reason
                 }
             };
             if offset > before {
@@ -461,6 +475,9 @@ impl Download {
         }
     }
 }
+
+/// Size of the pieces an object body is handed to the reading thread in.
+const FLUSH_BYTES: usize = 256 * 1024;
 
 /// A synchronous reader over an object body streamed by the runtime.
 pub struct S3Reader {
