@@ -141,20 +141,63 @@ fn is_punct(c: char) -> bool {
         || u == 0x200D
 }
 
+/// A precomposed Hangul syllable (U+AC00–U+D7A3).
+#[inline(always)]
+fn is_syllable(c: char) -> bool {
+    ('\u{AC00}'..='\u{D7A3}').contains(&c)
+}
+
+/// Whether `c` separates words after normalisation (whitespace, punctuation, symbols), with
+/// the common cases — ASCII and Hangul syllables — decided without Unicode table lookups.
+#[inline(always)]
+fn is_separator(c: char) -> bool {
+    if c.is_ascii() {
+        // Every ASCII character that is not a letter or digit is whitespace, punctuation or a
+        // control character.
+        !c.is_ascii_alphanumeric()
+    } else if is_syllable(c) {
+        false
+    } else {
+        c.is_whitespace() || is_punct(c)
+    }
+}
+
+/// Whether `text` is certainly NFKC already: only ASCII and Hangul syllables (which never
+/// compose with each other), or the Unicode quick check says so.
+fn is_nfkc(text: &str) -> bool {
+    text.chars().all(|c| c.is_ascii() || is_syllable(c))
+        || unicode_normalization::is_nfkc_quick(text.chars())
+            == unicode_normalization::IsNormalized::Yes
+}
+
 /// NFKC, lowercase, punctuation and symbols to spaces, whitespace collapsed and trimmed.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
-    for c in text.nfkc().flat_map(char::to_lowercase) {
-        if c.is_whitespace() || is_punct(c) {
+    let mut push = |c: char| {
+        if is_separator(c) {
             pending_space = !out.is_empty();
-            continue;
+            return;
         }
         if pending_space {
             out.push(' ');
             pending_space = false;
         }
         out.push(c);
+    };
+    let mut lower = |c: char| {
+        if c.is_ascii() {
+            push(c.to_ascii_lowercase());
+        } else if is_syllable(c) {
+            push(c);
+        } else {
+            c.to_lowercase().for_each(&mut push);
+        }
+    };
+    if is_nfkc(text) {
+        text.chars().for_each(&mut lower);
+    } else {
+        text.nfkc().for_each(&mut lower);
     }
     out
 }
@@ -167,7 +210,22 @@ pub fn token_count(normalized: &str) -> usize {
 /// Jamo n-gram hashes of normalised text (see the module docs).
 pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
     let mut stream = String::with_capacity(normalized.len() * 2);
-    stream.extend(normalized.chars().filter(|c| *c != ' ').nfd());
+    let chars = normalized.chars().filter(|c| *c != ' ');
+    if normalized.chars().all(|c| c.is_ascii() || is_syllable(c)) {
+        // NFD of ASCII is itself; a Hangul syllable decomposes arithmetically (Unicode §3.12).
+        for c in chars {
+            if is_syllable(c) {
+                let s = c as u32 - 0xAC00;
+                let jamo = [0x1100 + s / 588, 0x1161 + (s % 588) / 28, 0x11A7 + s % 28];
+                let n = if s % 28 == 0 { 2 } else { 3 };
+                stream.extend(jamo[..n].iter().filter_map(|&j| char::from_u32(j)));
+            } else {
+                stream.push(c);
+            }
+        }
+    } else {
+        stream.extend(chars.nfd());
+    }
     let bounds: Vec<usize> = stream
         .char_indices()
         .map(|(i, _)| i)
@@ -261,6 +319,54 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The normalisation by definition, without fast paths.
+    fn normalize_reference(text: &str) -> String {
+        let mut out = String::new();
+        let mut pending_space = false;
+        for c in text.nfkc().flat_map(char::to_lowercase) {
+            if c.is_whitespace() || is_punct(c) {
+                pending_space = !out.is_empty();
+                continue;
+            }
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn fast_paths_equal_the_definition() {
+        let texts = [
+            "대한민국 헌법 제1조 ① 대한민국은 민주공화국이다.",
+            "ABC def, 123! 한국어  텍스트\t\n끝",
+            "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ ㈜ 가나다 ㎏ …",
+            "가\u{11A8} 조합형 자모 \u{1100}\u{1161}\u{11AB}",
+            "Café naïve ÉCOLE Σίσυφος İstanbul ß",
+            "漢字 混用 文章 — “인용” 『책』 😀👍 ❤\u{FE0F}",
+            "",
+            "   ",
+        ];
+        for t in texts {
+            let n = normalize(t);
+            assert_eq!(n, normalize_reference(t), "{t:?}");
+            let want: String = n.chars().filter(|c| *c != ' ').nfd().collect();
+            let got = jamo_shingles(&n, 1);
+            let mut by_def: Vec<u64> = want
+                .chars()
+                .map(|c| xxh3_64_with_seed(c.to_string().as_bytes(), JAMO_SEED))
+                .collect();
+            if by_def.is_empty() {
+                by_def.push(xxh3_64_with_seed(b"", JAMO_SEED));
+            }
+            by_def.sort_unstable();
+            by_def.dedup();
+            assert_eq!(got, by_def, "jamo of {t:?}");
+        }
+    }
 
     #[test]
     fn normalizes_width_case_punctuation_and_spaces() {
