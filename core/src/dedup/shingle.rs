@@ -111,13 +111,19 @@ pub struct Shingles {
 
 impl Shingles {
     /// Both kinds as one sorted set (the kinds are hashed with different seeds).
-    pub fn union(&self) -> Vec<u64> {
+    pub fn union(&self) -> std::borrow::Cow<'_, [u64]> {
+        if self.word.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.jamo);
+        }
+        if self.jamo.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.word);
+        }
         let mut v = Vec::with_capacity(self.jamo.len() + self.word.len());
         v.extend_from_slice(&self.jamo);
         v.extend_from_slice(&self.word);
         v.sort_unstable();
         v.dedup();
-        v
+        std::borrow::Cow::Owned(v)
     }
 }
 
@@ -165,9 +171,14 @@ fn is_separator(c: char) -> bool {
 /// Whether `text` is certainly NFKC already: only ASCII and Hangul syllables (which never
 /// compose with each other), or the Unicode quick check says so.
 fn is_nfkc(text: &str) -> bool {
-    text.chars().all(|c| c.is_ascii() || is_syllable(c))
-        || unicode_normalization::is_nfkc_quick(text.chars())
-            == unicode_normalization::IsNormalized::Yes
+    // ASCII characters and syllables have combining class 0 and quick-check Yes, so they reset
+    // the quick check's state: checking the runs between them separately is exact.
+    text.split(|c: char| c.is_ascii() || is_syllable(c))
+        .filter(|run| !run.is_empty())
+        .all(|run| {
+            unicode_normalization::is_nfkc_quick(run.chars())
+                == unicode_normalization::IsNormalized::Yes
+        })
 }
 
 /// NFKC, lowercase, punctuation and symbols to spaces, whitespace collapsed and trimmed.
