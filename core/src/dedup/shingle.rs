@@ -153,6 +153,13 @@ fn is_syllable(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
 
+/// Characters NFD leaves alone and that never reorder: ASCII, conjoining Hangul jamo
+/// (U+1100–U+11FF) and CJK unified ideographs (U+4E00–U+9FFF).
+#[inline(always)]
+fn is_nfd_stable(c: char) -> bool {
+    c.is_ascii() || ('\u{1100}'..='\u{11FF}').contains(&c) || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+}
+
 /// Whether `c` separates words after normalisation (whitespace, punctuation, symbols), with
 /// the common cases — ASCII and Hangul syllables — decided without Unicode table lookups.
 #[inline(always)]
@@ -222,8 +229,12 @@ pub fn token_count(normalized: &str) -> usize {
 pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
     let mut stream = String::with_capacity(normalized.len() * 2);
     let chars = normalized.chars().filter(|c| *c != ' ');
-    if normalized.chars().all(|c| c.is_ascii() || is_syllable(c)) {
-        // NFD of ASCII is itself; a Hangul syllable decomposes arithmetically (Unicode §3.12).
+    if normalized
+        .chars()
+        .all(|c| is_syllable(c) || is_nfd_stable(c))
+    {
+        // NFD leaves ASCII, conjoining jamo and CJK ideographs as they are (combining class 0,
+        // no decomposition); a Hangul syllable decomposes arithmetically (Unicode §3.12).
         for c in chars {
             if is_syllable(c) {
                 let s = c as u32 - 0xAC00;
@@ -357,6 +368,7 @@ mod tests {
             "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ ㈜ 가나다 ㎏ …",
             "가\u{11A8} 조합형 자모 \u{1100}\u{1161}\u{11AB}",
             "Café naïve ÉCOLE Σίσυφος İstanbul ß",
+            "ㅋㅋㅋ 재밌다 ㅠㅠ ㄳ 가ㄳ 漢字만 \u{F900}",
             "漢字 混用 文章 — “인용” 『책』 😀👍 ❤\u{FE0F}",
             "",
             "   ",

@@ -423,7 +423,10 @@ impl Download {
                                 offset += b.len() as u64;
                                 pending.extend_from_slice(&b);
                                 if pending.len() >= FLUSH_BYTES
-                                    && tx.send(Piece::Data(pending.split().freeze())).await.is_err()
+                                    && tx
+                                        .send(Piece::Data(pending.split().freeze()))
+                                        .await
+                                        .is_err()
                                 {
                                     return;
                                 }
@@ -445,7 +448,8 @@ impl Download {
                         }
                     };
                     // Bytes received before the break are delivered; the resume starts after them.
-                    if !pending.is_empty() && tx.send(Piece::Data(pending.freeze())).await.is_err() {
+                    if !pending.is_empty() && tx.send(Piece::Data(pending.freeze())).await.is_err()
+                    {
                         return;
                     }
                     reason

@@ -204,11 +204,18 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
             .unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(v.is_object() || v.is_array(), "{f}");
     }
-    for l in std::fs::read_to_string(root.join("clusters.jsonl")).unwrap().lines() {
+    for l in std::fs::read_to_string(root.join("clusters.jsonl"))
+        .unwrap()
+        .lines()
+    {
         serde_json::from_str::<serde_json::Value>(l).expect("clusters.jsonl line");
     }
     let summary = std::fs::read_to_string(root.join("summary.csv")).unwrap();
-    assert_eq!(summary.lines().count(), 1 + 1 + 4 + 1, "header, base, 4 domains, mixed");
+    assert_eq!(
+        summary.lines().count(),
+        1 + 1 + 4 + 1,
+        "header, base, 4 domains, mixed"
+    );
     for d in ["base", "chat", "law", "news", "reviews", "mixed"] {
         let log = std::fs::read_to_string(root.join(format!("logs/train_{d}.log"))).unwrap();
         assert!(log.lines().count() >= 2, "logs/train_{d}.log has steps");
