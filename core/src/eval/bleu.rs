@@ -9,7 +9,9 @@
 //! hypotheses (`refs[k][i]` is the k-th reference of segment i).
 
 use super::EvalError;
-use super::ngram::{MAX_ORDER, Vocab, count, for_each_common, max_merge, order, push_keys};
+use super::ngram::{
+    MAX_ORDER, NgramKey, Vocab, count, for_each_common, max_merge, order, push_keys,
+};
 use super::tokenize::{Tokens, char_tokens, lower, py_rstrip, tokenize_13a};
 use crate::report::Table;
 use crate::{Error, Result};
@@ -369,28 +371,37 @@ pub fn compute_bleu(stats: &BleuStats, cfg: &BleuConfig, signature: String) -> B
 /// Statistics of one hypothesis against its references (sacreBLEU's
 /// `_compute_segment_statistics`).
 pub fn segment_stats(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> BleuStats {
-    let max_n = cfg.max_ngram_order;
     let ref_toks: Vec<Tokens<'_>> = refs.iter().map(|r| cfg.tokens(r)).collect();
     let hyp_toks = cfg.tokens(hyp);
     let mut vocab = Vocab::new();
-    let mut keys = Vec::new();
-    let mut ref_counts: Vec<(u128, u32)> = Vec::new();
-    let mut ref_lens = Vec::with_capacity(refs.len());
-    for (k, rt) in ref_toks.iter().enumerate() {
-        let ids: Vec<u32> = rt.iter().map(|t| vocab.intern(t)).collect();
+    let ref_ids: Vec<Vec<u32>> = ref_toks
+        .iter()
+        .map(|rt| rt.iter().map(|t| vocab.intern(t)).collect())
+        .collect();
+    let hyp_ids: Vec<u32> = hyp_toks.iter().map(|t| vocab.lookup(t)).collect();
+    if vocab.len() <= u64::MAX_ID as usize {
+        stats_of::<u64>(&hyp_ids, &ref_ids, cfg.max_ngram_order)
+    } else {
+        stats_of::<u128>(&hyp_ids, &ref_ids, cfg.max_ngram_order)
+    }
+}
+
+/// [`segment_stats`] on token ids, n-grams packed as `K`.
+fn stats_of<K: NgramKey>(hyp_ids: &[u32], ref_ids: &[Vec<u32>], max_n: usize) -> BleuStats {
+    let mut keys: Vec<K> = Vec::new();
+    let mut ref_counts: Vec<(K, u32)> = Vec::new();
+    for (k, ids) in ref_ids.iter().enumerate() {
         keys.clear();
-        push_keys(&ids, 1, max_n, &mut keys);
+        push_keys(ids, 1, max_n, &mut keys);
         let c = count(&mut keys);
         ref_counts = if k == 0 {
             c
         } else {
             max_merge(&ref_counts, &c)
         };
-        ref_lens.push(rt.len() as u64);
     }
-    let hyp_ids: Vec<u32> = hyp_toks.iter().map(|t| vocab.lookup(t)).collect();
     keys.clear();
-    push_keys(&hyp_ids, 1, max_n, &mut keys);
+    push_keys(hyp_ids, 1, max_n, &mut keys);
     let hyp_counts = count(&mut keys);
     let hyp_len = hyp_ids.len() as u64;
     let mut st = BleuStats {
@@ -405,7 +416,7 @@ pub fn segment_stats(hyp: &str, refs: &[&str], cfg: &BleuConfig) -> BleuStats {
     });
     // Closest reference length; ties go to the shorter reference.
     let mut best: Option<(u64, u64)> = None;
-    for &rl in &ref_lens {
+    for rl in ref_ids.iter().map(|r| r.len() as u64) {
         let diff = hyp_len.abs_diff(rl);
         best = match best {
             None => Some((diff, rl)),
@@ -544,6 +555,28 @@ mod tests {
 
     fn corpus(h: &[&str], r: &[&str]) -> BleuScore {
         corpus_bleu(h, &[r.to_vec()], &BleuConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn wide_and_narrow_ngram_keys_count_the_same() {
+        // 70 000 distinct tokens need 32-bit lanes; the same statistics with 16-bit lanes on
+        // the first 1 000 tokens, computed both ways.
+        let words: Vec<String> = (0..70_000).map(|i| format!("w{i}")).collect();
+        let mut hyp = words.clone();
+        hyp.swap(10, 11);
+        let (h, r) = (hyp.join(" "), words.join(" "));
+        let st = segment_stats(&h, &[r.as_str()], &BleuConfig::default());
+        assert_eq!(st.sys_len, 70_000);
+        assert_eq!(st.correct[0], 70_000);
+        assert_eq!(st.correct[1], 70_000 - 1 - 3, "the swap breaks 3 bigrams");
+        let ids: Vec<u32> = (0..1000).collect();
+        let mut hid = ids.clone();
+        hid.swap(10, 11);
+        let refs = vec![ids];
+        assert_eq!(
+            stats_of::<u64>(&hid, &refs, 4),
+            stats_of::<u128>(&hid, &refs, 4)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! implemented: asking for it is an error rather than a silently different score.
 
 use super::EvalError;
-use super::ngram::{Vocab, count, for_each_common, push_keys};
+use super::ngram::{NgramKey, Vocab, count, for_each_common, push_keys};
 use super::tokenize::{
     Tokens, char_tokens, hangul_tokens, jamo_tokens, rouge_default_tokens, whitespace_tokens,
 };
@@ -278,17 +278,25 @@ fn ids<'a>(toks: &'a Tokens<'_>, vocab: &mut Vocab<'a>) -> Vec<u32> {
     toks.iter().map(|t| vocab.intern(t)).collect()
 }
 
+/// Target and prediction n-gram counts and their overlap, keys packed as `K`.
+fn overlap<K: NgramKey>(target: &[u32], pred: &[u32], n: usize) -> (usize, usize, u64) {
+    let mut tk: Vec<K> = Vec::new();
+    let mut pk: Vec<K> = Vec::new();
+    push_keys(target, n, n, &mut tk);
+    push_keys(pred, n, n, &mut pk);
+    let (t, p) = (tk.len(), pk.len());
+    let (a, b) = (count(&mut tk), count(&mut pk));
+    let mut inter = 0u64;
+    for_each_common(&a, &b, |_, c| inter += c as u64);
+    (t, p, inter)
+}
+
 fn score_ngrams(target: &[u32], pred: &[u32], n: usize) -> RougeScore {
-    let mut tk = Vec::new();
-    let mut pk = Vec::new();
-    let (tc, pc, mut inter) = if n <= super::ngram::MAX_ORDER {
-        push_keys(target, n, n, &mut tk);
-        push_keys(pred, n, n, &mut pk);
-        let (t, p) = (tk.len(), pk.len());
-        let (a, b) = (count(&mut tk), count(&mut pk));
-        let mut inter = 0u64;
-        for_each_common(&a, &b, |_, c| inter += c as u64);
-        (t, p, inter)
+    let max_id = target.iter().chain(pred).copied().max().unwrap_or(0);
+    let (tc, pc, mut inter) = if n <= super::ngram::MAX_ORDER && max_id <= u64::MAX_ID {
+        overlap::<u64>(target, pred, n)
+    } else if n <= super::ngram::MAX_ORDER {
+        overlap::<u128>(target, pred, n)
     } else {
         // Orders above 4 (rouge5…rouge9): compare token windows directly.
         let mut a: Vec<&[u32]> = target.windows(n).collect();
