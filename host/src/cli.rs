@@ -68,9 +68,9 @@ pub enum Command {
     /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
     /// `yunmin dedup bench` to compare with datasketch.
-    Dedup(crate::modules::dedup::DedupCli),
+    Dedup(Box<crate::modules::dedup::DedupCli>),
     /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
-    Metrics(crate::modules::eval::MetricsArgs),
+    Metrics(Box<crate::modules::eval::MetricsArgs>),
     /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).
     Ingest(crate::modules::ingest::IngestArgs),
     /// Diff vectors of a LoRA adapter (or fine-tuned checkpoint) against the base: .npy + stats.

@@ -17,6 +17,12 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Fast range reduction of the high 32 bits of `x` to a bin in `0..k`.
+#[inline(always)]
+fn bin_of(x: u64, k: usize) -> usize {
+    (((x >> 32) * k as u64) >> 32) as usize
+}
+
 /// Writes the OPH signature of `hashes` into `out` (one bin per element) under `seed`. An
 /// empty set gives `u32::MAX` everywhere.
 pub fn sign_oph(hashes: &[u64], seed: u64, out: &mut [u32]) {
@@ -29,8 +35,8 @@ pub fn sign_oph(hashes: &[u64], seed: u64, out: &mut [u32]) {
     let s = mix(seed ^ 0x6f70_685f_7365_6564);
     for &h in hashes {
         let x = mix(h ^ s);
-        // Fast range reduction of the high 32 bits to a bin; the low 32 bits are the value.
-        let bin = (((x >> 32) * k as u64) >> 32) as usize;
+        // The high 32 bits pick the bin; the low 32 bits are the value.
+        let bin = bin_of(x, k);
         let v = x as u32;
         if !filled[bin] || v < out[bin] {
             out[bin] = v;
@@ -49,7 +55,7 @@ pub fn sign_oph(hashes: &[u64], seed: u64, out: &mut [u32]) {
         // borrows from the same sequence, so equal sets give equal signatures.
         let mut attempt = 0u64;
         loop {
-            let j = ((mix(s ^ ((i as u64) << 32 | attempt)) >> 32) * k as u64 >> 32) as usize;
+            let j = bin_of(mix(s ^ (((i as u64) << 32) | attempt)), k);
             if filled[j] {
                 out[i] = src[j];
                 break;

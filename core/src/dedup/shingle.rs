@@ -239,7 +239,7 @@ pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
             if is_syllable(c) {
                 let s = c as u32 - 0xAC00;
                 let jamo = [0x1100 + s / 588, 0x1161 + (s % 588) / 28, 0x11A7 + s % 28];
-                let n = if s % 28 == 0 { 2 } else { 3 };
+                let n = if s.is_multiple_of(28) { 2 } else { 3 };
                 stream.extend(jamo[..n].iter().filter_map(|&j| char::from_u32(j)));
             } else {
                 stream.push(c);
