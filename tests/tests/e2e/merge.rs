@@ -700,6 +700,9 @@ fn merge_sweep_experiment_runs_a_25_point_grid() {
             &format!("models={}", models.display()),
             "--set",
             "domains=legal,medical,news",
+            // Synthetic weights: no model to run, so no perplexity columns.
+            "--set",
+            "parquet=",
         ],
     );
     ok(&o);
