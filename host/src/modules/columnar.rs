@@ -216,10 +216,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "open_parquet",
         &["dir"],
-        "Opens a conversion's output directory (its parquet_report.json).",
+        "Opens a conversion's output directory (its parquet_report.json): inside the run root when\n\
+         it exists there, else relative to the working directory.",
         move |dir: &str| {
             Ok::<_, crate::errors::RhaiError>(ParquetHandle(Arc::new(
-                ParquetSet::open(h.ctx.path(dir)).rhai()?,
+                ParquetSet::open(crate::modules::model::resolve(&h, dir)).rhai()?,
             )))
         },
     );

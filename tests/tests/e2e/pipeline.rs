@@ -375,7 +375,8 @@ fn experiments_rerun_from_a_pipeline_run() {
         tmp.path(),
         "experiments/dem_vs_mixing.rhai",
         &[
-            format!("run={}", root.display()),
+            // Relative to the working directory, as a researcher types it.
+            "run=run".to_string(),
             "scales=0.5,1.0".into(),
             "eval_docs=4".into(),
             "prompts=1".into(),
