@@ -9,11 +9,12 @@
 #   scripts/run_pipeline.sh --reference --publish             # ../shared/data/corpora, larger
 #                                                             # model; writes docs/report.md and
 #                                                             # results/summarize_eval.ipynb
+#   scripts/run_pipeline.sh --out runs/mine                   # another run root
 #   scripts/run_pipeline.sh -- --force --set pretrain_steps=50   # anything after -- goes to `yunmin run`
 #
 # Outputs: <out>/pipeline_run.log (one line per stage: duration, status), pipeline_errors.log
 # (error chain and backtrace of a failed stage), manifest.json, results/ (tables, charts,
-# summarize_eval.ipynb, report.md, eval_prompt_comparison.md).
+# summarize_eval.ipynb, report.md), eval/eval_prompt_comparison.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -27,7 +28,7 @@ while (($#)); do
         --out) out=$2; shift 2 ;;
         --reference) reference=1; shift ;;
         --publish) publish=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         --) shift; extra=("$@"); break ;;
         *) echo "run_pipeline.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
