@@ -338,9 +338,9 @@ pub fn read_shard_file(
 }
 
 /// Shingles and signs documents in parallel, appending to `docs` and `values`.
-fn sign_batch(
+fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
     scheme: &Scheme,
-    batch: &[(u64, Document)],
+    batch: &[(u64, D)],
     docs: &mut Vec<DocMeta>,
     values: &mut Vec<u32>,
 ) {
@@ -348,7 +348,8 @@ fn sign_batch(
     let signed: Vec<(DocMeta, Vec<u32>)> = batch
         .par_iter()
         .map(|(key, d)| {
-            let s = scheme.shingle(&d.text);
+            let d: &Document = d.borrow();
+            let s = scheme.shingle_for_signing(&d.text);
             let mut sig = vec![0u32; p];
             scheme.sign(&s.shingles, &mut sig);
             let meta = DocMeta {
@@ -370,10 +371,10 @@ fn sign_batch(
 
 /// Signs in-memory documents (keys are their positions).
 pub fn sign_documents(scheme: &Scheme, docs: &[Document]) -> Signatures {
-    let batch: Vec<(u64, Document)> = docs
+    let batch: Vec<(u64, &Document)> = docs
         .iter()
         .enumerate()
-        .map(|(i, d)| (i as u64, d.clone()))
+        .map(|(i, d)| (i as u64, d))
         .collect();
     let mut metas = Vec::with_capacity(docs.len());
     let mut values = Vec::with_capacity(docs.len() * scheme.perms());

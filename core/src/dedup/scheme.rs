@@ -192,6 +192,35 @@ impl Scheme {
         }
     }
 
+    /// What signing needs of a text: with OPH the shingles are left as multisets (no sort; the
+    /// minimum per bin ignores repeats) and the content hash is an order-free sum over them;
+    /// with MinHash this is [`Scheme::shingle`].
+    pub fn shingle_for_signing(&self, text: &str) -> Shingled {
+        if self.hashing != Hashing::Oph {
+            return self.shingle(text);
+        }
+        let norm = normalize(text);
+        let shingles = super::shingle::shingle_multisets(&norm, &self.spec);
+        // Σ mix(h) over the multiset, words tagged apart from jamo: equal for texts that are
+        // identical after normalisation, whatever the order of computation.
+        let mix = |h: u64| {
+            let x = (h ^ (h >> 31)).wrapping_mul(0x7fb5_d329_728e_a185);
+            x ^ (x >> 27)
+        };
+        let content = shingles
+            .jamo
+            .iter()
+            .map(|&h| mix(h))
+            .chain(shingles.word.iter().map(|&h| mix(h ^ 0x776f_7264)))
+            .fold(0u64, u64::wrapping_add);
+        Shingled {
+            tokens: token_count(&norm) as u32,
+            chars: text.chars().count() as u32,
+            content,
+            shingles,
+        }
+    }
+
     /// Writes the signature of `s` into `out` (length `perms`).
     pub fn sign(&self, s: &Shingles, out: &mut [u32]) {
         let p = self.perms();
@@ -283,6 +312,37 @@ impl Scheme {
                 )));
             }
             Ok((0..br.bands).map(|j| j * br.rows).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oph_signs_multisets_like_sets() {
+        let text = "대한민국 헌법 제1조 대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있다. 대한민국";
+        for spec in ["jamo3", "jamo3+word5"] {
+            let s = Scheme::new(spec.parse().unwrap(), Combine::Union, 0.5, 64, 9)
+                .unwrap()
+                .with_hashing(Hashing::Oph);
+            let (fast, sorted) = (s.shingle_for_signing(text), s.shingle(text));
+            assert!(
+                fast.shingles.jamo.len() > sorted.shingles.jamo.len(),
+                "repeats kept"
+            );
+            let (mut a, mut b) = (vec![0; 64], vec![0; 64]);
+            s.sign(&fast.shingles, &mut a);
+            s.sign(&sorted.shingles, &mut b);
+            assert_eq!(
+                a, b,
+                "{spec}: repeats and order do not change the signature"
+            );
+            // Content: equal after normalisation, different otherwise.
+            let same = s.shingle_for_signing("대한민국  헌법, 제1조 대한민국은 민주공화국이다 대한민국의 주권은 국민에게 있다 대한민국");
+            assert_eq!(fast.content, same.content);
+            assert_ne!(fast.content, s.shingle_for_signing("대한민국 헌법").content);
         }
     }
 }

@@ -225,8 +225,13 @@ pub fn token_count(normalized: &str) -> usize {
     normalized.split(' ').filter(|w| !w.is_empty()).count()
 }
 
-/// Jamo n-gram hashes of normalised text (see the module docs).
+/// Jamo n-gram hashes of normalised text (see the module docs), sorted and deduplicated.
 pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
+    sorted_set(jamo_hashes(normalized, n))
+}
+
+/// The jamo n-gram hashes in text order, repeats included (a multiset; enough for signatures).
+pub fn jamo_hashes(normalized: &str, n: usize) -> Vec<u64> {
     let mut stream = String::with_capacity(normalized.len() * 2);
     let chars = normalized.chars().filter(|c| *c != ' ');
     if normalized
@@ -254,20 +259,30 @@ pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
         .chain(std::iter::once(stream.len()))
         .collect();
     let chars = bounds.len() - 1;
-    let mut v: Vec<u64> = if chars < n {
+    if chars < n {
         vec![xxh3_64_with_seed(stream.as_bytes(), JAMO_SEED)]
     } else {
         (0..=chars - n)
             .map(|i| xxh3_64_with_seed(&stream.as_bytes()[bounds[i]..bounds[i + n]], JAMO_SEED))
             .collect()
-    };
+    }
+}
+
+/// Sorted and deduplicated.
+fn sorted_set(mut v: Vec<u64>) -> Vec<u64> {
     v.sort_unstable();
     v.dedup();
     v
 }
 
-/// Word n-gram hashes of normalised text (words are separated by single spaces there).
+/// Word n-gram hashes of normalised text (words are separated by single spaces there), sorted
+/// and deduplicated.
 pub fn word_shingles(normalized: &str, n: usize) -> Vec<u64> {
+    sorted_set(word_hashes(normalized, n))
+}
+
+/// The word n-gram hashes in text order, repeats included.
+pub fn word_hashes(normalized: &str, n: usize) -> Vec<u64> {
     let bytes = normalized.as_bytes();
     let mut starts = Vec::new();
     let mut ends = Vec::new();
@@ -287,16 +302,13 @@ pub fn word_shingles(normalized: &str, n: usize) -> Vec<u64> {
         ends.push(bytes.len());
     }
     let words = starts.len();
-    let mut v: Vec<u64> = if words < n {
+    if words < n {
         vec![xxh3_64_with_seed(bytes, WORD_SEED)]
     } else {
         (0..=words - n)
             .map(|i| xxh3_64_with_seed(&bytes[starts[i]..ends[i + n - 1]], WORD_SEED))
             .collect()
-    };
-    v.sort_unstable();
-    v.dedup();
-    v
+    }
 }
 
 /// Shingles of already normalised text.
@@ -309,6 +321,21 @@ pub fn shingles_of_normalized(normalized: &str, spec: &ShingleSpec) -> Shingles 
         word: spec
             .word
             .map(|n| word_shingles(normalized, n))
+            .unwrap_or_default(),
+    }
+}
+
+/// Shingle hashes of already normalised text as multisets (text order, repeats kept): what a
+/// signature needs, without the sort.
+pub fn shingle_multisets(normalized: &str, spec: &ShingleSpec) -> Shingles {
+    Shingles {
+        jamo: spec
+            .jamo
+            .map(|n| jamo_hashes(normalized, n))
+            .unwrap_or_default(),
+        word: spec
+            .word
+            .map(|n| word_hashes(normalized, n))
             .unwrap_or_default(),
     }
 }
