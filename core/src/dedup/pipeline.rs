@@ -517,16 +517,41 @@ pub fn find(
         .enumerate()
         .map(|(x, &h)| ((x % br.bands) as u16, h))
         .collect();
-    probes.par_sort_unstable();
-    probes.dedup();
+    // Backends that answer "the union of a document's buckets" in one request (Redis) are asked
+    // per document: each other member pairs with the document. Others are asked per bucket.
+    let per_doc: Vec<&[BucketKey]> = probes.chunks(br.bands).collect();
     let mut buckets = Vec::new();
-    let bar = progress_bar(probes.len() as u64, "querying");
-    for chunk in probes.chunks(100_000) {
+    let bar = progress_bar(sigs.len() as u64, "querying");
+    let mut by_doc = None;
+    for (c, chunk) in per_doc.chunks(10_000).enumerate() {
         check_cancelled()?;
-        buckets.extend(index.members(chunk)?.into_iter().filter(|m| m.len() > 1));
+        let Some(res) = index.union_members(chunk) else {
+            break;
+        };
+        for (d, members) in res?.into_iter().enumerate() {
+            let key = sigs.docs[c * 10_000 + d].key;
+            buckets.extend(
+                members
+                    .into_iter()
+                    .filter(|&m| m != key)
+                    .map(|m| vec![key, m]),
+            );
+        }
+        by_doc = Some(());
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    if by_doc.is_none() {
+        probes.par_sort_unstable();
+        probes.dedup();
+        let bar = progress_bar(probes.len() as u64, "querying");
+        for chunk in probes.chunks(100_000) {
+            check_cancelled()?;
+            buckets.extend(index.members(chunk)?.into_iter().filter(|m| m.len() > 1));
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+    }
     let leaders = verify::content_leaders(sigs);
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
     if unknown > 0 {

@@ -459,3 +459,29 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
         text(&o)
     );
 }
+
+/// The Redis index inserts through a server-side script and queries unions per document: a
+/// server that lost its scripts (`SCRIPT FLUSH`, as after a restart) is handled by reloading,
+/// and the unions equal what bucket-by-bucket queries give.
+#[test]
+fn redis_index_survives_a_script_flush_and_unions_match_buckets() {
+    use yunmin_core::dedup::lsh::{LshIndex, redis::RedisIndex};
+    let srv = RedisServer::start();
+    let mut idx = RedisIndex::connect(&srv.url(), "t", 64).unwrap();
+    // Three documents, two bands: docs 1 and 2 share band 0, docs 2 and 3 share band 1.
+    idx.insert(&[1, 2], &[10, 20, 10, 30]).unwrap();
+    srv.command(&["SCRIPT", "FLUSH"]);
+    idx.insert(&[3], &[40, 30]).unwrap();
+    let docs: Vec<Vec<(u16, u64)>> = vec![
+        vec![(0, 10), (1, 20)],
+        vec![(0, 10), (1, 30)],
+        vec![(0, 40), (1, 30)],
+    ];
+    let refs: Vec<&[(u16, u64)]> = docs.iter().map(Vec::as_slice).collect();
+    let unions = idx.union_members(&refs).unwrap().unwrap();
+    assert_eq!(unions, vec![vec![1, 2], vec![1, 2, 3], vec![2, 3]]);
+    let buckets = idx.members(&[(0, 10), (1, 30), (0, 40)]).unwrap();
+    assert_eq!(buckets, vec![vec![1, 2], vec![2, 3], vec![3]]);
+    idx.clear().unwrap();
+    assert_eq!(idx.members(&[(0, 10)]).unwrap(), vec![Vec::<u64>::new()]);
+}

@@ -24,6 +24,13 @@ pub trait LshIndex: Send {
     /// Members of every probed bucket (same order as `probes`), sorted ascending.
     fn members(&mut self, probes: &[BucketKey]) -> Result<Vec<Vec<u64>>>;
 
+    /// For each document (its buckets, one per band), the union of those buckets' members —
+    /// one request per document instead of one per bucket. `None`: the backend has no cheaper
+    /// way than [`LshIndex::members`] (the caller then queries buckets).
+    fn union_members(&mut self, _docs: &[&[BucketKey]]) -> Option<Result<Vec<Vec<u64>>>> {
+        None
+    }
+
     /// Removes everything this index stored.
     fn clear(&mut self) -> Result<()>;
 }

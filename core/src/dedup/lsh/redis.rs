@@ -1,6 +1,8 @@
 //! The Redis LSH index: one Redis set per bucket (`<namespace>:<band>:<hash>`), members are the
-//! documents' integer keys (stored compactly as Redis intsets). Inserts (`SADD`) and queries
-//! (`SMEMBERS`) go in pipelined batches. Several worker processes may insert into one
+//! documents' integer keys (stored compactly as Redis intsets). Inserts go in pipelined batches of
+//! one server-side script call per document (`SADD` into each of its band buckets); queries ask
+//! for the union of a document's buckets (`SUNION`, one command per document) or, for bucket
+//! lists, `SMEMBERS`. Several worker processes may insert into one
 //! namespace at once: sets make inserts idempotent and order-free.
 
 use super::{BucketKey, LshIndex};
@@ -14,7 +16,12 @@ pub struct RedisIndex {
     namespace: String,
     batch: usize,
     con: redis::Connection,
+    insert_sha: String,
 }
+
+/// Adds ARGV[1] to every set in KEYS: one call inserts a document into all its buckets.
+const INSERT_SCRIPT: &str =
+    "for i = 1, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end return #KEYS";
 
 impl std::fmt::Debug for RedisIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,12 +52,46 @@ impl RedisIndex {
         redis::cmd("PING")
             .query::<String>(&mut con)
             .map_err(|e| err("connect", e))?;
+        let insert_sha = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(INSERT_SCRIPT)
+            .query::<String>(&mut con)
+            .map_err(|e| err("connect", e))?;
         Ok(Self {
             url: url.into(),
             namespace: namespace.into(),
             batch: batch.max(1),
             con,
+            insert_sha,
         })
+    }
+
+    /// Sends one pipeline of script calls; reloads the script once if the server lost it
+    /// (restart or `SCRIPT FLUSH`).
+    fn exec_inserts(&mut self, calls: &[(u64, Vec<String>)]) -> Result<()> {
+        for attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            for (k, keys) in calls {
+                pipe.cmd("EVALSHA")
+                    .arg(&self.insert_sha)
+                    .arg(keys.len())
+                    .arg(keys)
+                    .arg(*k as i64)
+                    .ignore();
+            }
+            match pipe.exec(&mut self.con) {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt == 0 && e.code() == Some("NOSCRIPT") => {
+                    self.insert_sha = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(INSERT_SCRIPT)
+                        .query::<String>(&mut self.con)
+                        .map_err(|e| self.err("insert", e))?;
+                }
+                Err(e) => return Err(self.err("insert", e)),
+            }
+        }
+        Ok(())
     }
 
     fn key(&self, band: u16, hash: u64) -> String {
@@ -77,28 +118,46 @@ impl LshIndex for RedisIndex {
             return Ok(());
         }
         let b = bands.len() / keys.len();
-        let mut pipe = redis::pipe();
-        let mut n = 0;
+        let per_pipe = (self.batch / b.max(1)).max(1);
+        let mut calls = Vec::with_capacity(per_pipe);
         for (i, &k) in keys.iter().enumerate() {
-            for j in 0..b {
-                pipe.cmd("SADD")
-                    .arg(self.key(j as u16, bands[i * b + j]))
-                    .arg(k as i64)
-                    .ignore();
-                n += 1;
-                if n >= self.batch {
-                    pipe.exec(&mut self.con)
-                        .map_err(|e| self.err("insert", e))?;
-                    pipe = redis::pipe();
-                    n = 0;
-                }
+            let ks = (0..b)
+                .map(|j| self.key(j as u16, bands[i * b + j]))
+                .collect();
+            calls.push((k, ks));
+            if calls.len() >= per_pipe {
+                self.exec_inserts(&calls)?;
+                calls.clear();
             }
         }
-        if n > 0 {
-            pipe.exec(&mut self.con)
-                .map_err(|e| self.err("insert", e))?;
+        if !calls.is_empty() {
+            self.exec_inserts(&calls)?;
         }
         Ok(())
+    }
+
+    fn union_members(&mut self, docs: &[&[BucketKey]]) -> Option<Result<Vec<Vec<u64>>>> {
+        let per_pipe = (self.batch / docs.first().map_or(1, |d| d.len().max(1))).max(1);
+        let mut out = Vec::with_capacity(docs.len());
+        for chunk in docs.chunks(per_pipe) {
+            let mut pipe = redis::pipe();
+            for probes in chunk {
+                let mut c = redis::cmd("SUNION");
+                for &(j, h) in *probes {
+                    c.arg(self.key(j, h));
+                }
+                pipe.add_command(c);
+            }
+            let res: Vec<Vec<i64>> = match pipe.query(&mut self.con) {
+                Ok(r) => r,
+                Err(e) => return Some(Err(self.err("query", e))),
+            };
+            out.extend(res.into_iter().map(|mut v| {
+                v.sort_unstable();
+                v.into_iter().map(|x| x as u64).collect()
+            }));
+        }
+        Some(Ok(out))
     }
 
     fn members(&mut self, probes: &[BucketKey]) -> Result<Vec<Vec<u64>>> {
