@@ -215,7 +215,33 @@ pub fn normalize(text: &str) -> String {
     if is_nfkc(text) {
         text.chars().for_each(&mut lower);
     } else {
-        text.nfkc().for_each(&mut lower);
+        nfkc_runs(text).chars().for_each(&mut lower);
+    }
+    out
+}
+
+/// NFKC of `text`, normalising only the runs of characters other than ASCII and Hangul
+/// syllables, each together with the character before it. Exact: ASCII characters and
+/// syllables are starters that NFKC leaves alone, so a run can only compose with the starter
+/// just before it (`e` + U+0301, `가` + jongseong), never across the next stable character.
+fn nfkc_runs(text: &str) -> String {
+    let stable = |c: char| c.is_ascii() || is_syllable(c);
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut last_stable: Option<usize> = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if stable(c) {
+            last_stable = Some(out.len());
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let end = rest.find(stable).unwrap_or(rest.len());
+        let mut seg = last_stable.map(|p| out.split_off(p)).unwrap_or_default();
+        seg.push_str(&rest[..end]);
+        out.extend(seg.nfkc());
+        last_stable = None;
+        rest = &rest[end..];
     }
     out
 }
@@ -388,6 +414,23 @@ mod tests {
     }
 
     #[test]
+    fn run_wise_nfkc_equals_whole_text_nfkc() {
+        use rand::{Rng, SeedableRng};
+        let pool: Vec<char> =
+            "aZ9 .가각힣ㄱㄳㅏㅋㅠ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}\u{308}ﬁ½①㈜Ａ漢\u{F900}é"
+                .chars()
+                .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..3000 {
+            let n = rng.random_range(0..12);
+            let t: String = (0..n)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect();
+            assert_eq!(nfkc_runs(&t), t.nfkc().collect::<String>(), "{t:?}");
+        }
+    }
+
+    #[test]
     fn fast_paths_equal_the_definition() {
         let texts = [
             "대한민국 헌법 제1조 ① 대한민국은 민주공화국이다.",
@@ -396,6 +439,7 @@ mod tests {
             "가\u{11A8} 조합형 자모 \u{1100}\u{1161}\u{11AB}",
             "Café naïve ÉCOLE Σίσυφος İstanbul ß",
             "ㅋㅋㅋ 재밌다 ㅠㅠ ㄳ 가ㄳ 漢字만 \u{F900}",
+            "ㄱㅏ 가\u{11A8}ㅋ cafe\u{301} e\u{301}\u{327} ﬁ ½ ①② ㈜ 가ㅏ",
             "漢字 混用 文章 — “인용” 『책』 😀👍 ❤\u{FE0F}",
             "",
             "   ",
