@@ -830,9 +830,17 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let rs = tmp.path().join("redis.jsonl");
     write_jsonl(&rs, &small)?;
     // Both signature methods, labelled `yunmin` (MinHash) and `yunmin-oph`.
-    for (tool, hashing) in [("yunmin", Hashing::Minhash), ("yunmin-oph", Hashing::Oph)] {
+    // MinHash and OPH (the default) with exact verification of candidates, and OPH deciding on
+    // the signature estimate alone — the same work as datasketch's MinHashLSH.
+    use yunmin_core::dedup::verify::Verify;
+    for (tool, hashing, verify) in [
+        ("yunmin", Hashing::Minhash, Verify::Exact),
+        ("yunmin-oph", Hashing::Oph, Verify::Exact),
+        ("yunmin-oph-estimate", Hashing::Oph, Verify::Estimate),
+    ] {
         let cfg = DedupConfig {
             hashing,
+            verify,
             ..DedupConfig::default()
         };
         for r in bench(&docs, &cfg, 1, None)? {
