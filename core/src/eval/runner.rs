@@ -13,7 +13,7 @@
 
 use super::EvalError;
 use super::bleu::{BleuConfig, BleuTokenize, corpus_bleu, sentence_bleu};
-use super::perplexity::{OVERALL, PerplexityAccumulator};
+use super::perplexity::{NllSum, OVERALL, PerplexityAccumulator};
 use super::rouge::{RougeConfig, RougeTokenizer, RougeType, rouge};
 use crate::Result;
 use crate::model::{GenerateConfig, Llama, LoadedModel, generate};
@@ -60,6 +60,18 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
+    /// The documents scored for perplexity: `max_docs` of them (0 = all) after skipping
+    /// `offset`.
+    pub fn scored_docs<'a>(&self, docs: &'a [Vec<u32>], offset: usize) -> &'a [Vec<u32>] {
+        let start = offset.min(docs.len());
+        let end = if self.max_docs == 0 {
+            docs.len()
+        } else {
+            (start + self.max_docs).min(docs.len())
+        };
+        &docs[start..end]
+    }
+
     fn validate(&self) -> Result<()> {
         if self.seq_len == 0 || self.batch == 0 || self.prompt_tokens == 0 {
             return Err(EvalError::Config(
@@ -209,7 +221,7 @@ fn metric_row(
     model: &str,
     domain: &str,
     docs: usize,
-    ppl: (u64, f64),
+    ppl: &NllSum,
     s: &Scored,
     cfg: &EvalConfig,
 ) -> Result<Map<String, Value>> {
@@ -219,8 +231,8 @@ fn metric_row(
     row.insert("model".into(), json!(model));
     row.insert("domain".into(), json!(domain));
     row.insert("docs".into(), json!(docs));
-    row.insert("tokens".into(), json!(ppl.0));
-    row.insert("perplexity".into(), num(ppl.1));
+    row.insert("tokens".into(), json!(ppl.tokens()));
+    row.insert("perplexity".into(), num(ppl.perplexity()));
     row.insert("prompts".into(), json!(s.hyps.len()));
     row.insert("bleu".into(), num(bleu));
     for (k, v) in ["rouge1", "rouge2", "rougeL", "rougeLsum"].iter().zip(r) {
@@ -283,14 +295,6 @@ fn continuations(
     Ok(s)
 }
 
-fn ppl_of(acc: &PerplexityAccumulator, domain: &str) -> (u64, f64) {
-    acc.rows()
-        .into_iter()
-        .find(|r| r.domain == domain)
-        .map(|r| (r.tokens, r.perplexity))
-        .unwrap_or((0, f64::NAN))
-}
-
 /// Evaluates every `(name, model)` on every domain of `data` (see the module docs). Models are
 /// evaluated one after another; a progress bar counts model × domain steps.
 pub fn evaluate(
@@ -304,17 +308,10 @@ pub fn evaluate(
     }
     let sets: Vec<DomainSet<'_>> = data
         .iter()
-        .map(|d| {
-            let n = if cfg.max_docs == 0 {
-                d.docs.len()
-            } else {
-                cfg.max_docs.min(d.docs.len())
-            };
-            DomainSet {
-                domain: &d.domain,
-                docs: &d.docs[..n],
-                prompts: make_prompts(d, cfg),
-            }
+        .map(|d| DomainSet {
+            domain: &d.domain,
+            docs: cfg.scored_docs(&d.docs, 0),
+            prompts: make_prompts(d, cfg),
         })
         .collect();
     let bar = crate::run::progress_bar((models.len() * data.len()) as u64, "evaluating");
@@ -333,14 +330,21 @@ pub fn evaluate(
             add_document_nll(&mut acc, &lm.model, set.domain, set.docs, eos, cfg)?;
             docs_total += set.docs.len();
             let s = continuations(name, lm, set, cfg, &mut generations)?;
-            let ppl = ppl_of(&acc, set.domain);
-            metrics.push_row(&metric_row(name, set.domain, set.docs.len(), ppl, &s, cfg)?)?;
+            let ppl = acc.domain(set.domain).cloned().unwrap_or_default();
+            metrics.push_row(&metric_row(
+                name,
+                set.domain,
+                set.docs.len(),
+                &ppl,
+                &s,
+                cfg,
+            )?)?;
             all.hyps.extend(s.hyps);
             all.refs.extend(s.refs);
             bar.inc(1);
         }
-        let ppl = ppl_of(&acc, OVERALL);
-        metrics.push_row(&metric_row(name, OVERALL, docs_total, ppl, &all, cfg)?)?;
+        let ppl = acc.overall();
+        metrics.push_row(&metric_row(name, OVERALL, docs_total, &ppl, &all, cfg)?)?;
     }
     bar.finish_and_clear();
     Ok(EvalTables {

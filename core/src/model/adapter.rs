@@ -288,6 +288,12 @@ pub fn load_adapter(dir: &Path) -> Result<LoraAdapterFile> {
 }
 
 impl LoraAdapterFile {
+    /// `model` with these factors folded into its weights (W + scale·B·A): for generation,
+    /// evaluation or saving.
+    pub fn fold_into(&self, model: Llama) -> Result<Llama> {
+        Ok(self.attach(model)?.merge_lora())
+    }
+
     /// Attaches these factors to `model` (base weights frozen), checking every module exists
     /// and its shapes match. `model` must have no adapter attached yet.
     pub fn attach(&self, model: Llama) -> Result<Llama> {

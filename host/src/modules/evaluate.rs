@@ -132,34 +132,17 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let lm = model_of("model_perplexity", model)?;
             let c = tokens_of(&h, tokens, None)?;
             let (cfg, extra) = eval_config("model_perplexity", opts)?;
-            let start = extra.offset.min(c.docs.len());
-            let end = if cfg.max_docs == 0 {
-                c.docs.len()
-            } else {
-                (start + cfg.max_docs).min(c.docs.len())
-            };
-            let n = end - start;
+            let docs = cfg.scored_docs(&c.docs, extra.offset);
             let mut acc = PerplexityAccumulator::new();
-            add_document_nll(
-                &mut acc,
-                &lm.model,
-                &c.name,
-                &c.docs[start..end],
-                lm.config.eos_token_id,
-                &cfg,
-            )
-            .rhai()?;
-            let r = acc
-                .rows()
-                .into_iter()
-                .find(|r| r.domain == c.name)
-                .ok_or_else(|| msg_err("model_perplexity: no rows"))?;
+            let eos = lm.config.eos_token_id;
+            add_document_nll(&mut acc, &lm.model, &c.name, docs, eos, &cfg).rhai()?;
+            let r = acc.domain(&c.name).cloned().unwrap_or_default();
             let mut out = Map::new();
-            out.insert("domain".into(), Dynamic::from(r.domain));
-            out.insert("docs".into(), Dynamic::from_int(n as i64));
-            out.insert("tokens".into(), Dynamic::from_int(r.tokens as i64));
-            out.insert("nll_sum".into(), Dynamic::from_float(r.nll_sum));
-            out.insert("perplexity".into(), Dynamic::from_float(r.perplexity));
+            out.insert("domain".into(), Dynamic::from(c.name.clone()));
+            out.insert("docs".into(), Dynamic::from_int(docs.len() as i64));
+            out.insert("tokens".into(), Dynamic::from_int(r.tokens() as i64));
+            out.insert("nll_sum".into(), Dynamic::from_float(r.nll()));
+            out.insert("perplexity".into(), Dynamic::from_float(r.perplexity()));
             Ok::<_, crate::errors::RhaiError>(out)
         },
     );
@@ -260,7 +243,7 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
     let dev = parse_device("cpu")?;
     let mut lm = LoadedModel::load(&a.model, &dev)?;
     if let Some(dir) = &a.adapter {
-        lm.model = load_adapter(dir)?.attach(lm.model)?.merge_lora();
+        lm.model = load_adapter(dir)?.fold_into(lm.model)?;
     }
     let mut sets: Vec<(String, Vec<Vec<u32>>)> = Vec::new();
     if let Some(p) = &a.parquet {
@@ -288,20 +271,17 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
     let cfg = EvalConfig {
         seq_len: a.seq_len,
         batch: a.batch,
+        max_docs: a.max_docs,
         ..EvalConfig::default()
     };
     let mut acc = PerplexityAccumulator::new();
     for (domain, docs) in &sets {
-        let n = if a.max_docs == 0 {
-            docs.len()
-        } else {
-            a.max_docs.min(docs.len())
-        };
+        let docs = cfg.scored_docs(docs, 0);
         add_document_nll(
             &mut acc,
             &lm.model,
             domain,
-            &docs[..n],
+            docs,
             lm.config.eos_token_id,
             &cfg,
         )?;

@@ -210,9 +210,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["model", "adapter"],
         "The model with the adapter folded into its weights (W + lora_alpha/r · B·A), for generation\nor saving.",
         |m: &mut Model, a: Adapter| {
-            let attached = a.file.attach(m.0.model.clone()).rhai()?;
             let mut lm = (*m.0).clone();
-            lm.model = attached.merge_lora();
+            lm.model = a.file.fold_into(lm.model).rhai()?;
             lm.dir = None;
             Ok::<_, crate::errors::RhaiError>(Model(Arc::new(lm)))
         },
@@ -263,7 +262,7 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
     let dev = parse_device(&a.device)?;
     let mut lm = LoadedModel::load(&a.model, &dev)?;
     if let Some(ad) = &a.adapter {
-        lm.model = load_adapter(ad)?.attach(lm.model)?.merge_lora();
+        lm.model = load_adapter(ad)?.fold_into(lm.model)?;
     }
     let cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
