@@ -106,28 +106,46 @@ pub fn load_checkpoint(
 ) -> Result<(Llama, LlamaConfig)> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
     let (mut tensors, file) = read_checkpoint_dir(dir)?;
-    let path = file.display().to_string();
     // A tied checkpoint may still carry lm_head.weight (transformers writes it in some versions).
+    let model = build_from_tensors(
+        &cfg,
+        device,
+        &file.display().to_string(),
+        trainable,
+        |name| tensors.remove(name).map(|t| (t.shape, t.data)),
+    )?;
+    Ok((model, cfg))
+}
+
+/// Builds a model from named tensors: `take(name)` yields the shape and values of a Hugging
+/// Face tensor. A missing tensor or a shape that contradicts `cfg` is an error naming the
+/// tensor and `source` (a file, or a description of where the weights are).
+pub fn build_from_tensors(
+    cfg: &LlamaConfig,
+    device: &Device,
+    source: &str,
+    trainable: bool,
+    mut take: impl FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>,
+) -> Result<Llama> {
     let mut src = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-        let t = tensors.remove(name).ok_or_else(|| {
+        let (got, data) = take(name).ok_or_else(|| {
             Error::from(ModelError::MissingTensor {
-                path: path.clone(),
+                path: source.into(),
                 name: name.into(),
             })
         })?;
-        if t.shape != shape {
+        if got != shape {
             return Err(ModelError::Shape {
-                path: path.clone(),
+                path: source.into(),
                 name: name.into(),
-                got: t.shape,
+                got,
                 want: shape.to_vec(),
             }
             .into());
         }
-        Ok(t.data)
+        Ok(data)
     };
-    let model = Llama::build(&cfg, device, &mut src, trainable)?;
-    Ok((model, cfg))
+    Llama::build(cfg, device, &mut src, trainable)
 }
 
 /// The tokenizer stored beside a checkpoint, if any.

@@ -1,7 +1,9 @@
 //! A model together with its configuration and where it came from: what the host's `Model`
 //! handle wraps and what training, merging and evaluation take.
 
-use super::checkpoint::{checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint};
+use super::checkpoint::{
+    build_from_tensors, checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint,
+};
 use super::{Device, Llama, LlamaConfig};
 use crate::Result;
 use std::collections::HashMap;
@@ -42,20 +44,14 @@ impl LoadedModel {
     /// A copy of the network on `device` (e.g. `device.autodiff()` for training), built from
     /// this model's merged weights; parameters require gradients when `trainable`.
     pub fn rebuild_on(&self, device: &Device, trainable: bool) -> Result<Llama> {
-        let mut map: HashMap<String, Vec<f32>> = hf_tensors(&self.model, &self.config)
-            .into_iter()
-            .map(|(n, _, d)| (n, d))
-            .collect();
-        let mut src = |name: &str, _shape: &[usize]| -> Result<Vec<f32>> {
-            map.remove(name).ok_or_else(|| {
-                super::ModelError::MissingTensor {
-                    path: "<memory>".into(),
-                    name: name.into(),
-                }
-                .into()
-            })
-        };
-        Llama::build(&self.config, device, &mut src, trainable)
+        let mut map: HashMap<String, (Vec<usize>, Vec<f32>)> =
+            hf_tensors(&self.model, &self.config)
+                .into_iter()
+                .map(|(n, s, d)| (n, (s, d)))
+                .collect();
+        build_from_tensors(&self.config, device, "<memory>", trainable, |name| {
+            map.remove(name)
+        })
     }
 }
 

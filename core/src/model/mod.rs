@@ -17,7 +17,9 @@ mod safetensors_io;
 pub use adapter::{
     AdapterConfig, LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter,
 };
-pub use checkpoint::{checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint};
+pub use checkpoint::{
+    build_from_tensors, checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint,
+};
 pub use config::LlamaConfig;
 pub use device::{Device, device_names, parse_device};
 pub use error::ModelError;
