@@ -522,7 +522,7 @@ pub fn find(
     let per_doc: Vec<&[BucketKey]> = probes.chunks(br.bands).collect();
     let mut buckets = Vec::new();
     let bar = progress_bar(sigs.len() as u64, "querying");
-    let mut by_doc = None;
+    let mut by_doc = false;
     for (c, chunk) in per_doc.chunks(10_000).enumerate() {
         check_cancelled()?;
         let Some(res) = index.union_members(chunk) else {
@@ -537,11 +537,11 @@ pub fn find(
                     .map(|m| vec![key, m]),
             );
         }
-        by_doc = Some(());
+        by_doc = true;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    if by_doc.is_none() {
+    if !by_doc {
         probes.par_sort_unstable();
         probes.dedup();
         let bar = progress_bar(probes.len() as u64, "querying");

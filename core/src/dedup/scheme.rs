@@ -204,10 +204,7 @@ impl Scheme {
         let shingles = super::shingle::shingle_multisets(&norm, &self.spec);
         // Σ mix(h) over the multiset, words tagged apart from jamo: equal for texts that are
         // identical after normalisation, whatever the order of computation.
-        let mix = |h: u64| {
-            let x = (h ^ (h >> 31)).wrapping_mul(0x7fb5_d329_728e_a185);
-            x ^ (x >> 27)
-        };
+        let mix = super::oph::mix;
         let content = shingles
             .jamo
             .iter()

@@ -417,7 +417,7 @@ impl Download {
                     // Small body frames are gathered into pieces of FLUSH_BYTES: fewer channel
                     // hand-offs between the runtime and the reading thread.
                     let mut pending = BytesMut::new();
-                    let reason = loop {
+                    let outcome = loop {
                         match body.next().await {
                             Some(Ok(b)) => {
                                 offset += b.len() as u64;
@@ -431,28 +431,28 @@ impl Download {
                                     return;
                                 }
                             }
-                            Some(Err(e)) => break DisplayErrorContext(&e).to_string(),
+                            Some(Err(e)) => break Err(DisplayErrorContext(&e).to_string()),
+                            None if end.is_none_or(|e| offset >= e) => break Ok(()),
                             None => {
-                                if end.is_none_or(|e| offset >= e) {
-                                    if !pending.is_empty() {
-                                        let _ = tx.send(Piece::Data(pending.freeze())).await;
-                                    }
-                                    let _ = tx.send(Piece::End).await;
-                                    return;
-                                }
-                                break format!(
+                                break Err(format!(
                                     "body ended at byte {offset} before its length {}",
                                     end.unwrap_or(0)
-                                );
+                                ));
                             }
                         }
                     };
-                    // Bytes received before the break are delivered; the resume starts after them.
+                    // Every byte received is delivered; a resume starts after them.
                     if !pending.is_empty() && tx.send(Piece::Data(pending.freeze())).await.is_err()
                     {
                         return;
                     }
-                    reason
+                    match outcome {
+                        Ok(()) => {
+                            let _ = tx.send(Piece::End).await;
+                            return;
+                        }
+                        Err(reason) => reason,
+                    }
                 }
             };
             if offset > before {

@@ -23,6 +23,14 @@ pub struct RedisIndex {
 const INSERT_SCRIPT: &str =
     "for i = 1, #KEYS do redis.call('SADD', KEYS[i], ARGV[1]) end return #KEYS";
 
+/// Loads [`INSERT_SCRIPT`] into the server's script cache; returns its SHA1 for `EVALSHA`.
+fn load_insert_script(con: &mut redis::Connection) -> redis::RedisResult<String> {
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(INSERT_SCRIPT)
+        .query(con)
+}
+
 impl std::fmt::Debug for RedisIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisIndex")
@@ -52,11 +60,7 @@ impl RedisIndex {
         redis::cmd("PING")
             .query::<String>(&mut con)
             .map_err(|e| err("connect", e))?;
-        let insert_sha = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(INSERT_SCRIPT)
-            .query::<String>(&mut con)
-            .map_err(|e| err("connect", e))?;
+        let insert_sha = load_insert_script(&mut con).map_err(|e| err("connect", e))?;
         Ok(Self {
             url: url.into(),
             namespace: namespace.into(),
@@ -82,11 +86,8 @@ impl RedisIndex {
             match pipe.exec(&mut self.con) {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt == 0 && e.code() == Some("NOSCRIPT") => {
-                    self.insert_sha = redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(INSERT_SCRIPT)
-                        .query::<String>(&mut self.con)
-                        .map_err(|e| self.err("insert", e))?;
+                    self.insert_sha =
+                        load_insert_script(&mut self.con).map_err(|e| self.err("insert", e))?;
                 }
                 Err(e) => return Err(self.err("insert", e)),
             }
