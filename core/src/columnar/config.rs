@@ -96,7 +96,7 @@ pub struct ConvertConfig {
     pub unknown_fields: UnknownFields,
     /// Input is read in chunks of at most this many documents (default 8192)…
     pub chunk_rows: usize,
-    /// …and at most this many megabytes (default 16; a single larger line is one chunk).
+    /// …and at most this many megabytes (default 8; a single larger line is one chunk).
     pub chunk_mb: usize,
     /// Arrow data waiting to be encoded, across all output files, is capped at this many
     /// megabytes; above it the largest buffer is encoded early (default 48).
@@ -118,7 +118,7 @@ impl Default for ConvertConfig {
             extras: Vec::new(),
             unknown_fields: UnknownFields::Ignore,
             chunk_rows: 8192,
-            chunk_mb: 16,
+            chunk_mb: 8,
             buffer_mb: 48,
         }
     }

@@ -413,7 +413,7 @@ pub fn convert(
         rg_rows: cfg.row_group_rows,
         rg_bytes: cfg.row_group_mb << 20,
         buffer_cap: cfg.buffer_mb << 20,
-        max_in_flight: 2 * threads,
+        max_in_flight: threads,
     };
     let mut reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
     let bar = progress_bar(input_bytes, "parquet");

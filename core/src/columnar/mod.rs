@@ -51,6 +51,7 @@
 //! tokenizer's `</s>` is id 1, see [`crate::text`]).
 
 mod bench;
+mod brotli_column;
 mod chunks;
 mod config;
 mod convert;

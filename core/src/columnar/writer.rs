@@ -1,9 +1,11 @@
 //! One output Parquet file, written row group by row group. Buffered Arrow batches become a row
 //! group when they reach the configured rows or bytes; the row group's columns are encoded and
 //! compressed on the rayon pool (row groups of different files, and columns of one row group, in
-//! parallel) and appended to the file in order.
+//! parallel) and appended to the file in order. Brotli string columns are encoded by
+//! [`BrotliColumns`] (the C encoder), every other column by parquet's Arrow column writers.
 
 use super::ColumnarError;
+use super::brotli_column::{BrotliColumns, EncodedColumn};
 use crate::Result;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -13,7 +15,8 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,14 +24,42 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 
-type Encoded = std::result::Result<Vec<ArrowColumnChunk>, ParquetError>;
+/// One encoded column chunk of a row group.
+enum Chunk {
+    /// From parquet's Arrow column writer.
+    Arrow(ArrowColumnChunk),
+    /// From [`BrotliColumns`].
+    Brotli(EncodedColumn),
+}
+
+impl Chunk {
+    fn append_to_row_group(
+        self,
+        rg: &mut SerializedRowGroupWriter<'_, BufWriter<File>>,
+    ) -> std::result::Result<(), ParquetError> {
+        match self {
+            Chunk::Arrow(c) => c.append_to_row_group(rg),
+            Chunk::Brotli(c) => c.append_to_row_group(rg),
+        }
+    }
+}
+
+type Encoded = std::result::Result<Vec<Chunk>, ParquetError>;
+
+/// How a file's columns are encoded: the Parquet schema and the Brotli plan.
+#[derive(Clone)]
+struct Columns {
+    schema: SchemaRef,
+    leaves: Vec<ColumnDescPtr>,
+    brotli: BrotliColumns,
+}
 
 /// A Parquet file being written.
 pub(crate) struct PartWriter {
     path: PathBuf,
     file: SerializedFileWriter<BufWriter<File>>,
     factory: ArrowRowGroupWriterFactory,
-    schema: SchemaRef,
+    columns: Columns,
     buf: Vec<RecordBatch>,
     /// Rows buffered, not yet submitted.
     pub buf_rows: usize,
@@ -42,11 +73,8 @@ pub(crate) struct PartWriter {
     pub tokens: u64,
 }
 
-fn encode(
-    schema: SchemaRef,
-    writers: Vec<ArrowColumnWriter>,
-    batches: Vec<RecordBatch>,
-) -> Encoded {
+fn encode(columns: Columns, writers: Vec<ArrowColumnWriter>, batches: Vec<RecordBatch>) -> Encoded {
+    let schema = &columns.schema;
     if writers.len() != schema.fields().len() {
         return Err(ParquetError::General(
             "expected one Parquet leaf per Arrow field".into(),
@@ -56,13 +84,17 @@ fn encode(
         .into_par_iter()
         .enumerate()
         .map(|(i, mut w)| {
+            if columns.brotli.quality(i).is_some() {
+                let descr = columns.leaves[i].clone();
+                return columns.brotli.encode(descr, i, &batches).map(Chunk::Brotli);
+            }
             let field = schema.field(i);
             for b in &batches {
                 for leaf in compute_leaves(field, b.column(i))? {
                     w.write(&leaf)?;
                 }
             }
-            w.close()
+            w.close().map(Chunk::Arrow)
         })
         .collect()
 }
@@ -74,17 +106,24 @@ impl PartWriter {
         let w = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, f),
             schema.clone(),
-            Some(props),
+            Some(props.clone()),
         )
         .map_err(|e| ColumnarError::parquet(path, e))?;
         let (file, factory) = w
             .into_serialized_writer()
             .map_err(|e| ColumnarError::parquet(path, e))?;
+        let descr = file.schema_descr();
+        let brotli = BrotliColumns::plan(&schema, descr, &props);
+        let leaves = (0..descr.num_columns()).map(|i| descr.column(i)).collect();
         Ok(Self {
             path: path.to_path_buf(),
             file,
             factory,
-            schema,
+            columns: Columns {
+                schema,
+                leaves,
+                brotli,
+            },
             buf: Vec::new(),
             buf_rows: 0,
             buf_bytes: 0,
@@ -134,10 +173,10 @@ impl PartWriter {
         let released = self.buf_bytes;
         self.buf_rows = 0;
         self.buf_bytes = 0;
-        let schema = self.schema.clone();
+        let columns = self.columns.clone();
         let (tx, rx) = channel();
         rayon::spawn(move || {
-            let _ = tx.send(encode(schema, writers, batches));
+            let _ = tx.send(encode(columns, writers, batches));
         });
         self.pending.push_back((seq, rx));
         Ok(released)

@@ -190,7 +190,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         Options (defaults): `text` (\"brotli:5\"), `tokens` (\"zstd:3\"), `other` (\"zstd:3\"): codecs brotli[:0-11],\n\
         zstd[:1-22], snappy, none; `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
         `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
-        float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (16),\n\
+        float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (8),\n\
         `buffer_mb` (48); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
         when absent one is trained (`vocab_size`, 8000) and saved at `tokenizer_out` (default: tokenizer.json\n\
         next to `dir`). Rows that do not fit the schema or whose domain cannot name a file are rejected with a\n\
@@ -386,7 +386,7 @@ pub struct CodecArgs {
     #[arg(long, default_value_t = 8192)]
     pub chunk_rows: usize,
     /// Megabytes per input chunk.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     pub chunk_mb: usize,
     /// Cap on Arrow data waiting to be encoded, in megabytes.
     #[arg(long, default_value_t = 48)]
