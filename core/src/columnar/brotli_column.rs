@@ -167,8 +167,18 @@ impl BrotliPages<'_> {
     /// `buf` with its first `keep` bytes as they are and the rest compressed.
     fn compress(&self, buf: &[u8], keep: usize) -> Result<Bytes> {
         let (head, body) = buf.split_at(keep.min(buf.len()));
-        let bound = brotlic::compress_bound(body.len(), self.quality)
-            .ok_or_else(|| ParquetError::General("page too large for brotli".into()))?;
+        // `BrotliEncoderMaxCompressedSize` does not depend on the quality (brotlic only offers it
+        // from quality 2): `BrotliEncoderCompress` falls back to an uncompressed stream rather
+        // than exceed it, at every quality.
+        let at_least_2 = brotlic::Quality::new(2).expect("2 is a valid quality");
+        let bound = brotlic::compress_bound(body.len(), at_least_2)
+            .filter(|&b| b > 0)
+            .ok_or_else(|| {
+                ParquetError::General(format!(
+                    "a {} byte page is too large for brotli",
+                    body.len()
+                ))
+            })?;
         let mut out = Vec::with_capacity(head.len() + bound);
         out.extend_from_slice(head);
         out.resize(head.len() + bound, 0);
@@ -278,7 +288,8 @@ mod tests {
     fn roundtrip(
         nullable: bool,
         version: WriterVersion,
-    ) -> (Vec<Option<String>>, Vec<Option<String>>, Vec<Compression>) {
+        level: u32,
+    ) -> (Vec<Option<String>>, Vec<Option<String>>, Compression) {
         let mut rows = korean(5000);
         if !nullable {
             rows.iter_mut().for_each(|r| {
@@ -294,7 +305,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![array]).unwrap();
         let props = WriterProperties::builder()
             .set_writer_version(version)
-            .set_compression(Compression::BROTLI(BrotliLevel::try_new(5).unwrap()))
+            .set_compression(Compression::BROTLI(BrotliLevel::try_new(level).unwrap()))
             .set_dictionary_enabled(false)
             .set_data_page_size_limit(64 << 10)
             .build();
@@ -302,7 +313,7 @@ mod tests {
         let w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props.clone())).unwrap();
         let (mut file, _factory) = w.into_serialized_writer().unwrap();
         let plan = BrotliColumns::plan(&schema, file.schema_descr(), &props);
-        assert_eq!(plan.quality(0), Some(5));
+        assert_eq!(plan.quality(0), Some(level as u8));
         let descr = file.schema_descr().column(0);
         let chunk = plan
             .encode(descr, 0, &[batch.slice(0, 2000), batch.slice(2000, 3000)])
@@ -319,7 +330,7 @@ mod tests {
             col.compressed_size() < col.uncompressed_size() / 2,
             "pages are compressed"
         );
-        let codecs = vec![col.compression()];
+        let codec = col.compression();
         let mut back = Vec::new();
         for b in ParquetRecordBatchReaderBuilder::try_new(bytes)
             .unwrap()
@@ -330,22 +341,25 @@ mod tests {
             let s = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
             back.extend((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())));
         }
-        (rows, back, codecs)
+        (rows, back, codec)
     }
 
     #[test]
-    fn required_column_reads_back_identical_with_brotli_codec() {
-        let (rows, back, codecs) = roundtrip(false, WriterVersion::PARQUET_1_0);
-        assert_eq!(rows, back);
-        assert!(matches!(codecs[0], Compression::BROTLI(_)));
+    fn required_column_reads_back_identical_with_brotli_codec_at_every_quality_range() {
+        for level in [0, 1, 5, 11] {
+            let (rows, back, codec) = roundtrip(false, WriterVersion::PARQUET_1_0, level);
+            assert_eq!(rows, back, "level {level}");
+            // Parquet records the codec, not its level.
+            assert!(matches!(codec, Compression::BROTLI(_)), "level {level}");
+        }
     }
 
     #[test]
     fn nullable_column_and_v2_pages_read_back_identical() {
-        let (rows, back, _) = roundtrip(true, WriterVersion::PARQUET_2_0);
+        let (rows, back, _) = roundtrip(true, WriterVersion::PARQUET_2_0, 5);
         assert!(rows.iter().any(Option::is_none));
         assert_eq!(rows, back);
-        let (rows, back, _) = roundtrip(true, WriterVersion::PARQUET_1_0);
+        let (rows, back, _) = roundtrip(true, WriterVersion::PARQUET_1_0, 5);
         assert_eq!(rows, back);
     }
 
