@@ -40,6 +40,9 @@ pub struct BenchConfig {
     pub python: Option<PathBuf>,
     /// Documents per loader batch (default 1024).
     pub batch_docs: usize,
+    /// Rounds of the conversion comparison, yunmin and pyarrow alternating; the rows report
+    /// the median seconds and the highest peak memory (default 3).
+    pub rounds: usize,
     /// Documents per corpus for the codec trade-off table (default 4000; 0 skips it).
     pub sweep_docs: usize,
     /// Text codecs compared in the trade-off table.
@@ -57,6 +60,7 @@ impl Default for BenchConfig {
             convert: ConvertConfig::default(),
             python: None,
             batch_docs: 1024,
+            rounds: 3,
             sweep_docs: 4000,
             sweep_codecs: [
                 "brotli:1", "brotli:5", "brotli:9", "zstd:1", "zstd:3", "zstd:9", "snappy", "none",
@@ -268,6 +272,21 @@ fn column_bytes(dir: &Path, column: &str) -> Result<(u64, u64)> {
     Ok((comp, raw))
 }
 
+/// The summary of several rounds of one engine: median seconds, highest peak memory.
+fn median_row(rounds: &[BenchRow], variant: String) -> BenchRow {
+    let mut secs: Vec<f64> = rounds.iter().map(|r| r.seconds).collect();
+    secs.sort_by(f64::total_cmp);
+    let first = rounds.first().cloned().unwrap_or_default();
+    BenchRow {
+        bench: "convert".into(),
+        variant: format!("{variant}, median of {}", rounds.len()),
+        seconds: secs.get(secs.len() / 2).copied().unwrap_or(0.0),
+        peak_rss_mb: rounds.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
+        ..first
+    }
+    .finish()
+}
+
 fn measure<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64, f64)> {
     reset_peak_rss();
     let t0 = Instant::now();
@@ -341,27 +360,33 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         heldout: 0.0,
         ..cfg.convert.clone()
     };
-    tracing::info!("conversion (no tokens)");
-    let (rep, secs, rss) = measure(|| convert(&input, &work.join("parquet_notok"), &notok, None))?;
-    let ours = BenchRow {
-        bench: "convert".into(),
-        engine: "yunmin".into(),
-        variant: format!(
-            "text {} + others {}, no tokens",
-            cfg.convert.text, cfg.convert.other
-        ),
-        docs: rep.rows_written,
-        bytes_in: in_bytes,
-        bytes_out: rep.output_bytes,
-        seconds: secs,
-        peak_rss_mb: rss,
-        ..Default::default()
-    }
-    .finish();
-    let mut convert_rows = vec![ours.clone()];
-    if let Some(py) = &cfg.python {
-        tracing::info!("conversion: pyarrow peer");
+    let rounds = cfg.rounds.max(1);
+    let codecs = format!("text {} + others {}", cfg.convert.text, cfg.convert.other);
+    let (mut ours, mut peers) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        tracing::info!("conversion (no tokens), round {round}/{rounds}");
+        let out = work.join("parquet_notok");
+        let (rep, secs, rss) = measure(|| convert(&input, &out, &notok, None))?;
+        ours.push(
+            BenchRow {
+                bench: "convert_round".into(),
+                engine: "yunmin".into(),
+                variant: format!("{codecs}, no tokens, round {round}"),
+                docs: rep.rows_written,
+                bytes_in: in_bytes,
+                bytes_out: rep.output_bytes,
+                seconds: secs,
+                peak_rss_mb: rss,
+                ..Default::default()
+            }
+            .finish(),
+        );
+        let Some(py) = &cfg.python else { continue };
+        tracing::info!("conversion: pyarrow peer, round {round}/{rounds}");
         let out = work.join("pyarrow_out");
+        if out.exists() {
+            std::fs::remove_dir_all(&out).map_err(|e| Error::io("remove", &out, e))?;
+        }
         std::fs::create_dir_all(&out).map_err(|e| Error::io("create directory", &out, e))?;
         let (tc, tl) = codec_args(&cfg.convert.text)?;
         let (oc, ol) = codec_args(&cfg.convert.other)?;
@@ -375,24 +400,26 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         ];
         args.extend(shards.iter().cloned());
         let v = run_peer(py, &script, "pyarrow", &args)?;
-        let peer = BenchRow {
-            bench: "convert".into(),
-            engine: "pyarrow".into(),
-            variant: format!(
-                "read_json + write_table, text {} + others {}",
-                cfg.convert.text, cfg.convert.other
-            ),
-            docs: v["docs"].as_u64().unwrap_or(0),
-            bytes_in: in_bytes,
-            bytes_out: v["bytes_out"].as_u64().unwrap_or(0),
-            seconds: v["seconds"].as_f64().unwrap_or(0.0),
-            peak_rss_mb: v["peak_rss_mb"].as_f64().unwrap_or(0.0),
-            ratio: 1.0,
-            ..Default::default()
-        }
-        .finish();
-        convert_rows[0].ratio = peer.seconds / ours.seconds.max(1e-9);
-        convert_rows.push(peer);
+        peers.push(
+            BenchRow {
+                bench: "convert_round".into(),
+                engine: "pyarrow".into(),
+                variant: format!("read_json + write_table, {codecs}, round {round}"),
+                docs: v["docs"].as_u64().unwrap_or(0),
+                bytes_in: in_bytes,
+                bytes_out: v["bytes_out"].as_u64().unwrap_or(0),
+                seconds: v["seconds"].as_f64().unwrap_or(0.0),
+                peak_rss_mb: v["peak_rss_mb"].as_f64().unwrap_or(0.0),
+                ..Default::default()
+            }
+            .finish(),
+        );
+    }
+    let mut convert_rows = vec![median_row(&ours, format!("{codecs}, no tokens"))];
+    if !peers.is_empty() {
+        let peer = median_row(&peers, format!("read_json + write_table, {codecs}"));
+        convert_rows[0].ratio = peer.seconds / convert_rows[0].seconds.max(1e-9);
+        convert_rows.push(BenchRow { ratio: 1.0, ..peer });
     }
 
     let tok = match &cfg.tokenizer {
@@ -437,6 +464,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         }
         .finish(),
     );
+    convert_rows.extend(ours.into_iter().chain(peers));
     write_table(&dir.join("convert_speed.csv"), &convert_rows)?;
     rows.extend(convert_rows);
 

@@ -296,12 +296,22 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Runs the conversion, codec and loader benchmarks; writes benchmark/io_speed.csv, convert_speed.csv\n\
          and codec_tradeoff.csv in the run root and returns the rows as a Table. Options: `corpora`\n\
          (\"../shared/data/corpora\"), `max_docs` (0 = all), `tokenizer` (path; trained when absent), `vocab_size`\n\
-         (8000), `python` (peers skipped when empty; default $YUNMIN_PYTHON), `batch_docs` (1024), `sweep_docs` (4000).",
+         (8000), `python` (peers skipped when empty; default $YUNMIN_PYTHON), `batch_docs` (1024), `sweep_docs` (4000),\n\
+         `rounds` (3: conversion rounds, yunmin and pyarrow alternating; medians reported).",
         move |opts: Map| {
             let o = Options::new(
                 "parquet_bench",
                 opts,
-                &["corpora", "max_docs", "tokenizer", "vocab_size", "python", "batch_docs", "sweep_docs"],
+                &[
+                    "corpora",
+                    "max_docs",
+                    "tokenizer",
+                    "vocab_size",
+                    "python",
+                    "batch_docs",
+                    "sweep_docs",
+                    "rounds",
+                ],
             )?;
             let d = BenchConfig::default();
             let cfg = BenchConfig {
@@ -312,6 +322,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 python: o.opt_str("python")?.map(PathBuf::from).or_else(default_python),
                 batch_docs: o.usize("batch_docs", d.batch_docs)?,
                 sweep_docs: o.usize("sweep_docs", d.sweep_docs)?,
+                rounds: o.usize("rounds", d.rounds)?,
                 ..d
             };
             bench_table(h.ctx.root(), &cfg).rhai()
@@ -483,6 +494,10 @@ pub enum ParquetAction {
         /// Documents per corpus for the text codec table (0 skips it).
         #[arg(long, default_value_t = 4000)]
         sweep_docs: usize,
+        /// Rounds of the conversion comparison (yunmin and pyarrow alternating; the summary
+        /// rows give the median seconds and the highest peak memory).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[command(flatten)]
         codecs: Box<CodecArgs>,
     },
@@ -589,6 +604,7 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             python,
             batch_docs,
             sweep_docs,
+            rounds,
             codecs,
         } => {
             let cfg = BenchConfig {
@@ -599,6 +615,7 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
                 python: python.or_else(default_python),
                 batch_docs,
                 sweep_docs,
+                rounds,
                 convert: codecs.config()?,
                 ..Default::default()
             };

@@ -322,3 +322,120 @@ print(`same=${{again.encode("대한민국") == ids}}`);
         text(&o)
     );
 }
+
+/// One CSV of `yunmin parquet bench` as rows of JSON values.
+fn bench_rows(path: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let t = yunmin_core::report::Table::read_csv(path).unwrap();
+    (0..t.height()).map(|i| t.row(i).unwrap()).collect()
+}
+
+fn num(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
+    row[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {row:?}"))
+}
+
+#[test]
+fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_document() {
+    let d = tempfile::tempdir().unwrap();
+    let corpora = d.path().join("corpora");
+    std::fs::create_dir_all(&corpora).unwrap();
+    let lines = |domain: &str| -> String {
+        (0..120)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("{domain}-{i}"),
+                    "text": format!("{} {domain} {i}", TEXTS[i % TEXTS.len()]),
+                    "domain": domain,
+                    "source": "bench",
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    };
+    std::fs::write(corpora.join("law.jsonl"), lines("law")).unwrap();
+    std::fs::write(
+        corpora.join("news.jsonl.zst"),
+        zstd::encode_all(lines("news").as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    let py = yunmin_tests::python();
+    let out = d.path().join("out");
+    let o = yunmin(
+        d.path(),
+        &[
+            "parquet",
+            "bench",
+            "--corpora",
+            corpora.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--vocab-size",
+            "400",
+            "--sweep-docs",
+            "40",
+            "--rounds",
+            "2",
+            "--python",
+            py.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = out.join("benchmark");
+
+    // Conversion: a median row per engine over 2 rounds each, every document converted.
+    let conv = bench_rows(&dir.join("convert_speed.csv"));
+    let find = |bench: &str, engine: &str, variant: &str| {
+        conv.iter()
+            .filter(|r| r["bench"] == bench && r["engine"] == engine)
+            .filter(|r| r["variant"].as_str().unwrap().contains(variant))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let ours = find("convert", "yunmin", "no tokens, median of 2");
+    let peer = find("convert", "pyarrow", "median of 2");
+    assert_eq!((ours.len(), peer.len()), (1, 1), "{conv:?}");
+    assert_eq!(find("convert_round", "yunmin", "round").len(), 2);
+    assert_eq!(find("convert_round", "pyarrow", "round").len(), 2);
+    for r in [&ours[0], &peer[0]] {
+        assert_eq!(num(r, "docs"), 240.0, "{r:?}");
+        assert!(
+            num(r, "seconds") > 0.0 && num(r, "bytes_out") > 0.0,
+            "{r:?}"
+        );
+    }
+    // The ratio is pyarrow's median seconds over ours (the CSV rounds seconds to 1 ms).
+    let (ps, os) = (num(&peer[0], "seconds"), num(&ours[0], "seconds"));
+    let rounding = 0.001 / ps + 0.001 / os;
+    assert!(
+        (num(&ours[0], "ratio") / (ps / os) - 1.0).abs() <= rounding,
+        "{ours:?} {peer:?}"
+    );
+    let tokenised = find("convert", "yunmin", "tokenised");
+    assert_eq!(tokenised.len(), 1);
+    assert!(num(&tokenised[0], "tokens") > 240.0);
+
+    // Loader: the Parquet token column holds exactly the tokens of parsing and tokenising the
+    // JSONL, and pyarrow and polars read the same counts from the same files.
+    let load = bench_rows(&dir.join("io_speed.csv"));
+    assert_eq!(load.len(), 4, "{load:?}");
+    for r in &load {
+        assert_eq!(num(r, "docs"), 240.0, "{r:?}");
+        assert_eq!(num(r, "tokens"), num(&tokenised[0], "tokens"), "{r:?}");
+    }
+
+    // Codec table: one row per text codec, sizes from the Parquet metadata.
+    let codecs = bench_rows(&dir.join("codec_tradeoff.csv"));
+    assert_eq!(codecs.len(), 8, "{codecs:?}");
+    let size = |v: &str| {
+        num(
+            codecs
+                .iter()
+                .find(|r| r["variant"] == format!("text {v}"))
+                .unwrap(),
+            "bytes_out",
+        )
+    };
+    assert!(size("none") > size("zstd:3") && size("zstd:3") > size("brotli:9"));
+}
