@@ -100,7 +100,7 @@ pub struct BenchRow {
     /// Peak resident memory of the measured phase (MiB).
     pub peak_rss_mb: f64,
     /// Speed relative to the row's baseline (`load`: JSONL parse+tokenise; `convert`: pyarrow;
-    /// `codec`: brotli write time over this codec's).
+    /// `codec`: the configured text codec's write time over this codec's).
     pub ratio: f64,
 }
 
@@ -576,13 +576,16 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
                 .finish(),
             );
         }
-        let brotli = sweep
+        // Relative to the configured text codec (default brotli:5).
+        let reference = format!("text {}", cfg.convert.text);
+        let base = sweep
             .iter()
-            .find(|r| r.variant.starts_with("text brotli"))
+            .find(|r| r.variant == reference)
+            .or(sweep.first())
             .map(|r| r.seconds)
             .unwrap_or(1.0);
         for r in sweep.iter_mut() {
-            r.ratio = brotli / r.seconds.max(1e-9);
+            r.ratio = base / r.seconds.max(1e-9);
         }
         write_table(&dir.join("codec_tradeoff.csv"), &sweep)?;
         rows.extend(sweep);

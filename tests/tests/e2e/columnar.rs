@@ -438,4 +438,13 @@ fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_doc
         )
     };
     assert!(size("none") > size("zstd:3") && size("zstd:3") > size("brotli:9"));
+    let default = codecs
+        .iter()
+        .find(|r| r["variant"] == "text brotli:5")
+        .unwrap();
+    assert_eq!(
+        num(default, "ratio"),
+        1.0,
+        "ratios are relative to the default text codec"
+    );
 }
