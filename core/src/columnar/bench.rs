@@ -3,7 +3,7 @@
 //! polars reading the same files as peers). Results go to CSV files under `benchmark/`.
 
 use super::ColumnarError;
-use super::config::{ConvertConfig, parse_codec};
+use super::config::{BrotliEncoder, ConvertConfig, parse_codec};
 use super::convert::convert;
 use super::memory::{peak_rss_mb, reset_peak_rss};
 use super::reader::{ParquetSet, Split};
@@ -12,6 +12,7 @@ use crate::report::Table;
 use crate::run::{check_cancelled, write_atomic};
 use crate::text::{Tokenizer, TokenizerConfig};
 use crate::{Error, Result};
+use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -362,25 +363,40 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     };
     let rounds = cfg.rounds.max(1);
     let codecs = format!("text {} + others {}", cfg.convert.text, cfg.convert.other);
-    let (mut ours, mut peers) = (Vec::new(), Vec::new());
+    // With Brotli text, parquet's own Rust encoder is measured too (same codec and level).
+    let rust = ConvertConfig {
+        brotli_encoder: BrotliEncoder::Rust,
+        ..notok.clone()
+    };
+    let brotli_text = matches!(parse_codec(&cfg.convert.text)?, Compression::BROTLI(_))
+        && notok.brotli_encoder == BrotliEncoder::C;
+    let (mut ours, mut ours_rust, mut peers) = (Vec::new(), Vec::new(), Vec::new());
+    let run_ours = |c: &ConvertConfig, variant: String| -> Result<BenchRow> {
+        let out = work.join("parquet_notok");
+        let (rep, secs, rss) = measure(|| convert(&input, &out, c, None))?;
+        Ok(BenchRow {
+            bench: "convert_round".into(),
+            engine: "yunmin".into(),
+            variant,
+            docs: rep.rows_written,
+            bytes_in: in_bytes,
+            bytes_out: rep.output_bytes,
+            seconds: secs,
+            peak_rss_mb: rss,
+            ..Default::default()
+        }
+        .finish())
+    };
     for round in 1..=rounds {
         tracing::info!("conversion (no tokens), round {round}/{rounds}");
-        let out = work.join("parquet_notok");
-        let (rep, secs, rss) = measure(|| convert(&input, &out, &notok, None))?;
-        ours.push(
-            BenchRow {
-                bench: "convert_round".into(),
-                engine: "yunmin".into(),
-                variant: format!("{codecs}, no tokens, round {round}"),
-                docs: rep.rows_written,
-                bytes_in: in_bytes,
-                bytes_out: rep.output_bytes,
-                seconds: secs,
-                peak_rss_mb: rss,
-                ..Default::default()
-            }
-            .finish(),
-        );
+        ours.push(run_ours(
+            &notok,
+            format!("{codecs}, no tokens, round {round}"),
+        )?);
+        if brotli_text {
+            let v = format!("{codecs}, no tokens, rust brotli encoder, round {round}");
+            ours_rust.push(run_ours(&rust, v)?);
+        }
         let Some(py) = &cfg.python else { continue };
         tracing::info!("conversion: pyarrow peer, round {round}/{rounds}");
         let out = work.join("pyarrow_out");
@@ -416,9 +432,15 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         );
     }
     let mut convert_rows = vec![median_row(&ours, format!("{codecs}, no tokens"))];
+    if !ours_rust.is_empty() {
+        let v = format!("{codecs}, no tokens, rust brotli encoder");
+        convert_rows.push(median_row(&ours_rust, v));
+    }
     if !peers.is_empty() {
         let peer = median_row(&peers, format!("read_json + write_table, {codecs}"));
-        convert_rows[0].ratio = peer.seconds / convert_rows[0].seconds.max(1e-9);
+        for r in convert_rows.iter_mut() {
+            r.ratio = peer.seconds / r.seconds.max(1e-9);
+        }
         convert_rows.push(BenchRow { ratio: 1.0, ..peer });
     }
 
@@ -464,7 +486,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         }
         .finish(),
     );
-    convert_rows.extend(ours.into_iter().chain(peers));
+    convert_rows.extend(ours.into_iter().chain(ours_rust).chain(peers));
     write_table(&dir.join("convert_speed.csv"), &convert_rows)?;
     rows.extend(convert_rows);
 

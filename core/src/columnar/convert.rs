@@ -3,7 +3,7 @@
 
 use super::ColumnarError;
 use super::chunks::{Chunk, ChunkReader};
-use super::config::{ConvertConfig, ExtraField, UnknownFields, parse_codec};
+use super::config::{BrotliEncoder, ConvertConfig, ExtraField, UnknownFields, parse_codec};
 use super::memory::peak_rss_mb;
 use super::report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
 use super::schema::{
@@ -311,6 +311,7 @@ struct Outputs {
     dir: PathBuf,
     schema: SchemaRef,
     props: WriterProperties,
+    brotli_encoder: BrotliEncoder,
     writers: BTreeMap<(String, bool), PartWriter>,
     seq: u64,
     rg_rows: usize,
@@ -332,7 +333,12 @@ impl Outputs {
         let key = (domain.to_string(), heldout);
         if !self.writers.contains_key(&key) {
             let path = self.dir.join(Self::rel(domain, heldout));
-            let w = PartWriter::create(&path, self.schema.clone(), self.props.clone())?;
+            let w = PartWriter::create(
+                &path,
+                self.schema.clone(),
+                self.props.clone(),
+                self.brotli_encoder,
+            )?;
             self.writers.insert(key.clone(), w);
         }
         Ok(self.writers.get_mut(&key).expect("inserted"))
@@ -408,6 +414,7 @@ pub fn convert(
         dir: tmp.clone(),
         schema: out_schema.clone(),
         props: writer_properties(cfg, with_tokens, &cfg.extras)?,
+        brotli_encoder: cfg.brotli_encoder,
         writers: BTreeMap::new(),
         seq: 0,
         rg_rows: cfg.row_group_rows,

@@ -64,7 +64,9 @@ mod validate;
 mod writer;
 
 pub use bench::{BenchConfig, BenchRow, bench};
-pub use config::{ConvertConfig, ExtraField, UnknownFields, codec_name, parse_codec};
+pub use config::{
+    BrotliEncoder, ConvertConfig, ExtraField, UnknownFields, codec_name, parse_codec,
+};
 pub use convert::{convert, is_heldout, writer_properties};
 pub use error::ColumnarError;
 pub use memory::{peak_rss_mb, reset_peak_rss, rss_mb};

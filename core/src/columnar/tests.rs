@@ -329,3 +329,52 @@ fn huge_document_empty_split_and_empty_dataset() {
     assert!(rep.files.is_empty() && rep.domains.is_empty());
     assert!(d.path().join("empty_pq/schema.txt").exists());
 }
+
+/// Every (id, text) of a conversion's training files, in file order.
+fn texts(dir: &Path) -> Vec<(String, String)> {
+    use arrow::array::AsArray;
+    let mut rows = Vec::new();
+    let set = ParquetSet::open(dir).unwrap();
+    for p in set.report().paths(dir, None, "train") {
+        let f = std::fs::File::open(&p).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in r {
+            let b = b.unwrap();
+            let (id, text) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
+            rows.extend((0..b.num_rows()).map(|i| (id.value(i).into(), text.value(i).into())));
+        }
+    }
+    rows
+}
+
+#[test]
+fn c_and_rust_brotli_encoders_write_the_same_rows_with_the_brotli_codec() {
+    let d = tempfile::tempdir().unwrap();
+    let ds = dataset(&d.path().join("ds"), 3000, &["법률", "news"]);
+    let mut out = Vec::new();
+    for enc in [BrotliEncoder::C, BrotliEncoder::Rust] {
+        let dir = d.path().join(format!("{enc:?}"));
+        let cfg = ConvertConfig {
+            brotli_encoder: enc,
+            heldout: 0.0,
+            row_group_rows: 700,
+            ..Default::default()
+        };
+        convert(&ds, &dir, &cfg, None).unwrap();
+        let (_, codecs) = column_codecs(&dir.join("법률.parquet")).unwrap();
+        assert_eq!(codecs["text"], "BROTLI", "{enc:?}");
+        assert_eq!(codecs["id"], "ZSTD", "{enc:?}");
+        out.push(texts(&dir));
+    }
+    assert_eq!(out[0].len(), 3000);
+    assert_eq!(out[0], out[1]);
+    assert!("rust".parse::<BrotliEncoder>().unwrap() == BrotliEncoder::Rust);
+    let err = "java".parse::<BrotliEncoder>().unwrap_err().to_string();
+    assert!(err.contains("must be c or rust"), "{err}");
+}

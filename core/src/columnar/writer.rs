@@ -6,6 +6,7 @@
 
 use super::ColumnarError;
 use super::brotli_column::{BrotliColumns, EncodedColumn};
+use super::config::BrotliEncoder;
 use crate::Result;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -46,12 +47,13 @@ impl Chunk {
 
 type Encoded = std::result::Result<Vec<Chunk>, ParquetError>;
 
-/// How a file's columns are encoded: the Parquet schema and the Brotli plan.
+/// How a file's columns are encoded: the Parquet schema and, with the C Brotli encoder, the
+/// columns it compresses.
 #[derive(Clone)]
 struct Columns {
     schema: SchemaRef,
     leaves: Vec<ColumnDescPtr>,
-    brotli: BrotliColumns,
+    brotli: Option<BrotliColumns>,
 }
 
 /// A Parquet file being written.
@@ -84,9 +86,9 @@ fn encode(columns: Columns, writers: Vec<ArrowColumnWriter>, batches: Vec<Record
         .into_par_iter()
         .enumerate()
         .map(|(i, mut w)| {
-            if columns.brotli.quality(i).is_some() {
+            if let Some(b) = columns.brotli.as_ref().filter(|b| b.quality(i).is_some()) {
                 let descr = columns.leaves[i].clone();
-                return columns.brotli.encode(descr, i, &batches).map(Chunk::Brotli);
+                return b.encode(descr, i, &batches).map(Chunk::Brotli);
             }
             let field = schema.field(i);
             for b in &batches {
@@ -100,8 +102,13 @@ fn encode(columns: Columns, writers: Vec<ArrowColumnWriter>, batches: Vec<Record
 }
 
 impl PartWriter {
-    /// Creates `path` for batches of `schema`.
-    pub fn create(path: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+    /// Creates `path` for batches of `schema`, its Brotli string columns compressed by `encoder`.
+    pub fn create(
+        path: &Path,
+        schema: SchemaRef,
+        props: WriterProperties,
+        encoder: BrotliEncoder,
+    ) -> Result<Self> {
         let f = File::create(path).map_err(|e| crate::Error::io("create", path, e))?;
         let w = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, f),
@@ -113,7 +120,8 @@ impl PartWriter {
             .into_serialized_writer()
             .map_err(|e| ColumnarError::parquet(path, e))?;
         let descr = file.schema_descr();
-        let brotli = BrotliColumns::plan(&schema, descr, &props);
+        let brotli =
+            (encoder == BrotliEncoder::C).then(|| BrotliColumns::plan(&schema, descr, &props));
         let leaves = (0..descr.num_columns()).map(|i| descr.column(i)).collect();
         Ok(Self {
             path: path.to_path_buf(),

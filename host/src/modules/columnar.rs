@@ -27,6 +27,7 @@ const CONVERT_KEYS: &[&str] = &[
     "text",
     "tokens",
     "other",
+    "brotli_encoder",
     "row_group_rows",
     "row_group_mb",
     "dictionary",
@@ -64,6 +65,7 @@ fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
         text: o.str("text", &d.text)?,
         tokens: o.str("tokens", &d.tokens)?,
         other: o.str("other", &d.other)?,
+        brotli_encoder: o.str("brotli_encoder", "c")?.parse().rhai()?,
         row_group_rows: o.usize("row_group_rows", d.row_group_rows)?,
         row_group_mb: o.usize("row_group_mb", d.row_group_mb)?,
         dictionary: o.bool("dictionary", d.dictionary)?,
@@ -188,7 +190,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     let doc = "Converts a dataset to Parquet under `dir` (run-root relative): `<domain>.parquet`,\n\
         `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`.\n\
         Options (defaults): `text` (\"brotli:5\"), `tokens` (\"zstd:3\"), `other` (\"zstd:3\"): codecs brotli[:0-11],\n\
-        zstd[:1-22], snappy, none; `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
+        zstd[:1-22], snappy, none; `brotli_encoder` (\"c\": the reference C library; \"rust\": parquet's own);\n\
+        `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
         `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
         float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (8),\n\
         `buffer_mb` (48); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
@@ -369,6 +372,10 @@ pub struct CodecArgs {
     /// Codec of the other columns (id, domain, source, n_tokens, extras).
     #[arg(long, default_value = "zstd:3")]
     pub other: String,
+    /// Encoder of Brotli string columns: c (the reference C library, page by page) or rust
+    /// (parquet's own encoder).
+    #[arg(long, default_value = "c")]
+    pub brotli_encoder: String,
     /// Maximum rows per row group.
     #[arg(long, default_value_t = 65_536)]
     pub row_group_rows: usize,
@@ -410,6 +417,7 @@ impl CodecArgs {
             text: self.text.clone(),
             tokens: self.tokens.clone(),
             other: self.other.clone(),
+            brotli_encoder: self.brotli_encoder.parse()?,
             row_group_rows: self.row_group_rows,
             row_group_mb: self.row_group_mb,
             dictionary: !self.no_dictionary,

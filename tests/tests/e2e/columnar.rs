@@ -396,7 +396,10 @@ fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_doc
     let ours = find("convert", "yunmin", "no tokens, median of 2");
     let peer = find("convert", "pyarrow", "median of 2");
     assert_eq!((ours.len(), peer.len()), (1, 1), "{conv:?}");
-    assert_eq!(find("convert_round", "yunmin", "round").len(), 2);
+    assert_eq!(find("convert_round", "yunmin", "round").len(), 4);
+    let rust = find("convert", "yunmin", "rust brotli encoder, median of 2");
+    assert_eq!(rust.len(), 1, "{conv:?}");
+    assert_eq!(num(&rust[0], "docs"), 240.0);
     assert_eq!(find("convert_round", "pyarrow", "round").len(), 2);
     for r in [&ours[0], &peer[0]] {
         assert_eq!(num(r, "docs"), 240.0, "{r:?}");
