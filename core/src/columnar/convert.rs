@@ -10,7 +10,7 @@ use super::schema::{
     CORE_FIELDS, TOKENS_ELEMENT, domain_name_problem, input_schema, output_schema, schema_lines,
     schema_text,
 };
-use super::writer::PartWriter;
+use super::writer::{EncodeSlots, PartWriter};
 use crate::ingest::Dataset;
 use crate::run::{AtomicDir, check_cancelled, progress_bar, write_atomic};
 use crate::text::Tokenizer;
@@ -306,6 +306,16 @@ fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef,
     ))
 }
 
+/// A finished output file.
+struct Written {
+    domain: String,
+    heldout: bool,
+    rows: u64,
+    tokens: u64,
+    row_groups: usize,
+    bytes: u64,
+}
+
 /// Everything being written: one [`PartWriter`] per (domain, held out).
 struct Outputs {
     dir: PathBuf,
@@ -313,11 +323,10 @@ struct Outputs {
     props: WriterProperties,
     brotli_encoder: BrotliEncoder,
     writers: BTreeMap<(String, bool), PartWriter>,
-    seq: u64,
+    slots: EncodeSlots,
     rg_rows: usize,
     rg_bytes: usize,
     buffer_cap: usize,
-    max_in_flight: usize,
 }
 
 impl Outputs {
@@ -345,12 +354,14 @@ impl Outputs {
     }
 
     fn push(&mut self, domain: &str, heldout: bool, batch: RecordBatch, tokens: u64) -> Result<()> {
-        let (rg_rows, rg_bytes, seq) = (self.rg_rows, self.rg_bytes, self.seq);
-        let w = self.writer(domain, heldout)?;
-        w.push(batch, tokens);
+        let (rg_rows, rg_bytes) = (self.rg_rows, self.rg_bytes);
+        self.writer(domain, heldout)?.push(batch, tokens);
+        let w = self
+            .writers
+            .get_mut(&(domain.to_string(), heldout))
+            .expect("created");
         if w.buf_rows >= rg_rows || w.buf_bytes >= rg_bytes {
-            w.submit(seq)?;
-            self.seq += 1;
+            w.submit(&mut self.slots)?;
         }
         // Memory bound 1: buffered Arrow data across files.
         while self.writers.values().map(|w| w.buf_bytes).sum::<usize>() > self.buffer_cap {
@@ -359,23 +370,38 @@ impl Outputs {
                 .values_mut()
                 .max_by_key(|w| w.buf_bytes)
                 .expect("a writer");
-            w.submit(self.seq)?;
-            self.seq += 1;
+            w.submit(&mut self.slots)?;
         }
         // Memory bound 2: row groups being encoded.
-        while self.writers.values().map(|w| w.in_flight()).sum::<usize>() > self.max_in_flight {
-            let w = self
-                .writers
-                .values_mut()
-                .filter(|w| w.in_flight() > 0)
-                .min_by_key(|w| w.oldest())
-                .expect("in flight");
-            w.wait_oldest()?;
-        }
+        self.slots.wait_for_slot();
         for w in self.writers.values_mut() {
             w.collect_ready()?;
         }
         Ok(())
+    }
+
+    /// Submits every buffered row group, the largest first (so the pool's last tasks are the
+    /// short ones), then finishes the files in order.
+    fn finish(mut self) -> Result<Vec<Written>> {
+        let mut order: Vec<&mut PartWriter> = self.writers.values_mut().collect();
+        order.sort_by_key(|w| std::cmp::Reverse(w.buf_bytes));
+        for w in order {
+            w.submit(&mut self.slots)?;
+        }
+        let mut done = Vec::with_capacity(self.writers.len());
+        for ((domain, heldout), w) in std::mem::take(&mut self.writers) {
+            let (rows, tokens, row_groups) = (w.rows, w.tokens, w.row_groups());
+            let bytes = w.finish(&mut self.slots)?;
+            done.push(Written {
+                domain,
+                heldout,
+                rows,
+                tokens,
+                row_groups,
+                bytes,
+            });
+        }
+        Ok(done)
     }
 }
 
@@ -416,11 +442,10 @@ pub fn convert(
         props: writer_properties(cfg, with_tokens, &cfg.extras)?,
         brotli_encoder: cfg.brotli_encoder,
         writers: BTreeMap::new(),
-        seq: 0,
+        slots: EncodeSlots::new(threads),
         rg_rows: cfg.row_group_rows,
         rg_bytes: cfg.row_group_mb << 20,
         buffer_cap: cfg.buffer_mb << 20,
-        max_in_flight: threads,
     };
     let mut reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
     let bar = progress_bar(input_bytes, "parquet");
@@ -541,18 +566,19 @@ pub fn convert(
             outs.writer(d, true)?;
         }
     }
-    let mut seq = outs.seq;
-    for w in outs.writers.values_mut() {
-        w.submit(seq)?;
-        seq += 1;
-    }
     let title_schema = schema_text(&out_schema, "every domain");
     write_atomic(&tmp.join("schema.txt"), title_schema.as_bytes())?;
     let mut files = BTreeMap::new();
     let (mut rows_written, mut tokens_written, mut output_bytes) = (0, 0, 0);
-    for ((domain, heldout), w) in std::mem::take(&mut outs.writers) {
-        let (rows, tokens, row_groups) = (w.rows, w.tokens, w.row_groups());
-        let bytes = w.finish(seq)?;
+    for Written {
+        domain,
+        heldout,
+        rows,
+        tokens,
+        row_groups,
+        bytes,
+    } in outs.finish()?
+    {
         let rel = Outputs::rel(&domain, heldout);
         let split = if heldout { "heldout" } else { "train" };
         let schema_rel = rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt";

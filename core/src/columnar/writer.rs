@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 /// One encoded column chunk of a row group.
 enum Chunk {
@@ -56,6 +56,54 @@ struct Columns {
     brotli: Option<BrotliColumns>,
 }
 
+/// The row-group encodes running on the rayon pool, across all files. Each reports its end
+/// here, so the converter waits for *any* encode to finish (not the oldest of a file) before it
+/// submits more: the pool never idles while a slow row group holds up the queue. Results are
+/// still appended to each file in order by [`PartWriter::collect_ready`].
+pub(crate) struct EncodeSlots {
+    done_tx: Sender<()>,
+    done_rx: Receiver<()>,
+    running: usize,
+    max: usize,
+}
+
+/// Reports an encode's end when dropped, also when the encode panics.
+struct Finished(Sender<()>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+impl EncodeSlots {
+    /// At most `max` (≥ 1) encodes running at once.
+    pub fn new(max: usize) -> Self {
+        let (done_tx, done_rx) = channel();
+        Self {
+            done_tx,
+            done_rx,
+            running: 0,
+            max: max.max(1),
+        }
+    }
+
+    fn start(&mut self) -> Finished {
+        self.running += 1;
+        Finished(self.done_tx.clone())
+    }
+
+    /// Blocks until at most `max` encodes are running.
+    pub fn wait_for_slot(&mut self) {
+        while self.done_rx.try_recv().is_ok() {
+            self.running -= 1;
+        }
+        while self.running > self.max && self.done_rx.recv().is_ok() {
+            self.running -= 1;
+        }
+    }
+}
+
 /// A Parquet file being written.
 pub(crate) struct PartWriter {
     path: PathBuf,
@@ -67,7 +115,7 @@ pub(crate) struct PartWriter {
     pub buf_rows: usize,
     /// Arrow bytes buffered, not yet submitted.
     pub buf_bytes: usize,
-    pending: VecDeque<(u64, Receiver<Encoded>)>,
+    pending: VecDeque<Receiver<Encoded>>,
     row_groups: usize,
     /// Rows written or submitted.
     pub rows: u64,
@@ -156,19 +204,9 @@ impl PartWriter {
         self.row_groups
     }
 
-    /// Encodes submitted but not appended.
-    pub fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Sequence number of the oldest in-flight encode.
-    pub fn oldest(&self) -> Option<u64> {
-        self.pending.front().map(|(s, _)| *s)
-    }
-
-    /// Sends the buffered batches to the rayon pool as one row group (`seq` orders in-flight
-    /// work across files). Returns the bytes released from the buffer.
-    pub fn submit(&mut self, seq: u64) -> Result<usize> {
+    /// Sends the buffered batches to the rayon pool as one row group, taking one of `slots`.
+    /// Returns the bytes released from the buffer.
+    pub fn submit(&mut self, slots: &mut EncodeSlots) -> Result<usize> {
         if self.buf.is_empty() {
             return Ok(0);
         }
@@ -183,10 +221,12 @@ impl PartWriter {
         self.buf_bytes = 0;
         let columns = self.columns.clone();
         let (tx, rx) = channel();
+        let finished = slots.start();
         rayon::spawn(move || {
             let _ = tx.send(encode(columns, writers, batches));
+            drop(finished);
         });
-        self.pending.push_back((seq, rx));
+        self.pending.push_back(rx);
         Ok(released)
     }
 
@@ -207,7 +247,7 @@ impl PartWriter {
 
     /// Appends every finished encode at the front of the queue without waiting.
     pub fn collect_ready(&mut self) -> Result<()> {
-        while let Some((_, rx)) = self.pending.front() {
+        while let Some(rx) = self.pending.front() {
             match rx.try_recv() {
                 Ok(r) => {
                     self.pending.pop_front();
@@ -224,7 +264,7 @@ impl PartWriter {
 
     /// Waits for the oldest in-flight encode and appends it.
     pub fn wait_oldest(&mut self) -> Result<()> {
-        if let Some((_, rx)) = self.pending.pop_front() {
+        if let Some(rx) = self.pending.pop_front() {
             let r = rx
                 .recv()
                 .map_err(|_| ColumnarError::Config("an encoding task panicked".into()))?;
@@ -235,8 +275,8 @@ impl PartWriter {
 
     /// Encodes what is buffered, waits for everything and writes the footer. Returns the file
     /// size in bytes.
-    pub fn finish(mut self, seq: u64) -> Result<u64> {
-        self.submit(seq)?;
+    pub fn finish(mut self, slots: &mut EncodeSlots) -> Result<u64> {
+        self.submit(slots)?;
         while !self.pending.is_empty() {
             self.wait_oldest()?;
         }

@@ -321,6 +321,21 @@ print(`same=${{again.encode("대한민국") == ids}}`);
         "{}",
         text(&o)
     );
+    let s = write_script(
+        d.path(),
+        "bad3.rhai",
+        &format!(
+            "to_parquet(\"{}\", \"x\", #{{ brotli_encoder: \"java\", tokenizer: false }});",
+            ds.display()
+        ),
+    );
+    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r4"]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("brotli encoder must be c or rust"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// One CSV of `yunmin parquet bench` as rows of JSON values.
