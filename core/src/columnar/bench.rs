@@ -7,6 +7,7 @@ use super::config::{BrotliEncoder, ConvertConfig, parse_codec};
 use super::convert::convert;
 use super::memory::{peak_rss_mb, reset_peak_rss};
 use super::reader::{ParquetSet, Split};
+use super::report::ConversionReport;
 use crate::ingest::Dataset;
 use crate::report::Table;
 use crate::run::{check_cancelled, write_atomic};
@@ -39,6 +40,11 @@ pub struct BenchConfig {
     pub convert: ConvertConfig,
     /// Python with pyarrow and polars for the peer rows; peers are skipped when `None`.
     pub python: Option<PathBuf>,
+    /// A `yunmin` executable. When set, each conversion round runs as its own
+    /// `yunmin parquet convert` process, as the pyarrow peer does, and its seconds and peak
+    /// memory are that process's own (from its `parquet_report.json`); when `None` the rounds
+    /// run in this process, whose peak memory then includes what earlier work left allocated.
+    pub converter: Option<PathBuf>,
     /// Documents per loader batch (default 1024).
     pub batch_docs: usize,
     /// Rounds of the conversion comparison, yunmin and pyarrow alternating; the rows report
@@ -60,6 +66,7 @@ impl Default for BenchConfig {
             tokenizer_sample: 0.05,
             convert: ConvertConfig::default(),
             python: None,
+            converter: None,
             batch_docs: 1024,
             rounds: 3,
             sweep_docs: 4000,
@@ -291,6 +298,37 @@ fn median_row(rounds: &[BenchRow], variant: String) -> BenchRow {
     .finish()
 }
 
+/// Runs `exe parquet convert` (no tokens) on `input` as a separate process: its report, the
+/// conversion's seconds and the process's peak memory, both as the process measured them.
+fn convert_in_process_of(
+    exe: &Path,
+    input: &Dataset,
+    out: &Path,
+    c: &ConvertConfig,
+) -> Result<(ConversionReport, f64, f64)> {
+    let run = Command::new(exe)
+        .args(["parquet", "convert", "--quiet", "--no-tokens", "--dataset"])
+        .arg(input.dir())
+        .arg("--out")
+        .arg(out)
+        .args(c.cli_args())
+        .output()
+        .map_err(|e| ColumnarError::Peer {
+            peer: "yunmin".into(),
+            msg: format!("cannot run {}: {e}", exe.display()),
+        })?;
+    if !run.status.success() {
+        return Err(ColumnarError::Peer {
+            peer: "yunmin".into(),
+            msg: String::from_utf8_lossy(&run.stderr).into_owned(),
+        }
+        .into());
+    }
+    let rep = ParquetSet::open(out)?.report().clone();
+    let (secs, rss) = (rep.seconds, rep.peak_rss_mb.unwrap_or(0.0));
+    Ok((rep, secs, rss))
+}
+
 fn measure<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64, f64)> {
     reset_peak_rss();
     let t0 = Instant::now();
@@ -376,7 +414,10 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     let (mut ours, mut ours_rust, mut peers) = (Vec::new(), Vec::new(), Vec::new());
     let run_ours = |c: &ConvertConfig, variant: String| -> Result<BenchRow> {
         let out = work.join("parquet_notok");
-        let (rep, secs, rss) = measure(|| convert(&input, &out, c, None))?;
+        let (rep, secs, rss) = match &cfg.converter {
+            Some(exe) => convert_in_process_of(exe, &input, &out, c)?,
+            None => measure(|| convert(&input, &out, c, None))?,
+        };
         Ok(BenchRow {
             bench: "convert_round".into(),
             engine: "yunmin".into(),

@@ -427,6 +427,86 @@ mod tests {
     }
 
     #[test]
+    fn slices_bound_bytes_and_rows_and_cover_every_row_and_value_once() {
+        let lens = [10usize, 300, 5, 0, 700, 50, 2000, 1, 1];
+        let values: Vec<ByteArray> = lens
+            .iter()
+            .map(|&n| ByteArray::from(vec![b'x'; n]))
+            .collect();
+        // Required column: rows and values coincide.
+        let s = slices(&values, None, 500);
+        assert_eq!(
+            s.iter().map(|s| s.rows.clone()).collect::<Vec<_>>(),
+            vec![0..2, 2..5, 5..7, 7..9],
+            "a run ends once it holds 500 bytes; a 2000-byte value ends its own run"
+        );
+        assert!(s.iter().all(|s| s.rows == s.values));
+        // Nullable column: nulls take rows but no values.
+        let levels = [1i16, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 1];
+        let s = slices(&values, Some(&levels), 500);
+        let rows: usize = s.iter().map(|s| s.rows.len()).sum();
+        let vals: usize = s.iter().map(|s| s.values.len()).sum();
+        assert_eq!((rows, vals), (levels.len(), values.len()));
+        for w in s.windows(2) {
+            assert_eq!(w[0].rows.end, w[1].rows.start);
+            assert_eq!(w[0].values.end, w[1].values.start);
+        }
+        for x in &s {
+            let n = levels[x.rows.clone()].iter().filter(|&&l| l > 0).count();
+            assert_eq!(n, x.values.len(), "{x:?}");
+        }
+        // Short values: the row bound.
+        let small = vec![ByteArray::from(vec![b'y'; 1]); 2500];
+        let s = slices(&small, None, usize::MAX);
+        assert_eq!(
+            s.iter().map(|s| s.rows.len()).collect::<Vec<_>>(),
+            vec![MAX_SLICE_ROWS, MAX_SLICE_ROWS, 2500 - 2 * MAX_SLICE_ROWS]
+        );
+        assert!(slices(&[], None, 10).is_empty());
+    }
+
+    #[test]
+    fn long_documents_make_pages_near_the_size_limit() {
+        // 4 KiB documents: 1024 of them per writer batch would make 4 MiB pages.
+        let text: Vec<String> = (0..3000).map(|i| format!("{i:04}").repeat(1024)).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
+        let array: ArrayRef = Arc::new(StringArray::from(text));
+        let batch = RecordBatch::try_new(schema.clone(), vec![array]).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::BROTLI(BrotliLevel::try_new(1).unwrap()))
+            .set_dictionary_enabled(false)
+            .set_data_page_size_limit(256 << 10)
+            .build();
+        let mut out = Vec::new();
+        let w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props.clone())).unwrap();
+        let (mut file, _factory) = w.into_serialized_writer().unwrap();
+        let plan = BrotliColumns::plan(&schema, file.schema_descr(), &props);
+        let chunk = plan
+            .encode(file.schema_descr().column(0), 0, &[batch])
+            .unwrap();
+        let mut rg = file.next_row_group().unwrap();
+        chunk.append_to_row_group(&mut rg).unwrap();
+        rg.close().unwrap();
+        file.close().unwrap();
+        let reader = SerializedFileReader::new(Bytes::from(out)).unwrap();
+        let mut pages = reader
+            .get_row_group(0)
+            .unwrap()
+            .get_column_page_reader(0)
+            .unwrap();
+        let mut sizes = Vec::new();
+        while let Some(p) = pages.get_next_page().unwrap() {
+            sizes.push(p.buffer().len());
+        }
+        // 12 MB of text in pages of at most the limit plus one quarter of it.
+        assert!(sizes.len() >= 40, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&n| n <= (256 << 10) * 5 / 4 + 4096),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
     fn plan_skips_dictionary_other_codecs_and_non_strings() {
         let schema = Schema::new(vec![
             Field::new("a", DataType::Utf8, false),

@@ -39,7 +39,13 @@ pub(crate) struct ChunkReader {
     cur: Option<(usize, BufReader<File>, u64)>,
     max_rows: usize,
     max_bytes: usize,
+    /// Chunks returned so far: the first ones are smaller (see [`FIRST_CHUNK_BYTES`]).
+    chunks: u32,
 }
+
+/// The first chunk holds at most this many bytes, each next one twice as many up to the
+/// configured size: the encoders downstream get work sooner.
+const FIRST_CHUNK_BYTES: usize = 1 << 20;
 
 impl ChunkReader {
     pub fn new(shards: Vec<PathBuf>, max_rows: usize, max_bytes: usize) -> Self {
@@ -49,13 +55,21 @@ impl ChunkReader {
             cur: None,
             max_rows: max_rows.max(1),
             max_bytes: max_bytes.max(1),
+            chunks: 0,
         }
     }
 
     /// The next chunk, or `None` at the end of the last shard.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         let mut c = Chunk::default();
-        while c.lines.len() < self.max_rows && c.buf.len() < self.max_bytes {
+        // Doubling stops well before the shift could overflow.
+        let ramp = match self.chunks {
+            n @ 0..16 => FIRST_CHUNK_BYTES << n,
+            _ => usize::MAX,
+        };
+        let max_bytes = ramp.min(self.max_bytes);
+        self.chunks = self.chunks.saturating_add(1);
+        while c.lines.len() < self.max_rows && c.buf.len() < max_bytes {
             if self.cur.is_none() {
                 if self.next_shard >= self.shards.len() {
                     break;

@@ -77,6 +77,16 @@ pub enum BrotliEncoder {
     Rust,
 }
 
+impl BrotliEncoder {
+    /// The name the CLI and scripts use (`c`, `rust`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::C => "c",
+            Self::Rust => "rust",
+        }
+    }
+}
+
 impl std::str::FromStr for BrotliEncoder {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -245,6 +255,38 @@ impl ConvertConfig {
             }
         }
         Ok(())
+    }
+
+    /// The same settings as `yunmin parquet convert` flags (every field, defaults included), so
+    /// a conversion can run as its own process, e.g. beside a peer in a benchmark.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            ("--text", self.text.clone()),
+            ("--tokens", self.tokens.clone()),
+            ("--other", self.other.clone()),
+            ("--brotli-encoder", self.brotli_encoder.name().into()),
+            ("--row-group-rows", self.row_group_rows.to_string()),
+            ("--row-group-mb", self.row_group_mb.to_string()),
+            ("--statistics", self.statistics.clone()),
+            ("--heldout", self.heldout.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--chunk-rows", self.chunk_rows.to_string()),
+            ("--chunk-mb", self.chunk_mb.to_string()),
+            ("--buffer-mb", self.buffer_mb.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect();
+        if !self.dictionary {
+            a.push("--no-dictionary".into());
+        }
+        for e in &self.extras {
+            a.push(format!("--extra={}:{}", e.name, e.ty));
+        }
+        if self.unknown_fields == UnknownFields::Reject {
+            a.push("--reject-unknown-fields".into());
+        }
+        a
     }
 
     /// The statistics level.

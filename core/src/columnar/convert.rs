@@ -306,6 +306,13 @@ fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef,
     ))
 }
 
+/// Row groups per thread, at the configured size, that the end of the input may hold before
+/// [`Outputs::finish`] cuts it evenly instead.
+const TAIL_ROW_GROUPS: usize = 2;
+
+/// The smallest row group the end of a conversion is cut into (1 MiB of Arrow data).
+const MIN_TAIL_ROW_GROUP: usize = 1 << 20;
+
 /// A finished output file.
 struct Written {
     domain: String,
@@ -324,6 +331,12 @@ struct Outputs {
     brotli_encoder: BrotliEncoder,
     writers: BTreeMap<(String, bool), PartWriter>,
     slots: EncodeSlots,
+    threads: usize,
+    /// The input left is at most [`TAIL_ROW_GROUPS`] row groups per thread: from here on rows
+    /// stay buffered (within `buffer_cap`) and [`Outputs::finish`] cuts them evenly.
+    at_tail: bool,
+    /// Row groups submitted because they were full.
+    started: usize,
     rg_rows: usize,
     rg_bytes: usize,
     buffer_cap: usize,
@@ -360,8 +373,15 @@ impl Outputs {
             .writers
             .get_mut(&(domain.to_string(), heldout))
             .expect("created");
-        if w.buf_rows >= rg_rows || w.buf_bytes >= rg_bytes {
+        // The first row groups of a conversion are smaller, so every thread has work early.
+        let rg_bytes = if self.started < self.threads {
+            (rg_bytes / 4).max(MIN_TAIL_ROW_GROUP)
+        } else {
+            rg_bytes
+        };
+        if !self.at_tail && (w.buf_rows >= rg_rows || w.buf_bytes >= rg_bytes) {
             w.submit(&mut self.slots)?;
+            self.started += 1;
         }
         // Memory bound 1: buffered Arrow data across files.
         while self.writers.values().map(|w| w.buf_bytes).sum::<usize>() > self.buffer_cap {
@@ -380,13 +400,17 @@ impl Outputs {
         Ok(())
     }
 
-    /// Submits every buffered row group, the largest first (so the pool's last tasks are the
-    /// short ones), then finishes the files in order.
+    /// Submits what is still buffered, then finishes the files in order. The remaining data is
+    /// cut into row groups of at most a quarter of it per thread (and at least
+    /// [`MIN_TAIL_ROW_GROUP`]), the largest buffers first, so that the last encodes end together
+    /// instead of one long row group finishing alone.
     fn finish(mut self) -> Result<Vec<Written>> {
+        let buffered: usize = self.writers.values().map(|w| w.buf_bytes).sum();
+        let part = (buffered / (4 * self.threads)).max(MIN_TAIL_ROW_GROUP);
         let mut order: Vec<&mut PartWriter> = self.writers.values_mut().collect();
         order.sort_by_key(|w| std::cmp::Reverse(w.buf_bytes));
         for w in order {
-            w.submit(&mut self.slots)?;
+            w.submit_in_parts(part, &mut self.slots)?;
         }
         let mut done = Vec::with_capacity(self.writers.len());
         for ((domain, heldout), w) in std::mem::take(&mut self.writers) {
@@ -443,6 +467,9 @@ pub fn convert(
         brotli_encoder: cfg.brotli_encoder,
         writers: BTreeMap::new(),
         slots: EncodeSlots::new(threads),
+        threads,
+        at_tail: false,
+        started: 0,
         rg_rows: cfg.row_group_rows,
         rg_bytes: cfg.row_group_mb << 20,
         buffer_cap: cfg.buffer_mb << 20,
@@ -450,10 +477,13 @@ pub fn convert(
     let mut reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
     let bar = progress_bar(input_bytes, "parquet");
     let mut domain_problem: HashMap<String, Option<String>> = HashMap::new();
-    let mut docs_in = 0u64;
+    let (mut docs_in, mut read_bytes) = (0u64, 0u64);
     while let Some(chunk) = reader.next_chunk()? {
         check_cancelled()?;
         bar.inc(chunk.raw_bytes);
+        read_bytes += chunk.raw_bytes;
+        outs.at_tail = input_bytes.saturating_sub(read_bytes)
+            <= (TAIL_ROW_GROUPS * threads * outs.rg_bytes) as u64;
         docs_in += chunk.lines.len() as u64;
         let (batch, rows) = decode_chunk(&chunk, &in_schema, cfg, &shards, &mut rejects)?;
         if batch.num_rows() == 0 {

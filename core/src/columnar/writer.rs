@@ -207,18 +207,57 @@ impl PartWriter {
     /// Sends the buffered batches to the rayon pool as one row group, taking one of `slots`.
     /// Returns the bytes released from the buffer.
     pub fn submit(&mut self, slots: &mut EncodeSlots) -> Result<usize> {
-        if self.buf.is_empty() {
-            return Ok(0);
+        let released = self.buf_bytes;
+        let batches = self.take_buffer();
+        self.spawn_row_group(batches, slots)?;
+        Ok(released)
+    }
+
+    /// Sends the buffered batches as row groups of at most about `max_bytes` each (batches are
+    /// cut by rows where needed). At the end of a conversion this spreads the last work over the
+    /// pool's threads instead of leaving one long row group to finish alone.
+    pub fn submit_in_parts(&mut self, max_bytes: usize, slots: &mut EncodeSlots) -> Result<()> {
+        let mut group: Vec<RecordBatch> = Vec::new();
+        let mut group_bytes = 0usize;
+        for b in self.take_buffer() {
+            let bytes = b.get_array_memory_size().max(1);
+            let rows = b.num_rows();
+            let per_row = bytes.div_ceil(rows.max(1)).max(1);
+            let mut at = 0;
+            while at < rows {
+                let room = max_bytes.saturating_sub(group_bytes).max(per_row);
+                let n = (room / per_row).clamp(1, rows - at);
+                group.push(b.slice(at, n));
+                group_bytes += n * per_row;
+                at += n;
+                if group_bytes >= max_bytes {
+                    self.spawn_row_group(std::mem::take(&mut group), slots)?;
+                    group_bytes = 0;
+                }
+            }
+        }
+        self.spawn_row_group(group, slots)
+    }
+
+    fn take_buffer(&mut self) -> Vec<RecordBatch> {
+        self.buf_rows = 0;
+        self.buf_bytes = 0;
+        std::mem::take(&mut self.buf)
+    }
+
+    fn spawn_row_group(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        slots: &mut EncodeSlots,
+    ) -> Result<()> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
         }
         let writers = self
             .factory
             .create_column_writers(self.row_groups)
             .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         self.row_groups += 1;
-        let batches = std::mem::take(&mut self.buf);
-        let released = self.buf_bytes;
-        self.buf_rows = 0;
-        self.buf_bytes = 0;
         let columns = self.columns.clone();
         let (tx, rx) = channel();
         let finished = slots.start();
@@ -227,7 +266,7 @@ impl PartWriter {
             drop(finished);
         });
         self.pending.push_back(rx);
-        Ok(released)
+        Ok(())
     }
 
     fn append(&mut self, chunks: Encoded) -> Result<()> {

@@ -466,3 +466,47 @@ fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_doc
         "ratios are relative to the default text codec"
     );
 }
+
+#[test]
+fn convert_flags_from_a_config_give_back_that_config() {
+    use yunmin_core::columnar::{BrotliEncoder, ConvertConfig, ExtraField, UnknownFields};
+    let d = tempfile::tempdir().unwrap();
+    let ds = dataset(d.path(), 30);
+    // Every field away from its default: the flags must carry each one.
+    let cfg = ConvertConfig {
+        text: "zstd:7".into(),
+        tokens: "brotli:2".into(),
+        other: "snappy".into(),
+        brotli_encoder: BrotliEncoder::Rust,
+        row_group_rows: 777,
+        row_group_mb: 3,
+        dictionary: false,
+        statistics: "page".into(),
+        heldout: 0.25,
+        seed: 9,
+        extras: vec![ExtraField::parse("label:int64").unwrap()],
+        unknown_fields: UnknownFields::Reject,
+        chunk_rows: 11,
+        chunk_mb: 2,
+        buffer_mb: 5,
+    };
+    assert_ne!(cfg, ConvertConfig::default());
+    let out = d.path().join("pq");
+    let mut args = vec![
+        "parquet".to_string(),
+        "convert".into(),
+        "--no-tokens".into(),
+        "--dataset".into(),
+        ds.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(cfg.cli_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = yunmin(d.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("parquet_report.json")).unwrap()).unwrap();
+    let back: ConvertConfig = serde_json::from_value(report["config"].clone()).unwrap();
+    assert_eq!(back, cfg);
+}
