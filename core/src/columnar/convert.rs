@@ -333,7 +333,8 @@ struct Outputs {
     slots: EncodeSlots,
     threads: usize,
     /// The input left is at most [`TAIL_ROW_GROUPS`] row groups per thread: from here on rows
-    /// stay buffered (within `buffer_cap`) and [`Outputs::finish`] cuts them evenly.
+    /// stay buffered (within `buffer_cap` and `rg_rows`) and [`Outputs::finish`] cuts them
+    /// evenly.
     at_tail: bool,
     /// Row groups submitted because they were full.
     started: usize,
@@ -379,8 +380,10 @@ impl Outputs {
         } else {
             rg_bytes
         };
-        if !self.at_tail && (w.buf_rows >= rg_rows || w.buf_bytes >= rg_bytes) {
-            w.submit(&mut self.slots)?;
+        if w.buf_rows >= rg_rows || (!self.at_tail && w.buf_bytes >= rg_bytes) {
+            // Whole row groups go; a remainder below both bounds stays buffered.
+            let max_bytes = if self.at_tail { usize::MAX } else { rg_bytes };
+            w.submit(max_bytes, rg_rows, true, &mut self.slots)?;
             self.started += 1;
         }
         // Memory bound 1: buffered Arrow data across files.
@@ -390,7 +393,7 @@ impl Outputs {
                 .values_mut()
                 .max_by_key(|w| w.buf_bytes)
                 .expect("a writer");
-            w.submit(&mut self.slots)?;
+            w.submit(rg_bytes, rg_rows, false, &mut self.slots)?;
         }
         // Memory bound 2: row groups being encoded.
         self.slots.wait_for_slot();
@@ -410,12 +413,12 @@ impl Outputs {
         let mut order: Vec<&mut PartWriter> = self.writers.values_mut().collect();
         order.sort_by_key(|w| std::cmp::Reverse(w.buf_bytes));
         for w in order {
-            w.submit_in_parts(part, &mut self.slots)?;
+            w.submit(part, self.rg_rows, false, &mut self.slots)?;
         }
         let mut done = Vec::with_capacity(self.writers.len());
         for ((domain, heldout), w) in std::mem::take(&mut self.writers) {
             let (rows, tokens, row_groups) = (w.rows, w.tokens, w.row_groups());
-            let bytes = w.finish(&mut self.slots)?;
+            let bytes = w.finish(self.rg_bytes, self.rg_rows, &mut self.slots)?;
             done.push(Written {
                 domain,
                 heldout,

@@ -378,3 +378,61 @@ fn c_and_rust_brotli_encoders_write_the_same_rows_with_the_brotli_codec() {
     let err = "java".parse::<BrotliEncoder>().unwrap_err().to_string();
     assert!(err.contains("must be c or rust"), "{err}");
 }
+
+#[test]
+fn first_and_last_row_groups_are_cut_small_and_keep_every_row_in_order() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    // About 9 MB of text in two domains: with 1 MiB row groups the start ramps up and the end of
+    // the input (the last 2 row groups per thread) is cut evenly.
+    let d = tempfile::tempdir().unwrap();
+    let mut w = DatasetWriter::create(&d.path().join("ds"), 400).unwrap();
+    let mut want: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    for i in 0..3000 {
+        let domain = if i % 3 == 0 { "법률" } else { "news" };
+        let text = format!("{} {i}", TEXTS[i % TEXTS.len()].repeat(1 + i % 40));
+        want.entry(domain.into())
+            .or_default()
+            .push((format!("doc-{i}"), text.clone()));
+        w.write(&Document {
+            id: format!("doc-{i}"),
+            text,
+            domain: domain.into(),
+            source: "unit-test".into(),
+            extra: Default::default(),
+        })
+        .unwrap();
+    }
+    let ds = w.finish().unwrap();
+    let out = d.path().join("pq");
+    let cfg = ConvertConfig {
+        heldout: 0.0,
+        row_group_mb: 1,
+        row_group_rows: 500,
+        chunk_mb: 1,
+        ..Default::default()
+    };
+    let rep = convert(&ds, &out, &cfg, None).unwrap();
+    assert_eq!(rep.rows_written, 3000);
+    // Input order within each domain, every row once.
+    let got = texts(&out);
+    let mut by_domain: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        Default::default();
+    for (id, text) in got {
+        let n: usize = id.trim_start_matches("doc-").parse().unwrap();
+        let domain = if n % 3 == 0 { "법률" } else { "news" };
+        by_domain.entry(domain.into()).or_default().push((id, text));
+    }
+    assert_eq!(by_domain, want);
+    // Row groups never exceed the row bound, and the file holds several.
+    for f in rep.files.keys() {
+        let r = SerializedFileReader::new(std::fs::File::open(out.join(f)).unwrap()).unwrap();
+        let rgs = r.metadata().row_groups();
+        assert!(rgs.len() >= 2, "{f}: {} row groups", rgs.len());
+        assert!(rgs.iter().all(|rg| rg.num_rows() <= 500), "{f}");
+        assert_eq!(
+            rgs.iter().map(|rg| rg.num_rows() as u64).sum::<u64>(),
+            rep.files[f].rows
+        );
+        assert_eq!(rgs.len(), rep.files[f].row_groups, "{f}");
+    }
+}

@@ -204,39 +204,55 @@ impl PartWriter {
         self.row_groups
     }
 
-    /// Sends the buffered batches to the rayon pool as one row group, taking one of `slots`.
-    /// Returns the bytes released from the buffer.
-    pub fn submit(&mut self, slots: &mut EncodeSlots) -> Result<usize> {
-        let released = self.buf_bytes;
-        let batches = self.take_buffer();
-        self.spawn_row_group(batches, slots)?;
-        Ok(released)
-    }
-
-    /// Sends the buffered batches as row groups of at most about `max_bytes` each (batches are
-    /// cut by rows where needed). At the end of a conversion this spreads the last work over the
-    /// pool's threads instead of leaving one long row group to finish alone.
-    pub fn submit_in_parts(&mut self, max_bytes: usize, slots: &mut EncodeSlots) -> Result<()> {
+    /// Sends the buffered rows to the rayon pool as row groups of at most about `max_bytes` and
+    /// at most `max_rows` rows each (batches are cut by rows where needed), each taking one of
+    /// `slots`. With `keep_rest`, rows that do not fill a whole row group stay buffered. Returns
+    /// the bytes released from the buffer.
+    ///
+    /// At the end of a conversion, small `max_bytes` spread the last work over the pool's
+    /// threads instead of leaving one long row group to finish alone.
+    pub fn submit(
+        &mut self,
+        max_bytes: usize,
+        max_rows: usize,
+        keep_rest: bool,
+        slots: &mut EncodeSlots,
+    ) -> Result<usize> {
+        let (max_bytes, max_rows) = (max_bytes.max(1), max_rows.max(1));
+        let before = self.buf_bytes;
         let mut group: Vec<RecordBatch> = Vec::new();
-        let mut group_bytes = 0usize;
+        let (mut group_bytes, mut group_rows) = (0usize, 0usize);
         for b in self.take_buffer() {
-            let bytes = b.get_array_memory_size().max(1);
             let rows = b.num_rows();
-            let per_row = bytes.div_ceil(rows.max(1)).max(1);
+            let per_row = b
+                .get_array_memory_size()
+                .max(1)
+                .div_ceil(rows.max(1))
+                .max(1);
             let mut at = 0;
             while at < rows {
                 let room = max_bytes.saturating_sub(group_bytes).max(per_row);
-                let n = (room / per_row).clamp(1, rows - at);
-                group.push(b.slice(at, n));
+                let n = (room / per_row)
+                    .min(max_rows - group_rows)
+                    .clamp(1, rows - at);
+                group.push(if n == rows { b.clone() } else { b.slice(at, n) });
                 group_bytes += n * per_row;
+                group_rows += n;
                 at += n;
-                if group_bytes >= max_bytes {
+                if group_bytes >= max_bytes || group_rows >= max_rows {
                     self.spawn_row_group(std::mem::take(&mut group), slots)?;
-                    group_bytes = 0;
+                    (group_bytes, group_rows) = (0, 0);
                 }
             }
         }
-        self.spawn_row_group(group, slots)
+        if keep_rest {
+            self.buf = group;
+            self.buf_rows = group_rows;
+            self.buf_bytes = group_bytes;
+        } else {
+            self.spawn_row_group(group, slots)?;
+        }
+        Ok(before.saturating_sub(self.buf_bytes))
     }
 
     fn take_buffer(&mut self) -> Vec<RecordBatch> {
@@ -312,10 +328,15 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Encodes what is buffered, waits for everything and writes the footer. Returns the file
-    /// size in bytes.
-    pub fn finish(mut self, slots: &mut EncodeSlots) -> Result<u64> {
-        self.submit(slots)?;
+    /// Encodes what is buffered (as row groups within the bounds), waits for everything and
+    /// writes the footer. Returns the file size in bytes.
+    pub fn finish(
+        mut self,
+        max_bytes: usize,
+        max_rows: usize,
+        slots: &mut EncodeSlots,
+    ) -> Result<u64> {
+        self.submit(max_bytes, max_rows, false, slots)?;
         while !self.pending.is_empty() {
             self.wait_oldest()?;
         }
