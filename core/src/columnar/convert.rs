@@ -417,8 +417,8 @@ impl Outputs {
         }
         let mut done = Vec::with_capacity(self.writers.len());
         for ((domain, heldout), w) in std::mem::take(&mut self.writers) {
-            let (rows, tokens, row_groups) = (w.rows, w.tokens, w.row_groups());
-            let bytes = w.finish(self.rg_bytes, self.rg_rows, &mut self.slots)?;
+            let (rows, tokens) = (w.rows, w.tokens);
+            let (bytes, row_groups) = w.finish(self.rg_bytes, self.rg_rows, &mut self.slots)?;
             done.push(Written {
                 domain,
                 heldout,
@@ -603,32 +603,24 @@ pub fn convert(
     write_atomic(&tmp.join("schema.txt"), title_schema.as_bytes())?;
     let mut files = BTreeMap::new();
     let (mut rows_written, mut tokens_written, mut output_bytes) = (0, 0, 0);
-    for Written {
-        domain,
-        heldout,
-        rows,
-        tokens,
-        row_groups,
-        bytes,
-    } in outs.finish()?
-    {
-        let rel = Outputs::rel(&domain, heldout);
-        let split = if heldout { "heldout" } else { "train" };
+    for w in outs.finish()? {
+        let rel = Outputs::rel(&w.domain, w.heldout);
+        let split = if w.heldout { "heldout" } else { "train" };
         let schema_rel = rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt";
-        let text = schema_text(&out_schema, &format!("domain {domain} ({split})"));
+        let text = schema_text(&out_schema, &format!("domain {} ({split})", w.domain));
         write_atomic(&tmp.join(&schema_rel), text.as_bytes())?;
-        rows_written += rows;
-        tokens_written += tokens;
-        output_bytes += bytes;
+        rows_written += w.rows;
+        tokens_written += w.tokens;
+        output_bytes += w.bytes;
         files.insert(
             rel,
             FileReport {
-                domain,
+                domain: w.domain,
                 split: split.into(),
-                rows,
-                tokens,
-                bytes,
-                row_groups,
+                rows: w.rows,
+                tokens: w.tokens,
+                bytes: w.bytes,
+                row_groups: w.row_groups,
                 schema_file: schema_rel,
             },
         );

@@ -329,13 +329,13 @@ impl PartWriter {
     }
 
     /// Encodes what is buffered (as row groups within the bounds), waits for everything and
-    /// writes the footer. Returns the file size in bytes.
+    /// writes the footer. Returns the file size in bytes and the number of row groups.
     pub fn finish(
         mut self,
         max_bytes: usize,
         max_rows: usize,
         slots: &mut EncodeSlots,
-    ) -> Result<u64> {
+    ) -> Result<(u64, usize)> {
         self.submit(max_bytes, max_rows, false, slots)?;
         while !self.pending.is_empty() {
             self.wait_oldest()?;
@@ -345,6 +345,6 @@ impl PartWriter {
             .map_err(|e| ColumnarError::parquet(&self.path, e))?;
         let meta =
             std::fs::metadata(&self.path).map_err(|e| crate::Error::io("stat", &self.path, e))?;
-        Ok(meta.len())
+        Ok((meta.len(), self.row_groups))
     }
 }
