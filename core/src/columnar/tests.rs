@@ -385,10 +385,14 @@ fn first_and_last_row_groups_are_cut_small_and_keep_every_row_in_order() {
     // About 9 MB of text in two domains: with 1 MiB row groups the start ramps up and the end of
     // the input (the last 2 row groups per thread) is cut evenly.
     let d = tempfile::tempdir().unwrap();
-    let mut w = DatasetWriter::create(&d.path().join("ds"), 400).unwrap();
+    let mut w = DatasetWriter::create(d.path().join("ds"), 400).unwrap();
     let mut want: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
-    for i in 0..3000 {
-        let domain = if i % 3 == 0 { "법률" } else { "news" };
+    for i in 0..3000usize {
+        let domain = if i.is_multiple_of(3) {
+            "법률"
+        } else {
+            "news"
+        };
         let text = format!("{} {i}", TEXTS[i % TEXTS.len()].repeat(1 + i % 40));
         want.entry(domain.into())
             .or_default()
@@ -419,7 +423,11 @@ fn first_and_last_row_groups_are_cut_small_and_keep_every_row_in_order() {
         Default::default();
     for (id, text) in got {
         let n: usize = id.trim_start_matches("doc-").parse().unwrap();
-        let domain = if n % 3 == 0 { "법률" } else { "news" };
+        let domain = if n.is_multiple_of(3) {
+            "법률"
+        } else {
+            "news"
+        };
         by_domain.entry(domain.into()).or_default().push((id, text));
     }
     assert_eq!(by_domain, want);

@@ -199,11 +199,6 @@ impl PartWriter {
         self.buf.push(batch);
     }
 
-    /// Row groups submitted so far.
-    pub fn row_groups(&self) -> usize {
-        self.row_groups
-    }
-
     /// Sends the buffered rows to the rayon pool as row groups of at most about `max_bytes` and
     /// at most `max_rows` rows each (batches are cut by rows where needed), each taking one of
     /// `slots`. With `keep_rest`, rows that do not fill a whole row group stay buffered. Returns
