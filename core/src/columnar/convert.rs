@@ -198,15 +198,19 @@ fn reject_reason(line: &[u8], cfg: &ConvertConfig, arrow_msg: &str) -> (&'static
     ("schema", arrow_msg.to_string())
 }
 
-/// Decodes a chunk with arrow-json. Lines that do not fit the schema go to `rejects`; returns
-/// the batch of the others and, per row, the chunk line it came from.
-fn decode_chunk(
-    chunk: &Chunk,
-    schema: &SchemaRef,
-    cfg: &ConvertConfig,
-    shards: &[PathBuf],
-    rejects: &mut Rejects,
-) -> Result<(RecordBatch, Vec<usize>)> {
+/// A chunk decoded by arrow-json.
+struct Decoded {
+    /// The rows that fit the schema.
+    batch: RecordBatch,
+    /// Per row of `batch`, the chunk line it came from.
+    rows: Vec<usize>,
+    /// Lines that do not fit: (chunk line, category, reason), in line order.
+    rejected: Vec<(usize, &'static str, String)>,
+}
+
+/// Decodes a chunk with arrow-json: the rows that fit the schema and the lines that do not,
+/// with their reasons.
+fn decode_chunk(chunk: &Chunk, schema: &SchemaRef, cfg: &ConvertConfig) -> Result<Decoded> {
     let strict = cfg.unknown_fields == UnknownFields::Reject;
     let make = |rows: usize| {
         ReaderBuilder::new(schema.clone())
@@ -232,42 +236,77 @@ fn decode_chunk(
         dec.flush()
     };
     let n = chunk.lines.len();
+    let mut out = Decoded {
+        batch: RecordBatch::new_empty(schema.clone()),
+        rows: Vec::new(),
+        rejected: Vec::new(),
+    };
     if n == 0 {
-        return Ok((RecordBatch::new_empty(schema.clone()), Vec::new()));
+        return Ok(out);
     }
     // Fast path: the whole chunk decodes, one row per line.
     if let Ok(Some(b)) = decode(&chunk.buf, n + 1)
         && b.num_rows() == n
     {
-        return Ok((b, (0..n).collect()));
+        out.batch = b;
+        out.rows = (0..n).collect();
+        return Ok(out);
     }
     // Slow path: line by line, to find and explain the bad ones.
     let mut good = Vec::new();
-    let mut rows = Vec::new();
     for i in 0..n {
         let line = chunk.line(i);
-        let l = chunk.lines[i];
         match decode(line, 2) {
             Ok(Some(b)) if b.num_rows() == 1 => {
                 good.push(b);
-                rows.push(i);
+                out.rows.push(i);
             }
-            Ok(_) => rejects.add(
-                &shards[l.shard],
-                l.line,
-                "json",
-                "a line must hold exactly one JSON object",
-                line,
-            )?,
+            Ok(_) => {
+                out.rejected
+                    .push((i, "json", "a line must hold exactly one JSON object".into()))
+            }
             Err(e) => {
                 let (cat, reason) = reject_reason(line, cfg, &e.to_string());
-                rejects.add(&shards[l.shard], l.line, cat, &reason, line)?;
+                out.rejected.push((i, cat, reason));
             }
         }
     }
-    let batch = concat_batches(schema, &good).map_err(ColumnarError::from)?;
-    Ok((batch, rows))
+    out.batch = concat_batches(schema, &good).map_err(ColumnarError::from)?;
+    Ok(out)
 }
+
+/// Chunks read ahead on their own thread and decoded there, handed over in order through a
+/// bounded channel: the converting thread groups and buffers one chunk while the next one is
+/// read and decoded. Dropping the receiver stops the thread.
+fn spawn_decoder<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut reader: ChunkReader,
+    schema: &'scope SchemaRef,
+    cfg: &'scope ConvertConfig,
+) -> std::sync::mpsc::Receiver<Result<(Chunk, Decoded)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(DECODE_AHEAD);
+    scope.spawn(move || {
+        loop {
+            let next = reader.next_chunk().and_then(|c| {
+                c.map(|c| decode_chunk(&c, schema, cfg).map(|d| (c, d)))
+                    .transpose()
+            });
+            let stop = !matches!(next, Ok(Some(_)));
+            let sent = match next {
+                Ok(Some(item)) => tx.send(Ok(item)),
+                Ok(None) => Ok(()),
+                Err(e) => tx.send(Err(e)),
+            };
+            if stop || sent.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Decoded chunks waiting for the converting thread.
+const DECODE_AHEAD: usize = 0;
 
 /// Builds `tokens` (`list<int32>`) and `n_tokens` for the texts of `batch`.
 fn tokenize(batch: &RecordBatch, tok: &Tokenizer) -> Result<(ArrayRef, ArrayRef, u64)> {
@@ -477,115 +516,126 @@ pub fn convert(
         rg_bytes: cfg.row_group_mb << 20,
         buffer_cap: cfg.buffer_mb << 20,
     };
-    let mut reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
+    let reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
     let bar = progress_bar(input_bytes, "parquet");
     let mut domain_problem: HashMap<String, Option<String>> = HashMap::new();
     let (mut docs_in, mut read_bytes) = (0u64, 0u64);
-    while let Some(chunk) = reader.next_chunk()? {
-        check_cancelled()?;
-        bar.inc(chunk.raw_bytes);
-        read_bytes += chunk.raw_bytes;
-        outs.at_tail = input_bytes.saturating_sub(read_bytes)
-            <= (TAIL_ROW_GROUPS * threads * outs.rg_bytes) as u64;
-        docs_in += chunk.lines.len() as u64;
-        let (batch, rows) = decode_chunk(&chunk, &in_schema, cfg, &shards, &mut rejects)?;
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        // Domains that cannot name a file are rejected row by row.
-        let domains = batch.column(2).as_string::<i32>();
-        let mut keep = Vec::with_capacity(batch.num_rows());
-        for (r, &line_idx) in rows.iter().enumerate() {
-            let d = domains.value(r);
-            if !domain_problem.contains_key(d) {
-                domain_problem.insert(d.to_string(), domain_name_problem(d));
+    std::thread::scope(|scope| -> Result<()> {
+        let decoded_chunks = spawn_decoder(scope, reader, &in_schema, cfg);
+        for item in decoded_chunks {
+            let (chunk, decoded) = item?;
+            check_cancelled()?;
+            bar.inc(chunk.raw_bytes);
+            read_bytes += chunk.raw_bytes;
+            outs.at_tail = input_bytes.saturating_sub(read_bytes)
+                <= (TAIL_ROW_GROUPS * threads * outs.rg_bytes) as u64;
+            docs_in += chunk.lines.len() as u64;
+            for (i, category, reason) in &decoded.rejected {
+                let l = chunk.lines[*i];
+                rejects.add(&shards[l.shard], l.line, category, reason, chunk.line(*i))?;
             }
-            match &domain_problem[d] {
-                None => keep.push(true),
-                Some(problem) => {
-                    let l = chunk.lines[line_idx];
-                    rejects.add(
-                        &shards[l.shard],
-                        l.line,
-                        "domain",
-                        problem,
-                        chunk.line(line_idx),
-                    )?;
-                    keep.push(false);
+            let Decoded { batch, rows, .. } = decoded;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            // Domains that cannot name a file are rejected row by row.
+            let domains = batch.column(2).as_string::<i32>();
+            let mut keep = Vec::with_capacity(batch.num_rows());
+            for (r, &line_idx) in rows.iter().enumerate() {
+                let d = domains.value(r);
+                if !domain_problem.contains_key(d) {
+                    domain_problem.insert(d.to_string(), domain_name_problem(d));
+                }
+                match &domain_problem[d] {
+                    None => keep.push(true),
+                    Some(problem) => {
+                        let l = chunk.lines[line_idx];
+                        rejects.add(
+                            &shards[l.shard],
+                            l.line,
+                            "domain",
+                            problem,
+                            chunk.line(line_idx),
+                        )?;
+                        keep.push(false);
+                    }
                 }
             }
-        }
-        let batch = if keep.iter().all(|k| *k) {
-            batch
-        } else {
-            filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(ColumnarError::from)?
-        };
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        // Full output columns (domain still plain utf8; made a dictionary per file below).
-        let mut cols: Vec<ArrayRef> = batch.columns()[..4].to_vec();
-        if let Some(tok) = tokenizer {
-            let (t, n, _) = tokenize(&batch, tok)?;
-            cols.push(t);
-            cols.push(n);
-        }
-        cols.extend(batch.columns()[4..].iter().cloned());
-        let n_tokens_col = if with_tokens {
-            Some(cols[5].as_primitive::<Int32Type>().clone())
-        } else {
-            None
-        };
-        // Group rows by (domain, split), keeping input order inside each group.
-        let ids = batch.column(0).as_string::<i32>();
-        let domains = batch.column(2).as_string::<i32>();
-        let mut order: Vec<(String, bool)> = Vec::new();
-        let mut groups: HashMap<(String, bool), Vec<u32>> = HashMap::new();
-        for r in 0..batch.num_rows() {
-            let key = (
-                domains.value(r).to_string(),
-                is_heldout(ids.value(r), cfg.seed, cfg.heldout),
-            );
-            groups
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    order.push(key);
-                    Vec::new()
-                })
-                .push(r as u32);
-        }
-        for key in order {
-            let idx = groups.remove(&key).expect("group");
-            let n = idx.len();
-            let whole = n == batch.num_rows();
-            let idx = UInt32Array::from(idx);
-            let mut out: Vec<ArrayRef> = Vec::with_capacity(cols.len());
-            for (j, c) in cols.iter().enumerate() {
-                if j == 2 {
-                    let dict = DictionaryArray::<Int32Type>::try_new(
-                        Int32Array::from(vec![0; n]),
-                        Arc::new(StringArray::from(vec![key.0.as_str()])),
-                    )
-                    .map_err(ColumnarError::from)?;
-                    out.push(Arc::new(dict));
-                } else if whole {
-                    out.push(c.clone());
-                } else {
-                    out.push(take(c.as_ref(), &idx, None).map_err(ColumnarError::from)?);
-                }
-            }
-            let tokens: u64 = match &n_tokens_col {
-                Some(nt) => idx
-                    .values()
-                    .iter()
-                    .map(|&i| nt.value(i as usize) as u64)
-                    .sum(),
-                None => 0,
+            let batch = if keep.iter().all(|k| *k) {
+                batch
+            } else {
+                filter_record_batch(&batch, &BooleanArray::from(keep))
+                    .map_err(ColumnarError::from)?
             };
-            let b = RecordBatch::try_new(out_schema.clone(), out).map_err(ColumnarError::from)?;
-            outs.push(&key.0, key.1, b, tokens)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            // Full output columns (domain still plain utf8; made a dictionary per file below).
+            let mut cols: Vec<ArrayRef> = batch.columns()[..4].to_vec();
+            if let Some(tok) = tokenizer {
+                let (t, n, _) = tokenize(&batch, tok)?;
+                cols.push(t);
+                cols.push(n);
+            }
+            cols.extend(batch.columns()[4..].iter().cloned());
+            let n_tokens_col = if with_tokens {
+                Some(cols[5].as_primitive::<Int32Type>().clone())
+            } else {
+                None
+            };
+            // Group rows by (domain, split), keeping input order inside each group.
+            let ids = batch.column(0).as_string::<i32>();
+            let domains = batch.column(2).as_string::<i32>();
+            let mut order: Vec<(String, bool)> = Vec::new();
+            let mut groups: HashMap<(String, bool), Vec<u32>> = HashMap::new();
+            for r in 0..batch.num_rows() {
+                let key = (
+                    domains.value(r).to_string(),
+                    is_heldout(ids.value(r), cfg.seed, cfg.heldout),
+                );
+                groups
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        order.push(key);
+                        Vec::new()
+                    })
+                    .push(r as u32);
+            }
+            for key in order {
+                let idx = groups.remove(&key).expect("group");
+                let n = idx.len();
+                let whole = n == batch.num_rows();
+                let idx = UInt32Array::from(idx);
+                let mut out: Vec<ArrayRef> = Vec::with_capacity(cols.len());
+                for (j, c) in cols.iter().enumerate() {
+                    if j == 2 {
+                        let dict = DictionaryArray::<Int32Type>::try_new(
+                            Int32Array::from(vec![0; n]),
+                            Arc::new(StringArray::from(vec![key.0.as_str()])),
+                        )
+                        .map_err(ColumnarError::from)?;
+                        out.push(Arc::new(dict));
+                    } else if whole {
+                        out.push(c.clone());
+                    } else {
+                        out.push(take(c.as_ref(), &idx, None).map_err(ColumnarError::from)?);
+                    }
+                }
+                let tokens: u64 = match &n_tokens_col {
+                    Some(nt) => idx
+                        .values()
+                        .iter()
+                        .map(|&i| nt.value(i as usize) as u64)
+                        .sum(),
+                    None => 0,
+                };
+                let b =
+                    RecordBatch::try_new(out_schema.clone(), out).map_err(ColumnarError::from)?;
+                outs.push(&key.0, key.1, b, tokens)?;
+            }
         }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     // Every domain gets both files (empty when all its rows went to the other split).
     let domains: Vec<String> = {
