@@ -225,20 +225,13 @@ with open("/proc/self/status") as st:
 print(json.dumps({"docs": docs, "tokens": tokens, "seconds": secs, "bytes_out": out_bytes, "peak_rss_mb": rss}))
 "#;
 
-fn run_peer(
-    python: &Path,
-    script: &Path,
-    peer: &str,
-    args: &[String],
-) -> Result<serde_json::Value> {
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .map_err(|e| ColumnarError::Peer {
-            peer: peer.into(),
-            msg: format!("cannot run {}: {e}", python.display()),
-        })?;
+/// Runs `cmd` (the program named `peer` in errors) to completion: its output when it succeeds,
+/// its standard error as the error otherwise.
+fn run_process(cmd: &mut Command, peer: &str) -> Result<std::process::Output> {
+    let out = cmd.output().map_err(|e| ColumnarError::Peer {
+        peer: peer.into(),
+        msg: format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()),
+    })?;
     if !out.status.success() {
         return Err(ColumnarError::Peer {
             peer: peer.into(),
@@ -246,6 +239,16 @@ fn run_peer(
         }
         .into());
     }
+    Ok(out)
+}
+
+fn run_peer(
+    python: &Path,
+    script: &Path,
+    peer: &str,
+    args: &[String],
+) -> Result<serde_json::Value> {
+    let out = run_process(Command::new(python).arg(script).args(args), peer)?;
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or_default()).map_err(|e| {
         ColumnarError::Peer {
@@ -300,30 +303,21 @@ fn median_row(rounds: &[BenchRow], variant: String) -> BenchRow {
 
 /// Runs `exe parquet convert` (no tokens) on `input` as a separate process: its report, the
 /// conversion's seconds and the process's peak memory, both as the process measured them.
-fn convert_in_process_of(
+fn convert_as_process(
     exe: &Path,
     input: &Dataset,
     out: &Path,
     c: &ConvertConfig,
 ) -> Result<(ConversionReport, f64, f64)> {
-    let run = Command::new(exe)
-        .args(["parquet", "convert", "--quiet", "--no-tokens", "--dataset"])
-        .arg(input.dir())
-        .arg("--out")
-        .arg(out)
-        .args(c.cli_args())
-        .output()
-        .map_err(|e| ColumnarError::Peer {
-            peer: "yunmin".into(),
-            msg: format!("cannot run {}: {e}", exe.display()),
-        })?;
-    if !run.status.success() {
-        return Err(ColumnarError::Peer {
-            peer: "yunmin".into(),
-            msg: String::from_utf8_lossy(&run.stderr).into_owned(),
-        }
-        .into());
-    }
+    run_process(
+        Command::new(exe)
+            .args(["parquet", "convert", "--quiet", "--no-tokens", "--dataset"])
+            .arg(input.dir())
+            .arg("--out")
+            .arg(out)
+            .args(c.cli_args()),
+        "yunmin",
+    )?;
     let rep = ParquetSet::open(out)?.report().clone();
     let (secs, rss) = (rep.seconds, rep.peak_rss_mb.unwrap_or(0.0));
     Ok((rep, secs, rss))
@@ -415,7 +409,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     let run_ours = |c: &ConvertConfig, variant: String| -> Result<BenchRow> {
         let out = work.join("parquet_notok");
         let (rep, secs, rss) = match &cfg.converter {
-            Some(exe) => convert_in_process_of(exe, &input, &out, c)?,
+            Some(exe) => convert_as_process(exe, &input, &out, c)?,
             None => measure(|| convert(&input, &out, c, None))?,
         };
         Ok(BenchRow {

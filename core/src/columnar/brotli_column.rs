@@ -32,14 +32,6 @@ const SLICES_PER_PAGE: usize = 4;
 /// At most this many rows per run (parquet's default write batch).
 const MAX_SLICE_ROWS: usize = 1024;
 
-thread_local! {
-    /// Output buffer of the Brotli encoder on this thread.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Scratch buffers above this size (a page far over the page size limit) are not kept.
-const SCRATCH_KEEP: usize = 8 << 20;
-
 /// Brotli window of every page: 2^22 bytes, parquet's and Arrow C++'s default.
 const LG_WINDOW: u8 = 22;
 
@@ -233,29 +225,19 @@ impl BrotliPages<'_> {
                 ))
             })?;
         let window = brotlic::WindowSize::new(LG_WINDOW).expect("22 is a valid window");
-        // The encoder writes into a per-thread scratch buffer, reused from page to page (a fresh
-        // buffer of the worst-case size per page costs zeroing and page faults); the page keeps
-        // only the compressed bytes.
-        SCRATCH.with_borrow_mut(|scratch| {
-            if scratch.len() < bound {
-                scratch.resize(bound, 0);
-            }
-            let n = brotlic::compress(
-                body,
-                &mut scratch[..bound],
-                self.quality,
-                window,
-                brotlic::CompressionMode::Generic,
-            )
-            .map_err(|e| ParquetError::General(format!("brotli: {e}")))?;
-            let mut out = Vec::with_capacity(head.len() + n);
-            out.extend_from_slice(head);
-            out.extend_from_slice(&scratch[..n]);
-            if scratch.len() > SCRATCH_KEEP {
-                *scratch = Vec::new();
-            }
-            Ok(Bytes::from(out))
-        })
+        let mut out = Vec::with_capacity(head.len() + bound);
+        out.extend_from_slice(head);
+        out.resize(head.len() + bound, 0);
+        let n = brotlic::compress(
+            body,
+            &mut out[head.len()..],
+            self.quality,
+            window,
+            brotlic::CompressionMode::Generic,
+        )
+        .map_err(|e| ParquetError::General(format!("brotli: {e}")))?;
+        out.truncate(head.len() + n);
+        Ok(Bytes::from(out))
     }
 }
 
@@ -346,6 +328,27 @@ mod tests {
             .collect()
     }
 
+    /// A Parquet file of one row group whose column 0 (`batches`) is encoded by
+    /// [`BrotliColumns`] under `props`, and the plan used.
+    fn write_row_group(
+        schema: &Arc<Schema>,
+        props: &WriterProperties,
+        batches: &[RecordBatch],
+    ) -> (Bytes, BrotliColumns) {
+        let mut out = Vec::new();
+        let w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props.clone())).unwrap();
+        let (mut file, _factory) = w.into_serialized_writer().unwrap();
+        let plan = BrotliColumns::plan(schema, file.schema_descr(), props);
+        let chunk = plan
+            .encode(file.schema_descr().column(0), 0, batches)
+            .unwrap();
+        let mut rg = file.next_row_group().unwrap();
+        chunk.append_to_row_group(&mut rg).unwrap();
+        rg.close().unwrap();
+        file.close().unwrap();
+        (Bytes::from(out), plan)
+    }
+
     /// Writes 5000 Korean strings as one row group through [`BrotliColumns`] and reads them back:
     /// (written, read, codec of the chunk).
     fn roundtrip(
@@ -372,21 +375,9 @@ mod tests {
             .set_dictionary_enabled(false)
             .set_data_page_size_limit(64 << 10)
             .build();
-        let mut out = Vec::new();
-        let w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props.clone())).unwrap();
-        let (mut file, _factory) = w.into_serialized_writer().unwrap();
-        let plan = BrotliColumns::plan(&schema, file.schema_descr(), &props);
+        let batches = [batch.slice(0, 2000), batch.slice(2000, 3000)];
+        let (bytes, plan) = write_row_group(&schema, &props, &batches);
         assert_eq!(plan.quality(0), Some(level as u8));
-        let descr = file.schema_descr().column(0);
-        let chunk = plan
-            .encode(descr, 0, &[batch.slice(0, 2000), batch.slice(2000, 3000)])
-            .unwrap();
-        let mut rg = file.next_row_group().unwrap();
-        chunk.append_to_row_group(&mut rg).unwrap();
-        rg.close().unwrap();
-        file.close().unwrap();
-
-        let bytes = Bytes::from(out);
         let reader = SerializedFileReader::new(bytes.clone()).unwrap();
         let col = reader.metadata().row_group(0).column(0);
         assert!(
@@ -477,18 +468,8 @@ mod tests {
             .set_dictionary_enabled(false)
             .set_data_page_size_limit(256 << 10)
             .build();
-        let mut out = Vec::new();
-        let w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props.clone())).unwrap();
-        let (mut file, _factory) = w.into_serialized_writer().unwrap();
-        let plan = BrotliColumns::plan(&schema, file.schema_descr(), &props);
-        let chunk = plan
-            .encode(file.schema_descr().column(0), 0, &[batch])
-            .unwrap();
-        let mut rg = file.next_row_group().unwrap();
-        chunk.append_to_row_group(&mut rg).unwrap();
-        rg.close().unwrap();
-        file.close().unwrap();
-        let reader = SerializedFileReader::new(Bytes::from(out)).unwrap();
+        let (bytes, _) = write_row_group(&schema, &props, &[batch]);
+        let reader = SerializedFileReader::new(bytes).unwrap();
         let mut pages = reader
             .get_row_group(0)
             .unwrap()

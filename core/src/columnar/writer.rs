@@ -201,8 +201,7 @@ impl PartWriter {
 
     /// Sends the buffered rows to the rayon pool as row groups of at most about `max_bytes` and
     /// at most `max_rows` rows each (batches are cut by rows where needed), each taking one of
-    /// `slots`. With `keep_rest`, rows that do not fill a whole row group stay buffered. Returns
-    /// the bytes released from the buffer.
+    /// `slots`. With `keep_rest`, rows that do not fill a whole row group stay buffered.
     ///
     /// At the end of a conversion, small `max_bytes` spread the last work over the pool's
     /// threads instead of leaving one long row group to finish alone.
@@ -212,9 +211,8 @@ impl PartWriter {
         max_rows: usize,
         keep_rest: bool,
         slots: &mut EncodeSlots,
-    ) -> Result<usize> {
+    ) -> Result<()> {
         let (max_bytes, max_rows) = (max_bytes.max(1), max_rows.max(1));
-        let before = self.buf_bytes;
         let mut group: Vec<RecordBatch> = Vec::new();
         let (mut group_bytes, mut group_rows) = (0usize, 0usize);
         for b in self.take_buffer() {
@@ -230,7 +228,7 @@ impl PartWriter {
                 let n = (room / per_row)
                     .min(max_rows - group_rows)
                     .clamp(1, rows - at);
-                group.push(if n == rows { b.clone() } else { b.slice(at, n) });
+                group.push(b.slice(at, n));
                 group_bytes += n * per_row;
                 group_rows += n;
                 at += n;
@@ -244,10 +242,10 @@ impl PartWriter {
             self.buf = group;
             self.buf_rows = group_rows;
             self.buf_bytes = group_bytes;
+            Ok(())
         } else {
-            self.spawn_row_group(group, slots)?;
+            self.spawn_row_group(group, slots)
         }
-        Ok(before.saturating_sub(self.buf_bytes))
     }
 
     fn take_buffer(&mut self) -> Vec<RecordBatch> {
