@@ -1,20 +1,26 @@
-//! Hugging Face checkpoints at the file level: a directory with `config.json`,
-//! `model.safetensors` (memory-mapped here) and optionally `tokenizer.json`, and a writer that
-//! writes a new safetensors file in parallel blocks (`pwrite`).
+//! Hugging Face checkpoints at the file level: a directory with `config.json`, the weights —
+//! `model.safetensors`, or the shards a `model.safetensors.index.json` lists (`weight_map`) —
+//! memory-mapped here, and optionally `tokenizer.json`; and a writer that writes a new
+//! safetensors file in parallel blocks (`pwrite`). Tensors may be F32 (read in place), F16,
+//! BF16 or F64 (decoded to f32 with [`crate::model::decode_f32`], as model loading does).
 
 use super::MergeError;
 use super::buffer::F32Data;
+use crate::model::{decode_f32, float_dtype_size};
 use crate::{Error, Result};
 use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Name of the weights file inside a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Name of the index of a sharded checkpoint.
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Small files copied from the base into a merged checkpoint when present.
 pub const SIDE_FILES: &[&str] = &[
@@ -25,17 +31,19 @@ pub const SIDE_FILES: &[&str] = &[
     "generation_config.json",
 ];
 
-/// Where one tensor lives in a safetensors file.
+/// Where one tensor lives in a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorEntry {
     /// Element type.
     pub dtype: Dtype,
     /// Shape (row-major).
     pub shape: Vec<usize>,
-    /// Byte range inside the file.
+    /// Byte range inside its file.
     pub start: usize,
     /// End of the byte range (exclusive).
     pub end: usize,
+    /// Index of its file in [`Checkpoint::files`].
+    pub shard: usize,
 }
 
 impl TensorEntry {
@@ -43,34 +51,76 @@ impl TensorEntry {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// Whether the dtype is one the arithmetic reads (F32, F16, BF16, F64).
+    pub fn is_float(&self) -> bool {
+        float_dtype_size(self.dtype).is_some()
+    }
 }
 
-/// A memory-mapped safetensors file.
+/// A memory-mapped checkpoint: one safetensors file or the shards of an index.
 #[derive(Debug)]
 pub struct Checkpoint {
     /// The checkpoint directory (or the file's parent when a file was given).
     pub dir: PathBuf,
-    /// The safetensors file.
+    /// The safetensors file, or the `model.safetensors.index.json` of a sharded checkpoint.
     pub file: PathBuf,
-    map: Arc<Mmap>,
+    /// The safetensors files (one, or the shards in name order).
+    pub files: Vec<PathBuf>,
+    maps: Vec<Arc<Mmap>>,
     tensors: BTreeMap<String, TensorEntry>,
-    /// The file's `__metadata__` (e.g. `format = pt`).
+    /// The `__metadata__` of the (first) file (e.g. `format = pt`).
     pub metadata: HashMap<String, String>,
 }
 
+fn map_file(file: &Path) -> Result<Arc<Mmap>> {
+    let f = std::fs::File::open(file).map_err(|e| Error::io("open", file, e))?;
+    // SAFETY: read-only map; the file must not be truncated while mapped (as with every
+    // memory-mapped checkpoint reader).
+    Ok(Arc::new(
+        unsafe { Mmap::map(&f) }.map_err(|e| Error::io("mmap", file, e))?,
+    ))
+}
+
+/// The entries and metadata of one mapped safetensors file (offsets validated).
+type FileEntries = (BTreeMap<String, TensorEntry>, HashMap<String, String>);
+
+fn read_header(map: &Mmap, file: &Path, shard: usize) -> Result<FileEntries> {
+    let bad = |e: safetensors::SafeTensorError| MergeError::Safetensors {
+        path: file.to_path_buf(),
+        msg: e.to_string(),
+    };
+    // Validates offsets and sizes against the buffer.
+    let st = SafeTensors::deserialize(map).map_err(bad)?;
+    let (n, meta) = SafeTensors::read_metadata(map).map_err(bad)?;
+    let data_start = 8 + n;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.iter() {
+        let info = meta.info(name).expect("tensor listed by the same header");
+        tensors.insert(
+            name.to_string(),
+            TensorEntry {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                start: data_start + info.data_offsets.0,
+                end: data_start + info.data_offsets.1,
+                shard,
+            },
+        );
+    }
+    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
+}
+
 impl Checkpoint {
-    /// Opens `path`: a checkpoint directory (reads `model.safetensors` in it) or a
-    /// `.safetensors` file. `what` names the role in errors ("base checkpoint", …).
+    /// Opens `path`: a checkpoint directory (its `model.safetensors`, else the shards of its
+    /// `model.safetensors.index.json`), a `.safetensors` file, or an index file. `what` names
+    /// the role in errors ("base checkpoint", …).
     pub fn open(path: &Path, what: &'static str) -> Result<Self> {
         let (dir, file) = if path.is_dir() {
             let f = path.join(WEIGHTS_FILE);
-            if !f.exists() && path.join("model.safetensors.index.json").exists() {
-                return Err(MergeError::Config(format!(
-                    "{}: sharded checkpoints (model.safetensors.index.json) are not supported; \
-                     save the model as a single model.safetensors",
-                    path.display()
-                ))
-                .into());
+            let index = path.join(INDEX_FILE);
+            if !f.exists() && index.exists() {
+                return Self::open_index(path.to_path_buf(), index);
             }
             (path.to_path_buf(), f)
         } else {
@@ -82,41 +132,100 @@ impl Checkpoint {
         if !file.exists() {
             return Err(MergeError::MissingFile { what, path: file }.into());
         }
+        if file.to_string_lossy().ends_with(".index.json") {
+            return Self::open_index(dir, file);
+        }
         Self::open_file(dir, file)
     }
 
     /// Opens a safetensors file.
     pub fn open_file(dir: PathBuf, file: PathBuf) -> Result<Self> {
-        let f = std::fs::File::open(&file).map_err(|e| Error::io("open", &file, e))?;
-        // SAFETY: read-only map; the file must not be truncated while mapped (as with every
-        // memory-mapped checkpoint reader).
-        let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|e| Error::io("mmap", &file, e))?);
-        let bad = |e: safetensors::SafeTensorError| MergeError::Safetensors {
-            path: file.clone(),
-            msg: e.to_string(),
-        };
-        // Validates offsets and sizes against the buffer.
-        let st = SafeTensors::deserialize(&map).map_err(bad)?;
-        let (n, meta) = SafeTensors::read_metadata(&map).map_err(bad)?;
-        let data_start = 8 + n;
-        let mut tensors = BTreeMap::new();
-        for (name, view) in st.iter() {
-            let info = meta.info(name).expect("tensor listed by the same header");
-            tensors.insert(
-                name.to_string(),
-                TensorEntry {
-                    dtype: view.dtype(),
-                    shape: view.shape().to_vec(),
-                    start: data_start + info.data_offsets.0,
-                    end: data_start + info.data_offsets.1,
-                },
-            );
-        }
-        let metadata = meta.metadata().clone().unwrap_or_default();
+        let map = map_file(&file)?;
+        let (tensors, metadata) = read_header(&map, &file, 0)?;
         Ok(Self {
             dir,
+            files: vec![file.clone()],
             file,
-            map,
+            maps: vec![map],
+            tensors,
+            metadata,
+        })
+    }
+
+    /// Opens a sharded checkpoint from its index (`weight_map`: tensor name → shard file,
+    /// relative to `dir`). Each tensor is taken from the shard the index names; a tensor the
+    /// index lists but its shard lacks is an error naming both.
+    pub fn open_index(dir: PathBuf, index: PathBuf) -> Result<Self> {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io("read", &index, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+            path: index.clone(),
+            source: e,
+        })?;
+        let bad = |msg: String| -> Error {
+            MergeError::Safetensors {
+                path: index.clone(),
+                msg,
+            }
+            .into()
+        };
+        let weight_map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| bad("no `weight_map` object".into()))?;
+        let mut wanted: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, shard) in weight_map {
+            let s = shard
+                .as_str()
+                .ok_or_else(|| bad(format!("weight_map[`{name}`] is not a file name")))?;
+            wanted.insert(name.as_str(), s);
+        }
+        let mut shard_names: Vec<&str> = wanted.values().copied().collect();
+        shard_names.sort_unstable();
+        shard_names.dedup();
+        if shard_names.is_empty() {
+            return Err(bad("`weight_map` lists no tensors".into()));
+        }
+        let mut files = Vec::new();
+        let mut maps = Vec::new();
+        let mut tensors = BTreeMap::new();
+        let mut metadata = HashMap::new();
+        for (i, s) in shard_names.iter().enumerate() {
+            let f = dir.join(s);
+            if !f.exists() {
+                return Err(MergeError::MissingFile {
+                    what: "checkpoint shard",
+                    path: f,
+                }
+                .into());
+            }
+            let map = map_file(&f)?;
+            let (entries, meta) = read_header(&map, &f, i)?;
+            if i == 0 {
+                metadata = meta;
+            }
+            for (name, e) in entries {
+                if wanted.get(name.as_str()) == Some(s) {
+                    tensors.insert(name, e);
+                }
+            }
+            files.push(f);
+            maps.push(map);
+        }
+        for (name, s) in &wanted {
+            if !tensors.contains_key(*name) {
+                return Err(MergeError::MissingTensor {
+                    tensor: (*name).to_string(),
+                    path: dir.join(s),
+                    hint: format!(" (listed in {})", index.display()),
+                }
+                .into());
+            }
+        }
+        Ok(Self {
+            dir,
+            file: index,
+            files,
+            maps,
             tensors,
             metadata,
         })
@@ -137,7 +246,12 @@ impl Checkpoint {
         self.tensors.get(name)
     }
 
-    /// The entry of `name`, or an error naming the tensor and this file.
+    /// The file holding a tensor.
+    pub fn file_of(&self, e: &TensorEntry) -> &Path {
+        &self.files[e.shard]
+    }
+
+    /// The entry of `name`, or an error naming the tensor and this checkpoint.
     pub fn require(&self, name: &str, hint: &str) -> Result<&TensorEntry> {
         self.tensors.get(name).ok_or_else(|| {
             MergeError::MissingTensor {
@@ -151,22 +265,83 @@ impl Checkpoint {
 
     /// Raw bytes of a tensor.
     pub fn bytes(&self, e: &TensorEntry) -> &[u8] {
-        &self.map[e.start..e.end]
+        &self.maps[e.shard][e.start..e.end]
     }
 
-    /// A tensor as float32 (zero-copy when aligned); errors if missing or not F32.
+    /// Whether every floating-point tensor is F32 (the merged output is F32).
+    pub fn all_f32(&self) -> bool {
+        self.tensors
+            .values()
+            .all(|e| !e.is_float() || e.dtype == Dtype::F32)
+    }
+
+    /// A tensor as float32: zero-copy when F32 and aligned, decoded otherwise. Errors if it is
+    /// missing or not a floating-point tensor.
     pub fn f32(&self, name: &str) -> Result<F32Data> {
         let e = self.require(name, "")?;
-        self.check_f32(name, e)?;
-        Ok(F32Data::from_map(&self.map, e.start, e.numel()))
+        self.check_float(name, e)?;
+        if e.dtype == Dtype::F32 {
+            return Ok(F32Data::from_map(&self.maps[e.shard], e.start, e.numel()));
+        }
+        let mut v = vec![0.0f32; e.numel()];
+        self.read_f32_into(name, e, 0, &mut v)?;
+        Ok(F32Data::Owned(v.into()))
     }
 
-    /// Errors unless the tensor is F32.
-    pub fn check_f32(&self, name: &str, e: &TensorEntry) -> Result<()> {
-        if e.dtype != Dtype::F32 {
+    /// Elements `start..start + len` of a floating-point tensor as f32: borrowed from the map
+    /// when the tensor is F32 and aligned, decoded otherwise.
+    pub fn f32_range(
+        &self,
+        name: &str,
+        e: &TensorEntry,
+        start: usize,
+        len: usize,
+    ) -> Result<Cow<'_, [f32]>> {
+        if e.dtype == Dtype::F32 {
+            let from = e.start + start * 4;
+            let bytes = &self.maps[e.shard][from..from + len * 4];
+            // SAFETY: f32 has no invalid bit patterns; align_to only yields a middle slice of
+            // correctly aligned, fully covered elements.
+            let (pre, mid, _) = unsafe { bytes.align_to::<f32>() };
+            if pre.is_empty() && mid.len() == len {
+                return Ok(Cow::Borrowed(mid));
+            }
+        }
+        let mut v = vec![0.0f32; len];
+        self.read_f32_into(name, e, start, &mut v)?;
+        Ok(Cow::Owned(v))
+    }
+
+    /// Decodes elements `start..start + out.len()` of a floating-point tensor into `out`.
+    pub fn read_f32_into(
+        &self,
+        name: &str,
+        e: &TensorEntry,
+        start: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check_float(name, e)?;
+        let size = float_dtype_size(e.dtype).unwrap_or(4);
+        let from = e.start + start * size;
+        let bytes = &self.maps[e.shard][from..from + out.len() * size];
+        if !decode_f32(e.dtype, bytes, out) {
+            return Err(MergeError::Config(format!(
+                "tensor `{name}`: cannot decode {} elements of {:?} from {}",
+                out.len(),
+                e.dtype,
+                self.file_of(e).display()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Errors unless the tensor is F32, F16, BF16 or F64 (what diffs and merges compute on).
+    pub fn check_float(&self, name: &str, e: &TensorEntry) -> Result<()> {
+        if !e.is_float() {
             return Err(MergeError::Dtype {
                 tensor: name.into(),
-                path: self.file.clone(),
+                path: self.file_of(e).to_path_buf(),
                 dtype: format!("{:?}", e.dtype),
             }
             .into());
@@ -177,7 +352,7 @@ impl Checkpoint {
     /// Releases this process's mapped pages of bytes `start..start + len` of a tensor (see
     /// [`super::buffer::F32Data::release`]).
     pub fn release(&self, e: &TensorEntry, start: usize, len: usize) {
-        super::buffer::release_map(&self.map, e.start + start, len);
+        super::buffer::release_map(&self.maps[e.shard], e.start + start, len);
     }
 
     /// xxh3-64 of a tensor's bytes as 16 hex digits: identifies the base a diff was made from.
@@ -298,7 +473,9 @@ fn bytes_of_mut(v: &mut [f32]) -> &mut [u8] {
 }
 
 /// Copies the side files (config, tokenizer, …) of checkpoint directory `from` into `to`;
-/// `config.json` is required.
+/// `config.json` is required. The merged weights are F32, so `config.json`'s `torch_dtype` and
+/// `dtype` (whichever are present) are set to `"float32"`; a config that already says so, and
+/// every other file, is copied byte for byte.
 pub fn copy_side_files(from: &Path, to: &Path) -> Result<()> {
     let cfg = from.join("config.json");
     if !cfg.exists() {
@@ -310,12 +487,47 @@ pub fn copy_side_files(from: &Path, to: &Path) -> Result<()> {
     }
     for name in SIDE_FILES {
         let src = from.join(name);
-        if src.exists() {
-            let dst = to.join(name);
-            std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
+        if !src.exists() {
+            continue;
         }
+        let dst = to.join(name);
+        if *name == "config.json" && write_f32_config(&src, &dst)? {
+            continue;
+        }
+        std::fs::copy(&src, &dst).map_err(|e| Error::io("copy", &src, e))?;
     }
     Ok(())
+}
+
+/// Writes `src` to `dst` with its dtype fields set to `float32`, when any says otherwise;
+/// returns whether it wrote.
+fn write_f32_config(src: &Path, dst: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(src).map_err(|e| Error::io("read", src, e))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: src.to_path_buf(),
+        source: e,
+    })?;
+    let f32_name = serde_json::Value::from("float32");
+    let mut changed = false;
+    if let Some(o) = v.as_object_mut() {
+        for key in ["torch_dtype", "dtype"] {
+            if let Some(d) = o.get_mut(key)
+                && *d != f32_name
+            {
+                *d = f32_name.clone();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        let mut out = serde_json::to_string_pretty(&v).map_err(|e| Error::Json {
+            path: dst.to_path_buf(),
+            source: e,
+        })?;
+        out.push('\n');
+        std::fs::write(dst, out).map_err(|e| Error::io("write", dst, e))?;
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -372,7 +584,12 @@ mod tests {
             ck.f32("b").unwrap().as_slice(),
             &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         );
-        assert!(ck.f32("c").unwrap_err().to_string().contains("only F32"));
+        assert!(
+            ck.f32("c")
+                .unwrap_err()
+                .to_string()
+                .contains("only F32, F16, BF16, F64")
+        );
     }
 
     #[test]

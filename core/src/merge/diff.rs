@@ -63,6 +63,10 @@ pub struct DiffEntry {
     pub shape: Vec<usize>,
     /// xxh3-64 (hex) of the base tensor's bytes the diff was computed against.
     pub base_hash: String,
+    /// LoRA diffs: the scale this tensor's `B @ A` was multiplied by (per module with
+    /// `rank_pattern` / `alpha_pattern`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<f64>,
 }
 
 /// `index.json` of a diff directory.
@@ -78,7 +82,8 @@ pub struct DiffIndex {
     pub base: PathBuf,
     /// The adapter or fine-tuned checkpoint, as given.
     pub source: PathBuf,
-    /// LoRA scaling (`lora_alpha / r`), for LoRA diffs.
+    /// LoRA diffs: the adapter's scale for modules no pattern matches (`lora_alpha / r`, or
+    /// `lora_alpha / √r` with `use_rslora`); each entry records its own.
     pub scaling: Option<f64>,
     /// Tensors by base tensor name.
     pub tensors: BTreeMap<String, DiffEntry>,
@@ -95,7 +100,7 @@ pub struct DiffSummary {
     pub base: PathBuf,
     /// Adapter or fine-tuned checkpoint.
     pub source: PathBuf,
-    /// LoRA scaling, for LoRA diffs.
+    /// LoRA diffs: the adapter's scale for modules no pattern matches.
     pub scaling: Option<f64>,
     /// Number of diff tensors.
     pub num_tensors: usize,
@@ -309,11 +314,10 @@ fn file_name(tensor: &str) -> String {
 }
 
 fn lora_diffs(base: &Checkpoint, ad: &LoraAdapter, out: &Path) -> Result<Vec<TensorResult>> {
-    let scale = ad.config.scaling() as f32;
     // Check everything before computing anything.
     for (name, p) in &ad.pairs {
         let e = base.require(name, &format!(" (adapted by {})", ad.dir.display()))?;
-        base.check_f32(name, e)?;
+        base.check_float(name, e)?;
         let want = vec![p.b_shape[0], p.a_shape[1]];
         if e.shape != want {
             return Err(MergeError::Shape {
@@ -338,11 +342,20 @@ fn lora_diffs(base: &Checkpoint, ad: &LoraAdapter, out: &Path) -> Result<Vec<Ten
             let [rows, r] = p.b_shape;
             let cols = p.a_shape[1];
             let mut d = vec![0.0f32; rows * cols];
-            lora_delta(p.b.as_slice(), p.a.as_slice(), rows, r, cols, scale, &mut d);
+            lora_delta(
+                p.b.as_slice(),
+                p.a.as_slice(),
+                rows,
+                r,
+                cols,
+                p.scale as f32,
+                &mut d,
+            );
             let entry = DiffEntry {
                 file: file_name(name),
                 shape: vec![rows, cols],
                 base_hash: base.tensor_hash(name)?,
+                scaling: Some(p.scale),
             };
             npy::write(&out.join(&entry.file), &entry.shape, &d)?;
             let m = Moments::of(&d);
@@ -381,8 +394,8 @@ fn full_diffs(
             .into());
         }
         if base.bytes(b) != tuned.bytes(t) {
-            base.check_f32(name, b)?;
-            tuned.check_f32(name, t)?;
+            base.check_float(name, b)?;
+            tuned.check_float(name, t)?;
         }
     }
     let bar = progress_bar(tuned.entries().len() as u64, "diff");
@@ -407,6 +420,7 @@ fn full_diffs(
                 file: file_name(name),
                 shape: t.shape.clone(),
                 base_hash: base.tensor_hash(name)?,
+                scaling: None,
             };
             npy::write(&out.join(&entry.file), &entry.shape, &d)?;
             Ok(Ok((name.clone(), entry, Moments::of(&d))))

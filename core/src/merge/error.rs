@@ -33,9 +33,11 @@ pub enum MergeError {
         /// What is wrong with it.
         msg: String,
     },
-    /// A tensor has a dtype the merge arithmetic does not support (only F32 is merged).
+    /// A tensor has a dtype the merge arithmetic does not read (F32, F16, BF16, F64 are read
+    /// as f32).
     #[error(
-        "tensor `{tensor}` in {path} has dtype {dtype}; only F32 tensors can be diffed or merged"
+        "tensor `{tensor}` in {path} has dtype {dtype}; only F32, F16, BF16, F64 tensors can be \
+         diffed or merged"
     )]
     Dtype {
         /// The tensor name.

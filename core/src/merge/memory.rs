@@ -138,8 +138,9 @@ pub struct Merger {
 }
 
 impl Merger {
-    /// Loads the base at `base_dir` (every tensor must be F32) and validates `diffs` against it
-    /// once (names, shapes, base hashes).
+    /// Loads the base at `base_dir` (a single file or a sharded index; every tensor F32, F16,
+    /// BF16 or F64, held as f32) and validates `diffs` against it once (names, shapes, base
+    /// hashes).
     pub fn new(base_dir: &Path, diffs: Vec<DiffSet>) -> Result<Self> {
         let ck = Checkpoint::open(base_dir, "base checkpoint")?;
         check_diffs(&ck, &diffs, true)?;
@@ -147,7 +148,7 @@ impl Merger {
             .entries()
             .par_iter()
             .map(|(name, e)| {
-                ck.check_f32(name, e)?;
+                ck.check_float(name, e)?;
                 let data: Arc<[f32]> = match ck.f32(name)? {
                     F32Data::Owned(v) => v,
                     m => Arc::from(m.as_slice()),

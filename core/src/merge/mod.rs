@@ -8,7 +8,9 @@
 //! - [`memory::Merger`]: the base loaded once, merged in memory for many weight vectors
 //!   ([`memory::MergedWeights`]), for sweeps and evaluation without disk writes.
 //!
-//! File formats: [`checkpoint`] (safetensors, HF layout), [`adapter`] (PEFT), [`npy`] (NumPy).
+//! File formats: [`checkpoint`] (safetensors, HF layout: single or sharded, F32/F16/BF16/F64
+//! read as f32, merged output F32), [`adapter`] (PEFT, through the one reader in
+//! [`crate::model::AdapterConfig`]), [`npy`] (NumPy).
 //! Formulas: `docs/merging.md`.
 
 pub mod adapter;
@@ -26,6 +28,9 @@ pub mod stream;
 pub mod synthetic;
 mod to_model;
 pub mod validate;
+
+#[cfg(test)]
+mod adapter_tests;
 
 pub use diff::{DiffConfig, DiffOutput, DiffSet, DiffSummary, compute_diff};
 pub use error::MergeError;

@@ -6,13 +6,16 @@
 
 use super::MergeError;
 use super::buffer::bytes_as_f32_mut;
-use super::checkpoint::{Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, write_safetensors};
+use super::checkpoint::{
+    Checkpoint, OutTensor, WEIGHTS_FILE, copy_side_files, dtype_size, write_safetensors,
+};
 use super::diff::DiffSet;
 use super::methods::{MergeConfig, Term, merge_range, prepare};
 use super::validate::check_diffs;
 use crate::run::{AtomicDir, check_cancelled, progress_bar};
 use crate::{Error, Result};
 use rayon::prelude::*;
+use safetensors::Dtype;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,23 +72,24 @@ pub fn merge_to_dir(
     copy_side_files(&ck.dir, out.path())?;
 
     let names: Vec<&String> = ck.names().collect();
+    // Floating-point tensors (F32/F16/BF16/F64 in the base) are written as F32; anything else
+    // is copied as it is.
     let specs: Vec<OutTensor> = names
         .iter()
         .map(|n| {
             let e = &ck.entries()[*n];
             OutTensor {
                 name: (*n).clone(),
-                dtype: e.dtype,
+                dtype: if e.is_float() { Dtype::F32 } else { e.dtype },
                 shape: e.shape.clone(),
             }
         })
         .collect();
     let mut metadata: HashMap<String, String> = ck.metadata.clone();
     metadata.insert("format".into(), "pt".into());
-    let total_bytes: u64 = ck
-        .entries()
-        .values()
-        .map(|e| (e.end - e.start) as u64)
+    let total_bytes: u64 = specs
+        .iter()
+        .map(|t| (t.shape.iter().product::<usize>() * dtype_size(t.dtype)) as u64)
         .sum();
     // Per tensor: the diff terms touching it and what the method needs over the whole tensor
     // (TIES thresholds), computed before any block is written.
@@ -112,27 +116,26 @@ pub fn merge_to_dir(
         let name = names[i];
         let e = &ck.entries()[name];
         let (terms, prep) = &plans[i];
-        if terms.is_empty() {
+        if !e.is_float() || (terms.is_empty() && e.dtype == Dtype::F32) {
+            // Copied as it is.
             buf.copy_from_slice(&ck.bytes(e)[off..off + buf.len()]);
+            ck.release(e, off, buf.len());
         } else {
-            let base_vals = ck.f32(name)?;
             let outf = bytes_as_f32_mut(buf)
                 .ok_or_else(|| MergeError::Config(format!("tensor `{name}`: misaligned output")))?;
             let (s, n) = (off / 4, outf.len());
-            merge_range(
-                name,
-                &base_vals.as_slice()[s..s + n],
-                terms,
-                cfg,
-                prep,
-                s,
-                outf,
-            );
-            for t in terms {
-                diffs[t.index].tensors[name.as_str()].data.release(s, n);
+            if terms.is_empty() {
+                ck.read_f32_into(name, e, s, outf)?;
+            } else {
+                let base_vals = ck.f32_range(name, e, s, n)?;
+                merge_range(name, &base_vals, terms, cfg, prep, s, outf);
+                for t in terms {
+                    diffs[t.index].tensors[name.as_str()].data.release(s, n);
+                }
             }
+            let size = dtype_size(e.dtype);
+            ck.release(e, s * size, n * size);
         }
-        ck.release(e, off, buf.len());
         bar.inc(buf.len() as u64);
         Ok(())
     })?;

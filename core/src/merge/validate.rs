@@ -1,6 +1,7 @@
 //! Checks that a set of diffs fits a base checkpoint before any merging: every diff tensor
-//! exists in the base, is F32 and has the same shape, and (optionally) was computed against
-//! the very same base tensor (its recorded xxh3 hash matches).
+//! exists in the base, is a floating-point tensor (F32, F16, BF16, F64) and has the same shape,
+//! and (optionally) was computed against the very same base tensor (its recorded xxh3 hash
+//! matches).
 
 use super::MergeError;
 use super::checkpoint::Checkpoint;
@@ -17,7 +18,7 @@ pub fn check_diffs(base: &Checkpoint, diffs: &[DiffSet], check_base: bool) -> Re
                 name,
                 &format!(" (needed by diff `{}` in {})", d.domain(), d.dir.display()),
             )?;
-            base.check_f32(name, e)?;
+            base.check_float(name, e)?;
             if e.shape != arr.shape {
                 return Err(MergeError::Shape {
                     tensor: name.clone(),

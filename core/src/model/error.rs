@@ -42,4 +42,25 @@ pub enum ModelError {
     /// Bad input to generation or the forward pass (e.g. a token id outside the vocabulary).
     #[error("{0}")]
     Input(String),
+    /// A setting of a PEFT `adapter_config.json` that is refused: a feature that changes the
+    /// adapter's arithmetic and is not implemented, or an invalid value.
+    #[error("adapter config {path}: `{field}` = {value}: {why}")]
+    AdapterConfig {
+        /// The `adapter_config.json` file.
+        path: String,
+        /// The field (`rank_pattern.<key>` for a pattern entry).
+        field: String,
+        /// Its value, as JSON.
+        value: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// The tensors of a PEFT adapter do not form LoRA factors (names, pairs, ranks, targets).
+    #[error("adapter {path}: {msg}")]
+    Adapter {
+        /// The adapter weights file.
+        path: String,
+        /// What is wrong, naming the tensor.
+        msg: String,
+    },
 }

@@ -12,11 +12,10 @@ mod generate;
 mod layers;
 mod llama;
 mod loaded;
+mod peft;
 mod safetensors_io;
 
-pub use adapter::{
-    AdapterConfig, LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter,
-};
+pub use adapter::{LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter};
 pub use checkpoint::{
     build_from_tensors, checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint,
 };
@@ -29,9 +28,14 @@ pub use llama::{
     Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
 };
 pub use loaded::LoadedModel;
+pub use peft::{
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, InitLoraWeights, KEY_PREFIX, LoraFactor,
+    LoraTensors, ModuleScaling, ModuleSelector, OneOrMany, PatternMap, lora_key, pair_lora_tensors,
+    parse_lora_key, read_adapter_config,
+};
 pub use safetensors_io::{
-    F32Tensor, read_checkpoint_dir, read_file as read_safetensors, read_metadata,
-    write_file as write_safetensors,
+    F32Tensor, decode_f32, float_dtype_size, read_checkpoint_dir, read_file as read_safetensors,
+    read_metadata, write_file as write_safetensors,
 };
 
 #[cfg(test)]

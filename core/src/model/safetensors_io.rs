@@ -49,32 +49,62 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-fn view_to_f32(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Vec<f32>> {
-    let b = v.data();
-    Ok(match v.dtype() {
-        Dtype::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::BF16 => b
-            .chunks_exact(2)
-            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-            .collect(),
-        Dtype::F16 => b
-            .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
-        Dtype::F64 => b
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-        d => {
-            return Err(st_err(
-                path,
-                format!("tensor `{name}` has dtype {d:?}; only F32, F16, BF16, F64 are supported"),
-            ));
+/// Bytes per element of the floating-point dtypes checkpoints may hold (F32, F16, BF16, F64);
+/// `None` for any other dtype.
+pub fn float_dtype_size(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::F32 => Some(4),
+        Dtype::F16 | Dtype::BF16 => Some(2),
+        Dtype::F64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Decodes the little-endian `bytes` of `out.len()` elements of a floating-point `dtype` (F32,
+/// F16, BF16, F64) into `out` as f32: the one conversion every checkpoint reader uses (model
+/// loading, diffs, merges). Returns false (and leaves `out` untouched) for any other dtype or
+/// when the byte count does not match.
+pub fn decode_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) -> bool {
+    if float_dtype_size(dtype).is_none_or(|s| bytes.len() != out.len() * s) {
+        return false;
+    }
+    match dtype {
+        Dtype::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
         }
-    })
+        Dtype::BF16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16);
+            }
+        }
+        Dtype::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            }
+        }
+        _ => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+                *o = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32;
+            }
+        }
+    }
+    true
+}
+
+fn view_to_f32(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Vec<f32>> {
+    let mut out = vec![0.0f32; v.shape().iter().product()];
+    if !decode_f32(v.dtype(), v.data(), &mut out) {
+        return Err(st_err(
+            path,
+            format!(
+                "tensor `{name}` has dtype {:?}; only F32, F16, BF16, F64 are supported",
+                v.dtype()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Reads every tensor of one safetensors file as f32.

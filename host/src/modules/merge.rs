@@ -198,8 +198,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "diff",
         &["base", "adapter"],
-        "Diff vectors of a PEFT adapter (ΔW = lora_alpha/r · B@A per adapted matrix) or of a full \
-         fine-tuned checkpoint (fine-tuned − base) against the base checkpoint directory. Writes \
+        "Diff vectors of a PEFT adapter (ΔW = scale · B@A per adapted matrix; scale = lora_alpha/r, \
+         lora_alpha/√r with use_rslora, per module with rank_pattern / alpha_pattern) or of a full \
+         fine-tuned checkpoint (fine-tuned − base) against the base checkpoint directory (single or \
+         sharded; F32, F16 or BF16). Writes \
          `diffs/<domain>/*.npy` + `index.json` and `diff_stats/<domain>_summary.json` (L2, max, min, \
          mean, std per tensor and overall); the domain is the adapter directory's name without `lora_`.",
         move |b: &str, a: &str| f(b, a, Map::new()),
@@ -298,8 +300,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "save",
         &["merged", "dir"],
         "Writes merged weights as a full HF checkpoint (config.json and tokenizer files copied from \
-         the base, model.safetensors with format=pt) to `dir` in the run root, via a temporary \
-         directory and a rename; returns the path.",
+         the base, dtype fields set to float32; model.safetensors in F32 with format=pt) to `dir` in \
+         the run root, via a temporary directory and a rename; returns the path.",
         move |m: &mut Merged, dir: &str| {
             let p = m.weights.save(&h.ctx.path(dir)).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
@@ -327,7 +329,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
 /// `yunmin diff`: diff vectors of an adapter (or fine-tuned checkpoint) against a base.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Base checkpoint directory (config.json + model.safetensors).
+    /// Base checkpoint directory (config.json + model.safetensors, or a sharded
+    /// model.safetensors.index.json; F32, F16 or BF16 tensors).
     #[arg(long)]
     pub base: PathBuf,
     /// PEFT adapter directory (adapter_config.json + adapter_model.safetensors), or a full
@@ -345,7 +348,8 @@ pub struct DiffArgs {
 /// `yunmin merge`: merge diffs into a base and write a full HF checkpoint.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Base checkpoint directory.
+    /// Base checkpoint directory (single or sharded; F32, F16 or BF16). The merged checkpoint
+    /// is written in F32, its config.json dtype fields set to float32.
     #[arg(long)]
     pub base: PathBuf,
     /// Diff directories (each with index.json), comma-separated or repeated.
