@@ -4,6 +4,8 @@
 mod eval;
 #[path = "e2e/foundation.rs"]
 mod foundation;
+#[path = "e2e/hf_interop.rs"]
+mod hf_interop;
 #[path = "e2e/ingest.rs"]
 mod ingest;
 #[path = "e2e/merge.rs"]
