@@ -420,6 +420,10 @@ def group_checkpoints(y, rep, root):
         "llama_bias": dict(attention_bias=True, mlp_bias=True, num_key_value_heads=2),
         "qwen2": dict(arch="qwen2", num_key_value_heads=2, tie_word_embeddings=True),
         "mistral_sliding_window": dict(arch="mistral", num_key_value_heads=2, sliding_window=16),
+        # Layers from max_window_layers on use the window (layer_types [full, sliding]).
+        "qwen2_sliding_window": dict(
+            arch="qwen2", num_key_value_heads=2, use_sliding_window=True, sliding_window=16, max_window_layers=1
+        ),
     }
 
     def run_case(name, spec):
