@@ -1,6 +1,6 @@
 //! Rhai module `model`: `Model` and `Adapter` handles over `yunmin_core::model`
-//! (`load_model`, `save`, `generate`, `load_adapter`, `with_adapter`) and the `yunmin generate`
-//! command.
+//! (`load_model`, `inspect_checkpoint`, `save`, `generate`, `load_adapter`, `with_adapter`) and
+//! the `yunmin generate` command.
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
@@ -11,8 +11,9 @@ use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::model::{
-    GenerateConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device,
+    GenerateConfig, LlamaConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device,
 };
+use yunmin_core::text::Tokenizer;
 
 /// A model handle: an `Arc` of a loaded (inference-mode) model.
 #[derive(Clone)]
@@ -99,6 +100,62 @@ fn config_map(m: &LoadedModel) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(&m.config)
 }
 
+/// Checks a checkpoint directory without loading its weights: `config.json` (parsed and
+/// validated), `tokenizer.json` (loaded; its vocabulary must fit the model's) and a weights
+/// file must be there. Errors name the missing or bad file.
+fn inspect_checkpoint(host: &Host, path: &str) -> RhaiResult<Map> {
+    let dir = resolve(host, path);
+    let dir = std::path::absolute(&dir)
+        .map_err(|e| msg_err(format!("inspect_checkpoint: {}: {e}", dir.display())))?;
+    let what = "a Hugging Face checkpoint directory has config.json, model.safetensors (or \
+                model.safetensors.index.json) and tokenizer.json";
+    if !dir.is_dir() {
+        return Err(msg_err(format!(
+            "checkpoint {}: not a directory ({what})",
+            dir.display()
+        )));
+    }
+    let file = |name: &str| -> RhaiResult<PathBuf> {
+        let p = dir.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(msg_err(format!(
+                "checkpoint: {} is missing ({what})",
+                p.display()
+            )))
+        }
+    };
+    let config_path = file("config.json")?;
+    let tokenizer_path = file("tokenizer.json")?;
+    let weights = file("model.safetensors").or_else(|_| file("model.safetensors.index.json"))?;
+    let config = LlamaConfig::load(&config_path).rhai()?;
+    let tokenizer = Tokenizer::load(&tokenizer_path).rhai()?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(msg_err(format!(
+            "checkpoint {}: tokenizer.json has {} tokens but config.json's vocab_size is {}",
+            dir.display(),
+            tokenizer.vocab_size(),
+            config.vocab_size
+        )));
+    }
+    let s = |p: &Path| Dynamic::from(p.to_string_lossy().to_string());
+    let mut m = Map::new();
+    m.insert("dir".into(), s(&dir));
+    m.insert("config".into(), rhai::serde::to_dynamic(&config)?);
+    m.insert(
+        "params".into(),
+        Dynamic::from_int(config.num_params() as i64),
+    );
+    m.insert("weights".into(), s(&weights));
+    m.insert("tokenizer".into(), s(&tokenizer_path));
+    m.insert(
+        "tokenizer_vocab".into(),
+        Dynamic::from_int(tokenizer.vocab_size() as i64),
+    );
+    Ok(m)
+}
+
 /// Registers the `model` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine().register_type_with_name::<Model>("Model");
@@ -160,6 +217,17 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let dev = parse_device(&o.str("device", "cpu")?).rhai()?;
             LoadedModel::load(&resolve(&h, path), &dev).map(|m| Model(Arc::new(m))).rhai()
         },
+    );
+    let h = host.clone();
+    api.func(
+        "inspect_checkpoint",
+        &["path"],
+        "Checks a Hugging Face checkpoint directory without loading its weights (run-root relative\n\
+         first, then as given, like `load_model`): `config.json` must parse as a Llama-family config,\n\
+         `tokenizer.json` must load and fit the model's vocabulary, and `model.safetensors` or\n\
+         `model.safetensors.index.json` must exist; an error names the missing or bad file. Returns\n\
+         `#{ dir (absolute), config, params, weights, tokenizer, tokenizer_vocab }`.",
+        move |path: &str| inspect_checkpoint(&h, path),
     );
     let h = host.clone();
     api.func(

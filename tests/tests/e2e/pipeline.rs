@@ -1,6 +1,9 @@
 //! The whole pipeline (`scripts/pipeline.rhai`) on a tiny slice of the bundled sample with a
 //! tiny model: a deliberately failing stage exits non-zero and writes `pipeline_errors.log`;
-//! the rerun resumes (finished stages cached) and every artifact exists and is well formed.
+//! the rerun resumes (finished stages cached) and every artifact exists and is well formed,
+//! `models/merged/` included. The same pipeline on a base written by transformers
+//! (`--set base=DIR`): no tokenizer training or pretraining, Parquet ids from its tokenizer,
+//! a merged checkpoint transformers loads with the same logits, and caching keyed on the base.
 //! Also validates the committed `results/summarize_eval.ipynb`.
 
 use std::io::{BufRead, Write};
@@ -149,6 +152,7 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "lora_mixed",
         "diffs",
         "merge_search",
+        "save_merged",
     ] {
         assert!(
             second.contains(&(s.into(), "cached".into())),
@@ -227,6 +231,9 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "models/base/config.json",
         "models/base/model.safetensors",
         "models/lora_mixed/adapter_model.safetensors",
+        "models/merged/config.json",
+        "models/merged/model.safetensors",
+        "models/merged/tokenizer.json",
         "results/merge_sweep.csv",
         "results/eval_generations.csv",
         "results/ppl_by_domain.png",
@@ -274,15 +281,20 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     };
     assert_ne!(overall("base"), overall("merged"));
 
-    // The CLI scores the same documents the same way: `yunmin metrics perplexity` on the base
-    // and on the base + law adapter equals the evaluation table's rows.
-    for (model, adapter) in [("base", None), ("lora_law", Some("models/lora_law"))] {
+    // The CLI scores the same documents the same way: `yunmin metrics perplexity` on the base,
+    // on the base + law adapter and on the saved models/merged/ equals the evaluation table's
+    // rows (so the evaluated merge is the saved checkpoint).
+    for (model, dir, adapter) in [
+        ("base", "models/base", None),
+        ("lora_law", "models/base", Some("models/lora_law")),
+        ("merged", "models/merged", None),
+    ] {
         let out = tmp.path().join(format!("ppl_{model}.csv"));
         let mut args = vec![
             "metrics".to_string(),
             "perplexity".into(),
             "--model".into(),
-            root.join("models/base").to_string_lossy().into(),
+            root.join(dir).to_string_lossy().into(),
             "--parquet".into(),
             root.join("data/parquet").to_string_lossy().into(),
             "--max-docs".into(),
@@ -328,6 +340,279 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
         "lora_law",
     ] {
         assert!(md.contains(s), "report.md lacks {s}");
+    }
+}
+
+/// Writes a tiny Llama checkpoint with transformers (random init, `seed`) into `out`, with a
+/// byte-level BPE tokenizer trained by the `tokenizers` package on the texts under `input`
+/// (`tokenizer.json`, `tokenizer_config.json`); prints the vocabulary size.
+const MAKE_BASE: &str = r#"
+import glob, json, sys
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+inp, out, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+texts = []
+for f in sorted(glob.glob(inp + "/*.jsonl")):
+    for line in open(f, encoding="utf-8"):
+        try:
+            t = json.loads(line)["text"]
+        except Exception:
+            continue
+        if isinstance(t, str):
+            texts.append(t)
+tok = Tokenizer(models.BPE())
+tok.normalizer = normalizers.NFC()
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+tok.train_from_iterator(texts, trainers.BpeTrainer(
+    vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+torch.manual_seed(seed)
+cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
+LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
+fast.save_pretrained(out)
+print(tok.get_vocab_size())
+"#;
+
+/// Checks every row of a Parquet file against a tokenizer (`tokens` = the ids of `text`, no
+/// special tokens); prints the first row's first 16 ids as JSON.
+const CHECK_TOKENS: &str = r#"
+import json, sys
+import pyarrow.parquet as pq
+from tokenizers import Tokenizer
+
+tok = Tokenizer.from_file(sys.argv[1])
+t = pq.read_table(sys.argv[2], columns=["text", "tokens"]).to_pylist()
+assert t, "no rows"
+for r in t:
+    ids = tok.encode(r["text"], add_special_tokens=False).ids
+    assert r["tokens"] == ids, (r["text"][:60], r["tokens"][:12], ids[:12])
+print(json.dumps(t[0]["tokens"][:16]))
+"#;
+
+/// Loads a checkpoint with transformers, computes the logits of the ids, and compares them with
+/// `yunmin generate --dump-logits` output; prints the largest difference.
+const CHECK_LOGITS: &str = r#"
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+AutoTokenizer.from_pretrained(sys.argv[1])
+ids = json.loads(sys.argv[2])
+with torch.no_grad():
+    hf = model(torch.tensor([ids])).logits[0]
+ours = torch.tensor(json.load(open(sys.argv[3])), dtype=torch.float32)
+assert hf.shape == ours.shape, (tuple(hf.shape), tuple(ours.shape))
+assert torch.isfinite(hf).all() and torch.isfinite(ours).all()
+diff = (hf - ours).abs().max().item()
+print(diff)
+assert diff <= 1e-4, f"max |transformers - yunmin| = {diff}"
+"#;
+
+fn py(args: &[&std::ffi::OsStr]) -> String {
+    let o = std::process::Command::new(python())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "python: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn make_base(input: &Path, out: &Path, seed: u32) -> usize {
+    py(&[
+        "-c".as_ref(),
+        MAKE_BASE.as_ref(),
+        input.as_os_str(),
+        out.as_os_str(),
+        seed.to_string().as_ref(),
+    ])
+    .lines()
+    .last()
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn pipeline_on_a_given_base_skips_pretraining_and_saves_a_loadable_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("input");
+    tiny_input(&input, 60);
+    let base = tmp.path().join("hf_base");
+    let vocab = make_base(&input, &base, 0);
+    assert!(vocab > 259, "tokenizer vocabulary {vocab}");
+    let root = tmp.path().join("run");
+
+    // A missing tokenizer.json or config.json is an error naming it, before any stage runs.
+    for (dir, have, missing) in [
+        (
+            "no_tokenizer",
+            ["config.json", "model.safetensors"],
+            "tokenizer.json",
+        ),
+        (
+            "no_config",
+            ["tokenizer.json", "model.safetensors"],
+            "config.json",
+        ),
+    ] {
+        let broken = tmp.path().join(dir);
+        std::fs::create_dir_all(&broken).unwrap();
+        for f in have {
+            std::fs::copy(base.join(f), broken.join(f)).unwrap();
+        }
+        let o = run(
+            tmp.path(),
+            &input,
+            &[&format!("base={}", broken.display()) as &str],
+        );
+        assert!(!o.status.success(), "{}", text(&o));
+        let want = broken.join(missing).display().to_string();
+        assert!(text(&o).contains(&want), "names {want}: {}", text(&o));
+        assert!(
+            !root.join("ingest_report.json").exists(),
+            "no work before the check"
+        );
+    }
+
+    // The pipeline on the given base (given relative to the working directory).
+    let t = std::time::Instant::now();
+    let o = run(tmp.path(), &input, &["base=hf_base"]);
+    assert!(o.status.success(), "{}", text(&o));
+    eprintln!(
+        "pipeline on a given base: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let stages = stage_lines(&root);
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    for s in ["pretrain", "train_tokenizer"] {
+        assert!(!names.contains(&s), "{s} ran: {names:?}");
+    }
+    for s in [
+        "to_parquet",
+        "lora_law",
+        "lora_mixed",
+        "diffs",
+        "merge_search",
+        "save_merged",
+        "evaluate",
+        "report",
+    ] {
+        assert!(stages.contains(&(s.into(), "ok".into())), "{s}: {stages:?}");
+    }
+    assert!(!root.join("models/base").exists());
+    assert!(!root.join("data/tokenizer.json").exists());
+    let summary = std::fs::read_to_string(root.join("summary.csv")).unwrap();
+    assert_eq!(
+        summary.lines().count(),
+        1 + 4 + 1,
+        "header, 4 domains, mixed"
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("models/lora_law/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    let base_abs = std::fs::canonicalize(&base).unwrap();
+    let named = std::fs::canonicalize(cfg["base_model_name_or_path"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        named, base_abs,
+        "the adapters are trained on the given base"
+    );
+    let report = std::fs::read_to_string(root.join("results/report.md")).unwrap();
+    assert!(report.contains("given, not trained here"), "{report}");
+
+    // The Parquet token ids are the given tokenizer's.
+    let ids = py(&[
+        "-c".as_ref(),
+        CHECK_TOKENS.as_ref(),
+        base.join("tokenizer.json").as_os_str(),
+        root.join("data/parquet/law.parquet").as_os_str(),
+    ]);
+    let n: Vec<u32> = serde_json::from_str(&ids).unwrap();
+    assert!(
+        n.len() >= 4 && n.iter().all(|&i| (i as usize) < vocab),
+        "{ids}"
+    );
+
+    // models/merged/ is a full checkpoint with the base's tokenizer; transformers loads it and
+    // its logits equal yunmin's.
+    let merged = root.join("models/merged");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(merged.join(f).exists(), "models/merged/{f}");
+    }
+    assert_eq!(
+        std::fs::read(merged.join("tokenizer.json")).unwrap(),
+        std::fs::read(base.join("tokenizer.json")).unwrap()
+    );
+    let dump = tmp.path().join("logits.json");
+    let ids_arg = n.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let o = yunmin(
+        tmp.path(),
+        &[
+            "generate",
+            "--model",
+            &merged.to_string_lossy(),
+            "--ids",
+            &ids_arg,
+            "--dump-logits",
+            &dump.to_string_lossy(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let diff = py(&[
+        "-c".as_ref(),
+        CHECK_LOGITS.as_ref(),
+        merged.as_os_str(),
+        ids.as_ref(),
+        dump.as_os_str(),
+    ]);
+    eprintln!("models/merged: transformers vs yunmin logits, max difference {diff}");
+
+    // Caching: the same base reruns nothing; another base with the same tokenizer keeps the
+    // Parquet files and reruns every model stage.
+    let o = run(tmp.path(), &input, &["base=hf_base"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let third: Vec<_> = stage_lines(&root).split_off(stages.len());
+    assert!(
+        third.iter().all(|(_, st)| st == "cached"),
+        "an unchanged rerun: {third:?}"
+    );
+    let other = tmp.path().join("hf_base2");
+    make_base(&input, &other, 1);
+    assert_eq!(
+        std::fs::read(other.join("tokenizer.json")).unwrap(),
+        std::fs::read(base.join("tokenizer.json")).unwrap(),
+        "the same tokenizer"
+    );
+    let before = stage_lines(&root).len();
+    let o = run(tmp.path(), &input, &["base=hf_base2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let fourth: Vec<_> = stage_lines(&root).split_off(before);
+    assert!(
+        fourth.contains(&("to_parquet".into(), "cached".into())),
+        "{fourth:?}"
+    );
+    for s in [
+        "lora_chat",
+        "lora_law",
+        "lora_news",
+        "lora_reviews",
+        "lora_mixed",
+        "diffs",
+        "merge_search",
+        "save_merged",
+        "evaluate",
+    ] {
+        assert!(
+            fourth.contains(&(s.into(), "ok".into())),
+            "{s} reruns: {fourth:?}"
+        );
     }
 }
 
