@@ -18,8 +18,9 @@ Groups:
   saved        transformers loads what yunmin saves (a pretrained base, and transformers
                checkpoints loaded and saved again by a script) with equal logits.
   peft         PEFT loads yunmin's adapters and yunmin loads PEFT-trained ones (rsLoRA, q/v only,
-               rank_pattern/alpha_pattern) with equal logits; PEFT merge_and_unload() equals
-               `yunmin diff` + `yunmin merge --weights 1` within 1e-6 on every tensor.
+               rank_pattern/alpha_pattern, on a sharded Qwen2 base) with equal logits; PEFT
+               merge_and_unload() equals `yunmin diff` + `yunmin merge --weights 1` within 1e-6 on
+               every tensor.
   mergekit     mergekit task_arithmetic (normalize: false, BASE+ADAPTER, weights 0.7/-0.3) equals
                `yunmin merge` within 1e-5 on every tensor; TIES equal at a density whose kept
                count is integral, and the exact difference measured and explained otherwise.
@@ -718,6 +719,25 @@ def group_peft(y, rep, root):
 
     for name in ["yunmin", *peft_cases]:
         rep.case("peft", f"merge_and_unload_{name}", merge_equal, name)
+
+    def qwen2_sharded():
+        # A Qwen2 base (q/k/v biases) in shards: adapter logits and the merge.
+        qbase = make_checkpoint(os.path.join(root, "qwen2_base"), arch="qwen2", num_key_value_heads=2, seed=13,
+                                shard="100KB")
+        check(os.path.exists(os.path.join(qbase, "model.safetensors.index.json")), "harness: no shard index")
+        a = peft_train(qbase, os.path.join(root, "peft_qwen2"), seed=5,
+                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        pm = peft_model(qbase, a)
+        worst = 0.0
+        for ids in ps:
+            worst = max(worst, float((y.logits(qbase, ids, adapter=a) - hf_logits(pm, ids)).abs().max()))
+        check(worst <= LOGITS_ATOL, f"yunmin --adapter vs PEFT logits on the Qwen2 base: max|Δ| {worst:.3e}")
+        ref = pm.merge_and_unload().state_dict()
+        out = yunmin_merge(y, qbase, [a], [1], os.path.join(root, "merge_qwen2"))
+        m, at = compare_tensors(read_tensors(out), ref, PEFT_MERGE_ATOL)
+        return f"{len(list(Path(qbase).glob('*.safetensors')))} shards; --adapter logits max|Δ| {worst:.2e}; merge: {len(ref)} tensors, max|Δ| {m:.2e} ({at})"
+
+    rep.case("peft", "qwen2_sharded_base", qwen2_sharded)
 
 
 # ---------------------------------------------------------------------------------------------
