@@ -265,7 +265,7 @@ fn continuations(
         ..BleuConfig::sentence()
     };
     let rcfg = rouge_config(cfg);
-    let eos = lm.config.eos_token_id;
+    let eos = &lm.config.eos_token_id;
     let mut s = Scored {
         hyps: vec![],
         refs: vec![],
@@ -274,7 +274,7 @@ fn continuations(
         crate::run::check_cancelled()?;
         let out: Vec<u32> = generate(&lm.model, &p.ids, &gcfg, eos)?
             .into_iter()
-            .filter(|&t| Some(t) != eos)
+            .filter(|t| !eos.contains(t))
             .collect();
         let (hyp, reference) = (lm.decode(&out)?, lm.decode(&p.reference)?);
         let sb = sentence_bleu(&hyp, &[reference.as_str()], &scfg)?;
@@ -326,7 +326,7 @@ pub fn evaluate(
         let mut docs_total = 0;
         for set in &sets {
             bar.set_message(format!("{name} / {}", set.domain));
-            let eos = lm.config.eos_token_id;
+            let eos = lm.config.first_eos();
             add_document_nll(&mut acc, &lm.model, set.domain, set.docs, eos, cfg)?;
             docs_total += set.docs.len();
             let s = continuations(name, lm, set, cfg, &mut generations)?;

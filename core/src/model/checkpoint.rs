@@ -33,6 +33,11 @@ pub fn hf_tensors(model: &Llama, cfg: &LlamaConfig) -> Vec<(String, Vec<usize>, 
         .into_iter()
         .map(|(n, p)| (n, p.merged_weight()))
         .collect();
+    let biases: std::collections::HashMap<String, Option<Tensor<1>>> = model
+        .projections()
+        .into_iter()
+        .map(|(n, p)| (n, p.bias.as_ref().map(|b| b.val())))
+        .collect();
     for (name, shape) in hf_tensor_shapes(cfg) {
         if name == "model.embed_tokens.weight" {
             continue;
@@ -40,6 +45,12 @@ pub fn hf_tensors(model: &Llama, cfg: &LlamaConfig) -> Vec<(String, Vec<usize>, 
         let data = if let Some(module) = name.strip_suffix(".weight").and_then(|m| projs.get(m)) {
             let [din, dout] = module.dims();
             transpose(&values(module.clone()), din, dout)
+        } else if let Some(bias) = name
+            .strip_suffix(".bias")
+            .and_then(|m| biases.get(m))
+            .and_then(|b| b.clone())
+        {
+            values(bias)
         } else if name == "model.norm.weight" {
             values(model.norm.weight.val())
         } else if name == "lm_head.weight" {
@@ -106,14 +117,23 @@ pub fn load_checkpoint(
 ) -> Result<(Llama, LlamaConfig)> {
     let cfg = LlamaConfig::load(&dir.join("config.json"))?;
     let (mut tensors, file) = read_checkpoint_dir(dir)?;
-    // A tied checkpoint may still carry lm_head.weight (transformers writes it in some versions).
-    let model = build_from_tensors(
-        &cfg,
-        device,
-        &file.display().to_string(),
-        trainable,
-        |name| tensors.remove(name).map(|t| (t.shape, t.data)),
-    )?;
+    let source = file.display().to_string();
+    let model = build_from_tensors(&cfg, device, &source, trainable, |name| {
+        tensors.remove(name).map(|t| (t.shape, t.data))
+    })?;
+    // What is left must be something the model recomputes: a tied checkpoint may still carry
+    // lm_head.weight (some transformers versions write it), old ones the rotary inv_freq buffers.
+    // Any other tensor (a bias the config does not declare, say) would be silently dropped.
+    if let Some(extra) = tensors.keys().find(|k| {
+        !(k.ends_with("rotary_emb.inv_freq") || (cfg.tie_word_embeddings && *k == "lm_head.weight"))
+    }) {
+        return Err(ModelError::Config(format!(
+            "{source}: tensor `{extra}` is not part of a {:?} model with this config.json \
+             (e.g. a bias the config does not declare); refusing to drop it",
+            cfg.model_type
+        ))
+        .into());
+    }
     Ok((model, cfg))
 }
 

@@ -22,7 +22,7 @@ pub struct GenerateConfig {
     pub top_p: f64,
     /// Seed of the sampler (default 42).
     pub seed: u64,
-    /// Stop at this token (default: the model's `eos_token_id`).
+    /// Stop at this token (default: any of the model's `eos_token_id`s).
     pub eos_token_id: Option<u32>,
 }
 
@@ -96,7 +96,7 @@ pub fn generate(
     model: &Llama,
     prompt: &[u32],
     cfg: &GenerateConfig,
-    default_eos: Option<u32>,
+    default_eos: &[u32],
 ) -> Result<Vec<u32>> {
     if prompt.is_empty() {
         return Err(ModelError::Input("generate: the prompt has no tokens".into()).into());
@@ -104,7 +104,10 @@ pub fn generate(
     model.check_tokens(prompt)?;
     let model = model.valid();
     let device = model.device();
-    let eos = cfg.eos_token_id.or(default_eos);
+    let eos: Vec<u32> = match cfg.eos_token_id {
+        Some(e) => vec![e],
+        None => default_eos.to_vec(),
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut cache = KvCache::new();
     let mut out = Vec::new();
@@ -126,7 +129,7 @@ pub fn generate(
             .unwrap_or_default();
         let tok = sample(&vals, cfg, &mut rng);
         out.push(tok);
-        if Some(tok) == eos {
+        if eos.contains(&tok) {
             break;
         }
         next_input = vec![tok as i64];

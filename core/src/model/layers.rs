@@ -1,6 +1,7 @@
 //! Building blocks: projections with optional LoRA adapters, RMSNorm and rotary embeddings in
 //! Hugging Face's rotate-half layout.
 
+use super::config::{LlamaConfig, RopeScaling};
 use burn::module::{Module, Param};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -52,13 +53,16 @@ fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
     })
 }
 
-/// A bias-free linear projection. `weight` is stored `[in, out]` (burn's layout; Hugging Face
-/// stores the transpose `[out, in]`). With `lora`, the output adds
+/// A linear projection. `weight` is stored `[in, out]` (burn's layout; Hugging Face stores the
+/// transpose `[out, in]`), with an optional bias `[out]`. With `lora`, the output adds
 /// `scale · dropout(x) · a · b` (`a: [in, r]`, `b: [r, out]`); the base weight stays frozen.
 #[derive(Module, Debug)]
 pub struct Proj {
     /// The weight, `[in, out]`.
     pub weight: Param<Tensor<2>>,
+    /// The bias `[out]`, for architectures that have one (qwen2's q/k/v, llama's
+    /// `attention_bias` / `mlp_bias`).
+    pub bias: Option<Param<Tensor<1>>>,
     /// The LoRA adapter, when one is attached.
     pub lora: Option<LoraPair>,
 }
@@ -81,8 +85,15 @@ impl Proj {
     pub fn new(weight: Tensor<2>, trainable: bool) -> Self {
         Self {
             weight: Param::from_tensor(weight).set_require_grad(trainable),
+            bias: None,
             lora: None,
         }
+    }
+
+    /// The same projection with a bias `[out]`.
+    pub fn with_bias(mut self, bias: Option<Tensor<1>>, trainable: bool) -> Self {
+        self.bias = bias.map(|b| Param::from_tensor(b).set_require_grad(trainable));
+        self
     }
 
     /// `[in, out]`.
@@ -92,7 +103,11 @@ impl Proj {
 
     /// Applies the projection to `[.., in]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let base = linear(x.clone(), self.weight.val(), None);
+        let base = linear(
+            x.clone(),
+            self.weight.val(),
+            self.bias.as_ref().map(Param::val),
+        );
         match &self.lora {
             None => base,
             Some(l) => {
@@ -144,38 +159,107 @@ impl RmsNorm {
     }
 }
 
-/// The rotary tables `cos`, `sin` of shape `[len, head_dim]` for positions `start..start+len`,
-/// laid out as Hugging Face does (`emb = cat(freqs, freqs)`), computed in f64 and rounded once.
-pub fn rope_tables(
-    start: usize,
-    len: usize,
-    head_dim: usize,
-    theta: f64,
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
-    let half = head_dim / 2;
-    let inv: Vec<f64> = (0..half)
-        .map(|i| {
-            // transformers computes inv_freq in f32: 1 / theta^(2i/d); round the same way.
-            let e = (2 * i) as f32 / head_dim as f32;
-            (1.0f32 / (theta as f32).powf(e)) as f64
-        })
-        .collect();
-    let mut cos = Vec::with_capacity(len * head_dim);
-    let mut sin = Vec::with_capacity(len * head_dim);
-    for p in start..start + len {
-        for _ in 0..2 {
-            for f in &inv {
-                let a = (p as f32 * *f as f32) as f64;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
+/// Rotary position embeddings as transformers computes them: the inverse frequencies of
+/// `rope_type` default, linear, dynamic (NTK) or llama3, in f32 like transformers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    /// Per-head width (all of it is rotated).
+    pub head_dim: usize,
+    /// Rotary base.
+    pub theta: f64,
+    /// Frequency scaling, `None` for `default`.
+    pub scaling: Option<RopeScaling>,
+    /// `max_position_embeddings`: the reference length of dynamic scaling.
+    pub max_position_embeddings: usize,
+}
+
+impl Rope {
+    /// The rotary settings of a configuration.
+    pub fn from_config(cfg: &LlamaConfig) -> Self {
+        Self {
+            head_dim: cfg.head_dim(),
+            theta: cfg.rope_theta,
+            scaling: cfg.rope_scaling.clone(),
+            max_position_embeddings: cfg.max_position_embeddings,
+        }
+    }
+
+    /// `1 / base^(2i/d)` in f32, as `torch.arange(0, d, 2).float() / d` and `base ** that`.
+    fn default_inv_freq(&self, base: f32) -> Vec<f32> {
+        let d = self.head_dim;
+        (0..d / 2)
+            .map(|i| 1.0f32 / base.powf((2 * i) as f32 / d as f32))
+            .collect()
+    }
+
+    /// The inverse frequencies for a forward pass whose last position is `seq_len - 1`
+    /// (only dynamic scaling depends on it).
+    pub fn inv_freq(&self, seq_len: usize) -> Vec<f32> {
+        match &self.scaling {
+            None => self.default_inv_freq(self.theta as f32),
+            Some(RopeScaling::Linear { factor }) => self
+                .default_inv_freq(self.theta as f32)
+                .into_iter()
+                .map(|f| f / *factor as f32)
+                .collect(),
+            Some(RopeScaling::Dynamic { factor }) => {
+                // transformers: base · ((factor·L/max) − (factor−1))^(d/(d−2)), L ≥ max, in f32.
+                let max = self.max_position_embeddings as f32;
+                let l = (seq_len as f32).max(max);
+                let factor = *factor as f32;
+                let d = self.head_dim as f32;
+                let base = self.theta as f32 * ((factor * l / max) - (factor - 1.0)).powf(d / (d - 2.0));
+                self.default_inv_freq(base)
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                let (factor, low, high) =
+                    (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+                let old = *original_max_position_embeddings as f32;
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                self.default_inv_freq(self.theta as f32)
+                    .into_iter()
+                    .map(|f| {
+                        let wavelen = (2.0 * std::f64::consts::PI) as f32 / f;
+                        let scaled = if wavelen > low_wavelen { f / factor } else { f };
+                        if wavelen < high_wavelen || wavelen > low_wavelen {
+                            scaled
+                        } else {
+                            let smooth = (old / wavelen - low) / (high - low);
+                            (1.0 - smooth) * scaled / factor + smooth * scaled
+                        }
+                    })
+                    .collect()
             }
         }
     }
-    (
-        Tensor::from_data(TensorData::new(cos, [len, head_dim]), device),
-        Tensor::from_data(TensorData::new(sin, [len, head_dim]), device),
-    )
+
+    /// The tables `cos`, `sin` of shape `[len, head_dim]` for positions `start..start+len`, laid
+    /// out as Hugging Face does (`emb = cat(freqs, freqs)`): the angle is the f32 product of
+    /// position and frequency, its cosine and sine computed in f64 and rounded once.
+    pub fn tables(&self, start: usize, len: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let inv = self.inv_freq(start + len);
+        let hd = self.head_dim;
+        let mut cos = Vec::with_capacity(len * hd);
+        let mut sin = Vec::with_capacity(len * hd);
+        for p in start..start + len {
+            for _ in 0..2 {
+                for f in &inv {
+                    let a = (p as f32 * *f) as f64;
+                    cos.push(a.cos() as f32);
+                    sin.push(a.sin() as f32);
+                }
+            }
+        }
+        (
+            Tensor::from_data(TensorData::new(cos, [len, hd]), device),
+            Tensor::from_data(TensorData::new(sin, [len, hd]), device),
+        )
+    }
 }
 
 /// Applies rotary embeddings to `x: [batch, heads, len, head_dim]` with HF's rotate-half:

@@ -3,7 +3,7 @@
 
 use super::ModelError;
 use super::config::LlamaConfig;
-use super::layers::{LoraPair, Proj, RmsNorm, apply_rope, rope_tables};
+use super::layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope};
 use crate::Result;
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, silu, softmax};
@@ -27,6 +27,10 @@ pub struct Attention {
     pub kv_heads: usize,
     /// Per-head width.
     pub head_dim: usize,
+    /// Sliding attention window (a query sees the last `window` positions, itself included);
+    /// `None`: full causal attention.
+    #[module(skip)]
+    pub window: Option<usize>,
 }
 
 /// The SwiGLU feed-forward block: `down(silu(gate(x)) · up(x))`.
@@ -64,8 +68,9 @@ pub struct Llama {
     pub norm: RmsNorm,
     /// Output head `[hidden, vocab]`; `None` when tied to the embeddings.
     pub lm_head: Option<Proj>,
-    /// Rotary base.
-    pub rope_theta: f64,
+    /// Rotary position embeddings.
+    #[module(skip)]
+    pub rope: Rope,
 }
 
 /// Cached keys and values of one layer, `[batch, kv_heads, len, head_dim]` (after rotary).
@@ -186,11 +191,16 @@ impl Attention {
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt());
-        let scores = if t > 1 {
+        // Causal (and, with a window, sliding) mask over absolute positions: query `past + i`
+        // sees key `j` when `j ≤ past + i` and `j > past + i − window`.
+        let window = self.window.unwrap_or(usize::MAX);
+        let masked = |i: usize, j: usize| j > past + i || past + i - j >= window;
+        let needs_mask = (0..t).any(|i| (0..s).any(|j| masked(i, j)));
+        let scores = if needs_mask {
             let mut m = Vec::with_capacity(t * s);
             for i in 0..t {
                 for j in 0..s {
-                    m.push(if j > past + i { f32::NEG_INFINITY } else { 0.0 });
+                    m.push(if masked(i, j) { f32::NEG_INFINITY } else { 0.0 });
                 }
             }
             let mask = Tensor::<2>::from_data(TensorData::new(m, [t, s]), &scores.device());
@@ -239,17 +249,32 @@ pub fn hf_tensor_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
         "model.embed_tokens.weight".to_string(),
         vec![cfg.vocab_size, hs],
     )];
+    let b = cfg.biases();
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         v.push((format!("{p}.input_layernorm.weight"), vec![hs]));
-        v.push((format!("{p}.self_attn.q_proj.weight"), vec![qd, hs]));
-        v.push((format!("{p}.self_attn.k_proj.weight"), vec![kd, hs]));
-        v.push((format!("{p}.self_attn.v_proj.weight"), vec![kd, hs]));
-        v.push((format!("{p}.self_attn.o_proj.weight"), vec![hs, qd]));
+        for (name, out_f, in_f, bias) in [
+            ("self_attn.q_proj", qd, hs, b.qkv),
+            ("self_attn.k_proj", kd, hs, b.qkv),
+            ("self_attn.v_proj", kd, hs, b.qkv),
+            ("self_attn.o_proj", hs, qd, b.o),
+        ] {
+            v.push((format!("{p}.{name}.weight"), vec![out_f, in_f]));
+            if bias {
+                v.push((format!("{p}.{name}.bias"), vec![out_f]));
+            }
+        }
         v.push((format!("{p}.post_attention_layernorm.weight"), vec![hs]));
-        v.push((format!("{p}.mlp.gate_proj.weight"), vec![is, hs]));
-        v.push((format!("{p}.mlp.up_proj.weight"), vec![is, hs]));
-        v.push((format!("{p}.mlp.down_proj.weight"), vec![hs, is]));
+        for (name, out_f, in_f) in [
+            ("mlp.gate_proj", is, hs),
+            ("mlp.up_proj", is, hs),
+            ("mlp.down_proj", hs, is),
+        ] {
+            v.push((format!("{p}.{name}.weight"), vec![out_f, in_f]));
+            if b.mlp {
+                v.push((format!("{p}.{name}.bias"), vec![out_f]));
+            }
+        }
     }
     v.push(("model.norm.weight".to_string(), vec![hs]));
     if !cfg.tie_word_embeddings {
@@ -269,20 +294,27 @@ pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// The projection `module` (`model.layers.0.self_attn.q_proj`): `module.weight` `[out, in]`,
+/// and `module.bias` `[out]` when `bias`.
 fn proj_from(
     src: &mut WeightSource<'_>,
-    name: &str,
-    out_f: usize,
-    in_f: usize,
+    module: &str,
+    (out_f, in_f, bias): (usize, usize, bool),
     device: &Device,
     trainable: bool,
 ) -> Result<Proj> {
-    let w = src(name, &[out_f, in_f])?;
+    let w = src(&format!("{module}.weight"), &[out_f, in_f])?;
     let t = Tensor::<2>::from_data(
         TensorData::new(transpose(&w, out_f, in_f), [in_f, out_f]),
         device,
     );
-    Ok(Proj::new(t, trainable))
+    let b = if bias {
+        let v = src(&format!("{module}.bias"), &[out_f])?;
+        Some(Tensor::<1>::from_data(TensorData::new(v, [out_f]), device))
+    } else {
+        None
+    };
+    Ok(Proj::new(t, trainable).with_bias(b, trainable))
 }
 
 fn norm_from(
@@ -324,9 +356,28 @@ impl Llama {
             device,
         ))
         .set_require_grad(trainable);
+        let b = cfg.biases();
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
+            let mut proj = |name: &str, shape: (usize, usize, bool)| {
+                proj_from(src, &format!("{p}.{name}"), shape, device, trainable)
+            };
+            let self_attn = Attention {
+                q_proj: proj("self_attn.q_proj", (qd, hs, b.qkv))?,
+                k_proj: proj("self_attn.k_proj", (kd, hs, b.qkv))?,
+                v_proj: proj("self_attn.v_proj", (kd, hs, b.qkv))?,
+                o_proj: proj("self_attn.o_proj", (hs, qd, b.o))?,
+                heads: cfg.num_attention_heads,
+                kv_heads: cfg.kv_heads(),
+                head_dim: hd,
+                window: cfg.layer_window(l),
+            };
+            let mlp = Mlp {
+                gate_proj: proj("mlp.gate_proj", (is, hs, b.mlp))?,
+                up_proj: proj("mlp.up_proj", (is, hs, b.mlp))?,
+                down_proj: proj("mlp.down_proj", (hs, is, b.mlp))?,
+            };
             layers.push(DecoderLayer {
                 input_layernorm: norm_from(
                     src,
@@ -336,43 +387,7 @@ impl Llama {
                     device,
                     trainable,
                 )?,
-                self_attn: Attention {
-                    q_proj: proj_from(
-                        src,
-                        &format!("{p}.self_attn.q_proj.weight"),
-                        qd,
-                        hs,
-                        device,
-                        trainable,
-                    )?,
-                    k_proj: proj_from(
-                        src,
-                        &format!("{p}.self_attn.k_proj.weight"),
-                        kd,
-                        hs,
-                        device,
-                        trainable,
-                    )?,
-                    v_proj: proj_from(
-                        src,
-                        &format!("{p}.self_attn.v_proj.weight"),
-                        kd,
-                        hs,
-                        device,
-                        trainable,
-                    )?,
-                    o_proj: proj_from(
-                        src,
-                        &format!("{p}.self_attn.o_proj.weight"),
-                        hs,
-                        qd,
-                        device,
-                        trainable,
-                    )?,
-                    heads: cfg.num_attention_heads,
-                    kv_heads: cfg.kv_heads(),
-                    head_dim: hd,
-                },
+                self_attn,
                 post_attention_layernorm: norm_from(
                     src,
                     &format!("{p}.post_attention_layernorm.weight"),
@@ -381,32 +396,7 @@ impl Llama {
                     device,
                     trainable,
                 )?,
-                mlp: Mlp {
-                    gate_proj: proj_from(
-                        src,
-                        &format!("{p}.mlp.gate_proj.weight"),
-                        is,
-                        hs,
-                        device,
-                        trainable,
-                    )?,
-                    up_proj: proj_from(
-                        src,
-                        &format!("{p}.mlp.up_proj.weight"),
-                        is,
-                        hs,
-                        device,
-                        trainable,
-                    )?,
-                    down_proj: proj_from(
-                        src,
-                        &format!("{p}.mlp.down_proj.weight"),
-                        hs,
-                        is,
-                        device,
-                        trainable,
-                    )?,
-                },
+                mlp,
             });
         }
         let norm = norm_from(src, "model.norm.weight", hs, eps, device, trainable)?;
@@ -415,9 +405,8 @@ impl Llama {
         } else {
             Some(proj_from(
                 src,
-                "lm_head.weight",
-                cfg.vocab_size,
-                hs,
+                "lm_head",
+                (cfg.vocab_size, hs, false),
                 device,
                 trainable,
             )?)
@@ -427,7 +416,7 @@ impl Llama {
             layers,
             norm,
             lm_head,
-            rope_theta: cfg.rope_theta,
+            rope: Rope::from_config(cfg),
         })
     }
 
@@ -462,10 +451,9 @@ impl Llama {
     /// continue the cached positions and their keys/values are appended.
     pub fn forward(&self, tokens: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
         let [_, t] = tokens.dims();
-        let attn = &self.layers[0].self_attn;
         let start = cache.as_ref().map_or(0, |c| c.len);
         let device = tokens.device();
-        let (cos, sin) = rope_tables(start, t, attn.head_dim, self.rope_theta, &device);
+        let (cos, sin) = self.rope.tables(start, t, &device);
         let mut x = embedding(self.embed_tokens.val(), tokens);
         match cache {
             Some(c) => {
@@ -699,7 +687,8 @@ impl Llama {
         for (_, p) in self.projections_mut() {
             if p.lora.is_some() {
                 let w = p.merged_weight();
-                *p = Proj::new(w, false);
+                let bias = p.bias.take().map(|b| b.val());
+                *p = Proj::new(w, false).with_bias(bias, false);
             }
         }
         self

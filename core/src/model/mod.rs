@@ -1,4 +1,4 @@
-//! `model`: a Llama-architecture decoder in burn 0.22 (RMSNorm, rotary embeddings in Hugging
+//! `model`: a Llama-family decoder in burn 0.22 (`llama`, `qwen2`, `mistral` on one code path) (RMSNorm, rotary embeddings in Hugging
 //! Face's rotate-half layout, SwiGLU, grouped-query attention, optional tied embeddings),
 //! Hugging Face checkpoints (`config.json`, `model.safetensors`, `tokenizer.json`), PEFT LoRA
 //! adapters and KV-cache generation. See `docs/models.md`.
@@ -19,11 +19,11 @@ pub use adapter::{LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, s
 pub use checkpoint::{
     build_from_tensors, checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint,
 };
-pub use config::LlamaConfig;
+pub use config::{Biases, LlamaConfig, MODEL_TYPES, RopeScaling};
 pub use device::{Device, device_names, parse_device};
 pub use error::ModelError;
 pub use generate::{GenerateConfig, generate, generate_uncached, sample};
-pub use layers::{LoraPair, Proj, RmsNorm, apply_rope, rope_tables, seed_dropout};
+pub use layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope, seed_dropout};
 pub use llama::{
     Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
 };
@@ -40,3 +40,5 @@ pub use safetensors_io::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod arch_tests;

@@ -107,9 +107,17 @@ fn view_to_f32(path: &Path, name: &str, v: &TensorView<'_>) -> Result<Vec<f32>> 
     Ok(out)
 }
 
-/// Reads every tensor of one safetensors file as f32.
+/// Memory-maps a file for reading.
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    // SAFETY: read-only map; the file must not be truncated while mapped (as with every
+    // memory-mapped checkpoint reader).
+    unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io("mmap", path, e))
+}
+
+/// Reads every tensor of one safetensors file (memory-mapped) as f32.
 pub fn read_file(path: &Path) -> Result<BTreeMap<String, F32Tensor>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let bytes = map_file(path)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| st_err(path, e))?;
     let mut out = BTreeMap::new();
     for name in st.names() {
@@ -127,7 +135,7 @@ pub fn read_file(path: &Path) -> Result<BTreeMap<String, F32Tensor>> {
 
 /// The `__metadata__` map of a safetensors file.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let bytes = map_file(path)?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| st_err(path, e))?;
     Ok(meta.metadata().clone().unwrap_or_default())
 }

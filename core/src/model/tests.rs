@@ -181,7 +181,7 @@ fn kv_cache_matches_full_recompute() {
             eos_token_id: Some(u32::MAX),
             ..Default::default()
         },
-        None,
+        &[],
     )
     .unwrap();
     assert_eq!(g, generate_uncached(&m, &IDS[..4], 6).unwrap());
@@ -199,8 +199,8 @@ fn sampling_is_seeded_and_respects_top_k() {
         seed: 9,
         eos_token_id: Some(u32::MAX),
     };
-    let a = generate(&m, &IDS[..3], &gc, None).unwrap();
-    let b = generate(&m, &IDS[..3], &gc, None).unwrap();
+    let a = generate(&m, &IDS[..3], &gc, &[]).unwrap();
+    let b = generate(&m, &IDS[..3], &gc, &[]).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.len(), 8);
     let logits = vec![0.0, 5.0, 1.0, 4.0];
@@ -223,7 +223,7 @@ fn sampling_is_seeded_and_respects_top_k() {
 #[test]
 fn out_of_vocab_prompt_is_an_error() {
     let m = Llama::init(&tiny(true), &Device::flex(), 5).unwrap();
-    let e = generate(&m, &[1, 99], &GenerateConfig::default(), None)
+    let e = generate(&m, &[1, 99], &GenerateConfig::default(), &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("token id 99 at position 1"), "{e}");

@@ -113,7 +113,7 @@ pub fn train_lora(
     let split = split_windows(
         corpus,
         cfg.seq_len,
-        base.config.eos_token_id,
+        base.config.first_eos(),
         cfg.heldout,
         cfg.optim.batch,
         cfg.seed,

@@ -155,7 +155,7 @@ pub fn pretrain_model_config(
         rope_theta: cfg.rope_theta,
         tie_word_embeddings: cfg.tie_embeddings,
         bos_token_id: bos,
-        eos_token_id: eos,
+        eos_token_id: eos.into_iter().collect(),
         ..LlamaConfig::default()
     };
     mc.validate()?;

@@ -134,7 +134,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             let (cfg, extra) = eval_config("model_perplexity", opts)?;
             let docs = cfg.scored_docs(&c.docs, extra.offset);
             let mut acc = PerplexityAccumulator::new();
-            let eos = lm.config.eos_token_id;
+            let eos = lm.config.first_eos();
             add_document_nll(&mut acc, &lm.model, &c.name, docs, eos, &cfg).rhai()?;
             let r = acc.domain(&c.name).cloned().unwrap_or_default();
             let mut out = Map::new();
@@ -282,7 +282,7 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
             &lm.model,
             domain,
             docs,
-            lm.config.eos_token_id,
+            lm.config.first_eos(),
             &cfg,
         )?;
     }

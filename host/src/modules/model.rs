@@ -72,7 +72,7 @@ fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<
         let ids = lm
             .encode(&prompt.into_string().unwrap_or_default())
             .rhai()?;
-        let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
+        let out = generate(&lm.model, &ids, cfg, &lm.config.eos_token_id).rhai()?;
         Ok(Dynamic::from(lm.decode(&out).rhai()?))
     } else if prompt.is_array() {
         let ids: Vec<u32> = prompt
@@ -82,7 +82,7 @@ fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<
             .map(|x| x.as_int().ok().and_then(|i| u32::try_from(i).ok()))
             .collect::<Option<_>>()
             .ok_or_else(|| msg_err("generate: prompt ids must be non-negative integers"))?;
-        let out = generate(&lm.model, &ids, cfg, lm.config.eos_token_id).rhai()?;
+        let out = generate(&lm.model, &ids, cfg, &lm.config.eos_token_id).rhai()?;
         Ok(Dynamic::from(
             out.into_iter()
                 .map(|t| Dynamic::from_int(t as i64))
