@@ -104,7 +104,10 @@ fn unknown_fields_that_change_the_math_are_errors_naming_them() {
         ("eos_token_id", json!("two")),
     ] {
         let e = parse_err(with(hf5_llama(), key, val.clone()));
-        assert!(e.contains(key) || e.contains(&val.to_string()), "{key}: {e}");
+        assert!(
+            e.contains(key) || e.contains(&val.to_string()),
+            "{key}: {e}"
+        );
     }
     // Harmless bookkeeping is accepted.
     let ok = with(hf5_llama(), "_name_or_path", json!("some/model"));
@@ -141,7 +144,11 @@ fn qwen2_has_qkv_biases_and_they_change_the_output() {
     assert!(names.contains(&"model.layers.0.self_attn.q_proj.bias".to_string()));
     assert!(names.contains(&"model.layers.1.self_attn.v_proj.bias".to_string()));
     assert!(!names.iter().any(|n| n.ends_with("o_proj.bias")));
-    assert!(!names.iter().any(|n| n.contains("mlp") && n.ends_with(".bias")));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("mlp") && n.ends_with(".bias"))
+    );
     assert_eq!(
         c.num_params(),
         hf_tensor_shapes(&c)
@@ -248,7 +255,11 @@ fn qwen2_window_applies_from_max_window_layers_on() {
     let c = qwen2(Some(3));
     assert_eq!(c.layer_window(0), None);
     assert_eq!(c.layer_window(1), Some(3));
-    let v = with(c.to_json(), "layer_types", json!(["full_attention", "full_attention"]));
+    let v = with(
+        c.to_json(),
+        "layer_types",
+        json!(["full_attention", "full_attention"]),
+    );
     let e = parse_err(v);
     assert!(e.contains("layer_types[1]"), "{e}");
 }
@@ -279,7 +290,11 @@ fn rope_inverse_frequencies_follow_transformers() {
     assert_eq!(past[0], 1.0);
     // base · (2·64/32 − 1)^(8/6) = 10000 · 3^(4/3)
     let want = 1.0 / (10000.0f64 * 3f64.powf(4.0 / 3.0)).powf(0.25);
-    assert!(((past[1] as f64) - want).abs() < 1e-6, "{} vs {want}", past[1]);
+    assert!(
+        ((past[1] as f64) - want).abs() < 1e-6,
+        "{} vs {want}",
+        past[1]
+    );
     // llama3: high frequencies kept, low ones divided by the factor.
     let l3 = Rope {
         head_dim: 64,
@@ -299,5 +314,10 @@ fn rope_inverse_frequencies_follow_transformers() {
     let scaled = l3.inv_freq(1);
     assert_eq!(scaled[0], plain[0]);
     assert_eq!(scaled[31], plain[31] / 8.0);
-    assert!(scaled.iter().zip(&plain).all(|(s, p)| s <= p && *s >= p / 8.0));
+    assert!(
+        scaled
+            .iter()
+            .zip(&plain)
+            .all(|(s, p)| s <= p && *s >= p / 8.0)
+    );
 }

@@ -312,7 +312,11 @@ fn token_ids(key: &str, v: Option<Value>) -> Result<Vec<u32>> {
     let one = |x: &Value| {
         x.as_u64()
             .and_then(|i| u32::try_from(i).ok())
-            .ok_or_else(|| err(format!("`{key}` must be a token id or a list of them, got {x}")))
+            .ok_or_else(|| {
+                err(format!(
+                    "`{key}` must be a token id or a list of them, got {x}"
+                ))
+            })
     };
     match v {
         None => Ok(Vec::new()),
@@ -462,7 +466,9 @@ impl LlamaConfig {
         };
         let dtype = match (f.string("dtype")?, f.string("torch_dtype")?) {
             (Some(a), Some(b)) if a != b => {
-                return Err(err(format!("`dtype` {a:?} and `torch_dtype` {b:?} disagree")));
+                return Err(err(format!(
+                    "`dtype` {a:?} and `torch_dtype` {b:?} disagree"
+                )));
             }
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => "float32".into(),
@@ -588,7 +594,10 @@ impl LlamaConfig {
         m.insert("hidden_size".into(), json!(self.hidden_size));
         m.insert("intermediate_size".into(), json!(self.intermediate_size));
         m.insert("num_hidden_layers".into(), json!(self.num_hidden_layers));
-        m.insert("num_attention_heads".into(), json!(self.num_attention_heads));
+        m.insert(
+            "num_attention_heads".into(),
+            json!(self.num_attention_heads),
+        );
         m.insert("num_key_value_heads".into(), json!(self.kv_heads()));
         if let Some(h) = self.head_dim {
             m.insert("head_dim".into(), json!(h));
@@ -602,7 +611,10 @@ impl LlamaConfig {
         if let Some(s) = &self.rope_scaling {
             m.insert("rope_scaling".into(), s.to_json());
         }
-        m.insert("tie_word_embeddings".into(), json!(self.tie_word_embeddings));
+        m.insert(
+            "tie_word_embeddings".into(),
+            json!(self.tie_word_embeddings),
+        );
         m.insert("bos_token_id".into(), json!(self.bos_token_id));
         m.insert(
             "eos_token_id".into(),

@@ -208,7 +208,8 @@ impl Rope {
                 let l = (seq_len as f32).max(max);
                 let factor = *factor as f32;
                 let d = self.head_dim as f32;
-                let base = self.theta as f32 * ((factor * l / max) - (factor - 1.0)).powf(d / (d - 2.0));
+                let base =
+                    self.theta as f32 * ((factor * l / max) - (factor - 1.0)).powf(d / (d - 2.0));
                 self.default_inv_freq(base)
             }
             Some(RopeScaling::Llama3 {
@@ -217,8 +218,11 @@ impl Rope {
                 high_freq_factor,
                 original_max_position_embeddings,
             }) => {
-                let (factor, low, high) =
-                    (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+                let (factor, low, high) = (
+                    *factor as f32,
+                    *low_freq_factor as f32,
+                    *high_freq_factor as f32,
+                );
                 let old = *original_max_position_embeddings as f32;
                 let (low_wavelen, high_wavelen) = (old / low, old / high);
                 self.default_inv_freq(self.theta as f32)

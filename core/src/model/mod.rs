@@ -39,6 +39,6 @@ pub use safetensors_io::{
 };
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod arch_tests;
+#[cfg(test)]
+mod tests;

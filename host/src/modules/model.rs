@@ -198,6 +198,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine()
         .register_get("rank", |a: &mut Adapter| a.file.config.r as i64);
     api.engine()
+        // The scale of modules no rank_pattern / alpha_pattern entry matches.
         .register_get("scaling", |a: &mut Adapter| a.file.config.scaling());
 
     let h = host.clone();
@@ -276,7 +277,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "with_adapter",
         &["model", "adapter"],
-        "The model with the adapter folded into its weights (W + lora_alpha/r · B·A), for generation\nor saving.",
+        "The model with the adapter folded into its weights (W + scale · B·A per module: lora_alpha/r, or\nlora_alpha/√r with use_rslora, after rank_pattern / alpha_pattern), for generation or saving.",
         |m: &mut Model, a: Adapter| {
             let mut lm = (*m.0).clone();
             lm.model = a.file.fold_into(lm.model).rhai()?;
