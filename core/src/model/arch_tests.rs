@@ -102,6 +102,7 @@ fn unknown_fields_that_change_the_math_are_errors_naming_them() {
         ("attention_dropout", json!(0.1)),
         ("dtype", json!("int8")),
         ("eos_token_id", json!("two")),
+        ("bos_token_id", json!([1, 2])),
     ] {
         let e = parse_err(with(hf5_llama(), key, val.clone()));
         assert!(

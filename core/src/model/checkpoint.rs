@@ -2,6 +2,7 @@
 //! optional `tokenizer.json`, with HF tensor names and `[out, in]` projection layout.
 
 use super::config::LlamaConfig;
+use super::layers::Proj;
 use super::llama::{Llama, hf_tensor_shapes, transpose};
 use super::safetensors_io::{read_checkpoint_dir, write_file};
 use super::{Device, ModelError};
@@ -28,29 +29,21 @@ pub fn hf_tensors(model: &Llama, cfg: &LlamaConfig) -> Vec<(String, Vec<usize>, 
         vec![v, h],
         values(model.embed_tokens.val()),
     ));
-    let projs: std::collections::HashMap<String, Tensor<2>> = model
-        .projections()
-        .into_iter()
-        .map(|(n, p)| (n, p.merged_weight()))
-        .collect();
-    let biases: std::collections::HashMap<String, Option<Tensor<1>>> = model
-        .projections()
-        .into_iter()
-        .map(|(n, p)| (n, p.bias.as_ref().map(|b| b.val())))
-        .collect();
+    let projs: std::collections::HashMap<String, &Proj> = model.projections().into_iter().collect();
     for (name, shape) in hf_tensor_shapes(cfg) {
         if name == "model.embed_tokens.weight" {
             continue;
         }
-        let data = if let Some(module) = name.strip_suffix(".weight").and_then(|m| projs.get(m)) {
-            let [din, dout] = module.dims();
-            transpose(&values(module.clone()), din, dout)
+        let data = if let Some(p) = name.strip_suffix(".weight").and_then(|m| projs.get(m)) {
+            let w = p.merged_weight();
+            let [din, dout] = w.dims();
+            transpose(&values(w), din, dout)
         } else if let Some(bias) = name
             .strip_suffix(".bias")
-            .and_then(|m| biases.get(m))
-            .and_then(|b| b.clone())
+            .and_then(|m| projs.get(m))
+            .and_then(|p| p.bias.as_ref())
         {
-            values(bias)
+            values(bias.val())
         } else if name == "model.norm.weight" {
             values(model.norm.weight.val())
         } else if name == "lm_head.weight" {

@@ -302,8 +302,15 @@ impl Fields {
             .transpose()
     }
 
+    /// A single token id (`bos_token_id`, `pad_token_id`): a list of several is an error.
     fn token(&mut self, key: &str) -> Result<Option<u32>> {
-        Ok(token_ids(key, self.take(key))?.first().copied())
+        match token_ids(key, self.take(key))?.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(err(format!(
+                "`{key}` = {many:?}: only one id is supported (lists are read for eos_token_id)"
+            ))),
+        }
     }
 }
 

@@ -193,10 +193,10 @@ impl Attention {
             .mul_scalar(1.0 / (hd as f64).sqrt());
         // Causal (and, with a window, sliding) mask over absolute positions: query `past + i`
         // sees key `j` when `j ≤ past + i` and `j > past + i − window`.
+        // Only a single new token that sees every key (all of them within the window) needs none.
         let window = self.window.unwrap_or(usize::MAX);
         let masked = |i: usize, j: usize| j > past + i || past + i - j >= window;
-        let needs_mask = (0..t).any(|i| (0..s).any(|j| masked(i, j)));
-        let scores = if needs_mask {
+        let scores = if t > 1 || s > window {
             let mut m = Vec::with_capacity(t * s);
             for i in 0..t {
                 for j in 0..s {
@@ -243,36 +243,22 @@ pub type WeightSource<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>> + 'a;
 
 /// Every tensor of a model in Hugging Face naming and shape, in a stable order.
 pub fn hf_tensor_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
-    let (hs, is, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
-    let (qd, kd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
+    let hs = cfg.hidden_size;
     let mut v = vec![(
         "model.embed_tokens.weight".to_string(),
         vec![cfg.vocab_size, hs],
     )];
-    let b = cfg.biases();
+    let projections = layer_projections(cfg);
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         v.push((format!("{p}.input_layernorm.weight"), vec![hs]));
-        for (name, out_f, in_f, bias) in [
-            ("self_attn.q_proj", qd, hs, b.qkv),
-            ("self_attn.k_proj", kd, hs, b.qkv),
-            ("self_attn.v_proj", kd, hs, b.qkv),
-            ("self_attn.o_proj", hs, qd, b.o),
-        ] {
-            v.push((format!("{p}.{name}.weight"), vec![out_f, in_f]));
-            if bias {
-                v.push((format!("{p}.{name}.bias"), vec![out_f]));
+        for (i, (name, (out_f, in_f, bias))) in projections.iter().enumerate() {
+            if i == 4 {
+                v.push((format!("{p}.post_attention_layernorm.weight"), vec![hs]));
             }
-        }
-        v.push((format!("{p}.post_attention_layernorm.weight"), vec![hs]));
-        for (name, out_f, in_f) in [
-            ("mlp.gate_proj", is, hs),
-            ("mlp.up_proj", is, hs),
-            ("mlp.down_proj", hs, is),
-        ] {
-            v.push((format!("{p}.{name}.weight"), vec![out_f, in_f]));
-            if b.mlp {
-                v.push((format!("{p}.{name}.bias"), vec![out_f]));
+            v.push((format!("{p}.{name}.weight"), vec![*out_f, *in_f]));
+            if *bias {
+                v.push((format!("{p}.{name}.bias"), vec![*out_f]));
             }
         }
     }
@@ -281,6 +267,23 @@ pub fn hf_tensor_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
         v.push(("lm_head.weight".to_string(), vec![cfg.vocab_size, hs]));
     }
     v
+}
+
+/// The seven projections of a decoder layer, in Hugging Face naming and checkpoint order
+/// (attention, then MLP): `(module, (out, in, has_bias))`.
+fn layer_projections(cfg: &LlamaConfig) -> [(&'static str, (usize, usize, bool)); 7] {
+    let (hs, is, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim());
+    let (qd, kd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
+    let b = cfg.biases();
+    [
+        ("self_attn.q_proj", (qd, hs, b.qkv)),
+        ("self_attn.k_proj", (kd, hs, b.qkv)),
+        ("self_attn.v_proj", (kd, hs, b.qkv)),
+        ("self_attn.o_proj", (hs, qd, b.o)),
+        ("mlp.gate_proj", (is, hs, b.mlp)),
+        ("mlp.up_proj", (is, hs, b.mlp)),
+        ("mlp.down_proj", (hs, is, b.mlp)),
+    ]
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
@@ -343,40 +346,34 @@ impl Llama {
         trainable: bool,
     ) -> Result<Self> {
         cfg.validate()?;
-        let (hs, is, hd, eps) = (
-            cfg.hidden_size,
-            cfg.intermediate_size,
-            cfg.head_dim(),
-            cfg.rms_norm_eps,
-        );
-        let (qd, kd) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd);
+        let (hs, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         let emb = src("model.embed_tokens.weight", &[cfg.vocab_size, hs])?;
         let embed_tokens = Param::from_tensor(Tensor::from_data(
             TensorData::new(emb, [cfg.vocab_size, hs]),
             device,
         ))
         .set_require_grad(trainable);
-        let b = cfg.biases();
+        let projections = layer_projections(cfg);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            let mut proj = |name: &str, shape: (usize, usize, bool)| {
+            let [q, k, v, o, gate, up, down] = projections.map(|(name, shape)| {
                 proj_from(src, &format!("{p}.{name}"), shape, device, trainable)
-            };
+            });
             let self_attn = Attention {
-                q_proj: proj("self_attn.q_proj", (qd, hs, b.qkv))?,
-                k_proj: proj("self_attn.k_proj", (kd, hs, b.qkv))?,
-                v_proj: proj("self_attn.v_proj", (kd, hs, b.qkv))?,
-                o_proj: proj("self_attn.o_proj", (hs, qd, b.o))?,
+                q_proj: q?,
+                k_proj: k?,
+                v_proj: v?,
+                o_proj: o?,
                 heads: cfg.num_attention_heads,
                 kv_heads: cfg.kv_heads(),
-                head_dim: hd,
+                head_dim: cfg.head_dim(),
                 window: cfg.layer_window(l),
             };
             let mlp = Mlp {
-                gate_proj: proj("mlp.gate_proj", (is, hs, b.mlp))?,
-                up_proj: proj("mlp.up_proj", (is, hs, b.mlp))?,
-                down_proj: proj("mlp.down_proj", (hs, is, b.mlp))?,
+                gate_proj: gate?,
+                up_proj: up?,
+                down_proj: down?,
             };
             layers.push(DecoderLayer {
                 input_layernorm: norm_from(
