@@ -663,6 +663,18 @@ def group_peft(y, rep, root):
     ps = prompts(VOCAB, seed=7, lengths=(6, 30))
     adapters = {}
 
+    def adapter_parity(a):
+        """How much adapter `a` moves the logits (must be visible), and the worst |Δ| between
+        PEFT's logits and `yunmin generate --adapter` over the prompts."""
+        pm = peft_model(base, a)
+        effect = adapter_effect(base, a, ps[1])
+        check(effect > 1e-3, f"harness: the adapter barely changes the logits ({effect:.2e})")
+        worst = 0.0
+        for ids in ps:
+            ours = y.logits(base, ids, adapter=a)
+            worst = max(worst, float((ours - hf_logits(pm, ids)).abs().max()))
+        return effect, worst
+
     def yunmin_adapter():
         r = os.path.join(root, "ytrain")
         os.makedirs(r)
@@ -671,13 +683,7 @@ def group_peft(y, rep, root):
              "--seq-len", "16", "--rank", "4", "--alpha", "8", "--lr", "0.02", cwd=r)
         a = os.path.join(r, "models", "lora_news")
         adapters["yunmin"] = a
-        pm = peft_model(base, a)
-        effect = adapter_effect(base, a, ps[1])
-        check(effect > 1e-3, f"harness: the adapter barely changes the logits ({effect:.2e})")
-        worst = 0.0
-        for ids in ps:
-            ours = y.logits(base, ids, adapter=a)
-            worst = max(worst, float((ours - hf_logits(pm, ids)).abs().max()))
+        effect, worst = adapter_parity(a)
         check(worst <= LOGITS_ATOL, f"PEFT logits vs yunmin --adapter: max|Δ| {worst:.3e}")
         return f"PeftModel loads it (adapter moves logits by {effect:.2e}); logits max|Δ| {worst:.2e}"
 
@@ -696,13 +702,7 @@ def group_peft(y, rep, root):
     def yunmin_loads(name, lora):
         a = peft_train(base, os.path.join(root, "peft_" + name), seed=len(name), **lora)
         adapters[name] = a
-        pm = peft_model(base, a)
-        effect = adapter_effect(base, a, ps[1])
-        check(effect > 1e-3, f"harness: the adapter barely changes the logits ({effect:.2e})")
-        worst = 0.0
-        for ids in ps:
-            ours = y.logits(base, ids, adapter=a)
-            worst = max(worst, float((ours - hf_logits(pm, ids)).abs().max()))
+        effect, worst = adapter_parity(a)
         check(worst <= LOGITS_ATOL, f"yunmin --adapter vs PEFT logits: max|Δ| {worst:.3e} (adapter effect {effect:.2e})")
         return f"adapter moves logits by {effect:.2e}; yunmin --adapter vs PEFT max|Δ| {worst:.2e}"
 
