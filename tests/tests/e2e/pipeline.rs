@@ -4,7 +4,8 @@
 //! `models/merged/` included. The same pipeline on a base written by transformers
 //! (`--set base=DIR`): no tokenizer training or pretraining, Parquet ids from its tokenizer,
 //! a merged checkpoint transformers loads with the same logits, and caching keyed on the base.
-//! Also validates the committed `results/summarize_eval.ipynb`.
+//! Its notebook and the committed `results/summarize_eval.ipynb` are validated and executed by a
+//! real kernel (`scripts/interop/run_notebook.py`) to the tables they store.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -117,6 +118,8 @@ fn check_notebook(path: &Path) {
         .output()
         .unwrap();
     assert!(check.status.success(), "nbformat: {}", text(&check));
+    // A real kernel runs every cell, in the notebook's directory, to the stored tables.
+    super::report::assert_notebook_runs(path);
 }
 
 #[test]
