@@ -35,13 +35,49 @@ pub struct RunArgs {
     pub seed: u64,
 }
 
+/// Where a script may read and write, and the engine limits it runs under.
+#[derive(Debug, Clone, Args)]
+pub struct GuardArgs {
+    /// Also let file functions read under DIR (besides the run root and the paths in params);
+    /// repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub allow_read: Vec<PathBuf>,
+    /// Also let file functions write under DIR (besides the run root); repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub allow_write: Vec<PathBuf>,
+    /// Do not run `check` before the script.
+    #[arg(long)]
+    pub no_check: bool,
+    /// Most script operations (0: unlimited).
+    #[arg(long, default_value_t = 10_000_000_000)]
+    pub max_operations: u64,
+    /// Most wall-clock seconds the script may run (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Deepest nesting of script function calls.
+    #[arg(long, default_value_t = 256)]
+    pub max_call_depth: usize,
+    /// Longest string, in bytes.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub max_string_size: usize,
+    /// Most elements of one array.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub max_array_size: usize,
+    /// Most entries of one object map.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_map_size: usize,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Rhai script: `yunmin run SCRIPT.rhai [--set key=value]… [--out DIR] [--force]`.
     ///
-    /// Writes manifest.json, pipeline_run.log, pipeline_errors.log and yunmin.log in the run
-    /// root. Stages whose inputs, parameters and code are unchanged are skipped.
+    /// The script is checked first (as `yunmin check` does). Writes manifest.json (with the
+    /// content hash of every input and output file), pipeline_run.log, pipeline_errors.log and
+    /// yunmin.log in the run root. Stages whose inputs, parameters, code and captured values are
+    /// unchanged are skipped. File functions stay inside the run root and the paths the script
+    /// declares in params (see --allow-read/--allow-write).
     Run {
         /// The script.
         script: PathBuf,
@@ -50,11 +86,38 @@ pub enum Command {
         set: Vec<(String, String)>,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
-    /// Compile a script without running it; reports syntax errors with line and column.
+    /// Check a script without running it: syntax, every function and method call (name and
+    /// number of arguments), option keys of map literals, `p.key` reads of the declared params
+    /// and `--set` keys. Every problem is reported as file:line:col.
     Check {
         /// The script.
         script: PathBuf,
+        /// `--set` keys to check against the declared parameters; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+    },
+    /// Rehash every file a finished run recorded in its manifest.json and report any drift
+    /// (changed, missing or new files). Exits non-zero on drift.
+    Verify {
+        /// The run root.
+        run: PathBuf,
+    },
+    /// Rerun a run from its recorded script copy, parameters and seed into a new run root;
+    /// with --verify, compare every file with the original and exit non-zero on a difference.
+    Rerun {
+        /// The original run root.
+        run: PathBuf,
+        /// The new run root.
+        #[arg(long)]
+        out: PathBuf,
+        /// Compare every produced file with the original run's.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// List every registered Rhai function with its signature and documentation.
     Api {

@@ -2,6 +2,7 @@
 //! work to scripts or to the core primitives. No algorithm lives here.
 
 mod api;
+mod check;
 mod cli;
 mod engine;
 mod errors;
@@ -9,6 +10,7 @@ mod logging;
 mod modules;
 mod options;
 mod script;
+mod stage_key;
 mod state;
 
 use anyhow::{Result, anyhow};
@@ -65,8 +67,20 @@ fn main() -> ExitCode {
         yunmin_core::run::request_cancel();
     });
     let res = match cli.command {
-        Command::Run { script, set, run } => script::run(&script, set, &run, &log_file),
-        Command::Check { script } => script::check(&script),
+        Command::Run {
+            script,
+            set,
+            run,
+            guard,
+        } => script::run(&script, set, &run, &guard, &log_file),
+        Command::Check { script, set } => script::check(&script, &set),
+        Command::Verify { run } => script::verify(&run),
+        Command::Rerun {
+            run,
+            out,
+            verify,
+            guard,
+        } => script::rerun(&run, &out, verify, &guard, &log_file),
         Command::Api { write, check } => api_command(write, check),
         Command::Dedup(a) => modules::dedup::run_cli(*a),
         Command::Metrics(args) => modules::eval::run_cli(*args),

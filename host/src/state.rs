@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use yunmin_core::run::RunContext;
 
@@ -13,6 +14,7 @@ pub struct Host {
     /// `--set key=value` overrides, applied by `params(#{…})`.
     pub overrides: BTreeMap<String, String>,
     params_called: AtomicBool,
+    code: RwLock<crate::stage_key::ScriptCode>,
 }
 
 impl Host {
@@ -22,7 +24,19 @@ impl Host {
             ctx,
             overrides,
             params_called: AtomicBool::new(false),
+            code: RwLock::new(Default::default()),
         })
+    }
+
+    /// Records the compiled script, whose functions stage keys are computed from.
+    pub fn set_script(&self, ast: &rhai::AST) {
+        *self.code.write().unwrap_or_else(|p| p.into_inner()) =
+            crate::stage_key::ScriptCode::new(ast);
+    }
+
+    /// The compiled script's functions.
+    pub fn code(&self) -> crate::stage_key::ScriptCode {
+        self.code.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Marks that the script called `params`; returns whether it had been called before.

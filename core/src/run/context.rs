@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{Error, Result};
 use serde::{Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ pub struct RunContext {
     cache: StageCache,
     log: StageLog,
     manifest: Mutex<Manifest>,
+    policy: std::sync::RwLock<super::PathPolicy>,
 }
 
 fn now() -> String {
@@ -48,6 +50,7 @@ impl RunContext {
             root,
             seed: AtomicU64::new(seed),
             manifest: Mutex::new(manifest),
+            policy: std::sync::RwLock::new(super::PathPolicy::open()),
         })
     }
 
@@ -75,6 +78,61 @@ impl RunContext {
         } else {
             self.root.join(rel)
         }
+    }
+
+    /// Sets where file functions may read and write (see [`super::PathPolicy`]).
+    pub fn set_policy(&self, policy: super::PathPolicy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Also allows reading under `p` (a path the script declares in its parameters).
+    pub fn allow_read(&self, p: &Path) {
+        self.policy
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow_read(p);
+    }
+
+    /// [`RunContext::path`], refused when the policy does not let it be read.
+    pub fn read_path(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
+        let p = self.path(rel);
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check_read(&p)?;
+        Ok(p)
+    }
+
+    /// A path given as is (relative to the working directory, not the run root), refused when
+    /// the policy does not let it be read.
+    pub fn read_given(&self, p: impl AsRef<Path>) -> Result<PathBuf> {
+        let p = p.as_ref().to_path_buf();
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check_read(&p)?;
+        Ok(p)
+    }
+
+    /// An input path: inside the run root when it exists there, else as given (relative to
+    /// the working directory); refused when the policy does not let it be read.
+    pub fn input_path(&self, p: impl AsRef<Path>) -> Result<PathBuf> {
+        let in_root = self.path(p.as_ref());
+        if in_root.exists() {
+            self.read_path(in_root)
+        } else {
+            self.read_given(p)
+        }
+    }
+
+    /// [`RunContext::path`], refused when the policy does not let it be written.
+    pub fn write_path(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
+        let p = self.path(rel);
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check_write(&p)?;
+        Ok(p)
     }
 
     /// The pipeline logs.
@@ -149,17 +207,23 @@ impl RunContext {
         let started = now();
         let t0 = Instant::now();
         let key = StageCache::key(name, params, inputs, code)?;
+        let input_files = self.hash_inputs(inputs)?;
         let cached = self.cache.lookup(name, &key).and_then(|rec| {
             let v = serde_json::from_value::<T>(rec.result).ok()?;
-            Some((v, rec.outputs.first().cloned().unwrap_or_default()))
+            Some((
+                v,
+                rec.outputs.first().cloned().unwrap_or_default(),
+                rec.files,
+            ))
         });
-        if let Some((v, out)) = cached {
+        if let Some((v, out, files)) = cached {
             tracing::info!(
                 stage = name,
                 "skipped: cached outputs match key {}",
                 &key[..12]
             );
-            self.record(name, &started, 0.0, StageStatus::Cached, &out, &key)?;
+            let entry = self.entry(name, &started, 0.0, StageStatus::Cached, &out, &key);
+            self.record(entry, input_files, files)?;
             return Ok((v, true));
         }
         tracing::info!(stage = name, "started");
@@ -172,28 +236,40 @@ impl RunContext {
                     source: e,
                 })?;
                 let out_main = outputs.first().cloned().unwrap_or_default();
-                self.cache.store(&StageRecord {
+                let stored = self.cache.store(&StageRecord {
                     name: name.into(),
                     key: key.clone(),
                     outputs,
+                    files: Default::default(),
                     result,
                     finished_at: now(),
                     duration_s: secs,
                 })?;
                 tracing::info!(stage = name, "finished in {secs:.2}s");
-                self.record(name, &started, secs, StageStatus::Ok, &out_main, &key)?;
+                let entry = self.entry(name, &started, secs, StageStatus::Ok, &out_main, &key);
+                self.record(entry, input_files, stored.files)?;
                 Ok((v, false))
             }
             Err(e) => {
                 let secs = t0.elapsed().as_secs_f64();
                 self.log.error(&started, name, &e)?;
-                self.record(name, &started, secs, StageStatus::Failed, "", &key)?;
+                let entry = self.entry(name, &started, secs, StageStatus::Failed, "", &key);
+                self.record(entry, input_files, Default::default())?;
                 Err(e)
             }
         }
     }
 
-    fn record(
+    /// Content hash of every file of the given input paths (that exist), by path.
+    fn hash_inputs(&self, inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+        let rels: Vec<String> = inputs
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.cache.hash_outputs(&rels)
+    }
+
+    fn entry(
         &self,
         name: &str,
         start: &str,
@@ -201,18 +277,43 @@ impl RunContext {
         status: StageStatus,
         out: &str,
         key: &str,
+    ) -> StageEntry {
+        StageEntry {
+            name: name.into(),
+            started_at: start.into(),
+            duration_s: secs,
+            status,
+            output: out.into(),
+            key: key.into(),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    fn record(
+        &self,
+        mut entry: StageEntry,
+        inputs: BTreeMap<String, String>,
+        outputs: BTreeMap<String, String>,
     ) -> Result<()> {
-        self.log.stage(start, name, secs, status, out)?;
-        self.with_manifest(|m| {
-            m.stages.push(StageEntry {
-                name: name.into(),
-                started_at: start.into(),
-                duration_s: secs,
-                status,
-                output: out.into(),
-                key: key.into(),
-            })
-        });
+        self.log.stage(
+            &entry.started_at,
+            &entry.name,
+            entry.duration_s,
+            entry.status,
+            &entry.output,
+        )?;
+        entry.inputs = inputs;
+        entry.outputs = outputs;
+        self.with_manifest(|m| m.stages.push(entry));
+        self.save_manifest()
+    }
+
+    /// Records the content hash of every file the run root holds (except the manifest, the
+    /// logs, the script copy and hidden entries such as the cache) in the manifest.
+    pub fn record_run_files(&self) -> Result<()> {
+        let files = super::run_files(&self.root)?;
+        self.with_manifest(|m| m.files = files);
         self.save_manifest()
     }
 }

@@ -53,6 +53,12 @@ pub struct StageEntry {
     pub output: String,
     /// Cache key the stage ran (or was skipped) under.
     pub key: String,
+    /// Content hash of every input file the key covers, by path.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Content hash of every output file, by path (relative to the run root when inside it).
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// The run manifest.
@@ -82,6 +88,49 @@ pub struct Manifest {
     pub status: String,
     /// Stages in execution order.
     pub stages: Vec<StageEntry>,
+    /// Content hash of every file in the run root when the run finished (see
+    /// [`run_files`]): what the run produced, checked by `yunmin verify`.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+/// Names in a run root that legitimately differ between two runs of the same script (times,
+/// durations, hosts) or are the run's own record; [`run_files`] leaves them out. Hidden
+/// entries (the stage cache, temporaries) are left out too.
+pub const RUN_RECORDS: &[&str] = &[
+    "manifest.json",
+    "pipeline_run.log",
+    "pipeline_errors.log",
+    "yunmin.log",
+    "script.rhai",
+];
+
+/// Every file of a run root except [`RUN_RECORDS`] and hidden entries, with its content hash.
+pub fn run_files(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for f in super::cache::files_under(root)? {
+        let rel = f.strip_prefix(root).unwrap_or(&f);
+        if rel.components().count() == 1 && RUN_RECORDS.contains(&rel.to_string_lossy().as_ref()) {
+            continue;
+        }
+        out.insert(rel.to_string_lossy().into_owned(), super::hash_path(&f)?);
+    }
+    Ok(out)
+}
+
+/// Files whose content differs between two `path → hash` maps: (path, expected, found), with
+/// `None` for a file missing on that side.
+pub fn compare_files(
+    expected: &BTreeMap<String, String>,
+    found: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut keys: Vec<&String> = expected.keys().chain(found.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| expected.get(*k) != found.get(*k))
+        .map(|k| (k.clone(), expected.get(k).cloned(), found.get(k).cloned()))
+        .collect()
 }
 
 /// `yunmin-core`'s version and the resolved versions of its main dependencies.

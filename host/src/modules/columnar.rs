@@ -23,7 +23,7 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 #[derive(Clone, Debug)]
 pub struct ParquetHandle(pub Arc<ParquetSet>);
 
-const CONVERT_KEYS: &[&str] = &[
+pub(crate) const CONVERT_KEYS: &[&str] = &[
     "text",
     "tokens",
     "other",
@@ -223,7 +223,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          it exists there, else relative to the working directory.",
         move |dir: &str| {
             Ok::<_, crate::errors::RhaiError>(ParquetHandle(Arc::new(
-                ParquetSet::open(crate::modules::model::resolve(&h, dir)).rhai()?,
+                ParquetSet::open(crate::modules::model::resolve(&h, dir)?).rhai()?,
             )))
         },
     );

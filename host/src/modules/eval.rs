@@ -20,7 +20,7 @@ use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::rouge::{self, RougeConfig, RougeResult};
 use yunmin_core::report::Table;
 
-const BLEU_KEYS: &[&str] = &[
+pub(crate) const BLEU_KEYS: &[&str] = &[
     "tokenize",
     "lowercase",
     "smooth_method",
@@ -28,7 +28,7 @@ const BLEU_KEYS: &[&str] = &[
     "max_ngram_order",
     "effective_order",
 ];
-const ROUGE_KEYS: &[&str] = &["tokenizer", "types", "use_stemmer"];
+pub(crate) const ROUGE_KEYS: &[&str] = &["tokenizer", "types", "use_stemmer"];
 
 /// `base` with the given JSON fields replaced, through serde (so types are checked and the
 /// result is the same struct the CLI builds).

@@ -20,7 +20,7 @@ use yunmin_core::eval::runner::{DomainDocs, EvalConfig, add_document_nll, evalua
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
-const EVAL_KEYS: &[&str] = &[
+pub(crate) const EVAL_KEYS: &[&str] = &[
     "seq_len",
     "batch",
     "max_docs",

@@ -14,7 +14,7 @@ use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, ingest};
 use yunmin_core::run::RunContext;
 
 /// Option keys of the Rhai `ingest` function.
-const INGEST_KEYS: &[&str] = &[
+pub(crate) const INGEST_KEYS: &[&str] = &[
     "out",
     "rejected",
     "preview",

@@ -55,13 +55,8 @@ fn stats_map(s: &yunmin_core::merge::stats::TensorStats) -> Map {
 }
 
 /// An input path: inside the run root when it exists there, else as given.
-fn input_path(host: &Host, p: &str) -> PathBuf {
-    let in_root = host.ctx.path(p);
-    if in_root.exists() {
-        in_root
-    } else {
-        PathBuf::from(p)
-    }
+fn input_path(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
+    host.ctx.input_path(p).rhai()
 }
 
 fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
@@ -80,7 +75,7 @@ fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
     })
 }
 
-const MERGE_KEYS: &[&str] = &[
+pub(crate) const MERGE_KEYS: &[&str] = &[
     "weights",
     "method",
     "density",
@@ -98,7 +93,7 @@ fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
             if d.is::<Diff>() {
                 Ok((*d.cast::<Diff>().set).clone())
             } else if d.is_string() {
-                let p = input_path(host, &d.into_string().unwrap_or_default());
+                let p = input_path(host, &d.into_string().unwrap_or_default())?;
                 DiffSet::open(&p).rhai()
             } else {
                 Err(msg_err(format!(
@@ -188,7 +183,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             diffs_dir: h.ctx.path(o.str("diffs_dir", "diffs")?),
             stats_dir: h.ctx.path(o.str("stats_dir", "diff_stats")?),
         };
-        let out = compute_diff(&input_path(&h, base), &input_path(&h, adapter), &cfg).rhai()?;
+        let out = compute_diff(&input_path(&h, base)?, &input_path(&h, adapter)?, &cfg).rhai()?;
         Ok(Diff {
             set: Arc::new(out.diff),
             summary: Some(Arc::new(out.summary)),
@@ -220,7 +215,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Opens an existing diff directory (with `index.json`); reads its statistics from \
          `diff_stats/<domain>_summary.json` in the run root when present.",
         move |dir: &str| {
-            let set = DiffSet::open(&input_path(&h, dir)).rhai()?;
+            let set = DiffSet::open(&input_path(&h, dir)?).rhai()?;
             let sp = h
                 .ctx
                 .path(format!("diff_stats/{}_summary.json", set.domain()));
@@ -249,7 +244,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |base: &str, diffs: Array, opts: Map| {
             let o = Options::new("merge", opts, MERGE_KEYS)?;
             let cfg = merge_config(&o, h.ctx.seed())?;
-            let m = cached_merger(&c, input_path(&h, base), diff_sets(&h, diffs)?)?;
+            let m = cached_merger(&c, input_path(&h, base)?, diff_sets(&h, diffs)?)?;
             let w = m.merge(&cfg).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Merged { weights: Arc::new(w), merger: m })
         },
@@ -262,7 +257,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          `.merge(opts)` on it for each point of a sweep.",
         move |base: &str, diffs: Array| {
             Ok::<_, crate::errors::RhaiError>(Merger(Arc::new(
-                CoreMerger::new(&input_path(&h, base), diff_sets(&h, diffs)?).rhai()?,
+                CoreMerger::new(&input_path(&h, base)?, diff_sets(&h, diffs)?).rhai()?,
             )))
         },
     );
@@ -303,7 +298,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          the base, dtype fields set to float32; model.safetensors in F32 with format=pt) to `dir` in \
          the run root, via a temporary directory and a rename; returns the path.",
         move |m: &mut Merged, dir: &str| {
-            let p = m.weights.save(&h.ctx.path(dir)).rhai()?;
+            let p = m.weights.save(&h.ctx.write_path(dir).rhai()?).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );
@@ -317,7 +312,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |base: &str, diffs: Array, dir: &str, opts: Map| {
             let o = Options::new("merge_save", opts, MERGE_KEYS)?;
             let cfg = merge_config(&o, h.ctx.seed())?;
-            let r = merge_to_dir(&input_path(&h, base), &diff_sets(&h, diffs)?, &cfg, &h.ctx.path(dir)).rhai()?;
+            let r = merge_to_dir(&input_path(&h, base)?, &diff_sets(&h, diffs)?, &cfg, &h.ctx.write_path(dir).rhai()?).rhai()?;
             Ok::<_, crate::errors::RhaiError>(r.out_dir.to_string_lossy().to_string())
         },
     );

@@ -55,6 +55,35 @@ pub const MODULE_DOCS: &[(&str, &str)] = &[
     ("eval", "Perplexity, BLEU, ROUGE and evaluation runs."),
 ];
 
+/// Option keys of every function that takes an option map (for `yunmin check`); the same
+/// constants the functions check their options against when called.
+pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
+    let with_optim = |a: &[&'static str]| -> Vec<&'static str> {
+        a.iter().chain(train::OPTIM_KEYS).copied().collect()
+    };
+    let mut v: Vec<(&'static str, Vec<&'static str>)> = vec![
+        ("ingest", ingest::INGEST_KEYS.to_vec()),
+        ("to_parquet", columnar::CONVERT_KEYS.to_vec()),
+        ("merge", merge::MERGE_KEYS.to_vec()),
+        ("merge_save", merge::MERGE_KEYS.to_vec()),
+        ("generate", model::GENERATE_KEYS.to_vec()),
+        ("plot_bars", report::CHART_KEYS.to_vec()),
+        ("plot_lines", report::CHART_KEYS.to_vec()),
+        ("train_tokenizer", text::TRAIN_KEYS.to_vec()),
+        ("pretrain", with_optim(train::PRETRAIN_KEYS)),
+        ("lora", with_optim(train::LORA_KEYS)),
+        ("evaluate", evaluate::EVAL_KEYS.to_vec()),
+        ("model_perplexity", evaluate::EVAL_KEYS.to_vec()),
+        ("bleu", eval::BLEU_KEYS.to_vec()),
+        ("sentence_bleu", eval::BLEU_KEYS.to_vec()),
+        ("rouge", eval::ROUGE_KEYS.to_vec()),
+    ];
+    for f in ["dedup", "minhash", "dedup_eval"] {
+        v.push((f, dedup::DEDUP_KEYS.to_vec()));
+    }
+    v
+}
+
 /// Registers every module into `engine`, returning the documentation entries.
 pub fn register_all(engine: &mut Engine, host: &Arc<Host>) -> Vec<ApiEntry> {
     let mut entries = Vec::new();

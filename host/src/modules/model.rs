@@ -31,13 +31,8 @@ pub struct Adapter {
 }
 
 /// Resolves a path: inside the run root when it exists there, else as given.
-pub fn resolve(host: &Host, p: &str) -> PathBuf {
-    let in_root = host.ctx.path(p);
-    if in_root.exists() {
-        in_root
-    } else {
-        PathBuf::from(p)
-    }
+pub fn resolve(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
+    host.ctx.input_path(p).rhai()
 }
 
 /// Option keys of `generate`.
@@ -104,7 +99,7 @@ fn config_map(m: &LoadedModel) -> RhaiResult<Dynamic> {
 /// validated), `tokenizer.json` (loaded; its vocabulary must fit the model's) and a weights
 /// file must be there. Errors name the missing or bad file.
 fn inspect_checkpoint(host: &Host, path: &str) -> RhaiResult<Map> {
-    let dir = resolve(host, path);
+    let dir = resolve(host, path)?;
     let dir = std::path::absolute(&dir)
         .map_err(|e| msg_err(format!("inspect_checkpoint: {}: {e}", dir.display())))?;
     let what = "a Hugging Face checkpoint directory has config.json, model.safetensors (or \
@@ -206,7 +201,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "load_model",
         &["path"],
         "Loads a Hugging Face Llama checkpoint directory (config.json + model.safetensors or a sharded\nindex, tokenizer.json if present) on the CPU.",
-        move |path: &str| LoadedModel::load(&resolve(&h, path), &parse_device("cpu").rhai()?).map(|m| Model(Arc::new(m))).rhai(),
+        move |path: &str| LoadedModel::load(&resolve(&h, path)?, &parse_device("cpu").rhai()?).map(|m| Model(Arc::new(m))).rhai(),
     );
     let h = host.clone();
     api.func(
@@ -216,7 +211,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |path: &str, opts: Map| {
             let o = Options::new("load_model", opts, &["device"])?;
             let dev = parse_device(&o.str("device", "cpu")?).rhai()?;
-            LoadedModel::load(&resolve(&h, path), &dev).map(|m| Model(Arc::new(m))).rhai()
+            LoadedModel::load(&resolve(&h, path)?, &dev).map(|m| Model(Arc::new(m))).rhai()
         },
     );
     let h = host.clone();
@@ -237,7 +232,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Saves a model as a Hugging Face checkpoint (config.json, model.safetensors with format=pt,\ntokenizer.json) in `dir` (relative to the run root); returns the directory.",
         move |m: &mut Model, dir: &str| {
             let mut lm = (*m.0).clone();
-            let p = lm.save(&h.ctx.path(dir)).rhai()?;
+            let p = lm.save(&h.ctx.write_path(dir).rhai()?).rhai()?;
             *m = Model(Arc::new(lm));
             Ok::<_, crate::errors::RhaiError>(p.display().to_string())
         },
@@ -265,7 +260,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["path"],
         "Loads a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors).",
         move |path: &str| {
-            let dir = resolve(&h, path);
+            let dir = resolve(&h, path)?;
             let file = load_adapter(&dir).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Adapter {
                 file: Arc::new(file),

@@ -18,7 +18,7 @@ impl NotebookHandle {
     }
 }
 
-const CHART_KEYS: &[&str] = &["x", "y", "group", "title", "width", "height"];
+pub(crate) const CHART_KEYS: &[&str] = &["x", "y", "group", "title", "width", "height"];
 
 /// Validated chart options.
 struct ChartOpts {
@@ -63,7 +63,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          column, title: \"\", width: 800, height: 480 }`. Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
             let c = chart_opts("plot_bars", opts)?;
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?.render(&p, c.size).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
@@ -76,7 +76,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          height }`. Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
             let c = chart_opts("plot_lines", opts)?;
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title)
                 .rhai()?
                 .render(&p, c.size)
@@ -126,7 +126,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["nb", "source", "png"],
         "Appends a code cell showing a PNG file (embedded as base64).",
         move |nb: &mut NotebookHandle, src: &str, png: &str| {
-            let p = h.ctx.path(png);
+            let p = h.ctx.read_path(png).rhai()?;
             let bytes = std::fs::read(&p)
                 .map_err(|e| msg_err(format!("code_image: reading {}: {e}", p.display())))?;
             nb.with(|n| {
@@ -141,7 +141,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["nb", "path"],
         "Writes the notebook (relative paths inside the run root); returns the path.",
         move |nb: &mut NotebookHandle, path: &str| {
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             nb.with(|n| n.write(&p)).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },

@@ -8,16 +8,34 @@ use rhai::{Dynamic, FnPtr, Map, NativeCallContext};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Parses a `--set` value: int, float, bool, else string.
-pub fn parse_override(v: &str) -> Dynamic {
-    if let Ok(i) = v.parse::<i64>() {
-        Dynamic::from_int(i)
-    } else if let Ok(f) = v.parse::<f64>() {
-        Dynamic::from_float(f)
-    } else if let Ok(b) = v.parse::<bool>() {
-        Dynamic::from_bool(b)
+/// Parses a `--set` value as the type of the parameter's default: a string default keeps the
+/// text as is, an integer default needs an integer, a float default a number, a bool default
+/// `true`/`false`; anything else is an error naming the parameter.
+pub fn parse_override(key: &str, v: &str, default: &Dynamic) -> RhaiResult<Dynamic> {
+    let bad = |want: &str| {
+        msg_err(format!(
+            "--set {key}={v}: the parameter's default is {want}, so the value must be too"
+        ))
+    };
+    if default.is_string() || default.is_unit() {
+        Ok(Dynamic::from(v.to_string()))
+    } else if default.is_int() {
+        v.parse::<i64>()
+            .map(Dynamic::from_int)
+            .map_err(|_| bad("an integer"))
+    } else if default.is_float() {
+        v.parse::<f64>()
+            .map(Dynamic::from_float)
+            .map_err(|_| bad("a number"))
+    } else if default.is_bool() {
+        v.parse::<bool>()
+            .map(Dynamic::from_bool)
+            .map_err(|_| bad("true or false"))
     } else {
-        Dynamic::from(v.to_string())
+        Err(msg_err(format!(
+            "--set {key}: the parameter's default is a {}, which --set cannot give",
+            default.type_name()
+        )))
     }
 }
 
@@ -29,15 +47,16 @@ fn params(host: &Host, defaults: Map) -> RhaiResult<Map> {
     }
     let mut out = defaults;
     for (k, v) in &host.overrides {
-        if !out.contains_key(k.as_str()) {
+        let Some(default) = out.get(k.as_str()) else {
             let mut known: Vec<String> = out.keys().map(|s| s.to_string()).collect();
             known.sort();
             return Err(msg_err(format!(
                 "--set {k}: the script has no parameter `{k}` (parameters: {})",
                 known.join(", ")
             )));
-        }
-        out.insert(k.as_str().into(), parse_override(v));
+        };
+        let value = parse_override(k, v, default)?;
+        out.insert(k.as_str().into(), value);
     }
     if let Some(seed) = out.get("seed") {
         let s = seed
@@ -47,6 +66,15 @@ fn params(host: &Host, defaults: Map) -> RhaiResult<Map> {
     }
     let json: serde_json::Value =
         rhai::serde::from_dynamic(&Dynamic::from_map(out.clone())).unwrap_or_default();
+    // Paths the script declares in its parameters may be read.
+    let mut declared = Vec::new();
+    strings(&json, &mut declared);
+    for s in declared {
+        let p = std::path::Path::new(&s);
+        if !s.is_empty() && !s.contains("://") && p.exists() {
+            host.ctx.allow_read(p);
+        }
+    }
     host.ctx.with_manifest(|m| m.params = json);
     host.ctx.save_manifest().rhai()?;
     Ok(out)
@@ -77,8 +105,16 @@ fn stage(
         .map(PathBuf::from)
         .filter(|p| p.exists())
         .collect();
-    // Anonymous closures are named by a hash of their body, so editing the body changes the key.
-    let code = format!("{}:{}", env!("CARGO_PKG_VERSION"), body.fn_name());
+    // The closure's code (positions and comments left out), the script functions it can
+    // reach and the values it captures; a capture that cannot be hashed stops here, before
+    // the body runs.
+    let identity = host
+        .code()
+        .closure_identity(&body)
+        .map_err(|e| msg_err(format!("stage `{name}`: {e}")))?;
+    let code = yunmin_core::run::hash_json(&serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"), "closure": identity,
+    }));
     let mut script_err = None;
     let run = || -> yunmin_core::Result<serde_json::Value> {
         let out: Dynamic = match body.call_within_context(&ctx, ()) {
@@ -127,10 +163,15 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "stage",
         &["name", "params", "body"],
-        "Runs `body` as a cached stage. The key hashes `name`, `params`, the body's code and the\n\
-         content of every path named in `params`. A rerun with an unchanged key skips `body` and\n\
-         returns its stored result (which must be plain data); `--force` reruns it. Each run is a\n\
-         line in `pipeline_run.log`; a failure also goes to `pipeline_errors.log`.",
+        "Runs `body` as a cached stage. The key hashes `name`, `params`, the content of every\n\
+         path named in `params`, the body's code (comments and positions left out), the code of\n\
+         every script function it can call and the value of every variable it captures (plain\n\
+         data, tables, and handles of datasets, Parquet sets, diffs, adapters and saved models;\n\
+         any other capture is an error before the body runs). A rerun with an unchanged key\n\
+         skips `body` and returns its stored result (plain data; floats exact); every key's\n\
+         outputs are kept, so going back to earlier settings restores them. `--force` reruns.\n\
+         Each run is a line in `pipeline_run.log` and an entry, with the content hash of every\n\
+         input and output file, in `manifest.json`; a failure also goes to `pipeline_errors.log`.",
         move |ctx: NativeCallContext, name: &str, params: Map, body: FnPtr| {
             stage(ctx, &h, name, params, body)
         },
@@ -163,7 +204,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Writes `text` to `path` (inside the run root unless absolute) atomically, creating\n\
          directories; returns the absolute path.",
         move |path: &str, text: &str| {
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             yunmin_core::run::write_atomic(&p, text.as_bytes()).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
@@ -174,7 +215,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["path"],
         "The contents of a UTF-8 file (inside the run root unless absolute).",
         move |path: &str| {
-            let p = h.ctx.path(path);
+            let p = h.ctx.read_path(path).rhai()?;
             std::fs::read_to_string(&p)
                 .map_err(|e| msg_err(format!("read_text: {}: {e}", p.display())))
         },
@@ -184,7 +225,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "exists",
         &["path"],
         "Whether a file or directory exists (inside the run root unless absolute).",
-        move |path: &str| h.ctx.path(path).exists(),
+        move |path: &str| {
+            let p = h.ctx.read_path(path).rhai()?;
+            Ok::<_, crate::errors::RhaiError>(p.exists())
+        },
     );
     let h = host.clone();
     api.func(
@@ -193,10 +237,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Copies a file (both paths inside the run root unless absolute; `to` may be a directory),\n\
          atomically, creating directories; returns the destination.",
         move |from: &str, to: &str| {
-            let src = h.ctx.path(from);
-            let mut dst = h.ctx.path(to);
+            let src = h.ctx.read_path(from).rhai()?;
+            let mut dst = h.ctx.write_path(to).rhai()?;
             if dst.is_dir() {
                 dst = dst.join(src.file_name().unwrap_or_default());
+                h.ctx.write_path(&dst).rhai()?;
             }
             let bytes = std::fs::read(&src)
                 .map_err(|e| msg_err(format!("copy_file: {}: {e}", src.display())))?;

@@ -5,7 +5,6 @@ use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::options::Options;
 use crate::state::Host;
 use rhai::{Array, Dynamic, Map};
-use std::path::PathBuf;
 use std::sync::Arc;
 use yunmin_core::report::Table;
 
@@ -143,7 +142,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["table", "path"],
         "Writes CSV with a header (relative paths are inside the run root); returns the path.",
         move |t: &mut Table, path: &str| {
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             t.write_csv(&p).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
@@ -164,7 +163,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                     )));
                 }
             };
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             t.write_csv_with(&p, o.bool("header", true)?, sep).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
@@ -175,7 +174,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["table", "path"],
         "Writes Parquet (zstd) inside the run root; returns the path.",
         move |t: &mut Table, path: &str| {
-            let p = h.ctx.path(path);
+            let p = h.ctx.write_path(path).rhai()?;
             t.write_parquet(&p).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
@@ -186,12 +185,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["path"],
         "Reads a CSV with a header: a path in the run root if it exists there, else as given.",
         move |path: &str| {
-            let in_root = h.ctx.path(path);
-            let p = if in_root.exists() {
-                in_root
-            } else {
-                PathBuf::from(path)
-            };
+            let p = h.ctx.input_path(path).rhai()?;
             Table::read_csv(&p).rhai()
         },
     );

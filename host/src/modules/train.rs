@@ -22,7 +22,7 @@ use yunmin_core::train::{
 #[derive(Clone)]
 pub struct Tokens(pub Arc<TokenCorpus>);
 
-const OPTIM_KEYS: &[&str] = &[
+pub(crate) const OPTIM_KEYS: &[&str] = &[
     "steps",
     "batch",
     "grad_accum",
@@ -164,7 +164,7 @@ pub fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<
         });
     }
     if src.is_string() {
-        let p = resolve(host, &src.into_string().unwrap_or_default());
+        let p = resolve(host, &src.into_string().unwrap_or_default())?;
         let docs = read_token_file(&p).rhai()?;
         let n = name.unwrap_or_else(|| {
             p.file_stem()
@@ -247,7 +247,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["dataset_dir", "tokenizer"],
         "Tokenizes a dataset directory (JSONL Document shards) with a tokenizer.json; returns a map\ndomain → Tokens.",
         move |dir: &str, tok: &str| {
-            let corpora = tokenize_dataset(&resolve(&h, dir), &resolve(&h, tok), None).rhai()?;
+            let corpora = tokenize_dataset(&resolve(&h, dir)?, &resolve(&h, tok)?, None).rhai()?;
             let mut m = Map::new();
             for c in corpora {
                 m.insert(c.name.clone().into(), Dynamic::from(Tokens(Arc::new(c))));
