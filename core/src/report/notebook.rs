@@ -1,6 +1,11 @@
-//! Jupyter notebooks (nbformat 4.5) written with their outputs: tables as text/HTML and plots
-//! as embedded PNG, so a committed notebook shows results without being executed. The code cells
-//! hold the Python that reproduces each output from the run's files.
+//! Jupyter notebooks (nbformat 4.5) written with their outputs: tables as text and HTML (every
+//! row, the same cell strings in both, independent of polars' display settings) and plots as
+//! embedded PNG, so a committed notebook shows results without being executed. The code cells
+//! hold the Python that reproduces each output from the files beside the notebook: run by a
+//! kernel, a table cell shows the same table (HTML floats have 4 decimals, pandas'
+//! `display.precision` 4) and an image cell draws a chart; `scripts/interop/run_notebook.py`
+//! checks both. The same cells give the same bytes: cell ids and execution counts come from
+//! positions, and nothing records a time or a random id.
 
 use super::Table;
 use crate::{Error, Result};
@@ -39,35 +44,107 @@ fn lines(s: &str) -> Value {
     json!(parts)
 }
 
+/// One cell as shown: floats with 4 decimals, null empty, strings as they are.
+fn cell_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.4}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Header and rows of a table as shown (the same strings in text and HTML).
+fn shown(t: &Table) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
+    let rows = (0..t.height())
+        .map(|i| {
+            t.row(i)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, v)| {
+                    let numeric = v.is_number();
+                    (cell_text(v), numeric)
+                })
+                .collect()
+        })
+        .collect();
+    (t.columns(), rows)
+}
+
 fn html_table(t: &Table) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
+    let (cols, rows) = shown(t);
     let mut h = String::from("<table>\n<thead><tr>");
-    for c in t.columns() {
-        h.push_str(&format!("<th>{}</th>", esc(&c)));
+    for c in &cols {
+        h.push_str(&format!("<th>{}</th>", esc(c)));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-    for i in 0..t.height() {
+    for r in &rows {
         h.push_str("<tr>");
-        for (_, v) in t.row(i).unwrap_or_default() {
-            let s = match v {
-                Value::String(s) => s,
-                Value::Null => String::new(),
-                Value::Number(n) => match n.as_f64() {
-                    Some(f) if n.is_f64() => format!("{f:.4}"),
-                    _ => n.to_string(),
-                },
-                other => other.to_string(),
-            };
-            h.push_str(&format!("<td>{}</td>", esc(&s)));
+        for (s, _) in r {
+            h.push_str(&format!("<td>{}</td>", esc(s)));
         }
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody>\n</table>");
     h
+}
+
+/// Every row of the table as aligned plain text (numbers right-aligned, newlines and tabs
+/// escaped), independent of polars' display settings.
+fn text_table(t: &Table) -> String {
+    let (cols, rows) = shown(t);
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+            .replace('\t', "\\t")
+    };
+    let cols: Vec<String> = cols.iter().map(|c| esc(c)).collect();
+    let rows: Vec<Vec<(String, bool)>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|(s, n)| (esc(&s), n)).collect())
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .filter_map(|r| r.get(i))
+            .map(|(s, _)| s.chars().count())
+            .chain([cols[i].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..cols.len()).map(width).collect();
+    let right: Vec<bool> = (0..cols.len())
+        .map(|i| !rows.is_empty() && rows.iter().all(|r| r.get(i).is_some_and(|c| c.1)))
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .zip(&right)
+            .map(|((s, &w), &r)| {
+                let pad = " ".repeat(w.saturating_sub(s.chars().count()));
+                if r {
+                    format!("{pad}{s}")
+                } else {
+                    format!("{s}{pad}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let mut out = vec![line(cols.iter().map(String::as_str).collect())];
+    for r in &rows {
+        out.push(line(r.iter().map(|(s, _)| s.as_str()).collect()));
+    }
+    out.join("\n")
 }
 
 impl Notebook {
@@ -101,7 +178,7 @@ impl Notebook {
         self.cells.is_empty()
     }
 
-    /// The nbformat 4.5 JSON document.
+    /// The nbformat 4.5 JSON document (cell `i` has id `cell-i`).
     pub fn to_json(&self) -> Value {
         let mut exec = 0;
         let cells: Vec<Value> = self
@@ -122,7 +199,7 @@ impl Notebook {
                             }),
                             CellOutput::Table(t) => json!({
                                 "output_type": "execute_result", "execution_count": exec, "metadata": {},
-                                "data": { "text/plain": lines(&t.to_string()), "text/html": lines(&html_table(t)) },
+                                "data": { "text/plain": lines(&text_table(t)), "text/html": lines(&html_table(t)) },
                             }),
                             CellOutput::Png(bytes) => json!({
                                 "output_type": "display_data", "metadata": {},
@@ -194,5 +271,23 @@ mod tests {
         );
         assert_eq!(v["cells"][2]["outputs"][0]["data"]["image/png"], "iVBORw==");
         assert_eq!(v["cells"][2]["execution_count"], 2);
+        assert_eq!(
+            v["cells"][1]["outputs"][0]["data"]["text/plain"],
+            json!(["model     ppl\n", "base   3.5000"])
+        );
+        let ids: Vec<_> = v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["id"])
+            .collect();
+        assert_eq!(ids, [&json!("cell-0"), &json!("cell-1"), &json!("cell-2")]);
+
+        // Written twice (two notebooks built alike), the files are byte-identical.
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.ipynb"), d.path().join("b.ipynb"));
+        nb.write(&a).unwrap();
+        nb.clone().write(&b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }
 }
