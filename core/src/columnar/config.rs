@@ -139,6 +139,32 @@ pub struct ConvertConfig {
     /// Arrow data waiting to be encoded, across all output files, is capped at this many
     /// megabytes; above it the largest buffer is encoded early (default 48).
     pub buffer_mb: usize,
+    /// File layout of the output (default `flat`).
+    pub layout: Layout,
+}
+
+/// How a conversion names its files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `<domain>.parquet` and `heldout/<domain>.parquet`, each with `<stem>.schema.txt`.
+    #[default]
+    Flat,
+    /// The Hugging Face datasets layout: `<domain>/train-00000-of-00001.parquet` and
+    /// `<domain>/heldout-00000-of-00001.parquet`, one `<domain>/schema.txt`, and a `README.md`
+    /// whose `configs` give every domain (and `all`) its `train` and `heldout` splits.
+    Hf,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "flat" => Ok(Layout::Flat),
+            "hf" => Ok(Layout::Hf),
+            _ => Err(ColumnarError::Config(format!("layout must be flat or hf, got `{s}`")).into()),
+        }
+    }
 }
 
 impl Default for ConvertConfig {
@@ -159,6 +185,7 @@ impl Default for ConvertConfig {
             chunk_rows: 8192,
             chunk_mb: 8,
             buffer_mb: 48,
+            layout: Layout::Flat,
         }
     }
 }
@@ -285,6 +312,9 @@ impl ConvertConfig {
         }
         if self.unknown_fields == UnknownFields::Reject {
             a.push("--reject-unknown-fields".into());
+        }
+        if self.layout == Layout::Hf {
+            a.push("--layout=hf".into());
         }
         a
     }

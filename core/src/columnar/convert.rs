@@ -3,7 +3,7 @@
 
 use super::ColumnarError;
 use super::chunks::{Chunk, ChunkReader};
-use super::config::{BrotliEncoder, ConvertConfig, ExtraField, UnknownFields, parse_codec};
+use super::config::{BrotliEncoder, ConvertConfig, ExtraField, Layout, UnknownFields, parse_codec};
 use super::memory::peak_rss_mb;
 use super::report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
 use super::schema::{
@@ -365,6 +365,7 @@ struct Written {
 /// Everything being written: one [`PartWriter`] per (domain, held out).
 struct Outputs {
     dir: PathBuf,
+    layout: Layout,
     schema: SchemaRef,
     props: WriterProperties,
     brotli_encoder: BrotliEncoder,
@@ -382,19 +383,59 @@ struct Outputs {
     buffer_cap: usize,
 }
 
-impl Outputs {
-    fn rel(domain: &str, heldout: bool) -> String {
-        if heldout {
-            format!("{HELDOUT_DIR}/{domain}.parquet")
-        } else {
-            format!("{domain}.parquet")
+/// The path of a domain's file in `layout`, relative to the output directory.
+fn rel_path(layout: Layout, domain: &str, heldout: bool) -> String {
+    match (layout, heldout) {
+        (Layout::Flat, true) => format!("{HELDOUT_DIR}/{domain}.parquet"),
+        (Layout::Flat, false) => format!("{domain}.parquet"),
+        (Layout::Hf, true) => format!("{domain}/heldout-00000-of-00001.parquet"),
+        (Layout::Hf, false) => format!("{domain}/train-00000-of-00001.parquet"),
+    }
+}
+
+/// The dataset card of the Hugging Face layout: one config per domain and `all`, each with a
+/// `train` and (when held out) a `heldout` split.
+fn hf_readme(domains: &[String], heldout: bool) -> String {
+    let q = |s: &str| serde_json::to_string(s).expect("string");
+    let mut s = String::from("---\nconfigs:\n");
+    let mut config = |name: &str, dir: &str, default: bool| {
+        s.push_str(&format!("- config_name: {}\n", q(name)));
+        if default {
+            s.push_str("  default: true\n");
         }
+        s.push_str("  data_files:\n");
+        s.push_str(&format!(
+            "  - split: train\n    path: {}\n",
+            q(&format!("{dir}/train-*.parquet"))
+        ));
+        if heldout {
+            s.push_str(&format!(
+                "  - split: heldout\n    path: {}\n",
+                q(&format!("{dir}/heldout-*.parquet"))
+            ));
+        }
+    };
+    config("all", "*", true);
+    for d in domains {
+        config(d, d, false);
+    }
+    s.push_str("---\n\nWritten by `yunmin parquet convert --layout hf` (or `to_parquet(…, #{ layout: \"hf\" })`): one directory per domain, splits `train` and `heldout`.\n");
+    s
+}
+
+impl Outputs {
+    fn rel(&self, domain: &str, heldout: bool) -> String {
+        rel_path(self.layout, domain, heldout)
     }
 
     fn writer(&mut self, domain: &str, heldout: bool) -> Result<&mut PartWriter> {
         let key = (domain.to_string(), heldout);
         if !self.writers.contains_key(&key) {
-            let path = self.dir.join(Self::rel(domain, heldout));
+            let path = self.dir.join(self.rel(domain, heldout));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("create directory", parent, e))?;
+            }
             let w = PartWriter::create(
                 &path,
                 self.schema.clone(),
@@ -498,12 +539,15 @@ pub fn convert(
         .sum();
     let atomic = AtomicDir::new(out_dir)?;
     let tmp = atomic.path().to_path_buf();
-    std::fs::create_dir_all(tmp.join(HELDOUT_DIR))
-        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    if cfg.layout == Layout::Flat {
+        std::fs::create_dir_all(tmp.join(HELDOUT_DIR))
+            .map_err(|e| Error::io("create directory", &tmp, e))?;
+    }
     let mut rejects = Rejects::create(tmp.join(REJECTS_FILE))?;
     let threads = rayon::current_num_threads().max(1);
     let mut outs = Outputs {
         dir: tmp.clone(),
+        layout: cfg.layout,
         schema: out_schema.clone(),
         props: writer_properties(cfg, with_tokens, &cfg.extras)?,
         brotli_encoder: cfg.brotli_encoder,
@@ -654,10 +698,21 @@ pub fn convert(
     let mut files = BTreeMap::new();
     let (mut rows_written, mut tokens_written, mut output_bytes) = (0, 0, 0);
     for w in outs.finish()? {
-        let rel = Outputs::rel(&w.domain, w.heldout);
+        let rel = rel_path(cfg.layout, &w.domain, w.heldout);
         let split = if w.heldout { "heldout" } else { "train" };
-        let schema_rel = rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt";
-        let text = schema_text(&out_schema, &format!("domain {} ({split})", w.domain));
+        let (schema_rel, title) = match cfg.layout {
+            Layout::Flat => (
+                rel.strip_suffix(".parquet").unwrap_or(&rel).to_string() + ".schema.txt",
+                format!("domain {} ({split})", w.domain),
+            ),
+            // One file per domain directory: a `<split>-…schema.txt` beside the shards would
+            // match the `datasets` split patterns.
+            Layout::Hf => (
+                format!("{}/schema.txt", w.domain),
+                format!("domain {}", w.domain),
+            ),
+        };
+        let text = schema_text(&out_schema, &title);
         write_atomic(&tmp.join(&schema_rel), text.as_bytes())?;
         rows_written += w.rows;
         tokens_written += w.tokens;
@@ -675,8 +730,14 @@ pub fn convert(
             },
         );
     }
-    if cfg.heldout == 0.0 {
+    if cfg.heldout == 0.0 && cfg.layout == Layout::Flat {
         let _ = std::fs::remove_dir(tmp.join(HELDOUT_DIR));
+    }
+    if cfg.layout == Layout::Hf {
+        write_atomic(
+            &tmp.join("README.md"),
+            hf_readme(&domains, cfg.heldout > 0.0).as_bytes(),
+        )?;
     }
     let (rejected, rejected_by_category) = rejects.finish()?;
     if rejected > 0 {

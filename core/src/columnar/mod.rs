@@ -65,7 +65,7 @@ mod writer;
 
 pub use bench::{BenchConfig, BenchRow, bench};
 pub use config::{
-    BrotliEncoder, ConvertConfig, ExtraField, UnknownFields, codec_name, parse_codec,
+    BrotliEncoder, ConvertConfig, ExtraField, Layout, UnknownFields, codec_name, parse_codec,
 };
 pub use convert::{convert, is_heldout, writer_properties};
 pub use error::ColumnarError;

@@ -31,6 +31,17 @@ pub struct IngestConfig {
     pub preview_docs: usize,
     /// Chunks validated in parallel per batch (0: 4 × rayon threads). Default 0.
     pub batch_chunks: usize,
+    /// Field holding the text: a key, or a dotted path into nested objects / struct columns
+    /// (`content`, `metadata.body`). Default `text`.
+    pub text_field: String,
+    /// Field holding the id (string or number). Default `id`.
+    pub id_field: String,
+    /// Field holding the domain (string), e.g. `metadata.domain` for datatrove outputs.
+    /// Default `domain`.
+    pub domain_field: String,
+    /// Keep the record's other fields (JSONL keys, Parquet columns) as extra fields of the
+    /// document. When false, Parquet inputs read only the three mapped columns. Default true.
+    pub keep_extras: bool,
     /// Byte sources: S3 endpoint, region, in-flight inputs, retries, chunk size.
     pub source: SourceConfig,
 }
@@ -49,6 +60,10 @@ impl Default for IngestConfig {
             shard_docs: 100_000,
             preview_docs: 5,
             batch_chunks: 0,
+            text_field: "text".into(),
+            id_field: "id".into(),
+            domain_field: "domain".into(),
+            keep_extras: true,
             source: SourceConfig::default(),
         }
     }
@@ -84,8 +99,15 @@ impl IngestConfig {
                 ));
             }
         }
+        self.field_spec()?;
         self.source
             .validate()
             .map_err(|e| super::IngestError::Config(e.to_string()))
+    }
+
+    /// The parsed `text_field`, `id_field` and `domain_field`.
+    pub fn field_spec(&self) -> Result<super::FieldSpec, super::IngestError> {
+        super::FieldSpec::new(&self.text_field, &self.id_field, &self.domain_field)
+            .map_err(super::IngestError::Config)
     }
 }

@@ -1,6 +1,6 @@
-//! `ingest`: validated documents and datasets (directories of JSONL shards). Lines stream in
-//! from [`crate::source`], are validated in parallel, and end up either as documents or, with a
-//! reason from a fixed set, in the rejects; nothing read is lost.
+//! `ingest`: validated documents and datasets (directories of JSONL shards). JSONL lines and
+//! Parquet rows stream in from [`crate::source`], are validated in parallel, and end up either
+//! as documents or, with a reason from a fixed set, in the rejects; nothing read is lost.
 
 mod config;
 mod dataset;
@@ -9,6 +9,7 @@ mod error;
 mod pipeline;
 mod reason;
 mod report;
+mod rows;
 mod validate;
 
 pub use config::IngestConfig;
@@ -19,6 +20,6 @@ pub use pipeline::{INGEST_CODE_VERSION, IngestOutcome, REJECTS_FILE, ingest};
 pub use reason::RejectReason;
 pub use report::{IngestOutputs, IngestReport, SourceReport};
 pub use validate::{
-    LineFields, LineOrigin, ORIG_SOURCE_KEY, Rejection, parse_line, validate_json, write_document,
-    write_reject,
+    FieldPath, FieldSpec, LineFields, LineOrigin, ORIG_SOURCE_KEY, Rejection, extra_key,
+    parse_line, validate_json, write_document, write_reject,
 };

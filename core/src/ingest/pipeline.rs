@@ -1,8 +1,10 @@
-//! The ingest run: resolve inputs, stream their lines, validate chunks in parallel (rayon),
+//! The ingest run: resolve inputs, stream their lines (JSONL) or rows (Parquet), validate
+//! chunks in parallel (rayon),
 //! and write documents, rejects, the preview and the report — in input order, so a rerun
 //! gives identical files.
 
-use super::validate::{Rejection, parse_line, write_document, write_reject};
+use super::rows::validate_rows;
+use super::validate::{FieldSpec, Rejection, parse_line, write_document, write_reject};
 use super::{
     Dataset, DatasetWriter, Document, IngestConfig, IngestError, IngestOutputs, IngestReport,
     RejectReason, SourceReport,
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Bump when validation or output format changes (part of the stage-cache key).
-pub const INGEST_CODE_VERSION: &str = "ingest-v1";
+pub const INGEST_CODE_VERSION: &str = "ingest-v2";
 
 /// File name of the rejects inside the rejected directory.
 pub const REJECTS_FILE: &str = "rejected.jsonl";
@@ -35,32 +37,48 @@ pub struct IngestOutcome {
     pub cached: bool,
 }
 
-/// Result of validating one chunk.
-struct ChunkResult {
-    source: usize,
-    docs: Vec<u8>,
-    valid: u64,
-    domains: BTreeMap<String, u64>,
-    rejects: Vec<u8>,
-    reasons: [u64; RejectReason::ALL.len()],
-    lines: u64,
+/// Result of validating one chunk of lines or rows.
+pub(super) struct ChunkResult {
+    pub(super) source: usize,
+    pub(super) docs: Vec<u8>,
+    pub(super) valid: u64,
+    pub(super) domains: BTreeMap<String, u64>,
+    pub(super) rejects: Vec<u8>,
+    pub(super) reasons: [u64; RejectReason::ALL.len()],
+    pub(super) lines: u64,
 }
 
-struct SourceMeta {
-    name: String,
-    fallback_domain: String,
+impl ChunkResult {
+    fn new(source: usize, capacity: usize) -> Self {
+        Self {
+            source,
+            docs: Vec::with_capacity(capacity),
+            valid: 0,
+            domains: BTreeMap::new(),
+            rejects: Vec::new(),
+            reasons: [0; RejectReason::ALL.len()],
+            lines: 0,
+        }
+    }
 }
 
-fn validate_chunk(c: &LineChunk, meta: &SourceMeta, max_line_bytes: usize) -> ChunkResult {
-    let mut r = ChunkResult {
-        source: c.source,
-        docs: Vec::with_capacity(c.data.len() + c.data.len() / 8),
-        valid: 0,
-        domains: BTreeMap::new(),
-        rejects: Vec::new(),
-        reasons: [0; RejectReason::ALL.len()],
-        lines: 0,
-    };
+/// What validation needs to know of an input.
+pub(super) struct SourceMeta {
+    /// Input name (path or URL).
+    pub(super) name: String,
+    /// Domain of records without one.
+    pub(super) fallback_domain: String,
+    /// Split of a Hugging Face datasets shard, written into each document.
+    pub(super) split: Option<String>,
+}
+
+fn validate_chunk(
+    c: &LineChunk,
+    meta: &SourceMeta,
+    max_line_bytes: usize,
+    fields: &FieldSpec,
+) -> ChunkResult {
+    let mut r = ChunkResult::new(c.source, c.data.len() + c.data.len() / 8);
     if let Some(o) = c.oversize {
         let rej = Rejection {
             reason: RejectReason::TooLarge,
@@ -86,7 +104,7 @@ fn validate_chunk(c: &LineChunk, meta: &SourceMeta, max_line_bytes: usize) -> Ch
     let mut last_domain: Option<(String, u64)> = None;
     for (no, line) in c.lines() {
         r.lines += 1;
-        match parse_line(line, max_line_bytes) {
+        match parse_line(line, max_line_bytes, fields) {
             Ok(f) => {
                 write_document(&mut r.docs, &f, &meta.name, no, &meta.fallback_domain);
                 r.valid += 1;
@@ -315,6 +333,7 @@ fn run_ingest(
             SourceMeta {
                 name: i.name.clone(),
                 fallback_domain: fallback,
+                split: i.split.clone(),
             }
         })
         .collect();
@@ -322,6 +341,8 @@ fn run_ingest(
         .iter()
         .map(|i| SourceReport {
             source: i.name.clone(),
+            format: Some(i.format),
+            split: i.split.clone(),
             ..Default::default()
         })
         .collect();
@@ -344,7 +365,9 @@ fn run_ingest(
     let mut preview = Preview::new(cfg.preview_docs, seed);
     let mut domains: BTreeMap<String, u64> = BTreeMap::new();
 
-    let mut stream = ChunkStream::start(items.clone(), store, &cfg.source);
+    let fields = cfg.field_spec()?;
+    let projection = (!cfg.keep_extras).then(|| Arc::new(fields.columns()));
+    let mut stream = ChunkStream::start(items.clone(), store, &cfg.source, projection);
     loop {
         crate::run::check_cancelled()?;
         let batch_items = stream.next_batch(batch)?;
@@ -354,21 +377,40 @@ fn run_ingest(
         let results: Vec<Option<ChunkResult>> = batch_items
             .par_iter()
             .map(|it| match it {
-                StreamItem::Chunk(c) => {
-                    Some(validate_chunk(c, &metas[c.source], cfg.max_line_bytes))
+                StreamItem::Chunk(c) => Some(validate_chunk(
+                    c,
+                    &metas[c.source],
+                    cfg.max_line_bytes,
+                    &fields,
+                )),
+                StreamItem::Rows(c) => {
+                    let mut r = ChunkResult::new(c.source, c.batch.get_array_memory_size());
+                    validate_rows(
+                        c,
+                        &metas[c.source],
+                        &fields,
+                        cfg.keep_extras,
+                        cfg.max_line_bytes,
+                        &mut r,
+                    );
+                    Some(r)
                 }
                 StreamItem::Done(_) => None,
             })
             .collect();
         for (it, res) in batch_items.iter().zip(results) {
             match (it, res) {
-                (StreamItem::Chunk(c), Some(r)) => {
+                (StreamItem::Chunk(_) | StreamItem::Rows(_), Some(r)) => {
                     let s = &mut per_source[r.source];
                     s.lines += r.lines;
                     s.valid += r.valid;
                     s.rejected += r.lines - r.valid;
                     s.add_reasons(&r.reasons);
-                    debug_assert_eq!(r.lines, c.lines.max(1));
+                    debug_assert!(match it {
+                        StreamItem::Chunk(c) => r.lines == c.lines.max(1),
+                        StreamItem::Rows(c) => r.lines == c.batch.num_rows() as u64,
+                        StreamItem::Done(_) => false,
+                    });
                     writer.write_serialized(&r.docs, &r.domains)?;
                     preview.offer_lines(&r.docs);
                     for (d, n) in r.domains {

@@ -9,7 +9,13 @@ use std::collections::BTreeMap;
 pub struct SourceReport {
     /// Input name (path or `s3://` URL), or `total`.
     pub source: String,
-    /// Lines read. Always `valid + rejected`.
+    /// How the input stores records (absent in the totals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::source::Format>,
+    /// Split of a Hugging Face datasets shard (`train`, `validation`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// Lines (Parquet: rows) read. Always `valid + rejected`.
     pub lines: u64,
     /// Lines that became documents.
     pub valid: u64,
@@ -77,11 +83,15 @@ pub struct IngestReport {
     pub outputs: IngestOutputs,
     /// The run's seed (used for the preview).
     pub seed: u64,
-    /// Wall time in seconds.
+    /// Wall time in seconds. Times and speeds are logged (`summary_line`), not written to
+    /// `ingest_report.json`, so a rerun's report is byte-identical.
+    #[serde(skip)]
     pub seconds: f64,
     /// Decompressed megabytes (10^6 bytes) per second.
+    #[serde(skip)]
     pub mb_per_s: f64,
     /// Valid documents per second.
+    #[serde(skip)]
     pub docs_per_s: f64,
 }
 

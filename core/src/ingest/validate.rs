@@ -13,6 +13,103 @@ use std::fmt;
 /// Key under which a line's own `source` field is kept (the document's `source` is the input).
 pub const ORIG_SOURCE_KEY: &str = "orig_source";
 
+/// Names a document writes itself; an input field of the same name that is not mapped to it is
+/// kept as `orig_<name>` (`source` → [`ORIG_SOURCE_KEY`]).
+const RESERVED: &[(&str, &str)] = &[
+    ("source", ORIG_SOURCE_KEY),
+    ("id", "orig_id"),
+    ("text", "orig_text"),
+    ("domain", "orig_domain"),
+    ("split", "orig_split"),
+];
+
+/// The key an extra field is written under: reserved names get an `orig_` prefix.
+pub fn extra_key(k: &str) -> &str {
+    RESERVED
+        .iter()
+        .find(|(r, _)| *r == k)
+        .map(|(_, o)| *o)
+        .unwrap_or(k)
+}
+
+/// A field of the input records: a top-level key, or a dotted path into nested objects
+/// (`metadata.domain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath {
+    /// As configured (`metadata.domain`).
+    pub name: String,
+    /// The keys from the top level down.
+    pub parts: Vec<String>,
+}
+
+impl FieldPath {
+    /// Parses a dotted path; empty parts are an error naming the setting.
+    pub fn parse(setting: &str, name: &str) -> Result<Self, String> {
+        let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "{setting} must be a field name or a dotted path like metadata.domain, got `{name}`"
+            ));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            parts,
+        })
+    }
+
+    /// The top-level key.
+    pub fn top(&self) -> &str {
+        &self.parts[0]
+    }
+
+    fn is_top(&self) -> bool {
+        self.parts.len() == 1
+    }
+}
+
+/// Where `text`, `id` and `domain` are in the input records (see `IngestConfig::text_field`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The text field.
+    pub text: FieldPath,
+    /// The id field.
+    pub id: FieldPath,
+    /// The domain field.
+    pub domain: FieldPath,
+}
+
+impl Default for FieldSpec {
+    fn default() -> Self {
+        Self::new("text", "id", "domain").expect("default field names")
+    }
+}
+
+impl FieldSpec {
+    /// Parses the three paths; they must differ.
+    pub fn new(text: &str, id: &str, domain: &str) -> Result<Self, String> {
+        let s = Self {
+            text: FieldPath::parse("text_field", text)?,
+            id: FieldPath::parse("id_field", id)?,
+            domain: FieldPath::parse("domain_field", domain)?,
+        };
+        if text == id || text == domain || id == domain {
+            return Err(format!(
+                "text_field, id_field and domain_field must differ, got `{text}`, `{id}`, `{domain}`"
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The columns a columnar reader needs for the three fields.
+    pub fn columns(&self) -> Vec<String> {
+        vec![
+            self.text.name.clone(),
+            self.id.name.clone(),
+            self.domain.name.clone(),
+        ]
+    }
+}
+
 /// A rejected line: the reason and a human-readable detail (parser message, limit, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -121,6 +218,25 @@ impl<'de> Visitor<'de> for ValVisitor {
     }
 }
 
+impl Val<'_> {
+    fn from_json(v: &serde_json::Value) -> Val<'static> {
+        match v {
+            serde_json::Value::String(s) => Val::Str(Cow::Owned(s.clone())),
+            serde_json::Value::Number(n) => Val::Num(n.to_string()),
+            serde_json::Value::Null => Val::Null,
+            serde_json::Value::Bool(_) => Val::Other("a boolean"),
+            serde_json::Value::Array(_) => Val::Other("an array"),
+            serde_json::Value::Object(_) => Val::Other("an object"),
+        }
+    }
+}
+
+/// Follows `rest` through nested objects; `None` when a key is missing or a level is not an
+/// object.
+fn lookup<'v>(v: &'v serde_json::Value, rest: &[String]) -> Option<&'v serde_json::Value> {
+    rest.iter().try_fold(v, |v, k| v.as_object()?.get(k))
+}
+
 impl<'de> Deserialize<'de> for Val<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ValVisitor)
@@ -142,21 +258,25 @@ struct Parsed<'a> {
     duplicate: Option<String>,
 }
 
-struct TopVisitor;
+struct TopVisitor<'f>(&'f FieldSpec);
 
-impl<'de> Visitor<'de> for TopVisitor {
+impl<'de> Visitor<'de> for TopVisitor<'_> {
     type Value = Top<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut p = Parsed::default();
+        let fs = self.0;
         while let Some(CowStr(k)) = map.next_key::<CowStr<'de>>()? {
-            let slot = match k.as_ref() {
-                "id" => Some(&mut p.id),
-                "text" => Some(&mut p.text),
-                "domain" => Some(&mut p.domain),
-                _ => None,
+            let slot = if fs.id.is_top() && k == fs.id.top() {
+                Some(&mut p.id)
+            } else if fs.text.is_top() && k == fs.text.top() {
+                Some(&mut p.text)
+            } else if fs.domain.is_top() && k == fs.domain.top() {
+                Some(&mut p.domain)
+            } else {
+                None
             };
             if let Some(slot) = slot {
                 let v = map.next_value::<Val<'de>>()?;
@@ -167,8 +287,9 @@ impl<'de> Visitor<'de> for TopVisitor {
                 continue;
             }
             let v: serde_json::Value = map.next_value()?;
-            let k = if k == "source" {
-                Cow::Borrowed(ORIG_SOURCE_KEY)
+            let renamed = extra_key(&k);
+            let k = if renamed != k.as_ref() {
+                Cow::Owned(renamed.to_string())
             } else {
                 k
             };
@@ -203,12 +324,12 @@ impl<'de> Visitor<'de> for TopVisitor {
     }
 }
 
-struct TopSeed;
+struct TopSeed<'f>(&'f FieldSpec);
 
-impl<'de> DeserializeSeed<'de> for TopSeed {
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
     type Value = Top<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(TopVisitor)
+        d.deserialize_any(TopVisitor(self.0))
     }
 }
 
@@ -239,9 +360,15 @@ fn optional_str<'a>(
 }
 
 /// Validates one line (without its `\n`): length, blank, UTF-8 (after stripping a leading BOM
-/// and a trailing `\r`), JSON syntax and depth, object shape, `text` (present, a string, not
-/// blank), `id` (string or number) and `domain` (string), and duplicate keys.
-pub fn parse_line(line: &[u8], max_line_bytes: usize) -> Result<LineFields<'_>, Rejection> {
+/// and a trailing `\r`), JSON syntax and depth, object shape, the text field (present, a string,
+/// not blank), the id field (string or number) and the domain field (string), and duplicate
+/// keys. `fields` says where the three are; a dotted path reads a nested field, and the object
+/// holding it stays among the extras.
+pub fn parse_line<'a>(
+    line: &'a [u8],
+    max_line_bytes: usize,
+    fields: &FieldSpec,
+) -> Result<LineFields<'a>, Rejection> {
     if line.len() > max_line_bytes {
         return Err(Rejection::new(
             RejectReason::TooLarge,
@@ -270,7 +397,7 @@ pub fn parse_line(line: &[u8], max_line_bytes: usize) -> Result<LineFields<'_>, 
         }
     };
     let mut de = serde_json::Deserializer::from_str(s);
-    let top = TopSeed
+    let top = TopSeed(fields)
         .deserialize(&mut de)
         .and_then(|t| de.end().map(|_| t));
     let top = match top {
@@ -294,48 +421,64 @@ pub fn parse_line(line: &[u8], max_line_bytes: usize) -> Result<LineFields<'_>, 
         }
         Top::Object(p) => p,
     };
+    let mut p = p;
     if let Some(k) = p.duplicate {
         return Err(Rejection::new(
             RejectReason::DuplicateKey,
             format!("key `{k}` appears more than once"),
         ));
     }
-    let text = match p.text {
-        None => return Err(Rejection::new(RejectReason::MissingText, "no `text` key")),
-        Some(Val::Str(t)) if t.trim().is_empty() => {
-            return Err(Rejection::new(
-                RejectReason::EmptyText,
-                "`text` is empty or whitespace",
-            ));
+    for (path, slot) in [
+        (&fields.text, &mut p.text),
+        (&fields.id, &mut p.id),
+        (&fields.domain, &mut p.domain),
+    ] {
+        if !path.is_top() {
+            let top = extra_key(path.top());
+            *slot = p
+                .extra
+                .iter()
+                .find(|(k, _)| k == top)
+                .and_then(|(_, v)| lookup(v, &path.parts[1..]))
+                .map(Val::from_json);
         }
-        Some(Val::Str(t)) => t,
-        Some(Val::Num(_)) => {
-            return Err(Rejection::new(
-                RejectReason::WrongType,
-                "`text` must be a string, got a number",
-            ));
-        }
-        Some(Val::Null) => {
-            return Err(Rejection::new(
-                RejectReason::WrongType,
-                "`text` must be a string, got null",
-            ));
-        }
-        Some(Val::Other(t)) => {
-            return Err(Rejection::new(
-                RejectReason::WrongType,
-                format!("`text` must be a string, got {t}"),
-            ));
-        }
-    };
-    let id = optional_str(p.id, "id", true)?;
-    let domain = optional_str(p.domain, "domain", false)?;
+    }
+    let text = text_value(p.text, &fields.text.name)?;
+    let id = optional_str(p.id, &fields.id.name, true)?;
+    let domain = optional_str(p.domain, &fields.domain.name, false)?;
     Ok(LineFields {
         id,
         text,
         domain,
         extra: p.extra,
     })
+}
+
+/// The text field's value, or the rejection: missing, blank, or not a string.
+fn text_value<'a>(v: Option<Val<'a>>, name: &str) -> Result<Cow<'a, str>, Rejection> {
+    match v {
+        None => Err(Rejection::new(
+            RejectReason::MissingText,
+            format!("no `{name}` key"),
+        )),
+        Some(Val::Str(t)) if t.trim().is_empty() => Err(Rejection::new(
+            RejectReason::EmptyText,
+            format!("`{name}` is empty or whitespace"),
+        )),
+        Some(Val::Str(t)) => Ok(t),
+        Some(Val::Num(_)) => Err(Rejection::new(
+            RejectReason::WrongType,
+            format!("`{name}` must be a string, got a number"),
+        )),
+        Some(Val::Null) => Err(Rejection::new(
+            RejectReason::WrongType,
+            format!("`{name}` must be a string, got null"),
+        )),
+        Some(Val::Other(t)) => Err(Rejection::new(
+            RejectReason::WrongType,
+            format!("`{name}` must be a string, got {t}"),
+        )),
+    }
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -435,7 +578,7 @@ pub fn validate_json(
     origin: &LineOrigin<'_>,
     max_line_bytes: usize,
 ) -> Result<Document, Rejection> {
-    let f = parse_line(line, max_line_bytes)?;
+    let f = parse_line(line, max_line_bytes, &FieldSpec::default())?;
     let mut extra = serde_json::Map::new();
     for (k, v) in f.extra {
         extra.insert(k.into_owned(), v);
@@ -461,7 +604,9 @@ mod tests {
     use RejectReason::*;
 
     fn reason(line: &[u8]) -> Option<RejectReason> {
-        parse_line(line, 1000).err().map(|r| r.reason)
+        parse_line(line, 1000, &FieldSpec::default())
+            .err()
+            .map(|r| r.reason)
     }
 
     #[test]
@@ -481,7 +626,9 @@ mod tests {
         );
         assert_eq!(reason(deep.as_bytes()), Some(TooDeep));
         assert_eq!(
-            parse_line(deep.as_bytes(), 1 << 20).unwrap_err().reason,
+            parse_line(deep.as_bytes(), 1 << 20, &FieldSpec::default())
+                .unwrap_err()
+                .reason,
             TooDeep
         );
         assert_eq!(reason(b"[1,2]"), Some(NotObject));
@@ -557,6 +704,7 @@ mod tests {
         let f = parse_line(
             r#"{"text":"가나","id":"a","k":[1,{"z":null}]}"#.as_bytes(),
             100,
+            &FieldSpec::default(),
         )
         .unwrap();
         assert!(
@@ -572,6 +720,35 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"id\":\"a\",\"text\":\"가나\",\"domain\":\"d\",\"source\":\"s\",\"k\":[1,{\"z\":null}]}\n"
         );
+    }
+
+    #[test]
+    fn mapped_and_dotted_fields() {
+        let fs = FieldSpec::new("content", "doc_id", "metadata.domain").unwrap();
+        let line =
+            r#"{"doc_id":7,"content":"본문","text":"old","metadata":{"domain":"law","url":"u"}}"#;
+        let f = parse_line(line.as_bytes(), 1000, &fs).unwrap();
+        assert_eq!(
+            (f.id.as_deref(), f.text.as_ref(), f.domain.as_deref()),
+            (Some("7"), "본문", Some("law"))
+        );
+        let keys: Vec<&str> = f.extra.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["orig_text", "metadata"]);
+        let reason = |l: &str| parse_line(l.as_bytes(), 1000, &fs).unwrap_err();
+        let r = reason(r#"{"text":"x"}"#);
+        assert_eq!(
+            (r.reason, r.detail.as_str()),
+            (MissingText, "no `content` key")
+        );
+        assert_eq!(
+            reason(r#"{"content":"x","metadata":{"domain":1}}"#).reason,
+            WrongType
+        );
+        assert_eq!(reason(r#"{"content":1}"#).reason, WrongType);
+        let f = parse_line(br#"{"content":"x","metadata":3}"#, 1000, &fs).unwrap();
+        assert_eq!(f.domain, None);
+        assert!(FieldSpec::new("a..b", "id", "d").is_err());
+        assert!(FieldSpec::new("t", "t", "d").is_err());
     }
 
     #[test]

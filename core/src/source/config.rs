@@ -24,6 +24,8 @@ pub struct SourceConfig {
     pub keep_line_bytes: usize,
     /// Connect timeout for S3 in seconds. Default 5.
     pub connect_timeout_s: u64,
+    /// Rows per batch handed to the validators from a Parquet row group. Default 4096.
+    pub batch_rows: usize,
 }
 
 impl Default for SourceConfig {
@@ -37,6 +39,7 @@ impl Default for SourceConfig {
             chunk_bytes: 4 << 20,
             keep_line_bytes: 64 << 20,
             connect_timeout_s: 5,
+            batch_rows: 4096,
         }
     }
 }
@@ -56,6 +59,9 @@ impl SourceConfig {
                 "chunk_bytes must be ≥ 1024, got {}",
                 self.chunk_bytes
             ));
+        }
+        if self.batch_rows == 0 {
+            return bad("batch_rows must be ≥ 1".into());
         }
         if let Some(e) = &self.endpoint_url
             && !(e.starts_with("http://") || e.starts_with("https://"))

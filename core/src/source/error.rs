@@ -32,6 +32,16 @@ pub enum SourceError {
         /// The underlying error text.
         reason: String,
     },
+    /// A Parquet input is not valid Parquet, or one of its pages does not decode.
+    #[error("reading Parquet {source_name}{}: {reason}", row_group.map(|g| format!(" (row group {g})")).unwrap_or_default())]
+    Parquet {
+        /// The input (path or `s3://` URL).
+        source_name: String,
+        /// The 0-based row group, when the failure is inside one.
+        row_group: Option<usize>,
+        /// The underlying error text.
+        reason: String,
+    },
     /// An `s3://` URL does not parse.
     #[error("bad S3 URL {url}: expected s3://bucket/prefix")]
     BadUrl {

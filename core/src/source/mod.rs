@@ -1,12 +1,13 @@
-//! `source`: where bytes come from. Local files, directories and globs, `s3://bucket/prefix/`
-//! objects (aws-sdk-s3), `.gz`/`.zst` decompression on the fly, and line streaming over raw
-//! bytes with several inputs in flight.
+//! `source`: where records come from. Local files, directories and globs, `s3://bucket/prefix/`
+//! objects (aws-sdk-s3), `.gz`/`.zst` decompression on the fly, line streaming over raw bytes,
+//! and Parquet read by row group with a column projection, with several inputs in flight.
 
 mod config;
 mod error;
 mod lines;
 mod local;
 mod location;
+mod parquet_rows;
 mod s3;
 mod stream;
 
@@ -17,7 +18,9 @@ pub use lines::{
 };
 pub use local::expand_local;
 pub use location::{
-    Compression, JSONL_EXTENSIONS, Location, S3Url, SourceItem, domain_from_name, is_input_name,
+    Compression, Format, JSONL_EXTENSIONS, Location, PARQUET_EXTENSION, S3Url, SourceItem,
+    domain_from_name, hf_split, is_input_name,
 };
+pub use parquet_rows::{ParquetTotals, Projection, RowChunk, read_parquet};
 pub use s3::{S3Reader, S3Store};
 pub use stream::{ChunkStream, SourceDone, StreamItem, resolve};

@@ -6,10 +6,7 @@
 //! its own small tokio runtime; object bodies reach synchronous readers through bounded
 //! channels, so an object is never buffered whole.
 
-use super::{
-    Compression, Location, ReadCounters, S3Url, SourceConfig, SourceError, SourceItem,
-    is_input_name,
-};
+use super::{Location, ReadCounters, S3Url, SourceConfig, SourceError, SourceItem, is_input_name};
 use crate::Result;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -234,13 +231,7 @@ impl S3Store {
             .into_iter()
             .map(|(k, size, etag)| {
                 let u = url.with_key(k);
-                SourceItem {
-                    name: u.to_string(),
-                    compression: Compression::from_name(&u.key),
-                    location: Location::S3(u),
-                    size,
-                    etag,
-                }
+                SourceItem::new(u.to_string(), Location::S3(u), size, etag)
             })
             .collect();
         items.sort_by(|a, b| a.name.cmp(&b.name));
@@ -270,6 +261,66 @@ impl S3Store {
             rx,
             cur: Bytes::new(),
             ended: false,
+        }
+    }
+
+    /// Reads bytes `start..start + len` of an object with one ranged GET (retried up to
+    /// `retries` times when the connection fails), checked against the ETag when one is given.
+    pub fn get_range(
+        &self,
+        url: &S3Url,
+        etag: Option<&str>,
+        start: u64,
+        len: u64,
+    ) -> Result<Bytes> {
+        let shown = url.to_string();
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut fails = 0usize;
+        loop {
+            let mut req = self
+                .client
+                .get_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .range(format!("bytes={start}-{}", start + len - 1));
+            if let Some(t) = etag {
+                req = req.if_match(t);
+            }
+            let got = self.rt.block_on(async {
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| sdk_err(e, &shown, "GetObject", &self.endpoint))?;
+                let body = resp.body.collect().await.map_err(|e| SourceError::S3 {
+                    url: shown.clone(),
+                    op: "GetObject",
+                    endpoint: self.endpoint.clone(),
+                    reason: DisplayErrorContext(&e).to_string(),
+                })?;
+                Ok::<Bytes, SourceError>(body.into_bytes())
+            });
+            let reason = match got {
+                Ok(b) if b.len() as u64 == len => return Ok(b),
+                Ok(b) => format!("range of {len} bytes at {start} returned {} bytes", b.len()),
+                Err(e) if is_permanent(&e) => return Err(e.into()),
+                Err(e) => e.to_string(),
+            };
+            fails += 1;
+            if fails > self.cfg.retries {
+                return Err(SourceError::ResumeExhausted {
+                    url: shown,
+                    endpoint: self.endpoint.clone(),
+                    offset: start,
+                    size: "?".into(),
+                    attempts: fails - 1,
+                    reason,
+                }
+                .into());
+            }
+            tracing::warn!("{shown}: ranged GET at byte {start} failed ({reason}); retrying");
+            std::thread::sleep(Duration::from_millis(50 << fails.min(6)));
         }
     }
 

@@ -2,8 +2,9 @@
 //! their chunks are delivered strictly in input order, so outputs do not depend on timing.
 
 use super::{
-    ChunkTotals, CountingReader, LineChunk, Location, ReadCounters, S3Store, S3Url, SourceConfig,
-    SourceError, SourceItem, chunk_lines, decompress, expand_local,
+    ChunkTotals, CountingReader, Format, LineChunk, Location, Projection, ReadCounters, RowChunk,
+    S3Store, S3Url, SourceConfig, SourceError, SourceItem, chunk_lines, decompress, expand_local,
+    read_parquet,
 };
 use crate::Result;
 use crossbeam_channel::{Receiver, bounded};
@@ -44,7 +45,7 @@ pub fn resolve(
 pub struct SourceDone {
     /// Index of the input.
     pub source: usize,
-    /// Lines and decompressed bytes read.
+    /// Lines (Parquet: rows) and decompressed bytes read.
     pub totals: ChunkTotals,
     /// Bytes read from storage (compressed).
     pub raw_bytes: u64,
@@ -55,8 +56,10 @@ pub struct SourceDone {
 /// What the stream delivers, in input order.
 #[derive(Debug)]
 pub enum StreamItem {
-    /// Lines of an input.
+    /// Lines of a JSONL input.
     Chunk(LineChunk),
+    /// Rows of a Parquet input.
+    Rows(RowChunk),
     /// An input is complete (after all its chunks).
     Done(SourceDone),
 }
@@ -100,8 +103,18 @@ fn read_one(
     store: Option<&S3Store>,
     cfg: &SourceConfig,
     counters: Arc<ReadCounters>,
-    emit: impl FnMut(LineChunk) -> bool,
+    projection: &Projection,
+    mut emit: impl FnMut(StreamItem) -> bool,
 ) -> Result<ChunkTotals> {
+    if item.format == Format::Parquet {
+        let t = read_parquet(i, item, store, cfg, projection, counters, |r| {
+            emit(StreamItem::Rows(r))
+        })?;
+        return Ok(ChunkTotals {
+            lines: t.rows,
+            bytes: t.bytes,
+        });
+    }
     let raw: Box<dyn std::io::Read + Send> = match &item.location {
         Location::Local(p) => {
             let f = std::fs::File::open(p).map_err(|e| crate::Error::io("open", p, e))?;
@@ -116,13 +129,21 @@ fn read_one(
         }
     };
     let reader = decompress(raw, item.compression).map_err(|e| read_error(item, &counters, e))?;
-    chunk_lines(reader, i, cfg.chunk_bytes, cfg.keep_line_bytes, emit)
-        .map_err(|e| read_error(item, &counters, e))
+    chunk_lines(reader, i, cfg.chunk_bytes, cfg.keep_line_bytes, |c| {
+        emit(StreamItem::Chunk(c))
+    })
+    .map_err(|e| read_error(item, &counters, e))
 }
 
 impl ChunkStream {
-    /// Starts reading `items` in the background.
-    pub fn start(items: Arc<Vec<SourceItem>>, store: Option<S3Store>, cfg: &SourceConfig) -> Self {
+    /// Starts reading `items` in the background; Parquet inputs read the columns `projection`
+    /// names.
+    pub fn start(
+        items: Arc<Vec<SourceItem>>,
+        store: Option<S3Store>,
+        cfg: &SourceConfig,
+        projection: Projection,
+    ) -> Self {
         let cfg = cfg.clone();
         let counters: Vec<Arc<ReadCounters>> = items
             .iter()
@@ -140,27 +161,34 @@ impl ChunkStream {
                     if order_tx.send(rx).is_err() {
                         return;
                     }
-                    let (item, store, cfg, c) = (
+                    let (item, store, cfg, c, projection) = (
                         item.clone(),
                         store.clone(),
                         cfg.clone(),
                         thread_counters[i].clone(),
+                        projection.clone(),
                     );
                     let spawned = std::thread::Builder::new()
                         .name(format!("yunmin-read-{i}"))
                         .spawn(move || {
-                            let emit =
-                                |c: LineChunk| tx.send(Msg::Item(StreamItem::Chunk(c))).is_ok();
-                            let msg =
-                                match read_one(i, &item, store.as_ref(), &cfg, c.clone(), emit) {
-                                    Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
-                                        source: i,
-                                        totals,
-                                        raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
-                                        resumes: c.resumes.load(Ordering::Relaxed),
-                                    })),
-                                    Err(e) => Msg::Err(e),
-                                };
+                            let emit = |it: StreamItem| tx.send(Msg::Item(it)).is_ok();
+                            let msg = match read_one(
+                                i,
+                                &item,
+                                store.as_ref(),
+                                &cfg,
+                                c.clone(),
+                                &projection,
+                                emit,
+                            ) {
+                                Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
+                                    source: i,
+                                    totals,
+                                    raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
+                                    resumes: c.resumes.load(Ordering::Relaxed),
+                                })),
+                                Err(e) => Msg::Err(e),
+                            };
                             let _ = tx.send(msg);
                         });
                     if spawned.is_err() {
@@ -214,7 +242,7 @@ impl ChunkStream {
         while chunks < max_chunks.max(1) {
             match self.next_item()? {
                 Some(it) => {
-                    if matches!(it, StreamItem::Chunk(_)) {
+                    if matches!(it, StreamItem::Chunk(_) | StreamItem::Rows(_)) {
                         chunks += 1;
                     }
                     out.push(it);

@@ -42,6 +42,7 @@ pub(crate) const CONVERT_KEYS: &[&str] = &[
     "tokenizer",
     "vocab_size",
     "tokenizer_out",
+    "layout",
 ];
 
 fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
@@ -77,6 +78,7 @@ fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
         chunk_rows: o.usize("chunk_rows", d.chunk_rows)?,
         chunk_mb: o.usize("chunk_mb", d.chunk_mb)?,
         buffer_mb: o.usize("buffer_mb", d.buffer_mb)?,
+        layout: o.str("layout", "flat")?.parse().rhai()?,
     };
     cfg.check().rhai()?;
     Ok(cfg)
@@ -194,7 +196,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
         `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
         float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (8),\n\
-        `buffer_mb` (48); `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
+        `buffer_mb` (48), `layout` (\"flat\"; \"hf\": `<domain>/train-00000-of-00001.parquet`,\n\
+        `<domain>/heldout-00000-of-00001.parquet` and a README.md whose configs `datasets.load_dataset(dir)` reads);\n\
+        `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
         when absent one is trained (`vocab_size`, 8000) and saved at `tokenizer_out` (default: tokenizer.json\n\
         next to `dir`). Rows that do not fit the schema or whose domain cannot name a file are rejected with a\n\
         reason. A cached stage: the same dataset, options and tokenizer reuse the output.";
@@ -410,6 +414,10 @@ pub struct CodecArgs {
     /// Cap on Arrow data waiting to be encoded, in megabytes.
     #[arg(long, default_value_t = 48)]
     pub buffer_mb: usize,
+    /// Output layout: flat (<domain>.parquet, heldout/<domain>.parquet) or hf (the Hugging Face
+    /// datasets layout: <domain>/train-00000-of-00001.parquet, <domain>/heldout-…, README.md).
+    #[arg(long, default_value = "flat")]
+    pub layout: String,
 }
 
 impl CodecArgs {
@@ -438,6 +446,7 @@ impl CodecArgs {
             chunk_rows: self.chunk_rows,
             chunk_mb: self.chunk_mb,
             buffer_mb: self.buffer_mb,
+            layout: self.layout.parse()?,
         };
         cfg.check()?;
         Ok(cfg)
@@ -467,6 +476,10 @@ pub enum ParquetAction {
         /// Write no tokens/n_tokens columns.
         #[arg(long, conflicts_with = "tokenizer")]
         no_tokens: bool,
+        /// Also print the conversion's seconds and peak memory as a last JSON line (they are
+        /// not in parquet_report.json, which stays byte-identical between reruns).
+        #[arg(long)]
+        stats_json: bool,
         #[command(flatten)]
         codecs: Box<CodecArgs>,
     },
@@ -556,6 +569,7 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             vocab_size,
             tokenizer_sample,
             no_tokens,
+            stats_json,
             codecs,
         } => {
             let cfg = codecs.config()?;
@@ -594,6 +608,12 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
                 r.seconds,
                 r.peak_rss_mb.unwrap_or(0.0)
             );
+            if stats_json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb })
+                );
+            }
             if r.rejected > 0 {
                 eprintln!(
                     "warning: {} rows rejected {:?}; see {}",

@@ -31,6 +31,11 @@ pub(crate) const INGEST_KEYS: &[&str] = &[
     "retries",
     "page_size",
     "chunk_bytes",
+    "batch_rows",
+    "text_field",
+    "id_field",
+    "domain_field",
+    "keep_extras",
 ];
 
 fn config_from(opts: &Options) -> RhaiResult<IngestConfig> {
@@ -46,6 +51,10 @@ fn config_from(opts: &Options) -> RhaiResult<IngestConfig> {
         max_line_bytes: opts.usize("max_line_bytes", d.max_line_bytes)?,
         shard_docs: opts.usize("shard_docs", d.shard_docs)?,
         preview_docs: opts.usize("preview_docs", d.preview_docs)?,
+        text_field: opts.str("text_field", &d.text_field)?,
+        id_field: opts.str("id_field", &d.id_field)?,
+        domain_field: opts.str("domain_field", &d.domain_field)?,
+        keep_extras: opts.bool("keep_extras", d.keep_extras)?,
         ..d.clone()
     };
     c.source.endpoint_url = opts.opt_str("endpoint")?;
@@ -54,6 +63,7 @@ fn config_from(opts: &Options) -> RhaiResult<IngestConfig> {
     c.source.retries = opts.usize("retries", d.source.retries)?;
     c.source.page_size = opts.int("page_size", d.source.page_size as i64)? as i32;
     c.source.chunk_bytes = opts.usize("chunk_bytes", d.source.chunk_bytes)?;
+    c.source.batch_rows = opts.usize("batch_rows", d.source.batch_rows)?;
     c.validate().map_err(|e| msg_err(format!("ingest: {e}")))?;
     Ok(c)
 }
@@ -103,10 +113,13 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "ingest",
         &["source", "opts"],
-        "Streams JSONL from `source` (a path, directory, glob or `s3://bucket/prefix/`, or an array\n\
-         of them; `.gz`/`.zst` decompressed), validates every line and returns the dataset of valid\n\
-         documents. Writes, in the run root: `data/dedup_ready/` (documents `id, text, domain,\n\
-         source` + extra fields), `data/rejected/rejected.jsonl` (source, line, reason, raw line),\n\
+        "Streams JSONL and Parquet from `source` (a path, directory, glob or `s3://bucket/prefix/`,\n\
+         or an array of them; `.gz`/`.zst` decompressed; Parquet read by row group; Hugging Face\n\
+         datasets directories such as `kowiki/data/train-00000-of-00004.parquet` give the domain\n\
+         `kowiki` and the split `train`), validates every line or row and returns the dataset of\n\
+         valid documents. Writes, in the run root: `data/dedup_ready/` (documents `id, text,\n\
+         domain, source` (+ `split`) + extra fields), `data/rejected/rejected.jsonl` (source, line\n\
+         or row_group and row, reason, raw line or text),\n\
          `sample_preview.json` (5 documents chosen with the run's seed) and `ingest_report.json`\n\
          (counts per source and per reason). A cached stage: unchanged inputs skip the work.\n\
          Options (defaults): `out` (\"data/dedup_ready\"), `rejected` (\"data/rejected\"),\n\
@@ -116,7 +129,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          (8388608), `shard_docs` (100000), `preview_docs` (5), `endpoint` (S3-compatible endpoint\n\
          URL, path-style; none), `region` (from the AWS chain), `in_flight` (4 inputs read at\n\
          once), `retries` (5 ranged resumes without progress), `page_size` (1000 keys per\n\
-         listing page), `chunk_bytes` (4194304).",
+         listing page), `chunk_bytes` (4194304), `batch_rows` (4096 Parquet rows per batch),\n\
+         `text_field` (\"text\"), `id_field` (\"id\"), `domain_field` (\"domain\"): keys or dotted\n\
+         paths into nested fields (`metadata.domain`); `keep_extras` (true: other fields are kept;\n\
+         false: Parquet reads only the three mapped columns).",
         move |src: Dynamic, opts: Map| run_ingest(&h, src, opts),
     );
     let h = host.clone();
@@ -195,10 +211,44 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     );
 }
 
-/// `yunmin ingest`: validate JSONL from local paths or S3 into a run root.
+/// Where records come from and where their fields are: the inputs of `yunmin ingest`, and of
+/// `yunmin dedup` and `yunmin parquet convert` when they are given raw files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FieldArgs {
+    /// Field holding the text: a key or a dotted path (e.g. content, metadata.body).
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Field holding the id (string or number).
+    #[arg(long, default_value = "id")]
+    pub id_field: String,
+    /// Field holding the domain (e.g. metadata.domain for datatrove outputs).
+    #[arg(long, default_value = "domain")]
+    pub domain_field: String,
+    /// Drop the records' other fields (Parquet then reads only the three mapped columns).
+    #[arg(long)]
+    pub no_extras: bool,
+    /// Parquet rows per validation batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_rows: usize,
+}
+
+impl FieldArgs {
+    /// Sets the field mapping of `c`.
+    pub fn apply(&self, c: &mut IngestConfig) {
+        c.text_field = self.text_field.clone();
+        c.id_field = self.id_field.clone();
+        c.domain_field = self.domain_field.clone();
+        c.keep_extras = !self.no_extras;
+        c.source.batch_rows = self.batch_rows;
+    }
+}
+
+/// `yunmin ingest`: validate JSONL and Parquet from local paths or S3 into a run root.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
-    /// Input: a file, directory, glob (quote it) or s3://bucket/prefix/; repeatable.
+    /// Input: a JSONL (.jsonl/.ndjson/.json, optionally .gz/.zst) or Parquet file, a directory
+    /// (Hugging Face datasets layouts included), a glob (quote it) or s3://bucket/prefix/;
+    /// repeatable, formats may be mixed.
     #[arg(
         long = "input",
         short = 'i',
@@ -206,6 +256,8 @@ pub struct IngestArgs {
         value_name = "PATH|GLOB|S3URL"
     )]
     pub input: Vec<String>,
+    #[command(flatten)]
+    pub fields: FieldArgs,
     /// Run root for the outputs (data/dedup_ready/, data/rejected/, sample_preview.json,
     /// ingest_report.json). An s3://bucket/prefix/ writes locally under --work and uploads.
     #[arg(long, default_value = "runs/ingest")]
@@ -272,6 +324,7 @@ impl IngestArgs {
         c.source.in_flight = self.in_flight;
         c.source.retries = self.retries;
         c.source.page_size = self.page_size;
+        self.fields.apply(&mut c);
         c
     }
 }

@@ -469,7 +469,7 @@ fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_doc
 
 #[test]
 fn convert_flags_from_a_config_give_back_that_config() {
-    use yunmin_core::columnar::{BrotliEncoder, ConvertConfig, ExtraField, UnknownFields};
+    use yunmin_core::columnar::{BrotliEncoder, ConvertConfig, ExtraField, Layout, UnknownFields};
     let d = tempfile::tempdir().unwrap();
     let ds = dataset(d.path(), 30);
     // Every field away from its default: the flags must carry each one.
@@ -489,6 +489,7 @@ fn convert_flags_from_a_config_give_back_that_config() {
         chunk_rows: 11,
         chunk_mb: 2,
         buffer_mb: 5,
+        layout: Layout::Hf,
     };
     assert_ne!(cfg, ConvertConfig::default());
     let out = d.path().join("pq");
