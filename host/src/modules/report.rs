@@ -87,7 +87,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "notebook",
         &[],
-        "A new Jupyter notebook (nbformat 4.5), written with its outputs.",
+        "A new Jupyter notebook (nbformat 4.5), written with its outputs; the same cells give the same\n\
+         bytes. `scripts/interop/run_notebook.py` runs one and compares what it shows with them.",
         NotebookHandle::default,
     );
     api.func(
@@ -103,7 +104,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "code_table",
         &["nb", "source", "table"],
-        "Appends a code cell (`source`: the Python that reproduces it) showing `table`.",
+        "Appends a code cell showing `table` (every row, floats with 4 decimals). `source`: the Python\n\
+         that shows the same table run in the notebook's directory (pandas with `display.precision` 4).",
         |nb: &mut NotebookHandle, src: &str, t: Table| {
             nb.with(|n| {
                 n.code(src, vec![CellOutput::Table(t)]);
@@ -124,7 +126,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "code_image",
         &["nb", "source", "png"],
-        "Appends a code cell showing a PNG file (embedded as base64).",
+        "Appends a code cell showing a PNG file (embedded as base64); `source` draws the chart\n\
+         (matplotlib) when run.",
         move |nb: &mut NotebookHandle, src: &str, png: &str| {
             let p = h.ctx.read_path(png).rhai()?;
             let bytes = std::fs::read(&p)
