@@ -539,10 +539,11 @@ pub fn convert(
         .sum();
     let atomic = AtomicDir::new(out_dir)?;
     let tmp = atomic.path().to_path_buf();
-    if cfg.layout == Layout::Flat {
-        std::fs::create_dir_all(tmp.join(HELDOUT_DIR))
-            .map_err(|e| Error::io("create directory", &tmp, e))?;
-    }
+    let first_dir = match cfg.layout {
+        Layout::Flat => tmp.join(HELDOUT_DIR),
+        Layout::Hf => tmp.clone(),
+    };
+    std::fs::create_dir_all(first_dir).map_err(|e| Error::io("create directory", &tmp, e))?;
     let mut rejects = Rejects::create(tmp.join(REJECTS_FILE))?;
     let threads = rayon::current_num_threads().max(1);
     let mut outs = Outputs {
