@@ -8,6 +8,8 @@ mod foundation;
 mod hf_interop;
 #[path = "e2e/ingest.rs"]
 mod ingest;
+#[path = "e2e/ingest_parquet.rs"]
+mod ingest_parquet;
 #[path = "e2e/merge.rs"]
 mod merge;
 #[path = "e2e/report.rs"]
