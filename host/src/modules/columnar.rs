@@ -458,9 +458,19 @@ impl CodecArgs {
 pub enum ParquetAction {
     /// Convert a dataset (part-*.jsonl) to one Parquet file per domain, tokenised.
     Convert {
-        /// The dataset directory.
-        #[arg(long)]
-        dataset: PathBuf,
+        /// The dataset directory (same as --input DIR).
+        #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+        dataset: Option<PathBuf>,
+        /// Input: a dataset directory, or JSONL/Parquet files, directories (Hugging Face
+        /// layouts included), globs or s3:// prefixes, ingested first into <out>.ingest/;
+        /// repeatable.
+        #[arg(long, short = 'i', value_name = "PATH|GLOB|S3URL")]
+        input: Vec<String>,
+        /// S3-compatible endpoint for s3:// inputs.
+        #[arg(long = "endpoint-url")]
+        endpoint_url: Option<String>,
+        #[command(flatten)]
+        fields: super::ingest::FieldArgs,
         /// The output directory (replaced when the conversion completes).
         #[arg(long)]
         out: PathBuf,
@@ -564,6 +574,9 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
     match args.action {
         ParquetAction::Convert {
             dataset,
+            input,
+            endpoint_url,
+            fields,
             out,
             tokenizer,
             vocab_size,
@@ -573,7 +586,20 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             codecs,
         } => {
             let cfg = codecs.config()?;
-            let ds = Dataset::open(&dataset)?;
+            let ds = match dataset {
+                Some(d) => Dataset::open(&d)?,
+                None => {
+                    let mut work = out.clone().into_os_string();
+                    work.push(".ingest");
+                    super::ingest::dataset_from_inputs(
+                        &input,
+                        Path::new(&work),
+                        &fields,
+                        endpoint_url,
+                        cfg.seed,
+                    )?
+                }
+            };
             let tok = if no_tokens {
                 None
             } else if let Some(p) = tokenizer {

@@ -529,9 +529,15 @@ pub enum DedupSub {
 /// Arguments of `yunmin dedup`.
 #[derive(Debug, clap::Args)]
 pub struct DedupArgs {
-    /// Input dataset: a directory of JSONL shards (`part-00000.jsonl` …).
-    #[arg(long)]
-    pub input: Option<PathBuf>,
+    /// Input: a dataset directory (`part-00000.jsonl` … with `dataset.json`), or JSONL/Parquet
+    /// files, directories, globs or s3:// prefixes, ingested first into <out>/ingest/.
+    #[arg(long, short = 'i', value_name = "PATH|GLOB|S3URL")]
+    pub input: Vec<String>,
+    /// S3-compatible endpoint for s3:// inputs.
+    #[arg(long = "endpoint-url")]
+    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub fields: super::ingest::FieldArgs,
     /// Run root: kept dataset, candidates.json, clusters.jsonl, dedup_log.csv, dedup/signatures/.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -661,16 +667,21 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
         return run_bench(b);
     }
     let a = cli.args;
-    let input = a
-        .input
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--input DATASET_DIR is required"))?;
+    if a.input.is_empty() {
+        anyhow::bail!("--input is required (a dataset directory, or JSONL/Parquet inputs)");
+    }
     let out = a
         .out
         .clone()
         .ok_or_else(|| anyhow::anyhow!("--out RUN_ROOT is required"))?;
     let cfg = cli_config(&a)?;
-    let ds = Dataset::open(&input)?;
+    let ds = super::ingest::dataset_from_inputs(
+        &a.input,
+        &out.join("ingest"),
+        &a.fields,
+        a.endpoint_url.clone(),
+        a.seed,
+    )?;
     let go = || pipeline::run(&ds, &out, &cfg);
     let s = match a.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()

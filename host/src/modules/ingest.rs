@@ -8,7 +8,7 @@ use crate::state::Host;
 use anyhow::Context;
 use rhai::{Array, Dynamic, Map};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, ingest};
 use yunmin_core::run::RunContext;
@@ -230,6 +230,58 @@ pub struct FieldArgs {
     /// Parquet rows per validation batch.
     #[arg(long, default_value_t = 4096)]
     pub batch_rows: usize,
+}
+
+impl Default for FieldArgs {
+    fn default() -> Self {
+        let c = IngestConfig::default();
+        Self {
+            text_field: c.text_field,
+            id_field: c.id_field,
+            domain_field: c.domain_field,
+            no_extras: !c.keep_extras,
+            batch_rows: c.source.batch_rows,
+        }
+    }
+}
+
+/// Whether `p` is a dataset directory: it holds `dataset.json` or `part-*.jsonl` shards.
+fn is_dataset_dir(p: &Path) -> bool {
+    p.join(yunmin_core::ingest::STATS_FILE).is_file()
+        || std::fs::read_dir(p).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("part-") && n.ends_with(".jsonl")
+            })
+        })
+}
+
+/// The dataset `inputs` name, for commands that work on a dataset (`yunmin dedup`, `yunmin
+/// parquet convert`): one dataset directory (`dataset.json` or `part-*.jsonl` shards) is opened
+/// as it is; any
+/// other inputs — JSONL or Parquet files, directories, globs, `s3://` prefixes — are ingested
+/// first (a cached stage) into the run root `work`, with the field mapping of `fields`.
+pub fn dataset_from_inputs(
+    inputs: &[String],
+    work: &Path,
+    fields: &FieldArgs,
+    endpoint_url: Option<String>,
+    seed: u64,
+) -> anyhow::Result<Dataset> {
+    if let [one] = inputs
+        && is_dataset_dir(Path::new(one))
+    {
+        return Ok(Dataset::open(one)?);
+    }
+    let mut cfg = IngestConfig::default();
+    fields.apply(&mut cfg);
+    cfg.source.endpoint_url = endpoint_url;
+    let ctx = RunContext::new(work, seed, false)?;
+    let res = ingest(&ctx, inputs, &cfg);
+    ctx.finish(res.is_ok()).ok();
+    let out = res.with_context(|| format!("ingest of {}", inputs.join(", ")))?;
+    println!("{}", out.report.summary_line());
+    Ok(out.dataset)
 }
 
 impl FieldArgs {

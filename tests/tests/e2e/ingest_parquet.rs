@@ -499,3 +499,50 @@ print(json.dumps({"data_dir": {k: v.num_rows for k, v in a.items()},
             .all(|x| x["orig_source"].is_string() && x["split"].is_string())
     );
 }
+
+#[test]
+fn dedup_and_parquet_convert_take_raw_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    make_inputs(d.path());
+    let o = run(
+        d.path(),
+        &[
+            "parquet",
+            "convert",
+            "-i",
+            "in/large.parquet",
+            "-i",
+            "in/mixed.jsonl",
+            "--domain-field",
+            "meta.domain",
+            "--no-tokens",
+            "--out",
+            "pq",
+        ],
+        &[],
+    );
+    ok(&o);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path().join("pq/parquet_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["rows_written"], 24);
+    assert_eq!(report["domains"], serde_json::json!(["jsonl", "large"]));
+    let o = run(
+        d.path(),
+        &[
+            "dedup",
+            "-i",
+            "in/kowiki",
+            "--domain-field",
+            "meta.domain",
+            "--out",
+            "dd",
+        ],
+        &[],
+    );
+    ok(&o);
+    let s = per_source(&d.path().join("dd/ingest"), "in/");
+    assert_eq!(s.len(), 3);
+    assert!(text(&o).contains("39 documents"), "{}", text(&o));
+}
