@@ -356,6 +356,10 @@ pub struct IngestArgs {
     /// Label of the benchmark row (default: the first input).
     #[arg(long)]
     pub label: Option<String>,
+    /// With --bench on local Parquet inputs: add a row for pyarrow reading the same columns of
+    /// the same files (a peer process; $YUNMIN_PYTHON), with both peak memories.
+    #[arg(long, requires = "bench")]
+    pub bench_pyarrow: bool,
 }
 
 impl IngestArgs {
@@ -381,12 +385,21 @@ impl IngestArgs {
     }
 }
 
-fn bench_row(
-    path: &PathBuf,
-    label: &str,
-    args: &IngestArgs,
-    r: &IngestReport,
-) -> anyhow::Result<()> {
+/// One row of the ingest benchmark CSV.
+struct BenchRow<'a> {
+    label: &'a str,
+    sources: usize,
+    lines: u64,
+    valid: u64,
+    rejected: u64,
+    mb: f64,
+    input_mb: f64,
+    seconds: f64,
+    resumes: u64,
+    peak_rss_mb: f64,
+}
+
+fn bench_row(path: &PathBuf, args: &IngestArgs, r: &BenchRow<'_>) -> anyhow::Result<()> {
     let new = !path.exists();
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
@@ -398,28 +411,89 @@ fn bench_row(
     if new {
         writeln!(
             f,
-            "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes"
+            "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes,peak_rss_mb"
         )?;
     }
-    let t = &r.totals;
+    let secs = r.seconds.max(1e-9);
     writeln!(
         f,
-        "{label},{},{},{},{},{},{:.2},{:.2},{:.3},{:.1},{:.0},{},{},{}",
+        "{},{},{},{},{},{},{:.2},{:.2},{:.3},{:.1},{:.0},{},{},{},{:.0}",
+        r.label,
         args.input.join(" "),
-        r.sources.len(),
-        t.lines,
-        t.valid,
-        t.rejected,
-        t.bytes as f64 / 1e6,
-        t.input_bytes as f64 / 1e6,
+        r.sources,
+        r.lines,
+        r.valid,
+        r.rejected,
+        r.mb,
+        r.input_mb,
         r.seconds,
-        r.mb_per_s,
-        r.docs_per_s,
+        r.mb / secs,
+        r.valid as f64 / secs,
         rayon_threads(),
         args.in_flight,
-        t.resumes
+        r.resumes,
+        r.peak_rss_mb
     )?;
     Ok(())
+}
+
+/// The pyarrow peer of the Parquet benchmark: reads the same columns of the same files in
+/// batches of the same size, in a fresh process; prints rows, seconds and peak RSS.
+const PYARROW_PEER: &str = r#"
+import json, sys, time
+import pyarrow.parquet as pq
+cols = json.loads(sys.argv[1]); batch = int(sys.argv[2]); files = sys.argv[3:]
+t = time.perf_counter(); rows = 0
+for f in files:
+    pf = pq.ParquetFile(f)
+    have = set(pf.schema_arrow.names)
+    use = None if cols is None else [c for c in cols if c in have]
+    for b in pf.iter_batches(batch_size=batch, columns=use):
+        rows += b.num_rows
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t,
+                  "peak_rss_mb": int(hwm.split()[1]) / 1024}))
+"#;
+
+fn pyarrow_peer(
+    args: &IngestArgs,
+    report: &IngestReport,
+    python: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let files: Vec<&str> = report
+        .sources
+        .iter()
+        .filter(|s| s.format == Some(yunmin_core::source::Format::Parquet))
+        .map(|s| s.source.as_str())
+        .collect();
+    anyhow::ensure!(
+        !files.is_empty() && files.iter().all(|f| !f.starts_with("s3://")),
+        "--bench-pyarrow needs local Parquet inputs"
+    );
+    let cols = if args.fields.no_extras {
+        let tops = |f: &str| f.split('.').next().unwrap_or(f).to_string();
+        serde_json::json!([
+            tops(&args.fields.text_field),
+            tops(&args.fields.id_field),
+            tops(&args.fields.domain_field)
+        ])
+    } else {
+        serde_json::Value::Null
+    };
+    let o = std::process::Command::new(python)
+        .arg("-c")
+        .arg(PYARROW_PEER)
+        .arg(cols.to_string())
+        .arg(args.fields.batch_rows.to_string())
+        .args(&files)
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "pyarrow peer failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(serde_json::from_slice(&o.stdout)?)
 }
 
 fn rayon_threads() -> usize {
@@ -456,8 +530,47 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
     }
     if let Some(csv) = &args.bench {
         let label = args.label.clone().unwrap_or_else(|| args.input[0].clone());
-        bench_row(csv, &label, &args, &out.report)?;
-        println!("bench row appended to {}", csv.display());
+        let t = &out.report.totals;
+        let row = BenchRow {
+            label: &label,
+            sources: out.report.sources.len(),
+            lines: t.lines,
+            valid: t.valid,
+            rejected: t.rejected,
+            mb: t.bytes as f64 / 1e6,
+            input_mb: t.input_bytes as f64 / 1e6,
+            seconds: out.report.seconds,
+            resumes: t.resumes,
+            peak_rss_mb: yunmin_core::columnar::peak_rss_mb().unwrap_or(0.0),
+        };
+        bench_row(csv, &args, &row)?;
+        if args.bench_pyarrow {
+            let python = super::columnar::default_python().ok_or_else(|| {
+                anyhow::anyhow!("--bench-pyarrow needs Python with pyarrow ($YUNMIN_PYTHON)")
+            })?;
+            let p = pyarrow_peer(&args, &out.report, &python)?;
+            let rows = p["rows"].as_u64().unwrap_or(0);
+            anyhow::ensure!(
+                rows == t.lines,
+                "pyarrow read {rows} rows, ingest {}",
+                t.lines
+            );
+            let peer_label = format!("{label} pyarrow-read");
+            bench_row(
+                csv,
+                &args,
+                &BenchRow {
+                    label: &peer_label,
+                    valid: rows,
+                    rejected: 0,
+                    seconds: p["seconds"].as_f64().unwrap_or(0.0),
+                    resumes: 0,
+                    peak_rss_mb: p["peak_rss_mb"].as_f64().unwrap_or(0.0),
+                    ..row
+                },
+            )?;
+        }
+        println!("bench rows appended to {}", csv.display());
     }
     Ok(())
 }
