@@ -19,7 +19,8 @@ the notebook's own directory (cells read the CSV files beside it). Checks, per c
 
 pandas renders a row index; its cells (`<th>` in the body) and their header cells are not table
 data and are left out, and an index or column axis with a name (a second header row) is refused.
-Prints one line per checked output and a diff of every differing cell; exits 1 if anything
+Prints one line per checked output, a diff of every differing cell and the traceback of the
+first cell that raised (later ones are named with their error); exits 1 if anything
 failed. `--keep DIR` writes each executed notebook there.
 """
 import argparse
@@ -207,14 +208,18 @@ def run(path, timeout):
     client.execute()
 
     failures = []
+    raised = False
     for idx, (cs, ce) in enumerate(zip(nb.cells, executed.cells)):
         if cs.cell_type != "code":
             continue
         name = cs.get("id", f"#{idx}")
         errors = [o for o in ce.outputs if o.output_type == "error"]
         for e in errors:
-            tb = ANSI.sub("", "\n".join(e.get("traceback", [])))
-            failures.append(f"{name}: raised {e.ename}: {e.evalue}\n{tb}")
+            # The first raising cell with its own frame (later ones often fail because of it).
+            frames = e.get("traceback", [])
+            tb = "" if raised else "\n" + ANSI.sub("", "\n".join(frames[:3] + frames[-1:]))
+            raised = True
+            failures.append(f"{name}: raised {e.ename}: {e.evalue}{tb}")
         if errors:
             continue
         ex_tables = [o for o in ce.outputs if "text/html" in o.get("data", {})]
