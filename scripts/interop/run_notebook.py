@@ -202,6 +202,7 @@ def run(path, timeout):
         executed,
         km=km,
         timeout=timeout,
+        startup_timeout=180,  # a loaded 2-core machine starts kernels slowly
         allow_errors=True,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
     )
