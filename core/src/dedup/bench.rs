@@ -2,12 +2,9 @@
 
 use super::lsh::{self, LshIndex};
 use super::pipeline::{DedupConfig, Timings, all_band_hashes, find, sign_documents};
-use super::shingle::Shingles;
 use crate::Result;
 use crate::ingest::Document;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// One timed measurement.
@@ -63,11 +60,10 @@ pub fn bench(
             0,
         ));
 
-        let shingles_of = |need: &[usize]| -> Result<HashMap<usize, Shingles>> {
-            Ok(need
-                .par_iter()
-                .map(|&i| (i, scheme.shingle(&docs[i].text).shingles))
-                .collect())
+        let shingles_of = |need: &[usize]| {
+            Ok(super::pipeline::shingles_of_texts(&scheme, need, |i| {
+                &docs[i].text
+            }))
         };
         let br = cfg.band_rows(&scheme)?;
         let mut backends: Vec<(&str, Box<dyn LshIndex>)> =

@@ -23,46 +23,83 @@ fn bin_of(x: u64, k: usize) -> usize {
     (((x >> 32) * k as u64) >> 32) as usize
 }
 
-/// Writes the OPH signature of `hashes` into `out` (one bin per element) under `seed`. An
-/// empty set gives `u32::MAX` everywhere.
-pub fn sign_oph(hashes: &[u64], seed: u64, out: &mut [u32]) {
-    let k = out.len();
-    if k == 0 {
-        return;
+/// An OPH signature being built one shingle hash at a time (the single-pass signer feeds it
+/// while it walks the text). [`OphSketch::finish`] densifies the empty bins.
+pub struct OphSketch<'a> {
+    out: &'a mut [u32],
+    filled: Vec<bool>,
+    s: u64,
+    pushed: bool,
+}
+
+impl<'a> OphSketch<'a> {
+    /// Starts a signature in `out` (one bin per element) under `seed`.
+    pub fn new(seed: u64, out: &'a mut [u32]) -> Self {
+        out.fill(u32::MAX);
+        Self {
+            filled: vec![false; out.len()],
+            out,
+            s: mix(seed ^ 0x6f70_685f_7365_6564),
+            pushed: false,
+        }
     }
-    let mut filled = vec![false; k];
-    out.fill(u32::MAX);
-    let s = mix(seed ^ 0x6f70_685f_7365_6564);
-    for &h in hashes {
-        let x = mix(h ^ s);
+
+    /// Adds one shingle hash (repeats change nothing).
+    #[inline(always)]
+    pub fn push(&mut self, h: u64) {
+        let k = self.out.len();
+        let x = mix(h ^ self.s);
         // The high 32 bits pick the bin; the low 32 bits are the value.
         let bin = bin_of(x, k);
         let v = x as u32;
-        if !filled[bin] || v < out[bin] {
-            out[bin] = v;
-            filled[bin] = true;
+        if !self.filled[bin] || v < self.out[bin] {
+            self.out[bin] = v;
+            self.filled[bin] = true;
         }
+        self.pushed = true;
     }
-    if hashes.is_empty() || filled.iter().all(|&f| f) {
-        return;
-    }
-    let src: Vec<u32> = out.to_vec();
-    for i in 0..k {
-        if filled[i] {
-            continue;
+
+    /// Fills empty bins by optimal densification; returns how many bins were filled directly
+    /// by shingles (all of them: the estimate has its full `k` independent-looking bins).
+    pub fn finish(self) -> u32 {
+        let k = self.out.len();
+        let direct = self.filled.iter().filter(|&&f| f).count() as u32;
+        if !self.pushed || direct as usize == k {
+            return direct;
         }
-        // Probe bins in a seeded order that depends only on (i, attempt): every document
-        // borrows from the same sequence, so equal sets give equal signatures.
-        let mut attempt = 0u64;
-        loop {
-            let j = bin_of(mix(s ^ (((i as u64) << 32) | attempt)), k);
-            if filled[j] {
-                out[i] = src[j];
-                break;
+        let src: Vec<u32> = self.out.to_vec();
+        for i in 0..k {
+            if self.filled[i] {
+                continue;
             }
-            attempt += 1;
+            // Probe bins in a seeded order that depends only on (i, attempt): every document
+            // borrows from the same sequence, so equal sets give equal signatures.
+            let mut attempt = 0u64;
+            loop {
+                let j = bin_of(mix(self.s ^ (((i as u64) << 32) | attempt)), k);
+                if self.filled[j] {
+                    self.out[i] = src[j];
+                    break;
+                }
+                attempt += 1;
+            }
         }
+        direct
     }
+}
+
+/// Writes the OPH signature of `hashes` into `out` (one bin per element) under `seed`; returns
+/// the number of bins filled directly (before densification). An empty set gives `u32::MAX`
+/// everywhere.
+pub fn sign_oph(hashes: &[u64], seed: u64, out: &mut [u32]) -> u32 {
+    if out.is_empty() {
+        return 0;
+    }
+    let mut sk = OphSketch::new(seed, out);
+    for &h in hashes {
+        sk.push(h);
+    }
+    sk.finish()
 }
 
 #[cfg(test)]

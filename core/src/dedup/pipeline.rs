@@ -13,9 +13,9 @@ use super::params::{self, BandRows};
 use super::report::{self, Cluster, DomainCount};
 use super::scheme::{Combine, Hashing, Scheme};
 use super::select::{Keep, representative};
-use super::shingle::{ShingleSpec, Shingles};
+use super::shingle::ShingleSpec;
 use super::signatures::{DocMeta, SigHeader, Signatures};
-use super::verify::{self, Candidate, Verify};
+use super::verify::{self, Band, Candidate, Decision, ShinglePart, ShingleStore, Verify};
 use crate::dedup::DedupError;
 use crate::ingest::{Dataset, DatasetWriter, Document};
 use crate::run::{check_cancelled, hash_str, progress_bar, spinner};
@@ -27,8 +27,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Computes the shingle sets of the given document indices.
-type ShinglesOf<'a> = dyn Fn(&[usize]) -> Result<HashMap<usize, Shingles>> + 'a;
+/// Computes the shingle sets of the given document indices (sorted).
+pub type ShinglesOf<'a> = dyn Fn(&[usize]) -> Result<ShingleStore> + 'a;
 
 /// Which part of the pipeline to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -225,6 +225,11 @@ pub struct Found {
     pub removed: Vec<bool>,
     /// Candidate pairs checked.
     pub checked: usize,
+    /// Of those, pairs verified by exact Jaccard (the others were decided on the estimate or
+    /// skipped because union-find had already joined their documents).
+    pub exact_checked: usize,
+    /// Documents whose shingles were fetched for exact verification.
+    pub fetched: usize,
     /// Bands × rows used.
     pub bands: Option<BandRows>,
 }
@@ -261,6 +266,10 @@ pub struct DedupSummary {
     pub candidates: usize,
     /// Candidate pairs checked.
     pub checked: usize,
+    /// Of those, pairs verified by exact Jaccard.
+    pub exact_checked: usize,
+    /// Documents re-read for exact verification.
+    pub fetched: usize,
     /// LSH bands.
     pub bands: usize,
     /// LSH rows per band.
@@ -349,9 +358,8 @@ fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
         .par_iter()
         .map(|(key, d)| {
             let d: &Document = d.borrow();
-            let s = scheme.shingle_for_signing(&d.text);
             let mut sig = vec![0u32; p];
-            scheme.sign(&s.shingles, &mut sig);
+            let s = scheme.sign_text(&d.text, &mut sig);
             let meta = DocMeta {
                 key: *key,
                 id: d.id.clone(),
@@ -359,6 +367,7 @@ fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
                 tokens: s.tokens,
                 chars: s.chars,
                 content: s.content,
+                bins: s.bins,
             };
             (meta, sig)
         })
@@ -517,6 +526,7 @@ pub fn find(
         .enumerate()
         .map(|(x, &h)| ((x % br.bands) as u16, h))
         .collect();
+    drop(bands);
     // Backends that answer "the union of a document's buckets" in one request (Redis) are asked
     // per document: each other member pairs with the document. Others are asked per bucket.
     let per_doc: Vec<&[BucketKey]> = probes.chunks(br.bands).collect();
@@ -541,6 +551,7 @@ pub fn find(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    drop(per_doc);
     if !by_doc {
         probes.par_sort_unstable();
         probes.dedup();
@@ -554,6 +565,13 @@ pub fn find(
     }
     let leaders = verify::content_leaders(sigs);
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
+    drop(buckets);
+    drop(probes);
+    tracing::debug!(
+        "{} candidate pairs; peak {} MB",
+        pairs.len(),
+        super::bench::peak_rss_bytes().unwrap_or(0) >> 20
+    );
     if unknown > 0 {
         tracing::warn!(
             "{unknown} bucket members are not in this run's signatures (stale keys in {})",
@@ -563,23 +581,12 @@ pub fn find(
     timings.query_s += t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let shingles = if cfg.verify == Verify::Exact {
-        let mut need: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
-        need.sort_unstable();
-        need.dedup();
-        shingles_of(&need)?
-    } else {
-        HashMap::new()
-    };
-    let verified = verify::verify(&pairs, sigs, scheme, cfg.verify, cfg.threshold, &shingles)?;
-    timings.verify_s += t.elapsed().as_secs_f64();
-
     let mut uf = super::cluster::UnionFind::new(sigs.len());
     let mut candidates = Vec::new();
     for (i, &l) in leaders.iter().enumerate() {
         if l != i {
             uf.union(l, i);
-            let exact = (cfg.verify == Verify::Exact).then_some(1.0);
+            let exact = (cfg.verify != Verify::Estimate).then_some(1.0);
             candidates.push(Candidate {
                 a: l,
                 b: i,
@@ -588,6 +595,73 @@ pub fn find(
             });
         }
     }
+    let fetch = |pairs: &[(usize, usize)]| -> Result<ShingleStore> {
+        let mut need: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+        need.sort_unstable();
+        need.dedup();
+        if need.is_empty() {
+            return Ok(ShingleStore::default());
+        }
+        shingles_of(&need)
+    };
+    let (verified, exact_checked, fetched) = match cfg.verify {
+        Verify::Estimate => {
+            let none = ShingleStore::default();
+            let v = verify::verify(&pairs, sigs, scheme, cfg.verify, cfg.threshold, &none)?;
+            (v, 0, 0)
+        }
+        Verify::ExactAll => {
+            let store = fetch(&pairs)?;
+            let v = verify::verify(&pairs, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
+            (v, pairs.len(), store.len())
+        }
+        Verify::Exact => {
+            // Far from the threshold the estimate decides; accepted pairs join first, so the
+            // uncertain pairs whose documents are already joined need no exact check.
+            let band = Band::new(cfg.threshold, scheme.perms());
+            let full_bins = scheme.perms() as u32;
+            let union = scheme.combine() == super::scheme::Combine::Union;
+            let decided: Vec<(Decision, f64)> = pairs
+                .par_iter()
+                .map(|&(a, b)| {
+                    let e = scheme.estimate(sigs.sig(a), sigs.sig(b));
+                    let full =
+                        union && sigs.docs[a].bins >= full_bins && sigs.docs[b].bins >= full_bins;
+                    (verify::decide(e, full, band), e)
+                })
+                .collect();
+            let mut uncertain = Vec::new();
+            for (&(a, b), &(d, e)) in pairs.iter().zip(&decided) {
+                match d {
+                    Decision::Accept => {
+                        uf.union(a, b);
+                        candidates.push(Candidate {
+                            a,
+                            b,
+                            estimated: e,
+                            exact: None,
+                        });
+                    }
+                    Decision::Exact => uncertain.push((a, b)),
+                    Decision::Reject => {}
+                }
+            }
+            drop(decided);
+            uncertain.retain(|&(a, b)| uf.find(a) != uf.find(b));
+            let store = fetch(&uncertain)?;
+            tracing::debug!(
+                "exact verification: {} pairs, {} documents, {} MB of shingles; peak {} MB",
+                uncertain.len(),
+                store.len(),
+                store.bytes() >> 20,
+                super::bench::peak_rss_bytes().unwrap_or(0) >> 20
+            );
+            let v = verify::verify(&uncertain, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
+            (v, uncertain.len(), store.len())
+        }
+    };
+    timings.verify_s += t.elapsed().as_secs_f64();
+
     for c in &verified {
         uf.union(c.a, c.b);
     }
@@ -613,6 +687,8 @@ pub fn find(
         clusters,
         removed,
         checked: pairs.len(),
+        exact_checked,
+        fetched,
         bands: Some(br),
     })
 }
@@ -624,23 +700,33 @@ pub fn dedup_documents(docs: &[Document], cfg: &DedupConfig) -> Result<(Signatur
     let br = cfg.band_rows(&scheme)?;
     let mut index = lsh::memory::MemoryIndex::new(br.bands);
     let mut t = Timings::default();
-    let shingles_of = |need: &[usize]| -> Result<HashMap<usize, Shingles>> {
-        Ok(need
-            .par_iter()
-            .map(|&i| (i, scheme.shingle(&docs[i].text).shingles))
-            .collect())
-    };
+    let shingles_of = |need: &[usize]| Ok(shingles_of_texts(&scheme, need, |i| &docs[i].text));
     let found = find(&sigs, &scheme, cfg, &mut index, true, &mut t, &shingles_of)?;
     Ok((sigs, found))
 }
 
-/// The shingle sets of documents (by index into `sigs`) re-read from the dataset files.
-fn fetch_shingles(
+/// The shingle sets of documents `need` (indices) whose texts `text` gives.
+pub fn shingles_of_texts<'a>(
+    scheme: &Scheme,
+    need: &[usize],
+    text: impl Fn(usize) -> &'a str + Sync,
+) -> ShingleStore {
+    let parts = need
+        .par_iter()
+        .map(|&i| (i, scheme.shingle(text(i)).shingles))
+        .collect();
+    ShingleStore::from_parts(scheme, parts)
+}
+
+/// The shingle sets of documents (by index into `sigs`) re-read from the dataset files: each
+/// file that holds some is streamed once, only the wanted lines are parsed, and each document
+/// is shingled as it is read (no texts are held).
+pub fn fetch_shingles(
     files: &[PathBuf],
     sigs: &Signatures,
     scheme: &Scheme,
     need: &[usize],
-) -> Result<HashMap<usize, Shingles>> {
+) -> Result<ShingleStore> {
     let mut by_file: HashMap<usize, HashMap<u32, usize>> = HashMap::new();
     for &i in need {
         let k = sigs.docs[i].key;
@@ -649,7 +735,7 @@ fn fetch_shingles(
             .or_default()
             .insert(k as u32, i);
     }
-    let parts: Vec<Result<Vec<(usize, Shingles)>>> = by_file
+    let parts: Vec<Result<ShinglePart>> = by_file
         .par_iter()
         .map(|(&j, lines)| {
             let path = files.get(j).ok_or_else(|| {
@@ -658,23 +744,36 @@ fn fetch_shingles(
                     files.len()
                 ))
             })?;
-            let want: HashSet<u32> = lines.keys().copied().collect();
-            let mut docs = Vec::new();
-            read_shard_file(path, j, Some(&want), |key, d| {
-                docs.push((lines[&(key as u32)], d.text));
-                Ok(())
-            })?;
-            Ok(docs
-                .into_par_iter()
-                .map(|(i, text)| (i, scheme.shingle(&text).shingles))
-                .collect())
+            let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+            let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut out = ShinglePart::default();
+            let (mut line, mut line_no, mut found) = (Vec::new(), 0u32, 0usize);
+            while found < lines.len() {
+                line.clear();
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| Error::io("read", path, e))?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(&i) = lines.get(&line_no) {
+                    let doc: Document = serde_json::from_slice(&line).map_err(|e| {
+                        Error::invalid(format!(
+                            "{}:{}: not a dataset document: {e}",
+                            path.display(),
+                            line_no + 1
+                        ))
+                    })?;
+                    out.push(scheme, i, &scheme.shingle(&doc.text).shingles);
+                    found += 1;
+                }
+                line_no += 1;
+            }
+            Ok(out)
         })
         .collect();
-    let mut out = HashMap::with_capacity(need.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    if let Some(&missing) = need.iter().find(|i| !out.contains_key(i)) {
+    let out = ShingleStore::merge(parts.into_iter().collect::<Result<_>>()?);
+    if let Some(&missing) = need.iter().find(|&&i| out.get(i).is_none()) {
         return Err(DedupError::Shards(format!(
             "document {} is no longer in the dataset: rerun the index phase",
             sigs.docs[missing].id
@@ -892,6 +991,8 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
     summary.clusters = found.clusters.len();
     summary.candidates = found.candidates.len();
     summary.checked = found.checked;
+    summary.exact_checked = found.exact_checked;
+    summary.fetched = found.fetched;
     summary.kept_dir = Some(kept_dir);
     summary.domains = domains;
     summary.timings = timings;

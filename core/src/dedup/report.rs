@@ -130,6 +130,7 @@ mod tests {
             tokens: 0,
             chars: 0,
             content: 0,
+            bins: 0,
         };
         let docs = vec![d("b"), d("a"), d("b"), d("b")];
         let c = domain_counts(&docs, &[true, false, false, true]);

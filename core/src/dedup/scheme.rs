@@ -77,6 +77,19 @@ pub struct Shingled {
     pub content: u64,
 }
 
+/// What signing a text gives besides the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedText {
+    /// Whitespace tokens of the normalised text.
+    pub tokens: u32,
+    /// Characters of the original text.
+    pub chars: u32,
+    /// Content hash (as [`Scheme::shingle_for_signing`]).
+    pub content: u64,
+    /// Signature positions filled by the shingles themselves (see [`Scheme::sign`]).
+    pub bins: u32,
+}
+
 /// Shingle spec + combination + permutations.
 #[derive(Debug, Clone)]
 pub struct Scheme {
@@ -219,23 +232,60 @@ impl Scheme {
         }
     }
 
-    /// Writes the signature of `s` into `out` (length `perms`).
-    pub fn sign(&self, s: &Shingles, out: &mut [u32]) {
+    /// Writes the signature of `s` into `out` (length `perms`); returns how many positions were
+    /// filled by the shingles themselves (all of them with MinHash; with OPH, the bins that were
+    /// not densified).
+    pub fn sign(&self, s: &Shingles, out: &mut [u32]) -> u32 {
         let p = self.perms();
         let seed = self.hasher.seed();
         match (self.combine, self.hashing) {
-            (Combine::Union, Hashing::Minhash) => self.hasher.sign_range(&s.union(), 0..p, out),
+            (Combine::Union, Hashing::Minhash) => {
+                self.hasher.sign_range(&s.union(), 0..p, out);
+                p as u32
+            }
             (Combine::Union, Hashing::Oph) => super::oph::sign_oph(&s.union(), seed, out),
             (Combine::Mean, Hashing::Minhash) => {
                 let h = p / 2;
                 self.hasher.sign_range(&s.jamo, 0..h, &mut out[..h]);
                 self.hasher.sign_range(&s.word, h..p, &mut out[h..]);
+                p as u32
             }
             (Combine::Mean, Hashing::Oph) => {
                 let h = p / 2;
-                super::oph::sign_oph(&s.jamo, seed, &mut out[..h]);
-                super::oph::sign_oph(&s.word, seed ^ 1, &mut out[h..]);
+                super::oph::sign_oph(&s.jamo, seed, &mut out[..h])
+                    + super::oph::sign_oph(&s.word, seed ^ 1, &mut out[h..])
             }
+        }
+    }
+
+    /// Signs a text into `out` (length `perms`). With OPH over jamo n-grams alone (the default
+    /// scheme) this is one pass over the text's characters — normalisation, jamo decomposition,
+    /// n-gram hashes and binning together, no intermediate strings
+    /// ([`super::shingle::jamo_walk`]); otherwise [`Scheme::shingle_for_signing`] then
+    /// [`Scheme::sign`]. Both give the same signature and metadata.
+    pub fn sign_text(&self, text: &str, out: &mut [u32]) -> SignedText {
+        if let (Hashing::Oph, Some(n), None) = (self.hashing, self.spec.jamo, self.spec.word) {
+            let mut content = 0u64;
+            let mut sk = super::oph::OphSketch::new(self.hasher.seed(), out);
+            if let Some(w) = super::shingle::jamo_walk(text, n, |h| {
+                content = content.wrapping_add(super::oph::mix(h));
+                sk.push(h);
+            }) {
+                return SignedText {
+                    tokens: w.tokens,
+                    chars: w.chars,
+                    content,
+                    bins: sk.finish(),
+                };
+            }
+        }
+        let s = self.shingle_for_signing(text);
+        let bins = self.sign(&s.shingles, out);
+        SignedText {
+            tokens: s.tokens,
+            chars: s.chars,
+            content: s.content,
+            bins,
         }
     }
 
@@ -341,6 +391,34 @@ mod tests {
             let same = s.shingle_for_signing("대한민국  헌법, 제1조 대한민국은 민주공화국이다 대한민국의 주권은 국민에게 있다 대한민국");
             assert_eq!(fast.content, same.content);
             assert_ne!(fast.content, s.shingle_for_signing("대한민국 헌법").content);
+        }
+    }
+
+    #[test]
+    fn one_pass_signing_equals_the_general_path() {
+        let texts = [
+            "대한민국 헌법 제1조 대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있다.",
+            "ㅋㅋㅋ 진짜 재밌어요… 최고!!",
+            "짧음",
+            "",
+            "Ｆｕｌｌ－ｗｉｄｔｈ ㈜ café",
+        ];
+        for spec in ["jamo3", "jamo4", "jamo3+word5"] {
+            let s = Scheme::new(spec.parse().unwrap(), Combine::Union, 0.5, 128, 3)
+                .unwrap()
+                .with_hashing(Hashing::Oph);
+            for t in texts {
+                let (mut a, mut b) = (vec![0; 128], vec![0; 128]);
+                let got = s.sign_text(t, &mut a);
+                let sh = s.shingle_for_signing(t);
+                let bins = s.sign(&sh.shingles, &mut b);
+                assert_eq!(a, b, "{spec} {t:?}");
+                assert_eq!(
+                    (got.tokens, got.chars, got.content, got.bins),
+                    (sh.tokens, sh.chars, sh.content, bins),
+                    "{spec} {t:?}"
+                );
+            }
         }
     }
 }

@@ -67,6 +67,7 @@ mod tests {
             tokens,
             chars,
             content: 0,
+            bins: 0,
         }
     }
 

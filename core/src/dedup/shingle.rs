@@ -294,6 +294,153 @@ pub fn jamo_hashes(normalized: &str, n: usize) -> Vec<u64> {
     }
 }
 
+/// The last n characters of the jamo stream as UTF-8 bytes, for hashing n-grams without
+/// building the stream.
+struct JamoWindow {
+    buf: Vec<u8>,
+    lens: Vec<u8>,
+    start: usize,
+    count: usize,
+}
+
+impl JamoWindow {
+    fn new(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(1024 + 4 * n),
+            lens: vec![0; n],
+            start: 0,
+            count: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, c: char, f: &mut impl FnMut(u64)) {
+        let n = self.lens.len();
+        if self.buf.len() >= 1024 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let mut tmp = [0u8; 4];
+        let len = c.encode_utf8(&mut tmp).len();
+        self.buf.extend_from_slice(&tmp[..len]);
+        let slot = self.count % n;
+        if self.count >= n {
+            // The character leaving the window was written to this slot n characters ago.
+            self.start += self.lens[slot] as usize;
+        }
+        self.lens[slot] = len as u8;
+        self.count += 1;
+        if self.count >= n {
+            f(xxh3_64_with_seed(&self.buf[self.start..], JAMO_SEED));
+        }
+    }
+
+    /// A stream shorter than n characters is one shingle: the whole stream.
+    fn finish(self, f: &mut impl FnMut(u64)) {
+        if self.count < self.lens.len() {
+            f(xxh3_64_with_seed(&self.buf[self.start..], JAMO_SEED));
+        }
+    }
+}
+
+/// A Hangul compatibility jamo (U+3131–U+318E: `ㅋ`, `ㅠ` …).
+#[inline(always)]
+fn is_compat_jamo(c: char) -> bool {
+    ('\u{3131}'..='\u{318E}').contains(&c)
+}
+
+/// [`is_nfkc`] for [`jamo_walk`]: the characters the walk maps itself (compatibility jamo,
+/// `‥`, `…`) also end the runs that the quick check sees. A character that could compose with
+/// one of them has quick-check "Maybe", so the runs' verdict stays exact.
+fn is_nfkc_walk(text: &str) -> bool {
+    text.split(|c: char| {
+        c.is_ascii() || is_syllable(c) || is_compat_jamo(c) || c == '\u{2025}' || c == '\u{2026}'
+    })
+    .filter(|run| !run.is_empty())
+    .all(|run| {
+        unicode_normalization::is_nfkc_quick(run.chars())
+            == unicode_normalization::IsNormalized::Yes
+    })
+}
+
+/// What one pass over a text found besides its shingles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walked {
+    /// Whitespace tokens of the normalised text.
+    pub tokens: u32,
+    /// Characters of the original text.
+    pub chars: u32,
+}
+
+/// One pass over `text` doing normalisation, jamo decomposition and n-gram hashing together:
+/// calls `f` with every jamo n-gram hash in text order (repeats kept; the same hashes as
+/// [`jamo_hashes`] of [`normalize`]d text) without building any intermediate string. Returns
+/// `None` — after possibly having called `f` — for the rare texts this pass does not handle
+/// (a character that NFKC would change or NFD would decompose, other than Hangul syllables);
+/// the caller then starts over with the general path.
+pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked> {
+    let mut w = JamoWindow::new(n);
+    let (mut tokens, mut chars, mut in_word) = (0u32, 0u32, false);
+    let mut nfkc: Option<bool> = None;
+    for c in text.chars() {
+        chars += 1;
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                tokens += u32::from(!in_word);
+                in_word = true;
+                w.push(c.to_ascii_lowercase(), &mut f);
+            } else {
+                in_word = false;
+            }
+        } else if is_syllable(c) {
+            tokens += u32::from(!in_word);
+            in_word = true;
+            let s = c as u32 - 0xAC00;
+            // Unicode §3.12: L, V and (unless s is a multiple of 28) T.
+            for (j, on) in [
+                (0x1100 + s / 588, true),
+                (0x1161 + (s % 588) / 28, true),
+                (0x11A7 + s % 28, !s.is_multiple_of(28)),
+            ] {
+                if on {
+                    w.push(char::from_u32(j)?, &mut f);
+                }
+            }
+        } else if is_compat_jamo(c) {
+            // NFKC maps a compatibility jamo to one conjoining jamo (and may compose it with its
+            // neighbours into a syllable, which the jamo stream decomposes again).
+            for m in std::iter::once(c).nfkc() {
+                if !('\u{1100}'..='\u{11FF}').contains(&m) {
+                    return None;
+                }
+                tokens += u32::from(!in_word);
+                in_word = true;
+                w.push(m, &mut f);
+            }
+        } else if c == '\u{2025}' || c == '\u{2026}' {
+            // `‥` and `…`: NFKC gives ASCII full stops, separators.
+            in_word = false;
+        } else {
+            if !*nfkc.get_or_insert_with(|| is_nfkc_walk(text)) {
+                return None;
+            }
+            for l in c.to_lowercase() {
+                if is_separator(l) {
+                    in_word = false;
+                } else if is_syllable(l) || !is_nfd_stable(l) {
+                    return None;
+                } else {
+                    tokens += u32::from(!in_word);
+                    in_word = true;
+                    w.push(l, &mut f);
+                }
+            }
+        }
+    }
+    w.finish(&mut f);
+    Some(Walked { tokens, chars })
+}
+
 /// Sorted and deduplicated.
 fn sorted_set(mut v: Vec<u64>) -> Vec<u64> {
     v.sort_unstable();
@@ -460,6 +607,66 @@ mod tests {
             by_def.dedup();
             assert_eq!(got, by_def, "jamo of {t:?}");
         }
+    }
+
+    #[test]
+    fn one_pass_walk_equals_normalise_then_shingle() {
+        let texts = [
+            "대한민국 헌법 제1조 ① 대한민국은 민주공화국이다.",
+            "ABC def, 123! 한국어  텍스트\t\n끝",
+            "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ ㈜ 가나다 ㎏ …",
+            "“인용” 『책』 ‘따옴표’ · 가운뎃점 — 대시 ㅋㅋㅋ ㅠㅠ 東京 漢字",
+            "café Ünïcödé ΑΒΓ Привет 😀👍 좋아요",
+            "",
+            " \n ",
+            "가",
+            "가나",
+            "ab",
+            "!!!",
+        ];
+        for n in [1, 3, 4] {
+            for t in texts {
+                let norm = normalize(t);
+                let mut got = Vec::new();
+                match jamo_walk(t, n, |h| got.push(h)) {
+                    Some(w) => {
+                        assert_eq!(got, jamo_hashes(&norm, n), "n {n}: {t:?}");
+                        assert_eq!(w.tokens as usize, token_count(&norm), "{t:?}");
+                        assert_eq!(w.chars as usize, t.chars().count(), "{t:?}");
+                    }
+                    // Only texts that need NFKC or NFD may take the general path.
+                    None => assert!(
+                        !is_nfkc(t) || norm.chars().any(|c| !is_syllable(c) && !is_nfd_stable(c)),
+                        "{t:?}"
+                    ),
+                }
+            }
+        }
+        // The common Korean text takes the one-pass path.
+        assert!(jamo_walk("대한민국 헌법 제1조, “인용”… ㅋㅋ ㅠㅠ", 3, |_| ()).is_some());
+        // Random texts over characters that interact under NFKC (compatibility jamo composing
+        // into syllables, combining marks, conjoining jamo, full-width forms).
+        use rand::{Rng, SeedableRng};
+        let pool: Vec<char> =
+            "aZ9 .,가각힣ㄱㄳㅏㅋㅠㆍ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}ﬁ½①㈜Ａ漢…‥·“é"
+                .chars()
+                .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut walked = 0;
+        for _ in 0..5000 {
+            let len = rng.random_range(0..10);
+            let t: String = (0..len)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect();
+            let mut got = Vec::new();
+            if let Some(w) = jamo_walk(&t, 3, |h| got.push(h)) {
+                let norm = normalize(&t);
+                assert_eq!(got, jamo_hashes(&norm, 3), "{t:?}");
+                assert_eq!(w.tokens as usize, token_count(&norm), "{t:?}");
+                walked += 1;
+            }
+        }
+        assert!(walked > 1000, "{walked}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! File layout (little endian): magic `YMSIG001`, a JSON header (u32 length + bytes: scheme
 //! fingerprint, input fingerprint, shard, counts), then per document `key u64, tokens u32,
-//! chars u32, content u64, id (u32 length + UTF-8), domain (u32 length + UTF-8)`, then all
+//! chars u32, bins u32, content u64, id (u32 length + UTF-8), domain (u32 length + UTF-8)`, then all
 //! signature values as u32 (documents × perms). 128 permutations take 512 bytes per document.
 
 use crate::dedup::DedupError;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"YMSIG001";
+const MAGIC: &[u8; 8] = b"YMSIG002";
 
 /// Per-document metadata kept next to its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub struct DocMeta {
     pub chars: u32,
     /// Hash of the shingle sets (equal ⇔ identical after normalisation, up to collisions).
     pub content: u64,
+    /// Signature positions filled by the document's own shingles (OPH bins not densified; all
+    /// with MinHash): below `perms`, the estimate is less reliable than the binomial bound.
+    pub bins: u32,
 }
 
 /// What a signature file says about how it was made.
@@ -119,6 +122,7 @@ impl Signatures {
             w.write_all(&d.key.to_le_bytes()).map_err(io)?;
             w.write_all(&d.tokens.to_le_bytes()).map_err(io)?;
             w.write_all(&d.chars.to_le_bytes()).map_err(io)?;
+            w.write_all(&d.bins.to_le_bytes()).map_err(io)?;
             w.write_all(&d.content.to_le_bytes()).map_err(io)?;
             for s in [&d.id, &d.domain] {
                 w.write_all(&(s.len() as u32).to_le_bytes()).map_err(io)?;
@@ -165,6 +169,8 @@ impl Signatures {
             let tokens = u32::from_le_bytes(b4);
             r.read_exact(&mut b4).map_err(trunc)?;
             let chars = u32::from_le_bytes(b4);
+            r.read_exact(&mut b4).map_err(trunc)?;
+            let bins = u32::from_le_bytes(b4);
             r.read_exact(&mut b8).map_err(trunc)?;
             let content = u64::from_le_bytes(b8);
             let mut strs = [String::new(), String::new()];
@@ -182,6 +188,7 @@ impl Signatures {
                 tokens,
                 chars,
                 content,
+                bins,
             });
         }
         let mut raw = vec![0u8; header.docs * header.perms * 4];
@@ -246,6 +253,7 @@ mod tests {
                     tokens: 3,
                     chars: 9,
                     content: 7,
+                    bins: 4,
                 },
                 DocMeta {
                     key: 5,
@@ -254,6 +262,7 @@ mod tests {
                     tokens: 0,
                     chars: 0,
                     content: 8,
+                    bins: 1,
                 },
             ],
             values: vec![1, 2, 3, 4, 5, 6, 7, u32::MAX],

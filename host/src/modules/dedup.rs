@@ -6,7 +6,6 @@ use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::options::Options;
 use crate::state::Host;
 use rhai::{Array, Dynamic, Map};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use yunmin_core::dedup::eval::{EvalConfig, EvalSet};
@@ -14,7 +13,7 @@ use yunmin_core::dedup::lsh::{self, LshIndex};
 use yunmin_core::dedup::params::BandRows;
 use yunmin_core::dedup::pipeline::{self, Found, Timings};
 use yunmin_core::dedup::scheme::{Hashing, Scheme};
-use yunmin_core::dedup::shingle::{self, Shingles};
+use yunmin_core::dedup::shingle;
 use yunmin_core::dedup::signatures::Signatures;
 use yunmin_core::dedup::{DedupConfig, DedupSummary, Phase, Shard};
 use yunmin_core::ingest::Dataset;
@@ -230,22 +229,7 @@ fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> 
     cfg.rows = Some(ix.bands.rows);
     let s = &ix.sigs;
     let files = s.dataset.shards().rhai()?;
-    let need_map = |need: &[usize]| -> yunmin_core::Result<HashMap<usize, Shingles>> {
-        // Re-read the documents of the needed keys.
-        let keys: std::collections::HashSet<u64> =
-            need.iter().map(|&i| s.sigs.docs[i].key).collect();
-        let pos: HashMap<u64, usize> = need.iter().map(|&i| (s.sigs.docs[i].key, i)).collect();
-        let mut out = HashMap::new();
-        for (j, p) in files.iter().enumerate() {
-            pipeline::read_shard_file(p, j, None, |k, d| {
-                if keys.contains(&k) {
-                    out.insert(pos[&k], s.scheme.shingle(&d.text).shingles);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(out)
-    };
+    let need_map = |need: &[usize]| pipeline::fetch_shingles(&files, &s.sigs, &s.scheme, need);
     let mut index = ix
         .index
         .lock()
@@ -381,7 +365,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3\" (or \"jamo3+word5\", \"word5\" …),\n\
          combine \"union\" | \"mean\", hashing \"oph\" (one-permutation hashing) | \"minhash\",\n\
          jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
-         \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"estimate\", seed (the run's), kept,\n\
+         \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"exact_all\" | \"estimate\", seed (the run's), kept,\n\
          shard_docs 100000, batch 10000, keep_index false.",
         move |ds: Dataset, opts: Map| run_dedup(&h, &DatasetHandle(Arc::new(ds)), opts),
     );
@@ -470,7 +454,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "candidates",
         &["index", "opts"],
         "Verified candidate pairs from the index's buckets (and the clusters they form).\n\
-         Options: threshold, verify (\"exact\" | \"estimate\"), keep (for `clusters`).",
+         Options: threshold, verify (\"exact\" | \"exact_all\" | \"estimate\"), keep (for `clusters`).",
         |ix: IndexHandle, opts: Map| find_candidates(&ix, opts),
     );
     api.func(
@@ -578,7 +562,7 @@ pub struct DedupArgs {
     /// Which cluster member is kept: most_tokens, longest, first, smallest_id.
     #[arg(long, default_value = "most_tokens")]
     pub keep: String,
-    /// Verification of candidate pairs: exact (shingle sets) or estimate (signatures).
+    /// Verification of candidate pairs: exact (exact Jaccard wherever the estimate is uncertain), exact_all (every pair) or estimate (signatures only).
     #[arg(long, default_value = "exact")]
     pub verify: String,
     /// Seed of the permutations.
@@ -706,12 +690,14 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
         ),
         _ => {
             println!(
-                "dedup: {} documents, {} kept, {} removed in {} clusters ({} pairs checked, {} verified; bands {}×{}; index {})",
+                "dedup: {} documents, {} kept, {} removed in {} clusters ({} pairs checked, {} by exact Jaccard over {} re-read documents, {} verified; bands {}×{}; index {})",
                 s.docs,
                 s.kept,
                 s.removed,
                 s.clusters,
                 s.checked,
+                s.exact_checked,
+                s.fetched,
                 s.candidates,
                 s.bands,
                 s.rows,
