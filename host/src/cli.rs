@@ -132,6 +132,8 @@ pub enum Command {
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
     /// `yunmin dedup bench` to compare with datasketch.
     Dedup(Box<crate::modules::dedup::DedupCli>),
+    /// Side-by-side benchmarks: `yunmin bench dedup` (vs datasketch and rensa).
+    Bench(crate::modules::dedup::BenchCli),
     /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
     Metrics(Box<crate::modules::eval::MetricsArgs>),
     /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).

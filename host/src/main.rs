@@ -83,6 +83,9 @@ fn main() -> ExitCode {
         } => script::rerun(&run, &out, verify, &guard, &log_file),
         Command::Api { write, check } => api_command(write, check),
         Command::Dedup(a) => modules::dedup::run_cli(*a),
+        Command::Bench(b) => match b.what {
+            modules::dedup::BenchWhat::Dedup(a) => modules::dedup::run_bench_dedup(a),
+        },
         Command::Metrics(args) => modules::eval::run_cli(*args),
         Command::Ingest(args) => modules::ingest::run_cli(args),
         Command::Diff(a) => modules::merge::run_diff(a),

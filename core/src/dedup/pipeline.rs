@@ -500,6 +500,9 @@ pub fn insert_all(
     Ok(())
 }
 
+/// Uncertain pairs verified together before union-find is consulted again.
+const EXACT_ROUND: usize = 16_384;
+
 /// Finds clusters among signed documents whose buckets are in `index` (inserted first when
 /// `insert`). `shingles_of` returns the shingle sets of the given document indices (exact
 /// verification only).
@@ -567,6 +570,10 @@ pub fn find(
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
     drop(buckets);
     drop(probes);
+    if insert {
+        // This call filled the index, so nothing queries it again: free it before verifying.
+        index.release();
+    }
     tracing::debug!(
         "{} candidate pairs; peak {} MB",
         pairs.len(),
@@ -618,19 +625,18 @@ pub fn find(
         Verify::Exact => {
             // Far from the threshold the estimate decides; accepted pairs join first, so the
             // uncertain pairs whose documents are already joined need no exact check.
-            let band = Band::new(cfg.threshold, scheme.perms());
-            let full_bins = scheme.perms() as u32;
             let union = scheme.combine() == super::scheme::Combine::Union;
+            let (t, p) = (cfg.threshold, scheme.perms());
             let decided: Vec<(Decision, f64)> = pairs
                 .par_iter()
                 .map(|&(a, b)| {
                     let e = scheme.estimate(sigs.sig(a), sigs.sig(b));
-                    let full =
-                        union && sigs.docs[a].bins >= full_bins && sigs.docs[b].bins >= full_bins;
-                    (verify::decide(e, full, band), e)
+                    let band = Band::for_pair(t, p, sigs.docs[a].bins, sigs.docs[b].bins)
+                        .filter(|_| union);
+                    (verify::decide(e, band), e)
                 })
                 .collect();
-            let mut uncertain = Vec::new();
+            let mut uncertain: Vec<(usize, usize, f64)> = Vec::new();
             for (&(a, b), &(d, e)) in pairs.iter().zip(&decided) {
                 match d {
                     Decision::Accept => {
@@ -642,22 +648,46 @@ pub fn find(
                             exact: None,
                         });
                     }
-                    Decision::Exact => uncertain.push((a, b)),
+                    Decision::Exact => uncertain.push((a, b, e)),
                     Decision::Reject => {}
                 }
             }
             drop(decided);
-            uncertain.retain(|&(a, b)| uf.find(a) != uf.find(b));
-            let store = fetch(&uncertain)?;
+            uncertain.retain(|&(a, b, _)| uf.find(a) != uf.find(b));
+            let store = fetch(
+                &uncertain
+                    .iter()
+                    .map(|&(a, b, _)| (a, b))
+                    .collect::<Vec<_>>(),
+            )?;
             tracing::debug!(
-                "exact verification: {} pairs, {} documents, {} MB of shingles; peak {} MB",
+                "exact verification: up to {} pairs, {} documents, {} MB of shingles; peak {} MB",
                 uncertain.len(),
                 store.len(),
                 store.bytes() >> 20,
                 super::bench::peak_rss_bytes().unwrap_or(0) >> 20
             );
-            let v = verify::verify(&uncertain, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
-            (v, uncertain.len(), store.len())
+            // Likeliest duplicates first, in rounds: a pair whose documents an earlier round
+            // joined is skipped (it cannot change a cluster).
+            uncertain.sort_by(|x, y| y.2.total_cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+            let (mut verified, mut checked) = (Vec::new(), 0);
+            let mut round = Vec::new();
+            for chunk in uncertain.chunks(EXACT_ROUND) {
+                round.clear();
+                round.extend(
+                    chunk
+                        .iter()
+                        .filter(|&&(a, b, _)| uf.find(a) != uf.find(b))
+                        .map(|&(a, b, _)| (a, b)),
+                );
+                checked += round.len();
+                let v = verify::verify(&round, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
+                for c in &v {
+                    uf.union(c.a, c.b);
+                }
+                verified.extend(v);
+            }
+            (verified, checked, store.len())
         }
     };
     timings.verify_s += t.elapsed().as_secs_f64();

@@ -57,6 +57,9 @@ impl std::str::FromStr for Verify {
     }
 }
 
+/// Densified signatures with fewer real values than this are always verified exactly.
+pub const MIN_BINS: usize = 32;
+
 /// Width of the uncertain band in binomial standard deviations at the threshold.
 pub const BAND_Z: f64 = 4.0;
 
@@ -71,6 +74,22 @@ pub struct Band {
 }
 
 impl Band {
+    /// The band for a pair of documents whose signatures of `perms` positions have `bins_a`
+    /// and `bins_b` positions filled by their own shingles. Full signatures use `k = perms`;
+    /// a densified signature copies its few real values into the empty bins, so its estimate
+    /// varies more: it counts as `min(bins)/2` independent positions, and below
+    /// [`MIN_BINS`] real values the pair is always checked exactly.
+    pub fn for_pair(threshold: f64, perms: usize, bins_a: u32, bins_b: u32) -> Option<Self> {
+        let m = bins_a.min(bins_b) as usize;
+        if m >= perms {
+            Some(Band::new(threshold, perms))
+        } else if m >= MIN_BINS {
+            Some(Band::new(threshold, m / 2))
+        } else {
+            None
+        }
+    }
+
     /// The band for `threshold` with `k` signature positions.
     pub fn new(threshold: f64, k: usize) -> Self {
         let k = k.max(1) as f64;
@@ -93,13 +112,13 @@ pub enum Decision {
     Exact,
 }
 
-/// Decides a pair on its estimate when `band` allows. `full` says whether both documents'
-/// signatures hold only their own shingles (no densified bins) and use one signature for the
-/// whole similarity (not `combine: "mean"`).
-pub fn decide(estimate: f64, full: bool, band: Band) -> Decision {
-    if !full {
-        Decision::Exact
-    } else if estimate >= band.hi {
+/// Decides a pair on its estimate when `band` allows; `None` (a `combine: "mean"` signature, or
+/// documents too short for a usable estimate) always needs exact Jaccard.
+pub fn decide(estimate: f64, band: Option<Band>) -> Decision {
+    let Some(band) = band else {
+        return Decision::Exact;
+    };
+    if estimate >= band.hi {
         Decision::Accept
     } else if estimate < band.lo {
         Decision::Reject
@@ -334,13 +353,18 @@ mod tests {
             (b.hi - 0.9414).abs() < 1e-3 && (b.lo - 0.6586).abs() < 1e-3,
             "{b:?}"
         );
-        assert_eq!(decide(0.95, true, b), Decision::Accept);
-        assert_eq!(decide(0.6, true, b), Decision::Reject);
-        assert_eq!(decide(0.8, true, b), Decision::Exact);
-        assert_eq!(decide(0.93, true, b), Decision::Exact);
-        // Densified signatures (short documents) are always checked exactly.
-        assert_eq!(decide(1.0, false, b), Decision::Exact);
-        assert_eq!(decide(0.0, false, b), Decision::Exact);
+        assert_eq!(Band::for_pair(0.8, 128, 128, 200), Some(b));
+        assert_eq!(decide(0.95, Some(b),), Decision::Accept);
+        assert_eq!(decide(0.6, Some(b)), Decision::Reject);
+        assert_eq!(decide(0.8, Some(b)), Decision::Exact);
+        assert_eq!(decide(0.93, Some(b)), Decision::Exact);
+        // Densified signatures (short documents) get a wider band, the shortest none.
+        let short = Band::for_pair(0.8, 128, 128, 60).unwrap();
+        assert!(short.lo < b.lo - 0.1 && short.hi > 1.0, "{short:?}");
+        assert_eq!(decide(0.5, Some(short)), Decision::Reject);
+        assert_eq!(decide(1.0, Some(short)), Decision::Exact);
+        assert_eq!(Band::for_pair(0.8, 128, 20, 128), None);
+        assert_eq!(decide(0.0, None), Decision::Exact);
     }
 
     #[test]

@@ -924,3 +924,278 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `yunmin bench …`: side-by-side benchmarks.
+#[derive(Debug, clap::Args)]
+pub struct BenchCli {
+    /// What to benchmark.
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// Benchmarks of `yunmin bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// Dedup vs datasketch and rensa on short, long and mixed documents (one thread, with and
+    /// without process start), and the whole corpora on all threads (wall time, peak memory).
+    Dedup(BenchDedupArgs),
+}
+
+/// Arguments of `yunmin bench dedup`.
+#[derive(Debug, clap::Args)]
+pub struct BenchDedupArgs {
+    /// Directory of *.jsonl.zst corpora.
+    #[arg(long, default_value = "../shared/data/corpora")]
+    pub corpora: PathBuf,
+    /// Documents per mix (short, long, corpora).
+    #[arg(long, default_value_t = 3_000)]
+    pub docs: usize,
+    /// Short documents have fewer characters than this.
+    #[arg(long, default_value_t = 200)]
+    pub short_max: usize,
+    /// Long documents have at least this many characters.
+    #[arg(long, default_value_t = 2_000)]
+    pub long_min: usize,
+    /// Peers to run: datasketch, rensa (comma-separated; empty for none).
+    #[arg(long, default_value = "datasketch,rensa")]
+    pub peers: String,
+    /// Python with datasketch and rensa (default: $YUNMIN_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// CSV to write.
+    #[arg(long, default_value = "bench/dedup.csv")]
+    pub csv: PathBuf,
+    /// Also deduplicate the whole corpora with `yunmin dedup` on all threads.
+    #[arg(long)]
+    pub full: bool,
+    /// Work directory (mix datasets, the whole-corpora dataset and its outputs).
+    #[arg(long, default_value = "runs/bench_dedup")]
+    pub work: PathBuf,
+}
+
+/// One measurement of `yunmin bench dedup`.
+struct MixRow {
+    mix: String,
+    tool: String,
+    docs: usize,
+    bytes: usize,
+    threads: usize,
+    in_process_s: f64,
+    with_start_s: f64,
+    removed: usize,
+    peak_mib: f64,
+}
+
+/// Runs `cmd`, returning its stdout and wall seconds (process start included).
+fn timed(cmd: &mut std::process::Command) -> anyhow::Result<(String, f64)> {
+    let t = std::time::Instant::now();
+    let o = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {cmd:?}: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !o.status.success() {
+        anyhow::bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok((String::from_utf8_lossy(&o.stdout).into_owned(), secs))
+}
+
+/// Removed count and peak memory from `yunmin dedup`'s summary lines.
+fn parse_dedup_stdout(out: &str) -> anyhow::Result<(usize, f64)> {
+    let first = out
+        .lines()
+        .find(|l| l.starts_with("dedup: "))
+        .ok_or_else(|| anyhow::anyhow!("no summary line in `yunmin dedup` output: {out}"))?;
+    let removed = first
+        .split(" removed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no removed count in {first}"))?;
+    let peak = out
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no peak memory in `yunmin dedup` output: {out}"))?;
+    Ok((removed, peak))
+}
+
+/// `yunmin bench dedup`.
+pub fn run_bench_dedup(b: BenchDedupArgs) -> anyhow::Result<()> {
+    use yunmin_core::ingest::Document;
+    let exe = std::env::current_exe()?;
+    let peers: Vec<&str> = b.peers.split(',').filter(|p| !p.is_empty()).collect();
+    for p in &peers {
+        if !["datasketch", "rensa"].contains(p) {
+            anyhow::bail!("--peers: unknown peer `{p}` (expected datasketch, rensa)");
+        }
+    }
+    let py = if peers.is_empty() {
+        None
+    } else {
+        Some(python(&b.python)?)
+    };
+    let all = sample_corpora(&b.corpora, None)?;
+    let pick = |f: &dyn Fn(&Document) -> bool| -> Vec<Document> {
+        let v: Vec<&Document> = all.iter().filter(|d| f(d)).collect();
+        let n = b.docs.min(v.len());
+        let stride = v.len() as f64 / n.max(1) as f64;
+        (0..n)
+            .map(|i| v[(i as f64 * stride) as usize].clone())
+            .collect()
+    };
+    let mixes: Vec<(&str, Vec<Document>)> = vec![
+        ("short", pick(&|d| d.text.chars().count() < b.short_max)),
+        ("long", pick(&|d| d.text.chars().count() >= b.long_min)),
+        ("corpora", pick(&|_| true)),
+    ];
+    std::fs::create_dir_all(&b.work)?;
+    let script = crate_root().join("scripts/bench/dedup_peers.py");
+    let mut rows: Vec<MixRow> = Vec::new();
+    for (mix, docs) in &mixes {
+        let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
+        let dir = b.work.join(format!("mix_{mix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let jsonl = dir.join("docs.jsonl");
+        std::fs::create_dir_all(&dir)?;
+        write_jsonl(&jsonl, docs)?;
+        let mut w = yunmin_core::ingest::DatasetWriter::create(&dir.join("input"), 1_000_000)?;
+        for d in docs {
+            w.write(d)?;
+        }
+        w.finish()?;
+        let row =
+            |tool: &str, threads: usize, inp: f64, start: f64, removed: usize, peak: f64| MixRow {
+                mix: mix.to_string(),
+                tool: tool.into(),
+                docs: docs.len(),
+                bytes,
+                threads,
+                in_process_s: inp,
+                with_start_s: start,
+                removed,
+                peak_mib: peak,
+            };
+        // yunmin in process, one thread: signing alone, and the whole dedup.
+        let cfg = DedupConfig::default();
+        let r = yunmin_core::dedup::bench::bench(docs, &cfg, 1, None)?;
+        let sign = r.iter().find(|x| x.task == "shingles+signatures");
+        let whole = r.iter().find(|x| x.task == "dedup");
+        if let (Some(s), Some(wh)) = (sign, whole) {
+            rows.push(row("yunmin-sign", 1, s.seconds, f64::NAN, 0, f64::NAN));
+            // yunmin as a process, one thread: reading, dedup and writing every output.
+            let out = dir.join("run");
+            let _ = std::fs::remove_dir_all(&out);
+            let (stdout, secs) = timed(
+                std::process::Command::new(&exe)
+                    .args(["dedup", "--threads", "1", "--input"])
+                    .arg(dir.join("input"))
+                    .arg("--out")
+                    .arg(&out),
+            )?;
+            let (removed, peak) = parse_dedup_stdout(&stdout)?;
+            rows.push(row("yunmin", 1, wh.seconds, secs, removed, peak));
+        }
+        for p in &peers {
+            let (stdout, secs) = timed(
+                std::process::Command::new(py.as_ref().expect("python"))
+                    .arg(&script)
+                    .args(["--tool", p, "--input"])
+                    .arg(&jsonl),
+            )?;
+            let v: serde_json::Value = serde_json::from_str(
+                stdout
+                    .lines()
+                    .last()
+                    .ok_or_else(|| anyhow::anyhow!("{p}: no output"))?,
+            )?;
+            rows.push(row(
+                p,
+                1,
+                v["seconds"].as_f64().unwrap_or(f64::NAN),
+                secs,
+                v["removed"].as_u64().unwrap_or(0) as usize,
+                f64::NAN,
+            ));
+        }
+    }
+    if b.full {
+        let input = b.work.join("corpora_input");
+        let ds = match Dataset::open(&input) {
+            Ok(ds) if ds.count().ok() == Some(all.len() as u64) => ds,
+            _ => {
+                let _ = std::fs::remove_dir_all(&input);
+                let mut w = yunmin_core::ingest::DatasetWriter::create(&input, 50_000)?;
+                for d in &all {
+                    w.write(d)?;
+                }
+                w.finish()?
+            }
+        };
+        drop(ds);
+        let bytes: usize = all.iter().map(|d| d.text.len()).sum();
+        let n = all.len();
+        drop(all);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let out = b.work.join("corpora_run");
+        let _ = std::fs::remove_dir_all(&out);
+        let (stdout, secs) = timed(
+            std::process::Command::new(&exe)
+                .args(["dedup", "--input"])
+                .arg(&input)
+                .arg("--out")
+                .arg(&out),
+        )?;
+        let (removed, peak) = parse_dedup_stdout(&stdout)?;
+        print!("{stdout}");
+        rows.push(MixRow {
+            mix: "all_corpora".into(),
+            tool: "yunmin".into(),
+            docs: n,
+            bytes,
+            threads,
+            in_process_s: f64::NAN,
+            with_start_s: secs,
+            removed,
+            peak_mib: peak,
+        });
+    }
+    let mut csv = String::from(
+        "mix,tool,docs,mb,threads,seconds,seconds_with_start,mb_per_s,removed,peak_mib,\
+         x_datasketch,x_rensa,x_datasketch_with_start,x_rensa_with_start\n",
+    );
+    for r in &rows {
+        let peer = |t: &str, f: fn(&MixRow) -> f64| {
+            rows.iter()
+                .find(|p| p.tool == t && p.mix == r.mix)
+                .map(|p| f(p) / f(r))
+                .unwrap_or(f64::NAN)
+        };
+        let mb = r.bytes as f64 / 1e6;
+        let line = format!(
+            "{},{},{},{:.2},{},{:.3},{:.3},{:.1},{},{:.0},{:.1},{:.1},{:.1},{:.1}",
+            r.mix,
+            r.tool,
+            r.docs,
+            mb,
+            r.threads,
+            r.in_process_s,
+            r.with_start_s,
+            mb / r.in_process_s,
+            r.removed,
+            r.peak_mib,
+            peer("datasketch", |p| p.in_process_s),
+            peer("rensa", |p| p.in_process_s),
+            peer("datasketch", |p| p.with_start_s),
+            peer("rensa", |p| p.with_start_s),
+        );
+        println!("{line}");
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    yunmin_core::run::write_atomic(&b.csv, csv.as_bytes())?;
+    println!("wrote {}", b.csv.display());
+    Ok(())
+}

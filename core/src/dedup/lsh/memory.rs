@@ -51,6 +51,12 @@ impl LshIndex for MemoryIndex {
         "memory".into()
     }
 
+    fn release(&mut self) {
+        let n = self.bands.len();
+        self.bands = vec![Vec::new(); n];
+        self.sorted = true;
+    }
+
     fn insert(&mut self, keys: &[u64], bands: &[u64]) -> Result<()> {
         let b = self.bands.len();
         assert_eq!(bands.len(), keys.len() * b, "band hashes per document");

@@ -33,6 +33,10 @@ pub trait LshIndex: Send {
 
     /// Removes everything this index stored.
     fn clear(&mut self) -> Result<()>;
+
+    /// Frees this process's memory held for the index once it will not be queried again
+    /// (the memory index empties itself; a server-side index keeps its keys).
+    fn release(&mut self) {}
 }
 
 /// Band hashes of one signature: xxh3 of each band's rows (seeded by the band number).
