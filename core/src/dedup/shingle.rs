@@ -349,12 +349,24 @@ fn is_compat_jamo(c: char) -> bool {
     ('\u{3131}'..='\u{318E}').contains(&c)
 }
 
+/// NFKC of a single non-ASCII character when it is all ASCII (`…` → `...`, `①` → `1`,
+/// `Ａ` → `A`), for characters whose NFKC differs from themselves.
+fn nfkc_ascii(c: char) -> Option<String> {
+    if unicode_normalization::is_nfkc_quick(std::iter::once(c))
+        == unicode_normalization::IsNormalized::Yes
+    {
+        return None;
+    }
+    let m: String = std::iter::once(c).nfkc().collect();
+    m.is_ascii().then_some(m)
+}
+
 /// [`is_nfkc`] for [`jamo_walk`]: the characters the walk maps itself (compatibility jamo,
-/// `‥`, `…`) also end the runs that the quick check sees. A character that could compose with
+/// characters whose NFKC is ASCII) also end the runs that the quick check sees. A character that could compose with
 /// one of them has quick-check "Maybe", so the runs' verdict stays exact.
 fn is_nfkc_walk(text: &str) -> bool {
     text.split(|c: char| {
-        c.is_ascii() || is_syllable(c) || is_compat_jamo(c) || c == '\u{2025}' || c == '\u{2026}'
+        c.is_ascii() || is_syllable(c) || is_compat_jamo(c) || nfkc_ascii(c).is_some()
     })
     .filter(|run| !run.is_empty())
     .all(|run| {
@@ -417,9 +429,18 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                 in_word = true;
                 w.push(m, &mut f);
             }
-        } else if c == '\u{2025}' || c == '\u{2026}' {
-            // `‥` and `…`: NFKC gives ASCII full stops, separators.
-            in_word = false;
+        } else if let Some(ascii) = nfkc_ascii(c) {
+            // `…`, `①`, `㎡`, full-width forms: NFKC gives ASCII, which never composes with
+            // the character before it.
+            for a in ascii.chars() {
+                if a.is_ascii_alphanumeric() {
+                    tokens += u32::from(!in_word);
+                    in_word = true;
+                    w.push(a.to_ascii_lowercase(), &mut f);
+                } else {
+                    in_word = false;
+                }
+            }
         } else {
             if !*nfkc.get_or_insert_with(|| is_nfkc_walk(text)) {
                 return None;
@@ -648,7 +669,7 @@ mod tests {
         // into syllables, combining marks, conjoining jamo, full-width forms).
         use rand::{Rng, SeedableRng};
         let pool: Vec<char> =
-            "aZ9 .,가각힣ㄱㄳㅏㅋㅠㆍ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}ﬁ½①㈜Ａ漢…‥·“é"
+            "aZ9 .,가각힣ㄱㄳㅏㅋㅠㆍ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}\u{338}ﬁ½①㈜㎡Ａａ漢…‥·“é=<"
                 .chars()
                 .collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
