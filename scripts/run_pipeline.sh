@@ -60,7 +60,7 @@ fi
 [ -n "$input" ] && sets+=(--set "input=$input")
 [ -n "$index" ] && sets+=(--set "index=$index")
 [ -n "$endpoint" ] && sets+=(--set "endpoint=$endpoint")
-((publish)) && sets+=(--set "publish=$repo")
+((publish)) && sets+=(--set "publish=$repo" --allow-write "$repo/results" --allow-write "$repo/docs")
 if [ -n "$base" ]; then
     [[ "$base" = /* ]] || base="$caller/$base"
     for f in config.json tokenizer.json; do

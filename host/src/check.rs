@@ -99,14 +99,21 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// The closest of `names` to `name`, when close enough to be a typo.
 pub fn did_you_mean<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    // An extension or truncation of a known name (`max_line` → `max_line_bytes`) counts as
+    // close whatever the length difference.
+    let limit = (name.chars().count() / 3).max(2);
     let best = names
         .into_iter()
         .filter(|n| !n.contains('$'))
-        .map(|n| (distance(name, n), n))
+        .filter_map(|n| {
+            let d = distance(name, n);
+            let extends = n.len() > 3 && name.len() > 3 && n.starts_with(name);
+            (d <= limit || extends).then_some((d, n))
+        })
         .min();
     match best {
-        Some((d, n)) if d <= (name.chars().count() / 3).max(2) => format!(" (did you mean `{n}`?)"),
-        _ => String::new(),
+        Some((_, n)) => format!(" (did you mean `{n}`?)"),
+        None => String::new(),
     }
 }
 
@@ -314,8 +321,9 @@ pub fn check(ast: &AST, known: &Known, overrides: &[String]) -> Vec<Problem> {
                             line: 0,
                             col: 0,
                             message: format!(
-                                "--set {k}: the script has no parameter `{k}`{}",
-                                did_you_mean(k, keys.iter().map(String::as_str))
+                                "--set {k}: the script has no parameter `{k}`{} (parameters: {})",
+                                did_you_mean(k, keys.iter().map(String::as_str)),
+                                keys.iter().cloned().collect::<Vec<_>>().join(", ")
                             ),
                         });
                     }

@@ -48,6 +48,10 @@ pub struct GuardArgs {
     /// Do not run `check` before the script.
     #[arg(long)]
     pub no_check: bool,
+    /// Make the script's `fail_point(NAME)` fail on purpose, to check error reporting and
+    /// resuming (not part of any stage key, so the rerun without it resumes).
+    #[arg(long, value_name = "NAME")]
+    pub fail_at: Option<String>,
     /// Most script operations (0: unlimited).
     #[arg(long, default_value_t = 10_000_000_000)]
     pub max_operations: u64,

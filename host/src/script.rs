@@ -81,14 +81,14 @@ fn apply_limits(engine: &mut Engine, g: &GuardArgs) {
 }
 
 /// A script error with the limit it breached named by its command-line flag.
-fn explain(e: &EvalAltResult, g: &GuardArgs) -> String {
+fn explain(e: Box<EvalAltResult>, g: &GuardArgs) -> String {
     let pos = e.position();
     let at = format!(
         "{}:{}",
         pos.line().unwrap_or(0),
         pos.position().unwrap_or(0)
     );
-    match e {
+    match e.unwrap_inner() {
         EvalAltResult::ErrorTooManyOperations(_) => format!(
             "{at}: the script exceeded --max-operations {} (raise it for longer pipelines)",
             g.max_operations
@@ -110,11 +110,7 @@ fn explain(e: &EvalAltResult, g: &GuardArgs) -> String {
             format!("{at}: {what} exceeds {flag}")
         }
         EvalAltResult::ErrorTerminated(v, _) => format!("{at}: stopped: {v}"),
-        other => {
-            let mut e = other.clone();
-            e.take_position();
-            format!("{at}: {e}")
-        }
+        _ => format!("{at}: {e}"),
     }
 }
 
@@ -173,6 +169,7 @@ fn run_source(
     tracing::info!("run root {}", ctx.root().display());
 
     let host = Host::new(ctx.clone(), overrides);
+    host.set_fail_at(guard.fail_at.clone());
     let (mut engine, _) = engine::build(&host);
     apply_limits(&mut engine, guard);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -180,7 +177,7 @@ fn run_source(
         host.set_script(&ast);
         engine
             .run_ast(&ast)
-            .map_err(|e| anyhow!("{name}:{}", explain(&e, guard)))?;
+            .map_err(|e| anyhow!("{name}:{}", explain(e, guard)))?;
         if !host.overrides.is_empty() && !host.params_called() {
             return Err(anyhow!(
                 "--set was given but the script never calls params(#{{…}})"
@@ -279,6 +276,13 @@ pub fn rerun(
     log_file: &RunLogFile,
 ) -> Result<()> {
     let m = read_manifest(run)?;
+    if verify && (m.status != "ok" || m.files.is_empty()) {
+        bail!(
+            "{}: not a finished run (status {}); there is nothing to compare a rerun with",
+            run.display(),
+            m.status
+        );
+    }
     let copy = run.join(m.script_copy.as_deref().unwrap_or("script.rhai"));
     let src =
         std::fs::read_to_string(&copy).with_context(|| format!("reading {}", copy.display()))?;

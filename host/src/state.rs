@@ -15,6 +15,7 @@ pub struct Host {
     pub overrides: BTreeMap<String, String>,
     params_called: AtomicBool,
     code: RwLock<crate::stage_key::ScriptCode>,
+    fail_at: RwLock<Option<String>>,
 }
 
 impl Host {
@@ -25,7 +26,22 @@ impl Host {
             overrides,
             params_called: AtomicBool::new(false),
             code: RwLock::new(Default::default()),
+            fail_at: RwLock::new(None),
         })
+    }
+
+    /// Names the `fail_point` that fails on purpose (`yunmin run --fail-at NAME`).
+    pub fn set_fail_at(&self, name: Option<String>) {
+        *self.fail_at.write().unwrap_or_else(|p| p.into_inner()) = name;
+    }
+
+    /// Whether `fail_point(name)` must fail.
+    pub fn fails_at(&self, name: &str) -> bool {
+        self.fail_at
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(name)
     }
 
     /// Records the compiled script, whose functions stage keys are computed from.

@@ -14,6 +14,8 @@ mod ingest_parquet;
 mod merge;
 #[path = "e2e/report.rs"]
 mod report;
+#[path = "e2e/reproduce.rs"]
+mod reproduce;
 
 #[path = "e2e/columnar.rs"]
 mod columnar;

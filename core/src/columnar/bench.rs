@@ -309,17 +309,24 @@ fn convert_as_process(
     out: &Path,
     c: &ConvertConfig,
 ) -> Result<(ConversionReport, f64, f64)> {
-    run_process(
+    let o = run_process(
         Command::new(exe)
-            .args(["parquet", "convert", "--quiet", "--no-tokens", "--dataset"])
+            .args(["parquet", "convert", "--quiet", "--no-tokens", "--stats-json", "--dataset"])
             .arg(input.dir())
             .arg("--out")
             .arg(out)
             .args(c.cli_args()),
         "yunmin",
     )?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .map_err(|e| ColumnarError::Peer {
+            peer: "yunmin".into(),
+            msg: format!("unreadable --stats-json output {text:?}: {e}"),
+        })?;
     let rep = ParquetSet::open(out)?.report().clone();
-    let (secs, rss) = (rep.seconds, rep.peak_rss_mb.unwrap_or(0.0));
+    let secs = stats["seconds"].as_f64().unwrap_or(0.0);
+    let rss = stats["peak_rss_mb"].as_f64().unwrap_or(0.0);
     Ok((rep, secs, rss))
 }
 

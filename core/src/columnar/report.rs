@@ -67,9 +67,13 @@ pub struct ConversionReport {
     pub input_bytes: u64,
     /// Parquet bytes written.
     pub output_bytes: u64,
-    /// Wall time of the conversion.
+    /// Wall time of the conversion (logged and printed, not written to the report file, so
+    /// that a rerun's report is byte-identical).
+    #[serde(skip)]
     pub seconds: f64,
-    /// Peak resident memory of the process at the end of the conversion (MiB), when known.
+    /// Peak resident memory of the process at the end of the conversion (MiB), when known
+    /// (not written to the report file either).
+    #[serde(skip)]
     pub peak_rss_mb: Option<f64>,
 }
 

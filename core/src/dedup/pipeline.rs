@@ -298,20 +298,15 @@ pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> 
         .collect())
 }
 
+/// Fingerprint of a shard's input files: their positions, names and contents (not times, so
+/// a rerun elsewhere writes byte-identical signature files).
 fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
     let mut s = String::new();
     for (j, p) in files {
-        let m = std::fs::metadata(p).map_err(|e| Error::io("stat", p, e))?;
-        let mtime = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         s.push_str(&format!(
-            "{j}:{}:{}:{mtime};",
+            "{j}:{}:{};",
             p.file_name().unwrap_or_default().to_string_lossy(),
-            m.len()
+            crate::run::hash_path(p)?
         ));
     }
     Ok(hash_str(&s))

@@ -354,10 +354,10 @@ mod tests {
     fn floats_round_trip_exactly() {
         let d = tempfile::tempdir().unwrap();
         let c = StageCache::new(d.path(), false);
-        let xs = [
+        let xs: [f64; 5] = [
             0.1 + 0.2,
             1.0 / 3.0,
-            2.718281828459045,
+            2.000000000000001,
             1e-300,
             123456.789e10,
         ];

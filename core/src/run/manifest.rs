@@ -95,14 +95,16 @@ pub struct Manifest {
 }
 
 /// Names in a run root that legitimately differ between two runs of the same script (times,
-/// durations, hosts) or are the run's own record; [`run_files`] leaves them out. Hidden
-/// entries (the stage cache, temporaries) are left out too.
+/// durations, speeds, hosts) or are the run's own record; [`run_files`] leaves them out:
+/// the manifest, the logs (`logs/` holds the training logs with their tokens/s) and the
+/// script copy. Hidden entries (the stage cache, temporaries) are left out too.
 pub const RUN_RECORDS: &[&str] = &[
     "manifest.json",
     "pipeline_run.log",
     "pipeline_errors.log",
     "yunmin.log",
     "script.rhai",
+    "logs",
 ];
 
 /// Every file of a run root except [`RUN_RECORDS`] and hidden entries, with its content hash.
@@ -110,7 +112,12 @@ pub fn run_files(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for f in super::cache::files_under(root)? {
         let rel = f.strip_prefix(root).unwrap_or(&f);
-        if rel.components().count() == 1 && RUN_RECORDS.contains(&rel.to_string_lossy().as_ref()) {
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if RUN_RECORDS.contains(&first.as_str()) {
             continue;
         }
         out.insert(rel.to_string_lossy().into_owned(), super::hash_path(&f)?);

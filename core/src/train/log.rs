@@ -64,8 +64,9 @@ impl TrainLog {
     }
 }
 
-/// Header of `summary.csv`.
-pub const SUMMARY_HEADER: &str = "domain,phase,steps,tokens,final_train_loss,heldout_loss,heldout_ppl,base_heldout_loss,base_heldout_ppl,wall_s,tokens_per_s,output";
+/// Header of `summary.csv`. Times and speeds are not in it (they differ between reruns of
+/// the same run); they are in `logs/train_<name>.log` and the run's manifest.
+pub const SUMMARY_HEADER: &str = "domain,phase,steps,tokens,final_train_loss,heldout_loss,heldout_ppl,base_heldout_loss,base_heldout_ppl,output";
 
 /// One `summary.csv` row.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -88,9 +89,9 @@ pub struct SummaryRow {
     pub base_heldout_loss: f64,
     /// Held-out perplexity before training.
     pub base_heldout_ppl: f64,
-    /// Wall time, seconds.
+    /// Wall time, seconds (not written to `summary.csv`).
     pub wall_s: f64,
-    /// Training tokens per second.
+    /// Training tokens per second (not written to `summary.csv`).
     pub tokens_per_s: f64,
     /// The checkpoint or adapter directory (relative to the run root).
     pub output: String,
@@ -99,7 +100,7 @@ pub struct SummaryRow {
 impl SummaryRow {
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{:.6},{:.6},{:.4},{:.6},{:.4},{:.2},{:.1},{}",
+            "{},{},{},{},{:.6},{:.6},{:.4},{:.6},{:.4},{}",
             self.domain,
             self.phase,
             self.steps,
@@ -109,8 +110,6 @@ impl SummaryRow {
             self.heldout_ppl,
             self.base_heldout_loss,
             self.base_heldout_ppl,
-            self.wall_s,
-            self.tokens_per_s,
             self.output
         )
     }

@@ -178,6 +178,22 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     );
     let h = host.clone();
     api.func(
+        "fail_point",
+        &["name"],
+        "Fails here on purpose when `yunmin run --fail-at NAME` names `name` (to check error\n\
+         reporting and resuming); does nothing otherwise. Not part of any stage key.",
+        move |name: &str| {
+            if h.fails_at(name) {
+                Err(msg_err(format!(
+                    "{name}: failing on purpose (--fail-at {name})"
+                )))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let h = host.clone();
+    api.func(
         "run_root",
         &[],
         "The run root directory (absolute).",
@@ -213,9 +229,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "read_text",
         &["path"],
-        "The contents of a UTF-8 file (inside the run root unless absolute).",
+        "The contents of a UTF-8 file: a path in the run root if it exists there, else as given\n\
+         (the run root, the paths declared in params and --allow-read directories only).",
         move |path: &str| {
-            let p = h.ctx.read_path(path).rhai()?;
+            let p = h.ctx.input_path(path).rhai()?;
             std::fs::read_to_string(&p)
                 .map_err(|e| msg_err(format!("read_text: {}: {e}", p.display())))
         },
@@ -237,7 +254,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Copies a file (both paths inside the run root unless absolute; `to` may be a directory),\n\
          atomically, creating directories; returns the destination.",
         move |from: &str, to: &str| {
-            let src = h.ctx.read_path(from).rhai()?;
+            let src = h.ctx.input_path(from).rhai()?;
             let mut dst = h.ctx.write_path(to).rhai()?;
             if dst.is_dir() {
                 dst = dst.join(src.file_name().unwrap_or_default());

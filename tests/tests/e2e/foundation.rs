@@ -171,7 +171,7 @@ fn check_reports_syntax_error_position() {
     let o = yunmin(d.path(), &["check", s.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("line 2"), "{}", text(&o));
+    assert!(err.contains("bad.rhai:2:"), "{}", text(&o));
     let good = write_script(d.path(), "good.rhai", "let a = 1;\n");
     assert!(
         yunmin(d.path(), &["check", good.to_str().unwrap()])

@@ -344,7 +344,7 @@ fn rhai_ingest_returns_a_dataset_handle_and_rejects_unknown_options() {
     assert!(
         err.contains("unknown option `max_line`")
             && err.contains("max_line_bytes")
-            && err.contains("line 1"),
+            && err.contains("typo.rhai:1:"),
         "{}",
         text(&o)
     );

@@ -62,10 +62,11 @@ fn run(cwd: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
         "--set".into(),
         format!("input={}", input.display()),
     ];
-    for s in TINY.iter().chain(extra) {
+    for s in TINY {
         args.push("--set".into());
         args.push(s.to_string());
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     yunmin(cwd, &a)
 }
@@ -130,7 +131,7 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     let root = tmp.path().join("run");
 
     // 1. A stage that fails: non-zero exit, the error chain in pipeline_errors.log.
-    let o = run(tmp.path(), &input, &["fail_at=evaluate"]);
+    let o = run(tmp.path(), &input, &["--fail-at", "evaluate"]);
     assert!(!o.status.success(), "{}", text(&o));
     let errors = std::fs::read_to_string(root.join("pipeline_errors.log")).unwrap();
     assert!(errors.contains("failing on purpose"), "{errors}");
@@ -486,7 +487,7 @@ fn pipeline_on_a_given_base_skips_pretraining_and_saves_a_loadable_merge() {
 
     // The pipeline on the given base (given relative to the working directory).
     let t = std::time::Instant::now();
-    let o = run(tmp.path(), &input, &["base=hf_base"]);
+    let o = run(tmp.path(), &input, &["--set", "base=hf_base"]);
     assert!(o.status.success(), "{}", text(&o));
     eprintln!(
         "pipeline on a given base: {:.1}s",
@@ -579,7 +580,7 @@ fn pipeline_on_a_given_base_skips_pretraining_and_saves_a_loadable_merge() {
 
     // Caching: the same base reruns nothing; another base with the same tokenizer keeps the
     // Parquet files and reruns every model stage.
-    let o = run(tmp.path(), &input, &["base=hf_base"]);
+    let o = run(tmp.path(), &input, &["--set", "base=hf_base"]);
     assert!(o.status.success(), "{}", text(&o));
     let third: Vec<_> = stage_lines(&root).split_off(stages.len());
     assert!(
@@ -594,7 +595,7 @@ fn pipeline_on_a_given_base_skips_pretraining_and_saves_a_loadable_merge() {
         "the same tokenizer"
     );
     let before = stage_lines(&root).len();
-    let o = run(tmp.path(), &input, &["base=hf_base2"]);
+    let o = run(tmp.path(), &input, &["--set", "base=hf_base2"]);
     assert!(o.status.success(), "{}", text(&o));
     let fourth: Vec<_> = stage_lines(&root).split_off(before);
     assert!(
