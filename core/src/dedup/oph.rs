@@ -52,7 +52,8 @@ impl<'a> OphSketch<'a> {
         // The high 32 bits pick the bin; the low 32 bits are the value.
         let bin = bin_of(x, k);
         let v = x as u32;
-        if !self.filled[bin] || v < self.out[bin] {
+        // `out` starts at u32::MAX, so `<=` alone keeps the minimum; `filled` marks real values.
+        if v <= self.out[bin] {
             self.out[bin] = v;
             self.filled[bin] = true;
         }

@@ -298,8 +298,6 @@ pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> 
         .collect())
 }
 
-/// Fingerprint of a shard's input files: their positions, names and contents (not times, so
-/// a rerun elsewhere writes byte-identical signature files).
 fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
     let mut s = String::new();
     for (j, p) in files {
@@ -397,25 +395,95 @@ pub fn sign_documents(scheme: &Scheme, docs: &[Document]) -> Signatures {
     }
 }
 
-/// Signs the documents of `files`.
+/// The fields signing reads from a dataset line (borrowed where the JSON has no escapes).
+#[derive(Deserialize)]
+struct SignLine<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    domain: std::borrow::Cow<'a, str>,
+}
+
+/// Parses and signs raw dataset lines in parallel, appending to `docs` and `values`; blank
+/// lines are skipped (as [`read_shard_file`] does).
+fn sign_lines(
+    scheme: &Scheme,
+    path: &Path,
+    batch: &[(u64, Vec<u8>)],
+    docs: &mut Vec<DocMeta>,
+    values: &mut Vec<u32>,
+) -> Result<()> {
+    let p = scheme.perms();
+    let signed: Vec<Result<Option<(DocMeta, Vec<u32>)>>> = batch
+        .par_iter()
+        .map(|(key, line)| {
+            let at = || format!("{}:{}", path.display(), (*key as u32) + 1);
+            let s = std::str::from_utf8(line)
+                .map_err(|e| Error::invalid(format!("{}: not UTF-8: {e}", at())))?;
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            let d: SignLine = serde_json::from_str(s)
+                .map_err(|e| Error::invalid(format!("{}: not a dataset document: {e}", at())))?;
+            let mut sig = vec![0u32; p];
+            let t = scheme.sign_text(&d.text, &mut sig);
+            let meta = DocMeta {
+                key: *key,
+                id: d.id.into_owned(),
+                domain: d.domain.into_owned(),
+                tokens: t.tokens,
+                chars: t.chars,
+                content: t.content,
+                bins: t.bins,
+            };
+            Ok(Some((meta, sig)))
+        })
+        .collect();
+    for r in signed {
+        if let Some((m, s)) = r? {
+            docs.push(m);
+            values.extend_from_slice(&s);
+        }
+    }
+    Ok(())
+}
+
+/// Signs the documents of `files`: lines are read in batches and parsed and signed in
+/// parallel.
 pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> Result<Signatures> {
     let bar = spinner("signing");
     let mut docs = Vec::new();
     let mut values = Vec::new();
-    let mut batch = Vec::with_capacity(8192);
+    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(8192);
     for (j, path) in files {
-        read_shard_file(path, *j, None, |key, doc| {
-            batch.push((key, doc));
+        let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut line_no = 0u64;
+        loop {
+            let mut line = Vec::new();
+            let n = r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                line.pop();
+            }
+            batch.push((((*j as u64) << 32) | line_no, line));
+            line_no += 1;
             if batch.len() >= 8192 {
                 check_cancelled()?;
-                sign_batch(scheme, &batch, &mut docs, &mut values);
+                sign_lines(scheme, path, &batch, &mut docs, &mut values)?;
                 bar.inc(batch.len() as u64);
                 batch.clear();
             }
-            Ok(())
-        })?;
+        }
+        sign_lines(scheme, path, &batch, &mut docs, &mut values)?;
+        batch.clear();
     }
-    sign_batch(scheme, &batch, &mut docs, &mut values);
     bar.finish_and_clear();
     let header = SigHeader {
         scheme: scheme.fingerprint(),

@@ -300,45 +300,57 @@ struct JamoWindow {
     buf: Vec<u8>,
     lens: Vec<u8>,
     start: usize,
+    end: usize,
+    slot: usize,
     count: usize,
 }
 
 impl JamoWindow {
     fn new(n: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(1024 + 4 * n),
+            buf: vec![0; 4 * n + 1024],
             lens: vec![0; n],
             start: 0,
+            end: 0,
+            slot: 0,
             count: 0,
         }
     }
 
     #[inline(always)]
     fn push(&mut self, c: char, f: &mut impl FnMut(u64)) {
-        let n = self.lens.len();
-        if self.buf.len() >= 1024 {
-            self.buf.drain(..self.start);
+        if self.end + 4 > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let mut tmp = [0u8; 4];
-        let len = c.encode_utf8(&mut tmp).len();
-        self.buf.extend_from_slice(&tmp[..len]);
-        let slot = self.count % n;
-        if self.count >= n {
+        let len = c.encode_utf8(&mut self.buf[self.end..]).len();
+        self.end += len;
+        if self.count >= self.lens.len() {
             // The character leaving the window was written to this slot n characters ago.
-            self.start += self.lens[slot] as usize;
+            self.start += self.lens[self.slot] as usize;
         }
-        self.lens[slot] = len as u8;
+        self.lens[self.slot] = len as u8;
+        self.slot += 1;
+        if self.slot == self.lens.len() {
+            self.slot = 0;
+        }
         self.count += 1;
-        if self.count >= n {
-            f(xxh3_64_with_seed(&self.buf[self.start..], JAMO_SEED));
+        if self.count >= self.lens.len() {
+            f(xxh3_64_with_seed(
+                &self.buf[self.start..self.end],
+                JAMO_SEED,
+            ));
         }
     }
 
     /// A stream shorter than n characters is one shingle: the whole stream.
     fn finish(self, f: &mut impl FnMut(u64)) {
         if self.count < self.lens.len() {
-            f(xxh3_64_with_seed(&self.buf[self.start..], JAMO_SEED));
+            f(xxh3_64_with_seed(
+                &self.buf[self.start..self.end],
+                JAMO_SEED,
+            ));
         }
     }
 }
