@@ -298,6 +298,8 @@ pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> 
         .collect())
 }
 
+/// Fingerprint of a shard's input files: their positions, names and contents (not times, so
+/// a rerun elsewhere writes byte-identical signature files).
 fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
     let mut s = String::new();
     for (j, p) in files {
