@@ -669,7 +669,11 @@ if bad != 2 {{ throw "bad options accepted"; }}
             root = f.root.display()
         ),
     );
-    let o = yunmin(&f.root, &["run", script.to_str().unwrap(), "--out", "rrun"]);
+    // The option typos are caught at run time here (`try`/`catch`), not by the check.
+    let o = yunmin(
+        &f.root,
+        &["run", script.to_str().unwrap(), "--out", "rrun", "--no-check"],
+    );
     ok(&o);
     // In-memory merge + save writes the same bytes as the streaming CLI merge.
     assert_eq!(

@@ -182,6 +182,8 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
             script.to_str().unwrap(),
             "--out",
             p.join("run").to_str().unwrap(),
+            // The option typo is meant to fail at run time, after the earlier calls.
+            "--no-check",
         ],
     );
     let t = text(&o);

@@ -474,7 +474,7 @@ fn pipeline_on_a_given_base_skips_pretraining_and_saves_a_loadable_merge() {
         let o = run(
             tmp.path(),
             &input,
-            &[&format!("base={}", broken.display()) as &str],
+            &["--set", &format!("base={}", broken.display()) as &str],
         );
         assert!(!o.status.success(), "{}", text(&o));
         let want = broken.join(missing).display().to_string();
