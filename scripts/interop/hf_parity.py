@@ -192,7 +192,8 @@ class Yunmin:
         p = os.path.join(root, "script.rhai")
         with open(p, "w") as f:
             f.write(body)
-        return self.ok("run", p, "--out", os.path.join(root, "run"))
+        # The script writes its checkpoints beside the run root, in the case directory.
+        return self.ok("run", p, "--out", os.path.join(root, "run"), "--allow-write", root)
 
 
 # ---------------------------------------------------------------------------------------------
