@@ -5,6 +5,7 @@
 //! restores its outputs instead of recomputing them. A lookup hits only when every recorded
 //! output has its recorded content (or can be restored to it); `--force` redoes every stage.
 
+use super::hashing::files_under;
 use super::{hash_json, hash_path, write_atomic};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -78,33 +79,6 @@ pub(crate) fn decode_floats(v: serde_json::Value) -> serde_json::Value {
         }
         other => other,
     }
-}
-
-/// Files under `path` (itself when a file), hidden entries skipped, sorted.
-pub(crate) fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let meta = std::fs::metadata(p).map_err(|e| Error::io("stat", p, e))?;
-        if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Error::io("list", p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|c| {
-                    !c.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
-            entries.sort();
-            for c in entries {
-                walk(&c, out)?;
-            }
-        } else {
-            out.push(p.to_path_buf());
-        }
-        Ok(())
-    }
-    walk(path, &mut out)?;
-    Ok(out)
 }
 
 impl StageCache {

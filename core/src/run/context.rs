@@ -85,6 +85,10 @@ impl RunContext {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
+    fn policy(&self) -> std::sync::RwLockReadGuard<'_, super::PathPolicy> {
+        self.policy.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Also allows reading under `p` (a path the script declares in its parameters).
     pub fn allow_read(&self, p: &Path) {
         self.policy
@@ -96,10 +100,7 @@ impl RunContext {
     /// [`RunContext::path`], refused when the policy does not let it be read.
     pub fn read_path(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
         let p = self.path(rel);
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check_read(&p)?;
+        self.policy().check_read(&p)?;
         Ok(p)
     }
 
@@ -107,10 +108,7 @@ impl RunContext {
     /// the policy does not let it be read.
     pub fn read_given(&self, p: impl AsRef<Path>) -> Result<PathBuf> {
         let p = p.as_ref().to_path_buf();
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check_read(&p)?;
+        self.policy().check_read(&p)?;
         Ok(p)
     }
 
@@ -128,10 +126,7 @@ impl RunContext {
     /// [`RunContext::path`], refused when the policy does not let it be written.
     pub fn write_path(&self, rel: impl AsRef<Path>) -> Result<PathBuf> {
         let p = self.path(rel);
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check_write(&p)?;
+        self.policy().check_write(&p)?;
         Ok(p)
     }
 

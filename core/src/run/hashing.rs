@@ -2,7 +2,7 @@
 
 use crate::{Error, Result};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Hex hash of a string.
@@ -40,40 +40,48 @@ fn canonical(v: &serde_json::Value) -> String {
 /// sorted order; hidden entries such as temporaries are skipped).
 pub fn hash_path(path: &Path) -> Result<String> {
     let mut h = Xxh3::new();
-    feed_path(&mut h, path, path)?;
-    Ok(format!("{:032x}", h.digest128()))
-}
-
-fn feed_path(h: &mut Xxh3, root: &Path, path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| Error::io("list", path, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        entries.sort();
-        for p in entries {
-            feed_path(h, root, &p)?;
-        }
-    } else {
-        let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut buf = vec![0u8; 1 << 20];
+    for f in files_under(path)? {
+        let rel = f.strip_prefix(path).unwrap_or(&f);
         h.update(rel.to_string_lossy().as_bytes());
         h.update(&[0]);
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let mut buf = vec![0u8; 1 << 20];
+        let mut file = std::fs::File::open(&f).map_err(|e| Error::io("open", &f, e))?;
         loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+            let n = file.read(&mut buf).map_err(|e| Error::io("read", &f, e))?;
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
         }
     }
-    Ok(())
+    Ok(format!("{:032x}", h.digest128()))
+}
+
+/// Files under `path` (itself when a file), hidden entries skipped, sorted.
+pub(crate) fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io("stat", p, e))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io("list", p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|c| {
+                    !c.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            entries.sort();
+            for c in entries {
+                walk(&c, out)?;
+            }
+        } else {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    walk(path, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

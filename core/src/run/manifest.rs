@@ -110,7 +110,7 @@ pub const RUN_RECORDS: &[&str] = &[
 /// Every file of a run root except [`RUN_RECORDS`] and hidden entries, with its content hash.
 pub fn run_files(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for f in super::cache::files_under(root)? {
+    for f in super::hashing::files_under(root)? {
         let rel = f.strip_prefix(root).unwrap_or(&f);
         let first = rel
             .components()
