@@ -165,7 +165,8 @@ fn sharded_split(stem: &str) -> Option<&str> {
 /// The Hugging Face datasets split of a Parquet path, and the domain the layout implies.
 ///
 /// Recognised as in `datasets`: `<split>-00000-of-00004.parquet` (any split name), a file name
-/// starting with a split keyword (`train.parquet`, `test_0.parquet`), or a parent directory named
+/// that is a split keyword followed only by separators and digits (`train.parquet`,
+/// `test_0.parquet`; not a malformed shard name like `train-0-of-4`), or a parent directory named
 /// after one (`train/0000.parquet`). Keywords map to `train`, `validation` (`valid`, `dev`,
 /// `val`) and `test` (`testing`, `eval`, `evaluation`). The domain is the nearest parent
 /// directory that is neither `data` nor a split name (`kowiki/data/train-…` → `kowiki`); `None`
@@ -177,8 +178,15 @@ pub fn hf_split(name: &str) -> Option<(String, Option<String>)> {
     let split = sharded_split(stem)
         .map(str::to_string)
         .or_else(|| {
+            // A keyword followed only by separators and digits (`test_0`, `train.0`); a
+            // malformed shard name such as `train-0-of-4` is not one.
             let first = stem.split(['-', '_', '.']).next().unwrap_or(stem);
-            split_keyword(first).map(str::to_string)
+            let rest = &stem[first.len()..];
+            rest.chars()
+                .all(|c| c.is_ascii_digit() || "-_. ".contains(c))
+                .then(|| split_keyword(first))
+                .flatten()
+                .map(str::to_string)
         })
         .or_else(|| {
             dirs.iter()
