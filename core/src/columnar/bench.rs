@@ -311,7 +311,14 @@ fn convert_as_process(
 ) -> Result<(ConversionReport, f64, f64)> {
     let o = run_process(
         Command::new(exe)
-            .args(["parquet", "convert", "--quiet", "--no-tokens", "--stats-json", "--dataset"])
+            .args([
+                "parquet",
+                "convert",
+                "--quiet",
+                "--no-tokens",
+                "--stats-json",
+                "--dataset",
+            ])
             .arg(input.dir())
             .arg("--out")
             .arg(out)

@@ -418,7 +418,8 @@ fn sign_lines(
     values: &mut Vec<u32>,
 ) -> Result<()> {
     let p = scheme.perms();
-    let signed: Vec<Result<Option<(DocMeta, Vec<u32>)>>> = batch
+    type Signed = Option<(DocMeta, Vec<u32>)>;
+    let signed: Vec<Result<Signed>> = batch
         .par_iter()
         .map(|(key, line)| {
             let at = || format!("{}:{}", path.display(), (*key as u32) + 1);

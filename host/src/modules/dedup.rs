@@ -1059,7 +1059,7 @@ pub fn run_bench_dedup(b: BenchDedupArgs) -> anyhow::Result<()> {
         let jsonl = dir.join("docs.jsonl");
         std::fs::create_dir_all(&dir)?;
         write_jsonl(&jsonl, docs)?;
-        let mut w = yunmin_core::ingest::DatasetWriter::create(&dir.join("input"), 1_000_000)?;
+        let mut w = yunmin_core::ingest::DatasetWriter::create(dir.join("input"), 1_000_000)?;
         for d in docs {
             w.write(d)?;
         }

@@ -672,7 +672,13 @@ if bad != 2 {{ throw "bad options accepted"; }}
     // The option typos are caught at run time here (`try`/`catch`), not by the check.
     let o = yunmin(
         &f.root,
-        &["run", script.to_str().unwrap(), "--out", "rrun", "--no-check"],
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            "rrun",
+            "--no-check",
+        ],
     );
     ok(&o);
     // In-memory merge + save writes the same bytes as the streaming CLI merge.
