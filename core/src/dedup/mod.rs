@@ -15,6 +15,7 @@ pub mod lsh;
 pub mod minhash;
 pub mod oph;
 pub mod params;
+pub mod parts;
 pub mod pipeline;
 pub mod report;
 pub mod scheme;

@@ -6,7 +6,8 @@
 //! in the run root and inserts into the shared index), then `cluster` (one process: loads every
 //! shard's signatures, queries the index, verifies, clusters, writes outputs). `all` does both
 //! in one process. Document keys are `(file number << 32) | line number`, the same in every
-//! process, so the sharded result equals the single-process one.
+//! process, so the sharded result equals the single-process one. The `verify`, `merge`, `write`
+//! and `gather` phases ([`super::parts`]) split the work after indexing across processes too.
 
 use super::lsh::{self, BucketKey, LshIndex};
 use super::params::{self, BandRows};
@@ -41,6 +42,21 @@ pub enum Phase {
     Index,
     /// Query the index for every shard's signatures, verify, cluster, write outputs.
     Cluster,
+    /// Query and verify this part's candidate pairs (see [`super::parts`]).
+    Verify,
+    /// Decide and cluster every verify part's pairs; write the reports and the removed list.
+    Merge,
+    /// Write this part's kept documents.
+    Write,
+    /// Join the written parts into the kept dataset.
+    Gather,
+}
+
+impl Phase {
+    /// Whether the phase runs on a shard `i/N` of the work.
+    pub fn sharded(self) -> bool {
+        matches!(self, Phase::Index | Phase::Verify | Phase::Write)
+    }
 }
 
 impl std::str::FromStr for Phase {
@@ -50,8 +66,12 @@ impl std::str::FromStr for Phase {
             "all" => Ok(Phase::All),
             "index" => Ok(Phase::Index),
             "cluster" => Ok(Phase::Cluster),
+            "verify" => Ok(Phase::Verify),
+            "merge" => Ok(Phase::Merge),
+            "write" => Ok(Phase::Write),
+            "gather" => Ok(Phase::Gather),
             _ => Err(DedupError::Config(format!(
-                "phase `{s}`: expected all, index or cluster"
+                "phase `{s}`: expected all, index, cluster, verify, merge, write or gather"
             ))),
         }
     }
@@ -133,9 +153,9 @@ pub struct DedupConfig {
     pub batch: usize,
     /// Leave the Redis keys in place after clustering. Default false.
     pub keep_index: bool,
-    /// Phase: `all` (default), `index`, `cluster`.
+    /// Phase: `all` (default), `index`, `cluster`, `verify`, `merge`, `write`, `gather`.
     pub phase: Phase,
-    /// This worker's shard in the `index` phase. Default 0/1.
+    /// This worker's shard in the `index`, `verify` and `write` phases. Default 0/1.
     pub shard: Shard,
 }
 
@@ -588,8 +608,93 @@ pub fn find(
         insert_all(index, sigs, &bands, br)?;
     }
     timings.index_s += t.elapsed().as_secs_f64();
-
     let t = Instant::now();
+    let pairs = query_pairs(sigs, br, index, bands)?;
+    if insert {
+        // This call filled the index, so nothing queries it again: free it before verifying.
+        index.release();
+    }
+    timings.query_s += t.elapsed().as_secs_f64();
+    let mut verifier = FromShingles {
+        sigs,
+        scheme,
+        cfg,
+        shingles_of,
+        store: ShingleStore::default(),
+    };
+    resolve(sigs, scheme, cfg, br, pairs, &mut verifier, timings)
+}
+
+/// Exact verification of candidate pairs, as [`resolve`] asks for it.
+pub trait PairVerifier {
+    /// Called once with every pair that may be verified; returns the documents fetched.
+    fn prepare(&mut self, pairs: &[(usize, usize)]) -> Result<usize>;
+    /// The pairs whose exact similarity reaches the threshold.
+    fn verify(&self, pairs: &[(usize, usize)]) -> Result<Vec<Candidate>>;
+}
+
+/// Verifies by exact Jaccard on shingles fetched with `shingles_of`.
+struct FromShingles<'a, 'b> {
+    sigs: &'a Signatures,
+    scheme: &'a Scheme,
+    cfg: &'a DedupConfig,
+    shingles_of: &'a ShinglesOf<'b>,
+    store: ShingleStore,
+}
+
+impl PairVerifier for FromShingles<'_, '_> {
+    fn prepare(&mut self, pairs: &[(usize, usize)]) -> Result<usize> {
+        let mut need: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+        need.sort_unstable();
+        need.dedup();
+        self.store = if need.is_empty() {
+            ShingleStore::default()
+        } else {
+            (self.shingles_of)(&need)?
+        };
+        Ok(self.store.len())
+    }
+
+    fn verify(&self, pairs: &[(usize, usize)]) -> Result<Vec<Candidate>> {
+        verify::verify(
+            pairs,
+            self.sigs,
+            self.scheme,
+            self.cfg.verify,
+            self.cfg.threshold,
+            &self.store,
+        )
+    }
+}
+
+/// How the `exact` mode decides a pair on its estimate, and the estimate.
+pub(crate) fn decide_pair(
+    sigs: &Signatures,
+    scheme: &Scheme,
+    cfg: &DedupConfig,
+    a: usize,
+    b: usize,
+) -> (Decision, f64) {
+    let union = scheme.combine() == super::scheme::Combine::Union;
+    let e = scheme.estimate(sigs.sig(a), sigs.sig(b));
+    let band = Band::for_pair(
+        cfg.threshold,
+        scheme.perms(),
+        sigs.docs[a].bins,
+        sigs.docs[b].bins,
+    )
+    .filter(|_| union);
+    (verify::decide(e, band), e)
+}
+
+/// Distinct candidate pairs of content leaders sharing a bucket (see
+/// [`verify::pairs_from_buckets`]); `bands` are every document's band hashes.
+fn query_pairs(
+    sigs: &Signatures,
+    br: BandRows,
+    index: &mut dyn LshIndex,
+    bands: Vec<u64>,
+) -> Result<Vec<(usize, usize)>> {
     let mut probes: Vec<BucketKey> = bands
         .iter()
         .enumerate()
@@ -636,10 +741,6 @@ pub fn find(
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
     drop(buckets);
     drop(probes);
-    if insert {
-        // This call filled the index, so nothing queries it again: free it before verifying.
-        index.release();
-    }
     tracing::debug!(
         "{} candidate pairs; peak {} MB",
         pairs.len(),
@@ -651,8 +752,21 @@ pub fn find(
             index.describe()
         );
     }
-    timings.query_s += t.elapsed().as_secs_f64();
+    Ok(pairs)
+}
 
+/// Decides candidate `pairs` (estimate, then exact verification through `verifier` where
+/// the estimate is uncertain), joins the verified ones and picks each cluster's representative.
+pub fn resolve(
+    sigs: &Signatures,
+    scheme: &Scheme,
+    cfg: &DedupConfig,
+    br: BandRows,
+    pairs: Vec<(usize, usize)>,
+    verifier: &mut dyn PairVerifier,
+    timings: &mut Timings,
+) -> Result<Found> {
+    let leaders = verify::content_leaders(sigs);
     let t = Instant::now();
     let mut uf = super::cluster::UnionFind::new(sigs.len());
     let mut candidates = Vec::new();
@@ -668,15 +782,6 @@ pub fn find(
             });
         }
     }
-    let fetch = |pairs: &[(usize, usize)]| -> Result<ShingleStore> {
-        let mut need: Vec<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
-        need.sort_unstable();
-        need.dedup();
-        if need.is_empty() {
-            return Ok(ShingleStore::default());
-        }
-        shingles_of(&need)
-    };
     let (verified, exact_checked, fetched) = match cfg.verify {
         Verify::Estimate => {
             let none = ShingleStore::default();
@@ -684,23 +789,15 @@ pub fn find(
             (v, 0, 0)
         }
         Verify::ExactAll => {
-            let store = fetch(&pairs)?;
-            let v = verify::verify(&pairs, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
-            (v, pairs.len(), store.len())
+            let fetched = verifier.prepare(&pairs)?;
+            (verifier.verify(&pairs)?, pairs.len(), fetched)
         }
         Verify::Exact => {
             // Far from the threshold the estimate decides; accepted pairs join first, so the
             // uncertain pairs whose documents are already joined need no exact check.
-            let union = scheme.combine() == super::scheme::Combine::Union;
-            let (t, p) = (cfg.threshold, scheme.perms());
             let decided: Vec<(Decision, f64)> = pairs
                 .par_iter()
-                .map(|&(a, b)| {
-                    let e = scheme.estimate(sigs.sig(a), sigs.sig(b));
-                    let band = Band::for_pair(t, p, sigs.docs[a].bins, sigs.docs[b].bins)
-                        .filter(|_| union);
-                    (verify::decide(e, band), e)
-                })
+                .map(|&(a, b)| decide_pair(sigs, scheme, cfg, a, b))
                 .collect();
             let mut uncertain: Vec<(usize, usize, f64)> = Vec::new();
             for (&(a, b), &(d, e)) in pairs.iter().zip(&decided) {
@@ -720,17 +817,16 @@ pub fn find(
             }
             drop(decided);
             uncertain.retain(|&(a, b, _)| uf.find(a) != uf.find(b));
-            let store = fetch(
+            let fetched = verifier.prepare(
                 &uncertain
                     .iter()
                     .map(|&(a, b, _)| (a, b))
                     .collect::<Vec<_>>(),
             )?;
             tracing::debug!(
-                "exact verification: up to {} pairs, {} documents, {} MB of shingles; peak {} MB",
+                "exact verification: up to {} pairs, {} documents; peak {} MB",
                 uncertain.len(),
-                store.len(),
-                store.bytes() >> 20,
+                fetched,
                 super::bench::peak_rss_bytes().unwrap_or(0) >> 20
             );
             // Likeliest duplicates first, in rounds: a pair whose documents an earlier round
@@ -747,13 +843,13 @@ pub fn find(
                         .map(|&(a, b, _)| (a, b)),
                 );
                 checked += round.len();
-                let v = verify::verify(&round, sigs, scheme, cfg.verify, cfg.threshold, &store)?;
+                let v = verifier.verify(&round)?;
                 for c in &v {
                     uf.union(c.a, c.b);
                 }
                 verified.extend(v);
             }
-            (verified, checked, store.len())
+            (verified, checked, fetched)
         }
     };
     timings.verify_s += t.elapsed().as_secs_f64();
@@ -963,10 +1059,10 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         Some(n) => n.clone(),
         None => default_namespace(input, &scheme, br)?,
     };
-    if cfg.phase != Phase::Index && cfg.shard != Shard::default() {
+    if !cfg.phase.sharded() && cfg.shard != Shard::default() {
         return Err(DedupError::Config(format!(
-            "shard {}/{}: only the index phase runs on a shard; the cluster phase reads every shard",
-            cfg.shard.index, cfg.shard.count
+            "shard {}/{}: only the index, verify and write phases run on a shard; the {:?} phase is one process",
+            cfg.shard.index, cfg.shard.count, cfg.phase
         ))
         .into());
     }
@@ -978,9 +1074,72 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
     };
     let mut timings = Timings::default();
 
+    match cfg.phase {
+        Phase::Write => {
+            let t = Instant::now();
+            let (kept, removed) = super::parts::write_part(input, out, cfg)?;
+            summary.kept = kept;
+            summary.removed = removed;
+            summary.docs = kept + removed;
+            summary.timings.write_s = t.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        Phase::Gather => {
+            let t = Instant::now();
+            let kept_dir = out.join(&cfg.kept);
+            summary.kept = super::parts::gather(out, &kept_dir)?;
+            summary.kept_dir = Some(kept_dir);
+            summary.timings.write_s = t.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        _ => {}
+    }
+
     // Open the index first so an unreachable Redis fails before any work.
     let mut index = lsh::open(&cfg.index, &namespace, br, cfg.batch)?;
     summary.index = index.describe();
+
+    if matches!(cfg.phase, Phase::Verify | Phase::Merge) {
+        let t = Instant::now();
+        let sigs = sort_by_key(Signatures::concat(load_all_shards(input, &scheme, out)?)?);
+        timings.sign_s = t.elapsed().as_secs_f64();
+        summary.docs = sigs.len();
+        if cfg.phase == Phase::Verify {
+            if cfg.index == "memory" {
+                // A memory index does not outlive its process: rebuild it from the signatures.
+                let t = Instant::now();
+                let bands = all_band_hashes(&sigs, &scheme, br)?;
+                insert_all(index.as_mut(), &sigs, &bands, br)?;
+                timings.index_s = t.elapsed().as_secs_f64();
+            }
+            summary.checked = super::parts::verify_part(
+                input,
+                out,
+                cfg,
+                &scheme,
+                &sigs,
+                index.as_mut(),
+                &mut timings,
+            )?;
+            summary.timings = timings;
+            return Ok(summary);
+        }
+        let found = super::parts::merge(out, cfg, &scheme, &sigs, &mut summary, &mut timings)?;
+        if cfg.index != "memory"
+            && !cfg.keep_index
+            && let Err(e) = index.clear()
+        {
+            tracing::warn!("outputs are complete, but clearing the index failed: {e}");
+        }
+        summary.removed = found.removed.iter().filter(|r| **r).count();
+        summary.kept = summary.docs - summary.removed;
+        summary.clusters = found.clusters.len();
+        summary.candidates = found.candidates.len();
+        summary.checked = found.checked;
+        summary.fetched = found.fetched;
+        summary.timings = timings;
+        return Ok(summary);
+    }
 
     let (sigs, insert) = match cfg.phase {
         Phase::Index => {
@@ -1006,7 +1165,7 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
             summary.signatures = vec![signature_path(out, Shard::default())];
             (sigs, true)
         }
-        Phase::Cluster => {
+        Phase::Cluster | Phase::Verify | Phase::Merge | Phase::Write | Phase::Gather => {
             let t = Instant::now();
             let parts = load_all_shards(input, &scheme, out)?;
             summary.signatures = (0..parts.len())

@@ -221,6 +221,24 @@ impl ShingleStore {
     }
 }
 
+/// Exact similarities of `pairs` (every document of which `shingles` must hold).
+pub fn exact_similarities(
+    pairs: &[(usize, usize)],
+    scheme: &Scheme,
+    shingles: &ShingleStore,
+) -> Result<Vec<f64>> {
+    pairs
+        .par_iter()
+        .map(|&(a, b)| match (shingles.get(a), shingles.get(b)) {
+            (Some(x), Some(y)) => Ok(exact_of(scheme, x, y)),
+            _ => Err(DedupError::Shards(format!(
+                "no shingles for pair {a}, {b}: the caller fetched too few"
+            ))
+            .into()),
+        })
+        .collect()
+}
+
 /// Exact similarity of two stored documents under `scheme`.
 fn exact_of(scheme: &Scheme, a: (&[u64], &[u64]), b: (&[u64], &[u64])) -> f64 {
     match scheme.combine() {

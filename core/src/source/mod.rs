@@ -22,5 +22,5 @@ pub use location::{
     domain_from_name, hf_split, is_input_name,
 };
 pub use parquet_rows::{ParquetTotals, Projection, RowChunk, read_parquet};
-pub use s3::{S3Reader, S3Store};
+pub use s3::{Multipart, S3Reader, S3Store};
 pub use stream::{ChunkStream, SourceDone, StreamItem, resolve};

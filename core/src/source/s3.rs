@@ -26,7 +26,29 @@ pub struct S3Store {
     endpoint: String,
     rt: Arc<tokio::runtime::Runtime>,
     cfg: SourceConfig,
+    multipart: Multipart,
 }
+
+/// When and how [`S3Store::upload`] splits a file into a multipart upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Multipart {
+    /// Files of at least this many bytes go up in parts. Default 64 MiB.
+    pub threshold: u64,
+    /// Bytes per part (the last may be smaller); AWS requires ≥ 5 MiB. Default 16 MiB.
+    pub part_size: u64,
+}
+
+impl Default for Multipart {
+    fn default() -> Self {
+        Self {
+            threshold: 64 << 20,
+            part_size: 16 << 20,
+        }
+    }
+}
+
+/// Most parts one multipart upload may have (an S3 limit).
+const MAX_PARTS: u64 = 10_000;
 
 impl std::fmt::Debug for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +183,21 @@ impl S3Store {
             endpoint,
             rt: Arc::new(rt),
             cfg: cfg.clone(),
+            multipart: Multipart::default(),
         })
+    }
+
+    /// Sets when uploads go up in parts (see [`Multipart`]).
+    pub fn with_multipart(mut self, m: Multipart) -> Result<Self> {
+        if m.part_size == 0 || m.part_size > 5 << 30 {
+            return Err(SourceError::Config(format!(
+                "multipart part size {} bytes: must lie in 1 B – 5 GiB",
+                m.part_size
+            ))
+            .into());
+        }
+        self.multipart = m;
+        Ok(self)
     }
 
     /// The endpoint as shown in messages.
@@ -324,32 +360,15 @@ impl S3Store {
         }
     }
 
-    /// Uploads local files to their URLs, `in_flight` at a time.
+    /// Uploads local files to their URLs, `in_flight` at a time. Files of at least
+    /// [`Multipart::threshold`] bytes go up as multipart uploads, completed only after every
+    /// part arrived (aborted on failure), so an object is either absent or whole.
     pub fn upload(&self, files: &[(PathBuf, S3Url)]) -> Result<()> {
         use futures::StreamExt;
-        let client = self.client.clone();
-        let jobs = files.iter().cloned().map(|(path, url)| {
-            let client = client.clone();
-            let endpoint = self.endpoint.clone();
-            async move {
-                let body = ByteStream::from_path(&path)
-                    .await
-                    .map_err(|e| SourceError::Upload {
-                        path: path.clone(),
-                        url: url.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                client
-                    .put_object()
-                    .bucket(&url.bucket)
-                    .key(&url.key)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_err(e, &url.to_string(), "PutObject", &endpoint))?;
-                Ok::<_, SourceError>(())
-            }
-        });
+        let jobs = files
+            .iter()
+            .cloned()
+            .map(|(path, url)| self.upload_one(path, url));
         let results: Vec<std::result::Result<(), SourceError>> = self.rt.block_on(
             futures::stream::iter(jobs)
                 .buffer_unordered(self.cfg.in_flight)
@@ -359,6 +378,142 @@ impl S3Store {
             r?;
         }
         Ok(())
+    }
+
+    async fn upload_one(&self, path: PathBuf, url: S3Url) -> std::result::Result<(), SourceError> {
+        let upload_err = |reason: String| SourceError::Upload {
+            path: path.clone(),
+            url: url.to_string(),
+            reason,
+        };
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| upload_err(e.to_string()))?
+            .len();
+        if size < self.multipart.threshold {
+            let body = ByteStream::from_path(&path)
+                .await
+                .map_err(|e| upload_err(e.to_string()))?;
+            self.client
+                .put_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| sdk_err(e, &url.to_string(), "PutObject", &self.endpoint))?;
+            return Ok(());
+        }
+        let part = self.multipart.part_size;
+        let parts = size.div_ceil(part);
+        if parts > MAX_PARTS {
+            return Err(upload_err(format!(
+                "{size} bytes in parts of {part} bytes make {parts} parts; S3 allows {MAX_PARTS}: raise the part size"
+            )));
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await
+            .map_err(|e| sdk_err(e, &url.to_string(), "CreateMultipartUpload", &self.endpoint))?;
+        let id = created
+            .upload_id()
+            .ok_or_else(|| upload_err("the server returned no upload id".into()))?
+            .to_string();
+        let sent = self.upload_parts(&path, &url, &id, size, part).await;
+        let done = match sent {
+            Ok(completed) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .upload_id(&id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(completed))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    sdk_err(
+                        e,
+                        &url.to_string(),
+                        "CompleteMultipartUpload",
+                        &self.endpoint,
+                    )
+                }),
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            // Nothing became visible; free the parts the server holds.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        done
+    }
+
+    async fn upload_parts(
+        &self,
+        path: &Path,
+        url: &S3Url,
+        id: &str,
+        size: u64,
+        part: u64,
+    ) -> std::result::Result<Vec<aws_sdk_s3::types::CompletedPart>, SourceError> {
+        let mut completed = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let len = part.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(aws_sdk_s3::primitives::Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| SourceError::Upload {
+                    path: path.to_path_buf(),
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let r = self
+                .client
+                .upload_part()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .upload_id(id)
+                .part_number(number)
+                .content_length(len as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| sdk_err(e, &url.to_string(), "UploadPart", &self.endpoint))?;
+            completed.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(r.e_tag().map(String::from))
+                    .build(),
+            );
+            crate::run::check_cancelled().map_err(|e| SourceError::Upload {
+                path: path.to_path_buf(),
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+            offset += len;
+            number += 1;
+        }
+        Ok(completed)
     }
 
     /// Uploads every file under `dir` (recursively, hidden names skipped) to `dest/<relative path>`.

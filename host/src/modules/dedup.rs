@@ -571,12 +571,24 @@ pub struct DedupArgs {
     /// Kept dataset directory, relative to --out.
     #[arg(long, default_value = "data/deduped")]
     pub kept: String,
-    /// Phase: all (one process), index (this worker's shard into the shared index), cluster.
+    /// Phase: all (one process); index (this worker's shard into the shared index), then
+    /// cluster (the rest in one process), or verify (this part's pairs), merge (clusters and
+    /// reports), write (this part's kept documents) and gather (joins the parts).
     #[arg(long, default_value = "all")]
     pub phase: String,
-    /// This worker's shard i/N of the dataset's files (index phase).
+    /// This worker's shard i/N: of the dataset's files (index, write) or of the pairs (verify).
     #[arg(long, default_value = "0/1")]
     pub shard: String,
+    /// Upload the phase's finished outputs to s3://bucket/prefix/ (reports after merge,
+    /// cluster or all; the kept dataset after gather, cluster or all).
+    #[arg(long, value_name = "S3URL")]
+    pub upload: Option<String>,
+    /// Files of at least this many MiB are uploaded in parts (multipart upload).
+    #[arg(long, default_value_t = 64)]
+    pub multipart_threshold_mib: u64,
+    /// Part size of multipart uploads in KiB (S3 requires ≥ 5120 except for the last part).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub part_kib: u64,
     /// Redis commands per pipeline.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
@@ -674,8 +686,30 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
             .install(go)?,
         None => go()?,
     };
+    if let Some(dest) = &a.upload {
+        upload_outputs(&a, &out, &s, dest)?;
+    }
     let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
     match s.phase {
+        Phase::Verify => println!(
+            "dedup verify part {}: {} candidate pairs among {} documents in {:.2}s",
+            a.shard,
+            s.checked,
+            s.docs,
+            s.timings.query_s + s.timings.verify_s
+        ),
+        Phase::Write => println!(
+            "dedup write part {}: {} kept, {} removed in {:.2}s",
+            a.shard, s.kept, s.removed, s.timings.write_s
+        ),
+        Phase::Gather => println!(
+            "dedup gather: {} kept documents in {}",
+            s.kept,
+            s.kept_dir
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
         Phase::Index => println!(
             "dedup index shard {}: {} documents signed{} and inserted into {} in {:.2}s (peak {peak:.0} MiB)",
             a.shard,
@@ -720,6 +754,45 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Uploads what phase `s` finished under `out` to `dest` (relative paths kept).
+fn upload_outputs(a: &DedupArgs, out: &Path, s: &DedupSummary, dest: &str) -> anyhow::Result<()> {
+    use yunmin_core::source::{Multipart, S3Store, S3Url, SourceConfig};
+    let url = S3Url::parse(dest)?;
+    let reports = matches!(s.phase, Phase::All | Phase::Cluster | Phase::Merge);
+    let kept = matches!(s.phase, Phase::All | Phase::Cluster | Phase::Gather);
+    if !reports && !kept {
+        anyhow::bail!(
+            "--upload: the {:?} phase writes no final outputs (upload after merge or gather)",
+            s.phase
+        );
+    }
+    let store = S3Store::connect(&SourceConfig {
+        endpoint_url: a.endpoint_url.clone(),
+        ..Default::default()
+    })?
+    .with_multipart(Multipart {
+        threshold: a.multipart_threshold_mib << 20,
+        part_size: a.part_kib << 10,
+    })?;
+    let mut n = 0;
+    if reports {
+        for f in ["candidates.json", "clusters.jsonl", "dedup_log.csv"] {
+            n += store.upload_dir(&out.join(f), &url)?;
+        }
+    }
+    if kept && let Some(k) = &s.kept_dir {
+        let rel = k.strip_prefix(out).unwrap_or(k).to_string_lossy();
+        let key = if url.key.is_empty() || url.key.ends_with('/') {
+            format!("{}{rel}", url.key)
+        } else {
+            format!("{}/{rel}", url.key)
+        };
+        n += store.upload_dir(k, &url.with_key(key))?;
+    }
+    println!("uploaded {n} files to {dest}");
     Ok(())
 }
 
