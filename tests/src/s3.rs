@@ -42,6 +42,10 @@ pub struct Stats {
     pub cuts: AtomicUsize,
     /// ListObjectsV2 requests.
     pub lists: AtomicUsize,
+    /// UploadPart requests.
+    pub parts: AtomicUsize,
+    /// Multipart uploads completed.
+    pub completed_multipart: AtomicUsize,
 }
 
 struct Flaky {
@@ -155,6 +159,7 @@ impl S3 for Flaky {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.stats.parts.fetch_add(1, Ordering::SeqCst);
         self.inner.upload_part(req).await
     }
 
@@ -162,7 +167,13 @@ impl S3 for Flaky {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.inner.complete_multipart_upload(req).await
+        let r = self.inner.complete_multipart_upload(req).await;
+        if r.is_ok() {
+            self.stats
+                .completed_multipart
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        r
     }
 
     async fn abort_multipart_upload(

@@ -16,6 +16,8 @@ mod merge;
 mod report;
 #[path = "e2e/reproduce.rs"]
 mod reproduce;
+#[path = "e2e/scale_out.rs"]
+mod scale_out;
 
 #[path = "e2e/columnar.rs"]
 mod columnar;

@@ -34,7 +34,7 @@ pub struct S3Store {
 pub struct Multipart {
     /// Files of at least this many bytes go up in parts. Default 64 MiB.
     pub threshold: u64,
-    /// Bytes per part (the last may be smaller); AWS requires ≥ 5 MiB. Default 16 MiB.
+    /// Bytes per part (the last may be smaller), 5 MiB – 5 GiB as S3 requires. Default 16 MiB.
     pub part_size: u64,
 }
 
@@ -46,6 +46,9 @@ impl Default for Multipart {
         }
     }
 }
+
+/// Smallest part S3 accepts (all but the last part of an upload).
+const MIN_PART: u64 = 5 << 20;
 
 /// Most parts one multipart upload may have (an S3 limit).
 const MAX_PARTS: u64 = 10_000;
@@ -189,9 +192,9 @@ impl S3Store {
 
     /// Sets when uploads go up in parts (see [`Multipart`]).
     pub fn with_multipart(mut self, m: Multipart) -> Result<Self> {
-        if m.part_size == 0 || m.part_size > 5 << 30 {
+        if !(MIN_PART..=5 << 30).contains(&m.part_size) {
             return Err(SourceError::Config(format!(
-                "multipart part size {} bytes: must lie in 1 B – 5 GiB",
+                "multipart part size {} bytes: S3 requires 5 MiB – 5 GiB",
                 m.part_size
             ))
             .into());

@@ -586,7 +586,7 @@ pub struct DedupArgs {
     /// Files of at least this many MiB are uploaded in parts (multipart upload).
     #[arg(long, default_value_t = 64)]
     pub multipart_threshold_mib: u64,
-    /// Part size of multipart uploads in KiB (S3 requires ≥ 5120 except for the last part).
+    /// Part size of multipart uploads in KiB (S3 requires 5120 – 5242880).
     #[arg(long, default_value_t = 16 * 1024)]
     pub part_kib: u64,
     /// Redis commands per pipeline.
@@ -671,6 +671,11 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("--out RUN_ROOT is required"))?;
     let cfg = cli_config(&a)?;
+    // Connect before any work, so a bad destination or setting fails first.
+    let store = match &a.upload {
+        Some(dest) => Some(upload_store(&a, cfg.phase, dest)?),
+        None => None,
+    };
     let ds = super::ingest::dataset_from_inputs(
         &a.input,
         &out.join("ingest"),
@@ -686,8 +691,8 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
             .install(go)?,
         None => go()?,
     };
-    if let Some(dest) = &a.upload {
-        upload_outputs(&a, &out, &s, dest)?;
+    if let (Some(dest), Some(store)) = (&a.upload, &store) {
+        upload_outputs(store, &out, &s, dest)?;
     }
     let peak = yunmin_core::dedup::bench::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0;
     match s.phase {
@@ -757,26 +762,46 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Uploads what phase `s` finished under `out` to `dest` (relative paths kept).
-fn upload_outputs(a: &DedupArgs, out: &Path, s: &DedupSummary, dest: &str) -> anyhow::Result<()> {
+/// Whether phase `p` finishes (reports, kept dataset).
+fn uploads_of(p: Phase) -> (bool, bool) {
+    (
+        matches!(p, Phase::All | Phase::Cluster | Phase::Merge),
+        matches!(p, Phase::All | Phase::Cluster | Phase::Gather),
+    )
+}
+
+/// The S3 client `--upload` uses, checked against the phase.
+fn upload_store(
+    a: &DedupArgs,
+    phase: Phase,
+    dest: &str,
+) -> anyhow::Result<yunmin_core::source::S3Store> {
     use yunmin_core::source::{Multipart, S3Store, S3Url, SourceConfig};
-    let url = S3Url::parse(dest)?;
-    let reports = matches!(s.phase, Phase::All | Phase::Cluster | Phase::Merge);
-    let kept = matches!(s.phase, Phase::All | Phase::Cluster | Phase::Gather);
-    if !reports && !kept {
+    S3Url::parse(dest)?;
+    if uploads_of(phase) == (false, false) {
         anyhow::bail!(
-            "--upload: the {:?} phase writes no final outputs (upload after merge or gather)",
-            s.phase
+            "--upload: the {phase:?} phase writes no final outputs (upload after merge or gather)"
         );
     }
-    let store = S3Store::connect(&SourceConfig {
+    Ok(S3Store::connect(&SourceConfig {
         endpoint_url: a.endpoint_url.clone(),
         ..Default::default()
     })?
     .with_multipart(Multipart {
         threshold: a.multipart_threshold_mib << 20,
         part_size: a.part_kib << 10,
-    })?;
+    })?)
+}
+
+/// Uploads what phase `s` finished under `out` to `dest` (relative paths kept).
+fn upload_outputs(
+    store: &yunmin_core::source::S3Store,
+    out: &Path,
+    s: &DedupSummary,
+    dest: &str,
+) -> anyhow::Result<()> {
+    let url = yunmin_core::source::S3Url::parse(dest)?;
+    let (reports, kept) = uploads_of(s.phase);
     let mut n = 0;
     if reports {
         for f in ["candidates.json", "clusters.jsonl", "dedup_log.csv"] {

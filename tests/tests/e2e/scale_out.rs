@@ -1,0 +1,502 @@
+//! Scale-out: the dedup phases as Ray tasks (`scripts/ray/yunmin_ray.py`) on a real Ray head
+//! started here on 127.0.0.1, a real `redis-server` and the S3 test server. The results equal one
+//! `yunmin dedup` process; a task killed mid-write is retried and leaves nothing half-written
+//! in sight; large outputs reach S3 by multipart upload.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+use yunmin_tests::redis::{RedisServer, free_port};
+use yunmin_tests::s3::S3Server;
+use yunmin_tests::{python, repo_root, text, yunmin, yunmin_bin};
+
+/// A Ray head (`ray start --head`) with its own temporary directory; every process it started
+/// carries a tag in its environment, and dropping the head kills exactly those processes.
+struct RayHead {
+    address: String,
+    tag: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RayHead {
+    fn start() -> Self {
+        let ray = python().parent().expect("venv bin").join("ray");
+        assert!(
+            ray.exists(),
+            "{} is missing: install scripts/python-requirements/ray.txt",
+            ray.display()
+        );
+        // Ray's socket paths must stay short: a temporary directory directly under /tmp.
+        let dir = tempfile::Builder::new()
+            .prefix("yr")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let port = free_port();
+        let tag = format!("{}-{port}", std::process::id());
+        let mut head = RayHead {
+            address: format!("127.0.0.1:{port}"),
+            tag,
+            _dir: dir,
+        };
+        let o = Command::new(&ray)
+            .args([
+                "start",
+                "--head",
+                "--num-cpus",
+                "2",
+                "--disable-usage-stats",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--node-ip-address",
+                "127.0.0.1",
+            ])
+            .args(["--include-dashboard", "false"])
+            .args(["--dashboard-port", &free_port().to_string()])
+            .args(["--ray-client-server-port", &free_port().to_string()])
+            .arg("--temp-dir")
+            .arg(head._dir.path())
+            .env("YUNMIN_RAY_HEAD", &head.tag)
+            .env_remove("RAY_ADDRESS")
+            .output()
+            .expect("spawn ray start");
+        if !o.status.success() {
+            head.stop();
+            panic!("ray start --head failed:\n{}", text(&o));
+        }
+        head
+    }
+
+    /// Kills every process whose environment carries this head's tag.
+    fn stop(&mut self) {
+        let want = format!("YUNMIN_RAY_HEAD={}", self.tag).into_bytes();
+        let me = std::process::id().to_string();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                continue;
+            }
+            if let Ok(env) = std::fs::read(e.path().join("environ"))
+                && env.split(|&b| b == 0).any(|v| v == want.as_slice())
+            {
+                let _ = Command::new("kill").args(["-9", &pid]).status();
+            }
+        }
+    }
+}
+
+impl Drop for RayHead {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs the driver against `head` with `env`.
+fn driver(head: &RayHead, args: &[&str], env: &[(&'static str, String)]) -> Output {
+    let mut c = Command::new(python());
+    c.arg(repo_root().join("scripts/ray/yunmin_ray.py"))
+        .args(args)
+        .env("RAY_ADDRESS", &head.address)
+        .env("YUNMIN_BIN", yunmin_bin())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("spawn the Ray driver")
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+/// The kept documents of a dataset directory, in order (all shard files concatenated).
+fn kept_lines(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for l in std::io::BufReader::new(std::fs::File::open(&f).unwrap()).lines() {
+            out.push(l.unwrap());
+        }
+    }
+    out
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Asserts the reports and the kept documents under `got` equal those of the one-process run.
+fn assert_same(single: &Path, got: &Path) {
+    for f in ["candidates.json", "clusters.jsonl", "dedup_log.csv"] {
+        assert!(
+            read(&single.join(f)) == read(&got.join(f)),
+            "{f} differs between {} and {}",
+            single.display(),
+            got.display()
+        );
+    }
+    let (a, b) = (
+        kept_lines(&single.join("data/deduped")),
+        kept_lines(&got.join("data/deduped")),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len(), "kept documents");
+    assert!(a == b, "kept documents differ");
+    let stats = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&read(&p.join("data/deduped/dataset.json"))).unwrap()
+    };
+    assert_eq!(stats(single), stats(got));
+}
+
+/// Every name under `dir` (recursively) that is not hidden.
+fn visible_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            visible_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path();
+    let redis = RedisServer::start();
+    let index = format!("{}/0", redis.url());
+    let head = RayHead::start();
+
+    // The bundled sample, ingested into 9 files so 4 index and write tasks all get some.
+    let sample = repo_root().join("data/sample/raw");
+    ok(yunmin(
+        w,
+        &[
+            "ingest",
+            "--input",
+            sample.to_str().unwrap(),
+            "--out",
+            "ing",
+            "--shard-docs",
+            "400",
+        ],
+    ));
+    let ds = w.join("ing/data/dedup_ready");
+    ok(yunmin(
+        w,
+        &["dedup", "--input", ds.to_str().unwrap(), "--out", "single"],
+    ));
+    let o = ok(driver(
+        &head,
+        &[
+            "dedup",
+            "--input",
+            ds.to_str().unwrap(),
+            "--out",
+            w.join("ray4").to_str().unwrap(),
+            "--shards",
+            "4",
+            "--index",
+            &index,
+        ],
+        &[],
+    ));
+    let log = text(&o);
+    for phase in ["index", "verify", "merge", "write", "gather"] {
+        assert!(log.contains(&format!("[{phase} ")), "{log}");
+    }
+    assert!(log.contains("dedup verify part 3/4"), "{log}");
+    assert_same(&w.join("single"), &w.join("ray4"));
+    assert_eq!(
+        redis.command(&["DBSIZE"]),
+        ":0\r\n",
+        "the merge clears the index"
+    );
+
+    // Tasks killed while writing (an index task, a write task): Ray retries them; the result
+    // is the same and no half-written file is visible.
+    let o = ok(driver(
+        &head,
+        &[
+            "dedup",
+            "--input",
+            ds.to_str().unwrap(),
+            "--out",
+            w.join("killed").to_str().unwrap(),
+            "--shards",
+            "4",
+            "--index",
+            &index,
+            "--kill-once",
+            "index:2",
+            "--kill-once",
+            "write:1",
+        ],
+        &[],
+    ));
+    let killed = w.join("killed");
+    for m in [".killed-index-2", ".killed-write-1"] {
+        assert!(killed.join(m).exists(), "{m} was not killed:\n{}", text(&o));
+    }
+    assert_eq!(
+        read(&killed.join(".killed-write-1")).trim(),
+        "killed while running",
+        "the write task finished before the kill"
+    );
+    assert_same(&w.join("single"), &killed);
+    let mut files = Vec::new();
+    visible_files(&killed, &mut files);
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.contains(".tmp"),
+            "half-written file in sight: {}",
+            f.display()
+        );
+    }
+    for part in std::fs::read_dir(killed.join("dedup/kept"))
+        .unwrap()
+        .flatten()
+    {
+        let n = part.file_name().to_string_lossy().into_owned();
+        if n.starts_with('.') {
+            continue;
+        }
+        assert!(
+            part.path().join("dataset.json").exists(),
+            "{n}: a visible kept part without dataset.json is incomplete"
+        );
+    }
+
+    // A few thousand documents of the shared corpora, served by the S3 test server; the
+    // results go back to S3 by multipart upload.
+    let srv = S3Server::start(&w.join("s3"), None);
+    let env = srv.client_env();
+    let corpora = repo_root().join("../shared/data/corpora");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&corpora)
+        .unwrap_or_else(|e| panic!("{}: {e}", corpora.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "corpora in {}", corpora.display());
+    let mut total = 0;
+    for p in &names {
+        let r =
+            std::io::BufReader::new(zstd::Decoder::new(std::fs::File::open(p).unwrap()).unwrap());
+        let lines: Vec<String> = r.lines().take(600).map(|l| l.unwrap()).collect();
+        total += lines.len();
+        let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+        enc.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+        srv.put(
+            "corpora",
+            &p.file_name().unwrap().to_string_lossy(),
+            &enc.finish().unwrap(),
+        );
+    }
+    assert!(total >= 3000, "{total} documents");
+    std::fs::create_dir_all(w.join("s3/results")).unwrap();
+    let single = Command::new(yunmin_bin())
+        .args(["dedup", "--input", "s3://corpora/", "--out", "single_s3"])
+        .args(["--endpoint-url", &srv.endpoint])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(w)
+        .output()
+        .unwrap();
+    ok(single);
+    let o = ok(driver(
+        &head,
+        &[
+            "dedup",
+            "--input",
+            "s3://corpora/",
+            "--endpoint-url",
+            &srv.endpoint,
+            "--out",
+            "s3://results/run/",
+            "--work",
+            w.join("work_s3").to_str().unwrap(),
+            "--shards",
+            "4",
+            "--shard-docs",
+            "2000",
+            "--index",
+            &index,
+            "--multipart-threshold-mib",
+            "5",
+            "--part-kib",
+            "5120",
+        ],
+        &env,
+    ));
+    assert!(text(&o).contains("[ingest "), "{}", text(&o));
+    assert_same(&w.join("single_s3"), &w.join("s3/results/run"));
+    // Outputs of 5 MiB or more went up in parts (the first kept file holds the long
+    // precedents).
+    let mut files = Vec::new();
+    visible_files(&w.join("s3/results/run"), &mut files);
+    let big = files
+        .iter()
+        .filter(|f| std::fs::metadata(f).unwrap().len() >= 5 << 20)
+        .count();
+    assert!(big >= 1, "no output of 5 MiB or more");
+    assert_eq!(srv.stats.completed_multipart.load(Ordering::SeqCst), big);
+}
+
+/// `n` distinct documents of about 5 KB of random Hangul each, as JSONL.
+fn random_docs(path: &Path, n: usize) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = String::new();
+    for i in 0..n {
+        let text: String = (0..1700)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from_u32(0xAC00 + (x % 2000) as u32).unwrap()
+            })
+            .collect();
+        out.push_str(
+            &serde_json::json!({"id": format!("r{i}"), "text": text, "domain": "random"})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn dedup_upload_goes_up_in_parts_and_a_failed_upload_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path();
+    let srv = S3Server::start(&w.join("s3"), None);
+    std::fs::create_dir_all(w.join("s3/out")).unwrap();
+    // About 12 MB of kept documents in one file: three parts of 5 MiB (the S3 minimum).
+    let input = w.join("random.jsonl");
+    random_docs(&input, 2400);
+    let dedup = |out: &str, dest: &str, part_kib: &str| {
+        Command::new(yunmin_bin())
+            .args(["dedup", "--input", input.to_str().unwrap(), "--out", out])
+            .args(["--upload", dest, "--endpoint-url", &srv.endpoint])
+            .args(["--multipart-threshold-mib", "5", "--part-kib", part_kib])
+            .envs(srv.client_env())
+            .current_dir(w)
+            .output()
+            .unwrap()
+    };
+    // A part size under the S3 minimum is refused before any work.
+    let o = dedup("run0", "s3://out/run0/", "64");
+    assert!(
+        !o.status.success() && text(&o).contains("part size") && !w.join("run0").exists(),
+        "{}",
+        text(&o)
+    );
+    ok(dedup("run", "s3://out/run/", "5120"));
+    // Every output arrived whole: the same bytes as the local files.
+    let mut files = Vec::new();
+    visible_files(&w.join("run/data/deduped"), &mut files);
+    for f in ["candidates.json", "clusters.jsonl", "dedup_log.csv"] {
+        files.push(w.join("run").join(f));
+    }
+    let mut big = 0;
+    let mut expect_parts = 0;
+    for f in &files {
+        let rel = f.strip_prefix(w.join("run")).unwrap();
+        let local = std::fs::read(f).unwrap();
+        if local.len() >= 5 << 20 {
+            big += 1;
+            expect_parts += local.len().div_ceil(5 << 20);
+        }
+        assert!(
+            std::fs::read(w.join("s3/out/run").join(rel)).unwrap() == local,
+            "{} differs in S3",
+            rel.display()
+        );
+    }
+    assert!(big >= 1, "some output spans several parts");
+    assert_eq!(srv.stats.completed_multipart.load(Ordering::SeqCst), big);
+    assert_eq!(srv.stats.parts.load(Ordering::SeqCst), expect_parts);
+
+    // Credentials the server refuses: a clear error naming the destination, no object.
+    let o = Command::new(yunmin_bin())
+        .args(["dedup", "--input", input.to_str().unwrap(), "--out", "run2"])
+        .args(["--upload", "s3://out/run2/", "--endpoint-url", &srv.endpoint])
+        .envs(yunmin_tests::s3::credentials_env("wrong", "wrong"))
+        .current_dir(w)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("s3://out/run2/"), "{}", text(&o));
+    assert!(!w.join("s3/out/run2").exists());
+}
+
+#[test]
+fn scale_out_doc_manifests_parse_and_name_the_driver() {
+    let doc = read(&repo_root().join("docs/scale-out.md"));
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut cur, line.trim_start()) {
+            (None, l) if l.starts_with("```yaml") => cur = Some(String::new()),
+            (Some(b), l) if l.starts_with("```") => {
+                blocks.push(std::mem::take(b));
+                cur = None;
+            }
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() >= 2, "{} yaml blocks", blocks.len());
+    let check = r#"
+import json, sys, yaml
+kinds = {}
+for text in json.load(sys.stdin):
+    for d in yaml.safe_load_all(text):
+        if d.get("kind") == "RayJob":
+            spec = d["spec"]
+            assert "yunmin_ray.py dedup" in spec["entrypoint"], spec["entrypoint"]
+            groups = spec["rayClusterSpec"]["workerGroupSpecs"]
+            assert groups and groups[0]["replicas"] >= 1
+            kinds["RayJob"] = 1
+        elif "cluster_name" in d:
+            assert d["head_node_type"] in d["available_node_types"]
+            assert any("yunmin" in c for c in d.get("setup_commands", []))
+            kinds["ray up"] = 1
+print(sorted(kinds))
+"#;
+    let mut c = Command::new(python())
+        .args(["-c", check])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&blocks).unwrap().as_bytes())
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "['RayJob', 'ray up']"
+    );
+}
