@@ -465,13 +465,18 @@ fn scale_out_doc_manifests_parse_and_name_the_driver() {
     }
     assert!(blocks.len() >= 2, "{} yaml blocks", blocks.len());
     let check = r#"
-import json, sys, yaml
+import json, shlex, sys, yaml
+sys.path.insert(0, sys.argv[1])
+import yunmin_ray
 kinds = {}
 for text in json.load(sys.stdin):
     for d in yaml.safe_load_all(text):
         if d.get("kind") == "RayJob":
             spec = d["spec"]
             assert "yunmin_ray.py dedup" in spec["entrypoint"], spec["entrypoint"]
+            # The driver accepts the manifest's arguments.
+            a = yunmin_ray.parse_args(shlex.split(spec["entrypoint"])[2:])
+            assert a.shards >= 1 and a.out.startswith("s3://") and a.work
             groups = spec["rayClusterSpec"]["workerGroupSpecs"]
             assert groups and groups[0]["replicas"] >= 1
             kinds["RayJob"] = 1
@@ -483,6 +488,7 @@ print(sorted(kinds))
 "#;
     let mut c = Command::new(python())
         .args(["-c", check])
+        .arg(repo_root().join("scripts/ray"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
