@@ -99,7 +99,7 @@ impl<'a> Api<'a> {
 }
 
 /// Rust type names as a script writer reads them (`Result<T, …>` → `T`, `rhai::Map` → `map`).
-fn rhai_type(t: &str) -> String {
+pub(crate) fn rhai_type(t: &str) -> String {
     let t = t
         .trim()
         .trim_start_matches('&')

@@ -22,5 +22,6 @@ pub fn build(host: &Arc<Host>) -> (Engine, Vec<ApiEntry>) {
         yunmin_core::run::is_cancelled().then(|| Dynamic::from("cancelled by user (Ctrl-C)"))
     });
     let entries = modules::register_all(&mut engine, host);
+    host.set_returns(crate::stage_result::Returns::from_engine(&engine));
     (engine, entries)
 }

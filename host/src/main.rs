@@ -11,6 +11,7 @@ mod modules;
 mod options;
 mod script;
 mod stage_key;
+mod stage_result;
 mod state;
 
 use anyhow::{Result, anyhow};

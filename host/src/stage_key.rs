@@ -114,6 +114,11 @@ impl ScriptCode {
         Self { fns }
     }
 
+    /// The definition of the script function (or closure) `name`.
+    pub fn def(&self, name: &str) -> Option<&ScriptFuncDef> {
+        self.fns.get(name).and_then(|v| v.first()).map(|d| &**d)
+    }
+
     fn debug_text(def: &ScriptFuncDef) -> String {
         format!("{:?} {:?}", def.params, def.body)
     }

@@ -15,6 +15,7 @@ pub struct Host {
     pub overrides: BTreeMap<String, String>,
     params_called: AtomicBool,
     code: RwLock<crate::stage_key::ScriptCode>,
+    returns: RwLock<crate::stage_result::Returns>,
     fail_at: RwLock<Option<String>>,
 }
 
@@ -26,6 +27,7 @@ impl Host {
             overrides,
             params_called: AtomicBool::new(false),
             code: RwLock::new(Default::default()),
+            returns: RwLock::new(Default::default()),
             fail_at: RwLock::new(None),
         })
     }
@@ -53,6 +55,19 @@ impl Host {
     /// The compiled script's functions.
     pub fn code(&self) -> crate::stage_key::ScriptCode {
         self.code.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records the return types of the engine's registered functions (for stage results).
+    pub fn set_returns(&self, returns: crate::stage_result::Returns) {
+        *self.returns.write().unwrap_or_else(|p| p.into_inner()) = returns;
+    }
+
+    /// The return types of the engine's registered functions.
+    pub fn returns(&self) -> crate::stage_result::Returns {
+        self.returns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Marks that the script called `params`; returns whether it had been called before.

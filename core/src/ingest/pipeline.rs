@@ -199,13 +199,15 @@ struct Paths {
 }
 
 impl Paths {
-    fn new(ctx: &RunContext, cfg: &IngestConfig) -> Self {
-        Self {
-            dataset: ctx.path(&cfg.out),
-            rejected: ctx.path(&cfg.rejected),
-            preview: ctx.path(&cfg.preview),
-            report: ctx.path(&cfg.report),
-        }
+    /// The outputs inside the run root; one the run's path policy does not let be written
+    /// is an error naming it.
+    fn new(ctx: &RunContext, cfg: &IngestConfig) -> Result<Self> {
+        Ok(Self {
+            dataset: ctx.write_path(&cfg.out)?,
+            rejected: ctx.write_path(&cfg.rejected)?,
+            preview: ctx.write_path(&cfg.preview)?,
+            report: ctx.write_path(&cfg.report)?,
+        })
     }
 
     fn all(&self) -> Vec<PathBuf> {
@@ -225,11 +227,12 @@ impl Paths {
 pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result<IngestOutcome> {
     cfg.validate()?;
     let (items, store) = resolve(inputs, &cfg.source)?;
-    let paths = Paths::new(ctx, cfg);
+    let paths = Paths::new(ctx, cfg)?;
+    // Local inputs are read as given; the run's path policy may refuse them.
     let local_inputs: Vec<PathBuf> = items
         .iter()
-        .filter_map(|i| i.local_path().map(Path::to_path_buf))
-        .collect();
+        .filter_map(|i| i.local_path().map(|p| ctx.read_given(p)))
+        .collect::<Result<_>>()?;
     let listing: Vec<serde_json::Value> = items
         .iter()
         .map(|i| serde_json::json!({ "name": i.name, "size": i.size, "etag": i.etag }))

@@ -308,12 +308,24 @@ impl Table {
 
     /// Writes Parquet (zstd; atomically).
     pub fn write_parquet(&self, path: &Path) -> Result<()> {
+        crate::run::write_atomic(path, &self.to_parquet_bytes()?)
+    }
+
+    /// The table as Parquet bytes (zstd): every column's type and every value exact, so
+    /// [`Table::from_parquet_bytes`] gives back an equal table.
+    pub fn to_parquet_bytes(&self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         let mut df = self.df.clone();
         ParquetWriter::new(&mut buf)
             .with_compression(ParquetCompression::Zstd(None))
             .finish(&mut df)?;
-        crate::run::write_atomic(path, &buf)
+        Ok(buf)
+    }
+
+    /// A table from Parquet bytes ([`Table::to_parquet_bytes`]).
+    pub fn from_parquet_bytes(bytes: &[u8]) -> Result<Self> {
+        let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
+        Ok(Self::from_df(df))
     }
 
     /// Reads a CSV file with a header, inferring column types.

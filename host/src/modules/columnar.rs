@@ -19,6 +19,18 @@ use yunmin_core::report::Table;
 use yunmin_core::run::RunContext;
 use yunmin_core::text::{Tokenizer, TokenizerConfig};
 
+/// Option keys of `parquet_bench`.
+pub const PARQUET_BENCH_KEYS: &[&str] = &[
+    "corpora",
+    "max_docs",
+    "tokenizer",
+    "vocab_size",
+    "python",
+    "batch_docs",
+    "sweep_docs",
+    "rounds",
+];
+
 /// A conversion's output in a script (Rhai type `Parquet`).
 #[derive(Clone, Debug)]
 pub struct ParquetHandle(pub Arc<ParquetSet>);
@@ -113,13 +125,12 @@ fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResul
     let tok_opt = opts.get("tokenizer").cloned();
     let o = Options::new("to_parquet", opts, CONVERT_KEYS)?;
     let cfg = convert_config(&o, host.ctx.seed())?;
-    let dir = host.ctx.path(dir);
+    let dir = host.ctx.write_path(dir).rhai()?;
     let tokenizer: Option<Tokenizer> = match tok_opt {
         Some(v) if v.is::<TokenizerHandle>() => Some((*v.cast::<TokenizerHandle>().0).clone()),
         Some(v) if v.is_string() => {
             let s = v.into_string().unwrap_or_default();
-            let p = host.ctx.path(&s);
-            Some(Tokenizer::load(if p.exists() { p } else { PathBuf::from(s) }).rhai()?)
+            Some(Tokenizer::load(host.ctx.input_path(&s).rhai()?).rhai()?)
         }
         Some(v) if v.as_bool() == Ok(false) || v.is_unit() => None,
         Some(v) => {
@@ -139,7 +150,7 @@ fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResul
                 .unwrap_or(Path::new("."))
                 .join("tokenizer.json");
             let out = match o.opt_str("tokenizer_out")? {
-                Some(p) => host.ctx.path(p),
+                Some(p) => host.ctx.write_path(p).rhai()?,
                 None => default_out,
             };
             Some(train_cached(&host.ctx, dataset, &tcfg, &out).rhai()?)
@@ -150,8 +161,7 @@ fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResul
 }
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<Dataset> {
-    let p = host.ctx.path(path);
-    Dataset::open(if p.exists() { p } else { PathBuf::from(path) }).rhai()
+    Dataset::open(host.ctx.input_path(path).rhai()?).rhai()
 }
 
 fn strings(v: impl IntoIterator<Item = String>) -> Array {
@@ -292,7 +302,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Checks a Parquet file against its schema.txt and the row count and codecs in parquet_report.json;\n\
          returns `#{ rows, codecs }`, errors listing every mismatch.",
         move |path: &str| {
-            let v = validate(&h.ctx.path(path)).rhai()?;
+            let v = validate(&h.ctx.input_path(path).rhai()?).rhai()?;
             rhai::serde::to_dynamic(serde_json::json!({ "rows": v.rows, "codecs": v.codecs }))
         },
     );
@@ -306,19 +316,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          (8000), `python` (peers skipped when empty; default $YUNMIN_PYTHON), `batch_docs` (1024), `sweep_docs` (4000),\n\
          `rounds` (3: conversion rounds, yunmin and pyarrow alternating; medians reported).",
         move |opts: Map| {
-            let o = Options::new(
-                "parquet_bench",
-                opts,
-                &[
-                    "corpora",
-                    "max_docs",
-                    "tokenizer",
-                    "vocab_size",
-                    "python",
-                    "batch_docs",
-                    "sweep_docs",
-                    "rounds",
-                ],
+            let o = Options::new("parquet_bench", opts, PARQUET_BENCH_KEYS,
             )?;
             let d = BenchConfig::default();
             let cfg = BenchConfig {

@@ -19,6 +19,34 @@ use yunmin_core::dedup::{DedupConfig, DedupSummary, Phase, Shard};
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
 
+/// Option keys of `lsh_index`.
+pub const LSH_INDEX_KEYS: &[&str] = &[
+    "bands",
+    "rows",
+    "threshold",
+    "recall",
+    "index",
+    "namespace",
+    "batch",
+];
+
+/// Option keys of `candidates`.
+pub const CANDIDATES_KEYS: &[&str] = &["threshold", "verify", "keep"];
+
+/// Option keys of `dedup_eval_set`.
+pub const DEDUP_EVAL_SET_KEYS: &[&str] = &[
+    "corpora",
+    "domains",
+    "per_domain",
+    "dup_fraction",
+    "max_chars",
+    "short_chars",
+    "seed",
+];
+
+/// Option keys of `shingles`.
+pub const SHINGLES_KEYS: &[&str] = &["shingles"];
+
 /// A dataset directory (JSONL shards) as a script sees it.
 #[derive(Debug, Clone)]
 pub struct DatasetHandle(pub Arc<Dataset>);
@@ -120,12 +148,7 @@ pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<Dedup
 }
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<DatasetHandle> {
-    let in_root = host.ctx.path(path);
-    let p = if in_root.exists() {
-        in_root
-    } else {
-        PathBuf::from(path)
-    };
+    let p = host.ctx.input_path(path).rhai()?;
     Ok(DatasetHandle(Arc::new(Dataset::open(p).rhai()?)))
 }
 
@@ -145,7 +168,7 @@ fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResu
     let params = serde_json::to_value(&cfg).map_err(|e| msg_err(e.to_string()))?;
     let root = host.ctx.root().to_path_buf();
     let outputs = [
-        root.join(&cfg.kept),
+        host.ctx.write_path(&cfg.kept).rhai()?,
         root.join("candidates.json"),
         root.join("clusters.jsonl"),
         root.join("dedup_log.csv"),
@@ -178,19 +201,7 @@ fn signatures(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<Signatur
 }
 
 fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
-    let o = Options::new(
-        "lsh_index",
-        opts,
-        &[
-            "bands",
-            "rows",
-            "threshold",
-            "recall",
-            "index",
-            "namespace",
-            "batch",
-        ],
-    )?;
+    let o = Options::new("lsh_index", opts, LSH_INDEX_KEYS)?;
     let mut cfg = (*s.cfg).clone();
     cfg.threshold = o.float("threshold", cfg.threshold)?;
     cfg.recall = o.float("recall", cfg.recall)?;
@@ -220,7 +231,7 @@ fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
 }
 
 fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> {
-    let o = Options::new("candidates", opts, &["threshold", "verify", "keep"])?;
+    let o = Options::new("candidates", opts, CANDIDATES_KEYS)?;
     let mut cfg = (*ix.cfg).clone();
     cfg.threshold = o.float("threshold", cfg.threshold)?;
     cfg.verify = parse(&o.str("verify", "exact")?)?;
@@ -277,19 +288,7 @@ fn clusters_table(c: &CandidatesHandle) -> RhaiResult<Table> {
 }
 
 fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
-    let o = Options::new(
-        "dedup_eval_set",
-        opts,
-        &[
-            "corpora",
-            "domains",
-            "per_domain",
-            "dup_fraction",
-            "max_chars",
-            "short_chars",
-            "seed",
-        ],
-    )?;
+    let o = Options::new("dedup_eval_set", opts, DEDUP_EVAL_SET_KEYS)?;
     let d = EvalConfig::default();
     let corpora = o.str("corpora", &d.corpora.to_string_lossy())?;
     let corpora = {
@@ -409,7 +408,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Normalised text and shingle hashes of one text: `#{normalized, jamo: [..], word: [..]}`.\n\
          Options: shingles (default \"jamo3+word5\").",
         |text: &str, opts: Map| {
-            let o = Options::new("shingles", opts, &["shingles"])?;
+            let o = Options::new("shingles", opts, SHINGLES_KEYS)?;
             let spec: shingle::ShingleSpec = parse(&o.str("shingles", "jamo3+word5")?)?;
             let norm = shingle::normalize(text);
             let s = shingle::shingles_of_normalized(&norm, &spec);

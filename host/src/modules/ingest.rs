@@ -147,7 +147,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "dataset",
         &["dir"],
         "Opens an existing dataset directory (relative paths are inside the run root).",
-        move |dir: &str| Dataset::open(h.ctx.path(dir)).rhai(),
+        move |dir: &str| -> RhaiResult<Dataset> {
+            Dataset::open(h.ctx.input_path(dir).rhai()?).rhai()
+        },
     );
     let h = host.clone();
     api.func(
@@ -155,7 +157,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &[],
         "The run's `ingest_report.json` as a map (sources, totals with per-reason counts, domains).",
         move || {
-            let p = h.ctx.path("ingest_report.json");
+            let p = h.ctx.read_path("ingest_report.json").rhai()?;
             let text = std::fs::read_to_string(&p).map_err(|e| msg_err(format!("ingest_report: {}: {e}", p.display())))?;
             let v: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| msg_err(format!("ingest_report: {}: {e}", p.display())))?;

@@ -17,6 +17,9 @@ use yunmin_core::merge::{
     Merger as CoreMerger, compute_diff, merge_to_dir,
 };
 
+/// Option keys of `diff`.
+pub const DIFF_KEYS: &[&str] = &["domain", "diffs_dir", "stats_dir"];
+
 // ----------------------------------------------------------------------------------------------
 // Handles
 
@@ -177,11 +180,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
 
     let h = host.clone();
     let diff_fn = move |base: &str, adapter: &str, opts: Map| -> RhaiResult<Diff> {
-        let o = Options::new("diff", opts, &["domain", "diffs_dir", "stats_dir"])?;
+        let o = Options::new("diff", opts, DIFF_KEYS)?;
         let cfg = DiffConfig {
             domain: o.opt_str("domain")?,
-            diffs_dir: h.ctx.path(o.str("diffs_dir", "diffs")?),
-            stats_dir: h.ctx.path(o.str("stats_dir", "diff_stats")?),
+            diffs_dir: h.ctx.write_path(o.str("diffs_dir", "diffs")?).rhai()?,
+            stats_dir: h.ctx.write_path(o.str("stats_dir", "diff_stats")?).rhai()?,
         };
         let out = compute_diff(&input_path(&h, base)?, &input_path(&h, adapter)?, &cfg).rhai()?;
         Ok(Diff {

@@ -77,6 +77,14 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("bleu", eval::BLEU_KEYS.to_vec()),
         ("sentence_bleu", eval::BLEU_KEYS.to_vec()),
         ("rouge", eval::ROUGE_KEYS.to_vec()),
+        ("lsh_index", dedup::LSH_INDEX_KEYS.to_vec()),
+        ("candidates", dedup::CANDIDATES_KEYS.to_vec()),
+        ("dedup_eval_set", dedup::DEDUP_EVAL_SET_KEYS.to_vec()),
+        ("shingles", dedup::SHINGLES_KEYS.to_vec()),
+        ("parquet_bench", columnar::PARQUET_BENCH_KEYS.to_vec()),
+        ("diff", merge::DIFF_KEYS.to_vec()),
+        ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
+        ("write_csv", table::WRITE_CSV_KEYS.to_vec()),
     ];
     for f in ["dedup", "minhash", "dedup_eval"] {
         v.push((f, dedup::DEDUP_KEYS.to_vec()));

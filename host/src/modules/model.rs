@@ -15,6 +15,9 @@ use yunmin_core::model::{
 };
 use yunmin_core::text::Tokenizer;
 
+/// Option keys of `load_model`.
+pub const LOAD_MODEL_KEYS: &[&str] = &["device"];
+
 /// A model handle: an `Arc` of a loaded (inference-mode) model.
 #[derive(Clone)]
 pub struct Model(pub Arc<LoadedModel>);
@@ -209,7 +212,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["path", "opts"],
         "Loads a checkpoint with options `#{ device: \"cpu\" }` (cpu | flex | ndarray | wgpu | cuda).",
         move |path: &str, opts: Map| {
-            let o = Options::new("load_model", opts, &["device"])?;
+            let o = Options::new("load_model", opts, LOAD_MODEL_KEYS)?;
             let dev = parse_device(&o.str("device", "cpu")?).rhai()?;
             LoadedModel::load(&resolve(&h, path)?, &dev).map(|m| Model(Arc::new(m))).rhai()
         },

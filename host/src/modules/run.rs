@@ -112,6 +112,12 @@ fn stage(
         .code()
         .closure_identity(&body)
         .map_err(|e| msg_err(format!("stage `{name}`: {e}")))?;
+    // A result that cannot be cached is refused here when the closure's code shows it.
+    let script = host.code();
+    if let Some(def) = script.def(body.fn_name()) {
+        crate::stage_result::precheck(def, &host.returns())
+            .map_err(|e| msg_err(format!("stage `{name}`: {e}")))?;
+    }
     let code = yunmin_core::run::hash_json(&serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"), "closure": identity,
     }));
@@ -125,11 +131,8 @@ fn stage(
                 return Err(yunmin_core::Error::invalid(msg));
             }
         };
-        rhai::serde::from_dynamic(&out).map_err(|e| {
-            yunmin_core::Error::invalid(format!(
-                "stage `{name}`: its result must be plain data (strings, numbers, arrays, maps): {e}"
-            ))
-        })
+        crate::stage_result::encode(&out)
+            .map_err(|e| yunmin_core::Error::invalid(format!("stage `{name}`: {e}")))
     };
     // Outputs are the result's strings that name paths; checked after the body ran.
     let res = host
@@ -143,7 +146,7 @@ fn stage(
                 .collect()
         });
     match res {
-        Ok((v, _cached)) => Ok(rhai::serde::to_dynamic(v)?),
+        Ok((v, _cached)) => crate::stage_result::decode(v).map_err(msg_err),
         Err(e) => Err(script_err.unwrap_or_else(|| crate::errors::core_err(e))),
     }
 }
@@ -168,7 +171,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          every script function it can call and the value of every variable it captures (plain\n\
          data, tables, and handles of datasets, Parquet sets, diffs, adapters and saved models;\n\
          any other capture is an error before the body runs). A rerun with an unchanged key\n\
-         skips `body` and returns its stored result (plain data; floats exact); every key's\n\
+         skips `body` and returns its stored result (plain data or tables, read back exact); a\n\
+         result of another type (a model, a tokenizer …) is refused, before the body runs when\n\
+         its last expression is a call returning such a type; every key's\n\
          outputs are kept, so going back to earlier settings restores them. `--force` reruns.\n\
          Each run is a line in `pipeline_run.log` and an entry, with the content hash of every\n\
          input and output file, in `manifest.json`; a failure also goes to `pipeline_errors.log`.",

@@ -8,6 +8,9 @@ use rhai::{Array, Dynamic, Map};
 use std::sync::Arc;
 use yunmin_core::report::Table;
 
+/// Option keys of `write_csv`.
+pub const WRITE_CSV_KEYS: &[&str] = &["header", "separator"];
+
 fn to_json_row(row: &Map) -> RhaiResult<serde_json::Map<String, serde_json::Value>> {
     match rhai::serde::from_dynamic::<serde_json::Value>(&Dynamic::from_map(row.clone()))? {
         serde_json::Value::Object(m) => Ok(m),
@@ -153,7 +156,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["table", "path", "opts"],
         "Writes CSV with options `#{ header: true, separator: \",\" }`; returns the path.",
         move |t: &mut Table, path: &str, opts: rhai::Map| {
-            let o = Options::new("write_csv", opts, &["header", "separator"])?;
+            let o = Options::new("write_csv", opts, WRITE_CSV_KEYS)?;
             let sep = o.str("separator", ",")?;
             let sep = match sep.as_bytes() {
                 [b] => *b,

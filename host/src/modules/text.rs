@@ -68,15 +68,17 @@ pub fn train_cached(
 fn train(host: &Host, dataset: &Dataset, opts: Map) -> RhaiResult<TokenizerHandle> {
     let o = Options::new("train_tokenizer", opts, TRAIN_KEYS)?;
     let cfg = tokenizer_config(&o, host.ctx.seed())?;
-    let out = host.ctx.path(o.str("out", "data/tokenizer.json")?);
+    let out = host
+        .ctx
+        .write_path(o.str("out", "data/tokenizer.json")?)
+        .rhai()?;
     Ok(TokenizerHandle(Arc::new(
         train_cached(&host.ctx, dataset, &cfg, &out).rhai()?,
     )))
 }
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<Dataset> {
-    let p = host.ctx.path(path);
-    Dataset::open(if p.exists() { p } else { PathBuf::from(path) }).rhai()
+    Dataset::open(host.ctx.input_path(path).rhai()?).rhai()
 }
 
 /// Registers the `text` module.
@@ -123,8 +125,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["path"],
         "Loads a `tokenizer.json` (run-root relative paths first, then as given).",
         move |path: &str| {
-            let p = h.ctx.path(path);
-            let p = if p.exists() { p } else { PathBuf::from(path) };
+            let p = h.ctx.input_path(path).rhai()?;
             Ok::<_, crate::errors::RhaiError>(TokenizerHandle(Arc::new(
                 Tokenizer::load(&p).rhai()?,
             )))

@@ -263,6 +263,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |src: Dynamic, opts: Map| {
             let o = Options::new("pretrain", opts, &keys(PRETRAIN_KEYS))?;
             let cfg = pretrain_config(&o, h.ctx.seed())?;
+            h.ctx.write_path(&cfg.out).rhai()?;
+            if let Some(t) = &cfg.tokenizer {
+                h.ctx.read_path(t).rhai()?;
+            }
             let corpus = tokens_of(&h, src, None)?;
             let (m, _) = pretrain(&corpus, &cfg, h.ctx.root()).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Model(Arc::new(m)))
@@ -276,6 +280,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |base: Model, src: Dynamic, opts: Map| {
             let o = Options::new("lora", opts, &keys(LORA_KEYS))?;
             let cfg = lora_config(&o, h.ctx.seed())?;
+            if let Some(out) = &cfg.out {
+                h.ctx.write_path(out).rhai()?;
+            }
             let corpus = tokens_of(&h, src, o.opt_str("domain")?)?;
             let r = train_lora(&base.0, &corpus, &cfg, h.ctx.root()).rhai()?;
             let file = load_adapter(&r.dir).rhai()?;

@@ -227,11 +227,52 @@ fn sample_pipeline_rerun_is_byte_identical() {
 }
 
 #[test]
+fn tables_are_cached_and_uncacheable_results_are_refused_before_the_body_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let src = r#"let r = stage("t", #{ n: 2 }, || {
+    write_text("ran.txt", "x");
+    let t = table();
+    t.push(#{ w: 0.1 + 0.2, name: "a", k: 1 });
+    t.push(#{ w: 1.0 / 3.0, name: "b", k: 2 });
+    t
+});
+r.write_csv("t.csv");
+print(`rows=${r.rows()}`);
+"#;
+    let s = write_script(d.path(), "t.rhai", src);
+    let fresh = run_ok(d.path(), &s);
+    let csv = std::fs::read(run.join("t.csv")).unwrap();
+    std::fs::remove_file(run.join("t.csv")).unwrap();
+    let cached = run_ok(d.path(), &s);
+    assert_eq!(fresh, cached);
+    assert!(fresh.contains("rows=2"), "{fresh}");
+    assert_eq!(statuses(&run, "t"), ["ok", "cached"]);
+    assert_eq!(std::fs::read(run.join("t.csv")).unwrap(), csv, "the cached table is exact");
+    assert!(String::from_utf8_lossy(&csv).contains("0.30000000000000004"));
+
+    // A model cannot be cached: the stage stops before its body writes anything.
+    let src = "stage(\"m\", #{}, || {\n    write_text(\"ran.txt\", \"x\");\n    let m = load_model(\"nowhere\");\n    m\n});\n";
+    let s = write_script(d.path(), "m.rhai", src);
+    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "m"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("stage `m`") && t.contains("`Model`") && t.contains("cannot be cached"),
+        "{t}"
+    );
+    assert!(t.contains("`load_model` at 3:"), "{t}");
+    assert!(!d.path().join("m/ran.txt").exists(), "the body never ran");
+}
+
+#[test]
 fn scripts_are_confined_to_the_run_root_and_limited() {
     let d = tempfile::tempdir().unwrap();
     let outside = d.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.txt"), "s").unwrap();
+    let doc = "{\"id\": \"a\", \"text\": \"가나다라 마바사\", \"domain\": \"x\"}\n";
+    std::fs::write(outside.join("docs.jsonl"), doc).unwrap();
     let cases = [
         (
             format!("write_text(\"{}/x.txt\", \"x\");", outside.display()),
@@ -252,9 +293,40 @@ fn scripts_are_confined_to_the_run_root_and_limited() {
             ),
             "reading",
         ),
+        // Phase functions: ingest sources, datasets opened, outputs placed.
+        (
+            format!("ingest(\"{}/docs.jsonl\", #{{}});", outside.display()),
+            "reading",
+        ),
+        (
+            format!("ingest(\"{}/*.jsonl\", #{{}});", outside.display()),
+            "reading",
+        ),
+        (
+            format!("dataset(\"{}\");", outside.display()),
+            "reading",
+        ),
+        (
+            format!(
+                "ingest(\"{}/scripts/docs.jsonl\", #{{ out: \"{}/ds\" }});",
+                d.path().display(),
+                outside.display()
+            ),
+            "writing",
+        ),
+        (
+            format!(
+                "let ds = ingest(\"{}/scripts/docs.jsonl\", #{{}});\nto_parquet(ds, \"{}/pq\", #{{ tokenizer: false }});",
+                d.path().display(),
+                outside.display()
+            ),
+            "writing",
+        ),
     ];
     let scripts = d.path().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
+    // The script's own folder may be read: a script's bundled inputs stay usable.
+    std::fs::write(scripts.join("docs.jsonl"), doc).unwrap();
     for (i, (body, want)) in cases.iter().enumerate() {
         let s = write_script(&scripts, &format!("e{i}.rhai"), body);
         let o = yunmin(
@@ -263,7 +335,15 @@ fn scripts_are_confined_to_the_run_root_and_limited() {
         );
         assert!(!o.status.success(), "{body}: {}", text(&o));
         assert!(text(&o).contains(want), "{body}: {}", text(&o));
+        if !want.contains('/') {
+            assert!(
+                text(&o).contains(&outside.display().to_string()),
+                "the error names the path: {}",
+                text(&o)
+            );
+        }
         assert!(!outside.join("x.txt").exists());
+        assert!(!outside.join("ds").exists() && !outside.join("pq").exists());
     }
     // Allowed explicitly, or declared in params, it works.
     let s = write_script(&scripts, "w.rhai", &cases[0].0);
@@ -352,6 +432,7 @@ t.write_cvs("a.csv");
 let m = lod_model("models/base");
 let ds = ingest(p.input, #{ max_line: 5 });
 print(p.step);
+t.write_csv("b.csv", #{ headr: false });
 "#,
     );
     let o = yunmin(d.path(), &["check", s.to_str().unwrap()]);
@@ -362,6 +443,8 @@ print(p.step);
         "typos.rhai:5:9: unknown function `lod_model` (did you mean `load_model`?)",
         "ingest: unknown option `max_line` (did you mean `max_line_bytes`?)",
         "typos.rhai:7:9: `p.step`: no such parameter (did you mean `steps`?)",
+        "typos.rhai:8:",
+        "write_csv: unknown option `headr` (did you mean `header`?)",
     ] {
         assert!(out.contains(want), "missing {want:?} in {out}");
     }
@@ -373,7 +456,7 @@ print(p.step);
     // `run` checks first: nothing runs.
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("4 problem(s)"), "{}", text(&o));
+    assert!(text(&o).contains("5 problem(s)"), "{}", text(&o));
     assert!(!d.path().join("r/ran.txt").exists());
     // A `--set` value must have the type of the parameter's default.
     let ok = write_script(
