@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,9 +38,11 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="yunmin_ray.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="yunmin_ray.py", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dedup", help="the dedup phases as Ray tasks")
+    d = sub.add_parser("dedup", help="the dedup phases as Ray tasks", allow_abbrev=False)
     d.add_argument("--input", required=True, action="append", help="dataset dir, files or s3:// prefix")
     d.add_argument("--out", required=True, help="output directory or s3://bucket/prefix/")
     d.add_argument("--shards", type=int, required=True, help="tasks per parallel phase")
@@ -84,6 +87,13 @@ def connect():
     import ray
 
     address = os.environ.get("RAY_ADDRESS")
+    if address and ":" in address and "://" not in address:
+        # ray.init waits minutes on an address nobody listens on; fail fast instead.
+        host, port = address.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            sys.exit(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}")
     # Workers inherit the environment of the process that started their node, not the
     # driver's: hand them the S3 credentials and logging settings explicitly.
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("RUST_LOG", "NO_COLOR")}

@@ -226,6 +226,34 @@ fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
         "the merge clears the index"
     );
 
+    // An unreachable Redis fails the index tasks with a message naming it, after Ray's retries.
+    let dead = format!("redis://127.0.0.1:{}/0", free_port());
+    let o = driver(
+        &head,
+        &[
+            "dedup",
+            "--input",
+            ds.to_str().unwrap(),
+            "--out",
+            w.join("dead").to_str().unwrap(),
+            "--shards",
+            "2",
+            "--index",
+            &dead,
+            "--max-retries",
+            "1",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("index failed after 1 retries") && err.contains(&dead),
+        "{}",
+        text(&o)
+    );
+    assert!(!w.join("dead/candidates.json").exists());
+
     // Tasks killed while writing (an index task, a write task): Ray retries them; the result
     // is the same and no half-written file is visible.
     let o = ok(driver(
@@ -379,6 +407,42 @@ fn random_docs(path: &Path, n: usize) {
 }
 
 #[test]
+fn ray_driver_names_an_unreachable_cluster() {
+    let d = tempfile::tempdir().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let o = Command::new(python())
+        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
+        .args(["dedup", "--input", "in", "--out"])
+        .arg(d.path().join("out"))
+        .args(["--shards", "2", "--index", "redis://127.0.0.1:1/0"])
+        .env("RAY_ADDRESS", &dead)
+        .env("YUNMIN_BIN", yunmin_bin())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "cannot reach the Ray cluster at RAY_ADDRESS={dead}"
+        )),
+        "{}",
+        text(&o)
+    );
+    // Options the driver does not know are refused by name.
+    let o = Command::new(python())
+        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
+        .args(["dedup", "--input", "in", "--out", "o", "--shards", "2"])
+        .args(["--index", "redis://127.0.0.1:1/0", "--shard", "3"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--shard"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn dedup_upload_goes_up_in_parts_and_a_failed_upload_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let w = d.path();
@@ -433,7 +497,12 @@ fn dedup_upload_goes_up_in_parts_and_a_failed_upload_leaves_nothing() {
     // Credentials the server refuses: a clear error naming the destination, no object.
     let o = Command::new(yunmin_bin())
         .args(["dedup", "--input", input.to_str().unwrap(), "--out", "run2"])
-        .args(["--upload", "s3://out/run2/", "--endpoint-url", &srv.endpoint])
+        .args([
+            "--upload",
+            "s3://out/run2/",
+            "--endpoint-url",
+            &srv.endpoint,
+        ])
         .envs(yunmin_tests::s3::credentials_env("wrong", "wrong"))
         .current_dir(w)
         .output()
