@@ -513,3 +513,160 @@ pub fn gather(out: &Path, kept_dir: &Path) -> Result<usize> {
     target.commit()?;
     Ok(stats.documents as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::pipeline::{Phase, run};
+    use crate::ingest::Document;
+
+    /// Near-duplicate families spread over many shard files, plus exact copies.
+    fn dataset(dir: &Path) -> Dataset {
+        let mut w = DatasetWriter::create(dir, 7).unwrap();
+        let base: Vec<String> = (0..12)
+            .map(|f| {
+                (0..300)
+                    .map(|i| char::from_u32(0xAC00 + ((i * 37 + f * 101) % 700) as u32).unwrap())
+                    .collect()
+            })
+            .collect();
+        for i in 0..60usize {
+            let mut t: Vec<char> = base[i % 12].chars().collect();
+            for k in 0..(i / 12) * 4 {
+                t[(k * 13 + i) % 300] = '가';
+            }
+            w.write(&Document {
+                id: format!("d{i}"),
+                text: t.into_iter().collect(),
+                domain: ["a", "b"][i % 2].into(),
+                source: String::new(),
+                extra: Default::default(),
+            })
+            .unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn read(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn kept(out: &Path) -> Vec<Document> {
+        Dataset::open(out.join("data/deduped"))
+            .unwrap()
+            .read_all()
+            .unwrap()
+    }
+
+    #[test]
+    fn split_phases_equal_one_process() {
+        let d = tempfile::tempdir().unwrap();
+        let ds = dataset(&d.path().join("ds"));
+        assert!(ds.shards().unwrap().len() >= 8);
+        let one = d.path().join("one");
+        let s = run(&ds, &one, &DedupConfig::default()).unwrap();
+        assert!(s.removed > 0 && s.candidates > 0, "{s:?}");
+
+        let many = d.path().join("many");
+        let n = 3;
+        let phase = |phase, index| {
+            let cfg = DedupConfig {
+                phase,
+                shard: if phase.sharded() {
+                    Shard { index, count: n }
+                } else {
+                    Shard::default()
+                },
+                ..DedupConfig::default()
+            };
+            run(&ds, &many, &cfg).unwrap()
+        };
+        for ph in [Phase::Index, Phase::Verify] {
+            for i in 0..n {
+                phase(ph, i);
+            }
+        }
+        // Every pair falls in exactly one verify part.
+        let parts: Vec<VerifyPart> = (0..n)
+            .map(|i| {
+                serde_json::from_slice(&read(&verify_part_path(
+                    &many,
+                    Shard { index: i, count: n },
+                )))
+                .unwrap()
+            })
+            .collect();
+        let mut all: Vec<(u64, u64)> = parts
+            .iter()
+            .flat_map(|p| p.pairs.iter().map(|&(a, b, _)| (a, b)))
+            .collect();
+        let len = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), len, "a pair in two parts");
+        assert!(parts.iter().all(|p| !p.pairs.is_empty()));
+        // Some pairs needed exact verification, and the parts computed it.
+        assert!(parts.iter().flat_map(|p| &p.pairs).any(|x| x.2.is_some()));
+
+        let m = phase(Phase::Merge, 0);
+        assert_eq!((m.kept, m.removed), (s.kept, s.removed));
+        for i in 0..n {
+            phase(Phase::Write, i);
+        }
+        let g = phase(Phase::Gather, 0);
+        assert_eq!(g.kept, s.kept);
+        for f in ["candidates.json", "clusters.jsonl", "dedup_log.csv"] {
+            assert_eq!(read(&one.join(f)), read(&many.join(f)), "{f}");
+        }
+        assert_eq!(kept(&one), kept(&many));
+        assert_eq!(
+            read(&one.join("data/deduped/dataset.json")),
+            read(&many.join("data/deduped/dataset.json"))
+        );
+
+        // A missing verify part is named; one made for other settings is refused.
+        std::fs::remove_file(verify_part_path(&many, Shard { index: 1, count: n })).unwrap();
+        let e = run(
+            &ds,
+            &many,
+            &DedupConfig {
+                phase: Phase::Merge,
+                ..DedupConfig::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("verify part 1/3 is missing"), "{e}");
+        let cfg = DedupConfig {
+            phase: Phase::Verify,
+            shard: Shard { index: 1, count: n },
+            threshold: 0.7,
+            ..DedupConfig::default()
+        };
+        run(&ds, &many, &cfg).unwrap();
+        let e = run(
+            &ds,
+            &many,
+            &DedupConfig {
+                phase: Phase::Merge,
+                ..DedupConfig::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("other signatures or settings"), "{e}");
+        // A one-process phase refuses a shard.
+        let e = run(
+            &ds,
+            &many,
+            &DedupConfig {
+                phase: Phase::Merge,
+                shard: Shard { index: 0, count: 2 },
+                ..DedupConfig::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("one process"), "{e}");
+    }
+}
