@@ -59,6 +59,20 @@ impl ParquetSet {
     /// Opens the output directory of [`super::convert`].
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(super::ColumnarError::Missing {
+                what: "Parquet set directory (written by to_parquet or `yunmin parquet convert`)",
+                path: dir,
+            }
+            .into());
+        }
+        if !dir.join(super::report::REPORT_FILE).is_file() {
+            return Err(super::ColumnarError::Missing {
+                what: "conversion report (the directory is not a Parquet set written by to_parquet or `yunmin parquet convert`)",
+                path: dir.join(super::report::REPORT_FILE),
+            }
+            .into());
+        }
         let report = ConversionReport::load(&dir)?;
         Ok(Self { dir, report })
     }

@@ -29,6 +29,15 @@ pub enum ReportError {
         /// The accepted values.
         expected: &'static str,
     },
+    /// A column cannot be summarised or reshaped as asked (not numeric, empty, a value out of
+    /// range, two values for one pivot cell).
+    #[error("column `{column}`: {problem}")]
+    Column {
+        /// The column.
+        column: String,
+        /// What is wrong, with the offending row or value.
+        problem: String,
+    },
     /// Drawing a chart failed.
     #[error("plot: {0}")]
     Plot(String),

@@ -5,6 +5,7 @@ mod error;
 mod markdown;
 mod notebook;
 mod plot;
+mod summary;
 mod table;
 
 pub use error::ReportError;

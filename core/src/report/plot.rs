@@ -3,7 +3,7 @@
 
 use super::{ReportError, Table};
 use crate::{Error, Result};
-use plotters::coord::{CoordTranslate, Shift};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -28,6 +28,9 @@ pub struct BarChart {
     pub categories: Vec<String>,
     /// `(series name, one value per category)`.
     pub series: Vec<(String, Vec<f64>)>,
+    /// Y axis bounds; a missing bound is taken from the data (the lower one is 0 for bars, so
+    /// give `y_min` to make small differences visible).
+    pub y_range: (Option<f64>, Option<f64>),
 }
 
 /// Line chart: one line per series over numeric x.
@@ -41,6 +44,8 @@ pub struct LineChart {
     pub y_label: String,
     /// `(series name, points)`.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Y axis bounds; a missing bound is taken from the data.
+    pub y_range: (Option<f64>, Option<f64>),
 }
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
@@ -71,19 +76,60 @@ fn canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>
     Ok(root)
 }
 
-/// Draws the legend and writes the PNG.
-fn finish<'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+/// `(lo, hi)` with the given bounds replacing the data's; an empty or inverted range is an
+/// error naming the bounds.
+fn with_bounds((lo, hi): (f64, f64), (min, max): (Option<f64>, Option<f64>)) -> Result<(f64, f64)> {
+    let (lo, hi) = (min.unwrap_or(lo), max.unwrap_or(hi));
+    if lo.is_finite() && hi.is_finite() && lo < hi {
+        Ok((lo, hi))
+    } else {
+        Err(plot_err(format!(
+            "the y range {lo} .. {hi} is empty (check y_min / y_max)"
+        )))
+    }
+}
+
+/// The canvas split into the plot (left) and a legend column (right) wide enough for the
+/// longest series name, so the legend never covers bars or lines.
+fn split_legend<'a>(
     root: &DrawingArea<BitMapBackend<'a>, Shift>,
+    names: &[&str],
+) -> (
+    DrawingArea<BitMapBackend<'a>, Shift>,
+    DrawingArea<BitMapBackend<'a>, Shift>,
+) {
+    let (w, _) = root.dim_in_pixel();
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    let legend_w = (longest * 8 + 44).min(w / 3);
+    root.split_horizontally(w - legend_w)
+}
+
+/// One legend entry per series in the legend column: a swatch (a bar or a line) and the name.
+fn draw_legend(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    entries: &[(&str, RGBAColor)],
+    lines: bool,
 ) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
+    for (i, (name, color)) in entries.iter().enumerate() {
+        let y = 48 + i as i32 * 22;
+        if lines {
+            area.draw(&PathElement::new(
+                vec![(6, y), (22, y)],
+                color.stroke_width(2),
+            ))
+            .map_err(plot_err)?;
+        } else {
+            area.draw(&Rectangle::new([(8, y - 6), (20, y + 6)], color.filled()))
+                .map_err(plot_err)?;
+        }
+        area.draw(&Text::new(
+            name.to_string(),
+            (28, y - 6),
+            ("sans-serif", 14).into_font().color(&BLACK),
+        ))
         .map_err(plot_err)?;
-    root.present().map_err(plot_err)
+    }
+    Ok(())
 }
 
 impl BarChart {
@@ -141,18 +187,21 @@ impl BarChart {
             y_label: y.into(),
             categories: cats,
             series,
+            y_range: (None, None),
         })
     }
 
     /// Renders the chart to a PNG file.
     pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
-        let root = canvas(path, size)?;
-        let (lo, hi) = range(
-            self.series
-                .iter()
-                .flat_map(|(_, v)| v.iter().copied())
-                .chain([0.0]),
-        );
+        let canvas = canvas(path, size)?;
+        let names: Vec<&str> = self.series.iter().map(|(n, _)| n.as_str()).collect();
+        let (root, legend) = split_legend(&canvas, &names);
+        let values = self.series.iter().flat_map(|(_, v)| v.iter().copied());
+        let (lo, hi) = if self.y_range.0.is_some() {
+            with_bounds(range(values), self.y_range)?
+        } else {
+            with_bounds(range(values.chain([0.0])), self.y_range)?
+        };
         let n_cat = self.categories.len().max(1);
         let n_ser = self.series.len().max(1);
         let mut chart = ChartBuilder::on(&root)
@@ -180,6 +229,7 @@ impl BarChart {
             .draw()
             .map_err(plot_err)?;
         let width = 0.8 / n_ser as f64;
+        let mut entries = Vec::new();
         for (s, (name, vals)) in self.series.iter().enumerate() {
             let color = Palette99::pick(s).to_rgba();
             let bars = vals
@@ -189,19 +239,15 @@ impl BarChart {
                 .map(move |(c, v)| {
                     let x0 = c as f64 + 0.1 + s as f64 * width;
                     Rectangle::new(
-                        [(x0, 0f64.max(lo)), (x0 + width * 0.95, *v)],
+                        [(x0, 0f64.clamp(lo, hi)), (x0 + width * 0.95, v.clamp(lo, hi))],
                         color.filled(),
                     )
                 });
-            chart
-                .draw_series(bars)
-                .map_err(plot_err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
+            chart.draw_series(bars).map_err(plot_err)?;
+            entries.push((name.as_str(), color));
         }
-        finish(&mut chart, &root)
+        draw_legend(&legend, &entries, false)?;
+        canvas.present().map_err(plot_err)
     }
 }
 
@@ -242,14 +288,20 @@ impl LineChart {
             x_label: x.into(),
             y_label: y.into(),
             series,
+            y_range: (None, None),
         })
     }
 
     /// Renders the chart to a PNG file.
     pub fn render(&self, path: &Path, size: (u32, u32)) -> Result<()> {
-        let root = canvas(path, size)?;
+        let canvas = canvas(path, size)?;
+        let names: Vec<&str> = self.series.iter().map(|(n, _)| n.as_str()).collect();
+        let (root, legend) = split_legend(&canvas, &names);
         let (x0, x1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
-        let (y0, y1) = range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+        let (y0, y1) = with_bounds(
+            range(self.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1))),
+            self.y_range,
+        )?;
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(12)
@@ -264,20 +316,18 @@ impl LineChart {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(plot_err)?;
+        let mut entries = Vec::new();
         for (s, (name, pts)) in self.series.iter().enumerate() {
             let color = Palette99::pick(s).to_rgba();
             let pts: Vec<(f64, f64)> = pts
                 .iter()
                 .copied()
-                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && p.1 >= y0 && p.1 <= y1)
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
-                });
+                .map_err(plot_err)?;
+            entries.push((name.as_str(), color));
             chart
                 .draw_series(
                     pts.into_iter()
@@ -285,7 +335,8 @@ impl LineChart {
                 )
                 .map_err(plot_err)?;
         }
-        finish(&mut chart, &root)
+        draw_legend(&legend, &entries, true)?;
+        canvas.present().map_err(plot_err)
     }
 }
 
@@ -321,5 +372,12 @@ mod tests {
         assert_eq!(line.series.len(), 2);
         line.render(&d.path().join("l.png"), (320, 200)).unwrap();
         assert!(BarChart::from_table(&t, "nope", "ppl", "model", "x").is_err());
+        // A y range: bars start at y_min; an empty range is an error naming it.
+        let mut zoomed = bar.clone();
+        zoomed.y_range = (Some(20.0), None);
+        zoomed.render(&d.path().join("z.png"), (640, 400)).unwrap();
+        zoomed.y_range = (Some(50.0), Some(40.0));
+        let e = zoomed.render(&d.path().join("e.png"), (640, 400)).unwrap_err();
+        assert!(e.to_string().contains("y_min"), "{e}");
     }
 }

@@ -33,14 +33,21 @@ pub(crate) const EVAL_KEYS: &[&str] = &[
     "offset",
 ];
 
+/// Option keys of `model_perplexity` (only what scoring one model on one corpus uses).
+pub(crate) const PERPLEXITY_KEYS: &[&str] = &["seq_len", "batch", "max_docs", "offset"];
+
 /// Options that are not [`EvalConfig`] fields.
 struct Extra {
     domains: Option<Vec<String>>,
     offset: usize,
 }
 
-fn eval_config(func: &'static str, opts: Map) -> RhaiResult<(EvalConfig, Extra)> {
-    let o = Options::new(func, opts, EVAL_KEYS)?;
+fn eval_config(
+    func: &'static str,
+    opts: Map,
+    keys: &'static [&'static str],
+) -> RhaiResult<(EvalConfig, Extra)> {
+    let o = Options::new(func, opts, keys)?;
     let extra = Extra {
         domains: o
             .has("domains")
@@ -131,7 +138,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |model: Dynamic, tokens: Dynamic, opts: Map| {
             let lm = model_of("model_perplexity", model)?;
             let c = tokens_of(&h, tokens, None)?;
-            let (cfg, extra) = eval_config("model_perplexity", opts)?;
+            let (cfg, extra) = eval_config("model_perplexity", opts, PERPLEXITY_KEYS)?;
             let docs = cfg.scored_docs(&c.docs, extra.offset);
             let mut acc = PerplexityAccumulator::new();
             let eos = lm.config.first_eos();
@@ -161,7 +168,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          rougeLsum; an `overall` row per model), generations: Table (model, domain, doc, prompt,\n\
          reference, generation, sentence_bleu, rougeL) }`.",
         move |models: Map, heldout: Dynamic, opts: Map| {
-            let (cfg, extra) = eval_config("evaluate", opts)?;
+            let (cfg, extra) = eval_config("evaluate", opts, EVAL_KEYS)?;
             if extra.offset != 0 {
                 return Err(msg_err(
                     "evaluate: `offset` is an option of model_perplexity only",

@@ -73,7 +73,7 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("pretrain", with_optim(train::PRETRAIN_KEYS)),
         ("lora", with_optim(train::LORA_KEYS)),
         ("evaluate", evaluate::EVAL_KEYS.to_vec()),
-        ("model_perplexity", evaluate::EVAL_KEYS.to_vec()),
+        ("model_perplexity", evaluate::PERPLEXITY_KEYS.to_vec()),
         ("bleu", eval::BLEU_KEYS.to_vec()),
         ("sentence_bleu", eval::BLEU_KEYS.to_vec()),
         ("rouge", eval::ROUGE_KEYS.to_vec()),

@@ -18,7 +18,9 @@ impl NotebookHandle {
     }
 }
 
-pub(crate) const CHART_KEYS: &[&str] = &["x", "y", "group", "title", "width", "height"];
+pub(crate) const CHART_KEYS: &[&str] = &[
+    "x", "y", "group", "title", "width", "height", "y_min", "y_max",
+];
 
 /// Validated chart options.
 struct ChartOpts {
@@ -27,6 +29,7 @@ struct ChartOpts {
     group: String,
     title: String,
     size: (u32, u32),
+    y_range: (Option<f64>, Option<f64>),
 }
 
 fn chart_opts(func: &'static str, opts: Map) -> RhaiResult<ChartOpts> {
@@ -48,6 +51,10 @@ fn chart_opts(func: &'static str, opts: Map) -> RhaiResult<ChartOpts> {
         group: o.str("group", "")?,
         title: o.str("title", "")?,
         size,
+        y_range: (
+            o.has("y_min").then(|| o.float("y_min", 0.0)).transpose()?,
+            o.has("y_max").then(|| o.float("y_max", 0.0)).transpose()?,
+        ),
     })
 }
 
@@ -60,11 +67,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "plot_bars",
         &["table", "path", "opts"],
         "Grouped bar chart PNG from a table: `#{ x: category column, y: value column, group: series\n\
-         column, title: \"\", width: 800, height: 480 }`. Returns the path (inside the run root).",
+         column, title: \"\", width: 800, height: 480, y_min, y_max }` (bars start at 0 unless `y_min`\n\
+         is given; the legend sits in a column right of the plot). Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
             let c = chart_opts("plot_bars", opts)?;
             let p = h.ctx.write_path(path).rhai()?;
-            BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?.render(&p, c.size).rhai()?;
+            let mut chart = BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?;
+            chart.y_range = c.y_range;
+            chart.render(&p, c.size).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );
@@ -73,14 +83,13 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "plot_lines",
         &["table", "path", "opts"],
         "Line chart PNG from a table: `#{ x, y, group: \"\" (one line per value), title, width,\n\
-         height }`. Returns the path (inside the run root).",
+         height, y_min, y_max }` (y bounds from the data unless given). Returns the path (inside the run root).",
         move |t: &mut Table, path: &str, opts: Map| {
             let c = chart_opts("plot_lines", opts)?;
             let p = h.ctx.write_path(path).rhai()?;
-            LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title)
-                .rhai()?
-                .render(&p, c.size)
-                .rhai()?;
+            let mut chart = LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?;
+            chart.y_range = c.y_range;
+            chart.render(&p, c.size).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );

@@ -133,6 +133,44 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         },
     );
     api.func(
+        "mean",
+        &["table", "column"],
+        "Arithmetic mean of a numeric column (nulls skipped; a text or empty column is an error).",
+        |t: &mut Table, c: &str| t.mean(c).rhai(),
+    );
+    api.func(
+        "geomean",
+        &["table", "column"],
+        "Geometric mean `exp(mean(ln x))` of a numeric column (nulls skipped; every value must be\n\
+         positive): the macro average that suits perplexities.",
+        |t: &mut Table, c: &str| t.geomean(c).rhai(),
+    );
+    api.func(
+        "argmin",
+        &["table", "column"],
+        "The row (an object map) with the smallest value of a numeric column; the first on ties.",
+        |t: &mut Table, c: &str| {
+            rhai::serde::to_dynamic(serde_json::Value::Object(t.best_row(c, false).rhai()?))
+        },
+    );
+    api.func(
+        "argmax",
+        &["table", "column"],
+        "The row (an object map) with the largest value of a numeric column; the first on ties.",
+        |t: &mut Table, c: &str| {
+            rhai::serde::to_dynamic(serde_json::Value::Object(t.best_row(c, true).rhai()?))
+        },
+    );
+    api.func(
+        "pivot",
+        &["table", "index", "columns", "values"],
+        "Long → wide: one row per `index` value, one column per `columns` value holding `values`\n\
+         (both in first-seen order); a missing cell is null, two rows for one cell are an error.",
+        |t: &mut Table, index: &str, columns: &str, values: &str| {
+            t.pivot(index, columns, values).rhai()
+        },
+    );
+    api.func(
         "to_markdown",
         &["table", "decimals"],
         "The table as a Markdown pipe table (numbers right-aligned, floats with `decimals` digits,\n\

@@ -116,7 +116,11 @@ fn option_typo_and_runtime_error_name_the_script_line() {
         "key.rhai",
         "let t = table([#{a: 1}]);\n\nt.write_csv(\"x.csv\", #{ hedaer: false });\n",
     );
-    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r0"]);
+    // The run-time check (the static one would stop it first).
+    let o = yunmin(
+        d.path(),
+        &["run", s.to_str().unwrap(), "--out", "r0", "--no-check"],
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -133,3 +133,73 @@ fn notebook_check_fails_on_a_changed_number_or_a_raising_cell() {
         text(&o)
     );
 }
+
+#[test]
+fn table_summaries_pivot_and_zoomed_charts_from_a_script() {
+    let d = tempfile::tempdir().unwrap();
+    let s = write_script(
+        d.path(),
+        "sum.rhai",
+        r#"let t = table();
+t.push(#{ model: "base", domain: "law", ppl: 10.0 });
+t.push(#{ model: "base", domain: "news", ppl: 1000.0 });
+t.push(#{ model: "merged", domain: "law", ppl: 8.0 });
+t.push(#{ model: "merged", domain: "news", ppl: 500.0 });
+let w = t.pivot("model", "domain", "ppl");
+w.write_csv("wide.csv");
+let base = t.filter("model", "==", "base");
+print(`geo=${base.geomean("ppl")} mean=${base.mean("ppl")} best=${t.argmin("ppl").model}/${t.argmin("ppl").domain} worst=${t.argmax("ppl").domain}`);
+t.plot_bars("zoom.png", #{ x: "domain", y: "ppl", group: "model", y_min: 5.0, y_max: 1100.0 });
+"#,
+    );
+    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let geo: f64 = out
+        .split("geo=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|x| x.parse().ok())
+        .unwrap();
+    assert!((geo - 100.0).abs() < 1e-9, "{out}");
+    assert!(out.contains("mean=505"), "{out}");
+    assert!(out.contains("best=merged/law worst=news"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("r/wide.csv")).unwrap(),
+        "model,law,news\nbase,10.0,1000.0\nmerged,8.0,500.0\n"
+    );
+    assert!(d.path().join("r/zoom.png").exists());
+    // Errors that name what is wrong: an empty y range, a duplicate pivot cell, a text mean,
+    // and `model_perplexity` refusing an option that belongs to `evaluate`.
+    for (body, want) in [
+        (
+            "let t = table(); t.push(#{ a: \"x\", v: 1.0 }); t.plot_bars(\"e.png\", #{ x: \"a\", y: \"v\", group: \"a\", y_min: 5.0, y_max: 2.0 });",
+            "y_min",
+        ),
+        (
+            "let t = table(); t.push(#{ a: 1, b: \"x\", v: 1.0 }); t.push(#{ a: 1, b: \"x\", v: 2.0 }); t.pivot(\"a\", \"b\", \"v\");",
+            "two rows",
+        ),
+        (
+            "let t = table(); t.push(#{ a: \"x\" }); t.mean(\"a\");",
+            "not a number",
+        ),
+    ] {
+        let s = write_script(d.path(), "e.rhai", body);
+        let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "e"]);
+        assert!(!o.status.success(), "{body}");
+        assert!(text(&o).contains(want), "{body}: {}", text(&o));
+    }
+    let s = write_script(
+        d.path(),
+        "ppl.rhai",
+        "let m = load_model(\"m\");\nmodel_perplexity(m, [[1, 2, 3]], #{ prompts: 3 });\n",
+    );
+    let o = yunmin(d.path(), &["check", s.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("model_perplexity: unknown option `prompts`"),
+        "{}",
+        text(&o)
+    );
+}
