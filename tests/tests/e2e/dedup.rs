@@ -440,8 +440,15 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
         text(&o)
     );
     assert!(stdout.contains("bands=20x6"), "{}", text(&o));
+    // The script's shingles are core's: the same count of distinct jamo 3-grams, and one
+    // word shingle (four words, fewer than five, hash as one).
+    let spec = yunmin_core::dedup::shingle::ShingleSpec::default();
+    let jamo = yunmin_core::dedup::shingle::shingles("아버지가 방에 들어가신다", &spec)
+        .jamo
+        .len();
+    assert!(jamo > 0);
     assert!(
-        stdout.contains("jamo=") && stdout.contains("word=1"),
+        stdout.contains(&format!("jamo={jamo} word=1")),
         "{}",
         text(&o)
     );
@@ -461,6 +468,30 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
         "{}",
         text(&o)
     );
+    // The CLI on the same dataset and settings removes the same documents in the same
+    // clusters, with the same log.
+    let cli = d.path().join("cli");
+    let o = yunmin(
+        d.path(),
+        &[
+            "dedup",
+            "-q",
+            "--input",
+            ds.dir().to_str().unwrap(),
+            "--out",
+            cli.to_str().unwrap(),
+            "--threshold",
+            "0.8",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for f in ["clusters.jsonl", "dedup_log.csv", "candidates.json"] {
+        assert_eq!(
+            std::fs::read_to_string(cli.join(f)).unwrap(),
+            std::fs::read_to_string(out.join(f)).unwrap(),
+            "{f}: the CLI and the script differ"
+        );
+    }
 }
 
 /// The Redis index inserts through a server-side script and queries unions per document: a
