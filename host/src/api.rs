@@ -85,7 +85,8 @@ impl<'a> Api<'a> {
             })
             .collect();
         let mut signature = format!("{name}({})", args.join(", "));
-        let ret = rhai_type(&ret);
+        // A host type by the name scripts know it by (`Candidates`, not `CandidatesHandle`).
+        let ret = rhai_type(self.engine.map_type_name(result_inner(&ret)));
         if !ret.is_empty() && ret != "()" {
             signature.push_str(&format!(" -> {ret}"));
         }
@@ -96,6 +97,29 @@ impl<'a> Api<'a> {
         });
         self
     }
+}
+
+/// `T` of `Result<T, …>` (full path kept); other types unchanged.
+fn result_inner(t: &str) -> &str {
+    let t = t.trim();
+    let Some(i) = t.find("Result<") else {
+        return t;
+    };
+    let inner = &t[i + "Result<".len()..t.len().saturating_sub(1)];
+    let mut depth = 0;
+    let end = inner
+        .char_indices()
+        .find(|&(_, c)| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                _ => {}
+            }
+            c == ',' && depth == 0
+        })
+        .map(|(j, _)| j)
+        .unwrap_or(inner.len());
+    inner[..end].trim()
 }
 
 /// Rust type names as a script writer reads them (`Result<T, …>` → `T`, `rhai::Map` → `map`).
@@ -162,6 +186,38 @@ pub fn render_markdown(
         for e in fns {
             out.push_str(&format!("\n### `{}`\n\n{}\n", e.signature, e.doc));
         }
+    }
+    out
+}
+
+/// Every property getter registered in `engine` as `(type, property, value type)`, sorted.
+pub fn properties(engine: &Engine) -> Vec<(String, String, String)> {
+    let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    let mut out: Vec<(String, String, String)> = v["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let prop = f["name"].as_str()?.strip_prefix("get$")?;
+            let this = f["params"][0]["type"].as_str().unwrap_or("");
+            let ret = f["returnType"].as_str().unwrap_or("");
+            Some((rhai_type(this), prop.to_string(), rhai_type(ret)))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The "Properties" section of `docs/scripting.md`: what `value.name` reads on each type.
+pub fn render_properties(props: &[(String, String, String)]) -> String {
+    let mut out = String::from(
+        "\n## Properties\n\nRead with `value.name` (read-only). Types as in the signatures above.\n\n\
+         | type | property | value |\n|---|---|---|\n",
+    );
+    for (t, p, r) in props {
+        out.push_str(&format!("| `{t}` | `{p}` | {r} |\n"));
     }
     out
 }

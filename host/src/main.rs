@@ -25,8 +25,9 @@ fn api_command(write: Option<std::path::PathBuf>, check: Option<std::path::PathB
     let tmp = tempfile::tempdir()?;
     let ctx = Arc::new(yunmin_core::run::RunContext::new(tmp.path(), 42, false)?);
     let host = state::Host::new(ctx, BTreeMap::new());
-    let (_engine, entries) = engine::build(&host);
-    let md = api::render_markdown(&entries, modules::MODULE_DOCS);
+    let (engine, entries) = engine::build(&host);
+    let md = api::render_markdown(&entries, modules::MODULE_DOCS)
+        + api::render_properties(&api::properties(&engine)).as_str();
     if let Some(path) = write {
         std::fs::write(&path, &md)?;
         println!("wrote {} ({} functions)", path.display(), entries.len());
