@@ -190,13 +190,10 @@ pub fn precheck(def: &ScriptFuncDef, returns: &Returns) -> Result<(), String> {
             lets.insert(v.0.name.as_str(), &v.1);
         }
         s.walk(&mut Vec::new(), &mut |path: &[ASTNode]| {
-            match path.last() {
-                Some(ASTNode::Stmt(Stmt::Assignment(a))) => {
-                    if let Expr::Variable(v, _, _) = &a.1.lhs {
-                        assigned.insert(v.1.to_string());
-                    }
-                }
-                _ => {}
+            if let Some(ASTNode::Stmt(Stmt::Assignment(a))) = path.last()
+                && let Expr::Variable(v, _, _) = &a.1.lhs
+            {
+                assigned.insert(v.1.to_string());
             }
             true
         });
