@@ -448,8 +448,16 @@ fn first_and_last_row_groups_are_cut_small_and_keep_every_row_in_order() {
 #[test]
 fn opening_a_missing_or_foreign_directory_says_what_a_parquet_set_is() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = ParquetSet::open(tmp.path().join("nope")).unwrap_err().to_string();
-    assert!(e.contains("Parquet set directory") && e.contains("nope"), "{e}");
+    let e = ParquetSet::open(tmp.path().join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Parquet set directory") && e.contains("nope"),
+        "{e}"
+    );
     let e = ParquetSet::open(tmp.path()).unwrap_err().to_string();
-    assert!(e.contains("not a Parquet set") && e.contains(REPORT_FILE), "{e}");
+    assert!(
+        e.contains("not a Parquet set") && e.contains(REPORT_FILE),
+        "{e}"
+    );
 }

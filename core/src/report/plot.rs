@@ -239,7 +239,10 @@ impl BarChart {
                 .map(move |(c, v)| {
                     let x0 = c as f64 + 0.1 + s as f64 * width;
                     Rectangle::new(
-                        [(x0, 0f64.clamp(lo, hi)), (x0 + width * 0.95, v.clamp(lo, hi))],
+                        [
+                            (x0, 0f64.clamp(lo, hi)),
+                            (x0 + width * 0.95, v.clamp(lo, hi)),
+                        ],
                         color.filled(),
                     )
                 });
@@ -377,7 +380,9 @@ mod tests {
         zoomed.y_range = (Some(20.0), None);
         zoomed.render(&d.path().join("z.png"), (640, 400)).unwrap();
         zoomed.y_range = (Some(50.0), Some(40.0));
-        let e = zoomed.render(&d.path().join("e.png"), (640, 400)).unwrap_err();
+        let e = zoomed
+            .render(&d.path().join("e.png"), (640, 400))
+            .unwrap_err();
         assert!(e.to_string().contains("y_min"), "{e}");
     }
 }

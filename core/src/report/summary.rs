@@ -138,7 +138,10 @@ impl Table {
         let mut out = Table::new();
         for (_, mut cells) in rows {
             let mut m = Map::new();
-            m.insert(index.to_string(), cells.remove(index).unwrap_or(Value::Null));
+            m.insert(
+                index.to_string(),
+                cells.remove(index).unwrap_or(Value::Null),
+            );
             for n in &names {
                 m.insert(n.clone(), cells.remove(n).unwrap_or(Value::Null));
             }
@@ -166,8 +169,16 @@ mod tests {
         assert_eq!(t.mean("ppl").unwrap(), 505.0);
         assert!((t.geomean("ppl").unwrap() - 100.0).abs() < 1e-9);
         let e = t.mean("d").unwrap_err().to_string();
-        assert!(e.contains("column `d`") && e.contains("not a number"), "{e}");
-        assert!(t.mean("nope").unwrap_err().to_string().contains("no column `nope`"));
+        assert!(
+            e.contains("column `d`") && e.contains("not a number"),
+            "{e}"
+        );
+        assert!(
+            t.mean("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("no column `nope`")
+        );
         let z = rows(json!([{"x": 2.0}, {"x": 0.0}]));
         let e = z.geomean("x").unwrap_err().to_string();
         assert!(e.contains("row 1") && e.contains("positive"), "{e}");

@@ -248,7 +248,11 @@ print(`rows=${r.rows()}`);
     assert_eq!(fresh, cached);
     assert!(fresh.contains("rows=2"), "{fresh}");
     assert_eq!(statuses(&run, "t"), ["ok", "cached"]);
-    assert_eq!(std::fs::read(run.join("t.csv")).unwrap(), csv, "the cached table is exact");
+    assert_eq!(
+        std::fs::read(run.join("t.csv")).unwrap(),
+        csv,
+        "the cached table is exact"
+    );
     assert!(String::from_utf8_lossy(&csv).contains("0.30000000000000004"));
 
     // A model cannot be cached: the stage stops before its body writes anything.
@@ -302,10 +306,7 @@ fn scripts_are_confined_to_the_run_root_and_limited() {
             format!("ingest(\"{}/*.jsonl\", #{{}});", outside.display()),
             "reading",
         ),
-        (
-            format!("dataset(\"{}\");", outside.display()),
-            "reading",
-        ),
+        (format!("dataset(\"{}\");", outside.display()), "reading"),
         (
             format!(
                 "ingest(\"{}/scripts/docs.jsonl\", #{{ out: \"{}/ds\" }});",
