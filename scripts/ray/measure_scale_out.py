@@ -109,6 +109,7 @@ def main() -> int:
             [ray, "start", "--head", "--num-cpus", str(os.cpu_count()), "--port", str(hport),
              "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
              "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port()),
+             "--dashboard-agent-listen-port", str(free_port()),
              "--disable-usage-stats", "--temp-dir", str(tmp / "ray")],
             check=True, capture_output=True, env=dict(env, YUNMIN_MEASURE_HEAD=tag),
         )

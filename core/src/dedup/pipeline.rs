@@ -1087,10 +1087,20 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         Phase::Gather => {
             let t = Instant::now();
             let kept_dir = out.join(&cfg.kept);
-            summary.kept = super::parts::gather(out, &kept_dir)?;
-            summary.kept_dir = Some(kept_dir);
-            summary.timings.write_s = t.elapsed().as_secs_f64();
-            return Ok(summary);
+            let kept = super::parts::gather(out, &kept_dir)?;
+            // The merge phase's summary, completed by the write phases' output.
+            let mut s = super::parts::merged_summary(out)?;
+            if s.kept != kept {
+                return Err(DedupError::Shards(format!(
+                    "the merge kept {} documents, the written parts hold {kept}: rerun the write phase",
+                    s.kept
+                ))
+                .into());
+            }
+            s.phase = Phase::Gather;
+            s.kept_dir = Some(kept_dir);
+            s.timings.write_s += t.elapsed().as_secs_f64();
+            return Ok(s);
         }
         _ => {}
     }
@@ -1138,6 +1148,7 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         summary.checked = found.checked;
         summary.fetched = found.fetched;
         summary.timings = timings;
+        super::parts::save_summary(out, &summary)?;
         return Ok(summary);
     }
 

@@ -163,7 +163,137 @@ fn to_table<T: serde::Serialize>(rows: &[T]) -> RhaiResult<Table> {
     Ok(t)
 }
 
+/// Option keys of `dedup` beyond [`DEDUP_KEYS`]: where it runs.
+pub const ENGINE_KEYS: &[&str] = &["engine", "shards"];
+
+/// Where `dedup` runs: in this process, or as Ray tasks (`scripts/ray/yunmin_ray.py`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Engine {
+    Local,
+    Ray { shards: usize },
+}
+
+/// Takes `engine` ("local" | "ray") and `shards` (ray only) out of `opts`.
+fn take_engine(opts: &mut Map) -> RhaiResult<Engine> {
+    let engine = opts.remove("engine");
+    let shards = opts.remove("shards");
+    let engine = match engine {
+        None => "local".to_string(),
+        Some(v) => v
+            .into_string()
+            .map_err(|t| msg_err(format!("dedup: option `engine` must be a string, got {t}")))?,
+    };
+    match (engine.as_str(), shards) {
+        ("local", None) => Ok(Engine::Local),
+        ("local", Some(_)) => Err(msg_err(
+            "dedup: option `shards` needs engine \"ray\" (the local engine runs one process)",
+        )),
+        ("ray", s) => {
+            let shards = match s {
+                None => 4,
+                Some(v) => v.as_int().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    msg_err(format!(
+                        "dedup: option `shards` must be an integer ≥ 1, got {v}"
+                    ))
+                })? as usize,
+            };
+            Ok(Engine::Ray { shards })
+        }
+        (other, _) => Err(msg_err(format!(
+            "dedup: option `engine` is `{other}`; expected \"local\" or \"ray\""
+        ))),
+    }
+}
+
+/// Runs dedup's phases as Ray tasks through `scripts/ray/yunmin_ray.py` (cluster from
+/// `RAY_ADDRESS`, Python from `YUNMIN_PYTHON` or `.venv`) on the run root `root`.
+fn ray_dedup(
+    ds: &Dataset,
+    root: &Path,
+    cfg: &DedupConfig,
+    shards: usize,
+) -> yunmin_core::Result<DedupSummary> {
+    use yunmin_core::Error;
+    if !cfg.index.starts_with("redis://") {
+        return Err(Error::invalid(format!(
+            "dedup with engine \"ray\": the tasks share the LSH index, so `index` must be redis://…, not `{}`",
+            cfg.index
+        )));
+    }
+    if cfg.shard_docs != DedupConfig::default().shard_docs {
+        return Err(Error::invalid(
+            "dedup with engine \"ray\": `shard_docs` is not supported (the kept parts keep the input's files)",
+        ));
+    }
+    let driver = std::env::var_os("YUNMIN_RAY_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("scripts/ray/yunmin_ray.py"));
+    if !driver.exists() {
+        return Err(Error::invalid(format!(
+            "dedup with engine \"ray\": the driver {} is missing (set YUNMIN_RAY_DRIVER)",
+            driver.display()
+        )));
+    }
+    let py = python(&None).map_err(|e| Error::invalid(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| Error::invalid(e.to_string()))?;
+    let v = serde_json::to_value(cfg).map_err(|e| Error::invalid(e.to_string()))?;
+    let mut extra: Vec<String> = Vec::new();
+    for (k, flag) in [
+        ("threshold", "--threshold"),
+        ("perms", "--perms"),
+        ("bands", "--bands"),
+        ("rows", "--rows"),
+        ("recall", "--recall"),
+        ("shingles", "--shingles"),
+        ("combine", "--combine"),
+        ("hashing", "--hashing"),
+        ("jamo_weight", "--jamo-weight"),
+        ("namespace", "--namespace"),
+        ("keep", "--keep"),
+        ("verify", "--verify"),
+        ("seed", "--seed"),
+        ("kept", "--kept"),
+        ("batch", "--batch"),
+    ] {
+        match &v[k] {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => extra.extend([flag.to_string(), s.clone()]),
+            x => extra.extend([flag.to_string(), x.to_string()]),
+        }
+    }
+    if cfg.keep_index {
+        extra.push("--keep-index".into());
+    }
+    let o = std::process::Command::new(&py)
+        .arg(&driver)
+        .args(["dedup", "--input"])
+        .arg(ds.dir())
+        .arg("--out")
+        .arg(root)
+        .args(["--shards", &shards.to_string(), "--index", &cfg.index])
+        .env("YUNMIN_BIN", &exe)
+        .arg("--")
+        .args(&extra)
+        .output()
+        .map_err(|e| Error::invalid(format!("cannot start {}: {e}", py.display())))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(20).collect();
+        return Err(Error::invalid(format!(
+            "dedup on Ray failed ({}):\n{}",
+            o.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    let mut s = yunmin_core::dedup::parts::merged_summary(root)?;
+    s.phase = Phase::All;
+    s.kept_dir = Some(root.join(&cfg.kept));
+    Ok(s)
+}
+
 fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResult> {
+    let mut opts = opts;
+    let engine = take_engine(&mut opts)?;
     let cfg = config_from("dedup", opts, host.ctx.seed())?;
     let params = serde_json::to_value(&cfg).map_err(|e| msg_err(e.to_string()))?;
     let root = host.ctx.root().to_path_buf();
@@ -181,7 +311,10 @@ fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResu
             &[ds.0.dir().to_path_buf()],
             &outputs,
             "dedup-v1",
-            || pipeline::run(&ds.0, &root, &cfg),
+            || match engine {
+                Engine::Local => pipeline::run(&ds.0, &root, &cfg),
+                Engine::Ray { shards } => ray_dedup(&ds.0, &root, &cfg, shards),
+            },
         )
         .rhai()?;
     Ok(DedupResult(Arc::new(summary)))
@@ -365,7 +498,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          combine \"union\" | \"mean\", hashing \"oph\" (one-permutation hashing) | \"minhash\",\n\
          jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
          \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"exact_all\" | \"estimate\", seed (the run's), kept,\n\
-         shard_docs 100000, batch 10000, keep_index false.",
+         shard_docs 100000, batch 10000, keep_index false; engine \"local\" | \"ray\" (the phases as Ray\n\
+         tasks on the cluster in RAY_ADDRESS through scripts/ray/yunmin_ray.py, `shards` tasks per\n\
+         phase, default 4; needs a redis:// index; same outputs).",
         move |ds: Dataset, opts: Map| run_dedup(&h, &DatasetHandle(Arc::new(ds)), opts),
     );
     let h = host.clone();

@@ -86,9 +86,10 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
         ("write_csv", table::WRITE_CSV_KEYS.to_vec()),
     ];
-    for f in ["dedup", "minhash", "dedup_eval"] {
+    for f in ["minhash", "dedup_eval"] {
         v.push((f, dedup::DEDUP_KEYS.to_vec()));
     }
+    v.push(("dedup", [dedup::DEDUP_KEYS, dedup::ENGINE_KEYS].concat()));
     v
 }
 

@@ -56,6 +56,8 @@ impl RayHead {
             .args(["--include-dashboard", "false"])
             .args(["--dashboard-port", &free_port().to_string()])
             .args(["--ray-client-server-port", &free_port().to_string()])
+            // Fixed default ports would collide with another head on this machine.
+            .args(["--dashboard-agent-listen-port", &free_port().to_string()])
             .arg("--temp-dir")
             .arg(head._dir.path())
             .env("YUNMIN_RAY_HEAD", &head.tag)
@@ -225,6 +227,42 @@ fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
         ":0\r\n",
         "the merge clears the index"
     );
+
+    // The same from a script: dedup(…, #{ engine: "ray" }) hands the phases to the cluster.
+    let script = w.join("ray.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            "let ds = dataset(\"{}\");\nlet r = dedup(ds, #{{ engine: \"ray\", shards: 3, index: \"{index}\" }});\nprint(`ray removed=${{r.removed}} kept=${{r.kept_count}}`);\n",
+            ds.display()
+        ),
+    )
+    .unwrap();
+    let o = ok(Command::new(yunmin_bin())
+        .arg("run")
+        .arg(&script)
+        .arg("--out")
+        .arg(w.join("rhai_ray"))
+        .env("RAY_ADDRESS", &head.address)
+        .env("YUNMIN_PYTHON", python())
+        .env(
+            "YUNMIN_RAY_DRIVER",
+            repo_root().join("scripts/ray/yunmin_ray.py"),
+        )
+        .current_dir(w)
+        .output()
+        .unwrap());
+    let single_kept = kept_lines(&w.join("single/data/deduped")).len();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("kept={single_kept}")),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        w.join("rhai_ray/dedup/verify/part-0002-of-0003.json")
+            .exists()
+    );
+    assert_same(&w.join("single"), &w.join("rhai_ray"));
 
     // An unreachable Redis fails the index tasks with a message naming it, after Ray's retries.
     let dead = format!("redis://127.0.0.1:{}/0", free_port());
@@ -440,6 +478,48 @@ fn ray_driver_names_an_unreachable_cluster() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn dedup_engine_options_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    // The input inside the run root, which scripts may always read.
+    let sample = d.path().join("run/news.jsonl");
+    std::fs::create_dir_all(d.path().join("run")).unwrap();
+    std::fs::copy(repo_root().join("data/sample/raw/news.jsonl"), &sample).unwrap();
+    for (opts, want) in [
+        ("engine: \"spark\"", "option `engine` is `spark`"),
+        ("shards: 2", "option `shards` needs engine \"ray\""),
+        (
+            "engine: \"ray\", shards: 0",
+            "option `shards` must be an integer ≥ 1",
+        ),
+        ("engine: \"ray\"", "`index` must be redis://"),
+    ] {
+        let script = d.path().join("e.rhai");
+        std::fs::write(
+            &script,
+            format!(
+                "let ds = ingest(\"{}\", #{{}});\ndedup(ds, #{{ {opts} }});\n",
+                sample.display()
+            ),
+        )
+        .unwrap();
+        let o = yunmin(
+            d.path(),
+            &[
+                "run",
+                script.to_str().unwrap(),
+                "--out",
+                d.path().join("run").to_str().unwrap(),
+            ],
+        );
+        assert!(
+            !o.status.success() && text(&o).contains(want),
+            "{opts}: {}",
+            text(&o)
+        );
+    }
 }
 
 #[test]
