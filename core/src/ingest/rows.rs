@@ -8,7 +8,8 @@
 use super::RejectReason;
 use super::pipeline::{ChunkResult, SourceMeta};
 use super::validate::{FieldPath, FieldSpec, Rejection, extra_key};
-use crate::source::RowChunk;
+use crate::source::{RowChunk, UTF8_AS_BYTES};
+use arrow::compute::CastOptions;
 use arrow::array::{Array, ArrayRef, AsArray, StructArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -171,14 +172,67 @@ pub(super) fn validate_rows(
     let domain = Col::find(batch, &fields.domain, false);
     let opts = EncoderOptions::default().with_explicit_nulls(true);
     let schema = batch.schema();
-    let extra_fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    // String columns read as bytes go back to strings for the extras; a row whose value is not
+    // UTF-8 is rejected below, naming the column.
+    let mut not_utf8: Vec<(String, Vec<bool>)> = Vec::new();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, a)| {
+            let mapped = [&fields.text, &fields.id, &fields.domain]
+                .iter()
+                .any(|p| p.parts.len() == 1 && p.top() == f.name());
+            if !keep_extras || mapped || !f.metadata().contains_key(UTF8_AS_BYTES) {
+                return a.clone();
+            }
+            // Back to the type the file declares (Utf8 or LargeUtf8).
+            let to = match f.metadata()[UTF8_AS_BYTES].as_str() {
+                "LargeUtf8" => DataType::LargeUtf8,
+                _ => DataType::Utf8,
+            };
+            let safe = CastOptions {
+                safe: true,
+                ..Default::default()
+            };
+            match arrow::compute::cast_with_options(a, &to, &safe) {
+                Ok(s) => {
+                    let bad: Vec<bool> = (0..n).map(|i| a.is_valid(i) && s.is_null(i)).collect();
+                    if bad.iter().any(|b| *b) {
+                        not_utf8.push((f.name().clone(), bad));
+                    }
+                    s
+                }
+                Err(_) => a.clone(),
+            }
+        })
+        .collect();
+    let extra_fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, a)| {
+            if f.metadata().contains_key(UTF8_AS_BYTES) {
+                let mut md = f.metadata().clone();
+                md.remove(UTF8_AS_BYTES);
+                Arc::new(
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(a.data_type().clone())
+                        .with_metadata(md),
+                )
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
     let mut extras = Extras {
         keys: Vec::new(),
         encoders: Vec::new(),
     };
     let mut encode_failed: Option<String> = None;
     if keep_extras {
-        for (f, a) in extra_fields.iter().zip(batch.columns()) {
+        for (f, a) in extra_fields.iter().zip(&columns) {
             let name = f.name().as_str();
             let mapped = [&fields.text, &fields.id, &fields.domain]
                 .iter()
@@ -210,6 +264,12 @@ pub(super) fn validate_rows(
         let row = c.first_row + i as u64;
         r.lines += 1;
         let res = (|| {
+            if let Some((col, _)) = not_utf8.iter().find(|(_, bad)| bad[i]) {
+                return Err(rejection(
+                    RejectReason::InvalidUtf8,
+                    format!("column `{col}` is not valid UTF-8"),
+                ));
+            }
             if let Some(e) = &encode_failed {
                 return Err(rejection(
                     RejectReason::WrongType,

@@ -21,6 +21,6 @@ pub use location::{
     Compression, Format, JSONL_EXTENSIONS, Location, PARQUET_EXTENSION, S3Url, SourceItem,
     domain_from_name, hf_split, is_input_name,
 };
-pub use parquet_rows::{ParquetTotals, Projection, RowChunk, read_parquet};
+pub use parquet_rows::{ParquetTotals, Projection, RowChunk, UTF8_AS_BYTES, read_parquet};
 pub use s3::{Multipart, S3Reader, S3Store};
 pub use stream::{ChunkStream, SourceDone, StreamItem, resolve};

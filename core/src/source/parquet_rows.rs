@@ -34,6 +34,11 @@ pub struct RowChunk {
 /// the `metadata` struct; `tags` reads every leaf under `tags`), or every column when `None`.
 pub type Projection = Option<Arc<Vec<String>>>;
 
+/// Field metadata key marking a column stored as Parquet strings but delivered as bytes
+/// because a value in its row group is not UTF-8 (see [`read_group_as_bytes`]); its value is
+/// the Arrow type the file declares (`Utf8` or `LargeUtf8`).
+pub const UTF8_AS_BYTES: &str = "yunmin.utf8_as_bytes";
+
 /// What one Parquet input gave.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ParquetTotals {
@@ -240,9 +245,30 @@ fn read_with<R: ChunkReader + Clone + 'static>(
             .with_batch_size(cfg.batch_rows)
             .build()
             .map_err(|e| perr(item, Some(g), e))?;
-        for batch in rows {
-            let batch = batch.map_err(|e| perr(item, Some(g), e))?;
+        let mut in_group = 0usize;
+        let mut batches: Box<dyn Iterator<Item = std::result::Result<RecordBatch, _>>> =
+            Box::new(rows);
+        while let Some(batch) = batches.next() {
+            let batch = match batch {
+                Ok(b) => b,
+                // A string value that is not UTF-8: the group again, its string columns as
+                // bytes, from the first row not yet delivered; ingest rejects the bad rows.
+                Err(e) if e.to_string().contains("non UTF-8") => {
+                    let all = read_group_as_bytes(&reader, &meta, &mask, g)
+                        .map_err(|e| perr(item, Some(g), e))?;
+                    let rest = all.slice(in_group, all.num_rows().saturating_sub(in_group));
+                    let step = cfg.batch_rows.max(1);
+                    let parts: Vec<_> = (0..rest.num_rows())
+                        .step_by(step)
+                        .map(|o| Ok(rest.slice(o, step.min(rest.num_rows() - o))))
+                        .collect();
+                    batches = Box::new(parts.into_iter());
+                    continue;
+                }
+                Err(e) => return Err(perr(item, Some(g), e)),
+            };
             let n = batch.num_rows() as u64;
+            in_group += batch.num_rows();
             let chunk = RowChunk {
                 source,
                 row_group: g,
@@ -266,4 +292,110 @@ fn read_with<R: ChunkReader + Clone + 'static>(
         ));
     }
     Ok(totals)
+}
+
+/// Row group `g` in one batch, its top-level string columns read with the column reader as raw
+/// bytes (`Binary`, marked with [`UTF8_AS_BYTES`]) and the other projected columns as usual:
+/// the way to deliver a group whose string column holds a value that is not UTF-8, which the
+/// Arrow reader refuses for the whole group.
+fn read_group_as_bytes<R: ChunkReader + Clone + 'static>(
+    reader: &R,
+    meta: &ArrowReaderMetadata,
+    mask: &ProjectionMask,
+    g: usize,
+) -> parquet::errors::Result<RecordBatch> {
+    use arrow::array::{ArrayRef, BinaryBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::basic::Type as Physical;
+    use parquet::column::reader::get_typed_column_reader;
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let descr = meta.metadata().file_metadata().schema_descr_ptr();
+    let n = meta.metadata().row_group(g).num_rows().max(0) as usize;
+    // Top-level string fields of the projection, with their leaf column.
+    let mut raw: Vec<(usize, usize)> = Vec::new();
+    for (fi, f) in meta.schema().fields().iter().enumerate() {
+        if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            continue;
+        }
+        let leaf = (0..descr.num_columns()).find(|&i| {
+            let c = descr.column(i);
+            c.path().parts() == [f.name().clone()]
+                && c.max_rep_level() == 0
+                && c.physical_type() == Physical::BYTE_ARRAY
+        });
+        if let Some(leaf) = leaf.filter(|l| mask.leaf_included(*l)) {
+            raw.push((fi, leaf));
+        }
+    }
+    let rest_leaves: Vec<usize> = (0..descr.num_columns())
+        .filter(|i| mask.leaf_included(*i) && !raw.iter().any(|r| r.1 == *i))
+        .collect();
+    let rest = if rest_leaves.is_empty() {
+        None
+    } else {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), meta.clone())
+            .with_row_groups(vec![g])
+            .with_projection(ProjectionMask::leaves(&descr, rest_leaves))
+            .with_batch_size(n.max(1))
+            .build()?
+            .next()
+            .transpose()?
+    };
+    let file = SerializedFileReader::new(reader.clone())?;
+    let group = file.get_row_group(g)?;
+    let mut raw_arrays: Vec<(usize, ArrayRef)> = Vec::new();
+    for &(fi, leaf) in &raw {
+        let max_def = descr.column(leaf).max_def_level();
+        let mut r = get_typed_column_reader::<ByteArrayType>(group.get_column_reader(leaf)?);
+        let (mut defs, mut vals): (Vec<i16>, Vec<ByteArray>) = (Vec::new(), Vec::new());
+        let mut got = 0;
+        while got < n {
+            let d = (max_def > 0).then_some(&mut defs);
+            let (records, _, _) = r.read_records(n - got, d, None, &mut vals)?;
+            if records == 0 {
+                break;
+            }
+            got += records;
+        }
+        if got != n {
+            return Err(ParquetError::General(format!(
+                "column `{}`: {got} of {n} rows read",
+                meta.schema().field(fi).name()
+            )));
+        }
+        let mut b = BinaryBuilder::new();
+        let mut vi = 0;
+        for i in 0..n {
+            if max_def > 0 && defs[i] < max_def {
+                b.append_null();
+            } else {
+                b.append_value(vals[vi].data());
+                vi += 1;
+            }
+        }
+        raw_arrays.push((fi, Arc::new(b.finish())));
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (fi, f) in meta.schema().fields().iter().enumerate() {
+        if let Some((_, a)) = raw_arrays.iter().find(|(i, _)| *i == fi) {
+            let mut md = f.metadata().clone();
+            md.insert(UTF8_AS_BYTES.to_string(), f.data_type().to_string());
+            fields.push(Field::new(f.name(), DataType::Binary, f.is_nullable()).with_metadata(md));
+            columns.push(a.clone());
+        } else if let Some(b) = &rest
+            && let Some((i, rf)) = b.schema().column_with_name(f.name())
+        {
+            fields.push(rf.clone());
+            columns.push(b.column(i).clone());
+        }
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .map_err(|e| ParquetError::General(e.to_string()))
 }

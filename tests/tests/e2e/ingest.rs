@@ -307,7 +307,21 @@ fn rhai_ingest_returns_a_dataset_handle_and_rejects_unknown_options() {
             sample.join("law.jsonl").display()
         ),
     );
-    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r"]);
+    // Inputs named in the script itself (not in its params) need --allow-read.
+    let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r0"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--allow-read"), "{}", text(&o));
+    let o = yunmin(
+        d.path(),
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            "r",
+            "--allow-read",
+            sample.to_str().unwrap(),
+        ],
+    );
     ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     let count: u64 = out

@@ -41,14 +41,24 @@ files["in/ints.parquet"] = (pa.table({"text": pa.array([1, 2, None], pa.int64())
     "id": ["i0", "i1", "i2"]}), None)
 files["in/large.parquet"] = (pa.table({"text": pa.array([f"큰 문자열 {i}" for i in range(20)], pa.large_string()),
     "meta": pa.array([{"domain": "large", "url": "u"}] * 20, meta_t)}), 6)
+def raw_strings(vals):
+    # A string column holding bytes as given (invalid UTF-8 included), as a broken writer leaves it.
+    offs = [0]
+    for v in vals:
+        offs.append(offs[-1] + len(v))
+    return pa.Array.from_buffers(pa.string(), len(vals),
+        [None, pa.array(offs, pa.int32()).buffers()[1], pa.py_buffer(b"".join(vals))])
+files["in/badstr.parquet"] = (pa.table({
+    "text": raw_strings(["좋은 문서".encode(), b"bad \xff text", "또 좋은 문서".encode()]),
+    "id": ["s0", "s1", "s2"], "note": raw_strings([b"a", b"b", b"\xfe"])}), None)
 out = {}
 for rel, (t, rg) in files.items():
     p = f"{root}/{rel}"
     pq.write_table(t, p, row_group_size=rg) if rg else pq.write_table(t, p)
     f = pq.ParquetFile(p)
-    back = pq.read_table(p)
+    back = pq.read_table(p, columns=["id"] if "badstr" in rel else None)
     texts = {}
-    if pa.types.is_string(back.schema.field("text").type) or pa.types.is_large_string(back.schema.field("text").type):
+    if "badstr" not in rel and (pa.types.is_string(back.schema.field("text").type) or pa.types.is_large_string(back.schema.field("text").type)):
         ids = back.column("id").to_pylist() if "id" in back.column_names else list(range(back.num_rows))
         texts = {str(i): x for i, x in zip(ids, back.column("text").to_pylist()) if x and x.strip()}
     out[rel] = {"rows": f.metadata.num_rows, "row_groups": f.num_row_groups, "texts": texts,
@@ -144,7 +154,7 @@ fn parquet_and_jsonl_every_row_accounted_with_row_group_and_row() {
     ok(&o);
     let run_dir = d.path().join("run");
     let sources = per_source(&run_dir, "in/");
-    assert_eq!(sources.len(), 7, "{sources:?}");
+    assert_eq!(sources.len(), 8, "{sources:?}");
     // valid + rejected = rows read = pyarrow's row count, per Parquet file.
     for (rel, e) in expect.as_object().unwrap() {
         let s = &sources[rel.strip_prefix("in/").unwrap()];
@@ -175,6 +185,12 @@ fn parquet_and_jsonl_every_row_accounted_with_row_group_and_row() {
         sources["bin.parquet"]["reasons"],
         serde_json::json!({"invalid_utf8": 1})
     );
+    // Invalid UTF-8 in a string column is the row's problem, in the text or in a kept field.
+    assert_eq!(
+        sources["badstr.parquet"]["reasons"],
+        serde_json::json!({"invalid_utf8": 2})
+    );
+    assert_eq!(sources["badstr.parquet"]["valid"], 1);
     assert_eq!(
         sources["ints.parquet"]["reasons"],
         serde_json::json!({"wrong_type": 2, "missing_text": 1})
@@ -205,6 +221,11 @@ fn parquet_and_jsonl_every_row_accounted_with_row_group_and_row() {
         (Some(0), Some("invalid_utf8"))
     );
     assert!(r["raw_b64"].is_string(), "{r}");
+    let r = find("badstr.parquet", 1);
+    assert_eq!(r["reason"], "invalid_utf8");
+    let r = find("badstr.parquet", 2);
+    assert_eq!(r["reason"], "invalid_utf8");
+    assert!(r["detail"].as_str().unwrap_or("").contains("`note`"), "{r}");
     let r = find("ints.parquet", 1);
     assert_eq!(
         (r["reason"].as_str(), r["raw"].as_str()),
@@ -342,6 +363,7 @@ fn parquet_through_s3_matches_local() {
         "kowiki/data/test-00000-of-00001.parquet",
         "bin.parquet",
         "large.parquet",
+        "badstr.parquet",
         "mixed.jsonl",
     ] {
         srv.put(
@@ -391,7 +413,7 @@ fn parquet_through_s3_matches_local() {
         v
     };
     let s3 = strip(docs(&d.path().join("s3run")));
-    assert_eq!(s3.len(), 23 + 10 + 6 + 7 + 20 + 4);
+    assert_eq!(s3.len(), 23 + 10 + 6 + 7 + 20 + 1 + 4);
     assert_eq!(s3, strip(docs(&d.path().join("localrun"))));
     let s = per_source(&d.path().join("s3run"), "pq/");
     assert_eq!(
@@ -399,6 +421,7 @@ fn parquet_through_s3_matches_local() {
         "train"
     );
     assert_eq!(s["bin.parquet"]["rejected"], 1);
+    assert_eq!(s["badstr.parquet"]["rejected"], 2);
 }
 
 #[test]
