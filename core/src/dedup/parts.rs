@@ -130,6 +130,16 @@ fn part_pairs(
                 .collect(),
         };
         for (&x, members) in chunk.iter().zip(per_doc) {
+            // Every document is in its own buckets; one missing means an empty or cleared
+            // index, whose answers would silently find no duplicates.
+            if !members.contains(&sigs.docs[x].key) {
+                return Err(DedupError::Shards(format!(
+                    "the index {} lacks document {}: run the index phase first (the merge phase clears the index)",
+                    index.describe(),
+                    sigs.docs[x].id
+                ))
+                .into());
+            }
             let l = leaders[x];
             for m in members {
                 match at.get(&m) {

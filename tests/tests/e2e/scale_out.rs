@@ -227,6 +227,28 @@ fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
         ":0\r\n",
         "the merge clears the index"
     );
+    // A verify task against the cleared index refuses instead of finding no pairs.
+    let o = yunmin(
+        w,
+        &[
+            "dedup",
+            "--input",
+            ds.to_str().unwrap(),
+            "--out",
+            "ray4",
+            "--index",
+            &index,
+            "--phase",
+            "verify",
+            "--shard",
+            "0/4",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("lacks document"),
+        "{}",
+        text(&o)
+    );
 
     // The same from a script: dedup(…, #{ engine: "ray" }) hands the phases to the cluster.
     let script = w.join("ray.rhai");
