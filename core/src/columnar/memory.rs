@@ -2,18 +2,12 @@
 
 /// Peak resident set size (`VmHWM`) in MiB, when the platform reports it.
 pub fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    crate::run::peak_rss_bytes(None).map(|b| b as f64 / (1 << 20) as f64)
 }
 
 /// Current resident set size (`VmRSS`) in MiB.
 pub fn rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    crate::run::rss_bytes(None).map(|b| b as f64 / (1 << 20) as f64)
 }
 
 /// Resets the peak to the current RSS (`echo 5 > /proc/self/clear_refs`); returns whether it

@@ -59,18 +59,9 @@ impl Default for MetricsBenchConfig {
 /// The Python interpreter to use: `explicit`, else `$YUNMIN_PYTHON`, else `.venv/bin/python`
 /// if it exists, else `python3`.
 pub fn python_interpreter(explicit: Option<&str>) -> String {
-    if let Some(p) = explicit {
-        return p.to_string();
-    }
-    if let Ok(p) = std::env::var("YUNMIN_PYTHON")
-        && !p.is_empty()
-    {
-        return p;
-    }
-    if Path::new(".venv/bin/python").exists() {
-        return ".venv/bin/python".into();
-    }
-    "python3".into()
+    crate::run::python(explicit.map(Path::new))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "python3".into())
 }
 
 /// Reads up to `limit` non-empty `text` fields from a `.jsonl.zst` (or plain `.jsonl`) file.

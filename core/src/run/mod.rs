@@ -9,6 +9,7 @@ mod context;
 mod error;
 mod hashing;
 mod manifest;
+mod peer;
 mod progress;
 mod stage_log;
 
@@ -22,5 +23,6 @@ pub use hashing::{hash_json, hash_path, hash_str};
 pub use manifest::{
     GitInfo, Manifest, RUN_RECORDS, StageEntry, compare_files, dependency_versions, run_files,
 };
+pub use peer::{peak_rss_bytes, python, rss_bytes};
 pub use progress::{progress_bar, progress_enabled, set_progress_enabled, spinner};
 pub use stage_log::{StageLog, StageStatus};

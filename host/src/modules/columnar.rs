@@ -349,10 +349,7 @@ fn bench_table(root: &Path, cfg: &BenchConfig) -> yunmin_core::Result<Table> {
 
 /// `$YUNMIN_PYTHON`, else `.venv/bin/python` in the current directory, when it exists.
 pub fn default_python() -> Option<PathBuf> {
-    std::env::var_os("YUNMIN_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from(".venv/bin/python")))
-        .filter(|p| p.exists())
+    yunmin_core::run::python(None)
 }
 
 /// `yunmin parquet …`.

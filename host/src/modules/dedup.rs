@@ -956,15 +956,8 @@ fn upload_outputs(
 }
 
 fn python(explicit: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.clone());
-    }
-    if let Some(p) = std::env::var_os("YUNMIN_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(".venv/bin/python");
-    if venv.exists() {
-        return Ok(venv);
+    if let Some(p) = yunmin_core::run::python(explicit.as_deref()) {
+        return Ok(p);
     }
     anyhow::bail!(
         "no Python with datasketch: set YUNMIN_PYTHON or create .venv \

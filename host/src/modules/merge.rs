@@ -479,12 +479,9 @@ struct ChildRun {
     max_rss_mb: f64,
 }
 
-/// Peak resident set (VmHWM, MB) of a running process, from /proc.
+/// Peak resident set (VmHWM, MB) of a running process.
 fn vm_hwm_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    yunmin_core::run::peak_rss_bytes(Some(pid)).map(|b| b as f64 / (1 << 20) as f64)
 }
 
 /// Runs a command and measures its wall time and peak RSS (the child's own VmHWM, polled every
@@ -517,10 +514,7 @@ fn measure(cmd: &mut std::process::Command) -> Result<ChildRun> {
 }
 
 fn python_path(a: &MergeBenchArgs) -> Option<PathBuf> {
-    a.python
-        .clone()
-        .or_else(|| std::env::var_os("YUNMIN_PYTHON").map(PathBuf::from))
-        .or_else(|| Some(PathBuf::from(".venv/bin/python")).filter(|p| p.exists()))
+    yunmin_core::run::python(a.python.as_deref())
 }
 
 fn repo_script(name: &str) -> Result<PathBuf> {
