@@ -8,16 +8,18 @@
 //! 을↔를, 와↔과, 로↔으로, 에서↔에게), punctuation added or removed, and — for texts of 20 words
 //! or more only, where they leave the meaning mostly intact — a few words replaced by words of
 //! other documents and a trimmed tail (2–8 % of the text). Roughly one edit per 40 words, at
-//! least one.
+//! least one. Hard negatives test the other side: for a fraction of the bases of 10 words or
+//! more, a separate document with 40–50 % of the words replaced (its own group, to be kept).
 //!
 //! Scoring: a removed document is a correct removal when the member kept for its cluster comes
 //! from the same planted group, a false removal otherwise. Recall = correct removals / planted
-//! copies; false-removal rate = false removals / distinct documents (groups).
+//! copies; false-removal rate = false removals / distinct documents (groups); `hard_removed`
+//! counts the false removals that involve a hard negative.
 
 use super::pipeline::{DedupConfig, dedup_documents};
 use crate::ingest::Document;
 use crate::{Error, Result};
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,9 @@ pub struct EvalConfig {
     pub per_domain: usize,
     /// Fraction of bases that get near-duplicate copies. Default 0.5.
     pub dup_fraction: f64,
+    /// Fraction of bases (of at least 10 words) that also get a hard negative: a different
+    /// document made by replacing 40–50 % of the base's words, which must be kept. Default 0.25.
+    pub hard_fraction: f64,
     /// Bases longer than this many characters are cut to it (keeps the evaluation quick). Default 20000.
     pub max_chars: usize,
     /// Texts shorter than this many characters are reported as `short`. Default 100.
@@ -52,6 +57,7 @@ impl Default for EvalConfig {
             domains: Vec::new(),
             per_domain: 400,
             dup_fraction: 0.5,
+            hard_fraction: 0.25,
             max_chars: 20_000,
             short_chars: 100,
             seed: 42,
@@ -68,6 +74,9 @@ pub struct EvalSet {
     pub group: Vec<usize>,
     /// Whether each document's base is short.
     pub short: Vec<bool>,
+    /// Whether each document is a hard negative (its own group, half its words shared with a
+    /// base).
+    pub hard: Vec<bool>,
 }
 
 /// One row of the evaluation: a domain (or `all`) and a length class (`short`, `long`, `all`).
@@ -95,6 +104,11 @@ pub struct EvalRow {
     pub precision: f64,
     /// false removals / distinct.
     pub false_rate: f64,
+    /// Hard negatives among the documents.
+    pub hard_negatives: usize,
+    /// False removals involving a hard negative (one removed, or a document removed in favour
+    /// of one).
+    pub hard_removed: usize,
 }
 
 /// Reads every document of a `.jsonl.zst` (or plain `.jsonl`) corpus file, calling `f`.
@@ -289,7 +303,28 @@ pub fn plant_copy(text: &str, vocab: &[String], rng: &mut ChaCha8Rng) -> String 
     if out == text { format!("{text}.") } else { out }
 }
 
-/// Samples bases and plants near-duplicates.
+/// A hard negative of `text`: 40–50 % of its words (at least one) replaced by other words of
+/// `vocab`, so it shares about half its content with the base and is not a near-duplicate.
+pub fn plant_hard_negative(text: &str, vocab: &[String], rng: &mut ChaCha8Rng) -> String {
+    let mut words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    let n = words.len();
+    let k = ((n as f64 * rng.random_range(0.40..=0.50)).round() as usize).clamp(1, n.max(1));
+    let mut positions: Vec<usize> = (0..n).collect();
+    positions.shuffle(rng);
+    for &i in positions.iter().take(k) {
+        for _ in 0..8 {
+            if let Some(w) = vocab.choose(rng)
+                && *w != words[i]
+            {
+                words[i] = w.clone();
+                break;
+            }
+        }
+    }
+    words.join(" ")
+}
+
+/// Samples bases and plants near-duplicates and hard negatives.
 pub fn build_set(cfg: &EvalConfig) -> Result<EvalSet> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut bases: Vec<(Document, bool)> = Vec::new();
@@ -341,17 +376,30 @@ pub fn build_set(cfg: &EvalConfig) -> Result<EvalSet> {
         .iter()
         .flat_map(|(d, _)| d.text.split_whitespace().take(50).map(str::to_string))
         .collect();
-    let mut out: Vec<(Document, usize, bool)> = Vec::new();
+    let mut out: Vec<(Document, usize, bool, bool)> = Vec::new();
     for (g, (base, short)) in bases.iter().enumerate() {
-        out.push((base.clone(), g, *short));
+        out.push((base.clone(), g, *short, false));
         if rng.random_bool(cfg.dup_fraction) {
             let copies = rng.random_range(1..=2);
             for c in 0..copies {
                 let mut d = base.clone();
                 d.id = format!("{}#dup{c}", base.id);
                 d.text = plant_copy(&base.text, &vocab, &mut rng);
-                out.push((d, g, *short));
+                out.push((d, g, *short, false));
             }
+        }
+    }
+    // Hard negatives from their own generator, so the bases and copies above do not move.
+    let mut hard_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x4841_5244);
+    let mut next_group = bases.len();
+    for (base, short) in &bases {
+        let words = base.text.split_whitespace().count();
+        if words >= 10 && hard_rng.random_bool(cfg.hard_fraction) {
+            let mut d = base.clone();
+            d.id = format!("{}#hard", base.id);
+            d.text = plant_hard_negative(&base.text, &vocab, &mut hard_rng);
+            out.push((d, next_group, *short, true));
+            next_group += 1;
         }
     }
     // Shuffle so copies are not next to their bases (order affects nothing but `first`).
@@ -362,6 +410,7 @@ pub fn build_set(cfg: &EvalConfig) -> Result<EvalSet> {
     Ok(EvalSet {
         group: out.iter().map(|x| x.1).collect(),
         short: out.iter().map(|x| x.2).collect(),
+        hard: out.iter().map(|x| x.3).collect(),
         docs: out.into_iter().map(|x| x.0).collect(),
     })
 }
@@ -396,6 +445,8 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
         removed: usize,
         correct: usize,
         false_r: usize,
+        hard: usize,
+        hard_removed: usize,
     }
     let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
     #[allow(clippy::needless_range_loop)] // `i` indexes four parallel arrays of the set
@@ -409,6 +460,7 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
         ] {
             let a = acc.entry(key).or_default();
             a.docs += 1;
+            a.hard += usize::from(set.hard[i]);
             a.groups.insert(set.group[i]);
             if found.removed[i] {
                 a.removed += 1;
@@ -416,6 +468,9 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
                     a.correct += 1;
                 } else {
                     a.false_r += 1;
+                    if set.hard[i] || set.hard[kept_by[i]] {
+                        a.hard_removed += 1;
+                    }
                 }
             }
         }
@@ -449,6 +504,8 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
                 } else {
                     a.false_r as f64 / distinct as f64
                 },
+                hard_negatives: a.hard,
+                hard_removed: a.hard_removed,
             }
         })
         .collect())
@@ -457,6 +514,36 @@ pub fn evaluate(set: &EvalSet, cfg: &DedupConfig) -> Result<Vec<EvalRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hard_negatives_share_about_half_the_words_and_are_far_below_the_threshold() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let text = "오늘은 날씨가 정말 좋아서 친구와 함께 공원에서 산책을 하고 맛있는 점심을 먹었다. 저녁에는 집으로 돌아와 책을 읽었다. 내일은 비가 온다고 하니 우산을 챙겨야겠다.";
+        let vocab: Vec<String> = ["바다", "학교", "컴퓨터", "음악", "기차", "도서관", "시장", "영화"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let spec = "jamo3+word5".parse().unwrap();
+        let base = crate::dedup::shingle::shingles(text, &spec);
+        for _ in 0..20 {
+            let h = plant_hard_negative(text, &vocab, &mut rng);
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let same = h
+                .split_whitespace()
+                .zip(&words)
+                .filter(|(a, b)| a == *b)
+                .count();
+            let changed = words.len() - same;
+            assert!(
+                changed * 100 >= words.len() * 35 && changed * 100 <= words.len() * 55,
+                "{changed} of {} words changed: {h}",
+                words.len()
+            );
+            let s = crate::dedup::shingle::shingles(&h, &spec);
+            let j = crate::dedup::shingle::jaccard(&base.jamo, &s.jamo);
+            assert!(j < 0.7, "{h}: jamo Jaccard {j}");
+        }
+    }
 
     #[test]
     fn planted_copies_stay_close_and_differ() {

@@ -39,6 +39,7 @@ pub const DEDUP_EVAL_SET_KEYS: &[&str] = &[
     "domains",
     "per_domain",
     "dup_fraction",
+    "hard_fraction",
     "max_chars",
     "short_chars",
     "seed",
@@ -437,6 +438,7 @@ fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
         domains: o.str_list("domains", &[])?,
         per_domain: o.usize("per_domain", d.per_domain)?,
         dup_fraction: o.float("dup_fraction", d.dup_fraction)?,
+        hard_fraction: o.float("hard_fraction", d.hard_fraction)?,
         max_chars: o.usize("max_chars", d.max_chars)?,
         short_chars: o.usize("short_chars", d.short_chars)?,
         seed: o.int("seed", seed as i64)? as u64,
@@ -609,7 +611,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["opts"],
         "Planted near-duplicate evaluation set from real corpora. Options: corpora\n\
          (\"../shared/data/corpora\"), domains (all), per_domain 400, dup_fraction 0.5,\n\
-         max_chars 20000, short_chars 100, seed (the run's).",
+         hard_fraction 0.25 (bases that also get a hard negative: 40–50 % of the words replaced, to be\n\
+         kept), max_chars 20000, short_chars 100, seed (the run's).",
         move |opts: Map| eval_set(opts, h.ctx.seed()),
     );
     let h = host.clone();
@@ -618,7 +621,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["set", "opts"],
         "Dedups the evaluation set with `opts` (as `dedup`) and scores removals against the planted\n\
          truth: a Table of domain, length (short/long/all), docs, distinct, planted, removed, correct,\n\
-         false_removals, recall, precision, false_rate.",
+         false_removals, recall, precision, false_rate, hard_negatives, hard_removed.",
         move |set: EvalSetHandle, opts: Map| {
             let cfg = config_from("dedup_eval", opts, h.ctx.seed())?;
             to_table(&yunmin_core::dedup::eval::evaluate(&set.0, &cfg).rhai()?)
