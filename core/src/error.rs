@@ -71,6 +71,9 @@ pub enum Error {
     /// Plots, notebooks, reports.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// A primitive's options.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl Error {

@@ -8,6 +8,7 @@
 //! Nothing here knows about Rhai or command-line parsing: the `yunmin` host crate is glue over
 //! these functions.
 
+pub mod config;
 pub mod error;
 
 pub mod report;

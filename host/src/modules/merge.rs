@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use yunmin_core::merge::{
-    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergeMethod, MergedWeights,
-    Merger as CoreMerger, compute_diff, merge_to_dir,
+    DiffConfig, DiffSet, DiffSummary, MergeConfig, MergedWeights, Merger as CoreMerger,
+    compute_diff, merge_to_dir,
 };
 
 /// Option keys of `diff`.
@@ -62,31 +62,22 @@ fn input_path(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
     host.ctx.input_path(p).rhai()
 }
 
-fn merge_config(o: &Options, default_seed: u64) -> RhaiResult<MergeConfig> {
-    let d = MergeConfig::default();
-    Ok(MergeConfig {
-        method: o
-            .str("method", "task_arithmetic")?
-            .parse::<MergeMethod>()
-            .rhai()?,
-        weights: o.float_list("weights", &[])?,
-        density: o.float("density", d.density)?,
-        lambda: o.float("lambda", d.lambda)?,
-        drop: o.float("drop", d.drop)?,
-        seed: o.int("seed", default_seed as i64)? as u64,
-        check_base: o.bool("check_base", d.check_base)?,
-    })
+/// A merge's options from a Rhai map over the defaults, DARE's seed defaulting to the run's.
+fn merge_config(opts: Map, run_seed: u64) -> RhaiResult<MergeConfig> {
+    let base = MergeConfig {
+        seed: run_seed,
+        ..Default::default()
+    };
+    crate::primitive::from_rhai(base, opts)
 }
 
-pub(crate) const MERGE_KEYS: &[&str] = &[
-    "weights",
-    "method",
-    "density",
-    "lambda",
-    "drop",
-    "seed",
-    "check_base",
-];
+/// The options of `merge`, `merge_save` and `Merger.merge`, with their defaults (for docs).
+fn options_doc() -> String {
+    format!(
+        "Options (defaults; DARE's `seed` defaults to the run's seed):\n{}",
+        yunmin_core::config::describe::<MergeConfig>()
+    )
+}
 
 fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
     diffs
@@ -238,15 +229,15 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "merge",
         &["base", "diffs", "opts"],
-        "Merges diffs (Diff handles or diff directories) into the base checkpoint in memory, no disk \
-         write: `base + Σ wᵢ·diffᵢ` (task arithmetic, unnormalised: any sign, any sum), TIES or DARE. \
-         Options: `#{ weights: [1.0 per diff], method: \"task_arithmetic\" | \"ties\" | \"dare\", \
-         density: 0.2 (TIES), lambda: 1.0 (TIES), drop: 0.5 (DARE), seed: <run seed> (DARE) }`. \
-         The loaded base is cached: repeated calls with the same base and diffs do not reload it. \
-         Returns a `Merged` handle (`save(merged, dir)` writes it).",
+        &format!(
+            "Merges diffs (Diff handles or diff directories) into the base checkpoint in memory, no \
+             disk write: `base + Σ wᵢ·diffᵢ` (task arithmetic, unnormalised: any sign, any sum), TIES \
+             or DARE. The loaded base is cached: repeated calls with the same base and diffs do not \
+             reload it. Returns a `Merged` handle (`save(merged, dir)` writes it).\n{}",
+            options_doc()
+        ),
         move |base: &str, diffs: Array, opts: Map| {
-            let o = Options::new("merge", opts, MERGE_KEYS)?;
-            let cfg = merge_config(&o, h.ctx.seed())?;
+            let cfg = merge_config(opts, h.ctx.seed())?;
             let m = cached_merger(&c, input_path(&h, base)?, diff_sets(&h, diffs)?)?;
             let w = m.merge(&cfg).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Merged { weights: Arc::new(w), merger: m })
@@ -270,8 +261,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["merger", "opts"],
         "Merges with the merger's base and diffs in memory; options as `merge(base, diffs, opts)`.",
         move |m: &mut Merger, opts: Map| {
-            let o = Options::new("merge", opts, MERGE_KEYS)?;
-            let cfg = merge_config(&o, h.ctx.seed())?;
+            let cfg = merge_config(opts, h.ctx.seed())?;
             Ok::<_, crate::errors::RhaiError>(Merged {
                 weights: Arc::new(m.0.merge(&cfg).rhai()?),
                 merger: m.0.clone(),
@@ -309,12 +299,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "merge_save",
         &["base", "diffs", "dir", "opts"],
-        "Streams a merge straight to disk (memory-mapped inputs, output written in 4 MiB blocks; memory \
-         stays at the blocks in flight, whatever the model size): the large-model path of `merge` + `save`. Options as `merge`, plus \
-         `check_base: true` (refuse diffs computed against another base). Returns the directory.",
+        &format!(
+            "Streams a merge straight to disk (memory-mapped inputs, output written in 4 MiB blocks; \
+             memory stays at the blocks in flight, whatever the model size): the large-model path of \
+             `merge` + `save`. Returns the directory.\n{}",
+            options_doc()
+        ),
         move |base: &str, diffs: Array, dir: &str, opts: Map| {
-            let o = Options::new("merge_save", opts, MERGE_KEYS)?;
-            let cfg = merge_config(&o, h.ctx.seed())?;
+            let cfg = merge_config(opts, h.ctx.seed())?;
             let r = merge_to_dir(&input_path(&h, base)?, &diff_sets(&h, diffs)?, &cfg, &h.ctx.write_path(dir).rhai()?).rhai()?;
             Ok::<_, crate::errors::RhaiError>(r.out_dir.to_string_lossy().to_string())
         },
@@ -353,27 +345,9 @@ pub struct MergeArgs {
     /// Diff directories (each with index.json), comma-separated or repeated.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub diffs: Vec<PathBuf>,
-    /// Merge method.
-    #[arg(long, default_value = "task_arithmetic", value_parser = ["task_arithmetic", "ties", "dare"])]
-    pub method: String,
-    /// One weight per diff, comma-separated (any sign, any sum); default 1 each.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    pub weights: Vec<f64>,
-    /// TIES: fraction of each diff's entries kept by magnitude.
-    #[arg(long, default_value_t = 0.2)]
-    pub density: f64,
-    /// TIES: scale of the merged diff.
-    #[arg(long, default_value_t = 1.0)]
-    pub lambda: f64,
-    /// DARE: drop probability.
-    #[arg(long, default_value_t = 0.5)]
-    pub drop: f64,
-    /// DARE: seed of the drop masks.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Skip the check that each diff was computed against this base (hash of the base tensors).
-    #[arg(long)]
-    pub no_check_base: bool,
+    /// The merge's options (the same as Rhai's `merge` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<MergeConfig>,
     /// Output checkpoint directory (e.g. models/merged).
     #[arg(long)]
     pub out: PathBuf,
@@ -405,15 +379,7 @@ pub fn run_diff(a: DiffArgs) -> Result<()> {
 }
 
 fn cli_merge_config(a: &MergeArgs) -> Result<MergeConfig> {
-    Ok(MergeConfig {
-        method: a.method.parse()?,
-        weights: a.weights.clone(),
-        density: a.density,
-        lambda: a.lambda,
-        drop: a.drop,
-        seed: a.seed,
-        check_base: !a.no_check_base,
-    })
+    a.opts.config(MergeConfig::default())
 }
 
 /// Runs `yunmin merge`.

@@ -64,8 +64,14 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut v: Vec<(&'static str, Vec<&'static str>)> = vec![
         ("ingest", ingest::INGEST_KEYS.to_vec()),
         ("to_parquet", columnar::CONVERT_KEYS.to_vec()),
-        ("merge", merge::MERGE_KEYS.to_vec()),
-        ("merge_save", merge::MERGE_KEYS.to_vec()),
+        (
+            "merge",
+            crate::primitive::keys::<yunmin_core::merge::MergeConfig>(),
+        ),
+        (
+            "merge_save",
+            crate::primitive::keys::<yunmin_core::merge::MergeConfig>(),
+        ),
         ("generate", model::GENERATE_KEYS.to_vec()),
         ("plot_bars", report::CHART_KEYS.to_vec()),
         ("plot_lines", report::CHART_KEYS.to_vec()),

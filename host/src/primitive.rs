@@ -1,0 +1,243 @@
+//! Front ends of a primitive's configuration ([`yunmin_core::config::Primitive`]): the same
+//! documented options become command-line flags (`--key-name VALUE`, help with the default
+//! from `T::default()`) and Rhai option-map keys, and both are laid over the defaults by
+//! [`yunmin_core::config::overlay`].
+
+use crate::errors::{RhaiResult, msg_err};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, parser::ValueSource};
+use serde_json::{Map, Value};
+use std::marker::PhantomData;
+use yunmin_core::config::{Primitive, defaults, overlay};
+
+/// `key_name` → `key-name`.
+fn flag(key: &str) -> String {
+    key.replace('_', "-")
+}
+
+/// A primitive's options as given on the command line (only those given).
+#[derive(Debug, Clone)]
+pub struct CliOptions<T> {
+    given: Map<String, Value>,
+    _t: PhantomData<T>,
+}
+
+impl<T: Primitive> CliOptions<T> {
+    /// `base` with the flags given laid over it.
+    pub fn config(&self, base: T) -> anyhow::Result<T> {
+        Ok(overlay(&base, &self.given)?)
+    }
+}
+
+/// A flag's text as JSON of the default's kind (numbers, booleans, lists, strings).
+fn parse_value(key: &str, default: &Value, raw: &[String]) -> Result<Value, clap::Error> {
+    let bad = |what: &str, s: &str| {
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("--{}: `{s}` is not {what}\n", flag(key)),
+        )
+    };
+    let scalar = |d: &Value, s: &str| -> Result<Value, clap::Error> {
+        match d {
+            Value::Bool(_) => s
+                .parse::<bool>()
+                .map(Value::Bool)
+                .map_err(|_| bad("true or false", s)),
+            Value::Number(n) if n.is_f64() => s
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| bad("a number", s)),
+            Value::Number(_) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| bad("an integer", s)),
+            Value::String(_) => Ok(Value::String(s.to_string())),
+            // No default to take the kind from (an optional value, an empty list's element):
+            // a number or boolean as such, anything else as text.
+            _ => Ok(serde_json::from_str::<Value>(s)
+                .ok()
+                .filter(|v| v.is_number() || v.is_boolean())
+                .unwrap_or_else(|| Value::String(s.to_string()))),
+        }
+    };
+    match default {
+        Value::Array(a) => {
+            let elem = a.first().cloned().unwrap_or(Value::Null);
+            raw.iter()
+                .map(|s| scalar(&elem, s))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+        d => scalar(d, raw.last().map(String::as_str).unwrap_or("")),
+    }
+}
+
+impl<T: Primitive> FromArgMatches for CliOptions<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let d = defaults::<T>();
+        let mut given = Map::new();
+        for o in T::OPTIONS {
+            if m.value_source(o.key) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let raw: Vec<String> = m
+                .get_many::<String>(o.key)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            let dv = d.get(o.key).cloned().unwrap_or(Value::Null);
+            given.insert(o.key.to_string(), parse_value(o.key, &dv, &raw)?);
+        }
+        Ok(Self {
+            given,
+            _t: PhantomData,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl<T: Primitive> Args for CliOptions<T> {
+    fn augment_args(cmd: Command) -> Command {
+        let d = defaults::<T>();
+        T::OPTIONS.iter().fold(cmd, |cmd, o| {
+            let dv = d.get(o.key).cloned().unwrap_or(Value::Null);
+            let shown = match &dv {
+                Value::Null => "none".to_string(),
+                Value::Array(a) if a.is_empty() => "none".to_string(),
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            let mut arg = Arg::new(o.key)
+                .long(flag(o.key))
+                .help(format!("{} [default: {shown}]", o.doc))
+                .action(ArgAction::Set);
+            match dv {
+                // `--flag` alone means true; the next flag is never taken as its value.
+                Value::Bool(_) => {
+                    arg = arg
+                        .value_name("true|false")
+                        .num_args(0..=1)
+                        .require_equals(false)
+                        .default_missing_value("true")
+                }
+                // One comma-separated value (negative numbers allowed), or the flag repeated.
+                Value::Array(_) => {
+                    arg = arg
+                        .value_name("A,B,…")
+                        .value_delimiter(',')
+                        .num_args(1)
+                        .allow_hyphen_values(true)
+                        .action(ArgAction::Append)
+                }
+                _ => arg = arg.value_name("VALUE").allow_hyphen_values(true),
+            }
+            cmd.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The option keys of `T`, for the static check and option lists.
+pub fn keys<T: Primitive>() -> Vec<&'static str> {
+    T::OPTIONS.iter().map(|o| o.key).collect()
+}
+
+/// `base` with a Rhai option map laid over it; an unknown key or a value that does not fit is
+/// an error naming it.
+pub fn from_rhai<T: Primitive>(base: T, opts: rhai::Map) -> RhaiResult<T> {
+    let json: Value = rhai::serde::from_dynamic(&rhai::Dynamic::from_map(opts))?;
+    let given = match json {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    overlay(&base, &given).map_err(|e| msg_err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yunmin_core::merge::MergeConfig;
+
+    fn cli<T: Primitive>(args: &[&str]) -> Result<T, String> {
+        let cmd = CliOptions::<T>::augment_args(Command::new("t").no_binary_name(true));
+        let m = cmd.try_get_matches_from(args).map_err(|e| e.to_string())?;
+        let o = CliOptions::<T>::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        o.config(T::default()).map_err(|e| e.to_string())
+    }
+
+    fn rhai<T: Primitive>(pairs: &[(&str, rhai::Dynamic)]) -> Result<T, String> {
+        let mut m = rhai::Map::new();
+        for (k, v) in pairs {
+            m.insert((*k).into(), v.clone());
+        }
+        from_rhai(T::default(), m).map_err(|e| e.to_string())
+    }
+
+    /// Every option of every primitive reaches the same field from the command line and from
+    /// Rhai, with the same default when not given.
+    fn same_from_cli_and_rhai<T: Primitive + PartialEq + std::fmt::Debug>(
+        values: &[(&str, &str, rhai::Dynamic)],
+    ) {
+        yunmin_core::config::options_match_fields::<T>().unwrap();
+        assert_eq!(cli::<T>(&[]).unwrap(), T::default());
+        assert_eq!(rhai::<T>(&[]).unwrap(), T::default());
+        assert_eq!(
+            values.len(),
+            T::OPTIONS.len(),
+            "a value for every option of {}",
+            T::NAME
+        );
+        for (key, text, dynamic) in values {
+            let from_cli = cli::<T>(&[&format!("--{}", flag(key)), text]).unwrap();
+            let from_rhai = rhai::<T>(&[(key, dynamic.clone())]).unwrap();
+            assert_eq!(from_cli, from_rhai, "{key}");
+            assert_ne!(
+                from_cli,
+                T::default(),
+                "{key}: the value is not the default"
+            );
+        }
+    }
+
+    #[test]
+    fn merge_options_reach_the_same_fields_from_cli_and_rhai() {
+        same_from_cli_and_rhai::<MergeConfig>(&[
+            ("method", "ties", "ties".into()),
+            (
+                "weights",
+                "0.5,-1.25",
+                rhai::Dynamic::from_array(vec![0.5.into(), (-1.25).into()]),
+            ),
+            ("density", "0.4", 0.4.into()),
+            ("lambda", "2", 2.0.into()),
+            ("drop", "0.1", 0.1.into()),
+            ("seed", "7", 7_i64.into()),
+            ("check_base", "false", false.into()),
+        ]);
+    }
+
+    #[test]
+    fn unknown_options_and_wrong_values_are_named() {
+        let e = rhai::<MergeConfig>(&[("densty", 0.4.into())]).unwrap_err();
+        assert!(
+            e.contains("unknown option `densty`") && e.contains("did you mean `density`"),
+            "{e}"
+        );
+        let e = rhai::<MergeConfig>(&[("method", "average".into())]).unwrap_err();
+        assert!(
+            e.contains("option `method`") && e.contains("average"),
+            "{e}"
+        );
+        let e = cli::<MergeConfig>(&["--density", "lots"]).unwrap_err();
+        assert!(e.contains("--density") && e.contains("lots"), "{e}");
+        let e = cli::<MergeConfig>(&["--densty", "0.4"]).unwrap_err();
+        assert!(e.contains("--densty"), "{e}");
+    }
+}
