@@ -224,6 +224,28 @@ mod tests {
     }
 
     #[test]
+    fn bleu_and_rouge_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::eval::{bleu::BleuConfig, rouge::RougeConfig};
+        same_from_cli_and_rhai::<BleuConfig>(&[
+            ("tokenize", "char", "char".into()),
+            ("lowercase", "true", true.into()),
+            ("smooth_method", "add-k", "add-k".into()),
+            ("smooth_value", "0.5", 0.5.into()),
+            ("max_ngram_order", "2", 2_i64.into()),
+            ("effective_order", "true", true.into()),
+        ]);
+        same_from_cli_and_rhai::<RougeConfig>(&[
+            ("tokenizer", "char", "char".into()),
+            (
+                "types",
+                "rouge1,rougeL",
+                rhai::Dynamic::from_array(vec!["rouge1".into(), "rougeL".into()]),
+            ),
+            ("use_stemmer", "true", true.into()),
+        ]);
+    }
+
+    #[test]
     fn unknown_options_and_wrong_values_are_named() {
         let e = rhai::<MergeConfig>(&[("densty", 0.4.into())]).unwrap_err();
         assert!(

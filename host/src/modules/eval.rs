@@ -5,7 +5,6 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -19,16 +18,6 @@ use yunmin_core::eval::metrics_bench::{MetricsBenchConfig, run_metrics_bench};
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::rouge::{self, RougeConfig, RougeResult};
 use yunmin_core::report::Table;
-
-pub(crate) const BLEU_KEYS: &[&str] = &[
-    "tokenize",
-    "lowercase",
-    "smooth_method",
-    "smooth_value",
-    "max_ngram_order",
-    "effective_order",
-];
-pub(crate) const ROUGE_KEYS: &[&str] = &["tokenizer", "types", "use_stemmer"];
 
 /// `base` with the given JSON fields replaced, through serde (so types are checked and the
 /// result is the same struct the CLI builds).
@@ -47,13 +36,12 @@ pub(crate) fn overlay<T: Serialize + DeserializeOwned>(
 }
 
 fn bleu_config(func: &'static str, base: BleuConfig, opts: Map) -> RhaiResult<BleuConfig> {
-    let o = Options::new(func, opts, BLEU_KEYS)?;
-    overlay(&base, o.to_json()).map_err(|e| msg_err(format!("{func}: {e}")))
+    crate::primitive::from_rhai(base, opts).map_err(|e| msg_err(format!("{func}: {e}")))
 }
 
 fn rouge_config(func: &'static str, opts: Map) -> RhaiResult<RougeConfig> {
-    let o = Options::new(func, opts, ROUGE_KEYS)?;
-    overlay(&RougeConfig::default(), o.to_json()).map_err(|e| msg_err(format!("{func}: {e}")))
+    crate::primitive::from_rhai(RougeConfig::default(), opts)
+        .map_err(|e| msg_err(format!("{func}: {e}")))
 }
 
 fn strings(func: &str, what: &str, a: Array) -> RhaiResult<Vec<String>> {
@@ -357,24 +345,9 @@ pub struct BleuArgs {
     /// Inputs and outputs.
     #[command(flatten)]
     pub io: PairArgs,
-    /// Tokenizer: 13a (sacreBLEU default), char (one token per character; Korean), none.
-    #[arg(long, default_value = "13a")]
-    pub tokenize: String,
-    /// Lowercase hypotheses and references.
-    #[arg(long)]
-    pub lowercase: bool,
-    /// Smoothing: exp (default), floor, add-k, none.
-    #[arg(long, default_value = "exp")]
-    pub smooth_method: String,
-    /// Smoothing value for floor (default 0.1) and add-k (default 1).
-    #[arg(long)]
-    pub smooth_value: Option<f64>,
-    /// Highest n-gram order (1 to 4).
-    #[arg(long, default_value_t = 4)]
-    pub max_ngram_order: usize,
-    /// Use effective order (default off for corpus BLEU, on with --sentence).
-    #[arg(long)]
-    pub effective_order: Option<bool>,
+    /// BLEU's options (the same as Rhai's `bleu` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<BleuConfig>,
     /// Sentence BLEU of every line (sacreBLEU's sentence_bleu); --out gets the table.
     #[arg(long)]
     pub sentence: bool,
@@ -386,13 +359,9 @@ pub struct RougeArgs {
     /// Inputs and outputs.
     #[command(flatten)]
     pub io: PairArgs,
-    /// Tokenizer: hangul (default, keeps Korean), rouge (rouge-score's own; deletes Hangul),
-    /// whitespace, char, jamo.
-    #[arg(long, default_value = "hangul")]
-    pub tokenizer: String,
-    /// Comma-separated ROUGE types.
-    #[arg(long, default_value = "rouge1,rouge2,rougeL,rougeLsum")]
-    pub types: String,
+    /// ROUGE's options (the same as Rhai's `rouge` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<RougeConfig>,
 }
 
 /// `yunmin metrics bench`.
@@ -493,14 +462,11 @@ fn print_bleu(s: &BleuScore, json: bool) -> anyhow::Result<()> {
 pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
     match args.command {
         MetricsCommand::Bleu(a) => {
-            let cfg = BleuConfig {
-                tokenize: a.tokenize.parse()?,
-                lowercase: a.lowercase,
-                smooth_method: a.smooth_method.parse()?,
-                smooth_value: a.smooth_value,
-                max_ngram_order: a.max_ngram_order,
-                effective_order: a.effective_order.unwrap_or(a.sentence),
-            };
+            // Effective order defaults to on for sentence BLEU, as in sacreBLEU.
+            let cfg = a.opts.config(BleuConfig {
+                effective_order: a.sentence,
+                ..Default::default()
+            })?;
             let (hyps, refs) = read_pairs(&a.io)?;
             if a.sentence {
                 let scores = bleu::sentence_bleu_all(&hyps, &refs, &cfg)?;
@@ -530,15 +496,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
             }
         }
         MetricsCommand::Rouge(a) => {
-            let cfg = RougeConfig {
-                tokenizer: a.tokenizer.parse()?,
-                types: a
-                    .types
-                    .split(',')
-                    .map(|t| t.trim().parse())
-                    .collect::<yunmin_core::Result<_>>()?,
-                use_stemmer: false,
-            };
+            let cfg = a.opts.config(RougeConfig::default())?;
             let (hyps, refs) = read_pairs(&a.io)?;
             let r = rouge::rouge(&hyps, &refs, &cfg)?;
             if let Some(p) = &a.io.out {

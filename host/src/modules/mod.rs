@@ -80,9 +80,18 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("lora", with_optim(train::LORA_KEYS)),
         ("evaluate", evaluate::EVAL_KEYS.to_vec()),
         ("model_perplexity", evaluate::PERPLEXITY_KEYS.to_vec()),
-        ("bleu", eval::BLEU_KEYS.to_vec()),
-        ("sentence_bleu", eval::BLEU_KEYS.to_vec()),
-        ("rouge", eval::ROUGE_KEYS.to_vec()),
+        (
+            "bleu",
+            crate::primitive::keys::<yunmin_core::eval::bleu::BleuConfig>(),
+        ),
+        (
+            "sentence_bleu",
+            crate::primitive::keys::<yunmin_core::eval::bleu::BleuConfig>(),
+        ),
+        (
+            "rouge",
+            crate::primitive::keys::<yunmin_core::eval::rouge::RougeConfig>(),
+        ),
         ("lsh_index", dedup::LSH_INDEX_KEYS.to_vec()),
         ("candidates", dedup::CANDIDATES_KEYS.to_vec()),
         ("dedup_eval_set", dedup::DEDUP_EVAL_SET_KEYS.to_vec()),

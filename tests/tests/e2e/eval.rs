@@ -570,9 +570,14 @@ p.table().write_csv("ppl.csv");
             "mecab",
         ],
     );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(
         !o.status.success()
-            && String::from_utf8_lossy(&o.stderr).contains("hangul, rouge, whitespace, char, jamo"),
+            && err.contains("option `tokenizer`")
+            && err.contains("mecab")
+            && ["hangul", "rouge", "whitespace", "char", "jamo"]
+                .iter()
+                .all(|t| err.contains(&format!("`{t}`"))),
         "{}",
         text(&o)
     );
