@@ -246,6 +246,33 @@ mod tests {
     }
 
     #[test]
+    fn generate_and_tokenizer_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::model::GenerateConfig;
+        use yunmin_core::text::TokenizerConfig;
+        same_from_cli_and_rhai::<GenerateConfig>(&[
+            ("max_new_tokens", "8", 8_i64.into()),
+            ("temperature", "0.7", 0.7.into()),
+            ("top_k", "5", 5_i64.into()),
+            ("top_p", "0.9", 0.9.into()),
+            ("seed", "3", 3_i64.into()),
+            ("eos_token_id", "2", 2_i64.into()),
+        ]);
+        same_from_cli_and_rhai::<TokenizerConfig>(&[
+            ("vocab_size", "500", 500_i64.into()),
+            ("min_frequency", "3", 3_i64.into()),
+            (
+                "special_tokens",
+                "<s>,</s>",
+                rhai::Dynamic::from_array(vec!["<s>".into(), "</s>".into()]),
+            ),
+            ("sample", "0.5", 0.5.into()),
+            ("max_docs", "10", 10_i64.into()),
+            ("seed", "9", 9_i64.into()),
+            ("max_chars", "1000", 1000_i64.into()),
+        ]);
+    }
+
+    #[test]
     fn unknown_options_and_wrong_values_are_named() {
         let e = rhai::<MergeConfig>(&[("densty", 0.4.into())]).unwrap_err();
         assert!(

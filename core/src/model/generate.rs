@@ -26,6 +26,36 @@ pub struct GenerateConfig {
     pub eos_token_id: Option<u32>,
 }
 
+impl crate::config::Primitive for GenerateConfig {
+    const NAME: &'static str = "generate";
+    const OPTIONS: &'static [crate::config::OptionDoc] = &[
+        crate::config::OptionDoc {
+            key: "max_new_tokens",
+            doc: "new tokens at most",
+        },
+        crate::config::OptionDoc {
+            key: "temperature",
+            doc: "softmax temperature; 0 is greedy",
+        },
+        crate::config::OptionDoc {
+            key: "top_k",
+            doc: "keep the k most likely tokens (0: all)",
+        },
+        crate::config::OptionDoc {
+            key: "top_p",
+            doc: "nucleus probability mass (1: all)",
+        },
+        crate::config::OptionDoc {
+            key: "seed",
+            doc: "seed of the sampler (Rhai: the run's seed)",
+        },
+        crate::config::OptionDoc {
+            key: "eos_token_id",
+            doc: "stop at this token (none: any of the model's eos_token_id)",
+        },
+    ];
+}
+
 impl Default for GenerateConfig {
     fn default() -> Self {
         Self {

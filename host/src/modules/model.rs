@@ -38,30 +38,14 @@ pub fn resolve(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
     host.ctx.input_path(p).rhai()
 }
 
-/// Option keys of `generate`.
-pub const GENERATE_KEYS: &[&str] = &[
-    "max_new_tokens",
-    "temperature",
-    "top_k",
-    "top_p",
-    "seed",
-    "eos_token_id",
-];
-
-fn gen_config(o: &Options, seed: u64) -> RhaiResult<GenerateConfig> {
-    let d = GenerateConfig::default();
-    Ok(GenerateConfig {
-        max_new_tokens: o.usize("max_new_tokens", d.max_new_tokens)?,
-        temperature: o.float("temperature", d.temperature)?,
-        top_k: o.usize("top_k", d.top_k)?,
-        top_p: o.float("top_p", d.top_p)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        eos_token_id: if o.has("eos_token_id") {
-            Some(o.usize("eos_token_id", 0)? as u32)
-        } else {
-            None
-        },
-    })
+/// Generation options from a Rhai map over the defaults, the sampler's seed defaulting to the
+/// run's.
+fn gen_config(opts: Map, seed: u64) -> RhaiResult<GenerateConfig> {
+    let base = GenerateConfig {
+        seed,
+        ..Default::default()
+    };
+    crate::primitive::from_rhai(base, opts)
 }
 
 fn run_generate(m: &Model, prompt: Dynamic, cfg: &GenerateConfig) -> RhaiResult<Dynamic> {
@@ -253,8 +237,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["model", "prompt", "opts"],
         "Continuation with options `#{ max_new_tokens: 64, temperature: 0.0 (greedy), top_k: 0,\ntop_p: 1.0, seed: run seed, eos_token_id: model's }`.",
         move |m: &mut Model, prompt: Dynamic, opts: Map| {
-            let o = Options::new("generate", opts, GENERATE_KEYS)?;
-            run_generate(m, prompt, &gen_config(&o, h.ctx.seed())?)
+            run_generate(m, prompt, &gen_config(opts, h.ctx.seed())?)
         },
     );
     let h = host.clone();
@@ -300,21 +283,9 @@ pub struct GenerateArgs {
     /// A LoRA adapter directory to apply first.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// New tokens at most.
-    #[arg(long, default_value_t = 64)]
-    pub max_new_tokens: usize,
-    /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f64,
-    /// Keep the k most likely tokens (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    /// Nucleus probability mass (1: all).
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f64,
-    /// Sampler seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Generation options (the same as Rhai's `generate` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<GenerateConfig>,
     /// Device: cpu, flex, ndarray (wgpu / cuda with those features).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -331,14 +302,7 @@ pub fn run_cli(a: GenerateArgs) -> anyhow::Result<()> {
     if let Some(ad) = &a.adapter {
         lm.model = load_adapter(ad)?.fold_into(lm.model)?;
     }
-    let cfg = GenerateConfig {
-        max_new_tokens: a.max_new_tokens,
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        seed: a.seed,
-        eos_token_id: None,
-    };
+    let cfg = a.opts.config(GenerateConfig::default())?;
     if let Some(path) = &a.dump_logits {
         let ids = if a.ids.is_empty() {
             lm.encode(a.prompt.as_deref().unwrap_or_default())?

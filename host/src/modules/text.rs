@@ -3,7 +3,6 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use clap::{Args, Subcommand};
 use rhai::{Array, Dynamic, Map};
@@ -17,29 +16,27 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 #[derive(Clone, Debug)]
 pub struct TokenizerHandle(pub Arc<Tokenizer>);
 
-/// Option keys of `train_tokenizer`.
-pub const TRAIN_KEYS: &[&str] = &[
-    "vocab_size",
-    "min_frequency",
-    "sample",
-    "max_docs",
-    "seed",
-    "max_chars",
-    "out",
-];
+/// Option keys of `train_tokenizer`: the tokenizer's options and `out`.
+pub fn train_keys() -> Vec<&'static str> {
+    let mut k = crate::primitive::keys::<TokenizerConfig>();
+    k.push("out");
+    k
+}
 
-/// Builds a [`TokenizerConfig`] from script options (seed defaults to the run's).
-pub fn tokenizer_config(o: &Options, seed: u64) -> RhaiResult<TokenizerConfig> {
-    let d = TokenizerConfig::default();
-    Ok(TokenizerConfig {
-        vocab_size: o.usize("vocab_size", d.vocab_size)?,
-        min_frequency: o.usize("min_frequency", d.min_frequency as usize)? as u64,
-        sample: o.float("sample", d.sample)?,
-        max_docs: o.usize("max_docs", d.max_docs)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        max_chars: o.usize("max_chars", d.max_chars)?,
-        special_tokens: d.special_tokens,
-    })
+/// Tokenizer options from a Rhai map over the defaults (the sample's seed defaulting to the
+/// run's); `out` is taken out first.
+pub fn tokenizer_config(mut opts: Map, seed: u64) -> RhaiResult<(TokenizerConfig, Option<String>)> {
+    let out = match opts.remove("out") {
+        Some(v) => Some(v.into_string().map_err(|t| {
+            crate::errors::msg_err(format!("train_tokenizer: `out` must be a string, got {t}"))
+        })?),
+        None => None,
+    };
+    let base = TokenizerConfig {
+        seed,
+        ..Default::default()
+    };
+    Ok((crate::primitive::from_rhai(base, opts)?, out))
 }
 
 /// Trains (or reuses, when the cached stage's key is unchanged) a tokenizer saved at `out`.
@@ -66,11 +63,10 @@ pub fn train_cached(
 }
 
 fn train(host: &Host, dataset: &Dataset, opts: Map) -> RhaiResult<TokenizerHandle> {
-    let o = Options::new("train_tokenizer", opts, TRAIN_KEYS)?;
-    let cfg = tokenizer_config(&o, host.ctx.seed())?;
+    let (cfg, out) = tokenizer_config(opts, host.ctx.seed())?;
     let out = host
         .ctx
-        .write_path(o.str("out", "data/tokenizer.json")?)
+        .write_path(out.as_deref().unwrap_or("data/tokenizer.json"))
         .rhai()?;
     Ok(TokenizerHandle(Arc::new(
         train_cached(&host.ctx, dataset, &cfg, &out).rhai()?,
@@ -183,21 +179,9 @@ pub enum TokenizerAction {
         /// Where to write tokenizer.json.
         #[arg(long, default_value = "tokenizer.json")]
         out: PathBuf,
-        /// Vocabulary size including the special tokens and the 256 byte symbols.
-        #[arg(long, default_value_t = 8000)]
-        vocab_size: usize,
-        /// Minimum frequency of a merge.
-        #[arg(long, default_value_t = 2)]
-        min_frequency: u64,
-        /// Fraction of documents used for training (chosen by a seeded hash of the id).
-        #[arg(long, default_value_t = 1.0)]
-        sample: f64,
-        /// At most this many documents (0 = all).
-        #[arg(long, default_value_t = 0)]
-        max_docs: usize,
-        /// Seed of the sample.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        /// Tokenizer options (the same as Rhai's `train_tokenizer` options).
+        #[command(flatten)]
+        opts: crate::primitive::CliOptions<TokenizerConfig>,
     },
     /// Print the token ids of a text, one line, space separated.
     Encode {
@@ -212,23 +196,8 @@ pub enum TokenizerAction {
 /// Runs `yunmin tokenizer …`.
 pub fn run_cli(args: TokenizerArgs) -> anyhow::Result<()> {
     match args.action {
-        TokenizerAction::Train {
-            dataset,
-            out,
-            vocab_size,
-            min_frequency,
-            sample,
-            max_docs,
-            seed,
-        } => {
-            let cfg = TokenizerConfig {
-                vocab_size,
-                min_frequency,
-                sample,
-                max_docs,
-                seed,
-                ..Default::default()
-            };
+        TokenizerAction::Train { dataset, out, opts } => {
+            let cfg = opts.config(TokenizerConfig::default())?;
             let ds = Dataset::open(&dataset)?;
             let mut t = Tokenizer::train(&ds, &cfg)?;
             t.save(&out)?;
