@@ -23,6 +23,8 @@ pub trait Primitive: Serialize + DeserializeOwned + Default {
     const NAME: &'static str;
     /// Every option, in documentation order.
     const OPTIONS: &'static [OptionDoc];
+    /// Fields a front end sets itself (a worker's phase and shard), not options.
+    const FRONT_END_FIELDS: &'static [&'static str] = &[];
 }
 
 /// What is wrong with a given option.
@@ -85,6 +87,16 @@ fn distance(a: &str, b: &str) -> usize {
 /// `base` with the `given` options laid over it. A key that is not an option, or a value its
 /// field cannot hold, is an error naming the option (never a default quietly used instead).
 pub fn overlay<T: Primitive>(base: &T, given: &Map<String, Value>) -> Result<T, ConfigError> {
+    overlay_as(T::NAME, base, given)
+}
+
+/// [`overlay`] for a function other than the primitive's own (`minhash` takes `dedup`'s
+/// options), named in its errors.
+pub fn overlay_as<T: Primitive>(
+    func: &'static str,
+    base: &T,
+    given: &Map<String, Value>,
+) -> Result<T, ConfigError> {
     let base_json = match serde_json::to_value(base) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -99,7 +111,7 @@ pub fn overlay<T: Primitive>(base: &T, given: &Map<String, Value>) -> Result<T, 
                 .min()
                 .filter(|(d, _)| *d <= (k.chars().count() / 3).max(2));
             return Err(ConfigError::Unknown {
-                func: T::NAME,
+                func,
                 key: k.clone(),
                 hint: best
                     .map(|(_, o)| format!(" (did you mean `{o}`?)"))
@@ -112,7 +124,7 @@ pub fn overlay<T: Primitive>(base: &T, given: &Map<String, Value>) -> Result<T, 
         one.insert(k.clone(), v.clone());
         if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
             return Err(ConfigError::Value {
-                func: T::NAME,
+                func,
                 key: k.clone(),
                 value: v.to_string(),
                 problem: e.to_string(),
@@ -122,7 +134,7 @@ pub fn overlay<T: Primitive>(base: &T, given: &Map<String, Value>) -> Result<T, 
         merged.insert(k.clone(), v.clone());
     }
     serde_json::from_value(Value::Object(merged)).map_err(|e| ConfigError::Value {
-        func: T::NAME,
+        func,
         key: "(together)".into(),
         value: Value::Object(given.clone()).to_string(),
         problem: e.to_string(),
@@ -148,7 +160,10 @@ pub fn describe<T: Primitive>() -> String {
 pub fn options_match_fields<T: Primitive>() -> Result<(), String> {
     let d = defaults::<T>();
     let keys: Vec<&str> = T::OPTIONS.iter().map(|o| o.key).collect();
-    let missing: Vec<&String> = d.keys().filter(|k| !keys.contains(&k.as_str())).collect();
+    let missing: Vec<&String> = d
+        .keys()
+        .filter(|k| !keys.contains(&k.as_str()) && !T::FRONT_END_FIELDS.contains(&k.as_str()))
+        .collect();
     let extra: Vec<&&str> = keys.iter().filter(|k| !d.contains_key(**k)).collect();
     if missing.is_empty() && extra.is_empty() {
         Ok(())

@@ -152,12 +152,17 @@ pub fn keys<T: Primitive>() -> Vec<&'static str> {
 /// `base` with a Rhai option map laid over it; an unknown key or a value that does not fit is
 /// an error naming it.
 pub fn from_rhai<T: Primitive>(base: T, opts: rhai::Map) -> RhaiResult<T> {
+    from_rhai_as(T::NAME, base, opts)
+}
+
+/// [`from_rhai`] for a function other than the primitive's own, named in its errors.
+pub fn from_rhai_as<T: Primitive>(func: &'static str, base: T, opts: rhai::Map) -> RhaiResult<T> {
     let json: Value = rhai::serde::from_dynamic(&rhai::Dynamic::from_map(opts))?;
     let given = match json {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    overlay(&base, &given).map_err(|e| msg_err(e.to_string()))
+    yunmin_core::config::overlay_as(func, &base, &given).map_err(|e| msg_err(e.to_string()))
 }
 
 #[cfg(test)]
@@ -182,12 +187,12 @@ mod tests {
 
     /// Every option of every primitive reaches the same field from the command line and from
     /// Rhai, with the same default when not given.
-    fn same_from_cli_and_rhai<T: Primitive + PartialEq + std::fmt::Debug>(
-        values: &[(&str, &str, rhai::Dynamic)],
-    ) {
+    fn same_from_cli_and_rhai<T: Primitive>(values: &[(&str, &str, rhai::Dynamic)]) {
+        let json = |t: &T| serde_json::to_value(t).unwrap();
+        let default = json(&T::default());
         yunmin_core::config::options_match_fields::<T>().unwrap();
-        assert_eq!(cli::<T>(&[]).unwrap(), T::default());
-        assert_eq!(rhai::<T>(&[]).unwrap(), T::default());
+        assert_eq!(json(&cli::<T>(&[]).unwrap()), default);
+        assert_eq!(json(&rhai::<T>(&[]).unwrap()), default);
         assert_eq!(
             values.len(),
             T::OPTIONS.len(),
@@ -195,14 +200,10 @@ mod tests {
             T::NAME
         );
         for (key, text, dynamic) in values {
-            let from_cli = cli::<T>(&[&format!("--{}", flag(key)), text]).unwrap();
-            let from_rhai = rhai::<T>(&[(key, dynamic.clone())]).unwrap();
+            let from_cli = json(&cli::<T>(&[&format!("--{}", flag(key)), text]).unwrap());
+            let from_rhai = json(&rhai::<T>(&[(key, dynamic.clone())]).unwrap());
             assert_eq!(from_cli, from_rhai, "{key}");
-            assert_ne!(
-                from_cli,
-                T::default(),
-                "{key}: the value is not the default"
-            );
+            assert_ne!(from_cli, default, "{key}: the value is not the default");
         }
     }
 
@@ -270,6 +271,38 @@ mod tests {
             ("seed", "9", 9_i64.into()),
             ("max_chars", "1000", 1000_i64.into()),
         ]);
+    }
+
+    #[test]
+    fn dedup_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::dedup::DedupConfig;
+        same_from_cli_and_rhai::<DedupConfig>(&[
+            ("threshold", "0.7", 0.7.into()),
+            ("perms", "64", 64_i64.into()),
+            ("bands", "16", 16_i64.into()),
+            ("rows", "4", 4_i64.into()),
+            ("recall", "0.99", 0.99.into()),
+            ("shingles", "jamo3+word5", "jamo3+word5".into()),
+            ("combine", "mean", "mean".into()),
+            ("hashing", "minhash", "minhash".into()),
+            ("jamo_weight", "0.7", 0.7.into()),
+            (
+                "index",
+                "redis://127.0.0.1:6379/0",
+                "redis://127.0.0.1:6379/0".into(),
+            ),
+            ("namespace", "ns", "ns".into()),
+            ("keep", "smallest_id", "smallest_id".into()),
+            ("verify", "exact_all", "exact_all".into()),
+            ("seed", "5", 5_i64.into()),
+            ("kept", "data/kept", "data/kept".into()),
+            ("shard_docs", "10", 10_i64.into()),
+            ("batch", "100", 100_i64.into()),
+            ("keep_index", "true", true.into()),
+        ]);
+        // A worker's phase is the CLI's own flag, not an option.
+        let e = rhai::<DedupConfig>(&[("phase", "index".into())]).unwrap_err();
+        assert!(e.contains("unknown option `phase`"), "{e}");
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub struct DedupConfig {
     pub shingles: String,
     /// How jamo and word shingles combine when both are used: `union` (default) or `mean`.
     pub combine: Combine,
-    /// Signature computation: `minhash` (default) or `oph` (one-permutation hashing).
+    /// Signature computation: `oph` (one-permutation hashing, the default) or `minhash`.
     pub hashing: Hashing,
     /// Weight of the jamo Jaccard in `mean`. Default 0.5.
     pub jamo_weight: f64,
@@ -157,6 +157,85 @@ pub struct DedupConfig {
     pub phase: Phase,
     /// This worker's shard in the `index`, `verify` and `write` phases. Default 0/1.
     pub shard: Shard,
+}
+
+impl crate::config::Primitive for DedupConfig {
+    const NAME: &'static str = "dedup";
+    const OPTIONS: &'static [crate::config::OptionDoc] = &[
+        crate::config::OptionDoc {
+            key: "threshold",
+            doc: "similarity at or above which two documents are duplicates",
+        },
+        crate::config::OptionDoc {
+            key: "perms",
+            doc: "MinHash permutations",
+        },
+        crate::config::OptionDoc {
+            key: "bands",
+            doc: "LSH bands (none: chosen for the threshold and recall)",
+        },
+        crate::config::OptionDoc {
+            key: "rows",
+            doc: "rows per band (none: chosen with the bands)",
+        },
+        crate::config::OptionDoc {
+            key: "recall",
+            doc: "candidate probability at the threshold the automatic band choice must reach",
+        },
+        crate::config::OptionDoc {
+            key: "shingles",
+            doc: "jamo3 (best on the planted evaluation), jamo3+word5, word5, other n",
+        },
+        crate::config::OptionDoc {
+            key: "combine",
+            doc: "jamo and word shingles as one set (union) or separate signatures (mean)",
+        },
+        crate::config::OptionDoc {
+            key: "hashing",
+            doc: "oph (one-permutation hashing, one pass) or minhash (one pass per permutation)",
+        },
+        crate::config::OptionDoc {
+            key: "jamo_weight",
+            doc: "weight of the jamo Jaccard with combine mean",
+        },
+        crate::config::OptionDoc {
+            key: "index",
+            doc: "LSH index: memory, or redis://host:port/db shared by several workers",
+        },
+        crate::config::OptionDoc {
+            key: "namespace",
+            doc: "Redis key prefix (none: derived from the settings and the input files)",
+        },
+        crate::config::OptionDoc {
+            key: "keep",
+            doc: "cluster member kept: most_tokens, longest, first or smallest_id",
+        },
+        crate::config::OptionDoc {
+            key: "verify",
+            doc: "exact (exact Jaccard where the estimate is uncertain), exact_all or estimate",
+        },
+        crate::config::OptionDoc {
+            key: "seed",
+            doc: "seed of the permutations (Rhai: the run's seed)",
+        },
+        crate::config::OptionDoc {
+            key: "kept",
+            doc: "kept documents' dataset, relative to the run root",
+        },
+        crate::config::OptionDoc {
+            key: "shard_docs",
+            doc: "documents per output shard file",
+        },
+        crate::config::OptionDoc {
+            key: "batch",
+            doc: "Redis commands per pipeline",
+        },
+        crate::config::OptionDoc {
+            key: "keep_index",
+            doc: "leave the Redis keys in place after clustering",
+        },
+    ];
+    const FRONT_END_FIELDS: &'static [&'static str] = &["phase", "shard"];
 }
 
 impl Default for DedupConfig {

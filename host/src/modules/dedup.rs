@@ -88,26 +88,9 @@ pub struct CandidatesHandle {
 pub struct EvalSetHandle(pub Arc<EvalSet>);
 
 /// Option keys of `dedup` and the pieces.
-pub const DEDUP_KEYS: &[&str] = &[
-    "threshold",
-    "perms",
-    "bands",
-    "rows",
-    "recall",
-    "shingles",
-    "combine",
-    "hashing",
-    "jamo_weight",
-    "index",
-    "namespace",
-    "keep",
-    "verify",
-    "seed",
-    "kept",
-    "shard_docs",
-    "batch",
-    "keep_index",
-];
+pub fn dedup_keys() -> Vec<&'static str> {
+    crate::primitive::keys::<DedupConfig>()
+}
 
 fn parse<T: std::str::FromStr<Err = yunmin_core::dedup::DedupError>>(v: &str) -> RhaiResult<T> {
     v.parse::<T>().map_err(|e| msg_err(e.to_string()))
@@ -115,37 +98,11 @@ fn parse<T: std::str::FromStr<Err = yunmin_core::dedup::DedupError>>(v: &str) ->
 
 /// A [`DedupConfig`] from an option map (defaults documented on the struct).
 pub fn config_from(func: &'static str, opts: Map, seed: u64) -> RhaiResult<DedupConfig> {
-    let o = Options::new(func, opts, DEDUP_KEYS)?;
-    let d = DedupConfig::default();
-    let opt_usize = |k: &str| -> RhaiResult<Option<usize>> {
-        if o.has(k) {
-            Ok(Some(o.usize(k, 0)?))
-        } else {
-            Ok(None)
-        }
+    let base = DedupConfig {
+        seed,
+        ..Default::default()
     };
-    Ok(DedupConfig {
-        threshold: o.float("threshold", d.threshold)?,
-        perms: o.usize("perms", d.perms)?,
-        bands: opt_usize("bands")?,
-        rows: opt_usize("rows")?,
-        recall: o.float("recall", d.recall)?,
-        shingles: o.str("shingles", &d.shingles)?,
-        combine: parse(&o.str("combine", "union")?)?,
-        hashing: parse(&o.str("hashing", "oph")?)?,
-        jamo_weight: o.float("jamo_weight", d.jamo_weight)?,
-        index: o.str("index", &d.index)?,
-        namespace: o.opt_str("namespace")?,
-        keep: parse(&o.str("keep", "most_tokens")?)?,
-        verify: parse(&o.str("verify", "exact")?)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        kept: o.str("kept", &d.kept)?,
-        shard_docs: o.usize("shard_docs", d.shard_docs)?,
-        batch: o.usize("batch", d.batch)?,
-        keep_index: o.bool("keep_index", d.keep_index)?,
-        phase: Phase::All,
-        shard: Shard::default(),
-    })
+    crate::primitive::from_rhai_as(func, base, opts)
 }
 
 fn open_dataset(host: &Host, path: &str) -> RhaiResult<DatasetHandle> {
@@ -164,7 +121,7 @@ fn to_table<T: serde::Serialize>(rows: &[T]) -> RhaiResult<Table> {
     Ok(t)
 }
 
-/// Option keys of `dedup` beyond [`DEDUP_KEYS`]: where it runs.
+/// Option keys of `dedup` beyond [`dedup_keys`]: where it runs.
 pub const ENGINE_KEYS: &[&str] = &["engine", "shards"];
 
 /// Where `dedup` runs: in this process, or as Ray tasks (`scripts/ray/yunmin_ray.py`).
@@ -368,8 +325,13 @@ fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> 
     let o = Options::new("candidates", opts, CANDIDATES_KEYS)?;
     let mut cfg = (*ix.cfg).clone();
     cfg.threshold = o.float("threshold", cfg.threshold)?;
-    cfg.verify = parse(&o.str("verify", "exact")?)?;
-    cfg.keep = parse(&o.str("keep", "most_tokens")?)?;
+    // Settings not given stay those the signatures were made with.
+    if o.has("verify") {
+        cfg.verify = parse(&o.str("verify", "")?)?;
+    }
+    if o.has("keep") {
+        cfg.keep = parse(&o.str("keep", "")?)?;
+    }
     cfg.bands = Some(ix.bands.bands);
     cfg.rows = Some(ix.bands.rows);
     let s = &ix.sigs;
@@ -662,52 +624,9 @@ pub struct DedupArgs {
     /// Run root: kept dataset, candidates.json, clusters.jsonl, dedup_log.csv, dedup/signatures/.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Similarity threshold.
-    #[arg(long, default_value_t = 0.8)]
-    pub threshold: f64,
-    /// MinHash permutations.
-    #[arg(long, default_value_t = 128)]
-    pub perms: usize,
-    /// LSH bands (default: chosen for the threshold and --recall).
-    #[arg(long)]
-    pub bands: Option<usize>,
-    /// Rows per band (default: chosen with the bands).
-    #[arg(long)]
-    pub rows: Option<usize>,
-    /// Candidate probability at the threshold the automatic band choice must reach.
-    #[arg(long, default_value_t = 0.997)]
-    pub recall: f64,
-    /// Shingle kinds: jamo3 (default, best on the planted evaluation), jamo3+word5, word5, other n.
-    #[arg(long, default_value = "jamo3")]
-    pub shingles: String,
-    /// How jamo and word shingles combine: union (one set) or mean (separate signatures).
-    #[arg(long, default_value = "union")]
-    pub combine: String,
-    /// Weight of the jamo Jaccard with --combine mean.
-    #[arg(long, default_value_t = 0.5)]
-    pub jamo_weight: f64,
-    /// Signatures: oph (one-permutation hashing with densification: one pass in all) or minhash
-    /// (one pass per permutation); same estimator and, on the planted evaluation, same quality.
-    #[arg(long, default_value = "oph")]
-    pub hashing: String,
-    /// LSH index: memory, or redis://host:port for an index shared by several workers.
-    #[arg(long, default_value = "memory")]
-    pub index: String,
-    /// Redis key namespace (default: derived from settings and input file names and sizes).
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Which cluster member is kept: most_tokens, longest, first, smallest_id.
-    #[arg(long, default_value = "most_tokens")]
-    pub keep: String,
-    /// Verification of candidate pairs: exact (exact Jaccard wherever the estimate is uncertain), exact_all (every pair) or estimate (signatures only).
-    #[arg(long, default_value = "exact")]
-    pub verify: String,
-    /// Seed of the permutations.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Kept dataset directory, relative to --out.
-    #[arg(long, default_value = "data/deduped")]
-    pub kept: String,
+    /// Dedup options (the same as Rhai's `dedup` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<DedupConfig>,
     /// Phase: all (one process); index (this worker's shard into the shared index), then
     /// cluster (the rest in one process), or verify (this part's pairs), merge (clusters and
     /// reports), write (this part's kept documents) and gather (joins the parts).
@@ -726,12 +645,6 @@ pub struct DedupArgs {
     /// Part size of multipart uploads in KiB (S3 requires 5120 – 5242880).
     #[arg(long, default_value_t = 16 * 1024)]
     pub part_kib: u64,
-    /// Redis commands per pipeline.
-    #[arg(long, default_value_t = 10_000)]
-    pub batch: usize,
-    /// Keep the Redis keys after clustering.
-    #[arg(long)]
-    pub keep_index: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -770,28 +683,10 @@ pub struct BenchArgs {
 }
 
 fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
-    Ok(DedupConfig {
-        threshold: a.threshold,
-        perms: a.perms,
-        bands: a.bands,
-        rows: a.rows,
-        recall: a.recall,
-        shingles: a.shingles.clone(),
-        combine: a.combine.parse()?,
-        hashing: a.hashing.parse()?,
-        jamo_weight: a.jamo_weight,
-        index: a.index.clone(),
-        namespace: a.namespace.clone(),
-        keep: a.keep.parse()?,
-        verify: a.verify.parse()?,
-        seed: a.seed,
-        kept: a.kept.clone(),
-        shard_docs: DedupConfig::default().shard_docs,
-        batch: a.batch,
-        keep_index: a.keep_index,
-        phase: a.phase.parse()?,
-        shard: a.shard.parse()?,
-    })
+    let mut cfg = a.opts.config(DedupConfig::default())?;
+    cfg.phase = a.phase.parse()?;
+    cfg.shard = a.shard.parse()?;
+    Ok(cfg)
 }
 
 /// Runs `yunmin dedup …`.
@@ -818,7 +713,7 @@ pub fn run_cli(cli: DedupCli) -> anyhow::Result<()> {
         &out.join("ingest"),
         &a.fields,
         a.endpoint_url.clone(),
-        a.seed,
+        cfg.seed,
     )?;
     let go = || pipeline::run(&ds, &out, &cfg);
     let s = match a.threads {

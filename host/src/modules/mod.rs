@@ -105,9 +105,9 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("write_csv", table::WRITE_CSV_KEYS.to_vec()),
     ];
     for f in ["minhash", "dedup_eval"] {
-        v.push((f, dedup::DEDUP_KEYS.to_vec()));
+        v.push((f, dedup::dedup_keys()));
     }
-    v.push(("dedup", [dedup::DEDUP_KEYS, dedup::ENGINE_KEYS].concat()));
+    v.push(("dedup", [dedup::dedup_keys(), dedup::ENGINE_KEYS.to_vec()].concat()));
     v
 }
 
