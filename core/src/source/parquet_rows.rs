@@ -366,13 +366,16 @@ fn read_group_as_bytes<R: ChunkReader + Clone + 'static>(
             )));
         }
         let mut b = BinaryBuilder::new();
-        let mut vi = 0;
-        for i in 0..n {
-            if max_def > 0 && defs[i] < max_def {
-                b.append_null();
-            } else {
-                b.append_value(vals[vi].data());
-                vi += 1;
+        if max_def == 0 {
+            vals.iter().for_each(|v| b.append_value(v.data()));
+        } else {
+            // A value per row at the full definition level; a null below it.
+            let mut values = vals.iter();
+            for d in &defs[..n] {
+                match (*d == max_def).then(|| values.next()).flatten() {
+                    Some(v) => b.append_value(v.data()),
+                    None => b.append_null(),
+                }
             }
         }
         raw_arrays.push((fi, Arc::new(b.finish())));

@@ -49,8 +49,9 @@ def raw_strings(vals):
     return pa.Array.from_buffers(pa.string(), len(vals),
         [None, pa.array(offs, pa.int32()).buffers()[1], pa.py_buffer(b"".join(vals))])
 files["in/badstr.parquet"] = (pa.table({
-    "text": raw_strings(["좋은 문서".encode(), b"bad \xff text", "또 좋은 문서".encode()]),
-    "id": ["s0", "s1", "s2"], "note": raw_strings([b"a", b"b", b"\xfe"])}), None)
+    "text": raw_strings(["좋은 문서".encode(), b"bad \xff text", "또 좋은 문서".encode(), "넷째 문서".encode()]),
+    "id": ["s0", "s1", "s2", "s3"], "note": raw_strings([b"a", b"b", b"\xfe", b"d"]),
+    "tag": pa.array([None, "m", "y", "z"], pa.string())}), None)
 out = {}
 for rel, (t, rg) in files.items():
     p = f"{root}/{rel}"
@@ -190,7 +191,18 @@ fn parquet_and_jsonl_every_row_accounted_with_row_group_and_row() {
         sources["badstr.parquet"]["reasons"],
         serde_json::json!({"invalid_utf8": 2})
     );
-    assert_eq!(sources["badstr.parquet"]["valid"], 1);
+    assert_eq!(sources["badstr.parquet"]["valid"], 2);
+    // Read again as bytes, the other string columns keep their values and nulls in place.
+    let all = docs(&run_dir);
+    let by_id = |id: &str| all.iter().find(|d| d["id"] == id).unwrap().clone();
+    assert_eq!(
+        (by_id("s0")["note"].clone(), by_id("s0")["tag"].clone()),
+        (serde_json::json!("a"), serde_json::Value::Null)
+    );
+    assert_eq!(
+        (by_id("s3")["note"].clone(), by_id("s3")["tag"].clone()),
+        (serde_json::json!("d"), serde_json::json!("z"))
+    );
     assert_eq!(
         sources["ints.parquet"]["reasons"],
         serde_json::json!({"wrong_type": 2, "missing_text": 1})
@@ -413,7 +425,7 @@ fn parquet_through_s3_matches_local() {
         v
     };
     let s3 = strip(docs(&d.path().join("s3run")));
-    assert_eq!(s3.len(), 23 + 10 + 6 + 7 + 20 + 1 + 4);
+    assert_eq!(s3.len(), 23 + 10 + 6 + 7 + 20 + 2 + 4);
     assert_eq!(s3, strip(docs(&d.path().join("localrun"))));
     let s = per_source(&d.path().join("s3run"), "pq/");
     assert_eq!(
