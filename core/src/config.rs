@@ -17,6 +17,11 @@ pub struct OptionDoc {
     pub doc: &'static str,
 }
 
+/// An option entry: `opt("threshold", "similarity at or above which …")`.
+pub const fn opt(key: &'static str, doc: &'static str) -> OptionDoc {
+    OptionDoc { key, doc }
+}
+
 /// A primitive's configuration.
 pub trait Primitive: Serialize + DeserializeOwned + Default {
     /// The function (and subcommand) it configures, for messages.
@@ -66,8 +71,8 @@ pub fn defaults<T: Primitive>() -> Map<String, Value> {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance, for "did you mean" wherever a name is not found.
+pub fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

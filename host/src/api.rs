@@ -129,22 +129,8 @@ pub(crate) fn rhai_type(t: &str) -> String {
         .trim_start_matches('&')
         .trim_start_matches("mut ")
         .trim();
-    if let Some(i) = t.find("Result<") {
-        let inner = &t[i + "Result<".len()..t.len().saturating_sub(1)];
-        let mut depth = 0;
-        let end = inner
-            .char_indices()
-            .find(|&(_, c)| {
-                match c {
-                    '<' => depth += 1,
-                    '>' => depth -= 1,
-                    _ => {}
-                }
-                c == ',' && depth == 0
-            })
-            .map(|(j, _)| j)
-            .unwrap_or(inner.len());
-        return rhai_type(&inner[..end]);
+    if t.contains("Result<") {
+        return rhai_type(result_inner(t));
     }
     if t.contains("BTreeMap<") {
         return "map".into();

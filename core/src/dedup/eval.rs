@@ -519,10 +519,19 @@ mod tests {
     fn hard_negatives_share_about_half_the_words_and_are_far_below_the_threshold() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let text = "오늘은 날씨가 정말 좋아서 친구와 함께 공원에서 산책을 하고 맛있는 점심을 먹었다. 저녁에는 집으로 돌아와 책을 읽었다. 내일은 비가 온다고 하니 우산을 챙겨야겠다.";
-        let vocab: Vec<String> = ["바다", "학교", "컴퓨터", "음악", "기차", "도서관", "시장", "영화"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let vocab: Vec<String> = [
+            "바다",
+            "학교",
+            "컴퓨터",
+            "음악",
+            "기차",
+            "도서관",
+            "시장",
+            "영화",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let spec = "jamo3+word5".parse().unwrap();
         let base = crate::dedup::shingle::shingles(text, &spec);
         for _ in 0..20 {

@@ -161,80 +161,65 @@ pub struct DedupConfig {
 
 impl crate::config::Primitive for DedupConfig {
     const NAME: &'static str = "dedup";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "threshold",
-            doc: "similarity at or above which two documents are duplicates",
-        },
-        crate::config::OptionDoc {
-            key: "perms",
-            doc: "MinHash permutations",
-        },
-        crate::config::OptionDoc {
-            key: "bands",
-            doc: "LSH bands (none: chosen for the threshold and recall)",
-        },
-        crate::config::OptionDoc {
-            key: "rows",
-            doc: "rows per band (none: chosen with the bands)",
-        },
-        crate::config::OptionDoc {
-            key: "recall",
-            doc: "candidate probability at the threshold the automatic band choice must reach",
-        },
-        crate::config::OptionDoc {
-            key: "shingles",
-            doc: "jamo3 (best on the planted evaluation), jamo3+word5, word5, other n",
-        },
-        crate::config::OptionDoc {
-            key: "combine",
-            doc: "jamo and word shingles as one set (union) or separate signatures (mean)",
-        },
-        crate::config::OptionDoc {
-            key: "hashing",
-            doc: "oph (one-permutation hashing, one pass) or minhash (one pass per permutation)",
-        },
-        crate::config::OptionDoc {
-            key: "jamo_weight",
-            doc: "weight of the jamo Jaccard with combine mean",
-        },
-        crate::config::OptionDoc {
-            key: "index",
-            doc: "LSH index: memory, or redis://host:port/db shared by several workers",
-        },
-        crate::config::OptionDoc {
-            key: "namespace",
-            doc: "Redis key prefix (none: derived from the settings and the input files)",
-        },
-        crate::config::OptionDoc {
-            key: "keep",
-            doc: "cluster member kept: most_tokens, longest, first or smallest_id",
-        },
-        crate::config::OptionDoc {
-            key: "verify",
-            doc: "exact (exact Jaccard where the estimate is uncertain), exact_all or estimate",
-        },
-        crate::config::OptionDoc {
-            key: "seed",
-            doc: "seed of the permutations (Rhai: the run's seed)",
-        },
-        crate::config::OptionDoc {
-            key: "kept",
-            doc: "kept documents' dataset, relative to the run root",
-        },
-        crate::config::OptionDoc {
-            key: "shard_docs",
-            doc: "documents per output shard file",
-        },
-        crate::config::OptionDoc {
-            key: "batch",
-            doc: "Redis commands per pipeline",
-        },
-        crate::config::OptionDoc {
-            key: "keep_index",
-            doc: "leave the Redis keys in place after clustering",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "threshold",
+                "similarity at or above which two documents are duplicates",
+            ),
+            opt("perms", "MinHash permutations"),
+            opt(
+                "bands",
+                "LSH bands (none: chosen for the threshold and recall)",
+            ),
+            opt("rows", "rows per band (none: chosen with the bands)"),
+            opt(
+                "recall",
+                "candidate probability at the threshold the automatic band choice must reach",
+            ),
+            opt(
+                "shingles",
+                "jamo3 (best on the planted evaluation), jamo3+word5, word5, other n",
+            ),
+            opt(
+                "combine",
+                "jamo and word shingles as one set (union) or separate signatures (mean)",
+            ),
+            opt(
+                "hashing",
+                "oph (one-permutation hashing, one pass) or minhash (one pass per permutation)",
+            ),
+            opt(
+                "jamo_weight",
+                "weight of the jamo Jaccard with combine mean",
+            ),
+            opt(
+                "index",
+                "LSH index: memory, or redis://host:port/db shared by several workers",
+            ),
+            opt(
+                "namespace",
+                "Redis key prefix (none: derived from the settings and the input files)",
+            ),
+            opt(
+                "keep",
+                "cluster member kept: most_tokens, longest, first or smallest_id",
+            ),
+            opt(
+                "verify",
+                "exact (exact Jaccard where the estimate is uncertain), exact_all or estimate",
+            ),
+            opt("seed", "seed of the permutations (Rhai: the run's seed)"),
+            opt("kept", "kept documents' dataset, relative to the run root"),
+            opt("shard_docs", "documents per output shard file"),
+            opt("batch", "Redis commands per pipeline"),
+            opt(
+                "keep_index",
+                "leave the Redis keys in place after clustering",
+            ),
+        ]
+    };
     const FRONT_END_FIELDS: &'static [&'static str] = &["phase", "shard"];
 }
 

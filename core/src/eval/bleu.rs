@@ -157,32 +157,26 @@ pub struct BleuConfig {
 
 impl crate::config::Primitive for BleuConfig {
     const NAME: &'static str = "bleu";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "tokenize",
-            doc: "13a (sacreBLEU's default), char (one token per character; Korean) or none",
-        },
-        crate::config::OptionDoc {
-            key: "lowercase",
-            doc: "lowercase hypotheses and references first",
-        },
-        crate::config::OptionDoc {
-            key: "smooth_method",
-            doc: "exp, floor, add-k or none",
-        },
-        crate::config::OptionDoc {
-            key: "smooth_value",
-            doc: "value for floor (0.1 when not given) and add-k (1)",
-        },
-        crate::config::OptionDoc {
-            key: "max_ngram_order",
-            doc: "highest n-gram order, 1 to 4",
-        },
-        crate::config::OptionDoc {
-            key: "effective_order",
-            doc: "average only over orders with hypothesis n-grams (sentence BLEU: true)",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "tokenize",
+                "13a (sacreBLEU's default), char (one token per character; Korean) or none",
+            ),
+            opt("lowercase", "lowercase hypotheses and references first"),
+            opt("smooth_method", "exp, floor, add-k or none"),
+            opt(
+                "smooth_value",
+                "value for floor (0.1 when not given) and add-k (1)",
+            ),
+            opt("max_ngram_order", "highest n-gram order, 1 to 4"),
+            opt(
+                "effective_order",
+                "average only over orders with hypothesis n-grams (sentence BLEU: true)",
+            ),
+        ]
+    };
 }
 
 impl Default for BleuConfig {

@@ -160,20 +160,20 @@ pub struct RougeConfig {
 
 impl crate::config::Primitive for RougeConfig {
     const NAME: &'static str = "rouge";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "tokenizer",
-            doc: "hangul (keeps Korean), rouge (rouge-score's own; deletes Hangul), whitespace, char or jamo",
-        },
-        crate::config::OptionDoc {
-            key: "types",
-            doc: "ROUGE variants: rouge1…rouge9, rougeL, rougeLsum",
-        },
-        crate::config::OptionDoc {
-            key: "use_stemmer",
-            doc: "Porter stemming as rouge-score's use_stemmer (true is not supported)",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "tokenizer",
+                "hangul (keeps Korean), rouge (rouge-score's own; deletes Hangul), whitespace, char or jamo",
+            ),
+            opt("types", "ROUGE variants: rouge1…rouge9, rougeL, rougeLsum"),
+            opt(
+                "use_stemmer",
+                "Porter stemming as rouge-score's use_stemmer (true is not supported)",
+            ),
+        ]
+    };
 }
 
 impl Default for RougeConfig {

@@ -97,36 +97,30 @@ impl Default for MergeConfig {
 
 impl crate::config::Primitive for MergeConfig {
     const NAME: &'static str = "merge";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "method",
-            doc: "task_arithmetic, ties or dare",
-        },
-        crate::config::OptionDoc {
-            key: "weights",
-            doc: "one weight per diff, in order (any sign, any sum); empty: 1 each",
-        },
-        crate::config::OptionDoc {
-            key: "density",
-            doc: "TIES: fraction of each diff's entries kept, in (0, 1]",
-        },
-        crate::config::OptionDoc {
-            key: "lambda",
-            doc: "TIES: scale of the merged diff",
-        },
-        crate::config::OptionDoc {
-            key: "drop",
-            doc: "DARE: drop probability, in [0, 1)",
-        },
-        crate::config::OptionDoc {
-            key: "seed",
-            doc: "DARE: seed of the drop masks (Rhai: the run's seed)",
-        },
-        crate::config::OptionDoc {
-            key: "check_base",
-            doc: "refuse diffs made from another base (hashes every base tensor)",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt("method", "task_arithmetic, ties or dare"),
+            opt(
+                "weights",
+                "one weight per diff, in order (any sign, any sum); empty: 1 each",
+            ),
+            opt(
+                "density",
+                "TIES: fraction of each diff's entries kept, in (0, 1]",
+            ),
+            opt("lambda", "TIES: scale of the merged diff"),
+            opt("drop", "DARE: drop probability, in [0, 1)"),
+            opt(
+                "seed",
+                "DARE: seed of the drop masks (Rhai: the run's seed)",
+            ),
+            opt(
+                "check_base",
+                "refuse diffs made from another base (hashes every base tensor)",
+            ),
+        ]
+    };
 }
 
 impl MergeConfig {

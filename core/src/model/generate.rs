@@ -28,32 +28,20 @@ pub struct GenerateConfig {
 
 impl crate::config::Primitive for GenerateConfig {
     const NAME: &'static str = "generate";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "max_new_tokens",
-            doc: "new tokens at most",
-        },
-        crate::config::OptionDoc {
-            key: "temperature",
-            doc: "softmax temperature; 0 is greedy",
-        },
-        crate::config::OptionDoc {
-            key: "top_k",
-            doc: "keep the k most likely tokens (0: all)",
-        },
-        crate::config::OptionDoc {
-            key: "top_p",
-            doc: "nucleus probability mass (1: all)",
-        },
-        crate::config::OptionDoc {
-            key: "seed",
-            doc: "seed of the sampler (Rhai: the run's seed)",
-        },
-        crate::config::OptionDoc {
-            key: "eos_token_id",
-            doc: "stop at this token (none: any of the model's eos_token_id)",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt("max_new_tokens", "new tokens at most"),
+            opt("temperature", "softmax temperature; 0 is greedy"),
+            opt("top_k", "keep the k most likely tokens (0: all)"),
+            opt("top_p", "nucleus probability mass (1: all)"),
+            opt("seed", "seed of the sampler (Rhai: the run's seed)"),
+            opt(
+                "eos_token_id",
+                "stop at this token (none: any of the model's eos_token_id)",
+            ),
+        ]
+    };
 }
 
 impl Default for GenerateConfig {

@@ -41,36 +41,33 @@ pub struct TokenizerConfig {
 
 impl crate::config::Primitive for TokenizerConfig {
     const NAME: &'static str = "train_tokenizer";
-    const OPTIONS: &'static [crate::config::OptionDoc] = &[
-        crate::config::OptionDoc {
-            key: "vocab_size",
-            doc: "vocabulary size with the special tokens and the 256 byte symbols (at least 300)",
-        },
-        crate::config::OptionDoc {
-            key: "min_frequency",
-            doc: "a merge must occur at least this often",
-        },
-        crate::config::OptionDoc {
-            key: "special_tokens",
-            doc: "special tokens, given ids 0, 1, 2, … in this order",
-        },
-        crate::config::OptionDoc {
-            key: "sample",
-            doc: "fraction of documents used, chosen by a seeded hash of the id",
-        },
-        crate::config::OptionDoc {
-            key: "max_docs",
-            doc: "at most this many documents after sampling (0: no limit)",
-        },
-        crate::config::OptionDoc {
-            key: "seed",
-            doc: "seed of the sample (Rhai: the run's seed)",
-        },
-        crate::config::OptionDoc {
-            key: "max_chars",
-            doc: "characters read per document at most, so one huge document cannot dominate",
-        },
-    ];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "vocab_size",
+                "vocabulary size with the special tokens and the 256 byte symbols (at least 300)",
+            ),
+            opt("min_frequency", "a merge must occur at least this often"),
+            opt(
+                "special_tokens",
+                "special tokens, given ids 0, 1, 2, … in this order",
+            ),
+            opt(
+                "sample",
+                "fraction of documents used, chosen by a seeded hash of the id",
+            ),
+            opt(
+                "max_docs",
+                "at most this many documents after sampling (0: no limit)",
+            ),
+            opt("seed", "seed of the sample (Rhai: the run's seed)"),
+            opt(
+                "max_chars",
+                "characters read per document at most, so one huge document cannot dominate",
+            ),
+        ]
+    };
 }
 
 impl Default for TokenizerConfig {
