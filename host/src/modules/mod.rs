@@ -107,7 +107,10 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     for f in ["minhash", "dedup_eval"] {
         v.push((f, dedup::dedup_keys()));
     }
-    v.push(("dedup", [dedup::dedup_keys(), dedup::ENGINE_KEYS.to_vec()].concat()));
+    v.push((
+        "dedup",
+        [dedup::dedup_keys(), dedup::ENGINE_KEYS.to_vec()].concat(),
+    ));
     v
 }
 
