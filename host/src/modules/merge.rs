@@ -62,6 +62,28 @@ fn input_path(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
     host.ctx.input_path(p).rhai()
 }
 
+/// The directory of a checkpoint or adapter given as a path, a `Model` (loaded or saved from a
+/// directory) or an `Adapter` handle; a model built in memory has none and is an error.
+fn checkpoint_dir(host: &Host, what: &str, v: Dynamic) -> crate::errors::RhaiResult<PathBuf> {
+    if v.is_string() {
+        return input_path(host, &v.into_string().unwrap_or_default());
+    }
+    if let Some(m) = v.read_lock::<super::model::Model>() {
+        return m.0.dir.clone().ok_or_else(|| {
+            msg_err(format!(
+                "{what}: this Model was built in memory; save it (`save(model, dir)`) and pass the directory"
+            ))
+        });
+    }
+    if let Some(a) = v.read_lock::<super::model::Adapter>() {
+        return Ok(a.dir.clone());
+    }
+    Err(msg_err(format!(
+        "{what}: expected a directory path, a Model or an Adapter, got {}",
+        v.type_name()
+    )))
+}
+
 /// A merge's options from a Rhai map over the defaults, DARE's seed defaulting to the run's.
 fn merge_config(opts: Map, run_seed: u64) -> RhaiResult<MergeConfig> {
     let base = MergeConfig {
@@ -170,14 +192,19 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     e.register_type_with_name::<Merger>("Merger");
 
     let h = host.clone();
-    let diff_fn = move |base: &str, adapter: &str, opts: Map| -> RhaiResult<Diff> {
+    let diff_fn = move |base: Dynamic, adapter: Dynamic, opts: Map| -> RhaiResult<Diff> {
         let o = Options::new("diff", opts, DIFF_KEYS)?;
         let cfg = DiffConfig {
             domain: o.opt_str("domain")?,
             diffs_dir: h.ctx.write_path(o.str("diffs_dir", "diffs")?).rhai()?,
             stats_dir: h.ctx.write_path(o.str("stats_dir", "diff_stats")?).rhai()?,
         };
-        let out = compute_diff(&input_path(&h, base)?, &input_path(&h, adapter)?, &cfg).rhai()?;
+        let out = compute_diff(
+            &checkpoint_dir(&h, "diff: base", base)?,
+            &checkpoint_dir(&h, "diff: adapter", adapter)?,
+            &cfg,
+        )
+        .rhai()?;
         Ok(Diff {
             set: Arc::new(out.diff),
             summary: Some(Arc::new(out.summary)),
@@ -189,11 +216,11 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["base", "adapter"],
         "Diff vectors of a PEFT adapter (ΔW = scale · B@A per adapted matrix; scale = lora_alpha/r, \
          lora_alpha/√r with use_rslora, per module with rank_pattern / alpha_pattern) or of a full \
-         fine-tuned checkpoint (fine-tuned − base) against the base checkpoint directory (single or \
-         sharded; F32, F16 or BF16). Writes \
+         fine-tuned checkpoint (fine-tuned − base) against the base checkpoint (single or sharded; \
+         F32, F16 or BF16). `base` and `adapter` are directories or `Model` / `Adapter` handles. Writes \
          `diffs/<domain>/*.npy` + `index.json` and `diff_stats/<domain>_summary.json` (L2, max, min, \
          mean, std per tensor and overall); the domain is the adapter directory's name without `lora_`.",
-        move |b: &str, a: &str| f(b, a, Map::new()),
+        move |b: Dynamic, a: Dynamic| f(b, a, Map::new()),
     );
     api.func(
         "diff",
@@ -230,15 +257,16 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "merge",
         &["base", "diffs", "opts"],
         &format!(
-            "Merges diffs (Diff handles or diff directories) into the base checkpoint in memory, no \
+            "Merges diffs (Diff handles or diff directories) into the base checkpoint (a directory or a \
+             `Model` handle) in memory, no \
              disk write: `base + Σ wᵢ·diffᵢ` (task arithmetic, unnormalised: any sign, any sum), TIES \
              or DARE. The loaded base is cached: repeated calls with the same base and diffs do not \
              reload it. Returns a `Merged` handle (`save(merged, dir)` writes it).\n{}",
             options_doc()
         ),
-        move |base: &str, diffs: Array, opts: Map| {
+        move |base: Dynamic, diffs: Array, opts: Map| {
             let cfg = merge_config(opts, h.ctx.seed())?;
-            let m = cached_merger(&c, input_path(&h, base)?, diff_sets(&h, diffs)?)?;
+            let m = cached_merger(&c, checkpoint_dir(&h, "base", base)?, diff_sets(&h, diffs)?)?;
             let w = m.merge(&cfg).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Merged { weights: Arc::new(w), merger: m })
         },
@@ -249,9 +277,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["base", "diffs"],
         "Loads the base once and validates the diffs against it (names, shapes, base hashes); call \
          `.merge(opts)` on it for each point of a sweep.",
-        move |base: &str, diffs: Array| {
+        move |base: Dynamic, diffs: Array| {
             Ok::<_, crate::errors::RhaiError>(Merger(Arc::new(
-                CoreMerger::new(&input_path(&h, base)?, diff_sets(&h, diffs)?).rhai()?,
+                CoreMerger::new(&checkpoint_dir(&h, "base", base)?, diff_sets(&h, diffs)?).rhai()?,
             )))
         },
     );
@@ -305,9 +333,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
              `merge` + `save`. Returns the directory.\n{}",
             options_doc()
         ),
-        move |base: &str, diffs: Array, dir: &str, opts: Map| {
+        move |base: Dynamic, diffs: Array, dir: &str, opts: Map| {
             let cfg = merge_config(opts, h.ctx.seed())?;
-            let r = merge_to_dir(&input_path(&h, base)?, &diff_sets(&h, diffs)?, &cfg, &h.ctx.write_path(dir).rhai()?).rhai()?;
+            let r = merge_to_dir(&checkpoint_dir(&h, "base", base)?, &diff_sets(&h, diffs)?, &cfg, &h.ctx.write_path(dir).rhai()?).rhai()?;
             Ok::<_, crate::errors::RhaiError>(r.out_dir.to_string_lossy().to_string())
         },
     );

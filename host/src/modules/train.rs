@@ -276,8 +276,23 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "lora",
         &["base", "tokens", "opts"],
-        "Trains a LoRA adapter for one domain on the frozen `base`. `tokens`: Tokens or TokenFiles (their name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, eval_windows 256 (held-out windows scored before and after\ntraining; 0 = all), log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
-        move |base: Model, src: Dynamic, opts: Map| {
+        "Trains a LoRA adapter for one domain on the frozen `base` (a Model or a checkpoint directory). `tokens`: Tokens or TokenFiles (their name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, eval_windows 256 (held-out windows scored before and after\ntraining; 0 = all), log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
+        move |base: Dynamic, src: Dynamic, opts: Map| {
+            // The base as a Model handle or a checkpoint directory (loaded on the CPU).
+            let base: Model = if base.is_string() {
+                let dir = resolve(&h, &base.into_string().unwrap_or_default())?;
+                Model(Arc::new(
+                    yunmin_core::model::LoadedModel::load(
+                        &dir,
+                        &yunmin_core::model::parse_device("cpu").rhai()?,
+                    )
+                    .rhai()?,
+                ))
+            } else {
+                base.try_cast::<Model>().ok_or_else(|| {
+                    msg_err("lora: `base` must be a Model or a checkpoint directory")
+                })?
+            };
             let o = Options::new("lora", opts, &keys(LORA_KEYS))?;
             let cfg = lora_config(&o, h.ctx.seed())?;
             if let Some(out) = &cfg.out {

@@ -169,6 +169,11 @@ let out = generate(again, [3, 10, 31], #{{ max_new_tokens: 4 }});
 print(`gen=${{out.len()}}`);
 let merged = with_adapter(again, load_adapter("models/lora_law"));
 save(merged, "models/merged_law");
+// A base or adapter is taken as a handle or as its directory alike.
+let b = lora("models/base", tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 10, batch: 4, seq_len: 16, out: "models/lora_law_path" }});
+let d1 = diff(again, a, #{{ domain: "law" }});
+let d2 = diff("models/base", "models/lora_law_path", #{{ domain: "law_path" }});
+print(`diffs=${{d1.l2}}/${{d2.l2}}`);
 lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
 "#,
             b = p.join("base.jsonl").display(),
@@ -199,6 +204,17 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
         "{t}"
     );
     assert!(p.join("run/models/merged_law/config.json").exists(), "{t}");
+    assert_eq!(
+        std::fs::read(p.join("run/models/lora_law/adapter_model.safetensors")).unwrap(),
+        std::fs::read(p.join("run/models/lora_law_path/adapter_model.safetensors")).unwrap(),
+        "the same training from a handle and from the directory"
+    );
+    let diffs = t
+        .lines()
+        .find_map(|l| l.strip_prefix("diffs="))
+        .unwrap_or_else(|| panic!("{t}"));
+    let (a, b) = diffs.split_once('/').unwrap();
+    assert_eq!(a, b, "{t}");
 }
 
 #[test]
