@@ -3,6 +3,11 @@
 
     yunmin_ray.py dedup --input PATH|s3://… --out DIR|s3://… --shards N --index redis://HOST:PORT/DB
                         [--work DIR] [--endpoint-url URL] [--yunmin PATH] [-- EXTRA DEDUP ARGS]
+    yunmin_ray.py pipeline [--script FILE] [--out DIR] [--set k=v]… [--yunmin PATH]
+
+`pipeline` runs `yunmin run scripts/pipeline.rhai --set engine=ray …` in this process; the
+script hands its dedup phases to the cluster through `dedup` below. Per-domain LoRA training
+and evaluation still run in the script's process (see docs/scale-out.md).
 
 Connects to the cluster in RAY_ADDRESS (else starts a local one) and runs:
 
@@ -66,7 +71,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "once it has started writing, then let the worker die",
     )
     d.add_argument("extra", nargs="*", help="more `yunmin dedup` options, after --")
+    pl = sub.add_parser(
+        "pipeline", help="scripts/pipeline.rhai with engine=ray", allow_abbrev=False
+    )
+    pl.add_argument("--script", default="scripts/pipeline.rhai", help="the Rhai script to run")
+    pl.add_argument("--out", help="run root (default: yunmin run's default)")
+    pl.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="script parameter; repeatable"
+    )
+    pl.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
+    pl.add_argument("--force", action="store_true", help="redo every stage")
     args = p.parse_args(argv)
+    if args.command == "pipeline":
+        for kv in args.set:
+            if "=" not in kv:
+                p.error(f"--set {kv}: expected KEY=VALUE")
+            if kv.split("=", 1)[0] == "engine" and kv != "engine=ray":
+                p.error(f"--set {kv}: the pipeline subcommand runs with engine=ray")
+        return args
     if args.shards < 1:
         p.error(f"--shards {args.shards}: must be ≥ 1")
     if not args.index.startswith("redis://"):
@@ -83,10 +105,8 @@ def yunmin_binary(explicit: str | None) -> str:
     return os.path.abspath(b)
 
 
-def connect():
-    import ray
-
-    address = os.environ.get("RAY_ADDRESS")
+def check_reachable(address: str | None) -> None:
+    """Exits with a clear message when RAY_ADDRESS=HOST:PORT has no listener."""
     if address and ":" in address and "://" not in address:
         # ray.init waits minutes on an address nobody listens on; fail fast instead.
         host, port = address.rsplit(":", 1)
@@ -94,6 +114,13 @@ def connect():
             socket.create_connection((host, int(port)), timeout=5).close()
         except (OSError, ValueError) as e:
             sys.exit(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {e}")
+
+
+def connect():
+    import ray
+
+    address = os.environ.get("RAY_ADDRESS")
+    check_reachable(address)
     # Workers inherit the environment of the process that started their node, not the
     # driver's: hand them the S3 credentials and logging settings explicitly.
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("RUST_LOG", "NO_COLOR")}
@@ -212,10 +239,28 @@ def dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def pipeline(args: argparse.Namespace) -> int:
+    """Runs the script with engine=ray; its dedup calls this driver's `dedup` per phase."""
+    binary = yunmin_binary(args.yunmin)
+    check_reachable(os.environ.get("RAY_ADDRESS"))
+    call = [binary, "run", args.script, "--set", "engine=ray"]
+    call += [x for kv in args.set if not kv.startswith("engine=") for x in ("--set", kv)]
+    if args.out:
+        call += ["--out", args.out]
+    if args.force:
+        call.append("--force")
+    env = dict(os.environ)
+    env.setdefault("YUNMIN_RAY_DRIVER", os.path.abspath(__file__))
+    env.setdefault("YUNMIN_PYTHON", sys.executable)
+    return subprocess.call(call, env=env)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.command == "dedup":
         return dedup(args)
+    if args.command == "pipeline":
+        return pipeline(args)
     return 2
 
 

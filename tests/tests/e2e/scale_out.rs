@@ -523,6 +523,47 @@ fn ray_driver_names_an_unreachable_cluster() {
 }
 
 #[test]
+fn ray_pipeline_names_an_unreachable_cluster_and_refuses_another_engine() {
+    let d = tempfile::tempdir().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let o = Command::new(python())
+        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
+        .args(["pipeline", "--out"])
+        .arg(d.path().join("run"))
+        .env("RAY_ADDRESS", &dead)
+        .env("YUNMIN_BIN", yunmin_bin())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "cannot reach the Ray cluster at RAY_ADDRESS={dead}"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !d.path().join("run").exists(),
+        "nothing runs without a cluster"
+    );
+    for bad in [["--set", "engine=local"], ["--set", "lora_steps"]] {
+        let o = Command::new(python())
+            .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
+            .arg("pipeline")
+            .args(bad)
+            .env("YUNMIN_BIN", yunmin_bin())
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&format!("--set {}", bad[1])),
+            "{}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
 fn dedup_engine_options_are_checked() {
     let d = tempfile::tempdir().unwrap();
     // The input inside the run root, which scripts may always read.
