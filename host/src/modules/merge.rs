@@ -279,7 +279,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          `.merge(opts)` on it for each point of a sweep.",
         move |base: Dynamic, diffs: Array| {
             Ok::<_, crate::errors::RhaiError>(Merger(Arc::new(
-                CoreMerger::new(&checkpoint_dir(&h, "base", base)?, diff_sets(&h, diffs)?).rhai()?,
+                CoreMerger::new(&checkpoint_dir(&h, "base", base)?, diff_sets(&h, diffs)?)
+                    .rhai()?,
             )))
         },
     );
