@@ -20,11 +20,7 @@ impl Table {
     /// The non-null values of a numeric column, with their row numbers.
     fn numbers(&self, column: &str) -> Result<Vec<(usize, f64)>> {
         if !self.columns().iter().any(|c| c == column) {
-            return Err(ReportError::NoColumn {
-                name: column.into(),
-                known: self.columns().join(", "),
-            }
-            .into());
+            return Err(self.no_column(column));
         }
         let mut out = Vec::new();
         for i in 0..self.height() {
@@ -86,11 +82,7 @@ impl Table {
     pub fn pivot(&self, index: &str, columns: &str, values: &str) -> Result<Table> {
         for c in [index, columns, values] {
             if !self.columns().iter().any(|x| x == c) {
-                return Err(ReportError::NoColumn {
-                    name: c.into(),
-                    known: self.columns().join(", "),
-                }
-                .into());
+                return Err(self.no_column(c));
             }
         }
         let key = |v: &Value| match v {

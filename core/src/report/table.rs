@@ -151,7 +151,7 @@ impl Table {
             .collect()
     }
 
-    fn no_column(&self, name: &str) -> Error {
+    pub(super) fn no_column(&self, name: &str) -> Error {
         ReportError::NoColumn {
             name: name.into(),
             known: self.columns().join(", "),
