@@ -549,6 +549,19 @@ impl Llama {
         Ok((picked.sum().neg().div_scalar(n as f64), n))
     }
 
+    /// The summed next-token NLL of `windows` divided by `denom` (the token count of the whole
+    /// batch they are a shard of), for `backward`: shards' losses and gradients add up to the
+    /// batch's mean.
+    pub fn shard_loss(
+        &self,
+        windows: &[Vec<u32>],
+        denom: usize,
+        device: &Device,
+    ) -> Result<Tensor<1>> {
+        let picked = self.target_logp(windows, device)?;
+        Ok(picked.sum().neg().div_scalar(denom.max(1) as f64))
+    }
+
     /// Next-token NLL (nats) of every predicted token of `windows` (all the same length), in
     /// inference mode, window after window: the values an exact perplexity sums.
     pub fn token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
@@ -568,14 +581,19 @@ impl Llama {
     pub fn nll(&self, windows: &[Vec<u32>], batch: usize) -> Result<NllSum> {
         let model = self.valid();
         let device = model.device();
-        let mut out = NllSum::default();
-        for chunk in windows.chunks(batch.max(1)) {
+        let chunks: Vec<&[Vec<u32>]> = windows.chunks(batch.max(1)).collect();
+        // Batches run in parallel; their sums are added in batch order (the same as one thread).
+        let sums = super::parallel::map_ordered(&chunks, |_, chunk| -> Result<NllSum> {
             let (mean, n) = model.loss(chunk, &device)?;
             let m: f32 = mean.into_scalar();
-            out.add(NllSum {
+            Ok(NllSum {
                 nll: m as f64 * n as f64,
                 count: n as u64,
-            });
+            })
+        });
+        let mut out = NllSum::default();
+        for s in sums {
+            out.add(s?);
         }
         Ok(out)
     }
