@@ -88,6 +88,8 @@ fn main() -> ExitCode {
         Command::Dedup(a) => modules::dedup::run_cli(*a),
         Command::Bench(b) => match b.what {
             modules::dedup::BenchWhat::Dedup(a) => modules::dedup::run_bench_dedup(a),
+            modules::dedup::BenchWhat::Train(a) => modules::bench_model::run(a, true),
+            modules::dedup::BenchWhat::Eval(a) => modules::bench_model::run(a, false),
         },
         Command::Metrics(args) => modules::eval::run_cli(*args),
         Command::Ingest(args) => modules::ingest::run_cli(args),

@@ -160,16 +160,18 @@ pub fn add_document_nll(
     }
     // An empty domain still gets its (zero-token) row.
     acc.add(domain, 0.0, 0)?;
-    for windows in by_len.values() {
-        for batch in windows.chunks(cfg.batch) {
-            crate::run::check_cancelled()?;
-            let nlls: Vec<f64> = model
-                .token_nlls(batch)?
-                .into_iter()
-                .map(f64::from)
-                .collect();
-            acc.add_tokens(domain, &nlls)?;
-        }
+    let batches: Vec<&[Vec<u32>]> = by_len
+        .values()
+        .flat_map(|windows| windows.chunks(cfg.batch.max(1)))
+        .collect();
+    // Batches run in parallel; the accumulator's exact sum makes the result order-free anyway.
+    let nlls = crate::model::map_ordered(&batches, |_, batch| -> Result<Vec<f32>> {
+        crate::run::check_cancelled()?;
+        model.token_nlls(batch)
+    });
+    for batch in nlls {
+        let v: Vec<f64> = batch?.into_iter().map(f64::from).collect();
+        acc.add_tokens(domain, &v)?;
     }
     Ok(())
 }

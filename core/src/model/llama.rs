@@ -286,6 +286,14 @@ fn layer_projections(cfg: &LlamaConfig) -> [(&'static str, (usize, usize, bool))
     ]
 }
 
+/// `-log softmax(row)[target]` = log-sum-exp of the row minus the target's logit; the
+/// exponentials are summed in `f64` after subtracting the row's maximum.
+fn nll_of_row(row: &[f32], target: usize) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&x| f64::from((x - max).exp())).sum();
+    (f64::from(max) + sum.ln() - f64::from(row[target])) as f32
+}
+
 /// Transposes a row-major `[rows, cols]` matrix.
 pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; data.len()];
@@ -509,9 +517,13 @@ impl Llama {
         Ok(())
     }
 
-    /// Log-probabilities of the targets of windows `[batch, len+1]` (inputs are the first
-    /// `len`, targets the last `len`), shape `[batch, len, 1]`.
-    fn target_logp(&self, windows: &[Vec<u32>], device: &Device) -> Result<Tensor<3>> {
+    /// Inputs `[batch, len]` and targets (row-major, `batch·len`) of windows `[batch, len+1]`:
+    /// inputs are the first `len` tokens of each window, targets the last `len`.
+    fn window_inputs(
+        &self,
+        windows: &[Vec<u32>],
+        device: &Device,
+    ) -> Result<(Tensor<2, Int>, Vec<u32>)> {
         let b = windows.len();
         let len = windows.first().map_or(0, |w| w.len()).saturating_sub(1);
         if b == 0 || len == 0 {
@@ -532,13 +544,41 @@ impl Llama {
             }
             self.check_tokens(w)?;
             inp.extend(w[..len].iter().map(|&x| x as i64));
-            tgt.extend(w[1..].iter().map(|&x| x as i64));
+            tgt.extend_from_slice(&w[1..]);
         }
         let inp = Tensor::<2, Int>::from_data(TensorData::new(inp, [b, len]), device);
+        Ok((inp, tgt))
+    }
+
+    /// Log-probabilities of the targets of windows `[batch, len+1]` (inputs are the first
+    /// `len`, targets the last `len`), shape `[batch, len, 1]`: the differentiable path.
+    fn target_logp(&self, windows: &[Vec<u32>], device: &Device) -> Result<Tensor<3>> {
+        let (inp, tgt) = self.window_inputs(windows, device)?;
+        let [b, len] = inp.dims();
+        let tgt = tgt.into_iter().map(i64::from).collect::<Vec<_>>();
         let tgt = Tensor::<2, Int>::from_data(TensorData::new(tgt, [b, len]), device);
         let logits = self.forward(inp, None);
         let logp = log_softmax(logits, 2);
         Ok(logp.gather(2, tgt.unsqueeze_dim::<3>(2)))
+    }
+
+    /// Next-token NLL of every target of `windows`, for inference: the logits are read once and
+    /// each position's NLL is its log-sum-exp minus the target's logit, so no log-softmax
+    /// tensor of the whole vocabulary is built (the largest single cost of an eval forward).
+    fn fused_nlls(&self, windows: &[Vec<u32>], device: &Device) -> Result<Vec<f32>> {
+        let (inp, tgt) = self.window_inputs(windows, device)?;
+        let v = self.vocab_size();
+        let logits = self
+            .forward(inp, None)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| ModelError::Input(format!("logits: {e:?}")))?;
+        Ok(logits
+            .chunks_exact(v)
+            .zip(&tgt)
+            .map(|(row, &t)| nll_of_row(row, t as usize))
+            .collect())
     }
 
     /// Summed next-token NLL of windows `[batch, len+1]` (inputs are the first `len`, targets
@@ -549,33 +589,43 @@ impl Llama {
         Ok((picked.sum().neg().div_scalar(n as f64), n))
     }
 
+    /// The summed next-token NLL of `windows` divided by `denom` (the token count of the whole
+    /// batch they are a shard of), for `backward`: shards' losses and gradients add up to the
+    /// batch's mean.
+    pub fn shard_loss(
+        &self,
+        windows: &[Vec<u32>],
+        denom: usize,
+        device: &Device,
+    ) -> Result<Tensor<1>> {
+        let picked = self.target_logp(windows, device)?;
+        Ok(picked.sum().neg().div_scalar(denom.max(1) as f64))
+    }
+
     /// Next-token NLL (nats) of every predicted token of `windows` (all the same length), in
     /// inference mode, window after window: the values an exact perplexity sums.
     pub fn token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
         let model = self.valid();
         let device = model.device();
-        let picked = model.target_logp(windows, &device)?;
-        let v = picked
-            .neg()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| ModelError::Input(format!("token_nlls: {e:?}")))?;
-        Ok(v)
+        model.fused_nlls(windows, &device)
     }
 
     /// Exact summed NLL of `windows` in inference mode (no autodiff), in batches of `batch`.
     pub fn nll(&self, windows: &[Vec<u32>], batch: usize) -> Result<NllSum> {
         let model = self.valid();
         let device = model.device();
+        let chunks: Vec<&[Vec<u32>]> = windows.chunks(batch.max(1)).collect();
+        // Batches run in parallel; their sums are added in batch order (the same as one thread).
+        let sums = super::parallel::map_ordered(&chunks, |_, chunk| -> Result<NllSum> {
+            let nlls = model.fused_nlls(chunk, &device)?;
+            Ok(NllSum {
+                nll: nlls.iter().map(|&x| f64::from(x)).sum(),
+                count: nlls.len() as u64,
+            })
+        });
         let mut out = NllSum::default();
-        for chunk in windows.chunks(batch.max(1)) {
-            let (mean, n) = model.loss(chunk, &device)?;
-            let m: f32 = mean.into_scalar();
-            out.add(NllSum {
-                nll: m as f64 * n as f64,
-                count: n as u64,
-            });
+        for s in sums {
+            out.add(s?);
         }
         Ok(out)
     }

@@ -12,6 +12,7 @@ mod generate;
 mod layers;
 mod llama;
 mod loaded;
+mod parallel;
 mod peft;
 mod safetensors_io;
 
@@ -28,6 +29,7 @@ pub use llama::{
     Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
 };
 pub use loaded::LoadedModel;
+pub use parallel::{map_ordered, model_threads};
 pub use peft::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, InitLoraWeights, KEY_PREFIX, LoraFactor,
     LoraTensors, ModuleScaling, ModuleSelector, OneOrMany, PatternMap, lora_key, pair_lora_tensors,

@@ -324,3 +324,34 @@ fn bf16_and_f16_conversion() {
     assert_eq!(t["b"].data[..2], [1.5, -2.0]);
     assert!((t["b"].data[2] - 5.960_464_5e-8).abs() < 1e-12);
 }
+
+#[test]
+fn fused_token_nlls_equal_the_log_softmax_path() {
+    let cfg = tiny(false);
+    let dev = Device::flex();
+    let m = Llama::init(&cfg, &dev, 13).unwrap();
+    let windows: Vec<Vec<u32>> = (0..3u32)
+        .map(|k| (0..9u32).map(|i| (i * 7 + k * 11) % 61).collect())
+        .collect();
+    let fused = m.token_nlls(&windows).unwrap();
+    // The reference: -log_softmax(logits)[target], position by position.
+    let mut reference = Vec::new();
+    for w in &windows {
+        let l = logits(&m, &w[..8]);
+        for (pos, row) in l.chunks(61).enumerate() {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lse = max + row.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+            reference.push(lse - row[w[pos + 1] as usize]);
+        }
+    }
+    assert_eq!(fused.len(), reference.len());
+    for (a, b) in fused.iter().zip(&reference) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // And the differentiable loss agrees with the fused sum.
+    let (mean, n) = m.loss(&windows, &dev).unwrap();
+    let mean: f32 = mean.into_scalar();
+    let fused_mean = fused.iter().sum::<f32>() / n as f32;
+    assert!((mean - fused_mean).abs() < 1e-5, "{mean} vs {fused_mean}");
+    assert_eq!(m.nll(&windows, 2).unwrap().count, n as u64);
+}

@@ -89,6 +89,11 @@ impl OptimConfig {
     }
 }
 
+/// A micro-batch is cut into this many shards of consecutive windows (fewer when it has fewer
+/// windows), run in parallel. A constant, not the thread count, so that a seed gives the same
+/// adapter on every machine.
+const SHARDS: usize = 4;
+
 /// What a finished loop reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoopStats {
@@ -219,27 +224,44 @@ pub(crate) fn run_loop(
             let wins: Vec<Vec<u32>> = (0..o.batch)
                 .map(|k| split.train[order.index(base + k)].clone())
                 .collect();
-            crate::model::seed_dropout(Some(seed ^ ((step as u64) << 20) ^ m as u64 ^ 0xD0D0));
-            let res = model.loss(&wins, device);
-            crate::model::seed_dropout(None);
-            let (loss, _) = res?;
-            let v = loss.clone().into_scalar::<f32>() as f64;
-            if !v.is_finite() {
+            let micro_seed = seed ^ ((step as u64) << 20) ^ m as u64 ^ 0xD0D0;
+            let denom = o.batch * seq_len * o.grad_accum;
+            let shards: Vec<&[Vec<u32>]> = wins.chunks(o.batch.div_ceil(SHARDS)).collect();
+            // Each shard's forward and backward on its own thread; losses and gradients are
+            // added in shard order, so the sum is the same on any number of threads.
+            // Each shard works on a fork of the model (fresh autodiff leaves, same parameter
+            // ids): burn's autodiff merges graphs that share leaves, and shared leaves across
+            // threads deadlock it.
+            let parts = crate::model::map_ordered(&shards, |s, shard| -> Result<_> {
+                let local = if shards.len() > 1 {
+                    model.clone().fork(device)
+                } else {
+                    model.clone()
+                };
+                crate::model::seed_dropout(Some(micro_seed ^ ((s as u64) << 40)));
+                let res = local.shard_loss(shard, denom, device);
+                crate::model::seed_dropout(None);
+                let loss = res?;
+                let v = loss.clone().into_scalar::<f32>() as f64;
+                let grads = GradientsParams::from_grads(loss.backward(), &local);
+                Ok((v, grads))
+            });
+            let mut micro_loss = 0.0;
+            for part in parts {
+                let (v, grads) = part?;
+                micro_loss += v;
+                acc.accumulate(&model, grads);
+            }
+            if !micro_loss.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     what: io.what.to_string(),
                     step: step + 1,
                     micro: m,
-                    loss: v,
+                    loss: micro_loss * o.grad_accum as f64,
                 }
                 .into());
             }
-            step_loss += v / o.grad_accum as f64;
-            let grads = if o.grad_accum > 1 {
-                loss.div_scalar(o.grad_accum as f64).backward()
-            } else {
-                loss.backward()
-            };
-            acc.accumulate(&model, GradientsParams::from_grads(grads, &model));
+            step_loss += micro_loss;
         }
         model = optim.step(lr, model, acc.grads());
         let step_tokens = (o.batch * o.grad_accum * seq_len) as u64;

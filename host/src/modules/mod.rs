@@ -6,6 +6,7 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod bench_model;
 pub mod columnar;
 pub mod dedup;
 pub mod eval;

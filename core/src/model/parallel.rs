@@ -1,0 +1,54 @@
+//! Running independent pieces of model work (the shards of a training batch, evaluation batches)
+//! on several threads with results in input order, so what they add up to does not depend on the
+//! number of threads.
+
+/// Threads model work uses: rayon's thread count (`RAYON_NUM_THREADS`, else every core).
+pub fn model_threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// `f(i, item)` for every item, on up to [`model_threads`] scoped threads (thread `k` takes items
+/// `k`, `k + n`, …), results in item order. Dedicated threads rather than rayon tasks: a rayon
+/// worker waiting inside a parallel matmul may start another task on the same thread, which would
+/// interleave thread-local state (the dropout generator) between items.
+pub fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let n = model_threads().min(items.len());
+    if n <= 1 {
+        return items.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+    }
+    let f = &f;
+    let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|k| {
+                s.spawn(move || {
+                    (k..items.len())
+                        .step_by(n)
+                        .map(|i| (i, f(i, &items[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for part in parts.drain(..) {
+        for (i, r) in part {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn results_keep_item_order() {
+        let items: Vec<usize> = (0..37).collect();
+        let out = super::map_ordered(&items, |i, x| (i, x * 2));
+        assert_eq!(out, items.iter().map(|&x| (x, x * 2)).collect::<Vec<_>>());
+        assert!(super::map_ordered(&[] as &[u8], |_, x| *x).is_empty());
+    }
+}

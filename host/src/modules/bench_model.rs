@@ -1,0 +1,330 @@
+//! `yunmin bench train` and `yunmin bench eval`: yunmin against PyTorch + transformers (+ PEFT)
+//! (`scripts/bench/model_peft.py`) on the same Hugging Face checkpoint, tokens and settings, in
+//! alternating rounds, on each thread count; tokens/s, peak RSS and the ratio to CSV.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Arguments of `yunmin bench train` / `yunmin bench eval`.
+#[derive(Debug, clap::Args)]
+pub struct BenchModelArgs {
+    /// Hugging Face checkpoint directory (default: a random-init checkpoint of the pipeline's base
+    /// shape — 4 layers, hidden 128, 4/2 heads, SwiGLU 384, vocabulary 1,900 — written by
+    /// transformers into --work).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Token file (JSONL id arrays; default: seeded random documents written into --work).
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Working directory.
+    #[arg(long, default_value = "bench_model")]
+    pub work: PathBuf,
+    /// Alternating rounds (each runs every tool on every thread count).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Thread counts (comma-separated).
+    #[arg(long, default_value = "1,2")]
+    pub threads: String,
+    /// Training steps (train) per run.
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Windows scored (eval) per run.
+    #[arg(long, default_value_t = 600)]
+    pub windows: usize,
+    /// Windows per batch (default 8 for train, 16 for eval).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// LoRA rank (alpha is twice the rank, dropout 0.05, all seven projections).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// Python with torch, transformers and peft (default: $YUNMIN_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// CSV to write (default: WORK/bench_<mode>.csv).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// One measured run.
+struct Row {
+    round: usize,
+    tool: &'static str,
+    threads: usize,
+    tokens_per_s: f64,
+    peak_mib: f64,
+}
+
+fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join("scripts/bench/model_peft.py")
+}
+
+/// Runs `cmd` to completion, sampling its peak RSS; returns stdout and the peak (MiB).
+fn run_sampled(cmd: &mut std::process::Command) -> anyhow::Result<(String, f64)> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("running {cmd:?}: {e}"))?;
+    let pid = child.id();
+    let mut peak = 0.0f64;
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut o) = stdout {
+            let _ = std::io::Read::read_to_string(&mut o, &mut s);
+        }
+        s
+    });
+    let stderr = child.stderr.take();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut o) = stderr {
+            let _ = std::io::Read::read_to_string(&mut o, &mut s);
+        }
+        s
+    });
+    let status = loop {
+        if let Some(b) = yunmin_core::run::peak_rss_bytes(Some(pid)) {
+            peak = peak.max(b as f64 / (1024.0 * 1024.0));
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        anyhow::bail!("{cmd:?} failed: {err}");
+    }
+    Ok((out, peak))
+}
+
+fn parse_threads(s: &str) -> anyhow::Result<Vec<usize>> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| {
+            x.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| anyhow::anyhow!("--threads: `{x}` is not a positive integer"))
+        })
+        .collect()
+}
+
+fn peer_json(out: &str) -> anyhow::Result<serde_json::Value> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| anyhow::anyhow!("the peer printed no JSON line: {out}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Tokens/s of the last row of a training log (`step,loss,lr,tokens_per_s,…`).
+fn log_tokens_per_s(log: &Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(log)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", log.display()))?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    last.split(',')
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: no tokens_per_s in `{last}`", log.display()))
+}
+
+/// Runs `yunmin bench train` (`train == true`) or `yunmin bench eval`.
+pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
+    let mode = if train { "train" } else { "eval" };
+    let threads = parse_threads(&a.threads)?;
+    if a.rounds == 0 {
+        anyhow::bail!("--rounds must be > 0");
+    }
+    let batch = a.batch.unwrap_or(if train { 8 } else { 16 });
+    let py = yunmin_core::run::python(a.python.as_deref()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no Python with torch, transformers and peft: set YUNMIN_PYTHON or pass --python"
+        )
+    })?;
+    let script = peer_script();
+    std::fs::create_dir_all(&a.work)?;
+    let work = a.work.canonicalize()?;
+    let base = match &a.base {
+        Some(b) => b.clone(),
+        None => work.join("base"),
+    };
+    let tokens = match &a.tokens {
+        Some(t) => t.clone(),
+        None => work.join("tokens.jsonl"),
+    };
+    if a.base.is_none() || a.tokens.is_none() {
+        let mut c = std::process::Command::new(&py);
+        c.arg(&script)
+            .args(["--mode", "init", "--base"])
+            .arg(&base)
+            .arg("--tokens")
+            .arg(&tokens);
+        run_sampled(&mut c)?;
+    }
+    let exe = std::env::current_exe()?;
+    let mut rows: Vec<Row> = Vec::new();
+    let (windows, eval_model) = if train {
+        (Vec::new(), None)
+    } else {
+        let lm = yunmin_core::model::LoadedModel::load(
+            &base,
+            &yunmin_core::model::parse_device("cpu")?,
+        )?;
+        let eos = lm.config.first_eos().unwrap_or(0);
+        let docs = yunmin_core::train::read_token_file(&tokens)?;
+        let mut ids: Vec<u32> = Vec::new();
+        for d in docs {
+            ids.extend(d);
+            ids.push(eos);
+        }
+        let w: Vec<Vec<u32>> = ids
+            .chunks_exact(a.seq_len + 1)
+            .take(a.windows)
+            .map(<[u32]>::to_vec)
+            .collect();
+        (w, Some(lm))
+    };
+    for round in 1..=a.rounds {
+        for &t in &threads {
+            // yunmin
+            let (tps, peak) = if train {
+                let root = work.join(format!("yunmin_t{t}"));
+                let _ = std::fs::remove_dir_all(&root);
+                std::fs::create_dir_all(&root)?;
+                let cfg = root.join("config.json");
+                std::fs::write(
+                    &cfg,
+                    serde_json::json!({"eval_windows": 8, "checkpoint_every": 0, "resume": false,
+                        "rank": a.rank, "alpha": 2 * a.rank, "warmup_steps": 10})
+                    .to_string(),
+                )?;
+                let mut c = std::process::Command::new(&exe);
+                c.env("RAYON_NUM_THREADS", t.to_string())
+                    .args(["-q", "train", "lora", "--base"])
+                    .arg(&base)
+                    .arg("--tokens")
+                    .arg(&tokens)
+                    .args(["--domain", "bench", "--root"])
+                    .arg(&root)
+                    .arg("--config")
+                    .arg(&cfg)
+                    .args([
+                        "--steps",
+                        &a.steps.to_string(),
+                        "--batch",
+                        &batch.to_string(),
+                        "--seq-len",
+                        &a.seq_len.to_string(),
+                    ]);
+                let (_, peak) = run_sampled(&mut c)?;
+                (log_tokens_per_s(&root.join("logs/train_bench.log"))?, peak)
+            } else {
+                let lm = eval_model.as_ref().expect("eval model");
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+                let t0 = Instant::now();
+                let s = pool.install(|| lm.model.nll(&windows, batch))?;
+                let secs = t0.elapsed().as_secs_f64();
+                // In process: the bench's own peak memory is no measure of this pass.
+                (s.count as f64 / secs, f64::NAN)
+            };
+            rows.push(Row {
+                round,
+                tool: "yunmin",
+                threads: t,
+                tokens_per_s: tps,
+                peak_mib: peak,
+            });
+            // peer
+            let mut c = std::process::Command::new(&py);
+            c.arg(&script)
+                .args(["--mode", mode, "--base"])
+                .arg(&base)
+                .arg("--tokens")
+                .arg(&tokens)
+                .args([
+                    "--threads",
+                    &t.to_string(),
+                    "--steps",
+                    &a.steps.to_string(),
+                    "--windows",
+                    &a.windows.to_string(),
+                    "--batch",
+                    &batch.to_string(),
+                    "--seq-len",
+                    &a.seq_len.to_string(),
+                    "--rank",
+                    &a.rank.to_string(),
+                    "--alpha",
+                    &(2 * a.rank).to_string(),
+                ]);
+            let (out, peak) = run_sampled(&mut c)?;
+            let j = peer_json(&out)?;
+            let tps = j["tokens_per_s"]
+                .as_f64()
+                .ok_or_else(|| anyhow::anyhow!("peer JSON without tokens_per_s: {j}"))?;
+            rows.push(Row {
+                round,
+                tool: "pytorch",
+                threads: t,
+                tokens_per_s: tps,
+                peak_mib: peak,
+            });
+            let last = &rows[rows.len() - 2..];
+            println!(
+                "{mode} round {round}, {t} thread(s): yunmin {:.0} tokens/s, PyTorch {:.0} tokens/s, ratio {:.2}",
+                last[0].tokens_per_s,
+                last[1].tokens_per_s,
+                last[0].tokens_per_s / last[1].tokens_per_s
+            );
+        }
+    }
+    let csv = a
+        .csv
+        .clone()
+        .unwrap_or_else(|| work.join(format!("bench_{mode}.csv")));
+    let mut f = std::fs::File::create(&csv)?;
+    writeln!(
+        f,
+        "mode,round,tool,threads,batch,seq_len,tokens_per_s,peak_rss_mib,ratio_to_pytorch"
+    )?;
+    for r in &rows {
+        let peer = rows
+            .iter()
+            .find(|p| p.round == r.round && p.threads == r.threads && p.tool == "pytorch")
+            .map_or(f64::NAN, |p| p.tokens_per_s);
+        let peak = if r.peak_mib.is_nan() {
+            String::new()
+        } else {
+            format!("{:.1}", r.peak_mib)
+        };
+        writeln!(
+            f,
+            "{mode},{},{},{},{batch},{},{:.1},{peak},{:.3}",
+            r.round,
+            r.tool,
+            r.threads,
+            a.seq_len,
+            r.tokens_per_s,
+            r.tokens_per_s / peer
+        )?;
+    }
+    println!("wrote {}", csv.display());
+    Ok(())
+}
