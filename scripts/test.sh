@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v zstd >/dev/null || need_apt+=(zstd)
+# Mesa's lavapipe: a Vulkan driver on the CPU, so the wgpu backend is checked without a GPU.
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need_apt+=(mesa-vulkan-drivers libvulkan1)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]} (apt-get)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -25,4 +27,10 @@ fi
 if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null; then export RUSTC_WRAPPER=sccache; fi
 export CARGO_TERM_COLOR=never
 cargo build -p yunmin
-cargo test --workspace --no-fail-fast -- "$@"
+status=0
+cargo test --workspace --no-fail-fast -- "$@" || status=$?
+# The wgpu backend, built and checked against the CPU (logits and gradients) on lavapipe.
+if [ $# -eq 0 ]; then
+    cargo test -p yunmin-core --features wgpu --lib -- model::tests::wgpu || status=$?
+fi
+exit $status

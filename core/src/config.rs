@@ -8,18 +8,74 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// One documented option: a top-level field of the config struct.
+/// One documented option: a field of the config struct.
 #[derive(Debug, Clone, Copy)]
 pub struct OptionDoc {
-    /// Field name: the Rhai option key; the flag is `--` + the key with `-` for `_`.
+    /// The Rhai option key; the flag is `--` + the key with `-` for `_`.
     pub key: &'static str,
+    /// The field it sets, as a dotted path into nested structs (`source.endpoint_url`); empty
+    /// for the top-level field named like the key.
+    pub path: &'static str,
     /// One line for `--help` and the docs (the default is added from `T::default()`).
     pub doc: &'static str,
 }
 
+impl OptionDoc {
+    /// The dotted path of the field the option sets.
+    pub fn field(&self) -> &'static str {
+        if self.path.is_empty() {
+            self.key
+        } else {
+            self.path
+        }
+    }
+}
+
 /// An option entry: `opt("threshold", "similarity at or above which …")`.
 pub const fn opt(key: &'static str, doc: &'static str) -> OptionDoc {
-    OptionDoc { key, doc }
+    OptionDoc { key, path: "", doc }
+}
+
+/// An option that sets a nested field: `opt_at("endpoint", "source.endpoint_url", "…")`.
+pub const fn opt_at(key: &'static str, path: &'static str, doc: &'static str) -> OptionDoc {
+    OptionDoc { key, path, doc }
+}
+
+/// The value at a dotted path.
+fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut v = m.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
+/// Sets the value at a dotted path, creating objects on the way.
+fn set_path(m: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            m.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let e = m
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !e.is_object() {
+                *e = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = e {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn to_map<T: Serialize>(t: &T) -> Map<String, Value> {
+    match serde_json::to_value(t) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
 }
 
 /// A primitive's configuration.
@@ -30,6 +86,9 @@ pub trait Primitive: Serialize + DeserializeOwned + Default {
     const OPTIONS: &'static [OptionDoc];
     /// Fields a front end sets itself (a worker's phase and shard), not options.
     const FRONT_END_FIELDS: &'static [&'static str] = &[];
+    /// Options the command line gives its own way instead of as a flag (ingest's `out` and
+    /// `upload`: the command's run root `--out` decides them).
+    const CLI_OWN: &'static [&'static str] = &[];
 }
 
 /// What is wrong with a given option.
@@ -63,12 +122,16 @@ pub enum ConfigError {
     },
 }
 
-/// The options' default values (`T::default()` as JSON, by key).
+/// The options' default values (from `T::default()`, as JSON), by option key.
 pub fn defaults<T: Primitive>() -> Map<String, Value> {
-    match serde_json::to_value(T::default()) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
+    let d = to_map(&T::default());
+    T::OPTIONS
+        .iter()
+        .map(|o| {
+            let v = get_path(&d, o.field()).cloned().unwrap_or(Value::Null);
+            (o.key.to_string(), v)
+        })
+        .collect()
 }
 
 /// Levenshtein distance, for "did you mean" wherever a name is not found.
@@ -102,19 +165,19 @@ pub fn overlay_as<T: Primitive>(
     base: &T,
     given: &Map<String, Value>,
 ) -> Result<T, ConfigError> {
-    let base_json = match serde_json::to_value(base) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
+    let base_json = to_map(base);
     let keys: Vec<&str> = T::OPTIONS.iter().map(|o| o.key).collect();
     let mut merged = base_json.clone();
     for (k, v) in given {
-        if !keys.contains(&k.as_str()) {
+        let Some(o) = T::OPTIONS.iter().find(|o| o.key == k) else {
+            // A near spelling, or a key that is part of an option's name (`endpoint`).
             let best = keys
                 .iter()
                 .map(|o| (distance(k, o), *o))
-                .min()
-                .filter(|(d, _)| *d <= (k.chars().count() / 3).max(2));
+                .filter(|(d, o)| {
+                    *d <= (k.chars().count() / 3).max(2) || (k.len() >= 4 && o.contains(k.as_str()))
+                })
+                .min();
             return Err(ConfigError::Unknown {
                 func,
                 key: k.clone(),
@@ -123,20 +186,22 @@ pub fn overlay_as<T: Primitive>(
                     .unwrap_or_default(),
                 known: keys.join(", "),
             });
-        }
+        };
         // Each value on its own first, so a type error names its option.
         let mut one = base_json.clone();
-        one.insert(k.clone(), v.clone());
+        set_path(&mut one, o.field(), v.clone());
         if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
             return Err(ConfigError::Value {
                 func,
                 key: k.clone(),
                 value: v.to_string(),
                 problem: e.to_string(),
-                default: base_json.get(k).map(Value::to_string).unwrap_or_default(),
+                default: get_path(&base_json, o.field())
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
             });
         }
-        merged.insert(k.clone(), v.clone());
+        set_path(&mut merged, o.field(), v.clone());
     }
     serde_json::from_value(Value::Object(merged)).map_err(|e| ConfigError::Value {
         func,
@@ -147,29 +212,78 @@ pub fn overlay_as<T: Primitive>(
     })
 }
 
-/// `key (default) — doc` per option, for generated docs.
+/// The dotted paths of `m`'s fields, descending into a nested object when some option sets a
+/// field inside it.
+fn leaf_paths(m: &Map<String, Value>, prefix: &str, fields: &[&str], out: &mut Vec<String>) {
+    for (k, v) in m {
+        let p = format!("{prefix}{k}");
+        let nested = fields.iter().any(|f| f.starts_with(&format!("{p}.")));
+        match v {
+            Value::Object(inner) if nested => leaf_paths(inner, &format!("{p}."), fields, out),
+            _ => out.push(p),
+        }
+    }
+}
+
+/// `cfg` as command-line flags of its options (`--key-name=value`, lists as one
+/// comma-separated value, unset optional values left out), for running a primitive as its own
+/// process with exactly this configuration.
+pub fn cli_args<T: Primitive>(cfg: &T) -> Vec<String> {
+    let m = to_map(cfg);
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    T::OPTIONS
+        .iter()
+        .filter(|o| !T::CLI_OWN.contains(&o.key))
+        .filter_map(|o| {
+            let flag = o.key.replace('_', "-");
+            match get_path(&m, o.field())? {
+                Value::Null => None,
+                Value::Array(a) if a.is_empty() => None,
+                Value::Array(a) => Some(format!(
+                    "--{flag}={}",
+                    a.iter().map(text).collect::<Vec<_>>().join(",")
+                )),
+                v => Some(format!("--{flag}={}", text(v))),
+            }
+        })
+        .collect()
+}
+
+/// A markdown list, `- \`key\` (default): doc` per option, for generated docs.
 pub fn describe<T: Primitive>() -> String {
     let d = defaults::<T>();
     T::OPTIONS
         .iter()
         .map(|o| {
-            let v = d.get(o.key).map(Value::to_string).unwrap_or_default();
-            format!("`{}` ({v}): {}", o.key, o.doc)
+            let v = match d.get(o.key) {
+                None | Some(Value::Null) => "none".to_string(),
+                Some(v) => v.to_string(),
+            };
+            format!("- `{}` ({v}): {}", o.key, o.doc)
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Checks that `T::OPTIONS` lists exactly the fields of `T::default()` (for tests: an option
-/// without a field, or a field without documentation, is a mistake).
+/// Checks that `T::OPTIONS` lists exactly the fields of `T::default()`, nested structs field by
+/// field (for tests: an option without a field, or a field without documentation, is a
+/// mistake).
 pub fn options_match_fields<T: Primitive>() -> Result<(), String> {
-    let d = defaults::<T>();
-    let keys: Vec<&str> = T::OPTIONS.iter().map(|o| o.key).collect();
-    let missing: Vec<&String> = d
-        .keys()
-        .filter(|k| !keys.contains(&k.as_str()) && !T::FRONT_END_FIELDS.contains(&k.as_str()))
+    let d = to_map(&T::default());
+    let fields: Vec<&str> = T::OPTIONS.iter().map(|o| o.field()).collect();
+    let mut leaves = Vec::new();
+    leaf_paths(&d, "", &fields, &mut leaves);
+    let missing: Vec<&String> = leaves
+        .iter()
+        .filter(|k| !fields.contains(&k.as_str()) && !T::FRONT_END_FIELDS.contains(&k.as_str()))
         .collect();
-    let extra: Vec<&&str> = keys.iter().filter(|k| !d.contains_key(**k)).collect();
+    let extra: Vec<&&str> = fields
+        .iter()
+        .filter(|f| get_path(&d, f).is_none())
+        .collect();
     if missing.is_empty() && extra.is_empty() {
         Ok(())
     } else {

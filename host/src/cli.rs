@@ -133,22 +133,23 @@ pub enum Command {
         check: Option<PathBuf>,
     },
     /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
-    /// jamo and word shingles; --index redis://… and --phase/--shard for many workers), or
-    /// `yunmin dedup bench` to compare with datasketch.
+    /// jamo and word shingles; --index redis://… and --phase/--shard for many workers).
     Dedup(Box<crate::modules::dedup::DedupCli>),
-    /// Side-by-side benchmarks: `yunmin bench dedup` (vs datasketch and rensa).
-    Bench(crate::modules::dedup::BenchCli),
-    /// Text metrics: `yunmin metrics bleu|rouge|bench` (sacreBLEU / rouge-score compatible).
+    /// Side-by-side benchmarks against the peers, written to CSV: `yunmin bench
+    /// dedup|train|eval|merge|parquet|metrics`.
+    Bench(crate::modules::bench::BenchCli),
+    /// Text metrics: `yunmin metrics bleu|rouge|perplexity` (sacreBLEU / rouge-score compatible).
     Metrics(Box<crate::modules::eval::MetricsArgs>),
-    /// Validate JSONL from local files or S3 into documents and rejects (see `ingest --help`).
+    /// Validate JSONL and Parquet from local files or S3 into documents and rejects.
     Ingest(crate::modules::ingest::IngestArgs),
     /// Diff vectors of a LoRA adapter (or fine-tuned checkpoint) against the base: .npy + stats.
     Diff(crate::modules::merge::DiffArgs),
     /// Merge diffs into the base (task arithmetic, TIES, DARE) and write a full HF checkpoint.
     Merge(crate::modules::merge::MergeArgs),
-    /// Benchmark merging on a random ≥100M-parameter checkpoint against a NumPy reference.
+    /// Benchmark merging on a random ≥100M-parameter checkpoint (the same as `yunmin bench merge`).
+    #[command(hide = true)]
     MergeBench(crate::modules::merge::MergeBenchArgs),
-    /// JSONL datasets to Parquet per domain: convert, validate, bench.
+    /// JSONL datasets to Parquet per domain: convert, validate.
     Parquet(crate::modules::columnar::ParquetArgs),
     /// Byte-level BPE tokenizers: train, encode.
     Tokenizer(crate::modules::text::TokenizerArgs),

@@ -86,11 +86,7 @@ fn main() -> ExitCode {
         } => script::rerun(&run, &out, verify, &guard, &log_file),
         Command::Api { write, check } => api_command(write, check),
         Command::Dedup(a) => modules::dedup::run_cli(*a),
-        Command::Bench(b) => match b.what {
-            modules::dedup::BenchWhat::Dedup(a) => modules::dedup::run_bench_dedup(a),
-            modules::dedup::BenchWhat::Train(a) => modules::bench_model::run(a, true),
-            modules::dedup::BenchWhat::Eval(a) => modules::bench_model::run(a, false),
-        },
+        Command::Bench(b) => modules::bench::run(b),
         Command::Metrics(args) => modules::eval::run_cli(*args),
         Command::Ingest(args) => modules::ingest::run_cli(args),
         Command::Diff(a) => modules::merge::run_diff(a),

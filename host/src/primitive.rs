@@ -77,7 +77,7 @@ impl<T: Primitive> FromArgMatches for CliOptions<T> {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let d = defaults::<T>();
         let mut given = Map::new();
-        for o in T::OPTIONS {
+        for o in T::OPTIONS.iter().filter(|o| !T::CLI_OWN.contains(&o.key)) {
             if m.value_source(o.key) != Some(ValueSource::CommandLine) {
                 continue;
             }
@@ -103,7 +103,8 @@ impl<T: Primitive> FromArgMatches for CliOptions<T> {
 impl<T: Primitive> Args for CliOptions<T> {
     fn augment_args(cmd: Command) -> Command {
         let d = defaults::<T>();
-        T::OPTIONS.iter().fold(cmd, |cmd, o| {
+        let flags = T::OPTIONS.iter().filter(|o| !T::CLI_OWN.contains(&o.key));
+        flags.fold(cmd, |cmd, o| {
             let dv = d.get(o.key).cloned().unwrap_or(Value::Null);
             let shown = match &dv {
                 Value::Null => "none".to_string(),
@@ -200,10 +201,20 @@ mod tests {
             T::NAME
         );
         for (key, text, dynamic) in values {
-            let from_cli = json(&cli::<T>(&[&format!("--{}", flag(key)), text]).unwrap());
             let from_rhai = json(&rhai::<T>(&[(key, dynamic.clone())]).unwrap());
+            assert_ne!(from_rhai, default, "{key}: the value is not the default");
+            if T::CLI_OWN.contains(key) {
+                let e = cli::<T>(&[&format!("--{}", flag(key)), text])
+                    .err()
+                    .unwrap_or_default();
+                assert!(
+                    e.contains(&flag(key)),
+                    "{key}: not refused on the command line"
+                );
+                continue;
+            }
+            let from_cli = json(&cli::<T>(&[&format!("--{}", flag(key)), text]).unwrap());
             assert_eq!(from_cli, from_rhai, "{key}");
-            assert_ne!(from_cli, default, "{key}: the value is not the default");
         }
     }
 
@@ -303,6 +314,93 @@ mod tests {
         // A worker's phase is the CLI's own flag, not an option.
         let e = rhai::<DedupConfig>(&[("phase", "index".into())]).unwrap_err();
         assert!(e.contains("unknown option `phase`"), "{e}");
+    }
+
+    #[test]
+    fn ingest_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::ingest::IngestConfig;
+        same_from_cli_and_rhai::<IngestConfig>(&[
+            ("out", "data/in", "data/in".into()),
+            ("rejected", "data/rej", "data/rej".into()),
+            ("preview", "p.json", "p.json".into()),
+            ("report", "r.json", "r.json".into()),
+            ("upload", "s3://b/p/", "s3://b/p/".into()),
+            ("default_domain", "web", "web".into()),
+            ("domain_from_path", "false", false.into()),
+            ("max_line_bytes", "100", 100_i64.into()),
+            ("shard_docs", "10", 10_i64.into()),
+            ("preview_docs", "3", 3_i64.into()),
+            ("batch_chunks", "2", 2_i64.into()),
+            ("text_field", "content", "content".into()),
+            ("id_field", "doc_id", "doc_id".into()),
+            ("domain_field", "metadata.domain", "metadata.domain".into()),
+            ("keep_extras", "false", false.into()),
+            (
+                "endpoint_url",
+                "http://127.0.0.1:9000",
+                "http://127.0.0.1:9000".into(),
+            ),
+            ("region", "ap-northeast-2", "ap-northeast-2".into()),
+            ("in_flight", "2", 2_i64.into()),
+            ("retries", "1", 1_i64.into()),
+            ("page_size", "10", 10_i64.into()),
+            ("chunk_bytes", "65536", 65536_i64.into()),
+            ("keep_line_bytes", "1024", 1024_i64.into()),
+            ("connect_timeout_s", "9", 9_i64.into()),
+            ("batch_rows", "64", 64_i64.into()),
+        ]);
+        // A nested field's option lands inside its struct, and its type is checked.
+        let c = rhai::<IngestConfig>(&[("in_flight", 2_i64.into())]).unwrap();
+        assert_eq!(c.source.in_flight, 2);
+        let e = rhai::<IngestConfig>(&[("in_flight", "two".into())]).unwrap_err();
+        assert!(e.contains("option `in_flight`"), "{e}");
+        let e = rhai::<IngestConfig>(&[("endpoint", "http://x".into())]).unwrap_err();
+        assert!(e.contains("did you mean `endpoint_url`"), "{e}");
+    }
+
+    #[test]
+    fn convert_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::columnar::ConvertConfig;
+        same_from_cli_and_rhai::<ConvertConfig>(&[
+            ("text", "zstd:9", "zstd:9".into()),
+            ("tokens", "snappy", "snappy".into()),
+            ("other", "none", "none".into()),
+            ("brotli_encoder", "rust", "rust".into()),
+            ("row_group_rows", "100", 100_i64.into()),
+            ("row_group_mb", "2", 2_i64.into()),
+            ("dictionary", "false", false.into()),
+            ("statistics", "page", "page".into()),
+            ("heldout", "0.2", 0.2.into()),
+            ("seed", "7", 7_i64.into()),
+            (
+                "extras",
+                "label:int64,lang:utf8",
+                rhai::Dynamic::from_array(vec!["label:int64".into(), "lang:utf8".into()]),
+            ),
+            ("unknown_fields", "reject", "reject".into()),
+            ("chunk_rows", "10", 10_i64.into()),
+            ("chunk_mb", "1", 1_i64.into()),
+            ("buffer_mb", "4", 4_i64.into()),
+            ("layout", "hf", "hf".into()),
+        ]);
+        // The flags a config gives back parse to that config.
+        let c = rhai::<ConvertConfig>(&[
+            (
+                "extras",
+                rhai::Dynamic::from_array(vec!["label:int64".into()]),
+            ),
+            ("dictionary", false.into()),
+            ("layout", "hf".into()),
+        ])
+        .unwrap();
+        let flags = c.cli_args();
+        let back: ConvertConfig =
+            cli(&flags.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        assert_eq!(back, c);
+        let e =
+            rhai::<ConvertConfig>(&[("extras", rhai::Dynamic::from_array(vec!["label".into()]))])
+                .unwrap_err();
+        assert!(e.contains("extras") && e.contains("NAME:TYPE"), "{e}");
     }
 
     #[test]

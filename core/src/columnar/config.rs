@@ -9,15 +9,28 @@ use parquet::file::properties::EnabledStatistics;
 use serde::{Deserialize, Serialize};
 
 /// A declared extra column: a field of the input documents (beside `id`, `text`, `domain`,
-/// `source`) carried into the Parquet files. Extras are nullable.
+/// `source`) carried into the Parquet files. Extras are nullable. Written `name:type` in
+/// configs, flags and scripts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "String", into = "String")]
 pub struct ExtraField {
     /// Field name in the JSON documents and column name in Parquet.
     pub name: String,
     /// `utf8`, `int64`, `float64` or `bool`.
-    #[serde(rename = "type")]
     pub ty: String,
+}
+
+impl TryFrom<String> for ExtraField {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::parse(&s).map_err(|e| e.to_string())
+    }
+}
+
+impl From<ExtraField> for String {
+    fn from(e: ExtraField) -> String {
+        format!("{}:{}", e.name, e.ty)
+    }
 }
 
 impl ExtraField {
@@ -239,6 +252,61 @@ pub fn codec_name(c: Compression) -> &'static str {
     }
 }
 
+impl crate::config::Primitive for ConvertConfig {
+    const NAME: &'static str = "to_parquet";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "text",
+                "codec of the text column: brotli[:0-11], zstd[:1-22], snappy or none",
+            ),
+            opt("tokens", "codec of the tokens column"),
+            opt(
+                "other",
+                "codec of the other columns (id, domain, source, n_tokens, extras)",
+            ),
+            opt(
+                "brotli_encoder",
+                "encoder of Brotli string columns: c (the reference library, page by page) or rust",
+            ),
+            opt("row_group_rows", "maximum rows per row group"),
+            opt(
+                "row_group_mb",
+                "maximum in-memory megabytes per row group before it is encoded",
+            ),
+            opt(
+                "dictionary",
+                "dictionary encoding for the low-cardinality columns (domain, source, extras)",
+            ),
+            opt("statistics", "statistics: none, chunk or page"),
+            opt(
+                "heldout",
+                "held-out fraction per domain (seeded hash of the id; 0 writes no held-out files)",
+            ),
+            opt("seed", "seed of the held-out split (Rhai: the run's seed)"),
+            opt(
+                "extras",
+                "declared extra columns NAME:TYPE (type utf8, int64, float64 or bool)",
+            ),
+            opt(
+                "unknown_fields",
+                "fields neither built in nor declared: ignore, or reject the row",
+            ),
+            opt("chunk_rows", "documents per input chunk"),
+            opt("chunk_mb", "megabytes per input chunk"),
+            opt(
+                "buffer_mb",
+                "cap on Arrow data waiting to be encoded, in megabytes",
+            ),
+            opt(
+                "layout",
+                "flat (<domain>.parquet, heldout/<domain>.parquet) or hf (<domain>/train-00000-of-00001.parquet …, README.md)",
+            ),
+        ]
+    };
+}
+
 impl ConvertConfig {
     /// Checks every setting, naming the first bad one.
     pub fn check(&self) -> Result<()> {
@@ -284,39 +352,10 @@ impl ConvertConfig {
         Ok(())
     }
 
-    /// The same settings as `yunmin parquet convert` flags (every field, defaults included), so
-    /// a conversion can run as its own process, e.g. beside a peer in a benchmark.
+    /// The same settings as `yunmin parquet convert` flags (every option, defaults included),
+    /// so a conversion can run as its own process, e.g. beside a peer in a benchmark.
     pub fn cli_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = [
-            ("--text", self.text.clone()),
-            ("--tokens", self.tokens.clone()),
-            ("--other", self.other.clone()),
-            ("--brotli-encoder", self.brotli_encoder.name().into()),
-            ("--row-group-rows", self.row_group_rows.to_string()),
-            ("--row-group-mb", self.row_group_mb.to_string()),
-            ("--statistics", self.statistics.clone()),
-            ("--heldout", self.heldout.to_string()),
-            ("--seed", self.seed.to_string()),
-            ("--chunk-rows", self.chunk_rows.to_string()),
-            ("--chunk-mb", self.chunk_mb.to_string()),
-            ("--buffer-mb", self.buffer_mb.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(k, v)| [k.to_string(), v])
-        .collect();
-        if !self.dictionary {
-            a.push("--no-dictionary".into());
-        }
-        for e in &self.extras {
-            a.push(format!("--extra={}:{}", e.name, e.ty));
-        }
-        if self.unknown_fields == UnknownFields::Reject {
-            a.push("--reject-unknown-fields".into());
-        }
-        if self.layout == Layout::Hf {
-            a.push("--layout=hf".into());
-        }
-        a
+        crate::config::cli_args(self)
     }
 
     /// The statistics level.

@@ -69,6 +69,102 @@ impl Default for IngestConfig {
     }
 }
 
+impl crate::config::Primitive for IngestConfig {
+    const NAME: &'static str = "ingest";
+    const CLI_OWN: &'static [&'static str] = &["out", "upload"];
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::{opt, opt_at};
+        &[
+            opt(
+                "out",
+                "dataset of valid documents, relative to the run root",
+            ),
+            opt("rejected", "directory of rejected lines and rows"),
+            opt("preview", "preview file of sample documents"),
+            opt("report", "report file (counts per source and per reason)"),
+            opt(
+                "upload",
+                "s3://bucket/prefix/ to copy the outputs to after writing (none: keep them local)",
+            ),
+            opt(
+                "default_domain",
+                "domain of records without one when the file name gives none",
+            ),
+            opt(
+                "domain_from_path",
+                "take a missing domain from the input's file name stem (news.jsonl.zst → news)",
+            ),
+            opt(
+                "max_line_bytes",
+                "lines (and Parquet texts) longer than this many bytes are rejected as too_large",
+            ),
+            opt("shard_docs", "documents per output shard"),
+            opt(
+                "preview_docs",
+                "documents in the preview (chosen with the run's seed)",
+            ),
+            opt(
+                "batch_chunks",
+                "chunks validated in parallel per batch (0: 4 × threads)",
+            ),
+            opt(
+                "text_field",
+                "field holding the text: a key or a dotted path (content, metadata.body)",
+            ),
+            opt("id_field", "field holding the id (string or number)"),
+            opt(
+                "domain_field",
+                "field holding the domain (metadata.domain for datatrove outputs)",
+            ),
+            opt(
+                "keep_extras",
+                "keep the records' other fields (false: Parquet reads only the mapped columns)",
+            ),
+            opt_at(
+                "endpoint_url",
+                "source.endpoint_url",
+                "S3-compatible endpoint (http://127.0.0.1:9000), path-style (none: AWS or AWS_ENDPOINT_URL)",
+            ),
+            opt_at(
+                "region",
+                "source.region",
+                "AWS region (none: the AWS chain, else us-east-1)",
+            ),
+            opt_at("in_flight", "source.in_flight", "inputs read at once"),
+            opt_at(
+                "retries",
+                "source.retries",
+                "ranged-GET resumes in a row without progress before an S3 object fails",
+            ),
+            opt_at(
+                "page_size",
+                "source.page_size",
+                "keys per S3 listing page (1–1000)",
+            ),
+            opt_at(
+                "chunk_bytes",
+                "source.chunk_bytes",
+                "bytes per line chunk handed to the validators",
+            ),
+            opt_at(
+                "keep_line_bytes",
+                "source.keep_line_bytes",
+                "longer lines are kept only up to this many bytes (bounds memory without newlines)",
+            ),
+            opt_at(
+                "connect_timeout_s",
+                "source.connect_timeout_s",
+                "S3 connect timeout in seconds",
+            ),
+            opt_at(
+                "batch_rows",
+                "source.batch_rows",
+                "Parquet rows per validation batch",
+            ),
+        ]
+    };
+}
+
 impl IngestConfig {
     /// Checks every setting; the error names the offending one.
     pub fn validate(&self) -> Result<(), super::IngestError> {

@@ -355,3 +355,49 @@ fn fused_token_nlls_equal_the_log_softmax_path() {
     assert!((mean - fused_mean).abs() < 1e-5, "{mean} vs {fused_mean}");
     assert_eq!(m.nll(&windows, 2).unwrap().count, n as u64);
 }
+
+/// CPU (burn-flex) and wgpu give the same logits and the same gradients for one model, within
+/// 1e-3. Runs wherever wgpu finds an adapter (in CI: Mesa's lavapipe Vulkan driver on the CPU).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_matches_cpu_forward_and_backward() {
+    let gpu = super::parse_device("wgpu")
+        .unwrap_or_else(|e| panic!("{e} (install mesa-vulkan-drivers for lavapipe)"));
+    let cfg = tiny(false);
+    let windows: Vec<Vec<u32>> = (0..2u32)
+        .map(|k| (0..9u32).map(|i| (i * 5 + k * 13) % 61).collect())
+        .collect();
+    let run = |dev: Device| {
+        let ad = dev.autodiff();
+        let m = Llama::init(&cfg, &ad, 21).unwrap();
+        let logits = logits(&m, &IDS);
+        let (loss, _) = m.loss(&windows, &ad).unwrap();
+        let grads = loss.backward();
+        let grad = |t: Tensor<2>| {
+            t.grad(&grads)
+                .expect("a gradient")
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let q = grad(m.layers[0].self_attn.q_proj.weight.val());
+        let emb = grad(m.embed_tokens.val());
+        (logits, q, emb)
+    };
+    let (cpu, gpu) = (run(Device::flex()), run(gpu));
+    for (what, a, b) in [
+        ("logits", &cpu.0, &gpu.0),
+        ("q_proj gradient", &cpu.1, &gpu.1),
+        ("embedding gradient", &cpu.2, &gpu.2),
+    ] {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-3, "{what}: CPU and wgpu differ by {worst}");
+        assert!(a.iter().any(|x| *x != 0.0), "{what} is all zero");
+    }
+}

@@ -11,8 +11,8 @@ use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::{
-    BenchConfig, ConversionReport, ConvertConfig, ExtraField, ParquetSet, Split, TokenFiles,
-    UnknownFields, bench, convert, validate,
+    BenchConfig, ConversionReport, ConvertConfig, ParquetSet, Split, TokenFiles, bench, convert,
+    validate,
 };
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
@@ -35,65 +35,34 @@ pub const PARQUET_BENCH_KEYS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct ParquetHandle(pub Arc<ParquetSet>);
 
-pub(crate) const CONVERT_KEYS: &[&str] = &[
-    "text",
-    "tokens",
-    "other",
-    "brotli_encoder",
-    "row_group_rows",
-    "row_group_mb",
-    "dictionary",
-    "statistics",
-    "heldout",
-    "seed",
-    "extras",
-    "unknown_fields",
-    "chunk_rows",
-    "chunk_mb",
-    "buffer_mb",
-    "tokenizer",
-    "vocab_size",
-    "tokenizer_out",
-    "layout",
-];
+/// Options of the Rhai `to_parquet` that are not the conversion's own: the tokenizer to use
+/// (a Tokenizer, a tokenizer.json path or false), and the vocabulary and output path of the
+/// one trained when none is given.
+const TOKENIZER_KEYS: &[&str] = &["tokenizer", "vocab_size", "tokenizer_out"];
 
-fn convert_config(o: &Options, seed: u64) -> RhaiResult<ConvertConfig> {
-    let d = ConvertConfig::default();
-    let extras = o
-        .str_list("extras", &[])?
-        .iter()
-        .map(|s| ExtraField::parse(s))
-        .collect::<yunmin_core::Result<Vec<_>>>()
-        .rhai()?;
-    let unknown_fields = match o.str("unknown_fields", "ignore")?.as_str() {
-        "ignore" => UnknownFields::Ignore,
-        "reject" => UnknownFields::Reject,
-        s => {
-            return Err(msg_err(format!(
-                "to_parquet: `unknown_fields` must be ignore or reject, got `{s}`"
-            )));
+/// Every option key of the Rhai `to_parquet`, for the static check.
+pub(crate) fn convert_keys() -> Vec<&'static str> {
+    let mut k = crate::primitive::keys::<ConvertConfig>();
+    k.extend_from_slice(TOKENIZER_KEYS);
+    k
+}
+
+/// The conversion config of a Rhai option map (the tokenizer keys taken out first); the
+/// held-out split's seed defaults to the run's.
+fn convert_config(mut opts: Map, seed: u64) -> RhaiResult<(ConvertConfig, Map)> {
+    let mut tok = Map::new();
+    for k in TOKENIZER_KEYS {
+        if let Some(v) = opts.remove(*k) {
+            tok.insert((*k).into(), v);
         }
+    }
+    let base = ConvertConfig {
+        seed,
+        ..Default::default()
     };
-    let cfg = ConvertConfig {
-        text: o.str("text", &d.text)?,
-        tokens: o.str("tokens", &d.tokens)?,
-        other: o.str("other", &d.other)?,
-        brotli_encoder: o.str("brotli_encoder", "c")?.parse().rhai()?,
-        row_group_rows: o.usize("row_group_rows", d.row_group_rows)?,
-        row_group_mb: o.usize("row_group_mb", d.row_group_mb)?,
-        dictionary: o.bool("dictionary", d.dictionary)?,
-        statistics: o.str("statistics", &d.statistics)?,
-        heldout: o.float("heldout", d.heldout)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        extras,
-        unknown_fields,
-        chunk_rows: o.usize("chunk_rows", d.chunk_rows)?,
-        chunk_mb: o.usize("chunk_mb", d.chunk_mb)?,
-        buffer_mb: o.usize("buffer_mb", d.buffer_mb)?,
-        layout: o.str("layout", "flat")?.parse().rhai()?,
-    };
+    let cfg = crate::primitive::from_rhai(base, opts)?;
     cfg.check().rhai()?;
-    Ok(cfg)
+    Ok((cfg, tok))
 }
 
 /// Converts with the stage cache: the key covers the dataset's content, the options and the
@@ -122,9 +91,9 @@ pub fn convert_cached(
 }
 
 fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResult<ParquetHandle> {
-    let tok_opt = opts.get("tokenizer").cloned();
-    let o = Options::new("to_parquet", opts, CONVERT_KEYS)?;
-    let cfg = convert_config(&o, host.ctx.seed())?;
+    let (cfg, tok) = convert_config(opts, host.ctx.seed())?;
+    let o = Options::new("to_parquet", tok.clone(), TOKENIZER_KEYS)?;
+    let tok_opt = tok.get("tokenizer").cloned();
     let dir = host.ctx.write_path(dir).rhai()?;
     let tokenizer: Option<Tokenizer> = match tok_opt {
         Some(v) if v.is::<TokenizerHandle>() => Some((*v.cast::<TokenizerHandle>().0).clone()),
@@ -360,96 +329,20 @@ pub struct ParquetArgs {
     pub action: ParquetAction,
 }
 
-/// Conversion options shared by `convert` and `bench`.
-#[derive(Debug, Clone, Args)]
-pub struct CodecArgs {
-    /// Codec of the text column: brotli[:0-11], zstd[:1-22], snappy or none.
-    #[arg(long, default_value = "brotli:5")]
-    pub text: String,
-    /// Codec of the tokens column.
-    #[arg(long, default_value = "zstd:3")]
-    pub tokens: String,
-    /// Codec of the other columns (id, domain, source, n_tokens, extras).
-    #[arg(long, default_value = "zstd:3")]
-    pub other: String,
-    /// Encoder of Brotli string columns: c (the reference C library, page by page) or rust
-    /// (parquet's own encoder).
-    #[arg(long, default_value = "c")]
-    pub brotli_encoder: String,
-    /// Maximum rows per row group.
-    #[arg(long, default_value_t = 65_536)]
-    pub row_group_rows: usize,
-    /// Maximum in-memory megabytes per row group.
-    #[arg(long, default_value_t = 8)]
-    pub row_group_mb: usize,
-    /// Turn dictionary encoding off for the low-cardinality columns (domain, source, extras).
-    #[arg(long)]
-    pub no_dictionary: bool,
-    /// Statistics: none, chunk or page.
-    #[arg(long, default_value = "chunk")]
-    pub statistics: String,
-    /// Held-out fraction per domain (seeded hash of the id); 0 writes no held-out files.
-    #[arg(long, default_value_t = 0.01)]
-    pub heldout: f64,
-    /// Seed of the held-out split.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Declared extra column NAME:TYPE (utf8, int64, float64, bool); repeatable.
-    #[arg(long = "extra", value_name = "NAME:TYPE")]
-    pub extras: Vec<String>,
-    /// Reject rows with undeclared fields instead of ignoring those fields.
-    #[arg(long)]
-    pub reject_unknown_fields: bool,
-    /// Documents per input chunk.
-    #[arg(long, default_value_t = 8192)]
-    pub chunk_rows: usize,
-    /// Megabytes per input chunk.
-    #[arg(long, default_value_t = 8)]
-    pub chunk_mb: usize,
-    /// Cap on Arrow data waiting to be encoded, in megabytes.
-    #[arg(long, default_value_t = 48)]
-    pub buffer_mb: usize,
-    /// Output layout: flat (<domain>.parquet, heldout/<domain>.parquet) or hf (the Hugging Face
-    /// datasets layout: <domain>/train-00000-of-00001.parquet, <domain>/heldout-…, README.md).
-    #[arg(long, default_value = "flat")]
-    pub layout: String,
-}
+/// Conversion options shared by `convert` and `bench`: [`ConvertConfig`]'s options as flags.
+pub type CodecArgs = crate::primitive::CliOptions<ConvertConfig>;
 
-impl CodecArgs {
-    fn config(&self) -> anyhow::Result<ConvertConfig> {
-        let cfg = ConvertConfig {
-            text: self.text.clone(),
-            tokens: self.tokens.clone(),
-            other: self.other.clone(),
-            brotli_encoder: self.brotli_encoder.parse()?,
-            row_group_rows: self.row_group_rows,
-            row_group_mb: self.row_group_mb,
-            dictionary: !self.no_dictionary,
-            statistics: self.statistics.clone(),
-            heldout: self.heldout,
-            seed: self.seed,
-            extras: self
-                .extras
-                .iter()
-                .map(|s| ExtraField::parse(s))
-                .collect::<yunmin_core::Result<_>>()?,
-            unknown_fields: if self.reject_unknown_fields {
-                UnknownFields::Reject
-            } else {
-                UnknownFields::Ignore
-            },
-            chunk_rows: self.chunk_rows,
-            chunk_mb: self.chunk_mb,
-            buffer_mb: self.buffer_mb,
-            layout: self.layout.parse()?,
-        };
-        cfg.check()?;
-        Ok(cfg)
-    }
+/// The conversion config the flags describe, checked.
+fn codec_config(codecs: &CodecArgs) -> anyhow::Result<ConvertConfig> {
+    let cfg = codecs.config(ConvertConfig::default())?;
+    cfg.check()?;
+    Ok(cfg)
 }
 
 /// Parquet actions.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ParquetAction {
     /// Convert a dataset (part-*.jsonl) to one Parquet file per domain, tokenised.
     Convert {
@@ -495,39 +388,45 @@ pub enum ParquetAction {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Benchmark conversion (vs pyarrow), text codecs and the loader (Parquet vs JSONL).
-    Bench {
-        /// Corpus files (*.jsonl.zst or *.jsonl of {id, text, domain, source}).
-        #[arg(long, default_value = "../shared/data/corpora")]
-        corpora: PathBuf,
-        /// Run root; CSVs go to <out>/benchmark/.
-        #[arg(long, default_value = "runs/parquet_bench")]
-        out: PathBuf,
-        /// At most this many documents per corpus file (0 = all).
-        #[arg(long, default_value_t = 0)]
-        max_docs: usize,
-        /// A tokenizer.json; trained on a sample when absent.
-        #[arg(long)]
-        tokenizer: Option<PathBuf>,
-        /// Vocabulary size of the trained tokenizer.
-        #[arg(long, default_value_t = 8000)]
-        vocab_size: usize,
-        /// Python with pyarrow and polars for peer rows (default $YUNMIN_PYTHON or .venv/bin/python).
-        #[arg(long)]
-        python: Option<PathBuf>,
-        /// Documents per loader batch.
-        #[arg(long, default_value_t = 1024)]
-        batch_docs: usize,
-        /// Documents per corpus for the text codec table (0 skips it).
-        #[arg(long, default_value_t = 4000)]
-        sweep_docs: usize,
-        /// Rounds of the conversion comparison (yunmin and pyarrow alternating; the summary
-        /// rows give the median seconds and the highest peak memory).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        #[command(flatten)]
-        codecs: Box<CodecArgs>,
-    },
+    /// Benchmark conversion (vs pyarrow), text codecs and the loader (the same as `yunmin
+    /// bench parquet`).
+    #[command(hide = true)]
+    Bench(Box<ParquetBenchArgs>),
+}
+
+/// Arguments of `yunmin bench parquet` (and `yunmin parquet bench`).
+#[derive(Debug, Args)]
+pub struct ParquetBenchArgs {
+    /// Corpus files (*.jsonl.zst or *.jsonl of {id, text, domain, source}).
+    #[arg(long, default_value = "../shared/data/corpora")]
+    pub corpora: PathBuf,
+    /// Run root; CSVs go to <out>/benchmark/.
+    #[arg(long, default_value = "runs/parquet_bench")]
+    pub out: PathBuf,
+    /// At most this many documents per corpus file (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub max_docs: usize,
+    /// A tokenizer.json; trained on a sample when absent.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Vocabulary size of the trained tokenizer.
+    #[arg(long, default_value_t = 8000)]
+    pub vocab_size: usize,
+    /// Python with pyarrow and polars for peer rows (default $YUNMIN_PYTHON or .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Documents per loader batch.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_docs: usize,
+    /// Documents per corpus for the text codec table (0 skips it).
+    #[arg(long, default_value_t = 4000)]
+    pub sweep_docs: usize,
+    /// Rounds of the conversion comparison (yunmin and pyarrow alternating; the summary
+    /// rows give the median seconds and the highest peak memory).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    #[command(flatten)]
+    pub codecs: Box<CodecArgs>,
 }
 
 fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
@@ -580,7 +479,7 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             stats_json,
             codecs,
         } => {
-            let cfg = codecs.config()?;
+            let cfg = codec_config(&codecs)?;
             let ds = match dataset {
                 Some(d) => Dataset::open(&d)?,
                 None => {
@@ -645,40 +544,43 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             }
         }
         ParquetAction::Validate { paths } => validate_paths(&paths)?,
-        ParquetAction::Bench {
-            corpora,
-            out,
-            max_docs,
-            tokenizer,
-            vocab_size,
-            python,
-            batch_docs,
-            sweep_docs,
-            rounds,
-            codecs,
-        } => {
-            let cfg = BenchConfig {
-                corpora,
-                max_docs,
-                tokenizer,
-                vocab_size,
-                python: python.or_else(default_python),
-                converter: std::env::current_exe().ok(),
-                batch_docs,
-                sweep_docs,
-                rounds,
-                convert: codecs.config()?,
-                ..Default::default()
-            };
-            if cfg.python.is_none() {
-                eprintln!(
-                    "warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped"
-                );
-            }
-            let t = bench_table(&out, &cfg)?;
-            println!("{t}");
-            println!("wrote {}", out.join("benchmark/io_speed.csv").display());
-        }
+        ParquetAction::Bench(b) => run_bench(*b)?,
     }
+    Ok(())
+}
+
+/// Runs `yunmin bench parquet`.
+pub fn run_bench(b: ParquetBenchArgs) -> anyhow::Result<()> {
+    let ParquetBenchArgs {
+        corpora,
+        out,
+        max_docs,
+        tokenizer,
+        vocab_size,
+        python,
+        batch_docs,
+        sweep_docs,
+        rounds,
+        codecs,
+    } = b;
+    let cfg = BenchConfig {
+        corpora,
+        max_docs,
+        tokenizer,
+        vocab_size,
+        python: python.or_else(default_python),
+        converter: std::env::current_exe().ok(),
+        batch_docs,
+        sweep_docs,
+        rounds,
+        convert: codec_config(&codecs)?,
+        ..Default::default()
+    };
+    if cfg.python.is_none() {
+        eprintln!("warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped");
+    }
+    let t = bench_table(&out, &cfg)?;
+    println!("{t}");
+    println!("wrote {}", out.join("benchmark/io_speed.csv").display());
     Ok(())
 }

@@ -1048,26 +1048,6 @@ pub fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `yunmin bench …`: side-by-side benchmarks.
-#[derive(Debug, clap::Args)]
-pub struct BenchCli {
-    /// What to benchmark.
-    #[command(subcommand)]
-    pub what: BenchWhat,
-}
-
-/// Benchmarks of `yunmin bench`.
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchWhat {
-    /// Dedup vs datasketch and rensa on short, long and mixed documents (one thread, with and
-    /// without process start), and the whole corpora on all threads (wall time, peak memory).
-    Dedup(BenchDedupArgs),
-    /// LoRA training vs PyTorch + PEFT on the same checkpoint, tokens and settings.
-    Train(super::bench_model::BenchModelArgs),
-    /// The perplexity forward vs transformers on the same checkpoint and windows.
-    Eval(super::bench_model::BenchModelArgs),
-}
-
 /// Arguments of `yunmin bench dedup`.
 #[derive(Debug, clap::Args)]
 pub struct BenchDedupArgs {

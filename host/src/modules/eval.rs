@@ -316,7 +316,9 @@ pub enum MetricsCommand {
     Bleu(BleuArgs),
     /// ROUGE-1/2/L/Lsum as rouge-score computes it (per line, with means).
     Rouge(RougeArgs),
-    /// Speed of BLEU and ROUGE against sacreBLEU and rouge-score on the same pairs (CSV).
+    /// Speed of BLEU and ROUGE against sacreBLEU and rouge-score (the same as `yunmin bench
+    /// metrics`).
+    #[command(hide = true)]
     Bench(BenchArgs),
     /// Perplexity of a checkpoint (optionally with a LoRA adapter) on held-out token data.
     Perplexity(super::evaluate::PerplexityArgs),
@@ -518,20 +520,24 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        MetricsCommand::Bench(a) => {
-            let cfg = MetricsBenchConfig {
-                pairs: a.pairs,
-                corpora: a.corpora,
-                python: a.python,
-                repeats: a.repeats,
-                seed: a.seed,
-                ..Default::default()
-            };
-            let t = run_metrics_bench(&cfg)?;
-            write_table(&t, &a.out)?;
-            println!("{t}");
-        }
+        MetricsCommand::Bench(a) => run_bench(a)?,
         MetricsCommand::Perplexity(a) => super::evaluate::run_perplexity(a)?,
     }
+    Ok(())
+}
+
+/// Runs `yunmin bench metrics` (and `yunmin metrics bench`).
+pub fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
+    let cfg = MetricsBenchConfig {
+        pairs: a.pairs,
+        corpora: a.corpora,
+        python: a.python,
+        repeats: a.repeats,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let t = run_metrics_bench(&cfg)?;
+    write_table(&t, &a.out)?;
+    println!("{t}");
     Ok(())
 }

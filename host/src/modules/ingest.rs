@@ -3,7 +3,6 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use anyhow::Context;
 use rhai::{Array, Dynamic, Map};
@@ -13,57 +12,8 @@ use std::sync::Arc;
 use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, ingest};
 use yunmin_core::run::RunContext;
 
-/// Option keys of the Rhai `ingest` function.
-pub(crate) const INGEST_KEYS: &[&str] = &[
-    "out",
-    "rejected",
-    "preview",
-    "report",
-    "upload",
-    "default_domain",
-    "domain_from_path",
-    "max_line_bytes",
-    "shard_docs",
-    "preview_docs",
-    "endpoint",
-    "region",
-    "in_flight",
-    "retries",
-    "page_size",
-    "chunk_bytes",
-    "batch_rows",
-    "text_field",
-    "id_field",
-    "domain_field",
-    "keep_extras",
-];
-
-fn config_from(opts: &Options) -> RhaiResult<IngestConfig> {
-    let d = IngestConfig::default();
-    let mut c = IngestConfig {
-        out: opts.str("out", &d.out)?,
-        rejected: opts.str("rejected", &d.rejected)?,
-        preview: opts.str("preview", &d.preview)?,
-        report: opts.str("report", &d.report)?,
-        upload: opts.opt_str("upload")?,
-        default_domain: opts.str("default_domain", &d.default_domain)?,
-        domain_from_path: opts.bool("domain_from_path", d.domain_from_path)?,
-        max_line_bytes: opts.usize("max_line_bytes", d.max_line_bytes)?,
-        shard_docs: opts.usize("shard_docs", d.shard_docs)?,
-        preview_docs: opts.usize("preview_docs", d.preview_docs)?,
-        text_field: opts.str("text_field", &d.text_field)?,
-        id_field: opts.str("id_field", &d.id_field)?,
-        domain_field: opts.str("domain_field", &d.domain_field)?,
-        keep_extras: opts.bool("keep_extras", d.keep_extras)?,
-        ..d.clone()
-    };
-    c.source.endpoint_url = opts.opt_str("endpoint")?;
-    c.source.region = opts.opt_str("region")?;
-    c.source.in_flight = opts.usize("in_flight", d.source.in_flight)?;
-    c.source.retries = opts.usize("retries", d.source.retries)?;
-    c.source.page_size = opts.int("page_size", d.source.page_size as i64)? as i32;
-    c.source.chunk_bytes = opts.usize("chunk_bytes", d.source.chunk_bytes)?;
-    c.source.batch_rows = opts.usize("batch_rows", d.source.batch_rows)?;
+fn config_from(opts: Map) -> RhaiResult<IngestConfig> {
+    let c = crate::primitive::from_rhai(IngestConfig::default(), opts)?;
     c.validate().map_err(|e| msg_err(format!("ingest: {e}")))?;
     Ok(c)
 }
@@ -90,8 +40,7 @@ fn sources(v: Dynamic) -> RhaiResult<Vec<String>> {
 }
 
 fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
-    let o = Options::new("ingest", opts, INGEST_KEYS)?;
-    let cfg = config_from(&o)?;
+    let cfg = config_from(opts)?;
     let inputs = sources(src)?;
     let out = ingest(&host.ctx, &inputs, &cfg).rhai()?;
     Ok(out.dataset)
@@ -113,7 +62,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "ingest",
         &["source", "opts"],
-        "Streams JSONL and Parquet from `source` (a path, directory, glob or `s3://bucket/prefix/`,\n\
+        &format!(
+            "Streams JSONL and Parquet from `source` (a path, directory, glob or `s3://bucket/prefix/`,\n\
          or an array of them; `.gz`/`.zst` decompressed; Parquet read by row group; Hugging Face\n\
          datasets directories such as `kowiki/data/train-00000-of-00004.parquet` give the domain\n\
          `kowiki` and the split `train`), validates every line or row and returns the dataset of\n\
@@ -122,17 +72,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          or row_group and row, reason, raw line or text),\n\
          `sample_preview.json` (5 documents chosen with the run's seed) and `ingest_report.json`\n\
          (counts per source and per reason). A cached stage: unchanged inputs skip the work.\n\
-         Options (defaults): `out` (\"data/dedup_ready\"), `rejected` (\"data/rejected\"),\n\
-         `preview` (\"sample_preview.json\"), `report` (\"ingest_report.json\"), `upload` (an\n\
-         `s3://` prefix to copy the outputs to; none), `default_domain` (\"unknown\"),\n\
-         `domain_from_path` (true: a missing domain is the file name stem), `max_line_bytes`\n\
-         (8388608), `shard_docs` (100000), `preview_docs` (5), `endpoint` (S3-compatible endpoint\n\
-         URL, path-style; none), `region` (from the AWS chain), `in_flight` (4 inputs read at\n\
-         once), `retries` (5 ranged resumes without progress), `page_size` (1000 keys per\n\
-         listing page), `chunk_bytes` (4194304), `batch_rows` (4096 Parquet rows per batch),\n\
-         `text_field` (\"text\"), `id_field` (\"id\"), `domain_field` (\"domain\"): keys or dotted\n\
-         paths into nested fields (`metadata.domain`); `keep_extras` (true: other fields are kept;\n\
-         false: Parquet reads only the three mapped columns).",
+         Options (defaults):\n{}",
+            yunmin_core::config::describe::<IngestConfig>()
+        ),
         move |src: Dynamic, opts: Map| run_ingest(&h, src, opts),
     );
     let h = host.clone();
@@ -213,24 +155,26 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     );
 }
 
-/// Where records come from and where their fields are: the inputs of `yunmin ingest`, and of
-/// `yunmin dedup` and `yunmin parquet convert` when they are given raw files.
+/// Where records' fields are, for `yunmin dedup` and `yunmin parquet convert` when they are
+/// given raw files (their ingest runs with these and every other option at its default; the
+/// flags are `yunmin ingest`'s, with the same defaults).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FieldArgs {
-    /// Field holding the text: a key or a dotted path (e.g. content, metadata.body).
-    #[arg(long, default_value = "text")]
+    /// Field holding the text: a key or a dotted path (content, metadata.body).
+    #[arg(long, default_value_t = IngestConfig::default().text_field)]
     pub text_field: String,
     /// Field holding the id (string or number).
-    #[arg(long, default_value = "id")]
+    #[arg(long, default_value_t = IngestConfig::default().id_field)]
     pub id_field: String,
-    /// Field holding the domain (e.g. metadata.domain for datatrove outputs).
-    #[arg(long, default_value = "domain")]
+    /// Field holding the domain (metadata.domain for datatrove outputs).
+    #[arg(long, default_value_t = IngestConfig::default().domain_field)]
     pub domain_field: String,
-    /// Drop the records' other fields (Parquet then reads only the three mapped columns).
-    #[arg(long)]
-    pub no_extras: bool,
+    /// Keep the records' other fields (false: Parquet reads only the mapped columns).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
+          default_value_t = IngestConfig::default().keep_extras, action = clap::ArgAction::Set)]
+    pub keep_extras: bool,
     /// Parquet rows per validation batch.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = IngestConfig::default().source.batch_rows)]
     pub batch_rows: usize,
 }
 
@@ -241,7 +185,7 @@ impl Default for FieldArgs {
             text_field: c.text_field,
             id_field: c.id_field,
             domain_field: c.domain_field,
-            no_extras: !c.keep_extras,
+            keep_extras: c.keep_extras,
             batch_rows: c.source.batch_rows,
         }
     }
@@ -292,7 +236,7 @@ impl FieldArgs {
         c.text_field = self.text_field.clone();
         c.id_field = self.id_field.clone();
         c.domain_field = self.domain_field.clone();
-        c.keep_extras = !self.no_extras;
+        c.keep_extras = self.keep_extras;
         c.source.batch_rows = self.batch_rows;
     }
 }
@@ -311,7 +255,7 @@ pub struct IngestArgs {
     )]
     pub input: Vec<String>,
     #[command(flatten)]
-    pub fields: FieldArgs,
+    pub opts: crate::primitive::CliOptions<IngestConfig>,
     /// Run root for the outputs (data/dedup_ready/, data/rejected/, sample_preview.json,
     /// ingest_report.json). An s3://bucket/prefix/ writes locally under --work and uploads.
     #[arg(long, default_value = "runs/ingest")]
@@ -319,33 +263,6 @@ pub struct IngestArgs {
     /// Local run root when --out is an s3:// URL.
     #[arg(long, default_value = "runs/ingest")]
     pub work: PathBuf,
-    /// S3-compatible endpoint (e.g. http://127.0.0.1:9000); path-style addressing.
-    #[arg(long = "endpoint-url")]
-    pub endpoint_url: Option<String>,
-    /// AWS region (default: the AWS chain, else us-east-1).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// Reject lines longer than this many bytes as too_large.
-    #[arg(long, default_value_t = IngestConfig::default().max_line_bytes)]
-    pub max_line_bytes: usize,
-    /// Domain of lines without one when the file name gives none.
-    #[arg(long, default_value = "unknown")]
-    pub default_domain: String,
-    /// Do not take a missing domain from the file name stem.
-    #[arg(long)]
-    pub no_domain_from_path: bool,
-    /// Documents per output shard.
-    #[arg(long, default_value_t = IngestConfig::default().shard_docs)]
-    pub shard_docs: usize,
-    /// Inputs read at once.
-    #[arg(long, default_value_t = 4)]
-    pub in_flight: usize,
-    /// Ranged-GET resumes in a row without progress before an S3 object fails.
-    #[arg(long, default_value_t = 5)]
-    pub retries: usize,
-    /// Keys per S3 listing page (1–1000).
-    #[arg(long, default_value_t = 1000)]
-    pub page_size: i32,
     /// Seed for the preview sample.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -365,25 +282,15 @@ pub struct IngestArgs {
 }
 
 impl IngestArgs {
-    /// The core config these arguments describe.
-    pub fn config(&self) -> IngestConfig {
-        let mut c = IngestConfig {
-            default_domain: self.default_domain.clone(),
-            domain_from_path: !self.no_domain_from_path,
-            max_line_bytes: self.max_line_bytes,
-            shard_docs: self.shard_docs,
-            ..IngestConfig::default()
-        };
+    /// The core config these arguments describe: the options given laid over the defaults,
+    /// with `upload` set when `--out` is an `s3://` prefix.
+    pub fn config(&self) -> anyhow::Result<IngestConfig> {
+        let mut c = self.opts.config(IngestConfig::default())?;
         if self.out.starts_with("s3://") {
             c.upload = Some(self.out.clone());
         }
-        c.source.endpoint_url = self.endpoint_url.clone();
-        c.source.region = self.region.clone();
-        c.source.in_flight = self.in_flight;
-        c.source.retries = self.retries;
-        c.source.page_size = self.page_size;
-        self.fields.apply(&mut c);
-        c
+        c.validate()?;
+        Ok(c)
     }
 }
 
@@ -401,7 +308,12 @@ struct BenchRow<'a> {
     peak_rss_mb: f64,
 }
 
-fn bench_row(path: &PathBuf, args: &IngestArgs, r: &BenchRow<'_>) -> anyhow::Result<()> {
+fn bench_row(
+    path: &PathBuf,
+    args: &IngestArgs,
+    cfg: &IngestConfig,
+    r: &BenchRow<'_>,
+) -> anyhow::Result<()> {
     let new = !path.exists();
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
@@ -432,7 +344,7 @@ fn bench_row(path: &PathBuf, args: &IngestArgs, r: &BenchRow<'_>) -> anyhow::Res
         r.mb / secs,
         r.valid as f64 / secs,
         rayon_threads(),
-        args.in_flight,
+        cfg.source.in_flight,
         r.resumes,
         r.peak_rss_mb
     )?;
@@ -459,7 +371,7 @@ print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t,
 "#;
 
 fn pyarrow_peer(
-    args: &IngestArgs,
+    cfg: &IngestConfig,
     report: &IngestReport,
     python: &Path,
 ) -> anyhow::Result<serde_json::Value> {
@@ -473,12 +385,12 @@ fn pyarrow_peer(
         !files.is_empty() && files.iter().all(|f| !f.starts_with("s3://")),
         "--bench-pyarrow needs local Parquet inputs"
     );
-    let cols = if args.fields.no_extras {
+    let cols = if !cfg.keep_extras {
         let tops = |f: &str| f.split('.').next().unwrap_or(f).to_string();
         serde_json::json!([
-            tops(&args.fields.text_field),
-            tops(&args.fields.id_field),
-            tops(&args.fields.domain_field)
+            tops(&cfg.text_field),
+            tops(&cfg.id_field),
+            tops(&cfg.domain_field)
         ])
     } else {
         serde_json::Value::Null
@@ -487,7 +399,7 @@ fn pyarrow_peer(
         .arg("-c")
         .arg(PYARROW_PEER)
         .arg(cols.to_string())
-        .arg(args.fields.batch_rows.to_string())
+        .arg(cfg.source.batch_rows.to_string())
         .args(&files)
         .output()?;
     anyhow::ensure!(
@@ -506,7 +418,7 @@ fn rayon_threads() -> usize {
 
 /// Runs `yunmin ingest`.
 pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
-    let cfg = args.config();
+    let cfg = args.config()?;
     let root = if args.out.starts_with("s3://") {
         args.work.clone()
     } else {
@@ -545,12 +457,12 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
             resumes: t.resumes,
             peak_rss_mb: yunmin_core::columnar::peak_rss_mb().unwrap_or(0.0),
         };
-        bench_row(csv, &args, &row)?;
+        bench_row(csv, &args, &cfg, &row)?;
         if args.bench_pyarrow {
             let python = super::columnar::default_python().ok_or_else(|| {
                 anyhow::anyhow!("--bench-pyarrow needs Python with pyarrow ($YUNMIN_PYTHON)")
             })?;
-            let p = pyarrow_peer(&args, &out.report, &python)?;
+            let p = pyarrow_peer(&cfg, &out.report, &python)?;
             let rows = p["rows"].as_u64().unwrap_or(0);
             anyhow::ensure!(
                 rows == t.lines,
@@ -561,6 +473,7 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
             bench_row(
                 csv,
                 &args,
+                &cfg,
                 &BenchRow {
                     label: &peer_label,
                     valid: rows,

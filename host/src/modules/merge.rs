@@ -438,7 +438,7 @@ pub fn run_merge(a: MergeArgs) -> Result<()> {
 // ----------------------------------------------------------------------------------------------
 // Benchmark
 
-/// `yunmin merge-bench`: merge throughput and peak memory on a random checkpoint, against the
+/// `yunmin bench merge`: merge throughput and peak memory on a random checkpoint, against the
 /// NumPy/safetensors reference script.
 #[derive(Debug, Args)]
 pub struct MergeBenchArgs {

@@ -6,6 +6,7 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
+pub mod bench;
 pub mod bench_model;
 pub mod columnar;
 pub mod dedup;
@@ -63,8 +64,11 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         a.iter().chain(train::OPTIM_KEYS).copied().collect()
     };
     let mut v: Vec<(&'static str, Vec<&'static str>)> = vec![
-        ("ingest", ingest::INGEST_KEYS.to_vec()),
-        ("to_parquet", columnar::CONVERT_KEYS.to_vec()),
+        (
+            "ingest",
+            crate::primitive::keys::<yunmin_core::ingest::IngestConfig>(),
+        ),
+        ("to_parquet", columnar::convert_keys()),
         (
             "merge",
             crate::primitive::keys::<yunmin_core::merge::MergeConfig>(),

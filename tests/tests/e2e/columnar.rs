@@ -332,7 +332,8 @@ print(`same=${{again.encode("대한민국") == ids}}`);
     let o = yunmin(d.path(), &["run", s.to_str().unwrap(), "--out", "r4"]);
     assert!(
         !o.status.success()
-            && String::from_utf8_lossy(&o.stderr).contains("brotli encoder must be c or rust"),
+            && String::from_utf8_lossy(&o.stderr).contains("option `brotli_encoder` = \"java\"")
+            && String::from_utf8_lossy(&o.stderr).contains("`rust`"),
         "{}",
         text(&o)
     );
@@ -380,8 +381,8 @@ fn parquet_bench_runs_pyarrow_and_polars_side_by_side_and_accounts_for_every_doc
     let o = yunmin(
         d.path(),
         &[
-            "parquet",
             "bench",
+            "parquet",
             "--corpora",
             corpora.to_str().unwrap(),
             "--out",
