@@ -160,7 +160,9 @@ pub fn estimate(a: &[u32], b: &[u32]) -> f64 {
     if a.is_empty() {
         return 0.0;
     }
-    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+    // Summing 0/1 per position (rather than counting a filter) lets the loop vectorise.
+    let same: u32 = a.iter().zip(b).map(|(x, y)| u32::from(x == y)).sum();
+    f64::from(same) / a.len() as f64
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! One-permutation hashing (OPH) with optimal densification: a MinHash-compatible signature in
 //! one pass over the shingles instead of one pass per permutation.
 //!
-//! Each shingle hash is mixed with the seed once; its high bits pick one of `k` bins and its low
-//! 32 bits are the value; every bin keeps its minimum. Two sets agree in a non-empty bin with
+//! Each shingle hash is combined with the mixed seed; its high bits pick one of `k` bins and its
+//! low 32 bits are the value; every bin keeps its minimum. Two sets agree in a non-empty bin with
 //! probability equal to their Jaccard similarity, as with `k` independent permutations. Empty
 //! bins (sets smaller than `k`, or unlucky ones) borrow the value of another bin chosen by a
 //! seeded hash sequence of (bin, attempt) — the same sequence for every document, so the
@@ -25,11 +25,14 @@ fn bin_of(x: u64, k: usize) -> usize {
 
 /// An OPH signature being built one shingle hash at a time (the single-pass signer feeds it
 /// while it walks the text). [`OphSketch::finish`] densifies the empty bins.
+///
+/// Shingle hashes are expected to be well mixed already (xxh3, or jamo n-grams through
+/// [`mix`]), so a shingle's bin and value come from its hash xor the mixed seed, without
+/// another mix. A bin still at `u32::MAX` counts as empty (a real minimum of `u32::MAX`, one
+/// chance in 2³² per bin, is treated the same on every path).
 pub struct OphSketch<'a> {
     out: &'a mut [u32],
-    filled: Vec<bool>,
     s: u64,
-    pushed: bool,
 }
 
 impl<'a> OphSketch<'a> {
@@ -37,10 +40,8 @@ impl<'a> OphSketch<'a> {
     pub fn new(seed: u64, out: &'a mut [u32]) -> Self {
         out.fill(u32::MAX);
         Self {
-            filled: vec![false; out.len()],
             out,
             s: mix(seed ^ 0x6f70_685f_7365_6564),
-            pushed: false,
         }
     }
 
@@ -48,45 +49,92 @@ impl<'a> OphSketch<'a> {
     #[inline(always)]
     pub fn push(&mut self, h: u64) {
         let k = self.out.len();
-        let x = mix(h ^ self.s);
+        let x = h ^ self.s;
         // The high 32 bits pick the bin; the low 32 bits are the value.
         let bin = bin_of(x, k);
         let v = x as u32;
-        // `out` starts at u32::MAX, so `<=` alone keeps the minimum; `filled` marks real values.
-        if v <= self.out[bin] {
-            self.out[bin] = v;
-            self.filled[bin] = true;
+        if let Some(b) = self.out.get_mut(bin)
+            && v < *b
+        {
+            *b = v;
         }
-        self.pushed = true;
     }
 
     /// Fills empty bins by optimal densification; returns how many bins were filled directly
     /// by shingles (all of them: the estimate has its full `k` independent-looking bins).
     pub fn finish(self) -> u32 {
         let k = self.out.len();
-        let direct = self.filled.iter().filter(|&&f| f).count() as u32;
-        if !self.pushed || direct as usize == k {
+        let direct = self.out.iter().filter(|&&v| v != u32::MAX).count() as u32;
+        if direct == 0 || direct as usize == k {
             return direct;
         }
         let src: Vec<u32> = self.out.to_vec();
-        for i in 0..k {
-            if self.filled[i] {
-                continue;
-            }
-            // Probe bins in a seeded order that depends only on (i, attempt): every document
-            // borrows from the same sequence, so equal sets give equal signatures.
-            let mut attempt = 0u64;
-            loop {
-                let j = bin_of(mix(self.s ^ (((i as u64) << 32) | attempt)), k);
-                if self.filled[j] {
-                    self.out[i] = src[j];
-                    break;
+        let filled = |j: usize| src[j] != u32::MAX;
+        // Probe bins in a seeded order that depends only on (i, attempt): every document
+        // borrows from the same sequence, so equal sets give equal signatures. The first
+        // probes of every bin come from a per-thread table.
+        let s = self.s;
+        let probe = |i: usize, attempt: u64| bin_of(mix(s ^ (((i as u64) << 32) | attempt)), k);
+        with_probes(s, k, probe, |table| {
+            for i in 0..k {
+                if filled(i) {
+                    continue;
                 }
-                attempt += 1;
+                let first = table.and_then(|t| {
+                    t[i * PROBES..(i + 1) * PROBES]
+                        .iter()
+                        .map(|&j| j as usize)
+                        .find(|&j| filled(j))
+                });
+                let j = first.unwrap_or_else(|| {
+                    let from = if table.is_some() { PROBES as u64 } else { 0 };
+                    (from..)
+                        .map(|attempt| probe(i, attempt))
+                        .find(|&j| filled(j))
+                        .expect("some bin is filled")
+                });
+                self.out[i] = src[j];
             }
-        }
+        });
         direct
     }
+}
+
+/// Densification probes kept per bin in the table.
+const PROBES: usize = 32;
+
+/// Calls `f` with the table of the first [`PROBES`] probes of every bin for `(s, k)` (built on
+/// first use in this thread; a few recent ones are kept), or `None` when `k` is too large for it.
+fn with_probes<R>(
+    s: u64,
+    k: usize,
+    probe: impl Fn(usize, u64) -> usize,
+    f: impl FnOnce(Option<&[u16]>) -> R,
+) -> R {
+    type Tables = Vec<(u64, usize, Vec<u16>)>;
+    thread_local! {
+        static TABLES: std::cell::RefCell<Tables> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if k > 1 << 16 {
+        return f(None);
+    }
+    TABLES.with_borrow_mut(|tables| {
+        let at = match tables.iter().position(|t| t.0 == s && t.1 == k) {
+            Some(at) => at,
+            None => {
+                if tables.len() >= 4 {
+                    tables.remove(0);
+                }
+                let t = (0..k)
+                    .flat_map(|i| (0..PROBES as u64).map(move |a| (i, a)))
+                    .map(|(i, a)| probe(i, a) as u16)
+                    .collect();
+                tables.push((s, k, t));
+                tables.len() - 1
+            }
+        };
+        f(Some(&tables[at].2))
+    })
 }
 
 /// Writes the OPH signature of `hashes` into `out` (one bin per element) under `seed`; returns

@@ -385,15 +385,43 @@ pub fn shard_files(ds: &Dataset, shard: Shard) -> Result<Vec<(usize, PathBuf)>> 
 /// Fingerprint of a shard's input files: their positions, names and contents (not times, so
 /// a rerun elsewhere writes byte-identical signature files).
 fn input_fingerprint(files: &[(usize, PathBuf)]) -> Result<String> {
+    let hashes = files
+        .iter()
+        .map(|(_, p)| crate::run::hash_path(p))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(fingerprint_of(files, &hashes))
+}
+
+/// [`input_fingerprint`] from the files' [`crate::run::hash_path`] hashes.
+fn fingerprint_of(files: &[(usize, PathBuf)], hashes: &[String]) -> String {
     let mut s = String::new();
-    for (j, p) in files {
+    for ((j, p), h) in files.iter().zip(hashes) {
         s.push_str(&format!(
-            "{j}:{}:{};",
+            "{j}:{}:{h};",
             p.file_name().unwrap_or_default().to_string_lossy(),
-            crate::run::hash_path(p)?
         ));
     }
-    Ok(hash_str(&s))
+    hash_str(&s)
+}
+
+/// [`crate::run::hash_path`] of one file, fed its bytes as they are read.
+struct FileHash(xxhash_rust::xxh3::Xxh3);
+
+impl FileHash {
+    fn new() -> Self {
+        // hash_path hashes a file's name relative to itself (empty) and a 0 byte first.
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&[0]);
+        Self(h)
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> String {
+        format!("{:032x}", self.0.digest128())
+    }
 }
 
 /// Calls `f(key, document)` for every line of one shard file (`file_no` as in [`shard_files`]);
@@ -425,6 +453,54 @@ pub fn read_shard_file(
     Ok(())
 }
 
+/// Whether a dataset line is blank (skipped by readers), deciding the usual cases on bytes.
+fn is_blank_line(line: &[u8]) -> bool {
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        Some(b'{') => false,
+        Some(_) => std::str::from_utf8(line).is_ok_and(|s| s.trim().is_empty()),
+    }
+}
+
+/// Appends the lines of shard file `file_no` whose keys are not in `removed` to `w` as they
+/// are (no parsing or re-serialising; line ends normalised to `\n`, blank lines skipped).
+fn copy_kept_lines(
+    path: &Path,
+    file_no: usize,
+    removed: &HashSet<u64>,
+    w: &mut DatasetWriter,
+) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let none = Default::default();
+    let (mut line, mut out, mut line_no) = (Vec::new(), Vec::with_capacity(SIGN_BLOCK), 0u64);
+    loop {
+        line.clear();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        let key = ((file_no as u64) << 32) | line_no;
+        line_no += 1;
+        while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+            line.pop();
+        }
+        if is_blank_line(&line) || removed.contains(&key) {
+            continue;
+        }
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+        if out.len() >= SIGN_BLOCK {
+            w.write_serialized(&out, &none)?;
+            out.clear();
+        }
+    }
+    w.write_serialized(&out, &none)?;
+    Ok(())
+}
+
 /// Shingles and signs documents in parallel, appending to `docs` and `values`.
 fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
     scheme: &Scheme,
@@ -433,13 +509,15 @@ fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
     values: &mut Vec<u32>,
 ) {
     let p = scheme.perms();
-    let signed: Vec<(DocMeta, Vec<u32>)> = batch
+    let base = values.len();
+    values.resize(base + batch.len() * p, 0);
+    let metas: Vec<DocMeta> = batch
         .par_iter()
-        .map(|(key, d)| {
+        .zip(values[base..].par_chunks_mut(p))
+        .map(|((key, d), sig)| {
             let d: &Document = d.borrow();
-            let mut sig = vec![0u32; p];
-            let s = scheme.sign_text(&d.text, &mut sig);
-            let meta = DocMeta {
+            let s = scheme.sign_text(&d.text, sig);
+            DocMeta {
                 key: *key,
                 id: d.id.clone(),
                 domain: d.domain.clone(),
@@ -447,14 +525,10 @@ fn sign_batch<D: std::borrow::Borrow<Document> + Sync>(
                 chars: s.chars,
                 content: s.content,
                 bins: s.bins,
-            };
-            (meta, sig)
+            }
         })
         .collect();
-    for (m, s) in signed {
-        docs.push(m);
-        values.extend_from_slice(&s);
-    }
+    docs.extend(metas);
 }
 
 /// Signs in-memory documents (keys are their positions).
@@ -492,89 +566,127 @@ struct SignLine<'a> {
     domain: std::borrow::Cow<'a, str>,
 }
 
-/// Parses and signs raw dataset lines in parallel, appending to `docs` and `values`; blank
-/// lines are skipped (as [`read_shard_file`] does).
+/// Parses and signs raw dataset lines (`(key, start, end)` in `buf`) in parallel, appending
+/// to `docs` and `values`; blank lines are skipped (as [`read_shard_file`] does).
 fn sign_lines(
     scheme: &Scheme,
     path: &Path,
-    batch: &[(u64, Vec<u8>)],
+    buf: &[u8],
+    lines: &[(u64, usize, usize)],
     docs: &mut Vec<DocMeta>,
     values: &mut Vec<u32>,
 ) -> Result<()> {
     let p = scheme.perms();
-    type Signed = Option<(DocMeta, Vec<u32>)>;
-    let signed: Vec<Result<Signed>> = batch
+    let base = values.len();
+    values.resize(base + lines.len() * p, 0);
+    let metas: Vec<Result<Option<DocMeta>>> = lines
         .par_iter()
-        .map(|(key, line)| {
-            let at = || format!("{}:{}", path.display(), (*key as u32) + 1);
-            let s = std::str::from_utf8(line)
-                .map_err(|e| Error::invalid(format!("{}: not UTF-8: {e}", at())))?;
+        .zip(values[base..].par_chunks_mut(p))
+        .map(|(&(key, start, end), sig)| {
+            let at = || format!("{}:{}", path.display(), (key as u32) + 1);
+            let line = &buf[start..end];
+            let s = match simdutf8::basic::from_utf8(line) {
+                Ok(s) => s,
+                Err(_) => std::str::from_utf8(line)
+                    .map_err(|e| Error::invalid(format!("{}: not UTF-8: {e}", at())))?,
+            };
             if s.trim().is_empty() {
                 return Ok(None);
             }
             let d: SignLine = serde_json::from_str(s)
                 .map_err(|e| Error::invalid(format!("{}: not a dataset document: {e}", at())))?;
-            let mut sig = vec![0u32; p];
-            let t = scheme.sign_text(&d.text, &mut sig);
-            let meta = DocMeta {
-                key: *key,
+            let t = scheme.sign_text(&d.text, sig);
+            Ok(Some(DocMeta {
+                key,
                 id: d.id.into_owned(),
                 domain: d.domain.into_owned(),
                 tokens: t.tokens,
                 chars: t.chars,
                 content: t.content,
                 bins: t.bins,
-            };
-            Ok(Some((meta, sig)))
+            }))
         })
         .collect();
-    for r in signed {
-        if let Some((m, s)) = r? {
+    // Drop the signature slots of blank lines.
+    let mut kept = base;
+    for (i, m) in metas.into_iter().enumerate() {
+        if let Some(m) = m? {
+            let from = base + i * p;
+            if from != kept {
+                values.copy_within(from..from + p, kept);
+            }
             docs.push(m);
-            values.extend_from_slice(&s);
+            kept += p;
         }
     }
+    values.truncate(kept);
     Ok(())
 }
 
-/// Signs the documents of `files`: lines are read in batches and parsed and signed in
-/// parallel.
+/// Bytes read from a shard file at a time while signing.
+const SIGN_BLOCK: usize = 8 << 20;
+
+/// Signs the documents of `files`: each file is read in blocks, and a block's lines are parsed
+/// and signed in parallel without being copied.
 pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> Result<Signatures> {
+    use std::io::Read;
     let bar = spinner("signing");
     let mut docs = Vec::new();
     let mut values = Vec::new();
-    let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(8192);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut lines: Vec<(u64, usize, usize)> = Vec::new();
+    let mut hashes = Vec::with_capacity(files.len());
     for (j, path) in files {
-        let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut hash = FileHash::new();
         let mut line_no = 0u64;
+        buf.clear();
         loop {
-            let mut line = Vec::new();
-            let n = r
-                .read_until(b'\n', &mut line)
+            let old = buf.len();
+            buf.resize(old + SIGN_BLOCK, 0);
+            let n = file
+                .read(&mut buf[old..])
                 .map_err(|e| Error::io("read", path, e))?;
-            if n == 0 {
+            buf.truncate(old + n);
+            hash.update(&buf[old..]);
+            let eof = n == 0;
+            // Whole lines only, unless the file ends without a newline.
+            let end = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            };
+            lines.clear();
+            let mut start = 0;
+            while start < end {
+                let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i);
+                let mut e = nl;
+                while e > start && buf[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                lines.push((((*j as u64) << 32) | line_no, start, e));
+                line_no += 1;
+                start = nl + 1;
+            }
+            for chunk in lines.chunks(8192) {
+                check_cancelled()?;
+                sign_lines(scheme, path, &buf, chunk, &mut docs, &mut values)?;
+                bar.inc(chunk.len() as u64);
+            }
+            if eof {
                 break;
             }
-            while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-                line.pop();
-            }
-            batch.push((((*j as u64) << 32) | line_no, line));
-            line_no += 1;
-            if batch.len() >= 8192 {
-                check_cancelled()?;
-                sign_lines(scheme, path, &batch, &mut docs, &mut values)?;
-                bar.inc(batch.len() as u64);
-                batch.clear();
-            }
+            buf.drain(..end);
         }
-        sign_lines(scheme, path, &batch, &mut docs, &mut values)?;
-        batch.clear();
+        hashes.push(hash.finish());
     }
     bar.finish_and_clear();
     let header = SigHeader {
         scheme: scheme.fingerprint(),
-        input: input_fingerprint(files)?,
+        input: fingerprint_of(files, &hashes),
         shard: (shard.index, shard.count),
         perms: scheme.perms(),
         docs: docs.len(),
@@ -673,7 +785,15 @@ pub fn find(
     }
     timings.index_s += t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let pairs = query_pairs(sigs, br, index, bands)?;
+    // An index this call filled holds exactly these documents: list its buckets directly.
+    let listed = if insert { index.all_buckets() } else { None };
+    let pairs = match listed {
+        Some(buckets) => {
+            drop(bands);
+            pairs_of_buckets(sigs, &*index, buckets)
+        }
+        None => query_pairs(sigs, br, index, bands)?,
+    };
     if insert {
         // This call filled the index, so nothing queries it again: free it before verifying.
         index.release();
@@ -801,10 +921,19 @@ fn query_pairs(
         }
         bar.finish_and_clear();
     }
+    drop(probes);
+    Ok(pairs_of_buckets(sigs, &*index, buckets))
+}
+
+/// Distinct candidate pairs of content leaders sharing one of `buckets`.
+fn pairs_of_buckets(
+    sigs: &Signatures,
+    index: &dyn LshIndex,
+    buckets: Vec<Vec<u64>>,
+) -> Vec<(usize, usize)> {
     let leaders = verify::content_leaders(sigs);
     let (pairs, unknown) = verify::pairs_from_buckets(&buckets, sigs, &leaders);
     drop(buckets);
-    drop(probes);
     tracing::debug!(
         "{} candidate pairs; peak {} MB",
         pairs.len(),
@@ -816,7 +945,7 @@ fn query_pairs(
             index.describe()
         );
     }
-    Ok(pairs)
+    pairs
 }
 
 /// Decides candidate `pairs` (estimate, then exact verification through `verifier` where
@@ -969,7 +1098,7 @@ pub fn shingles_of_texts<'a>(
 ) -> ShingleStore {
     let parts = need
         .par_iter()
-        .map(|&i| (i, scheme.shingle(text(i)).shingles))
+        .map(|&i| (i, scheme.shingle_set(text(i))))
         .collect();
     ShingleStore::from_parts(scheme, parts)
 }
@@ -1013,14 +1142,14 @@ pub fn fetch_shingles(
                     break;
                 }
                 if let Some(&i) = lines.get(&line_no) {
-                    let doc: Document = serde_json::from_slice(&line).map_err(|e| {
+                    let doc: SignLine = serde_json::from_slice(&line).map_err(|e| {
                         Error::invalid(format!(
                             "{}:{}: not a dataset document: {e}",
                             path.display(),
                             line_no + 1
                         ))
                     })?;
-                    out.push(scheme, i, &scheme.shingle(&doc.text).shingles);
+                    out.push(scheme, i, &scheme.shingle_set(&doc.text));
                     found += 1;
                 }
                 line_no += 1;
@@ -1285,14 +1414,15 @@ pub fn run(input: &Dataset, out: &Path, cfg: &DedupConfig) -> Result<DedupSummar
         .collect();
     let mut w = DatasetWriter::create(&kept_dir, cfg.shard_docs)?;
     for (j, path) in files.iter().enumerate() {
-        read_shard_file(path, j, None, |key, doc| {
-            if removed.contains(&key) {
-                Ok(())
-            } else {
-                w.write(&doc)
-            }
-        })?;
+        copy_kept_lines(path, j, &removed, &mut w)?;
     }
+    let mut kept_domains: std::collections::BTreeMap<String, u64> = Default::default();
+    for (d, &r) in sigs.docs.iter().zip(&found.removed) {
+        if !r {
+            *kept_domains.entry(d.domain.clone()).or_default() += 1;
+        }
+    }
+    w.write_serialized(&[], &kept_domains)?;
     let kept = w.written() as usize;
     if kept + removed.len() != sigs.len() {
         return Err(DedupError::Shards(format!(
@@ -1345,5 +1475,50 @@ fn sort_by_key(s: Signatures) -> Signatures {
         header: s.header,
         docs,
         values,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_signing_reads_lines_and_fingerprints_like_the_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part-00000.jsonl");
+        let line = |id: &str, text: &str| {
+            format!(r#"{{"id":"{id}","text":"{text}","domain":"d","source":"s"}}"#)
+        };
+        // CRLF and LF endings, a blank line, and no newline at the end.
+        let body = format!(
+            "{}\r\n{}\n\n{}",
+            line("a", "대한민국 헌법"),
+            line("b", "대한민국 헌법 제1조"),
+            line("c", "짧음")
+        );
+        std::fs::write(&path, body).unwrap();
+        let files = vec![(3usize, path.clone())];
+        let scheme = DedupConfig::default().scheme().unwrap();
+        let sigs = sign_files(&scheme, &files, Shard::default()).unwrap();
+        assert_eq!(sigs.header.input, input_fingerprint(&files).unwrap());
+        let keys: Vec<u64> = sigs.docs.iter().map(|d| d.key).collect();
+        assert_eq!(keys, vec![3 << 32, (3 << 32) | 1, (3 << 32) | 3]);
+        let mut want = Vec::new();
+        read_shard_file(&path, 3, None, |k, d| {
+            want.push((k, d.text));
+            Ok(())
+        })
+        .unwrap();
+        let docs: Vec<Document> = want
+            .iter()
+            .map(|(_, t)| Document {
+                id: String::new(),
+                text: t.clone(),
+                domain: String::new(),
+                source: String::new(),
+                extra: Default::default(),
+            })
+            .collect();
+        assert_eq!(sign_documents(&scheme, &docs).values, sigs.values);
     }
 }

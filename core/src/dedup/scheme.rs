@@ -172,7 +172,7 @@ impl Scheme {
     /// A string identifying everything that changes signatures (stored in signature files).
     pub fn fingerprint(&self) -> String {
         let mut f = format!(
-            "shingles={} combine={:?} jamo_weight={} perms={} seed={}",
+            "shingles={} combine={:?} jamo_weight={} perms={} seed={} hashes=v2",
             self.spec,
             self.combine,
             self.jamo_weight,
@@ -206,6 +206,23 @@ impl Scheme {
         }
     }
 
+    /// The shingle sets of a text (sorted, deduplicated), as [`Scheme::shingle`] gives them;
+    /// jamo-only specs take the one-pass walk.
+    pub fn shingle_set(&self, text: &str) -> Shingles {
+        if let (Some(n), None) = (self.spec.jamo, self.spec.word) {
+            let mut jamo = Vec::with_capacity(text.len());
+            if super::shingle::jamo_walk(text, n, |h| jamo.push(h)).is_some() {
+                jamo.sort_unstable();
+                jamo.dedup();
+                return Shingles {
+                    jamo,
+                    word: Vec::new(),
+                };
+            }
+        }
+        self.shingle(text).shingles
+    }
+
     /// What signing needs of a text: with OPH the shingles are left as multisets (no sort; the
     /// minimum per bin ignores repeats) and the content hash is an order-free sum over them;
     /// with MinHash this is [`Scheme::shingle`].
@@ -215,13 +232,14 @@ impl Scheme {
         }
         let norm = normalize(text);
         let shingles = super::shingle::shingle_multisets(&norm, &self.spec);
-        // Σ mix(h) over the multiset, words tagged apart from jamo: equal for texts that are
-        // identical after normalisation, whatever the order of computation.
+        // Σ h over the jamo multiset (its hashes are already mixed) plus Σ mix(h) over the word
+        // one, tagged apart: equal for texts that are identical after normalisation, whatever
+        // the order of computation.
         let mix = super::oph::mix;
         let content = shingles
             .jamo
             .iter()
-            .map(|&h| mix(h))
+            .copied()
             .chain(shingles.word.iter().map(|&h| mix(h ^ 0x776f_7264)))
             .fold(0u64, u64::wrapping_add);
         Shingled {
@@ -268,7 +286,7 @@ impl Scheme {
             let mut content = 0u64;
             let mut sk = super::oph::OphSketch::new(self.hasher.seed(), out);
             if let Some(w) = super::shingle::jamo_walk(text, n, |h| {
-                content = content.wrapping_add(super::oph::mix(h));
+                content = content.wrapping_add(h);
                 sk.push(h);
             }) {
                 return SignedText {
@@ -413,6 +431,7 @@ mod tests {
                 let sh = s.shingle_for_signing(t);
                 let bins = s.sign(&sh.shingles, &mut b);
                 assert_eq!(a, b, "{spec} {t:?}");
+                assert_eq!(s.shingle_set(t), s.shingle(t).shingles, "{spec} {t:?}");
                 assert_eq!(
                     (got.tokens, got.chars, got.content, got.bins),
                     (sh.tokens, sh.chars, sh.content, bins),

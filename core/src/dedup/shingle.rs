@@ -1,4 +1,9 @@
-//! Shingles: text normalisation, Hangul jamo n-grams and word n-grams, hashed with xxh3.
+//! Shingles: text normalisation, Hangul jamo n-grams and word n-grams.
+//!
+//! Word n-grams are hashed with xxh3 over their bytes. A jamo n-gram is hashed from its
+//! characters' code points: up to three 21-bit code points packed into one u64 (exact, no byte
+//! hashing), then mixed with [`super::oph::mix`]; longer n-grams fold the mixer over their code
+//! points.
 //!
 //! Normalisation is NFKC, lowercase, and every punctuation or symbol character replaced by a
 //! space, with runs of whitespace collapsed to one space. Two shingle kinds come from it:
@@ -258,7 +263,9 @@ pub fn jamo_shingles(normalized: &str, n: usize) -> Vec<u64> {
 
 /// The jamo n-gram hashes in text order, repeats included (a multiset; enough for signatures).
 pub fn jamo_hashes(normalized: &str, n: usize) -> Vec<u64> {
-    let mut stream = String::with_capacity(normalized.len() * 2);
+    let mut out = Vec::with_capacity(normalized.len());
+    let mut w = JamoWindow::new(n);
+    let mut f = |h| out.push(h);
     let chars = normalized.chars().filter(|c| *c != ' ');
     if normalized
         .chars()
@@ -268,89 +275,114 @@ pub fn jamo_hashes(normalized: &str, n: usize) -> Vec<u64> {
         // no decomposition); a Hangul syllable decomposes arithmetically (Unicode §3.12).
         for c in chars {
             if is_syllable(c) {
-                let s = c as u32 - 0xAC00;
-                let jamo = [0x1100 + s / 588, 0x1161 + (s % 588) / 28, 0x11A7 + s % 28];
-                let n = if s.is_multiple_of(28) { 2 } else { 3 };
-                stream.extend(jamo[..n].iter().filter_map(|&j| char::from_u32(j)));
+                w.push_syllable(c as u32 - 0xAC00, &mut f);
             } else {
-                stream.push(c);
+                w.push(c as u32, &mut f);
             }
         }
     } else {
-        stream.extend(chars.nfd());
+        for c in chars.nfd() {
+            w.push(c as u32, &mut f);
+        }
     }
-    let bounds: Vec<usize> = stream
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(stream.len()))
-        .collect();
-    let chars = bounds.len() - 1;
-    if chars < n {
-        vec![xxh3_64_with_seed(stream.as_bytes(), JAMO_SEED)]
+    w.finish(&mut f);
+    out
+}
+
+/// Code point bits per character in a packed jamo n-gram.
+const CODE_BITS: u32 = 21;
+
+/// Hash of a jamo n-gram (or of a whole stream shorter than n) from its characters' code
+/// points. Up to three characters are packed into one u64, `(c₀ << 42) | (c₁ << 21) | c₂`,
+/// which is injective (code points are below 2²¹, and every shingle character is non-zero, so
+/// shorter streams never pack like n-grams); the packed value is then mixed. Longer n-grams fold
+/// the mixer over their code points.
+#[inline(always)]
+pub fn jamo_gram_hash(codes: &[u32]) -> u64 {
+    if codes.len() <= 3 {
+        let packed = codes
+            .iter()
+            .fold(0u64, |acc, &c| (acc << CODE_BITS) | u64::from(c));
+        super::oph::mix(packed ^ JAMO_SEED)
     } else {
-        (0..=chars - n)
-            .map(|i| xxh3_64_with_seed(&stream.as_bytes()[bounds[i]..bounds[i + n]], JAMO_SEED))
-            .collect()
+        codes.iter().fold(JAMO_SEED, |acc, &c| {
+            super::oph::mix(acc.rotate_left(CODE_BITS) ^ u64::from(c))
+        })
     }
 }
 
-/// The last n characters of the jamo stream as UTF-8 bytes, for hashing n-grams without
-/// building the stream.
+/// The last n characters of the jamo stream, for hashing its n-grams without building it: a
+/// packed u64 for n ≤ 3 (one shift and or per character), a ring of code points otherwise.
 struct JamoWindow {
-    buf: Vec<u8>,
-    lens: Vec<u8>,
-    start: usize,
-    end: usize,
-    slot: usize,
+    n: usize,
     count: usize,
+    packed: u64,
+    mask: u64,
+    ring: Vec<u32>,
+    scratch: Vec<u32>,
 }
 
 impl JamoWindow {
     fn new(n: usize) -> Self {
+        let mask = if n <= 3 {
+            (1u64 << (CODE_BITS as usize * n)) - 1
+        } else {
+            u64::MAX
+        };
         Self {
-            buf: vec![0; 4 * n + 1024],
-            lens: vec![0; n],
-            start: 0,
-            end: 0,
-            slot: 0,
+            n,
             count: 0,
+            packed: 0,
+            mask,
+            ring: if n > 3 { vec![0; n] } else { Vec::new() },
+            scratch: Vec::new(),
         }
     }
 
+    /// Appends one character; once n are in the window, calls `f` with the n-gram's hash.
     #[inline(always)]
-    fn push(&mut self, c: char, f: &mut impl FnMut(u64)) {
-        if self.end + 4 > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+    fn push(&mut self, c: u32, f: &mut impl FnMut(u64)) {
+        if self.n <= 3 {
+            self.packed = ((self.packed << CODE_BITS) | u64::from(c)) & self.mask;
+            self.count += 1;
+            if self.count >= self.n {
+                f(super::oph::mix(self.packed ^ JAMO_SEED));
+            }
+        } else {
+            self.ring[self.count % self.n] = c;
+            self.count += 1;
+            if self.count >= self.n {
+                let start = self.count % self.n;
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&self.ring[start..]);
+                self.scratch.extend_from_slice(&self.ring[..start]);
+                f(jamo_gram_hash(&self.scratch));
+            }
         }
-        let len = c.encode_utf8(&mut self.buf[self.end..]).len();
-        self.end += len;
-        if self.count >= self.lens.len() {
-            // The character leaving the window was written to this slot n characters ago.
-            self.start += self.lens[self.slot] as usize;
-        }
-        self.lens[self.slot] = len as u8;
-        self.slot += 1;
-        if self.slot == self.lens.len() {
-            self.slot = 0;
-        }
-        self.count += 1;
-        if self.count >= self.lens.len() {
-            f(xxh3_64_with_seed(
-                &self.buf[self.start..self.end],
-                JAMO_SEED,
-            ));
+    }
+
+    /// Appends the conjoining jamo of the Hangul syllable with index `s` (code point − U+AC00):
+    /// L, V and (unless `s` is a multiple of 28) T (Unicode §3.12).
+    #[inline(always)]
+    fn push_syllable(&mut self, s: u32, f: &mut impl FnMut(u64)) {
+        self.push(0x1100 + s / 588, f);
+        self.push(0x1161 + (s % 588) / 28, f);
+        let t = s % 28;
+        if t != 0 {
+            self.push(0x11A7 + t, f);
         }
     }
 
     /// A stream shorter than n characters is one shingle: the whole stream.
-    fn finish(self, f: &mut impl FnMut(u64)) {
-        if self.count < self.lens.len() {
-            f(xxh3_64_with_seed(
-                &self.buf[self.start..self.end],
-                JAMO_SEED,
-            ));
+    fn finish(mut self, f: &mut impl FnMut(u64)) {
+        if self.count < self.n {
+            if self.n <= 3 {
+                f(super::oph::mix(self.packed ^ JAMO_SEED));
+            } else {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&self.ring[..self.count]);
+                f(jamo_gram_hash(&self.scratch));
+            }
         }
     }
 }
@@ -387,6 +419,55 @@ fn is_nfkc_walk(text: &str) -> bool {
     })
 }
 
+/// [`walk_class`] of a character that only separates words.
+const WALK_SEPARATOR: u32 = u32::MAX;
+
+/// How [`jamo_walk`] treats a character other than ASCII and Hangul syllables, when that can
+/// be decided from the character alone: `Some(WALK_SEPARATOR)` when its lowercase form is all
+/// separators, `Some(code point)` of its lowercase form when that is one character the jamo
+/// stream takes as it is, `None` for the rest (compatibility jamo, characters NFKC changes or
+/// that may compose with a neighbour, lowercase forms NFD would change), which take the walk's
+/// general branches. Results are cached per block of 256 code points.
+#[inline(always)]
+fn walk_class(c: char) -> Option<u32> {
+    static BLOCKS: [std::sync::OnceLock<Box<[u32; 256]>>; 0x1100] =
+        [const { std::sync::OnceLock::new() }; 0x1100];
+    let u = c as u32;
+    let block = BLOCKS[(u >> 8) as usize].get_or_init(|| {
+        Box::new(std::array::from_fn(|i| {
+            char::from_u32((u & !0xFF) | i as u32).map_or(0, classify_for_walk)
+        }))
+    });
+    match block[(u & 0xFF) as usize] {
+        0 => None,
+        class => Some(class),
+    }
+}
+
+/// The uncached [`walk_class`] (0 for `None`).
+fn classify_for_walk(c: char) -> u32 {
+    use unicode_normalization::{IsNormalized, char::canonical_combining_class, is_nfkc_quick};
+    if c.is_ascii()
+        || is_syllable(c)
+        || is_compat_jamo(c)
+        || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
+        || canonical_combining_class(c) != 0
+    {
+        return 0;
+    }
+    let lower: Vec<char> = c.to_lowercase().collect();
+    if lower.iter().all(|&l| is_separator(l)) {
+        WALK_SEPARATOR
+    } else if let [l] = lower[..]
+        && !is_syllable(l)
+        && is_nfd_stable(l)
+    {
+        l as u32
+    } else {
+        0
+    }
+}
+
 /// What one pass over a text found besides its shingles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Walked {
@@ -412,23 +493,23 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
             if c.is_ascii_alphanumeric() {
                 tokens += u32::from(!in_word);
                 in_word = true;
-                w.push(c.to_ascii_lowercase(), &mut f);
+                w.push(u32::from(c.to_ascii_lowercase()), &mut f);
             } else {
                 in_word = false;
             }
         } else if is_syllable(c) {
             tokens += u32::from(!in_word);
             in_word = true;
-            let s = c as u32 - 0xAC00;
-            // Unicode §3.12: L, V and (unless s is a multiple of 28) T.
-            for (j, on) in [
-                (0x1100 + s / 588, true),
-                (0x1161 + (s % 588) / 28, true),
-                (0x11A7 + s % 28, !s.is_multiple_of(28)),
-            ] {
-                if on {
-                    w.push(char::from_u32(j)?, &mut f);
-                }
+            w.push_syllable(c as u32 - 0xAC00, &mut f);
+        } else if let Some(class) = walk_class(c) {
+            // A character NFKC leaves alone and that no neighbour composes with it from the
+            // left (quick check Yes, combining class 0): its lowercase form decides (cached).
+            if class == WALK_SEPARATOR {
+                in_word = false;
+            } else {
+                tokens += u32::from(!in_word);
+                in_word = true;
+                w.push(class, &mut f);
             }
         } else if is_compat_jamo(c) {
             // NFKC maps a compatibility jamo to one conjoining jamo (and may compose it with its
@@ -439,7 +520,7 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                 }
                 tokens += u32::from(!in_word);
                 in_word = true;
-                w.push(m, &mut f);
+                w.push(m as u32, &mut f);
             }
         } else if let Some(ascii) = nfkc_ascii(c) {
             // `…`, `①`, `㎡`, full-width forms: NFKC gives ASCII, which never composes with
@@ -448,7 +529,7 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                 if a.is_ascii_alphanumeric() {
                     tokens += u32::from(!in_word);
                     in_word = true;
-                    w.push(a.to_ascii_lowercase(), &mut f);
+                    w.push(u32::from(a.to_ascii_lowercase()), &mut f);
                 } else {
                     in_word = false;
                 }
@@ -465,7 +546,7 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                 } else {
                     tokens += u32::from(!in_word);
                     in_word = true;
-                    w.push(l, &mut f);
+                    w.push(l as u32, &mut f);
                 }
             }
         }
@@ -629,12 +710,9 @@ mod tests {
             assert_eq!(n, normalize_reference(t), "{t:?}");
             let want: String = n.chars().filter(|c| *c != ' ').nfd().collect();
             let got = jamo_shingles(&n, 1);
-            let mut by_def: Vec<u64> = want
-                .chars()
-                .map(|c| xxh3_64_with_seed(c.to_string().as_bytes(), JAMO_SEED))
-                .collect();
+            let mut by_def: Vec<u64> = want.chars().map(|c| jamo_gram_hash(&[c as u32])).collect();
             if by_def.is_empty() {
-                by_def.push(xxh3_64_with_seed(b"", JAMO_SEED));
+                by_def.push(jamo_gram_hash(&[]));
             }
             by_def.sort_unstable();
             by_def.dedup();

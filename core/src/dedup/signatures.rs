@@ -129,11 +129,15 @@ impl Signatures {
                 w.write_all(s.as_bytes()).map_err(io)?;
             }
         }
-        let mut buf = Vec::with_capacity(self.values.len() * 4);
-        for v in &self.values {
-            buf.extend_from_slice(&v.to_le_bytes());
+        // Little-endian values, converted a block at a time (no copy of the whole array).
+        let mut buf = Vec::with_capacity(1 << 16);
+        for block in self.values.chunks(1 << 14) {
+            buf.clear();
+            for v in block {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            w.write_all(&buf).map_err(io)?;
         }
-        w.write_all(&buf).map_err(io)?;
         w.flush().map_err(io)?;
         drop(w);
         tmp.commit()?;

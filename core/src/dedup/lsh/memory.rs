@@ -51,6 +51,10 @@ impl LshIndex for MemoryIndex {
         "memory".into()
     }
 
+    fn all_buckets(&mut self) -> Option<Vec<Vec<u64>>> {
+        Some(self.multi_buckets())
+    }
+
     fn release(&mut self) {
         let n = self.bands.len();
         self.bands = vec![Vec::new(); n];

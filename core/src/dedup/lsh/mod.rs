@@ -31,6 +31,13 @@ pub trait LshIndex: Send {
         None
     }
 
+    /// Every bucket with two or more members, when the backend can list them without probes
+    /// (the memory index); `None` otherwise. Equal to probing every inserted document's
+    /// buckets when this process inserted everything the index holds.
+    fn all_buckets(&mut self) -> Option<Vec<Vec<u64>>> {
+        None
+    }
+
     /// Removes everything this index stored.
     fn clear(&mut self) -> Result<()>;
 
