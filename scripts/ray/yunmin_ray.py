@@ -71,6 +71,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "once it has started writing, then let the worker die",
     )
     d.add_argument("extra", nargs="*", help="more `yunmin dedup` options, after --")
+    t = sub.add_parser(
+        "tasks",
+        help="independent yunmin invocations, one Ray task each (what scripts hand over)",
+        allow_abbrev=False,
+    )
+    t.add_argument(
+        "--spec",
+        required=True,
+        help='JSON {"tasks": [{"name", "args", "started"}]}: the arguments after yunmin, and a '
+        "file that appears once the task has started its work",
+    )
+    t.add_argument("--work", required=True, help="shared directory (the run root)")
+    t.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
+    t.add_argument("--max-retries", type=int, default=3, help="Ray retries of a failed task")
     pl = sub.add_parser(
         "pipeline", help="scripts/pipeline.rhai with engine=ray", allow_abbrev=False
     )
@@ -82,6 +96,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pl.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
     pl.add_argument("--force", action="store_true", help="redo every stage")
     args = p.parse_args(argv)
+    if args.command == "tasks":
+        return args
     if args.command == "pipeline":
         for kv in args.set:
             if "=" not in kv:
@@ -123,7 +139,8 @@ def connect():
     check_reachable(address)
     # Workers inherit the environment of the process that started their node, not the
     # driver's: hand them the S3 credentials and logging settings explicitly.
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("RUST_LOG", "NO_COLOR")}
+    passed = ("RUST_LOG", "NO_COLOR", "RAYON_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in passed}
     try:
         ray.init(address=address or None, log_to_driver=False, runtime_env={"env_vars": env})
     except Exception as e:  # noqa: BLE001 - reported with the address, then exit
@@ -239,6 +256,48 @@ def dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def tasks(args: argparse.Namespace) -> int:
+    """Runs every invocation of the spec as its own Ray task and waits for all of them.
+
+    Each writes its outputs under temporary names and renames them when complete, so a task
+    Ray retries after its worker died starts clean. YUNMIN_RAY_KILL_ONCE=NAME[,NAME…] (fault
+    test) SIGKILLs the named tasks' yunmin once their `started` file appears, on the first
+    attempt, and lets the worker die.
+    """
+    binary = yunmin_binary(args.yunmin)
+    spec = json.loads(Path(args.spec).read_text())["tasks"]
+    work = Path(args.work).resolve()
+    ray = connect()
+    task = make_task(ray, args.max_retries)
+    kills = {k for k in os.environ.get("YUNMIN_RAY_KILL_ONCE", "").split(",") if k}
+
+    def kill_for(t: dict):
+        if t["name"] not in kills:
+            return None
+        started = Path(t["started"])
+        return {
+            "marker": str(work / f".killed-{t['name']}"),
+            "watch": str(started.parent),
+            "prefix": started.name,
+        }
+
+    t0 = time.time()
+    refs = [task.remote(binary, t["args"], kill_for(t)) for t in spec]
+    failed = []
+    for t, ref in zip(spec, refs):
+        try:
+            r = ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - the task's own message names the failure
+            failed.append(f"{t['name']}: {e}")
+            continue
+        last = r["stdout"].strip().splitlines()
+        print(f"[{t['name']} {r['seconds']:.2f}s] {last[-1] if last else ''}", flush=True)
+    if failed:
+        sys.exit(f"failed after {args.max_retries} retries:\n" + "\n".join(failed))
+    print(f"{len(spec)} tasks in {time.time() - t0:.2f}s", flush=True)
+    return 0
+
+
 def pipeline(args: argparse.Namespace) -> int:
     """Runs the script with engine=ray; its dedup calls this driver's `dedup` per phase."""
     binary = yunmin_binary(args.yunmin)
@@ -261,6 +320,8 @@ def main(argv: list[str]) -> int:
         return dedup(args)
     if args.command == "pipeline":
         return pipeline(args)
+    if args.command == "tasks":
+        return tasks(args)
     return 2
 
 
