@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Runs yunmin's dedup phases as Ray tasks; every task is a `yunmin` process.
+"""Runs yunmin's parallel phases as Ray tasks; every task is a `yunmin` process.
 
     yunmin_ray.py dedup --input PATH|s3://… --out DIR|s3://… --shards N --index redis://HOST:PORT/DB
                         [--work DIR] [--endpoint-url URL] [--yunmin PATH] [-- EXTRA DEDUP ARGS]
+    yunmin_ray.py tasks --spec FILE --work DIR [--yunmin PATH]
     yunmin_ray.py pipeline [--script FILE] [--out DIR] [--set k=v]… [--yunmin PATH]
 
 `pipeline` runs `yunmin run scripts/pipeline.rhai --set engine=ray …` in this process; the
-script hands its dedup phases to the cluster through `dedup` below. Per-domain LoRA training
-and evaluation still run in the script's process (see docs/scale-out.md).
+script hands its dedup phases to the cluster through `dedup` below, and its LoRA adapters
+(`train_adapters`: one `yunmin train lora` task per adapter) and evaluation (`evaluate`: one
+`yunmin metrics evaluate` task per model) through `tasks` (see docs/scale-out.md).
 
 Connects to the cluster in RAY_ADDRESS (else starts a local one) and runs:
 
