@@ -70,6 +70,8 @@ pub struct Task {
     pub args: Vec<String>,
     /// A file that appears once the task has started its work (fault tests kill it then).
     pub started: PathBuf,
+    /// Where its output appears (by rename, when complete).
+    pub output: PathBuf,
 }
 
 /// Runs every task of `tasks` as one Ray task through the driver's `tasks` subcommand and

@@ -81,8 +81,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t.add_argument(
         "--spec",
         required=True,
-        help='JSON {"tasks": [{"name", "args", "started"}]}: the arguments after yunmin, and a '
-        "file that appears once the task has started its work",
+        help='JSON {"tasks": [{"name", "args", "started", "output"}]}: the arguments after yunmin, '
+        "a file that appears once the task has started its work, and its output",
     )
     t.add_argument("--work", required=True, help="shared directory (the run root)")
     t.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
@@ -171,7 +171,11 @@ def make_task(ray, max_retries: int):
             if killed_running:
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
-            Path(kill["marker"]).write_text("killed while running\n" if killed_running else "finished first\n")
+            note = "killed while running\n" if killed_running else "finished first\n"
+            if kill.get("output"):
+                # What the killed task left where its output goes.
+                note += "output present\n" if os.path.exists(kill["output"]) else "output absent\n"
+            Path(kill["marker"]).write_text(note)
             os._exit(1)
         out, err = proc.communicate()
         if proc.returncode != 0:
@@ -281,6 +285,7 @@ def tasks(args: argparse.Namespace) -> int:
             "marker": str(work / f".killed-{t['name']}"),
             "watch": str(started.parent),
             "prefix": started.name,
+            "output": t.get("output"),
         }
 
     t0 = time.time()

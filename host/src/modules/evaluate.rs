@@ -178,7 +178,8 @@ fn evaluate_on_ray(
         tasks.push(crate::ray::Task {
             name: format!("eval_{name}"),
             args,
-            started: out,
+            started: out.clone(),
+            output: out,
         });
     }
     let r = crate::ray::run_tasks("evaluate", &root, &tasks).and_then(|()| {

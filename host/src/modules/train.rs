@@ -317,6 +317,7 @@ fn train_adapters(
             args.extend(["--config".into(), cfg_path.display().to_string()]);
             tasks.push(crate::ray::Task {
                 started: root.join(format!("logs/train_{}.log", j.name)),
+                output: root.join(j.cfg.out.as_ref().expect("set above")),
                 name: stage,
                 args,
             });
