@@ -409,6 +409,28 @@ mod tests {
     }
 
     #[test]
+    fn append_equals_pushing_the_rows_one_by_one() {
+        let all = json!([
+            {"m": "a", "w": 1, "s": "x"},
+            {"m": "a", "w": 2},
+            {"m": "b", "w": 0.5, "extra": true},
+            {"m": "b", "w": 3, "s": "y"},
+        ]);
+        let one = rows(all.clone());
+        let a = all.as_array().unwrap();
+        let mut joined = Table::new();
+        joined.append(&rows(json!(a[..2]))).unwrap();
+        joined.append(&rows(json!(a[2..]))).unwrap();
+        assert_eq!(joined.columns(), one.columns());
+        assert_eq!(joined.df(), one.df());
+        let d = tempfile::tempdir().unwrap();
+        let (p, q) = (d.path().join("one.csv"), d.path().join("joined.csv"));
+        one.write_csv(&p).unwrap();
+        joined.write_csv(&q).unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), std::fs::read(q).unwrap());
+    }
+
+    #[test]
     fn sort_filter_select_join_and_csv_roundtrip() {
         let t = rows(json!([{"k": 1, "v": 3.0}, {"k": 2, "v": 1.0}, {"k": 3, "v": 2.0}]));
         let s = t.sort("v", false).unwrap();

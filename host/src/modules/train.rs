@@ -471,14 +471,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "train_adapters",
         &["base", "parquet", "domains", "opts"],
-        "Trains one LoRA adapter per domain of `domains` on the frozen base checkpoint directory `base`,
-         each on its training split of the Parquet directory `parquet` (as
-         `lora(base, open_parquet(parquet).domain(d), …)`), into `models/lora_<d>`; each is a cached stage
-         `lora_<d>`. Options: `lora`'s (not `out` or `domain`); `mixed`: a map of options over
-         the others (e.g. `#{ steps: 240 }`) to also train the data-mixing adapter `lora_mixed` on
-         every domain's training split; `engine`: \"local\" (default: one after another here) or
-         \"ray\" (the unfinished adapters side by side, one `yunmin train lora` Ray task each on
-         the cluster in `RAY_ADDRESS`, through `scripts/ray/yunmin_ray.py`; the adapters and stage keys
+        "Trains one LoRA adapter per domain of `domains` on the frozen base checkpoint directory `base`,\n\
+         each on its training split of the Parquet directory `parquet` (as\n\
+         `lora(base, open_parquet(parquet).domain(d), …)`), into `models/lora_<d>`; each is a cached stage\n\
+         `lora_<d>`. Options: `lora`'s (not `out` or `domain`); `mixed`: a map of options over\n\
+         the others (e.g. `#{ steps: 240 }`) to also train the data-mixing adapter `lora_mixed` on\n\
+         every domain's training split; `engine`: \"local\" (default: one after another here) or\n\
+         \"ray\" (the unfinished adapters side by side, one `yunmin train lora` Ray task each on\n\
+         the cluster in `RAY_ADDRESS`, through `scripts/ray/yunmin_ray.py`; the adapters and stage keys\n\
          are the same). Returns a map name → adapter directory.",
         move |base: &str, parquet: &str, domains: rhai::Array, opts: Map| {
             train_adapters(&h, base, parquet, domains, opts)
