@@ -10,6 +10,7 @@ mod logging;
 mod modules;
 mod options;
 mod primitive;
+mod ray;
 mod script;
 mod stage_key;
 mod stage_result;

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Runs yunmin's dedup phases as Ray tasks; every task is a `yunmin` process.
+"""Runs yunmin's parallel phases as Ray tasks; every task is a `yunmin` process.
 
     yunmin_ray.py dedup --input PATH|s3://… --out DIR|s3://… --shards N --index redis://HOST:PORT/DB
                         [--work DIR] [--endpoint-url URL] [--yunmin PATH] [-- EXTRA DEDUP ARGS]
+    yunmin_ray.py tasks --spec FILE --work DIR [--yunmin PATH]
     yunmin_ray.py pipeline [--script FILE] [--out DIR] [--set k=v]… [--yunmin PATH]
 
 `pipeline` runs `yunmin run scripts/pipeline.rhai --set engine=ray …` in this process; the
-script hands its dedup phases to the cluster through `dedup` below. Per-domain LoRA training
-and evaluation still run in the script's process (see docs/scale-out.md).
+script hands its dedup phases to the cluster through `dedup` below, and its LoRA adapters
+(`train_adapters`: one `yunmin train lora` task per adapter) and evaluation (`evaluate`: one
+`yunmin metrics evaluate` task per model) through `tasks` (see docs/scale-out.md).
 
 Connects to the cluster in RAY_ADDRESS (else starts a local one) and runs:
 
@@ -71,6 +73,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "once it has started writing, then let the worker die",
     )
     d.add_argument("extra", nargs="*", help="more `yunmin dedup` options, after --")
+    t = sub.add_parser(
+        "tasks",
+        help="independent yunmin invocations, one Ray task each (what scripts hand over)",
+        allow_abbrev=False,
+    )
+    t.add_argument(
+        "--spec",
+        required=True,
+        help='JSON {"tasks": [{"name", "args", "started", "output"}]}: the arguments after yunmin, '
+        "a file that appears once the task has started its work, and its output",
+    )
+    t.add_argument("--work", required=True, help="shared directory (the run root)")
+    t.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
+    t.add_argument("--max-retries", type=int, default=3, help="Ray retries of a failed task")
     pl = sub.add_parser(
         "pipeline", help="scripts/pipeline.rhai with engine=ray", allow_abbrev=False
     )
@@ -82,6 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pl.add_argument("--yunmin", help="yunmin binary (default: $YUNMIN_BIN, else yunmin on PATH)")
     pl.add_argument("--force", action="store_true", help="redo every stage")
     args = p.parse_args(argv)
+    if args.command == "tasks":
+        return args
     if args.command == "pipeline":
         for kv in args.set:
             if "=" not in kv:
@@ -123,7 +141,8 @@ def connect():
     check_reachable(address)
     # Workers inherit the environment of the process that started their node, not the
     # driver's: hand them the S3 credentials and logging settings explicitly.
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in ("RUST_LOG", "NO_COLOR")}
+    passed = ("RUST_LOG", "NO_COLOR", "RAYON_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k in passed}
     try:
         ray.init(address=address or None, log_to_driver=False, runtime_env={"env_vars": env})
     except Exception as e:  # noqa: BLE001 - reported with the address, then exit
@@ -152,7 +171,11 @@ def make_task(ray, max_retries: int):
             if killed_running:
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
-            Path(kill["marker"]).write_text("killed while running\n" if killed_running else "finished first\n")
+            note = "killed while running\n" if killed_running else "finished first\n"
+            if kill.get("output"):
+                # What the killed task left where its output goes.
+                note += "output present\n" if os.path.exists(kill["output"]) else "output absent\n"
+            Path(kill["marker"]).write_text(note)
             os._exit(1)
         out, err = proc.communicate()
         if proc.returncode != 0:
@@ -239,6 +262,49 @@ def dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def tasks(args: argparse.Namespace) -> int:
+    """Runs every invocation of the spec as its own Ray task and waits for all of them.
+
+    Each writes its outputs under temporary names and renames them when complete, so a task
+    Ray retries after its worker died starts clean. YUNMIN_RAY_KILL_ONCE=NAME[,NAME…] (fault
+    test) SIGKILLs the named tasks' yunmin once their `started` file appears, on the first
+    attempt, and lets the worker die.
+    """
+    binary = yunmin_binary(args.yunmin)
+    spec = json.loads(Path(args.spec).read_text())["tasks"]
+    work = Path(args.work).resolve()
+    ray = connect()
+    task = make_task(ray, args.max_retries)
+    kills = {k for k in os.environ.get("YUNMIN_RAY_KILL_ONCE", "").split(",") if k}
+
+    def kill_for(t: dict):
+        if t["name"] not in kills:
+            return None
+        started = Path(t["started"])
+        return {
+            "marker": str(work / f".killed-{t['name']}"),
+            "watch": str(started.parent),
+            "prefix": started.name,
+            "output": t.get("output"),
+        }
+
+    t0 = time.time()
+    refs = [task.remote(binary, t["args"], kill_for(t)) for t in spec]
+    failed = []
+    for t, ref in zip(spec, refs):
+        try:
+            r = ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - the task's own message names the failure
+            failed.append(f"{t['name']}: {e}")
+            continue
+        last = r["stdout"].strip().splitlines()
+        print(f"[{t['name']} {r['seconds']:.2f}s] {last[-1] if last else ''}", flush=True)
+    if failed:
+        sys.exit(f"failed after {args.max_retries} retries:\n" + "\n".join(failed))
+    print(f"{len(spec)} tasks in {time.time() - t0:.2f}s", flush=True)
+    return 0
+
+
 def pipeline(args: argparse.Namespace) -> int:
     """Runs the script with engine=ray; its dedup calls this driver's `dedup` per phase."""
     binary = yunmin_binary(args.yunmin)
@@ -261,6 +327,8 @@ def main(argv: list[str]) -> int:
         return dedup(args)
     if args.command == "pipeline":
         return pipeline(args)
+    if args.command == "tasks":
+        return tasks(args)
     return 2
 
 

@@ -72,7 +72,8 @@ impl EvalConfig {
         &docs[start..end]
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings: `seq_len`, `batch` and `prompt_tokens` must be positive.
+    pub fn validate(&self) -> Result<()> {
         if self.seq_len == 0 || self.batch == 0 || self.prompt_tokens == 0 {
             return Err(EvalError::Config(
                 "evaluation: seq_len, batch and prompt_tokens must be > 0".into(),
@@ -90,6 +91,38 @@ pub struct DomainDocs {
     pub domain: String,
     /// One token sequence per document.
     pub docs: Vec<Vec<u32>>,
+}
+
+/// Every domain's held-out split of a Parquet directory, in the set's domain order.
+pub fn parquet_heldout(set: &crate::columnar::ParquetSet) -> Result<Vec<DomainDocs>> {
+    set.domains()
+        .iter()
+        .map(|d| {
+            Ok(DomainDocs {
+                domain: d.clone(),
+                docs: set.read_tokens(Some(d), crate::columnar::Split::Heldout)?,
+            })
+        })
+        .collect()
+}
+
+/// Keeps only the domains of `keep` (in `data`'s order); a domain of `keep` that `data` lacks
+/// is an error naming it.
+pub fn retain_domains(data: &mut Vec<DomainDocs>, keep: &[String]) -> Result<()> {
+    for d in keep {
+        if !data.iter().any(|x| &x.domain == d) {
+            return Err(EvalError::Config(format!(
+                "evaluate: domain `{d}` is not in the held-out data (has: {})",
+                data.iter()
+                    .map(|x| x.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+    }
+    data.retain(|x| keep.contains(&x.domain));
+    Ok(())
 }
 
 /// One prompt: a document's beginning and its real continuation.
@@ -186,6 +219,51 @@ pub struct EvalTables {
     /// One row per model × prompt: `model, domain, doc, prompt, reference, generation,
     /// sentence_bleu, rougeL`.
     pub generations: Table,
+}
+
+const METRICS_FILE: &str = "metrics.parquet";
+const GENERATIONS_FILE: &str = "generations.parquet";
+
+impl EvalTables {
+    /// Writes both tables as Parquet (types and values exact) into `dir`, which appears only
+    /// when complete (built under a temporary name, then renamed).
+    pub fn save(&self, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+        let tmp = crate::run::AtomicDir::new(dir)?;
+        std::fs::create_dir_all(tmp.path())
+            .map_err(|e| crate::Error::io("create directory", tmp.path(), e))?;
+        self.metrics.write_parquet(&tmp.path().join(METRICS_FILE))?;
+        self.generations
+            .write_parquet(&tmp.path().join(GENERATIONS_FILE))?;
+        tmp.commit()
+    }
+
+    /// Reads what [`EvalTables::save`] wrote.
+    pub fn load(dir: &std::path::Path) -> Result<Self> {
+        let read = |f: &str| {
+            let p = dir.join(f);
+            let bytes = std::fs::read(&p).map_err(|e| crate::Error::io("read", &p, e))?;
+            Table::from_parquet_bytes(&bytes)
+        };
+        Ok(Self {
+            metrics: read(METRICS_FILE)?,
+            generations: read(GENERATIONS_FILE)?,
+        })
+    }
+
+    /// The tables of separate evaluations (one model each, say) joined in the order given:
+    /// equal to one [`evaluate`] of all their models in that order, since each model's rows
+    /// depend on that model alone.
+    pub fn join(parts: &[EvalTables]) -> Result<Self> {
+        let mut out = EvalTables {
+            metrics: Table::new(),
+            generations: Table::new(),
+        };
+        for p in parts {
+            out.metrics.append(&p.metrics)?;
+            out.generations.append(&p.generations)?;
+        }
+        Ok(out)
+    }
 }
 
 struct Scored {

@@ -202,6 +202,47 @@ impl Table {
         Ok(())
     }
 
+    /// Appends every row of `other` as [`Table::push_row`] would, one row at a time: columns
+    /// only `other` has are added (null above), columns it lacks are null, types unify.
+    pub fn append(&mut self, other: &Table) -> Result<()> {
+        if self.df.width() == 0 {
+            self.df = other.df.clone();
+            return Ok(());
+        }
+        let h = self.df.height();
+        for name in other.columns() {
+            if self.df.column(&name).is_err() {
+                let null = Series::full_null(name.as_str().into(), h, &DataType::Null);
+                self.df.with_column(null.into())?;
+            }
+        }
+        let n = other.df.height();
+        let mut cols: Vec<Column> = Vec::new();
+        for name in self.columns() {
+            cols.push(match other.df.column(&name) {
+                Ok(c) => c.clone(),
+                Err(_) => Series::full_null(name.as_str().into(), n, &DataType::Null).into(),
+            });
+        }
+        let mut more = DataFrame::new(n, cols)?;
+        for name in self.columns() {
+            let a = self.df.column(&name)?.dtype().clone();
+            let b = more.column(&name)?.dtype().clone();
+            let t = unify(&a, &b);
+            if a != t {
+                let c = self.df.column(&name)?.cast(&t)?;
+                self.df.with_column(c)?;
+            }
+            if b != t {
+                let c = more.column(&name)?.cast(&t)?;
+                more.with_column(c)?;
+            }
+        }
+        self.df.vstack_mut_owned(more)?;
+        self.df.rechunk_mut();
+        Ok(())
+    }
+
     /// Rows sorted by `column` (stable).
     pub fn sort(&self, column: &str, descending: bool) -> Result<Self> {
         if self.df.column(column).is_err() {
@@ -365,6 +406,28 @@ mod tests {
         assert_eq!(t.row(0).unwrap()["w"], json!(1.0));
         assert_eq!(t.row(1).unwrap()["name"], serde_json::Value::Null);
         assert_eq!(t.row(1).unwrap()["extra"], json!(true));
+    }
+
+    #[test]
+    fn append_equals_pushing_the_rows_one_by_one() {
+        let all = json!([
+            {"m": "a", "w": 1, "s": "x"},
+            {"m": "a", "w": 2},
+            {"m": "b", "w": 0.5, "extra": true},
+            {"m": "b", "w": 3, "s": "y"},
+        ]);
+        let one = rows(all.clone());
+        let a = all.as_array().unwrap();
+        let mut joined = Table::new();
+        joined.append(&rows(json!(a[..2]))).unwrap();
+        joined.append(&rows(json!(a[2..]))).unwrap();
+        assert_eq!(joined.columns(), one.columns());
+        assert_eq!(joined.df(), one.df());
+        let d = tempfile::tempdir().unwrap();
+        let (p, q) = (d.path().join("one.csv"), d.path().join("joined.csv"));
+        one.write_csv(&p).unwrap();
+        joined.write_csv(&q).unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), std::fs::read(q).unwrap());
     }
 
     #[test]

@@ -183,6 +183,20 @@ impl RunContext {
         self.stage_dyn_outputs(name, params, inputs, code, f, |_| outputs.to_vec())
     }
 
+    /// Whether [`RunContext::stage`] with these arguments would be skipped (a record with the
+    /// same key whose outputs exist): lets a caller hand only the unfinished stages of a batch
+    /// to other processes before running each stage.
+    pub fn is_cached(
+        &self,
+        name: &str,
+        params: &serde_json::Value,
+        inputs: &[PathBuf],
+        code: &str,
+    ) -> Result<bool> {
+        let key = StageCache::key(name, params, inputs, code)?;
+        Ok(self.cache.lookup(name, &key).is_some())
+    }
+
     /// Like [`RunContext::stage`], for stages whose output paths are only known from their
     /// result (`outputs_of` maps the result to them).
     pub fn stage_dyn_outputs<T, F, O>(

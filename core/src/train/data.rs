@@ -239,3 +239,13 @@ impl BatchOrder {
         self.perm[pos % self.n]
     }
 }
+
+/// The training split of one domain (`Some(d)`) or of every domain (`None`) of a Parquet
+/// directory, named `name`: what a script's `open_parquet(dir).domain(d)` (or `.train()`)
+/// hands to `lora`, read by the same reader, so one process per adapter trains on the same
+/// token windows as the script.
+pub fn parquet_corpus(dir: &Path, domain: Option<&str>, name: &str) -> Result<TokenCorpus> {
+    let set = crate::columnar::ParquetSet::open(dir)?;
+    let docs = set.read_tokens(domain, crate::columnar::Split::Train)?;
+    Ok(TokenCorpus::new(name, docs))
+}

@@ -117,6 +117,19 @@ impl SummaryRow {
 
 /// Writes `row` into `path`, replacing an earlier row of the same domain and phase (atomic).
 pub fn upsert_summary(path: &Path, row: &SummaryRow) -> Result<()> {
+    // Processes training adapters side by side update the same file: one at a time (an
+    // advisory lock on a hidden sibling, released by the kernel if the process dies).
+    let lock_path = path.with_file_name(".summary.csv.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io("open", &lock_path, e))?;
+    lock.lock().map_err(|e| Error::io("lock", &lock_path, e))?;
     let mut lines: Vec<String> = Vec::new();
     if let Ok(text) = std::fs::read_to_string(path) {
         for l in text.lines().skip(1) {

@@ -11,7 +11,8 @@ mod schedule;
 mod trainer;
 
 pub use data::{
-    BatchOrder, Split, TokenCorpus, pack_windows, read_token_file, split_windows, tokenize_dataset,
+    BatchOrder, Split, TokenCorpus, pack_windows, parquet_corpus, read_token_file, split_windows,
+    tokenize_dataset,
 };
 pub use error::TrainError;
 pub use log::{LOG_HEADER, SUMMARY_HEADER, SummaryRow, TrainLog, upsert_summary};

@@ -183,17 +183,6 @@ fn ray_dedup(
             "dedup with engine \"ray\": `shard_docs` is not supported (the kept parts keep the input's files)",
         ));
     }
-    let driver = std::env::var_os("YUNMIN_RAY_DRIVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("scripts/ray/yunmin_ray.py"));
-    if !driver.exists() {
-        return Err(Error::invalid(format!(
-            "dedup with engine \"ray\": the driver {} is missing (set YUNMIN_RAY_DRIVER)",
-            driver.display()
-        )));
-    }
-    let py = python(&None).map_err(|e| Error::invalid(e.to_string()))?;
-    let exe = std::env::current_exe().map_err(|e| Error::invalid(e.to_string()))?;
     let v = serde_json::to_value(cfg).map_err(|e| Error::invalid(e.to_string()))?;
     let mut extra: Vec<String> = Vec::new();
     for (k, flag) in [
@@ -222,27 +211,15 @@ fn ray_dedup(
     if cfg.keep_index {
         extra.push("--keep-index".into());
     }
-    let o = std::process::Command::new(&py)
-        .arg(&driver)
-        .args(["dedup", "--input"])
+    let mut c = crate::ray::command("dedup")?;
+    c.args(["dedup", "--input"])
         .arg(ds.dir())
         .arg("--out")
         .arg(root)
         .args(["--shards", &shards.to_string(), "--index", &cfg.index])
-        .env("YUNMIN_BIN", &exe)
         .arg("--")
-        .args(&extra)
-        .output()
-        .map_err(|e| Error::invalid(format!("cannot start {}: {e}", py.display())))?;
-    if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(20).collect();
-        return Err(Error::invalid(format!(
-            "dedup on Ray failed ({}):\n{}",
-            o.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )));
-    }
+        .args(&extra);
+    crate::ray::run("dedup", c)?;
     let mut s = yunmin_core::dedup::parts::merged_summary(root)?;
     s.phase = Phase::All;
     s.kept_dir = Some(root.join(&cfg.kept));

@@ -322,6 +322,9 @@ pub enum MetricsCommand {
     Bench(BenchArgs),
     /// Perplexity of a checkpoint (optionally with a LoRA adapter) on held-out token data.
     Perplexity(super::evaluate::PerplexityArgs),
+    /// One model on every domain's held-out Parquet split, as the script's `evaluate` scores it
+    /// (metrics.parquet and generations.parquet in --out).
+    Evaluate(super::evaluate::EvaluateArgs),
 }
 
 /// Inputs shared by the metric subcommands.
@@ -522,6 +525,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
         }
         MetricsCommand::Bench(a) => run_bench(a)?,
         MetricsCommand::Perplexity(a) => super::evaluate::run_perplexity(a)?,
+        MetricsCommand::Evaluate(a) => super::evaluate::run_evaluate(a)?,
     }
     Ok(())
 }

@@ -6,21 +6,24 @@ use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::modules::columnar::ParquetHandle;
 use crate::modules::merge::Merged;
-use crate::modules::model::Model;
+use crate::modules::model::{Model, resolve};
 use crate::modules::train::tokens_of;
 use crate::options::Options;
 use crate::state::Host;
 use clap::Args;
 use rhai::{Dynamic, Map};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::{ParquetSet, Split};
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
-use yunmin_core::eval::runner::{DomainDocs, EvalConfig, add_document_nll, evaluate};
+use yunmin_core::eval::runner::{
+    DomainDocs, EvalConfig, EvalTables, add_document_nll, evaluate, parquet_heldout, retain_domains,
+};
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
 pub(crate) const EVAL_KEYS: &[&str] = &[
+    "engine",
     "seq_len",
     "batch",
     "max_docs",
@@ -80,21 +83,120 @@ fn model_of(what: &str, v: Dynamic) -> RhaiResult<Arc<LoadedModel>> {
     )))
 }
 
+/// A model of `evaluate`'s map: loaded already, or directories to load it from.
+enum ModelSpec {
+    Loaded(Arc<LoadedModel>),
+    /// A checkpoint directory, with a PEFT adapter directory to fold in.
+    Dirs {
+        base: PathBuf,
+        adapter: Option<PathBuf>,
+    },
+}
+
+/// A Model, a Merged, a checkpoint directory, or `#{ base: DIR, adapter: DIR }`.
+fn model_spec(host: &Host, what: &str, v: Dynamic) -> RhaiResult<ModelSpec> {
+    if v.is_string() {
+        let dir = resolve(host, &v.into_string().unwrap_or_default())?;
+        return Ok(ModelSpec::Dirs {
+            base: dir,
+            adapter: None,
+        });
+    }
+    if let Some(m) = v.clone().try_cast::<Map>() {
+        let mut base = None;
+        let mut adapter = None;
+        for (k, x) in m {
+            let dir = x
+                .into_string()
+                .map_err(|t| msg_err(format!("{what}.{k}: expected a directory, got {t}")))?;
+            match k.as_str() {
+                "base" => base = Some(resolve(host, &dir)?),
+                "adapter" => adapter = Some(resolve(host, &dir)?),
+                other => {
+                    return Err(msg_err(format!(
+                        "{what}: unknown key `{other}` (expected `base` and optionally `adapter`)"
+                    )));
+                }
+            }
+        }
+        let base = base.ok_or_else(|| msg_err(format!("{what}: `base` is missing")))?;
+        return Ok(ModelSpec::Dirs { base, adapter });
+    }
+    Ok(ModelSpec::Loaded(model_of(what, v)?))
+}
+
+/// A checkpoint directory on the CPU, with `adapter` folded in (as `with_adapter` does).
+pub fn load_with_adapter(base: &Path, adapter: Option<&Path>) -> yunmin_core::Result<LoadedModel> {
+    let mut lm = LoadedModel::load(base, &parse_device("cpu")?)?;
+    if let Some(a) = adapter {
+        lm.model = load_adapter(a)?.fold_into(lm.model)?;
+        lm.dir = None;
+    }
+    Ok(lm)
+}
+
+/// `evaluate` with engine "ray": one `yunmin metrics evaluate` task per model, each writing
+/// its tables into a part directory; the parts joined in the map's (name) order.
+fn evaluate_on_ray(
+    host: &Host,
+    models: &[(String, ModelSpec)],
+    parquet: &Path,
+    domains: &Option<Vec<String>>,
+    cfg: &EvalConfig,
+) -> yunmin_core::Result<EvalTables> {
+    use yunmin_core::Error;
+    if models.is_empty() {
+        return Err(Error::invalid("evaluation: no models or no domains"));
+    }
+    let root = host.ctx.root().to_path_buf();
+    let parts = root.join(format!(".evaluate-{}", std::process::id()));
+    std::fs::create_dir_all(&parts).map_err(|e| Error::io("create directory", &parts, e))?;
+    let cfg_path = parts.join("config.json");
+    let body = serde_json::to_vec_pretty(cfg).map_err(|e| Error::invalid(e.to_string()))?;
+    yunmin_core::run::write_atomic(&cfg_path, &body)?;
+    let mut tasks = Vec::new();
+    for (i, (name, spec)) in models.iter().enumerate() {
+        let ModelSpec::Dirs { base, adapter } = spec else {
+            return Err(Error::invalid(format!(
+                "evaluate with engine \"ray\": models.{name} must be a checkpoint directory or \
+                 #{{ base: DIR, adapter: DIR }} (a task loads it), not a loaded model"
+            )));
+        };
+        let out = parts.join(format!("{i:04}"));
+        let mut args: Vec<String> = vec!["metrics".into(), "evaluate".into()];
+        args.extend(["--name".into(), name.clone()]);
+        args.extend(["--model".into(), base.display().to_string()]);
+        if let Some(a) = adapter {
+            args.extend(["--adapter".into(), a.display().to_string()]);
+        }
+        args.extend(["--parquet".into(), parquet.display().to_string()]);
+        if let Some(d) = domains {
+            args.extend(["--domains".into(), d.join(",")]);
+        }
+        args.extend(["--config".into(), cfg_path.display().to_string()]);
+        args.extend(["--out".into(), out.display().to_string()]);
+        tasks.push(crate::ray::Task {
+            name: format!("eval_{name}"),
+            args,
+            started: out.clone(),
+            output: out,
+        });
+    }
+    let r = crate::ray::run_tasks("evaluate", &root, &tasks).and_then(|()| {
+        let tables = (0..models.len())
+            .map(|i| EvalTables::load(&parts.join(format!("{i:04}"))))
+            .collect::<yunmin_core::Result<Vec<_>>>()?;
+        EvalTables::join(&tables)
+    });
+    let _ = std::fs::remove_dir_all(&parts);
+    r
+}
+
 /// Held-out documents: a Parquet set (every domain's held-out split), or a map domain →
 /// Tokens / TokenFiles / token file.
 fn heldout_of(host: &Host, v: Dynamic) -> RhaiResult<Vec<DomainDocs>> {
     if let Some(p) = v.clone().try_cast::<ParquetHandle>() {
-        return p
-            .0
-            .domains()
-            .iter()
-            .map(|d| {
-                Ok(DomainDocs {
-                    domain: d.clone(),
-                    docs: p.0.read_tokens(Some(d), Split::Heldout).rhai()?,
-                })
-            })
-            .collect();
+        return parquet_heldout(&p.0).rhai();
     }
     if let Some(m) = v.clone().try_cast::<Map>() {
         return m
@@ -157,17 +259,22 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "evaluate",
         &["models", "heldout", "opts"],
-        "Evaluates every model of `models` (a map name → Model or Merged) on every domain of\n\
+        "Evaluates every model of `models` (a map name → Model, Merged, checkpoint directory, or\n\
+         `#{ base: DIR, adapter: DIR }`: the adapter folded into the base) on every domain of\n\
          `heldout` (a Parquet set: its held-out split; or a map domain → Tokens / TokenFiles):\n\
          exact perplexity over each document, and greedy continuations of prompts (a document's\n\
          first `prompt_tokens` tokens) scored against the real continuation with corpus BLEU and\n\
          mean ROUGE F. Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all),\n\
          `prompts` (8 per domain), `prompt_tokens` (16), `max_new_tokens` (24), `bleu_tokenize`\n\
-         (\"char\"), `rouge_tokenizer` (\"hangul\"), `domains` (all). Returns `#{ metrics: Table\n\
+         (\"char\"), `rouge_tokenizer` (\"hangul\"), `domains` (all), `engine` (\"local\"; \"ray\": one\n\
+         `yunmin metrics evaluate` Ray task per model on the cluster in `RAY_ADDRESS`, models given as\n\
+         directories, `heldout` a Parquet set; the tables are the same). Returns `#{ metrics: Table\n\
          (model, domain, docs, tokens, perplexity, prompts, bleu, rouge1, rouge2, rougeL,\n\
          rougeLsum; an `overall` row per model), generations: Table (model, domain, doc, prompt,\n\
          reference, generation, sentence_bleu, rougeL) }`.",
         move |models: Map, heldout: Dynamic, opts: Map| {
+            let mut opts = opts;
+            let ray = crate::ray::take_engine("evaluate", &mut opts)?;
             let (cfg, extra) = eval_config("evaluate", opts, EVAL_KEYS)?;
             if extra.offset != 0 {
                 return Err(msg_err(
@@ -175,35 +282,38 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 ));
             }
             let domains = extra.domains;
-            let mut data = heldout_of(&h, heldout)?;
-            if let Some(keep) = &domains {
-                for d in keep {
-                    if !data.iter().any(|x| &x.domain == d) {
-                        return Err(msg_err(format!(
-                            "evaluate: domain `{d}` is not in the held-out data (has: {})",
-                            data.iter()
-                                .map(|x| x.domain.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
-                }
-                data.retain(|x| keep.contains(&x.domain));
-            }
-            let loaded: Vec<(String, Arc<LoadedModel>)> = models
+            let specs: Vec<(String, ModelSpec)> = models
                 .into_iter()
-                .map(|(k, v)| {
-                    Ok((
-                        k.to_string(),
-                        model_of(&format!("evaluate: models.{k}"), v)?,
-                    ))
-                })
+                .map(|(k, v)| Ok((k.to_string(), model_spec(&h, &format!("evaluate: models.{k}"), v)?)))
                 .collect::<RhaiResult<_>>()?;
-            let refs: Vec<(String, &LoadedModel)> = loaded
-                .iter()
-                .map(|(k, m)| (k.clone(), m.as_ref()))
-                .collect();
-            let t = evaluate(&refs, &data, &cfg).rhai()?;
+            let t = if ray {
+                let pq = heldout.clone().try_cast::<ParquetHandle>().ok_or_else(|| {
+                    msg_err("evaluate with engine \"ray\": the held-out data must be a Parquet set (open_parquet)")
+                })?;
+                cfg.validate().rhai()?;
+                evaluate_on_ray(&h, &specs, pq.0.dir(), &domains, &cfg).rhai()?
+            } else {
+                let mut data = heldout_of(&h, heldout)?;
+                if let Some(keep) = &domains {
+                    retain_domains(&mut data, keep).rhai()?;
+                }
+                let loaded: Vec<(String, Arc<LoadedModel>)> = specs
+                    .into_iter()
+                    .map(|(k, spec)| {
+                        Ok((k, match spec {
+                            ModelSpec::Loaded(m) => m,
+                            ModelSpec::Dirs { base, adapter } => {
+                                Arc::new(load_with_adapter(&base, adapter.as_deref()).rhai()?)
+                            }
+                        }))
+                    })
+                    .collect::<RhaiResult<_>>()?;
+                let refs: Vec<(String, &LoadedModel)> = loaded
+                    .iter()
+                    .map(|(k, m)| (k.clone(), m.as_ref()))
+                    .collect();
+                evaluate(&refs, &data, &cfg).rhai()?
+            };
             let mut out = Map::new();
             out.insert("metrics".into(), Dynamic::from(t.metrics));
             out.insert("generations".into(), Dynamic::from(t.generations));
@@ -298,5 +408,59 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
         super::eval::write_table(&t, p)?;
     }
     println!("{t}");
+    Ok(())
+}
+
+/// `yunmin metrics evaluate`: one model on every domain's held-out split of a Parquet directory,
+/// as the script function `evaluate` scores it (one task of `evaluate` with engine "ray").
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The model's name in the tables.
+    #[arg(long)]
+    pub name: String,
+    /// Hugging Face Llama checkpoint directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// PEFT LoRA adapter directory to fold into the model first.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Parquet directory (`to_parquet`): every domain's held-out split.
+    #[arg(long)]
+    pub parquet: PathBuf,
+    /// Only these domains (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub domains: Vec<String>,
+    /// JSON file of evaluation settings (fields of the evaluation config; defaults otherwise).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Directory to write metrics.parquet and generations.parquet into (appears when complete).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `yunmin metrics evaluate`.
+pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    let cfg: EvalConfig = match &a.config {
+        None => EvalConfig::default(),
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+    };
+    let mut data = parquet_heldout(&ParquetSet::open(&a.parquet)?)?;
+    if !a.domains.is_empty() {
+        retain_domains(&mut data, &a.domains)?;
+    }
+    let lm = load_with_adapter(&a.model, a.adapter.as_deref())?;
+    let t = evaluate(&[(a.name.clone(), &lm)], &data, &cfg)?;
+    let dir = t.save(&a.out)?;
+    println!(
+        "evaluated {}: {} metric rows, {} generations → {}",
+        a.name,
+        t.metrics.height(),
+        t.generations.height(),
+        dir.display()
+    );
     Ok(())
 }

@@ -86,6 +86,7 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("train_tokenizer", text::train_keys()),
         ("pretrain", with_optim(train::PRETRAIN_KEYS)),
         ("lora", with_optim(train::LORA_KEYS)),
+        ("train_adapters", with_optim(train::TRAIN_ADAPTERS_KEYS)),
         ("evaluate", evaluate::EVAL_KEYS.to_vec()),
         ("model_perplexity", evaluate::PERPLEXITY_KEYS.to_vec()),
         (

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use yunmin_core::columnar::TokenFiles;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::{
-    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, pretrain, read_token_file,
-    tokenize_dataset, train_lora,
+    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, parquet_corpus, pretrain,
+    read_token_file, tokenize_dataset, train_lora,
 };
 
 /// A handle on token sequences of one domain (held natively, never copied into Rhai).
@@ -65,6 +65,13 @@ pub const PRETRAIN_KEYS: &[&str] = &[
 pub const LORA_KEYS: &[&str] = &[
     "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "out", "resume",
     "domain",
+];
+
+/// Option keys of `train_adapters` (besides the optimiser keys): `lora`'s, less the ones each
+/// adapter sets itself (`out`, `domain`), plus where they run and the mixing adapter.
+pub const TRAIN_ADAPTERS_KEYS: &[&str] = &[
+    "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "resume",
+    "engine", "mixed",
 ];
 
 fn keys(a: &[&'static str]) -> Vec<&'static str> {
@@ -202,6 +209,162 @@ pub fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<
     )))
 }
 
+/// Stage code of `train_adapters` (bump when what a stage produces changes).
+const ADAPTERS_CODE: &str = "lora-v1";
+
+/// One adapter of `train_adapters`: stage `lora_<name>`, output `models/lora_<name>`.
+struct AdapterJob {
+    name: String,
+    /// The domain whose training split it learns; `None`: every domain's (the mixing adapter).
+    domain: Option<String>,
+    cfg: LoraConfig,
+}
+
+/// `train_adapters`: one LoRA adapter per domain (and optionally the data-mixing adapter),
+/// each a cached stage `lora_<name>`; with engine "ray" the unfinished ones run side by side,
+/// one `yunmin train lora --parquet …` task each. The stage keys do not depend on the engine.
+fn train_adapters(
+    h: &Host,
+    base: &str,
+    parquet: &str,
+    domains: rhai::Array,
+    opts: Map,
+) -> RhaiResult<Map> {
+    const F: &str = "train_adapters";
+    let mut opts = opts;
+    let ray = crate::ray::take_engine(F, &mut opts)?;
+    let mixed = match opts.remove("mixed") {
+        None => None,
+        Some(v) => Some(v.try_cast::<Map>().ok_or_else(|| {
+            msg_err(format!(
+                "{F}: option `mixed` must be a map of options for the mixing adapter (e.g. #{{ steps: 240 }})"
+            ))
+        })?),
+    };
+    let known: Vec<&str> = keys(TRAIN_ADAPTERS_KEYS)
+        .into_iter()
+        .filter(|k| *k != "engine" && *k != "mixed")
+        .collect();
+    let seed = h.ctx.seed();
+    let cfg = lora_config(&Options::new(F, opts.clone(), &known)?, seed)?;
+    let base_dir = resolve(h, base)?;
+    let pq_dir = resolve(h, parquet)?;
+    let mut jobs: Vec<AdapterJob> = Vec::new();
+    for d in domains {
+        let d = d
+            .into_string()
+            .map_err(|t| msg_err(format!("{F}: `domains` must hold strings, got {t}")))?;
+        yunmin_core::train::check_name(&d).rhai()?;
+        if jobs.iter().any(|j| j.name == d) || (mixed.is_some() && d == "mixed") {
+            return Err(msg_err(format!("{F}: adapter `lora_{d}` named twice")));
+        }
+        jobs.push(AdapterJob {
+            cfg: LoraConfig {
+                out: Some(PathBuf::from(format!("models/lora_{d}"))),
+                ..cfg.clone()
+            },
+            name: d.clone(),
+            domain: Some(d),
+        });
+    }
+    if let Some(m) = mixed {
+        let mut all = opts;
+        for (k, v) in m {
+            all.insert(k, v);
+        }
+        let mut cfg = lora_config(&Options::new("train_adapters: mixed", all, &known)?, seed)?;
+        cfg.out = Some(PathBuf::from("models/lora_mixed"));
+        jobs.push(AdapterJob {
+            name: "mixed".into(),
+            domain: None,
+            cfg,
+        });
+    }
+    let root = h.ctx.root().to_path_buf();
+    let inputs = [base_dir.clone(), pq_dir.clone()];
+    let params = |j: &AdapterJob| {
+        serde_json::json!({
+            "base": base_dir, "parquet": pq_dir, "domain": j.domain, "config": j.cfg,
+        })
+    };
+    let mut dirs = Vec::new();
+    for j in &jobs {
+        let out = j.cfg.out.as_ref().expect("set above");
+        dirs.push(h.ctx.write_path(out).rhai()?);
+    }
+    if ray {
+        let mut tasks = Vec::new();
+        let mut configs = Vec::new();
+        for j in &jobs {
+            let stage = format!("lora_{}", j.name);
+            if h.ctx
+                .is_cached(&stage, &params(j), &inputs, ADAPTERS_CODE)
+                .rhai()?
+            {
+                continue;
+            }
+            let cfg_path = root.join(format!(".ray-{stage}.config.json"));
+            let body = serde_json::to_vec_pretty(&j.cfg).map_err(|e| msg_err(e.to_string()))?;
+            yunmin_core::run::write_atomic(&cfg_path, &body).rhai()?;
+            let mut args: Vec<String> = vec!["train".into(), "lora".into(), "--base".into()];
+            args.push(base_dir.display().to_string());
+            args.extend(["--parquet".into(), pq_dir.display().to_string()]);
+            args.extend(["--domain".into(), j.name.clone()]);
+            if j.domain.is_none() {
+                args.push("--all-domains".into());
+            }
+            args.extend(["--root".into(), root.display().to_string()]);
+            args.extend(["--config".into(), cfg_path.display().to_string()]);
+            tasks.push(crate::ray::Task {
+                started: root.join(format!("logs/train_{}.log", j.name)),
+                output: root.join(j.cfg.out.as_ref().expect("set above")),
+                name: stage,
+                args,
+            });
+            configs.push(cfg_path);
+        }
+        let r = crate::ray::run_tasks(F, &root, &tasks);
+        for c in configs {
+            let _ = std::fs::remove_file(c);
+        }
+        r.rhai()?;
+    }
+    let mut base_model: Option<LoadedModel> = None;
+    let mut out = Map::new();
+    for (j, dir) in jobs.iter().zip(dirs) {
+        let stage = format!("lora_{}", j.name);
+        let (d, _) = h
+            .ctx
+            .stage(
+                &stage,
+                &params(j),
+                &inputs,
+                std::slice::from_ref(&dir),
+                ADAPTERS_CODE,
+                || {
+                    if ray {
+                        // Written by its task (complete: an adapter appears only by rename).
+                        load_adapter(&dir)?;
+                        return Ok(dir.clone());
+                    }
+                    if base_model.is_none() {
+                        base_model = Some(LoadedModel::load(&base_dir, &parse_device("cpu")?)?);
+                    }
+                    let bm = base_model.as_ref().expect("loaded above");
+                    let corpus = parquet_corpus(&pq_dir, j.domain.as_deref(), &j.name)?;
+                    let r = train_lora(bm, &corpus, &j.cfg, &root)?;
+                    Ok(r.dir)
+                },
+            )
+            .rhai()?;
+        out.insert(
+            j.name.as_str().into(),
+            Dynamic::from(d.display().to_string()),
+        );
+    }
+    Ok(out)
+}
+
 fn stats_map(v: serde_json::Value) -> Map {
     rhai::serde::to_dynamic(v)
         .ok()
@@ -304,6 +467,23 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir: r.dir.clone(), stats: stats_map(serde_json::to_value(&r).unwrap_or_default()) })
         },
     );
+    let h = host.clone();
+    api.func(
+        "train_adapters",
+        &["base", "parquet", "domains", "opts"],
+        "Trains one LoRA adapter per domain of `domains` on the frozen base checkpoint directory `base`,\n\
+         each on its training split of the Parquet directory `parquet` (as\n\
+         `lora(base, open_parquet(parquet).domain(d), …)`), into `models/lora_<d>`; each is a cached stage\n\
+         `lora_<d>`. Options: `lora`'s (not `out` or `domain`); `mixed`: a map of options over\n\
+         the others (e.g. `#{ steps: 240 }`) to also train the data-mixing adapter `lora_mixed` on\n\
+         every domain's training split; `engine`: \"local\" (default: one after another here) or\n\
+         \"ray\" (the unfinished adapters side by side, one `yunmin train lora` Ray task each on\n\
+         the cluster in `RAY_ADDRESS`, through `scripts/ray/yunmin_ray.py`; the adapters and stage keys\n\
+         are the same). Returns a map name → adapter directory.",
+        move |base: &str, parquet: &str, domains: rhai::Array, opts: Map| {
+            train_adapters(&h, base, parquet, domains, opts)
+        },
+    );
 }
 
 /// Where training data comes from on the command line.
@@ -318,7 +498,15 @@ pub struct TokenArgs {
     /// tokenizer.json (for --dataset; for pretrain it is also copied into the checkpoint).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Domain name (default: the token file stem; with --dataset, which domain to use).
+    /// Parquet directory (`yunmin parquet convert`, a script's `to_parquet`): the training
+    /// split of --domain, read as a script's `open_parquet(DIR).domain(d)` reads it.
+    #[arg(long, conflicts_with_all = ["tokens", "dataset"])]
+    pub parquet: Option<PathBuf>,
+    /// With --parquet: every domain's training split (as `open_parquet(DIR).train()`), named
+    /// --domain (default `all`).
+    #[arg(long, requires = "parquet")]
+    pub all_domains: bool,
+    /// Domain name (default: the token file stem; with --dataset or --parquet, which domain to use).
     #[arg(long)]
     pub domain: Option<String>,
     /// Run root: outputs (models/, logs/, summary.csv) go under it.
@@ -417,7 +605,17 @@ fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
         }
         return Ok(cs.remove(0));
     }
-    anyhow::bail!("give --tokens FILE or --dataset DIR --tokenizer FILE")
+    if let Some(p) = &d.parquet {
+        return Ok(if d.all_domains {
+            parquet_corpus(p, None, d.domain.as_deref().unwrap_or("all"))?
+        } else {
+            let dom = d.domain.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("--parquet: name the domain with --domain (or give --all-domains)")
+            })?;
+            parquet_corpus(p, Some(dom), dom)?
+        });
+    }
+    anyhow::bail!("give --tokens FILE, --dataset DIR --tokenizer FILE or --parquet DIR")
 }
 
 fn apply_common(o: &mut OptimConfig, d: &TokenArgs) {

@@ -12,7 +12,7 @@ use std::path::Path;
 use yunmin_tests::{python, repo_root, text, yunmin};
 
 /// The first `n` lines of every sample domain file, plus one malformed line.
-fn tiny_input(dir: &Path, n: usize) -> usize {
+pub(super) fn tiny_input(dir: &Path, n: usize) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     let mut lines = 0;
     for d in ["chat", "law", "news", "reviews"] {
@@ -32,7 +32,8 @@ fn tiny_input(dir: &Path, n: usize) -> usize {
     lines + 1
 }
 
-const TINY: &[&str] = &[
+/// `--set` values of a pipeline run small enough for a test.
+pub(super) const TINY: &[&str] = &[
     "vocab_size=400",
     "heldout=0.2",
     "layers=2",
@@ -72,7 +73,7 @@ fn run(cwd: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 /// `stage=<name>\t…\tstatus=<status>` lines of pipeline_run.log, in order.
-fn stage_lines(root: &Path) -> Vec<(String, String)> {
+pub(super) fn stage_lines(root: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(root.join("pipeline_run.log"))
         .unwrap()
         .lines()

@@ -95,19 +95,42 @@ impl Drop for RayHead {
     }
 }
 
-/// Runs the driver against `head` with `env`.
-fn driver(head: &RayHead, args: &[&str], env: &[(&'static str, String)]) -> Output {
+/// The driver (`python scripts/ray/yunmin_ray.py ARGS`) running this yunmin in its tasks.
+fn driver_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(python());
     c.arg(repo_root().join("scripts/ray/yunmin_ray.py"))
         .args(args)
-        .env("RAY_ADDRESS", &head.address)
         .env("YUNMIN_BIN", yunmin_bin())
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG");
+    c
+}
+
+/// Runs the driver against `head` with `env`.
+fn driver(head: &RayHead, args: &[&str], env: &[(&'static str, String)]) -> Output {
+    let mut c = driver_cmd(args);
+    c.env("RAY_ADDRESS", &head.address);
     for (k, v) in env {
         c.env(k, v);
     }
     c.output().expect("spawn the Ray driver")
+}
+
+/// `yunmin ARGS` in `cwd` whose engine "ray" calls reach `head` through the driver.
+fn yunmin_on_ray(head: &RayHead, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(yunmin_bin())
+        .args(args)
+        .env("RAY_ADDRESS", &head.address)
+        .env("YUNMIN_PYTHON", python())
+        .env(
+            "YUNMIN_RAY_DRIVER",
+            repo_root().join("scripts/ray/yunmin_ray.py"),
+        )
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .current_dir(cwd)
+        .output()
+        .expect("spawn yunmin")
 }
 
 fn ok(o: Output) -> Output {
@@ -260,20 +283,16 @@ fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
         ),
     )
     .unwrap();
-    let o = ok(Command::new(yunmin_bin())
-        .arg("run")
-        .arg(&script)
-        .arg("--out")
-        .arg(w.join("rhai_ray"))
-        .env("RAY_ADDRESS", &head.address)
-        .env("YUNMIN_PYTHON", python())
-        .env(
-            "YUNMIN_RAY_DRIVER",
-            repo_root().join("scripts/ray/yunmin_ray.py"),
-        )
-        .current_dir(w)
-        .output()
-        .unwrap());
+    let o = ok(yunmin_on_ray(
+        &head,
+        w,
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            w.join("rhai_ray").to_str().unwrap(),
+        ],
+    ));
     let single_kept = kept_lines(&w.join("single/data/deduped")).len();
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&format!("kept={single_kept}")),
@@ -464,6 +483,218 @@ fn ray_dedup_equals_one_process_on_the_sample_and_on_corpora_from_s3() {
     assert_eq!(srv.stats.completed_multipart.load(Ordering::SeqCst), big);
 }
 
+/// The pipeline on a tiny slice of the sample through `yunmin_ray.py pipeline`: dedup's phases,
+/// one `yunmin train lora` task per adapter and one `yunmin metrics evaluate` task per model,
+/// with one LoRA task's worker killed mid-training (Ray retries it). Every adapter and every
+/// result table equals one `yunmin run` with the same seed; no half adapter, task list or
+/// evaluation part is left; the adapters' stage keys do not depend on the engine.
+#[test]
+fn ray_pipeline_trains_adapters_and_evaluates_as_tasks_equal_to_one_process() {
+    use super::pipeline::{TINY, stage_lines, tiny_input};
+    let d = tempfile::tempdir().unwrap();
+    let w = d.path();
+    let input = w.join("input");
+    tiny_input(&input, 60);
+    let script = repo_root().join("scripts/pipeline.rhai");
+    // More LoRA steps than the pipeline test, so the kill lands while the adapter trains.
+    let mut sets: Vec<String> = vec![format!("input={}", input.display())];
+    sets.extend(
+        TINY.iter()
+            .filter(|s| !s.starts_with("lora_steps="))
+            .map(|s| s.to_string()),
+    );
+    sets.push("lora_steps=30".into());
+    let args = |head: &[&str], extra: &[String]| -> Vec<String> {
+        let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        for s in sets.iter().chain(extra) {
+            a.extend(["--set".to_string(), s.clone()]);
+        }
+        a
+    };
+    let local = w.join("local");
+    let ray = w.join("ray");
+    let a = args(
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            local.to_str().unwrap(),
+        ],
+        &[],
+    );
+    ok(yunmin(w, &a.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    let redis = RedisServer::start();
+    let head = RayHead::start();
+    let index = format!("index={}/0", redis.url());
+    let a = args(
+        &[
+            "pipeline",
+            "--script",
+            script.to_str().unwrap(),
+            "--out",
+            ray.to_str().unwrap(),
+        ],
+        &["shards=2".into(), index.clone()],
+    );
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = ok(driver(
+        &head,
+        &a,
+        &[("YUNMIN_RAY_KILL_ONCE", "lora_law".into())],
+    ));
+    let log = text(&o);
+    for t in [
+        "[index ",
+        "[lora_chat ",
+        "[lora_mixed ",
+        "[eval_base ",
+        "[eval_merged ",
+    ] {
+        assert!(log.contains(t), "no task {t}:\n{log}");
+    }
+    // Killed while training, before any of its adapter existed; the retry wrote it whole.
+    assert_eq!(
+        read(&ray.join(".killed-lora_law")),
+        "killed while running\noutput absent\n",
+        "{log}"
+    );
+    for name in ["chat", "law", "news", "reviews", "mixed"] {
+        let f = format!("models/lora_{name}/adapter_model.safetensors");
+        assert!(
+            std::fs::read(local.join(&f)).unwrap() == std::fs::read(ray.join(&f)).unwrap(),
+            "{f} differs from the one-process run"
+        );
+    }
+    let tables = [
+        "results/eval_metrics.csv",
+        "results/eval_generations.csv",
+        "results/merge_sweep.csv",
+        "results/perplexity_pivot.csv",
+    ];
+    for f in tables {
+        assert_eq!(read(&local.join(f)), read(&ray.join(f)), "{f}");
+    }
+    for dir in [ray.clone(), ray.join("models")] {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !n.contains(".tmp") && !n.starts_with(".ray-") && !n.starts_with(".evaluate-"),
+                "left over: {}",
+                e.path().display()
+            );
+        }
+    }
+    // The same root run locally: the adapters (and dedup) are cached, their keys being the same
+    // whatever the engine; the evaluation, run here this time, gives the same tables.
+    let before = stage_lines(&ray).len();
+    let a = args(
+        &[
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            ray.to_str().unwrap(),
+        ],
+        &[index],
+    );
+    ok(yunmin(w, &a.iter().map(String::as_str).collect::<Vec<_>>()));
+    let again = stage_lines(&ray)[before..].to_vec();
+    for s in ["dedup", "lora_chat", "lora_law", "lora_mixed"] {
+        assert!(
+            again.contains(&(s.to_string(), "cached".to_string())),
+            "{s} not cached: {again:?}"
+        );
+    }
+    assert!(
+        again.contains(&("evaluate".into(), "ok".into())),
+        "{again:?}"
+    );
+    for f in tables {
+        assert_eq!(
+            read(&local.join(f)),
+            read(&ray.join(f)),
+            "{f} after the local rerun"
+        );
+    }
+
+    // An unreachable cluster: adapters not trained yet fail with a message naming it.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let s = w.join("dead.rhai");
+    std::fs::write(
+        &s,
+        "train_adapters(out_path(\"models/base\"), out_path(\"data/parquet\"), [\"law\"], #{ steps: 2, engine: \"ray\" });\n",
+    )
+    .unwrap();
+    let o = Command::new(yunmin_bin())
+        .args(["run", s.to_str().unwrap(), "--out", ray.to_str().unwrap()])
+        .env("RAY_ADDRESS", &dead)
+        .env("YUNMIN_PYTHON", python())
+        .env(
+            "YUNMIN_RAY_DRIVER",
+            repo_root().join("scripts/ray/yunmin_ray.py"),
+        )
+        .current_dir(w)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success()
+            && text(&o).contains(&format!(
+                "cannot reach the Ray cluster at RAY_ADDRESS={dead}"
+            )),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn train_adapters_and_evaluate_engine_options_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    for (call, want) in [
+        (
+            "train_adapters(\"b\", \"p\", [\"law\"], #{ engine: \"spark\" })",
+            "train_adapters: option `engine` is `spark`",
+        ),
+        (
+            "train_adapters(\"b\", \"p\", [\"law\"], #{ stepz: 3 })",
+            "stepz",
+        ),
+        (
+            "train_adapters(\"b\", \"p\", [\"law\"], #{ out: \"x\" })",
+            "`out`",
+        ),
+        (
+            "train_adapters(\"b\", \"p\", [\"law\"], #{ mixed: 3 })",
+            "option `mixed` must be a map",
+        ),
+        (
+            "train_adapters(\"b\", \"p\", [\"law\"], #{ mixed: #{ stepz: 3 } })",
+            "stepz",
+        ),
+        (
+            "evaluate(#{}, #{}, #{ engine: \"spark\" })",
+            "evaluate: option `engine` is `spark`",
+        ),
+    ] {
+        let script = d.path().join("e.rhai");
+        std::fs::write(&script, format!("{call};\n")).unwrap();
+        let o = yunmin(
+            d.path(),
+            &[
+                "run",
+                script.to_str().unwrap(),
+                "--no-check",
+                "--out",
+                d.path().join("run").to_str().unwrap(),
+            ],
+        );
+        assert!(
+            !o.status.success() && text(&o).contains(want),
+            "{call}: {}",
+            text(&o)
+        );
+    }
+}
+
 /// `n` distinct documents of about 5 KB of random Hangul each, as JSONL.
 fn random_docs(path: &Path, n: usize) {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -490,13 +721,10 @@ fn random_docs(path: &Path, n: usize) {
 fn ray_driver_names_an_unreachable_cluster() {
     let d = tempfile::tempdir().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    let o = Command::new(python())
-        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
-        .args(["dedup", "--input", "in", "--out"])
+    let o = driver_cmd(&["dedup", "--input", "in", "--out"])
         .arg(d.path().join("out"))
         .args(["--shards", "2", "--index", "redis://127.0.0.1:1/0"])
         .env("RAY_ADDRESS", &dead)
-        .env("YUNMIN_BIN", yunmin_bin())
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -508,9 +736,7 @@ fn ray_driver_names_an_unreachable_cluster() {
         text(&o)
     );
     // Options the driver does not know are refused by name.
-    let o = Command::new(python())
-        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
-        .args(["dedup", "--input", "in", "--out", "o", "--shards", "2"])
+    let o = driver_cmd(&["dedup", "--input", "in", "--out", "o", "--shards", "2"])
         .args(["--index", "redis://127.0.0.1:1/0", "--shard", "3"])
         .output()
         .unwrap();
@@ -526,12 +752,9 @@ fn ray_driver_names_an_unreachable_cluster() {
 fn ray_pipeline_names_an_unreachable_cluster_and_refuses_another_engine() {
     let d = tempfile::tempdir().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    let o = Command::new(python())
-        .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
-        .args(["pipeline", "--out"])
+    let o = driver_cmd(&["pipeline", "--out"])
         .arg(d.path().join("run"))
         .env("RAY_ADDRESS", &dead)
-        .env("YUNMIN_BIN", yunmin_bin())
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -547,13 +770,7 @@ fn ray_pipeline_names_an_unreachable_cluster_and_refuses_another_engine() {
         "nothing runs without a cluster"
     );
     for bad in [["--set", "engine=local"], ["--set", "lora_steps"]] {
-        let o = Command::new(python())
-            .arg(repo_root().join("scripts/ray/yunmin_ray.py"))
-            .arg("pipeline")
-            .args(bad)
-            .env("YUNMIN_BIN", yunmin_bin())
-            .output()
-            .unwrap();
+        let o = driver_cmd(&["pipeline"]).args(bad).output().unwrap();
         assert!(!o.status.success());
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(&format!("--set {}", bad[1])),
