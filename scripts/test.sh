@@ -20,17 +20,24 @@ fi
 reqs=(scripts/python-requirements/*.txt)
 if [ -e "${reqs[0]}" ]; then
     if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-    .venv/bin/pip install -q --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}")
+    # No wheel cache: torch's CUDA wheels would otherwise sit on disk twice (venv and cache).
+    .venv/bin/pip install -q --no-cache-dir --disable-pip-version-check $(printf -- '-r %s ' "${reqs[@]}")
     export YUNMIN_PYTHON="$PWD/.venv/bin/python"
 fi
 
 if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null; then export RUSTC_WRAPPER=sccache; fi
 export CARGO_TERM_COLOR=never
+# A one-off build gains nothing from incremental caches, which would double the target's size.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | tail -1 | awk '{print "disk before the build: " $4 " free of " $2}'
 cargo build -p yunmin
 status=0
 cargo test --workspace --no-fail-fast -- "$@" || status=$?
+df -h . | tail -1 | awk '{print "disk after the tests: " $4 " free of " $2}'
 # The wgpu backend, built and checked against the CPU (logits and gradients) on lavapipe.
 if [ $# -eq 0 ]; then
-    cargo test -p yunmin-core --features wgpu --lib -- model::tests::wgpu || status=$?
+    # `--workspace` keeps the dependencies' features as in the build above, so only burn's
+    # crates, the wgpu stack and the project's crates are compiled again.
+    cargo test --workspace --features yunmin-core/wgpu --lib -- model::tests::wgpu || status=$?
 fi
 exit $status

@@ -53,6 +53,8 @@ impl RayHead {
                 "--node-ip-address",
                 "127.0.0.1",
             ])
+            // A small object store: the tasks pass paths, not data, and /dev/shm may be tiny.
+            .args(["--object-store-memory", "200000000"])
             .args(["--include-dashboard", "false"])
             .args(["--dashboard-port", &free_port().to_string()])
             .args(["--ray-client-server-port", &free_port().to_string()])
