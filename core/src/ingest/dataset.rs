@@ -163,6 +163,29 @@ impl DatasetWriter {
         Ok(())
     }
 
+    /// [`Self::write_serialized`] for `lines` known to hold `n` documents: written without
+    /// looking for line ends when they fit in the current shard.
+    pub fn write_lines(
+        &mut self,
+        lines: &[u8],
+        n: u64,
+        domains: &BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let fits = self.out.is_some() && self.in_shard as u64 + n <= self.shard_docs as u64;
+        if !fits || lines.last().is_some_and(|b| *b != b'\n') {
+            return self.write_serialized(lines, domains);
+        }
+        let out = self.out.as_mut().expect("open shard");
+        out.write_all(lines)
+            .map_err(|e| Error::io("write", self.dir.path(), e))?;
+        self.in_shard += n as usize;
+        self.written += n;
+        for (d, k) in domains {
+            *self.domains.entry(d.clone()).or_default() += k;
+        }
+        Ok(())
+    }
+
     /// Appends documents already serialized as JSON lines (each a [`Document`] object ending in
     /// `\n`), e.g. produced in parallel; `domains` counts them per domain for `dataset.json`.
     /// Shards still rotate every `shard_docs` documents.

@@ -6,6 +6,7 @@ mod config;
 mod dataset;
 mod document;
 mod error;
+mod json_out;
 mod pipeline;
 mod reason;
 mod report;

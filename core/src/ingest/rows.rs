@@ -146,9 +146,7 @@ fn rejection(reason: RejectReason, detail: String) -> Rejection {
     Rejection { reason, detail }
 }
 
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string to memory");
-}
+use super::json_out::push_str as json_str;
 
 /// The extra columns of a batch and their JSON encoders.
 struct Extras<'a> {

@@ -481,9 +481,7 @@ fn text_value<'a>(v: Option<Val<'a>>, name: &str) -> Result<Cow<'a, str>, Reject
     }
 }
 
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string to memory");
-}
+use super::json_out::push_str as json_str;
 
 /// Appends the normalised document (`id, text, domain, source`, then extra keys) as one JSON
 /// line. A missing id becomes `<source>:<line>`, a missing domain `fallback_domain`.
