@@ -13,7 +13,8 @@ script hands its dedup phases to the cluster through `dedup` below, and its LoRA
 
 Connects to the cluster in RAY_ADDRESS (else starts a local one) and runs:
 
-    ingest (one task, when the input is not a dataset directory)
+    ingest × N (part i/N of the input objects, when the input is not a dataset directory)
+    → ingest-gather (one task: joins the parts in input order; links, no copies)
     → index × N (signs shard i/N of the dataset's files, inserts into the shared Redis index)
     → verify × N (part i/N of the candidate pairs: query, exact similarity where needed)
     → merge (one task: clusters, candidates.json, clusters.jsonl, dedup_log.csv)
@@ -238,7 +239,9 @@ def dedup(args: argparse.Namespace) -> int:
             call += ["--shard-docs", str(args.shard_docs)]
         for i in args.input:
             call += ["--input", i]
-        run("ingest", [call])
+        # One task per part of the input objects, then one joining them in input order.
+        run("ingest", [call + ["--part", f"{i}/{n}"] for i in range(n)])
+        run("ingest-gather", [call + ["--gather", str(n)]])
         dataset = str(ingest_root / "data/dedup_ready")
 
     base = ["dedup", "--input", dataset, "--out", str(work), "--index", args.index, *args.extra]

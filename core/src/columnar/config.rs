@@ -154,6 +154,9 @@ pub struct ConvertConfig {
     pub buffer_mb: usize,
     /// File layout of the output (default `flat`).
     pub layout: Layout,
+    /// Convert only the documents of these domains (default: all). One conversion per domain
+    /// is how the work is cut into parts that run side by side ([`super::gather`] joins them).
+    pub domains: Vec<String>,
 }
 
 /// How a conversion names its files.
@@ -199,6 +202,7 @@ impl Default for ConvertConfig {
             chunk_mb: 8,
             buffer_mb: 48,
             layout: Layout::Flat,
+            domains: Vec::new(),
         }
     }
 }
@@ -302,6 +306,10 @@ impl crate::config::Primitive for ConvertConfig {
             opt(
                 "layout",
                 "flat (<domain>.parquet, heldout/<domain>.parquet) or hf (<domain>/train-00000-of-00001.parquet …, README.md)",
+            ),
+            opt(
+                "domains",
+                "convert only these domains (comma-separated; default all): one part of a conversion run side by side",
             ),
         ]
     };

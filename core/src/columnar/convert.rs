@@ -383,6 +383,98 @@ struct Outputs {
     buffer_cap: usize,
 }
 
+/// Which documents a conversion takes: all, or those of the domains `ConvertConfig::domains`
+/// lists (how a conversion is cut into one part per domain). A line that does not fit the
+/// schema belongs to the domain its JSON names; one whose domain cannot be read at all to the
+/// dataset's first domain, so every line is counted by exactly one part.
+struct DomainFilter {
+    only: Option<BTreeMap<String, bool>>,
+    first_domain: Option<Option<String>>,
+}
+
+impl DomainFilter {
+    fn new(domains: &[String]) -> Self {
+        Self {
+            only: (!domains.is_empty())
+                .then(|| domains.iter().map(|d| (d.clone(), false)).collect()),
+            first_domain: None,
+        }
+    }
+
+    /// Whether rows of domain `d` are converted here.
+    fn owns(&mut self, d: &str) -> bool {
+        match &mut self.only {
+            None => true,
+            Some(m) => m.get_mut(d).map(|seen| *seen = true).is_some(),
+        }
+    }
+
+    /// Whether the rejected `line` is reported here.
+    fn owns_line(&mut self, line: &[u8], dataset: &Dataset) -> Result<bool> {
+        if self.only.is_none() {
+            return Ok(true);
+        }
+        let named = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("domain")?.as_str().map(str::to_string));
+        let d = match named {
+            Some(d) => d,
+            None => {
+                if self.first_domain.is_none() {
+                    self.first_domain = Some(first_domain(dataset)?);
+                }
+                match self.first_domain.clone().flatten() {
+                    Some(d) => d,
+                    None => return Ok(true),
+                }
+            }
+        };
+        Ok(self.owns(&d))
+    }
+
+    /// Fails naming the listed domains that had no documents.
+    fn check_all_seen(&self, dataset: &Dataset) -> Result<()> {
+        let missing: Vec<&str> = self
+            .only
+            .iter()
+            .flatten()
+            .filter(|(_, seen)| !**seen)
+            .map(|(d, _)| d.as_str())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ColumnarError::Config(format!(
+            "`domains` lists {missing:?}, which have no documents in {}",
+            dataset.dir().display()
+        ))
+        .into())
+    }
+}
+
+/// The dataset's first domain (sorted): from `dataset.json`, else from a scan that skips the
+/// lines that are not documents.
+fn first_domain(dataset: &Dataset) -> Result<Option<String>> {
+    if let Ok(d) = dataset.domains() {
+        return Ok(d.into_iter().next());
+    }
+    let mut first: Option<String> = None;
+    for shard in dataset.shards()? {
+        let text = std::fs::read(&shard).map_err(|e| Error::io("read", &shard, e))?;
+        for line in text.split(|b| *b == b'\n') {
+            let d = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("domain")?.as_str().map(str::to_string));
+            if let Some(d) = d
+                && first.as_ref().is_none_or(|f| d < *f)
+            {
+                first = Some(d);
+            }
+        }
+    }
+    Ok(first)
+}
+
 /// The path of a domain's file in `layout`, relative to the output directory.
 fn rel_path(layout: Layout, domain: &str, heldout: bool) -> String {
     match (layout, heldout) {
@@ -395,7 +487,7 @@ fn rel_path(layout: Layout, domain: &str, heldout: bool) -> String {
 
 /// The dataset card of the Hugging Face layout: one config per domain and `all`, each with a
 /// `train` and (when held out) a `heldout` split.
-fn hf_readme(domains: &[String], heldout: bool) -> String {
+pub(super) fn hf_readme(domains: &[String], heldout: bool) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("string");
     let mut s = String::from("---\nconfigs:\n");
     let mut config = |name: &str, dir: &str, default: bool| {
@@ -564,6 +656,7 @@ pub fn convert(
     let reader = ChunkReader::new(shards.clone(), cfg.chunk_rows, cfg.chunk_mb << 20);
     let bar = progress_bar(input_bytes, "parquet");
     let mut domain_problem: HashMap<String, Option<String>> = HashMap::new();
+    let mut filter = DomainFilter::new(&cfg.domains);
     let (mut docs_in, mut read_bytes) = (0u64, 0u64);
     std::thread::scope(|scope| -> Result<()> {
         let decoded_chunks = spawn_decoder(scope, reader, &in_schema, cfg);
@@ -574,37 +667,48 @@ pub fn convert(
             read_bytes += chunk.raw_bytes;
             outs.at_tail = input_bytes.saturating_sub(read_bytes)
                 <= (TAIL_ROW_GROUPS * threads * outs.rg_bytes) as u64;
-            docs_in += chunk.lines.len() as u64;
-            for (i, category, reason) in &decoded.rejected {
-                let l = chunk.lines[*i];
-                rejects.add(&shards[l.shard], l.line, category, reason, chunk.line(*i))?;
+            let Decoded {
+                batch,
+                rows,
+                rejected,
+            } = decoded;
+            // The chunk's rejects, in line order: lines that do not fit the schema (with a
+            // domain filter, only those of the listed domains), then rows whose domain
+            // cannot name a file.
+            let mut chunk_rejects: Vec<(usize, &str, String)> = Vec::new();
+            for (i, category, reason) in rejected {
+                if filter.owns_line(chunk.line(i), dataset)? {
+                    chunk_rejects.push((i, category, reason));
+                }
             }
-            let Decoded { batch, rows, .. } = decoded;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            // Domains that cannot name a file are rejected row by row.
+            docs_in += chunk_rejects.len() as u64;
             let domains = batch.column(2).as_string::<i32>();
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (r, &line_idx) in rows.iter().enumerate() {
                 let d = domains.value(r);
+                if !filter.owns(d) {
+                    keep.push(false);
+                    continue;
+                }
+                docs_in += 1;
                 if !domain_problem.contains_key(d) {
                     domain_problem.insert(d.to_string(), domain_name_problem(d));
                 }
                 match &domain_problem[d] {
                     None => keep.push(true),
                     Some(problem) => {
-                        let l = chunk.lines[line_idx];
-                        rejects.add(
-                            &shards[l.shard],
-                            l.line,
-                            "domain",
-                            problem,
-                            chunk.line(line_idx),
-                        )?;
+                        chunk_rejects.push((line_idx, "domain", problem.clone()));
                         keep.push(false);
                     }
                 }
+            }
+            chunk_rejects.sort_by_key(|(i, _, _)| *i);
+            for (i, category, reason) in &chunk_rejects {
+                let l = chunk.lines[*i];
+                rejects.add(&shards[l.shard], l.line, category, reason, chunk.line(*i))?;
+            }
+            if batch.num_rows() == 0 {
+                continue;
             }
             let batch = if keep.iter().all(|k| *k) {
                 batch
@@ -682,6 +786,7 @@ pub fn convert(
         Ok(())
     })?;
     bar.finish_and_clear();
+    filter.check_all_seen(dataset)?;
     // Every domain gets both files (empty when all its rows went to the other split).
     let domains: Vec<String> = {
         let mut d: Vec<String> = outs.writers.keys().map(|(d, _)| d.clone()).collect();

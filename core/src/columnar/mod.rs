@@ -57,6 +57,7 @@ mod config;
 mod convert;
 mod error;
 mod memory;
+mod parts;
 mod reader;
 mod report;
 mod schema;
@@ -70,6 +71,7 @@ pub use config::{
 pub use convert::{convert, is_heldout, writer_properties};
 pub use error::ColumnarError;
 pub use memory::{peak_rss_mb, reset_peak_rss, rss_mb};
+pub use parts::{gather, part_dir};
 pub use reader::{ParquetSet, Split, TokenBatches, TokenFiles, open_tokens, read_tokens};
 pub use report::{ConversionReport, FileReport, HELDOUT_DIR, REJECTS_FILE, REPORT_FILE};
 pub use schema::{

@@ -461,3 +461,144 @@ fn opening_a_missing_or_foreign_directory_says_what_a_parquet_set_is() {
         "{e}"
     );
 }
+
+/// Every row of every file of a conversion: file → (id, text, tokens) in order.
+fn all_rows(dir: &Path) -> std::collections::BTreeMap<String, Vec<(String, String, Vec<i32>)>> {
+    use arrow::array::{Array, AsArray};
+    let set = ParquetSet::open(dir).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for rel in set.report().files.keys() {
+        let f = std::fs::File::open(dir.join(rel)).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut rows = Vec::new();
+        for b in r {
+            let b = b.unwrap();
+            let (id, text) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
+            let tokens = b
+                .column_by_name("tokens")
+                .map(|c| c.as_list::<i32>().clone());
+            for i in 0..b.num_rows() {
+                let t = tokens.as_ref().map_or(Vec::new(), |l| {
+                    let v = l.value(i);
+                    let v = v.as_primitive::<arrow::datatypes::Int32Type>();
+                    (0..v.len()).map(|j| v.value(j)).collect()
+                });
+                rows.push((id.value(i).to_string(), text.value(i).to_string(), t));
+            }
+        }
+        out.insert(rel.clone(), rows);
+    }
+    out
+}
+
+#[test]
+fn one_conversion_per_domain_gathered_equals_one_conversion() {
+    let d = tempfile::tempdir().unwrap();
+    let ds_dir = d.path().join("ds");
+    std::fs::create_dir_all(&ds_dir).unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    for i in 0..120 {
+        let dm = ["법률", "news", "영화 리뷰"][i % 3];
+        lines.push(serde_json::to_string(&doc(i, dm)).unwrap());
+        match i % 17 {
+            3 => lines.push("{not json".into()),
+            5 => lines.push(format!(
+                r#"{{"id": "x{i}", "text": 5, "domain": "news", "source": "s"}}"#
+            )),
+            7 => lines.push(serde_json::to_string(&doc(1000 + i, "../bad")).unwrap()),
+            _ => {}
+        }
+    }
+    for (n, chunk) in lines.chunks(50).enumerate() {
+        std::fs::write(
+            ds_dir.join(format!("part-{n:05}.jsonl")),
+            chunk.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let ds = Dataset::open(&ds_dir).unwrap();
+    let tok = tokenizer(&dataset(&d.path().join("good"), 60, &["a"]));
+    for layout in [Layout::Flat, Layout::Hf] {
+        let cfg = ConvertConfig {
+            heldout: 0.3,
+            chunk_rows: 16,
+            layout,
+            ..Default::default()
+        };
+        let one = d.path().join(format!("{layout:?}/one"));
+        let r1 = convert(&ds, &one, &cfg, Some(&tok)).unwrap();
+        assert!(r1.rejected >= 8, "{:?}", r1.rejected_by_category);
+        let domains = ["../bad", "news", "법률", "영화 리뷰"];
+        let out = d.path().join(format!("{layout:?}/parts/pq"));
+        let parts: Vec<std::path::PathBuf> = (0..domains.len())
+            .map(|i| part_dir(&out, i, domains.len()))
+            .collect();
+        for (dm, p) in domains.iter().zip(&parts) {
+            let c = ConvertConfig {
+                domains: vec![dm.to_string()],
+                ..cfg.clone()
+            };
+            convert(&ds, p, &c, Some(&tok)).unwrap();
+        }
+        let r2 = gather(&ds, &parts, &out, &cfg).unwrap();
+        assert_eq!(
+            (
+                &r1.domains,
+                r1.docs_in,
+                r1.rows_written,
+                r1.tokens_written,
+                r1.rejected
+            ),
+            (
+                &r2.domains,
+                r2.docs_in,
+                r2.rows_written,
+                r2.tokens_written,
+                r2.rejected
+            )
+        );
+        assert_eq!(r1.rejected_by_category, r2.rejected_by_category);
+        assert_eq!(r1.docs_in, lines.len() as u64);
+        assert_eq!(all_rows(&one), all_rows(&out));
+        assert_eq!(all_rows(&out).len(), 6);
+        for f in [REJECTS_FILE, "schema.txt"] {
+            assert_eq!(
+                std::fs::read_to_string(one.join(f)).unwrap(),
+                std::fs::read_to_string(out.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        if layout == Layout::Hf {
+            assert_eq!(
+                std::fs::read_to_string(one.join("README.md")).unwrap(),
+                std::fs::read_to_string(out.join("README.md")).unwrap()
+            );
+        }
+        let read_back = ParquetSet::open(&out).unwrap();
+        assert_eq!(read_back.report().config, cfg);
+        // A listed domain without documents is an error naming it.
+        let c = ConvertConfig {
+            domains: vec!["news".into(), "없음".into()],
+            ..cfg.clone()
+        };
+        let e = convert(&ds, &d.path().join("x"), &c, Some(&tok))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("없음") && e.contains("no documents"), "{e}");
+        // Parts converted with other options are refused.
+        let other = ConvertConfig {
+            heldout: 0.1,
+            ..cfg.clone()
+        };
+        let e = gather(&ds, &parts, &d.path().join("y"), &other)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other options"), "{e}");
+    }
+}

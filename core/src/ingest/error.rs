@@ -16,4 +16,12 @@ pub enum IngestError {
         /// Valid + rejected.
         accounted: u64,
     },
+    /// A part of a parted ingest is missing or holds other inputs.
+    #[error("ingest part {part}: {problem}")]
+    Part {
+        /// `I/N`.
+        part: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
 }

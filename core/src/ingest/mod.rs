@@ -7,6 +7,7 @@ mod dataset;
 mod document;
 mod error;
 mod json_out;
+mod parts;
 mod pipeline;
 mod reason;
 mod report;
@@ -17,7 +18,8 @@ pub use config::IngestConfig;
 pub use dataset::{Dataset, DatasetStats, DatasetWriter, STATS_FILE};
 pub use document::Document;
 pub use error::IngestError;
-pub use pipeline::{INGEST_CODE_VERSION, IngestOutcome, REJECTS_FILE, ingest};
+pub use parts::Part;
+pub use pipeline::{INGEST_CODE_VERSION, IngestOutcome, Plan, REJECTS_FILE, ingest, ingest_with};
 pub use reason::RejectReason;
 pub use report::{IngestOutputs, IngestReport, SourceReport};
 pub use validate::{

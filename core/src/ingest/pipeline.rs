@@ -3,6 +3,7 @@
 //! and write documents, rejects, the preview and the report — in input order, so a rerun
 //! gives identical files.
 
+use super::parts::Part;
 use super::rows::validate_rows;
 use super::validate::{FieldSpec, Rejection, parse_line, write_document, write_reject};
 use super::{
@@ -180,7 +181,7 @@ fn rows_capacity(c: &crate::source::RowChunk) -> usize {
 }
 
 /// Reservoir sample of serialized documents, seeded by the run.
-struct Preview {
+pub(super) struct Preview {
     k: usize,
     seen: u64,
     rng: rand_chacha::ChaCha8Rng,
@@ -188,7 +189,7 @@ struct Preview {
 }
 
 impl Preview {
-    fn new(k: usize, seed: u64) -> Self {
+    pub(super) fn new(k: usize, seed: u64) -> Self {
         Self {
             k,
             seen: 0,
@@ -197,14 +198,15 @@ impl Preview {
         }
     }
 
-    /// Offers the `n` documents of `docs` (one per line). The draws come first; lines are
-    /// located only up to the last one picked, which late in a run is rarely any.
-    fn offer_lines(&mut self, docs: &[u8], n: u64) {
+    /// The reservoir draws for the next `n` documents: `(position in this block, index in the
+    /// run, the slot it replaces or None to append)`, in order. Only the count matters, so a
+    /// run cut into parts draws the same as one pass.
+    fn draws(&mut self, n: u64) -> Vec<(u64, u64, Option<usize>)> {
+        let mut picks = Vec::new();
         if self.k == 0 {
-            return;
+            self.seen += n;
+            return picks;
         }
-        // (line in `docs`, its index in the run, the slot it replaces or None to append)
-        let mut picks: Vec<(u64, u64, Option<usize>)> = Vec::new();
         for t in 0..n {
             let i = self.seen;
             self.seen += 1;
@@ -217,19 +219,42 @@ impl Preview {
                 }
             }
         }
-        let mut lines = docs.split(|b| *b == b'\n').enumerate();
-        for (t, i, slot) in picks {
-            let Some((_, line)) = lines.find(|(at, _)| *at as u64 == t) else {
-                break;
-            };
-            match slot {
-                None => self.picked.push((i, line.to_vec())),
-                Some(j) => self.picked[j] = (i, line.to_vec()),
-            }
+        picks
+    }
+
+    fn place(&mut self, i: u64, slot: Option<usize>, line: Vec<u8>) {
+        match slot {
+            None => self.picked.push((i, line)),
+            Some(j) => self.picked[j] = (i, line),
         }
     }
 
-    fn documents(mut self) -> Result<Vec<Document>> {
+    /// Offers the `n` documents of `docs` (one per line). The draws come first; lines are
+    /// located only up to the last one picked, which late in a run is rarely any.
+    pub(super) fn offer_lines(&mut self, docs: &[u8], n: u64) {
+        let mut lines = docs.split(|b| *b == b'\n').enumerate();
+        for (t, i, slot) in self.draws(n) {
+            let Some((_, line)) = lines.find(|(at, _)| *at as u64 == t) else {
+                break;
+            };
+            self.place(i, slot, line.to_vec());
+        }
+    }
+
+    /// Offers `n` documents that `line(t)` fetches (in increasing `t`), only the picked ones.
+    pub(super) fn offer_with(
+        &mut self,
+        n: u64,
+        mut line: impl FnMut(u64) -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        for (t, i, slot) in self.draws(n) {
+            let l = line(t)?;
+            self.place(i, slot, l);
+        }
+        Ok(())
+    }
+
+    pub(super) fn documents(mut self) -> Result<Vec<Document>> {
         self.picked.sort_by_key(|(i, _)| *i);
         self.picked
             .iter()
@@ -243,11 +268,11 @@ impl Preview {
 
 /// Resolved output paths of a run.
 #[derive(Debug, Clone)]
-struct Paths {
-    dataset: PathBuf,
-    rejected: PathBuf,
-    preview: PathBuf,
-    report: PathBuf,
+pub(super) struct Paths {
+    pub(super) dataset: PathBuf,
+    pub(super) rejected: PathBuf,
+    pub(super) preview: PathBuf,
+    pub(super) report: PathBuf,
 }
 
 impl Paths {
@@ -272,13 +297,48 @@ impl Paths {
     }
 }
 
+/// How an ingest's work is done.
+pub enum Plan<'a> {
+    /// Every input in this process.
+    Whole,
+    /// Only part `Part` of the inputs, into this run root (the part's own root,
+    /// [`Part::dir`] of the main one); nothing is uploaded.
+    Part(Part),
+    /// The inputs cut into `count` parts (`None`: one per input object), each ingested
+    /// elsewhere into its [`Part::dir`] under this run root by `run` (e.g. as Ray tasks, each
+    /// a `yunmin ingest --part I/N`), then joined here into the same outputs as
+    /// [`Plan::Whole`]. `run` is called only when the stage is not cached.
+    Parts {
+        /// Parts, or one per input object.
+        count: Option<usize>,
+        /// Ingests the given parts (all of them, or fails).
+        run: &'a mut dyn FnMut(&[Part]) -> Result<()>,
+    },
+}
+
 /// Runs the ingest of `inputs` (local paths, directories, globs, `s3://` prefixes) into the
 /// run root as a cached stage: valid documents to `cfg.out`, rejects to `cfg.rejected`, a
 /// preview and a report; then uploads them when `cfg.upload` is set. The stage key covers the
 /// local inputs' content, the S3 objects' ETags and sizes, the config and the seed.
 pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result<IngestOutcome> {
+    ingest_with(ctx, inputs, cfg, Plan::Whole)
+}
+
+/// [`ingest`] done as `plan` says. [`Plan::Parts`] gives the same outputs as [`Plan::Whole`]
+/// (the same shard files, rejects, preview and report)
+/// under the same stage key, so either answers the other's cache.
+pub fn ingest_with(
+    ctx: &RunContext,
+    inputs: &[String],
+    cfg: &IngestConfig,
+    plan: Plan<'_>,
+) -> Result<IngestOutcome> {
     cfg.validate()?;
-    let (items, store) = resolve(inputs, &cfg.source)?;
+    let (mut items, store) = resolve(inputs, &cfg.source)?;
+    let all_items = items.len();
+    if let Plan::Part(part) = &plan {
+        items = items[part.range(all_items)].to_vec();
+    }
     let paths = Paths::new(ctx, cfg)?;
     // Local inputs are read as given; the run's path policy may refuse them.
     let local_inputs: Vec<PathBuf> = items
@@ -295,28 +355,51 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
     cfg_key.source.in_flight = 0;
     cfg_key.source.retries = 0;
     cfg_key.source.connect_timeout_s = 0;
-    let params = serde_json::json!({ "inputs": listing, "config": cfg_key, "seed": ctx.seed() });
+    let mut params =
+        serde_json::json!({ "inputs": listing, "config": cfg_key, "seed": ctx.seed() });
+    if let Plan::Part(part) = &plan {
+        params["part"] = serde_json::json!(part.to_string());
+    }
     let name = format!("ingest:{}", cfg.out);
     let items = Arc::new(items);
+    let is_part = matches!(plan, Plan::Part(_));
+    let mut gathered: Vec<PathBuf> = Vec::new();
     let (report, cached) = ctx.stage(
         &name,
         &params,
         &local_inputs,
         &paths.all(),
         INGEST_CODE_VERSION,
-        || {
-            run_ingest(
+        || match plan {
+            Plan::Whole | Plan::Part(_) => run_ingest(
                 items.clone(),
                 store.clone(),
                 cfg,
                 &paths,
                 ctx.seed(),
                 ctx.root(),
-            )
+            ),
+            Plan::Parts { count, run } => {
+                let n = count.unwrap_or(all_items).max(1);
+                let parts: Vec<Part> = (0..n).map(|index| Part { index, count: n }).collect();
+                run(&parts)?;
+                let r = super::parts::gather(&items, cfg, &paths, ctx.seed(), ctx.root(), &parts)?;
+                gathered = parts.iter().map(|p| p.dir(ctx.root())).collect();
+                Ok(r)
+            }
         },
     )?;
+    // The parts' own outputs were copied into the joined ones: no longer needed.
+    for d in &gathered {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    if !gathered.is_empty() {
+        // `parts/` itself when nothing else is in it.
+        let _ = std::fs::remove_dir(ctx.root().join("parts"));
+    }
+    let upload = if is_part { None } else { cfg.upload.as_ref() };
     let mut report: IngestReport = report;
-    if let Some(dest) = &cfg.upload {
+    if let Some(dest) = upload {
         let dest = S3Url::parse(dest)?;
         let store = match store {
             Some(s) => s,
@@ -359,7 +442,7 @@ pub fn ingest(ctx: &RunContext, inputs: &[String], cfg: &IngestConfig) -> Result
     })
 }
 
-fn rel_str(root: &Path, p: &Path) -> String {
+pub(super) fn rel_str(root: &Path, p: &Path) -> String {
     p.strip_prefix(root)
         .unwrap_or(p)
         .to_string_lossy()
@@ -530,12 +613,7 @@ fn run_ingest(
     writer.finish()?;
     rej_dir.commit()?;
 
-    let docs = preview.documents()?;
-    let bytes = serde_json::to_vec_pretty(&docs).map_err(|e| Error::Json {
-        path: paths.preview.clone(),
-        source: e,
-    })?;
-    write_atomic(&paths.preview, &bytes)?;
+    write_preview(&paths.preview, preview)?;
 
     let mut totals = SourceReport {
         source: "total".into(),
@@ -561,10 +639,20 @@ fn run_ingest(
         seed,
         seconds: secs,
     };
-    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Json {
-        path: paths.report.clone(),
+    write_json(&paths.report, &report)?;
+    Ok(report)
+}
+
+/// Writes the preview's documents to `path`.
+pub(super) fn write_preview(path: &Path, preview: Preview) -> Result<()> {
+    write_json(path, &preview.documents()?)
+}
+
+/// Writes `v` as pretty JSON to `path`, atomically.
+pub(super) fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
         source: e,
     })?;
-    write_atomic(&paths.report, &bytes)?;
-    Ok(report)
+    write_atomic(path, &bytes)
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::{
     BenchConfig, ConversionReport, ConvertConfig, ParquetSet, Split, TokenFiles, bench, convert,
-    validate,
+    gather, part_dir, validate,
 };
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
@@ -44,6 +44,7 @@ const TOKENIZER_KEYS: &[&str] = &["tokenizer", "vocab_size", "tokenizer_out"];
 pub(crate) fn convert_keys() -> Vec<&'static str> {
     let mut k = crate::primitive::keys::<ConvertConfig>();
     k.extend_from_slice(TOKENIZER_KEYS);
+    k.push("engine");
     k
 }
 
@@ -65,14 +66,89 @@ fn convert_config(mut opts: Map, seed: u64) -> RhaiResult<(ConvertConfig, Map)> 
     Ok((cfg, tok))
 }
 
-/// Converts with the stage cache: the key covers the dataset's content, the options and the
-/// tokenizer file, so a rerun with the same inputs reuses the output directory.
-pub fn convert_cached(
+/// The conversion as Ray tasks, one `yunmin parquet convert --domains D` per domain into
+/// [`yunmin_core::columnar::part_dir`]s, joined into `dir` here by
+/// [`yunmin_core::columnar::gather`].
+fn convert_on_ray(
     ctx: &RunContext,
     dataset: &Dataset,
     dir: &Path,
     cfg: &ConvertConfig,
     tokenizer: Option<&Tokenizer>,
+) -> yunmin_core::Result<ConversionReport> {
+    let domains = if cfg.domains.is_empty() {
+        dataset.domains()?
+    } else {
+        cfg.domains.clone()
+    };
+    if domains.len() < 2 {
+        return convert(dataset, dir, cfg, tokenizer);
+    }
+    let tok_arg: Vec<String> = match tokenizer {
+        None => vec!["--no-tokens".into()],
+        Some(t) => {
+            let p = match t.path() {
+                Some(p) => p.to_path_buf(),
+                None => {
+                    // For the tasks only: removed with the parts.
+                    let p = part_dir(dir, 0, 1).with_file_name("tokenizer.json");
+                    t.clone().save(&p)?;
+                    p
+                }
+            };
+            vec!["--tokenizer".into(), p.display().to_string()]
+        }
+    };
+    let n = domains.len();
+    let parts: Vec<PathBuf> = (0..n).map(|i| part_dir(dir, i, n)).collect();
+    let tasks: Vec<crate::ray::Task> = domains
+        .iter()
+        .zip(&parts)
+        .enumerate()
+        .map(|(i, (d, part))| {
+            let one = ConvertConfig {
+                domains: vec![d.clone()],
+                ..cfg.clone()
+            };
+            let mut args: Vec<String> = vec!["parquet".into(), "convert".into()];
+            args.extend(["--dataset".into(), dataset.dir().display().to_string()]);
+            args.extend(["--out".into(), part.display().to_string()]);
+            args.extend(tok_arg.iter().cloned());
+            args.extend(one.cli_args());
+            let name = part.file_name().unwrap_or_default().to_string_lossy();
+            crate::ray::Task {
+                name: format!("parquet_{i:04}"),
+                args,
+                started: part.with_file_name(format!(".{name}.tmp")),
+                output: part.join(yunmin_core::columnar::REPORT_FILE),
+            }
+        })
+        .collect();
+    crate::ray::run_tasks("to_parquet", ctx.root(), &tasks)?;
+    let r = gather(dataset, &parts, dir, cfg)?;
+    for p in &parts {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    // `parts/` itself when nothing else is in it.
+    if let Some(d) = parts[0].parent() {
+        if tokenizer.is_some_and(|t| t.path().is_none()) {
+            let _ = std::fs::remove_file(d.join("tokenizer.json"));
+        }
+        let _ = std::fs::remove_dir(d);
+    }
+    Ok(r)
+}
+
+/// Converts with the stage cache: the key covers the dataset's content, the options and the
+/// tokenizer file (not where it runs: `ray` converts one domain per Ray task and joins them into
+/// the same files), so a rerun with the same inputs reuses the output directory.
+fn convert_staged(
+    ctx: &RunContext,
+    dataset: &Dataset,
+    dir: &Path,
+    cfg: &ConvertConfig,
+    tokenizer: Option<&Tokenizer>,
+    ray: bool,
 ) -> yunmin_core::Result<ParquetSet> {
     let mut inputs = vec![dataset.dir().to_path_buf()];
     if let Some(p) = tokenizer.and_then(|t| t.path()) {
@@ -85,12 +161,25 @@ pub fn convert_cached(
         &inputs,
         std::slice::from_ref(&dir.to_path_buf()),
         concat!("columnar-v1-", env!("CARGO_PKG_VERSION")),
-        || convert(dataset, dir, cfg, tokenizer).map(|r: ConversionReport| r.rows_written),
+        || {
+            let r = if ray {
+                convert_on_ray(ctx, dataset, dir, cfg, tokenizer)?
+            } else {
+                convert(dataset, dir, cfg, tokenizer)?
+            };
+            Ok(r.rows_written)
+        },
     )?;
     ParquetSet::open(dir)
 }
 
-fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResult<ParquetHandle> {
+fn to_parquet(
+    host: &Host,
+    dataset: &Dataset,
+    dir: &str,
+    mut opts: Map,
+) -> RhaiResult<ParquetHandle> {
+    let ray = crate::ray::take_engine("to_parquet", &mut opts)?;
     let (cfg, tok) = convert_config(opts, host.ctx.seed())?;
     let o = Options::new("to_parquet", tok.clone(), TOKENIZER_KEYS)?;
     let tok_opt = tok.get("tokenizer").cloned();
@@ -125,7 +214,7 @@ fn to_parquet(host: &Host, dataset: &Dataset, dir: &str, opts: Map) -> RhaiResul
             Some(train_cached(&host.ctx, dataset, &tcfg, &out).rhai()?)
         }
     };
-    let set = convert_cached(&host.ctx, dataset, &dir, &cfg, tokenizer.as_ref()).rhai()?;
+    let set = convert_staged(&host.ctx, dataset, &dir, &cfg, tokenizer.as_ref(), ray).rhai()?;
     Ok(ParquetHandle(Arc::new(set)))
 }
 
@@ -168,31 +257,30 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     e.register_fn("to_string", |t: &mut TokenFiles| {
         format!("TokenFiles({}, {} files)", t.name, t.paths.len())
     });
-    let doc = "Converts a dataset to Parquet under `dir` (run-root relative): `<domain>.parquet`,\n\
-        `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`.\n\
-        Options (defaults): `text` (\"brotli:5\"), `tokens` (\"zstd:3\"), `other` (\"zstd:3\"): codecs brotli[:0-11],\n\
-        zstd[:1-22], snappy, none; `brotli_encoder` (\"c\": the reference C library; \"rust\": parquet's own);\n\
-        `row_group_rows` (65536), `row_group_mb` (8), `dictionary` (true),\n\
-        `statistics` (\"chunk\"), `heldout` (0.01), `seed` (the run's), `extras` ([\"name:type\", …]: utf8, int64,\n\
-        float64, bool), `unknown_fields` (\"ignore\" | \"reject\"), `chunk_rows` (8192), `chunk_mb` (8),\n\
-        `buffer_mb` (48), `layout` (\"flat\"; \"hf\": `<domain>/train-00000-of-00001.parquet`,\n\
-        `<domain>/heldout-00000-of-00001.parquet` and a README.md whose configs `datasets.load_dataset(dir)` reads);\n\
-        `tokenizer`: a Tokenizer, a tokenizer.json path, or false for no token columns —\n\
-        when absent one is trained (`vocab_size`, 8000) and saved at `tokenizer_out` (default: tokenizer.json\n\
-        next to `dir`). Rows that do not fit the schema or whose domain cannot name a file are rejected with a\n\
-        reason. A cached stage: the same dataset, options and tokenizer reuse the output.";
+    let doc = format!(
+        "Converts a dataset to Parquet under `dir` (run-root relative): `<domain>.parquet`,\n\
+        `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`\n\
+        (layout \"hf\": `<domain>/train-00000-of-00001.parquet`, `<domain>/heldout-00000-of-00001.parquet` and a\n\
+        README.md whose configs `datasets.load_dataset(dir)` reads). `tokenizer`: a Tokenizer, a tokenizer.json\n\
+        path, or false for no token columns — when absent one is trained (`vocab_size`, 8000) and saved at\n\
+        `tokenizer_out` (default: tokenizer.json next to `dir`). `engine`: \"local\" (default) or \"ray\": one\n\
+        `yunmin parquet convert --domains D` Ray task per domain, joined here into the same files. Rows that do\n\
+        not fit the schema or whose domain cannot name a file are rejected with a reason. A cached stage: the\n\
+        same dataset, options and tokenizer reuse the output. Options (defaults; `seed`: the run's):\n{}",
+        yunmin_core::config::describe::<ConvertConfig>()
+    );
     let h = host.clone();
     api.func(
         "to_parquet",
         &["dataset", "dir", "opts"],
-        doc,
+        &doc,
         move |ds: Dataset, dir: &str, opts: Map| to_parquet(&h, &ds, dir, opts),
     );
     let h = host.clone();
     api.func(
         "to_parquet",
         &["dataset_dir", "dir", "opts"],
-        doc,
+        &doc,
         move |ds: &str, dir: &str, opts: Map| {
             let ds = open_dataset(&h, ds)?;
             to_parquet(&h, &ds, dir, opts)

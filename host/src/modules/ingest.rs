@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Map};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, ingest};
+use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, Part, Plan, ingest, ingest_with};
 use yunmin_core::run::RunContext;
 
 fn config_from(opts: Map) -> RhaiResult<IngestConfig> {
@@ -39,10 +39,79 @@ fn sources(v: Dynamic) -> RhaiResult<Vec<String>> {
     )))
 }
 
-fn run_ingest(host: &Host, src: Dynamic, opts: Map) -> RhaiResult<Dataset> {
+/// Option keys of the Rhai `ingest` beyond its config's: where it runs.
+pub const ENGINE_KEYS: &[&str] = &["engine", "parts"];
+
+/// Parts of an ingest on Ray: option `parts` (engine "ray" only; default one per input object).
+fn take_parts(ray: bool, opts: &mut Map) -> RhaiResult<Option<usize>> {
+    match (ray, opts.remove("parts")) {
+        (_, None) => Ok(None),
+        (false, Some(_)) => Err(msg_err(
+            "ingest: option `parts` needs engine \"ray\" (the local engine runs one process)",
+        )),
+        (true, Some(v)) => v
+            .as_int()
+            .ok()
+            .filter(|&n| n >= 1)
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| {
+                msg_err(format!(
+                    "ingest: option `parts` must be an integer ≥ 1, got {v}"
+                ))
+            }),
+    }
+}
+
+/// The `yunmin ingest --part I/N` invocations of `parts`, as Ray tasks writing under `root`.
+fn part_tasks(
+    inputs: &[String],
+    cfg: &IngestConfig,
+    root: &Path,
+    seed: u64,
+    parts: &[Part],
+) -> Vec<crate::ray::Task> {
+    parts
+        .iter()
+        .map(|p| {
+            let mut args: Vec<String> = vec!["ingest".into()];
+            for i in inputs {
+                args.extend(["--input".into(), i.clone()]);
+            }
+            args.extend(["--out".into(), root.display().to_string()]);
+            args.extend(["--seed".into(), seed.to_string()]);
+            args.extend(["--part".into(), p.to_string()]);
+            args.extend(yunmin_core::config::cli_args(cfg));
+            let dir = p.dir(root);
+            crate::ray::Task {
+                name: format!("ingest_{:04}", p.index),
+                args,
+                started: dir.join("pipeline_run.log"),
+                output: dir.join(&cfg.report),
+            }
+        })
+        .collect()
+}
+
+fn run_ingest(host: &Host, src: Dynamic, mut opts: Map) -> RhaiResult<Dataset> {
+    let ray = crate::ray::take_engine("ingest", &mut opts)?;
+    let parts = take_parts(ray, &mut opts)?;
     let cfg = config_from(opts)?;
     let inputs = sources(src)?;
-    let out = ingest(&host.ctx, &inputs, &cfg).rhai()?;
+    let out = if ray {
+        let root = host.ctx.root().to_path_buf();
+        let seed = host.ctx.seed();
+        let mut run = |parts: &[Part]| {
+            let tasks = part_tasks(&inputs, &cfg, &root, seed, parts);
+            crate::ray::run_tasks("ingest", &root, &tasks)
+        };
+        let plan = Plan::Parts {
+            count: parts,
+            run: &mut run,
+        };
+        ingest_with(&host.ctx, &inputs, &cfg, plan).rhai()?
+    } else {
+        ingest(&host.ctx, &inputs, &cfg).rhai()?
+    };
     Ok(out.dataset)
 }
 
@@ -72,7 +141,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          or row_group and row, reason, raw line or text),\n\
          `sample_preview.json` (5 documents chosen with the run's seed) and `ingest_report.json`\n\
          (counts per source and per reason). A cached stage: unchanged inputs skip the work.\n\
-         Options (defaults):\n{}",
+         `engine`: \"local\" (default) or \"ray\": one `yunmin ingest --part I/N` Ray task per\n\
+         part of the input objects (`parts`, default one per object), joined here into the same\n\
+         outputs. Options (defaults):\n{}",
             yunmin_core::config::describe::<IngestConfig>()
         ),
         move |src: Dynamic, opts: Map| run_ingest(&h, src, opts),
@@ -269,6 +340,15 @@ pub struct IngestArgs {
     /// Redo the ingest even when its cached outputs are up to date.
     #[arg(long)]
     pub force: bool,
+    /// Ingest only part I of N of the inputs (a contiguous range of the resolved input
+    /// objects), into OUT/parts/ingest-I-of-N/; `--gather N` joins the parts. This is how the
+    /// Ray driver runs one task per part.
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["gather", "bench"])]
+    pub part: Option<yunmin_core::ingest::Part>,
+    /// Join the N parts ingested with `--part I/N` (same inputs and options) into the outputs
+    /// one process would write: the same documents in order, rejects, preview and report.
+    #[arg(long, value_name = "N", conflicts_with = "bench", value_parser = clap::value_parser!(u64).range(1..))]
+    pub gather: Option<u64>,
     /// Benchmark mode: always rerun, and append a row (label, MB/s, docs/s, …) to this CSV.
     #[arg(long, value_name = "CSV")]
     pub bench: Option<PathBuf>,
@@ -424,8 +504,21 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
     } else {
         PathBuf::from(&args.out)
     };
+    let root = match &args.part {
+        Some(p) => p.dir(&root),
+        None => root,
+    };
     let ctx = RunContext::new(&root, args.seed, args.force || args.bench.is_some())?;
-    let res = ingest(&ctx, &args.input, &cfg);
+    let mut parts_done = |_: &[Part]| Ok(());
+    let plan = match (args.part, args.gather) {
+        (Some(p), _) => Plan::Part(p),
+        (None, Some(n)) => Plan::Parts {
+            count: Some(n as usize),
+            run: &mut parts_done,
+        },
+        (None, None) => Plan::Whole,
+    };
+    let res = ingest_with(&ctx, &args.input, &cfg, plan);
     ctx.finish(res.is_ok()).ok();
     let out = res.with_context(|| format!("ingest of {}", args.input.join(", ")))?;
     println!(

@@ -66,7 +66,11 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut v: Vec<(&'static str, Vec<&'static str>)> = vec![
         (
             "ingest",
-            crate::primitive::keys::<yunmin_core::ingest::IngestConfig>(),
+            [
+                crate::primitive::keys::<yunmin_core::ingest::IngestConfig>(),
+                ingest::ENGINE_KEYS.to_vec(),
+            ]
+            .concat(),
         ),
         ("to_parquet", columnar::convert_keys()),
         (

@@ -292,6 +292,21 @@ fn train_adapters(
         let out = j.cfg.out.as_ref().expect("set above");
         dirs.push(h.ctx.write_path(out).rhai()?);
     }
+    // `--fail-at lora` stops before training, and only when some adapter is not cached yet.
+    if h.fails_at("lora") {
+        for j in &jobs {
+            let stage = format!("lora_{}", j.name);
+            if !h
+                .ctx
+                .is_cached(&stage, &params(j), &inputs, ADAPTERS_CODE)
+                .rhai()?
+            {
+                return Err(msg_err(format!(
+                    "lora: failing on purpose before training {stage} (--fail-at lora)"
+                )));
+            }
+        }
+    }
     if ray {
         let mut tasks = Vec::new();
         let mut configs = Vec::new();

@@ -491,6 +491,7 @@ fn convert_flags_from_a_config_give_back_that_config() {
         chunk_mb: 2,
         buffer_mb: 5,
         layout: Layout::Hf,
+        domains: vec!["영화 리뷰".into()],
     };
     assert_ne!(cfg, ConvertConfig::default());
     let out = d.path().join("pq");

@@ -167,6 +167,10 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     for s in ["evaluate", "report"] {
         assert!(second.contains(&(s.into(), "ok".into())), "{s}: {second:?}");
     }
+    // A fail point inside a cached phase does not fire: `--fail-at lora` stops only before
+    // an adapter is trained.
+    let o = run(tmp.path(), &input, &["--fail-at", "lora"]);
+    assert!(o.status.success(), "{}", text(&o));
 
     // 3. Artifacts of every phase.
     let report: serde_json::Value =
@@ -346,6 +350,18 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     ] {
         assert!(md.contains(s), "report.md lacks {s}");
     }
+    // With adapters to train (more steps), `--fail-at lora` stops before the first one.
+    let o = run(
+        tmp.path(),
+        &input,
+        &["--set", "lora_steps=5", "--fail-at", "lora"],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("failing on purpose before training lora_"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Writes a tiny Llama checkpoint with transformers (random init, `seed`) into `out`, with a

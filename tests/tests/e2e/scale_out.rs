@@ -547,6 +547,10 @@ fn ray_pipeline_trains_adapters_and_evaluates_as_tasks_equal_to_one_process() {
     ));
     let log = text(&o);
     for t in [
+        "[ingest_0000 ",
+        "[ingest_0003 ",
+        "[parquet_0000 ",
+        "[parquet_0003 ",
         "[index ",
         "[lora_chat ",
         "[lora_mixed ",
@@ -577,6 +581,58 @@ fn ray_pipeline_trains_adapters_and_evaluates_as_tasks_equal_to_one_process() {
     for f in tables {
         assert_eq!(read(&local.join(f)), read(&ray.join(f)), "{f}");
     }
+    // Ingest, one task per input file, joined: the same report, rejects, preview and
+    // documents in order as one process.
+    for f in [
+        "ingest_report.json",
+        "sample_preview.json",
+        "data/rejected/rejected.jsonl",
+        "data/dedup_ready/dataset.json",
+    ] {
+        assert_eq!(read(&local.join(f)), read(&ray.join(f)), "{f}");
+    }
+    let docs = |root: &Path| -> String {
+        let dir = root.join("data/dedup_ready");
+        let mut shards: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        shards.sort();
+        shards.iter().map(|p| read(p)).collect()
+    };
+    assert_eq!(docs(&local), docs(&ray), "ingested documents");
+    // Parquet, one task per domain, joined: the same files with the same rows and tokens, and
+    // the same rejects.
+    let pq_report = |root: &Path| -> serde_json::Value {
+        let r: serde_json::Value =
+            serde_json::from_str(&read(&root.join("data/parquet/parquet_report.json"))).unwrap();
+        let files: serde_json::Map<String, serde_json::Value> = r["files"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, f)| (k.clone(), serde_json::json!([f["rows"], f["tokens"]])))
+            .collect();
+        serde_json::json!([
+            files,
+            r["domains"],
+            r["docs_in"],
+            r["rows_written"],
+            r["rejected"]
+        ])
+    };
+    assert_eq!(pq_report(&local), pq_report(&ray));
+    assert_eq!(
+        pq_report(&ray)[0].as_object().unwrap().len(),
+        8,
+        "train and heldout of 4 domains"
+    );
+    assert_eq!(
+        read(&local.join("data/parquet/rejects.jsonl")),
+        read(&ray.join("data/parquet/rejects.jsonl"))
+    );
+    assert!(!ray.join("parts").exists() && !ray.join("data/parts").exists());
     for dir in [ray.clone(), ray.join("models")] {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -601,7 +657,14 @@ fn ray_pipeline_trains_adapters_and_evaluates_as_tasks_equal_to_one_process() {
     );
     ok(yunmin(w, &a.iter().map(String::as_str).collect::<Vec<_>>()));
     let again = stage_lines(&ray)[before..].to_vec();
-    for s in ["dedup", "lora_chat", "lora_law", "lora_mixed"] {
+    for s in [
+        "ingest:data/dedup_ready",
+        "to_parquet",
+        "dedup",
+        "lora_chat",
+        "lora_law",
+        "lora_mixed",
+    ] {
         assert!(
             again.contains(&(s.to_string(), "cached".to_string())),
             "{s} not cached: {again:?}"
