@@ -34,9 +34,9 @@ pub struct RowChunk {
 /// the `metadata` struct; `tags` reads every leaf under `tags`), or every column when `None`.
 pub type Projection = Option<Arc<Vec<String>>>;
 
-/// Field metadata key marking a column stored as Parquet strings but delivered as bytes
-/// because a value in its row group is not UTF-8 (see [`read_group_as_bytes`]); its value is
-/// the Arrow type the file declares (`Utf8` or `LargeUtf8`).
+/// Field metadata key marking a column stored as Parquet strings but delivered as bytes, for
+/// the ingest to check value by value (see [`strings_as_bytes`]); its value is the Arrow type
+/// the file declares (`Utf8` or `LargeUtf8`).
 pub const UTF8_AS_BYTES: &str = "yunmin.utf8_as_bytes";
 
 /// What one Parquet input gave.
@@ -227,6 +227,11 @@ fn read_with<R: ChunkReader + Clone + 'static>(
         .filter(|i| mask.leaf_included(*i))
         .collect();
     let strings = top_level_strings(&meta, &mask);
+    let meta = if strings.is_empty() {
+        meta
+    } else {
+        strings_as_bytes(&meta, &strings).map_err(|e| perr(item, None, e))?
+    };
     let mut totals = ParquetTotals::default();
     let expected = meta.metadata().file_metadata().num_rows().max(0) as u64;
     for g in 0..meta.metadata().num_row_groups() {
@@ -240,42 +245,16 @@ fn read_with<R: ChunkReader + Clone + 'static>(
             let ranges = leaves.iter().map(|i| rg.column(*i).byte_range()).collect();
             s3.prefetch(ranges)?;
         }
-        let mut in_group = 0usize;
-        let mut batches: Box<dyn Iterator<Item = std::result::Result<RecordBatch, _>>> = if strings
-            .is_empty()
-        {
-            Box::new(
-                ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), meta.clone())
-                    .with_row_groups(vec![g])
-                    .with_projection(mask.clone())
-                    .with_batch_size(cfg.batch_rows)
-                    .build()
-                    .map_err(|e| perr(item, Some(g), e))?,
-            )
-        } else {
-            // Top-level strings as bytes: ingest checks UTF-8 per value (simdutf8, several
-            // times faster than the Arrow reader's check, which was a fifth of the ingest's
-            // time) and a bad value rejects only its row.
-            let all = read_group_as_bytes(&reader, &meta, &mask, &strings, g)
+        let batches =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), meta.clone())
+                .with_row_groups(vec![g])
+                .with_projection(mask.clone())
+                .with_batch_size(cfg.batch_rows)
+                .build()
                 .map_err(|e| perr(item, Some(g), e))?;
-            Box::new(batch_slices(all, 0, cfg.batch_rows).into_iter().map(Ok))
-        };
-        while let Some(batch) = batches.next() {
-            let batch = match batch {
-                Ok(b) => b,
-                // A string value that is not UTF-8: the group again, its string columns as
-                // bytes, from the first row not yet delivered; ingest rejects the bad rows.
-                Err(e) if e.to_string().contains("non UTF-8") => {
-                    let all = read_group_as_bytes(&reader, &meta, &mask, &strings, g)
-                        .map_err(|e| perr(item, Some(g), e))?;
-                    let parts = batch_slices(all, in_group, cfg.batch_rows);
-                    batches = Box::new(parts.into_iter().map(Ok));
-                    continue;
-                }
-                Err(e) => return Err(perr(item, Some(g), e)),
-            };
+        for batch in batches {
+            let batch = batch.map_err(|e| perr(item, Some(g), e))?;
             let n = batch.num_rows() as u64;
-            in_group += batch.num_rows();
             let chunk = RowChunk {
                 source,
                 row_group: g,
@@ -299,16 +278,6 @@ fn read_with<R: ChunkReader + Clone + 'static>(
         ));
     }
     Ok(totals)
-}
-
-/// `batch` from row `from` on, cut into batches of at most `rows` rows.
-fn batch_slices(batch: RecordBatch, from: usize, rows: usize) -> Vec<RecordBatch> {
-    let rest = batch.slice(from, batch.num_rows().saturating_sub(from));
-    let step = rows.max(1);
-    (0..rest.num_rows())
-        .step_by(step)
-        .map(|o| rest.slice(o, step.min(rest.num_rows() - o)))
-        .collect()
 }
 
 /// The projection's top-level string fields (plain, not repeated) with their leaf column:
@@ -335,103 +304,75 @@ fn top_level_strings(meta: &ArrowReaderMetadata, mask: &ProjectionMask) -> Vec<(
     raw
 }
 
-/// Row group `g` in one batch, the top-level string columns `raw` (from [`top_level_strings`])
-/// read with the column reader as raw bytes (`Binary`, marked with [`UTF8_AS_BYTES`]) and the
-/// other projected columns as usual. Strings are checked for UTF-8 by the ingest, value by
-/// value, so a value that is not UTF-8 rejects its row rather than the whole group.
-fn read_group_as_bytes<R: ChunkReader + Clone + 'static>(
-    reader: &R,
+/// The reader metadata of `meta` with the top-level string columns `raw` (from
+/// [`top_level_strings`]) read as bytes: their String type is dropped from the Parquet schema,
+/// so the Arrow reader decodes them into `Binary`/`LargeBinary` arrays without its own UTF-8
+/// check, marked with [`UTF8_AS_BYTES`]. The ingest checks them value by value (simdutf8,
+/// several times faster than the reader's check, which was a fifth of its time), so a bad value
+/// rejects only its row. Everything else reads as the file's embedded Arrow schema says.
+fn strings_as_bytes(
     meta: &ArrowReaderMetadata,
-    mask: &ProjectionMask,
     raw: &[(usize, usize)],
-    g: usize,
-) -> parquet::errors::Result<RecordBatch> {
-    use arrow::array::{ArrayRef, BinaryBuilder};
+) -> parquet::errors::Result<ArrowReaderMetadata> {
     use arrow::datatypes::{DataType, Field, Schema};
-    use parquet::column::reader::get_typed_column_reader;
-    use parquet::data_type::{ByteArray, ByteArrayType};
-    use parquet::file::metadata::page_index::RowGroupPageIndex;
-    use parquet::file::properties::ReaderProperties;
-    use parquet::file::reader::RowGroupReader;
-    use parquet::file::serialized_reader::SerializedRowGroupReader;
+    use parquet::file::metadata::{FileMetaData, ParquetMetaData};
+    use parquet::schema::types::{SchemaDescriptor, Type};
 
-    let descr = meta.metadata().file_metadata().schema_descr_ptr();
-    let n = meta.metadata().row_group(g).num_rows().max(0) as usize;
-    let rest_leaves: Vec<usize> = (0..descr.num_columns())
-        .filter(|i| mask.leaf_included(*i) && !raw.iter().any(|r| r.1 == *i))
+    let md = meta.metadata();
+    let fm = md.file_metadata();
+    let root = fm.schema_descr().root_schema();
+    let names: Vec<&str> = raw
+        .iter()
+        .map(|(fi, _)| meta.schema().field(*fi).name().as_str())
         .collect();
-    let rest = if rest_leaves.is_empty() {
-        None
-    } else {
-        ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), meta.clone())
-            .with_row_groups(vec![g])
-            .with_projection(ProjectionMask::leaves(&descr, rest_leaves))
-            .with_batch_size(n.max(1))
-            .build()?
-            .next()
-            .transpose()?
-    };
-    // The row group's reader over the footer already parsed (no second read of the footer).
-    let group = SerializedRowGroupReader::new(
-        Arc::new(reader.clone()),
-        meta.metadata().row_group(g),
-        RowGroupPageIndex::new(g, None),
-        Arc::new(ReaderProperties::builder().build()),
-    )?;
-    let mut raw_arrays: Vec<(usize, ArrayRef)> = Vec::new();
-    for &(fi, leaf) in raw {
-        let max_def = descr.column(leaf).max_def_level();
-        let mut r = get_typed_column_reader::<ByteArrayType>(group.get_column_reader(leaf)?);
-        let (mut defs, mut vals): (Vec<i16>, Vec<ByteArray>) = (Vec::new(), Vec::new());
-        let mut got = 0;
-        while got < n {
-            let d = (max_def > 0).then_some(&mut defs);
-            let (records, _, _) = r.read_records(n - got, d, None, &mut vals)?;
-            if records == 0 {
-                break;
+    let fields = root
+        .get_fields()
+        .iter()
+        .map(|t| {
+            if !(t.is_primitive() && names.contains(&t.name())) {
+                return Ok(t.clone());
             }
-            got += records;
-        }
-        if got != n {
-            return Err(ParquetError::General(format!(
-                "column `{}`: {got} of {n} rows read",
-                meta.schema().field(fi).name()
-            )));
-        }
-        let mut b = BinaryBuilder::new();
-        if max_def == 0 {
-            vals.iter().for_each(|v| b.append_value(v.data()));
-        } else {
-            // A value per row at the full definition level; a null below it.
-            let mut values = vals.iter();
-            for d in &defs[..n] {
-                match (*d == max_def).then(|| values.next()).flatten() {
-                    Some(v) => b.append_value(v.data()),
-                    None => b.append_null(),
-                }
+            let info = t.get_basic_info();
+            let plain = Type::primitive_type_builder(t.name(), t.get_physical_type())
+                .with_repetition(info.repetition())
+                .with_id(info.has_id().then(|| info.id()))
+                .build()?;
+            Ok(Arc::new(plain))
+        })
+        .collect::<parquet::errors::Result<Vec<_>>>()?;
+    let root = Type::group_type_builder(root.name())
+        .with_fields(fields)
+        .build()?;
+    let file = FileMetaData::new(
+        fm.version(),
+        fm.num_rows(),
+        fm.created_by().map(str::to_owned),
+        fm.key_value_metadata().cloned(),
+        Arc::new(SchemaDescriptor::new(Arc::new(root))),
+        fm.column_orders().cloned(),
+    );
+    let plain = ParquetMetaData::new(file, md.row_groups().to_vec());
+    let schema = meta.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(fi, f)| {
+            if !raw.iter().any(|r| r.0 == fi) {
+                return f.as_ref().clone();
             }
-        }
-        raw_arrays.push((fi, Arc::new(b.finish())));
-    }
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (fi, f) in meta.schema().fields().iter().enumerate() {
-        if let Some((_, a)) = raw_arrays.iter().find(|(i, _)| *i == fi) {
+            let bytes = match f.data_type() {
+                DataType::LargeUtf8 => DataType::LargeBinary,
+                _ => DataType::Binary,
+            };
             let mut md = f.metadata().clone();
             md.insert(UTF8_AS_BYTES.to_string(), f.data_type().to_string());
-            fields.push(Field::new(f.name(), DataType::Binary, f.is_nullable()).with_metadata(md));
-            columns.push(a.clone());
-        } else if let Some(b) = &rest
-            && let Some((i, rf)) = b.schema().column_with_name(f.name())
-        {
-            fields.push(rf.clone());
-            columns.push(b.column(i).clone());
-        }
-    }
-    RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n)),
+            Field::new(f.name(), bytes, f.is_nullable()).with_metadata(md)
+        })
+        .collect();
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    ArrowReaderMetadata::try_new(
+        Arc::new(plain),
+        ArrowReaderOptions::new().with_schema(Arc::new(schema)),
     )
-    .map_err(|e| ParquetError::General(e.to_string()))
 }
