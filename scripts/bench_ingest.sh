@@ -22,9 +22,9 @@ endpoint="$(sed -n 's/^endpoint //p' "$work/s3.log")"
 export AWS_ACCESS_KEY_ID=yunmin-test-access AWS_SECRET_ACCESS_KEY=yunmin-test-secret AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent
 for r in $(seq "$rounds"); do
-    "$bin/yunmin" -q ingest --input "$corpora" --out "$work/local" --bench "$csv" --label local
+    "$bin/yunmin" -q bench ingest --input "$corpora" --out "$work/local" --csv "$csv" --label local
     rm -rf "$work/local"
-    "$bin/yunmin" -q ingest --input s3://corpora/ --endpoint-url "$endpoint" --out "$work/s3" --bench "$csv" --label s3
+    "$bin/yunmin" -q bench ingest --input s3://corpora/ --endpoint-url "$endpoint" --out "$work/s3" --csv "$csv" --label s3
     rm -rf "$work/s3"
 done
 column -s, -t < "$csv"

@@ -136,7 +136,7 @@ pub enum Command {
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers).
     Dedup(Box<crate::modules::dedup::DedupCli>),
     /// Side-by-side benchmarks against the peers, written to CSV: `yunmin bench
-    /// dedup|train|eval|merge|parquet|metrics`.
+    /// ingest|dedup|train|eval|merge|parquet|metrics`.
     Bench(crate::modules::bench::BenchCli),
     /// Text metrics: `yunmin metrics bleu|rouge|perplexity` (sacreBLEU / rouge-score compatible).
     Metrics(Box<crate::modules::eval::MetricsArgs>),

@@ -13,7 +13,6 @@ use super::{
 use crate::run::{AtomicDir, RunContext, write_atomic};
 use crate::source::{ChunkStream, LineChunk, S3Store, S3Url, SourceItem, StreamItem, resolve};
 use crate::{Error, Result};
-use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Bump when validation or output format changes (part of the stage-cache key).
-pub const INGEST_CODE_VERSION: &str = "ingest-v2";
+pub const INGEST_CODE_VERSION: &str = "ingest-v3";
 
 /// File name of the rejects inside the rejected directory.
 pub const REJECTS_FILE: &str = "rejected.jsonl";
@@ -180,12 +179,21 @@ fn rows_capacity(c: &crate::source::RowChunk) -> usize {
     cols + cols / 16 + 96 * c.batch.num_rows()
 }
 
-/// Reservoir sample of serialized documents, seeded by the run.
+/// Reservoir sample of serialized documents, seeded by the run. Document `i`'s draw is a hash
+/// of the seed and `i` alone (no generator state), so the sample depends only on the order of
+/// the documents, and a draw costs a few nanoseconds.
 pub(super) struct Preview {
     k: usize,
     seen: u64,
-    rng: rand_chacha::ChaCha8Rng,
+    key: u64,
     picked: Vec<(u64, Vec<u8>)>,
+}
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+fn splitmix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 impl Preview {
@@ -193,9 +201,16 @@ impl Preview {
         Self {
             k,
             seen: 0,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x1e57_u64),
+            key: splitmix(seed ^ 0x1e57_u64),
             picked: Vec::new(),
         }
+    }
+
+    /// Document `i`'s uniform draw in `0..=i` (multiply-shift range reduction; its bias, at most
+    /// `i / 2^64`, is far below anything a preview could show).
+    fn draw(&self, i: u64) -> u64 {
+        let h = splitmix(self.key ^ splitmix(i));
+        ((u128::from(h) * (u128::from(i) + 1)) >> 64) as u64
     }
 
     /// The reservoir draws for the next `n` documents: `(position in this block, index in the
@@ -213,7 +228,7 @@ impl Preview {
             if (i as usize) < self.k {
                 picks.push((t, i, None));
             } else {
-                let j = self.rng.random_range(0..=i);
+                let j = self.draw(i);
                 if (j as usize) < self.k {
                     picks.push((t, i, Some(j as usize)));
                 }
@@ -534,7 +549,10 @@ fn run_ingest(
         let read = (|| -> Result<()> {
             loop {
                 crate::run::check_cancelled()?;
-                let batch_items = stream.next_batch(batch)?;
+                // One chunk per thread at least; more only while they hold under 16 MiB per
+                // thread (a batch of long Parquet documents can be tens of megabytes).
+                let threads = rayon::current_num_threads().max(1);
+                let batch_items = stream.next_batch(batch, threads, threads * (16 << 20))?;
                 if batch_items.is_empty() {
                     return Ok(());
                 }
@@ -655,4 +673,50 @@ pub(super) fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
         source: e,
     })?;
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Preview;
+
+    /// Every document has the same chance, k/n, of being in the preview, and a sample cut
+    /// into blocks draws the same as one pass.
+    #[test]
+    fn preview_picks_uniformly_and_blocks_do_not_matter() {
+        let (n, k, seeds) = (50u64, 5, 4000u64);
+        let mut hits = vec![0u32; n as usize];
+        for seed in 0..seeds {
+            let mut slots: Vec<u64> = Vec::new();
+            for (t, i, slot) in Preview::new(k, seed).draws(n) {
+                assert_eq!(t, i, "one block: positions are indices");
+                match slot {
+                    None => slots.push(i),
+                    Some(j) => slots[j] = i,
+                }
+            }
+            assert_eq!(slots.len(), k);
+            for i in &slots {
+                hits[*i as usize] += 1;
+            }
+            let mut blocks = Preview::new(k, seed);
+            let cut: Vec<_> = [7, 0, 30, 13]
+                .iter()
+                .flat_map(|b| {
+                    let base = blocks.seen;
+                    blocks
+                        .draws(*b)
+                        .into_iter()
+                        .map(move |(t, i, s)| (t + base, i, s))
+                })
+                .collect();
+            assert_eq!(cut, Preview::new(k, seed).draws(n), "seed {seed}");
+        }
+        // Expected k/n · seeds = 400 hits each; a binomial's sd is ≈ 19.
+        for (i, h) in hits.iter().enumerate() {
+            assert!(
+                (300..500).contains(h),
+                "document {i} picked {h} times in {seeds}"
+            );
+        }
+    }
 }

@@ -64,15 +64,55 @@ pub enum StreamItem {
     Done(SourceDone),
 }
 
+impl StreamItem {
+    /// Bytes of memory the item holds (its lines, or its rows' arrays).
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            StreamItem::Chunk(c) => c.data.len(),
+            StreamItem::Rows(r) => r.batch.get_array_memory_size(),
+            StreamItem::Done(_) => 0,
+        }
+    }
+}
+
 enum Msg {
     Item(StreamItem),
     Err(crate::Error),
 }
 
+/// Bytes an input's reader may have queued for the consumer beyond one item: long documents
+/// make a Parquet batch of a thousand rows tens of megabytes, so a count of items alone does not
+/// bound memory.
+const QUEUED_BYTES: usize = 16 << 20;
+
+/// The bytes queued in one input's channel: its reader waits while they exceed
+/// [`QUEUED_BYTES`] (one item always passes, however large).
+#[derive(Default)]
+struct Queued {
+    bytes: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Queued {
+    fn add(&self, n: usize) {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        while *b > 0 && *b + n > QUEUED_BYTES {
+            b = self.freed.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+        *b += n;
+    }
+
+    fn remove(&self, n: usize) {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        *b = b.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
+
 /// Chunks of every input, read by background threads (`in_flight` inputs at a time).
 pub struct ChunkStream {
-    order: Receiver<Receiver<Msg>>,
-    current: Option<Receiver<Msg>>,
+    order: Receiver<(Receiver<Msg>, Arc<Queued>)>,
+    current: Option<(Receiver<Msg>, Arc<Queued>)>,
     counters: Vec<Arc<ReadCounters>>,
 }
 
@@ -151,14 +191,16 @@ impl ChunkStream {
             .collect();
         // The consumer holds one input's receiver; `in_flight - 1` more wait in the queue, each
         // with a reader thread filling its bounded channel.
-        let (order_tx, order) = bounded::<Receiver<Msg>>(cfg.in_flight.saturating_sub(1));
+        let (order_tx, order) =
+            bounded::<(Receiver<Msg>, Arc<Queued>)>(cfg.in_flight.saturating_sub(1));
         let thread_counters = counters.clone();
         std::thread::Builder::new()
             .name("yunmin-sources".into())
             .spawn(move || {
                 for (i, item) in items.iter().enumerate() {
                     let (tx, rx) = bounded::<Msg>(4);
-                    if order_tx.send(rx).is_err() {
+                    let queued = Arc::new(Queued::default());
+                    if order_tx.send((rx, queued.clone())).is_err() {
                         return;
                     }
                     let (item, store, cfg, c, projection) = (
@@ -171,7 +213,10 @@ impl ChunkStream {
                     let spawned = std::thread::Builder::new()
                         .name(format!("yunmin-read-{i}"))
                         .spawn(move || {
-                            let emit = |it: StreamItem| tx.send(Msg::Item(it)).is_ok();
+                            let emit = |it: StreamItem| {
+                                queued.add(it.mem_bytes());
+                                tx.send(Msg::Item(it)).is_ok()
+                            };
                             let msg = match read_one(
                                 i,
                                 &item,
@@ -221,13 +266,17 @@ impl ChunkStream {
                 Err(_) => return Ok(None),
             }
         }
-        let rx = self.current.as_ref().expect("current");
-        match rx.recv() {
+        let (rx, queued) = self.current.as_ref().expect("current");
+        let (msg, queued) = (rx.recv(), queued.clone());
+        match msg {
             Ok(Msg::Item(StreamItem::Done(d))) => {
                 self.current = None;
                 Ok(Some(StreamItem::Done(d)))
             }
-            Ok(Msg::Item(c)) => Ok(Some(c)),
+            Ok(Msg::Item(c)) => {
+                queued.remove(c.mem_bytes());
+                Ok(Some(c))
+            }
             Ok(Msg::Err(e)) => Err(e),
             Err(_) => {
                 Err(SourceError::Config("a reader thread stopped without a result".into()).into())
@@ -235,15 +284,23 @@ impl ChunkStream {
         }
     }
 
-    /// Up to `max_chunks` chunks (plus the `Done` markers between them), in order; empty at the end.
-    pub fn next_batch(&mut self, max_chunks: usize) -> Result<Vec<StreamItem>> {
+    /// Up to `max_chunks` chunks (plus the `Done` markers between them), in order, stopping
+    /// early once they hold `max_bytes` and number at least `min_chunks`; empty at the end.
+    pub fn next_batch(
+        &mut self,
+        max_chunks: usize,
+        min_chunks: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StreamItem>> {
         let mut out = Vec::new();
-        let mut chunks = 0;
-        while chunks < max_chunks.max(1) {
+        let (mut chunks, mut bytes) = (0, 0);
+        let min_chunks = min_chunks.clamp(1, max_chunks.max(1));
+        while chunks < max_chunks.max(1) && (chunks < min_chunks || bytes < max_bytes) {
             match self.next_item()? {
                 Some(it) => {
                     if matches!(it, StreamItem::Chunk(_) | StreamItem::Rows(_)) {
                         chunks += 1;
+                        bytes += it.mem_bytes();
                     }
                     out.push(it);
                 }

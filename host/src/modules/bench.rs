@@ -13,6 +13,9 @@ pub struct BenchCli {
 /// Benchmarks of `yunmin bench`.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchWhat {
+    /// Ingest throughput (MB/s, docs/s, peak memory) on the given inputs, local or S3; with
+    /// `--pyarrow`, pyarrow reading the same Parquet columns side by side.
+    Ingest(Box<super::ingest::BenchIngestArgs>),
     /// Dedup vs datasketch and rensa on short, long and mixed documents (one thread, with and
     /// without process start), and the whole corpora on all threads (wall time, peak memory).
     Dedup(super::dedup::BenchDedupArgs),
@@ -31,6 +34,7 @@ pub enum BenchWhat {
 /// Runs `yunmin bench <phase>`.
 pub fn run(b: BenchCli) -> anyhow::Result<()> {
     match b.what {
+        BenchWhat::Ingest(a) => super::ingest::run_bench(*a),
         BenchWhat::Dedup(a) => super::dedup::run_bench_dedup(a),
         BenchWhat::Train(a) => super::bench_model::run(a, true),
         BenchWhat::Eval(a) => super::bench_model::run(a, false),

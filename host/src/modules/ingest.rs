@@ -343,22 +343,34 @@ pub struct IngestArgs {
     /// Ingest only part I of N of the inputs (a contiguous range of the resolved input
     /// objects), into OUT/parts/ingest-I-of-N/; `--gather N` joins the parts. This is how the
     /// Ray driver runs one task per part.
-    #[arg(long, value_name = "I/N", conflicts_with_all = ["gather", "bench"])]
+    #[arg(long, value_name = "I/N", conflicts_with = "gather")]
     pub part: Option<yunmin_core::ingest::Part>,
     /// Join the N parts ingested with `--part I/N` (same inputs and options) into the outputs
     /// one process would write: the same documents in order, rejects, preview and report.
-    #[arg(long, value_name = "N", conflicts_with = "bench", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub gather: Option<u64>,
-    /// Benchmark mode: always rerun, and append a row (label, MB/s, docs/s, …) to this CSV.
-    #[arg(long, value_name = "CSV")]
-    pub bench: Option<PathBuf>,
-    /// Label of the benchmark row (default: the first input).
+}
+
+/// `yunmin bench ingest`: the ingest on the given inputs, always rerun, with a CSV row per run.
+#[derive(Debug, clap::Args)]
+pub struct BenchIngestArgs {
+    /// The ingest to measure (every `yunmin ingest` option; `--part`/`--gather` are refused).
+    #[command(flatten)]
+    pub run: IngestArgs,
+    /// Append the rows (label, MB/s, docs/s, peak memory, …) to this CSV.
+    #[arg(
+        long,
+        value_name = "CSV",
+        default_value = "results/bench/ingest_bench.csv"
+    )]
+    pub csv: PathBuf,
+    /// Label of the row (default: the first input).
     #[arg(long)]
     pub label: Option<String>,
-    /// With --bench on local Parquet inputs: add a row for pyarrow reading the same columns of
-    /// the same files (a peer process; $YUNMIN_PYTHON), with both peak memories.
-    #[arg(long, requires = "bench")]
-    pub bench_pyarrow: bool,
+    /// On local Parquet inputs: add a row for pyarrow reading the same columns of the same
+    /// files in batches of the same size (a peer process; $YUNMIN_PYTHON), with its peak memory.
+    #[arg(long)]
+    pub pyarrow: bool,
 }
 
 impl IngestArgs {
@@ -463,7 +475,7 @@ fn pyarrow_peer(
         .collect();
     anyhow::ensure!(
         !files.is_empty() && files.iter().all(|f| !f.starts_with("s3://")),
-        "--bench-pyarrow needs local Parquet inputs"
+        "--pyarrow needs local Parquet inputs"
     );
     let cols = if !cfg.keep_extras {
         let tops = |f: &str| f.split('.').next().unwrap_or(f).to_string();
@@ -496,8 +508,8 @@ fn rayon_threads() -> usize {
         .unwrap_or(1)
 }
 
-/// Runs `yunmin ingest`.
-pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
+/// Runs the ingest `args` describe (`force`: even when cached); prints its summary.
+fn ingest_cli(args: &IngestArgs, force: bool) -> anyhow::Result<(IngestConfig, IngestReport)> {
     let cfg = args.config()?;
     let root = if args.out.starts_with("s3://") {
         args.work.clone()
@@ -508,7 +520,7 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
         Some(p) => p.dir(&root),
         None => root,
     };
-    let ctx = RunContext::new(&root, args.seed, args.force || args.bench.is_some())?;
+    let ctx = RunContext::new(&root, args.seed, args.force || force)?;
     let mut parts_done = |_: &[Part]| Ok(());
     let plan = match (args.part, args.gather) {
         (Some(p), _) => Plan::Part(p),
@@ -535,50 +547,66 @@ pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(u) = &out.report.outputs.uploaded_to {
         println!("uploaded:  {u}");
     }
-    if let Some(csv) = &args.bench {
-        let label = args.label.clone().unwrap_or_else(|| args.input[0].clone());
-        let t = &out.report.totals;
-        let row = BenchRow {
-            label: &label,
-            sources: out.report.sources.len(),
-            lines: t.lines,
-            valid: t.valid,
-            rejected: t.rejected,
-            mb: t.bytes as f64 / 1e6,
-            input_mb: t.input_bytes as f64 / 1e6,
-            seconds: out.report.seconds,
-            resumes: t.resumes,
-            peak_rss_mb: yunmin_core::columnar::peak_rss_mb().unwrap_or(0.0),
-        };
-        bench_row(csv, &args, &cfg, &row)?;
-        if args.bench_pyarrow {
-            let python = super::columnar::default_python().ok_or_else(|| {
-                anyhow::anyhow!("--bench-pyarrow needs Python with pyarrow ($YUNMIN_PYTHON)")
-            })?;
-            let p = pyarrow_peer(&cfg, &out.report, &python)?;
-            let rows = p["rows"].as_u64().unwrap_or(0);
-            anyhow::ensure!(
-                rows == t.lines,
-                "pyarrow read {rows} rows, ingest {}",
-                t.lines
-            );
-            let peer_label = format!("{label} pyarrow-read");
-            bench_row(
-                csv,
-                &args,
-                &cfg,
-                &BenchRow {
-                    label: &peer_label,
-                    valid: rows,
-                    rejected: 0,
-                    seconds: p["seconds"].as_f64().unwrap_or(0.0),
-                    resumes: 0,
-                    peak_rss_mb: p["peak_rss_mb"].as_f64().unwrap_or(0.0),
-                    ..row
-                },
-            )?;
-        }
-        println!("bench rows appended to {}", csv.display());
+    Ok((cfg, out.report))
+}
+
+/// Runs `yunmin ingest`.
+pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
+    ingest_cli(&args, false).map(|_| ())
+}
+
+/// Runs `yunmin bench ingest`: the ingest, always rerun, then a CSV row for it and, with
+/// `--pyarrow`, one for pyarrow reading the same columns.
+pub fn run_bench(b: BenchIngestArgs) -> anyhow::Result<()> {
+    let args = &b.run;
+    anyhow::ensure!(
+        args.part.is_none() && args.gather.is_none(),
+        "bench ingest measures a whole ingest: --part and --gather are not for it"
+    );
+    let (cfg, report) = ingest_cli(args, true)?;
+    let csv = &b.csv;
+    let label = b.label.clone().unwrap_or_else(|| args.input[0].clone());
+    let t = &report.totals;
+    let row = BenchRow {
+        label: &label,
+        sources: report.sources.len(),
+        lines: t.lines,
+        valid: t.valid,
+        rejected: t.rejected,
+        mb: t.bytes as f64 / 1e6,
+        input_mb: t.input_bytes as f64 / 1e6,
+        seconds: report.seconds,
+        resumes: t.resumes,
+        peak_rss_mb: yunmin_core::columnar::peak_rss_mb().unwrap_or(0.0),
+    };
+    bench_row(csv, args, &cfg, &row)?;
+    if b.pyarrow {
+        let python = super::columnar::default_python().ok_or_else(|| {
+            anyhow::anyhow!("--pyarrow needs Python with pyarrow ($YUNMIN_PYTHON)")
+        })?;
+        let p = pyarrow_peer(&cfg, &report, &python)?;
+        let rows = p["rows"].as_u64().unwrap_or(0);
+        anyhow::ensure!(
+            rows == t.lines,
+            "pyarrow read {rows} rows, ingest {}",
+            t.lines
+        );
+        let peer_label = format!("{label} pyarrow-read");
+        bench_row(
+            csv,
+            args,
+            &cfg,
+            &BenchRow {
+                label: &peer_label,
+                valid: rows,
+                rejected: 0,
+                seconds: p["seconds"].as_f64().unwrap_or(0.0),
+                resumes: 0,
+                peak_rss_mb: p["peak_rss_mb"].as_f64().unwrap_or(0.0),
+                ..row
+            },
+        )?;
     }
+    println!("bench rows appended to {}", csv.display());
     Ok(())
 }

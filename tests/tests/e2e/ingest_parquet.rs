@@ -582,3 +582,47 @@ fn dedup_and_parquet_convert_take_raw_inputs() {
     assert_eq!(s.len(), 3);
     assert!(text(&o).contains("39 documents"), "{}", text(&o));
 }
+
+/// `yunmin bench ingest --pyarrow`: a row for the ingest and one for pyarrow reading the same
+/// files, both counting every row; reruns instead of answering from the cache; refuses parts.
+#[test]
+fn bench_ingest_writes_a_row_for_the_ingest_and_for_pyarrow() {
+    let d = tempfile::tempdir().unwrap();
+    make_inputs(d.path());
+    let py = [("YUNMIN_PYTHON", python().display().to_string())];
+    let args = [
+        "bench",
+        "ingest",
+        "--input",
+        "in/kowiki",
+        "--out",
+        "run",
+        "--csv",
+        "b.csv",
+        "--label",
+        "wiki",
+        "--pyarrow",
+    ];
+    ok(&run(d.path(), &args, &py));
+    let o = run(d.path(), &args, &py);
+    ok(&o);
+    assert!(!text(&o).contains("cached"), "{}", text(&o));
+    let csv = std::fs::read_to_string(d.path().join("b.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let (label, lines, mb, peak) = (col("label"), col("lines"), col("mb"), col("peak_rss_mb"));
+    assert_eq!(rows.len(), 5, "a header and two rows per run: {csv}");
+    for (r, want) in rows[1..]
+        .iter()
+        .zip(["wiki", "wiki pyarrow-read"].repeat(2))
+    {
+        assert_eq!(r[label], want);
+        // 25 + 10 + 6 rows in the three shards, each counted by both readers.
+        assert_eq!(r[lines], "41", "{csv}");
+        assert!(r[mb].parse::<f64>().unwrap() > 0.0, "{csv}");
+        assert!(r[peak].parse::<f64>().unwrap() > 1.0, "{csv}");
+    }
+    let o = run(d.path(), &[&args[..], &["--part", "0/2"]].concat(), &py);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--part and --gather"), "{}", text(&o));
+}
