@@ -14,14 +14,34 @@ fn flag(key: &str) -> String {
     key.replace('_', "-")
 }
 
-/// A primitive's options as given on the command line (only those given).
-#[derive(Debug, Clone)]
-pub struct CliOptions<T> {
-    given: Map<String, Value>,
-    _t: PhantomData<T>,
+/// Which of a primitive's options a front end offers as flags.
+pub trait OptionSet {
+    /// The option keys, or `None` for all of them (less the primitive's `CLI_OWN`).
+    const KEYS: Option<&'static [&'static str]>;
+
+    /// Whether option `key` of `T` is offered.
+    fn offers<T: Primitive>(key: &str) -> bool {
+        !T::CLI_OWN.contains(&key) && Self::KEYS.is_none_or(|k| k.contains(&key))
+    }
 }
 
-impl<T: Primitive> CliOptions<T> {
+/// Every option of the primitive.
+#[derive(Debug, Clone, Copy)]
+pub struct AllOptions;
+
+impl OptionSet for AllOptions {
+    const KEYS: Option<&'static [&'static str]> = None;
+}
+
+/// A primitive's options as given on the command line (only those given), of the set `S`
+/// (e.g. a command that ingests its inputs first offers only the ingest's field mapping).
+#[derive(Debug, Clone)]
+pub struct CliOptions<T, S = AllOptions> {
+    given: Map<String, Value>,
+    _t: PhantomData<(T, S)>,
+}
+
+impl<T: Primitive, S> CliOptions<T, S> {
     /// `base` with the flags given laid over it.
     pub fn config(&self, base: T) -> anyhow::Result<T> {
         Ok(overlay(&base, &self.given)?)
@@ -73,11 +93,11 @@ fn parse_value(key: &str, default: &Value, raw: &[String]) -> Result<Value, clap
     }
 }
 
-impl<T: Primitive> FromArgMatches for CliOptions<T> {
+impl<T: Primitive, S: OptionSet> FromArgMatches for CliOptions<T, S> {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let d = defaults::<T>();
         let mut given = Map::new();
-        for o in T::OPTIONS.iter().filter(|o| !T::CLI_OWN.contains(&o.key)) {
+        for o in T::OPTIONS.iter().filter(|o| S::offers::<T>(o.key)) {
             if m.value_source(o.key) != Some(ValueSource::CommandLine) {
                 continue;
             }
@@ -100,10 +120,10 @@ impl<T: Primitive> FromArgMatches for CliOptions<T> {
     }
 }
 
-impl<T: Primitive> Args for CliOptions<T> {
+impl<T: Primitive, S: OptionSet> Args for CliOptions<T, S> {
     fn augment_args(cmd: Command) -> Command {
         let d = defaults::<T>();
-        let flags = T::OPTIONS.iter().filter(|o| !T::CLI_OWN.contains(&o.key));
+        let flags = T::OPTIONS.iter().filter(|o| S::offers::<T>(o.key));
         flags.fold(cmd, |cmd, o| {
             let dv = d.get(o.key).cloned().unwrap_or(Value::Null);
             let shown = match &dv {
@@ -382,6 +402,11 @@ mod tests {
             ("chunk_mb", "1", 1_i64.into()),
             ("buffer_mb", "4", 4_i64.into()),
             ("layout", "hf", "hf".into()),
+            (
+                "domains",
+                "law,news",
+                rhai::Dynamic::from_array(vec!["law".into(), "news".into()]),
+            ),
         ]);
         // The flags a config gives back parse to that config.
         let c = rhai::<ConvertConfig>(&[

@@ -464,7 +464,7 @@ fn opening_a_missing_or_foreign_directory_says_what_a_parquet_set_is() {
 
 /// Every row of every file of a conversion: file → (id, text, tokens) in order.
 fn all_rows(dir: &Path) -> std::collections::BTreeMap<String, Vec<(String, String, Vec<i32>)>> {
-    use arrow::array::{Array, AsArray};
+    use arrow::array::AsArray;
     let set = ParquetSet::open(dir).unwrap();
     let mut out = std::collections::BTreeMap::new();
     for rel in set.report().files.keys() {

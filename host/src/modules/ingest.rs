@@ -226,41 +226,23 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     );
 }
 
-/// Where records' fields are, for `yunmin dedup` and `yunmin parquet convert` when they are
-/// given raw files (their ingest runs with these and every other option at its default; the
-/// flags are `yunmin ingest`'s, with the same defaults).
-#[derive(Debug, Clone, clap::Args)]
-pub struct FieldArgs {
-    /// Field holding the text: a key or a dotted path (content, metadata.body).
-    #[arg(long, default_value_t = IngestConfig::default().text_field)]
-    pub text_field: String,
-    /// Field holding the id (string or number).
-    #[arg(long, default_value_t = IngestConfig::default().id_field)]
-    pub id_field: String,
-    /// Field holding the domain (metadata.domain for datatrove outputs).
-    #[arg(long, default_value_t = IngestConfig::default().domain_field)]
-    pub domain_field: String,
-    /// Keep the records' other fields (false: Parquet reads only the mapped columns).
-    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true",
-          default_value_t = IngestConfig::default().keep_extras, action = clap::ArgAction::Set)]
-    pub keep_extras: bool,
-    /// Parquet rows per validation batch.
-    #[arg(long, default_value_t = IngestConfig::default().source.batch_rows)]
-    pub batch_rows: usize,
+/// The ingest's field mapping, offered as the same flags (same names, defaults and docs) by
+/// the commands that ingest raw inputs first (`yunmin dedup`, `yunmin parquet convert`).
+#[derive(Debug, Clone, Copy)]
+pub struct FieldKeys;
+
+impl crate::primitive::OptionSet for FieldKeys {
+    const KEYS: Option<&'static [&'static str]> = Some(&[
+        "text_field",
+        "id_field",
+        "domain_field",
+        "keep_extras",
+        "batch_rows",
+    ]);
 }
 
-impl Default for FieldArgs {
-    fn default() -> Self {
-        let c = IngestConfig::default();
-        Self {
-            text_field: c.text_field,
-            id_field: c.id_field,
-            domain_field: c.domain_field,
-            keep_extras: c.keep_extras,
-            batch_rows: c.source.batch_rows,
-        }
-    }
-}
+/// `--text-field`, `--id-field`, `--domain-field`, `--keep-extras`, `--batch-rows`.
+pub type FieldArgs = crate::primitive::CliOptions<IngestConfig, FieldKeys>;
 
 /// Whether `p` is a dataset directory: it holds `dataset.json` or `part-*.jsonl` shards.
 fn is_dataset_dir(p: &Path) -> bool {
@@ -290,8 +272,7 @@ pub fn dataset_from_inputs(
     {
         return Ok(Dataset::open(one)?);
     }
-    let mut cfg = IngestConfig::default();
-    fields.apply(&mut cfg);
+    let mut cfg = fields.config(IngestConfig::default())?;
     cfg.source.endpoint_url = endpoint_url;
     let ctx = RunContext::new(work, seed, false)?;
     let res = ingest(&ctx, inputs, &cfg);
@@ -299,17 +280,6 @@ pub fn dataset_from_inputs(
     let out = res.with_context(|| format!("ingest of {}", inputs.join(", ")))?;
     println!("{}", out.report.summary_line());
     Ok(out.dataset)
-}
-
-impl FieldArgs {
-    /// Sets the field mapping of `c`.
-    pub fn apply(&self, c: &mut IngestConfig) {
-        c.text_field = self.text_field.clone();
-        c.id_field = self.id_field.clone();
-        c.domain_field = self.domain_field.clone();
-        c.keep_extras = self.keep_extras;
-        c.source.batch_rows = self.batch_rows;
-    }
 }
 
 /// `yunmin ingest`: validate JSONL and Parquet from local paths or S3 into a run root.
@@ -609,4 +579,56 @@ pub fn run_bench(b: BenchIngestArgs) -> anyhow::Result<()> {
     }
     println!("bench rows appended to {}", csv.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command, FromArgMatches};
+
+    fn fields(args: &[&str]) -> Result<IngestConfig, String> {
+        let cmd = FieldArgs::augment_args(Command::new("t").no_binary_name(true));
+        let m = cmd.try_get_matches_from(args).map_err(|e| e.to_string())?;
+        let o = FieldArgs::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        o.config(IngestConfig::default()).map_err(|e| e.to_string())
+    }
+
+    /// The field flags are the ingest's own options: the five mapped keys reach the config,
+    /// nothing else of the ingest is offered, and the defaults are the ingest's.
+    #[test]
+    fn field_flags_are_the_ingest_options() {
+        assert_eq!(fields(&[]).unwrap(), IngestConfig::default());
+        let c = fields(&[
+            "--text-field",
+            "content",
+            "--id-field",
+            "meta.doc_id",
+            "--domain-field",
+            "metadata.domain",
+            "--keep-extras",
+            "false",
+            "--batch-rows",
+            "77",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.text_field.as_str(),
+                c.id_field.as_str(),
+                c.domain_field.as_str(),
+                c.keep_extras,
+                c.source.batch_rows
+            ),
+            ("content", "meta.doc_id", "metadata.domain", false, 77)
+        );
+        for other in ["--shard-docs", "--in-flight", "--out"] {
+            let e = fields(&[other, "3"]).unwrap_err();
+            assert!(e.contains(other), "{other}: {e}");
+        }
+        assert!(
+            fields(&["--batch-rows", "many"])
+                .unwrap_err()
+                .contains("--batch-rows")
+        );
+    }
 }
