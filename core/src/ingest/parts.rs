@@ -4,9 +4,8 @@
 //! files and rejects in input order, the same preview (the reservoir's draws depend only on the
 //! document count) and the same report.
 
-use super::SourceReport;
-use super::pipeline::{Paths, Preview, REJECTS_FILE, rel_str, write_json, write_preview};
-use super::{Dataset, DatasetWriter, IngestConfig, IngestError, IngestOutputs, IngestReport};
+use super::pipeline::{Paths, Preview, REJECTS_FILE, report_of, write_json, write_preview};
+use super::{Dataset, DatasetWriter, IngestConfig, IngestError, IngestReport};
 use crate::run::AtomicDir;
 use crate::source::SourceItem;
 use crate::{Error, Result};
@@ -190,44 +189,21 @@ pub(super) fn gather(
     write_preview(&paths.preview, preview)?;
 
     // The report.
-    let mut totals = SourceReport {
-        source: "total".into(),
-        ..Default::default()
-    };
     let mut sources = Vec::new();
     let mut domains = std::collections::BTreeMap::new();
     for r in reports {
-        for s in &r.sources {
-            totals.absorb(s);
-        }
         for (d, n) in r.domains {
             *domains.entry(d).or_default() += n;
         }
         sources.extend(r.sources);
     }
-    if totals.valid != stats.documents {
+    let report = report_of(paths, root, seed, t0, sources, domains);
+    if report.totals.valid != stats.documents {
         return Err(Error::invalid(format!(
             "ingest parts: the reports count {} valid documents, the datasets hold {}",
-            totals.valid, stats.documents
+            report.totals.valid, stats.documents
         )));
     }
-    let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    let report = IngestReport {
-        mb_per_s: totals.bytes as f64 / 1e6 / secs,
-        docs_per_s: totals.valid as f64 / secs,
-        sources,
-        totals,
-        domains,
-        outputs: IngestOutputs {
-            dataset: rel_str(root, &paths.dataset),
-            rejected: rel_str(root, &paths.rejected),
-            preview: rel_str(root, &paths.preview),
-            report: rel_str(root, &paths.report),
-            uploaded_to: None,
-        },
-        seed,
-        seconds: secs,
-    };
     write_json(&paths.report, &report)?;
     Ok(report)
 }

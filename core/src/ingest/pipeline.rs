@@ -632,19 +632,32 @@ fn run_ingest(
     rej_dir.commit()?;
 
     write_preview(&paths.preview, preview)?;
+    let report = report_of(paths, root, seed, t0, per_source, domains);
+    write_json(&paths.report, &report)?;
+    Ok(report)
+}
 
+/// The report of a run over `sources` (their totals summed) that started at `t0`.
+pub(super) fn report_of(
+    paths: &Paths,
+    root: &Path,
+    seed: u64,
+    t0: Instant,
+    sources: Vec<SourceReport>,
+    domains: BTreeMap<String, u64>,
+) -> IngestReport {
     let mut totals = SourceReport {
         source: "total".into(),
         ..Default::default()
     };
-    for s in &per_source {
+    for s in &sources {
         totals.absorb(s);
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    let report = IngestReport {
+    IngestReport {
         mb_per_s: totals.bytes as f64 / 1e6 / secs,
         docs_per_s: totals.valid as f64 / secs,
-        sources: per_source,
+        sources,
         totals,
         domains,
         outputs: IngestOutputs {
@@ -656,9 +669,7 @@ fn run_ingest(
         },
         seed,
         seconds: secs,
-    };
-    write_json(&paths.report, &report)?;
-    Ok(report)
+    }
 }
 
 /// Writes the preview's documents to `path`.
