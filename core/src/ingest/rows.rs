@@ -17,6 +17,42 @@ use arrow::json::writer::{EncoderOptions, NullableEncoder, make_encoder};
 use std::io::Write as _;
 use std::sync::Arc;
 
+/// A `Binary` (`LargeBinary`) column as `Utf8` (`LargeUtf8`) sharing its buffers, when every
+/// value is UTF-8: one simdutf8 pass over the values and a check that each value starts a
+/// character. `None` when that does not hold (the caller casts value by value).
+fn strings_without_copy(a: &ArrayRef) -> Option<ArrayRef> {
+    use arrow::array::{GenericBinaryArray, GenericStringArray, OffsetSizeTrait};
+    fn go<O: OffsetSizeTrait>(b: &GenericBinaryArray<O>) -> Option<ArrayRef> {
+        let offsets = b.value_offsets();
+        let (first, last) = (offsets.first()?.as_usize(), offsets.last()?.as_usize());
+        let values = b.values();
+        simdutf8::basic::from_utf8(values.get(first..last)?).ok()?;
+        let splits_a_char = offsets.iter().any(|o| {
+            values
+                .get(o.as_usize())
+                .is_some_and(|c| o.as_usize() < last && c & 0xC0 == 0x80)
+        });
+        if splits_a_char {
+            return None;
+        }
+        // SAFETY: the bytes from the first offset to the last are UTF-8 and every offset is at
+        // a character boundary of them, so every value (null slots included) is UTF-8.
+        let s = unsafe {
+            GenericStringArray::<O>::new_unchecked(
+                b.offsets().clone(),
+                b.values().clone(),
+                b.nulls().cloned(),
+            )
+        };
+        Some(Arc::new(s))
+    }
+    match a.data_type() {
+        DataType::Binary => go(a.as_binary::<i32>()),
+        DataType::LargeBinary => go(a.as_binary::<i64>()),
+        _ => None,
+    }
+}
+
 /// A column of byte strings, whatever its Arrow type.
 enum ByteCol {
     Utf8(ArrayRef),
@@ -184,7 +220,11 @@ pub(super) fn validate_rows(
             if !keep_extras || mapped || !f.metadata().contains_key(UTF8_AS_BYTES) {
                 return a.clone();
             }
-            // Back to the type the file declares (Utf8 or LargeUtf8).
+            if let Some(s) = strings_without_copy(a) {
+                return s;
+            }
+            // Back to the type the file declares (Utf8 or LargeUtf8); a value that is not
+            // UTF-8 becomes a null, its row rejected below.
             let to = match f.metadata()[UTF8_AS_BYTES].as_str() {
                 "LargeUtf8" => DataType::LargeUtf8,
                 _ => DataType::Utf8,
@@ -413,4 +453,47 @@ fn write_row_reject(
         }
     }
     out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strings_without_copy;
+    use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, LargeBinaryArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn byte_columns_become_strings_only_when_every_value_is_utf8() {
+        let good: ArrayRef = Arc::new(BinaryArray::from(vec![
+            Some("한국어".as_bytes()),
+            None,
+            Some(b"abc".as_slice()),
+            Some(b"".as_slice()),
+        ]));
+        let s = strings_without_copy(&good).expect("all UTF-8");
+        let s = s.as_string::<i32>();
+        assert_eq!(
+            (s.value(0), s.is_null(1), s.value(2), s.value(3)),
+            ("한국어", true, "abc", "")
+        );
+        let large: ArrayRef = Arc::new(LargeBinaryArray::from(vec![Some("가".as_bytes())]));
+        assert_eq!(
+            strings_without_copy(&large)
+                .unwrap()
+                .as_string::<i64>()
+                .value(0),
+            "가"
+        );
+        // Bytes that are not UTF-8.
+        let bad: ArrayRef = Arc::new(BinaryArray::from(vec![
+            Some(b"ok".as_slice()),
+            Some(b"\xff".as_slice()),
+        ]));
+        assert!(strings_without_copy(&bad).is_none());
+        // Valid as a whole, but the values split a character: "가" is EA B0 80.
+        let split: ArrayRef = Arc::new(BinaryArray::from(vec![
+            Some(b"\xea".as_slice()),
+            Some(b"\xb0\x80".as_slice()),
+        ]));
+        assert!(strings_without_copy(&split).is_none());
+    }
 }
