@@ -95,6 +95,33 @@ pub fn run_tasks(what: &str, work: &Path, tasks: &[Task]) -> Result<()> {
     r
 }
 
+/// Takes the count option `key` (e.g. dedup's `shards`, ingest's `parts`) out of `opts`: an
+/// integer ≥ 1, allowed only with engine "ray" (`ray`); `None` when not given.
+pub fn take_count(
+    func: &str,
+    key: &str,
+    ray: bool,
+    opts: &mut rhai::Map,
+) -> crate::errors::RhaiResult<Option<usize>> {
+    use crate::errors::msg_err;
+    match (ray, opts.remove(key)) {
+        (_, None) => Ok(None),
+        (false, Some(_)) => Err(msg_err(format!(
+            "{func}: option `{key}` needs engine \"ray\" (the local engine runs one process)"
+        ))),
+        (true, Some(v)) => v
+            .as_int()
+            .ok()
+            .filter(|&n| n >= 1)
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| {
+                msg_err(format!(
+                    "{func}: option `{key}` must be an integer ≥ 1, got {v}"
+                ))
+            }),
+    }
+}
+
 /// Takes option `engine` ("local", the default, or "ray") out of `opts`: true for Ray.
 pub fn take_engine(func: &str, opts: &mut rhai::Map) -> crate::errors::RhaiResult<bool> {
     use crate::errors::msg_err;

@@ -8,7 +8,7 @@ use super::config::{ConvertConfig, Layout};
 use super::convert::hf_readme;
 use super::report::{ConversionReport, REJECTS_FILE, REPORT_FILE};
 use crate::ingest::Dataset;
-use crate::run::{AtomicDir, write_atomic};
+use crate::run::{AtomicDir, link_or_copy, write_atomic};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,18 +26,6 @@ pub fn part_dir(out_dir: &Path, index: usize, count: usize) -> PathBuf {
         .unwrap_or(Path::new("."))
         .join("parts")
         .join(format!("{name}-{index:04}-of-{count:04}"))
-}
-
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if let Some(p) = to.parent() {
-        std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
-    }
-    if std::fs::hard_link(from, to).is_ok() {
-        return Ok(());
-    }
-    std::fs::copy(from, to)
-        .map(|_| ())
-        .map_err(|e| Error::io("copy", from, e))
 }
 
 fn read_report(dir: &Path) -> Result<ConversionReport> {
@@ -126,12 +114,14 @@ pub fn gather(
             hf_readme(&out.domains, cfg.heldout > 0.0).as_bytes(),
         )?;
     }
-    // Rejects in input order: by shard (in the dataset's order), then line.
+    // Rejects in input order: by shard (in the dataset's order, known by file name, however
+    // the part spelled the dataset's path), then line.
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let shard_no: HashMap<String, usize> = dataset
         .shards()?
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.display().to_string(), i))
+        .filter_map(|(i, p)| Some((name(p)?, i)))
         .collect();
     let mut lines: Vec<((usize, u64), String)> = Vec::new();
     for d in parts {
@@ -142,9 +132,19 @@ pub fn gather(
                 path: p.clone(),
                 source: e,
             })?;
-            let shard = v["shard"].as_str().and_then(|s| shard_no.get(s)).copied();
-            let key = (shard.unwrap_or(usize::MAX), v["line"].as_u64().unwrap_or(0));
-            lines.push((key, l.to_string()));
+            let shard = v["shard"]
+                .as_str()
+                .and_then(|s| shard_no.get(&name(Path::new(s))?))
+                .copied();
+            let (Some(shard), Some(line)) = (shard, v["line"].as_u64()) else {
+                return Err(ColumnarError::Config(format!(
+                    "conversion part {}: a reject names no shard of {} or no line: {l}",
+                    d.display(),
+                    dataset.dir().display()
+                ))
+                .into());
+            };
+            lines.push(((shard, line), l.to_string()));
         }
     }
     lines.sort_by_key(|(k, _)| *k);

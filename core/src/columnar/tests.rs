@@ -600,5 +600,22 @@ fn one_conversion_per_domain_gathered_equals_one_conversion() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("other options"), "{e}");
+        // A reject whose shard is not one of the dataset's cannot be put in order: refused.
+        let rej = parts
+            .iter()
+            .map(|p| p.join(REJECTS_FILE))
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .expect("a part with rejects");
+        let text = std::fs::read_to_string(&rej).unwrap();
+        let shard = serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap())
+            .unwrap()["shard"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::fs::write(&rej, text.replace(&shard, "/elsewhere/part-77777.jsonl")).unwrap();
+        let e = gather(&ds, &parts, &d.path().join("z"), &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names no shard"), "{e}");
     }
 }

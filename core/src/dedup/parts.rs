@@ -537,9 +537,7 @@ pub fn gather(out: &Path, kept_dir: &Path) -> Result<usize> {
         }
         for f in ds.shards()? {
             let to = target.path().join(format!("part-{seq:05}.jsonl"));
-            if std::fs::hard_link(&f, &to).is_err() {
-                std::fs::copy(&f, &to).map_err(|e| Error::io("copy", &f, e))?;
-            }
+            crate::run::link_or_copy(&f, &to)?;
             seq += 1;
         }
     }

@@ -501,10 +501,11 @@ fn run_ingest(
         .collect();
     let total_input: u64 = items.iter().filter_map(|i| i.size).sum();
     let bar = crate::run::progress_bar(total_input, "ingest");
+    let threads = rayon::current_num_threads().max(1);
     let batch = if cfg.batch_chunks > 0 {
         cfg.batch_chunks
     } else {
-        4 * rayon::current_num_threads().max(1)
+        4 * threads
     };
 
     let writer = DatasetWriter::create(&paths.dataset, cfg.shard_docs)?;
@@ -551,7 +552,6 @@ fn run_ingest(
                 crate::run::check_cancelled()?;
                 // One chunk per thread at least; more only while they hold under 16 MiB per
                 // thread (a batch of long Parquet documents can be tens of megabytes).
-                let threads = rayon::current_num_threads().max(1);
                 let batch_items = stream.next_batch(batch, threads, threads * (16 << 20))?;
                 if batch_items.is_empty() {
                     return Ok(());

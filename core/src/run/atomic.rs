@@ -11,6 +11,20 @@ fn tmp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Puts the finished file `from` at `to` too: a hard link (no copy on one file system), else a
+/// copy. `to`'s directory is created.
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if let Some(p) = to.parent() {
+        std::fs::create_dir_all(p).map_err(|e| Error::io("create directory", p, e))?;
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| Error::io("copy", from, e))
+}
+
 /// Writes `bytes` to `path` through a temporary sibling file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {

@@ -13,7 +13,7 @@ mod peer;
 mod progress;
 mod stage_log;
 
-pub use atomic::{AtomicDir, write_atomic};
+pub use atomic::{AtomicDir, link_or_copy, write_atomic};
 pub use cache::{StageCache, StageRecord};
 pub use cancel::{check_cancelled, clear_cancelled, is_cancelled, request_cancel};
 pub use confine::{PathPolicy, normalize};

@@ -131,36 +131,17 @@ enum Engine {
     Ray { shards: usize },
 }
 
-/// Takes `engine` ("local" | "ray") and `shards` (ray only) out of `opts`.
+/// Takes `engine` ("local" | "ray") and `shards` (ray only, default 4) out of `opts`.
 fn take_engine(opts: &mut Map) -> RhaiResult<Engine> {
-    let engine = opts.remove("engine");
-    let shards = opts.remove("shards");
-    let engine = match engine {
-        None => "local".to_string(),
-        Some(v) => v
-            .into_string()
-            .map_err(|t| msg_err(format!("dedup: option `engine` must be a string, got {t}")))?,
-    };
-    match (engine.as_str(), shards) {
-        ("local", None) => Ok(Engine::Local),
-        ("local", Some(_)) => Err(msg_err(
-            "dedup: option `shards` needs engine \"ray\" (the local engine runs one process)",
-        )),
-        ("ray", s) => {
-            let shards = match s {
-                None => 4,
-                Some(v) => v.as_int().ok().filter(|&n| n >= 1).ok_or_else(|| {
-                    msg_err(format!(
-                        "dedup: option `shards` must be an integer ≥ 1, got {v}"
-                    ))
-                })? as usize,
-            };
-            Ok(Engine::Ray { shards })
+    let ray = crate::ray::take_engine("dedup", opts)?;
+    let shards = crate::ray::take_count("dedup", "shards", ray, opts)?;
+    Ok(if ray {
+        Engine::Ray {
+            shards: shards.unwrap_or(4),
         }
-        (other, _) => Err(msg_err(format!(
-            "dedup: option `engine` is `{other}`; expected \"local\" or \"ray\""
-        ))),
-    }
+    } else {
+        Engine::Local
+    })
 }
 
 /// Runs dedup's phases as Ray tasks through `scripts/ray/yunmin_ray.py` (cluster from

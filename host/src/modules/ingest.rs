@@ -42,26 +42,6 @@ fn sources(v: Dynamic) -> RhaiResult<Vec<String>> {
 /// Option keys of the Rhai `ingest` beyond its config's: where it runs.
 pub const ENGINE_KEYS: &[&str] = &["engine", "parts"];
 
-/// Parts of an ingest on Ray: option `parts` (engine "ray" only; default one per input object).
-fn take_parts(ray: bool, opts: &mut Map) -> RhaiResult<Option<usize>> {
-    match (ray, opts.remove("parts")) {
-        (_, None) => Ok(None),
-        (false, Some(_)) => Err(msg_err(
-            "ingest: option `parts` needs engine \"ray\" (the local engine runs one process)",
-        )),
-        (true, Some(v)) => v
-            .as_int()
-            .ok()
-            .filter(|&n| n >= 1)
-            .map(|n| Some(n as usize))
-            .ok_or_else(|| {
-                msg_err(format!(
-                    "ingest: option `parts` must be an integer ≥ 1, got {v}"
-                ))
-            }),
-    }
-}
-
 /// The `yunmin ingest --part I/N` invocations of `parts`, as Ray tasks writing under `root`.
 fn part_tasks(
     inputs: &[String],
@@ -94,7 +74,8 @@ fn part_tasks(
 
 fn run_ingest(host: &Host, src: Dynamic, mut opts: Map) -> RhaiResult<Dataset> {
     let ray = crate::ray::take_engine("ingest", &mut opts)?;
-    let parts = take_parts(ray, &mut opts)?;
+    // Parts on Ray: default one per input object.
+    let parts = crate::ray::take_count("ingest", "parts", ray, &mut opts)?;
     let cfg = config_from(opts)?;
     let inputs = sources(src)?;
     let out = if ray {
@@ -316,7 +297,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "I/N", conflicts_with = "gather")]
     pub part: Option<yunmin_core::ingest::Part>,
     /// Join the N parts ingested with `--part I/N` (same inputs and options) into the outputs
-    /// one process would write: the same documents in order, rejects, preview and report.
+    /// one process would write: the same shard files, rejects, preview and report.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub gather: Option<u64>,
 }
