@@ -41,6 +41,26 @@ pub const fn opt_at(key: &'static str, path: &'static str, doc: &'static str) ->
     OptionDoc { key, path, doc }
 }
 
+/// `a` followed by `b`, for options shared by several primitives (the optimiser's options of
+/// `pretrain` and `lora`): `const OPTIONS: [OptionDoc; A.len() + B.len()] = joined(&A, &B)`.
+pub const fn joined<const N: usize>(a: &[OptionDoc], b: &[OptionDoc]) -> [OptionDoc; N] {
+    assert!(
+        a.len() + b.len() == N,
+        "joined: N must be the sum of the lengths"
+    );
+    let mut out = [opt("", ""); N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
 /// The value at a dotted path.
 fn get_path<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
@@ -223,6 +243,19 @@ fn leaf_paths(m: &Map<String, Value>, prefix: &str, fields: &[&str], out: &mut V
             _ => out.push(p),
         }
     }
+}
+
+/// `cfg` as an option map (option key → the value of its field): what [`overlay`] takes to
+/// give `cfg` back, e.g. a configuration handed to a worker process as a `--config` file.
+pub fn options_of<T: Primitive>(cfg: &T) -> Map<String, Value> {
+    let m = to_map(cfg);
+    T::OPTIONS
+        .iter()
+        .map(|o| {
+            let v = get_path(&m, o.field()).cloned().unwrap_or(Value::Null);
+            (o.key.to_string(), v)
+        })
+        .collect()
 }
 
 /// `cfg` as command-line flags of its options (`--key-name=value`, lists as one

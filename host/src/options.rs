@@ -138,6 +138,11 @@ impl Options {
         }
     }
 
+    /// The options given, for laying over a primitive's defaults.
+    pub fn into_map(self) -> Map {
+        self.map
+    }
+
     /// The options as JSON (for stage-cache keys and manifests).
     pub fn to_json(&self) -> serde_json::Value {
         rhai::serde::from_dynamic(&Dynamic::from_map(self.map.clone()))

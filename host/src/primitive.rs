@@ -48,6 +48,26 @@ impl<T: Primitive, S> CliOptions<T, S> {
     }
 }
 
+impl<T: Primitive, S> CliOptions<T, S> {
+    /// The defaults with a `--config` JSON file's options (an object with the option keys)
+    /// and then the flags given laid over them; an unknown key in the file is an error.
+    pub fn with_file(&self, file: Option<&std::path::Path>) -> anyhow::Result<T> {
+        let base = match file {
+            None => T::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                let given: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: not a JSON object of options: {e}", p.display())
+                })?;
+                overlay(&T::default(), &given)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+        };
+        self.config(base)
+    }
+}
+
 /// A flag's text as JSON of the default's kind (numbers, booleans, lists, strings).
 fn parse_value(key: &str, default: &Value, raw: &[String]) -> Result<Value, clap::Error> {
     let bad = |what: &str, s: &str| {
@@ -253,6 +273,87 @@ mod tests {
             ("seed", "7", 7_i64.into()),
             ("check_base", "false", false.into()),
         ]);
+    }
+
+    /// The optimiser's options, with values off both `pretrain`'s and `lora`'s defaults.
+    fn optim_values() -> Vec<(&'static str, &'static str, rhai::Dynamic)> {
+        vec![
+            ("steps", "7", 7_i64.into()),
+            ("batch", "3", 3_i64.into()),
+            ("grad_accum", "2", 2_i64.into()),
+            ("lr", "0.25", 0.25.into()),
+            ("min_lr_ratio", "0.5", 0.5.into()),
+            ("warmup_steps", "4", 4_i64.into()),
+            ("weight_decay", "0.125", 0.125.into()),
+            ("grad_clip", "2.5", 2.5.into()),
+            ("eval_every", "9", 9_i64.into()),
+            ("eval_windows", "11", 11_i64.into()),
+            ("log_every", "13", 13_i64.into()),
+            ("checkpoint_every", "17", 17_i64.into()),
+        ]
+    }
+
+    #[test]
+    fn pretrain_and_lora_options_reach_the_same_fields_from_cli_and_rhai() {
+        use yunmin_core::train::{LoraConfig, PretrainConfig};
+        let mut pretrain = vec![
+            ("name", "small", "small".into()),
+            ("layers", "2", 2_i64.into()),
+            ("hidden", "64", 64_i64.into()),
+            ("heads", "4", 4_i64.into()),
+            ("kv_heads", "1", 1_i64.into()),
+            ("intermediate", "96", 96_i64.into()),
+            ("vocab_size", "300", 300_i64.into()),
+            ("tie_embeddings", "false", false.into()),
+            ("rope_theta", "500000", 500000.0.into()),
+            ("eos_token_id", "2", 2_i64.into()),
+            ("bos_token_id", "1", 1_i64.into()),
+            ("seq_len", "32", 32_i64.into()),
+            ("heldout", "0.2", 0.2.into()),
+            ("seed", "5", 5_i64.into()),
+            ("device", "ndarray", "ndarray".into()),
+            ("out", "models/small", "models/small".into()),
+            ("tokenizer", "tok.json", "tok.json".into()),
+            ("resume", "false", false.into()),
+        ];
+        pretrain.extend(optim_values());
+        same_from_cli_and_rhai::<PretrainConfig>(&pretrain);
+        let mut lora = vec![
+            ("rank", "4", 4_i64.into()),
+            ("alpha", "8", 8.0.into()),
+            ("dropout", "0.25", 0.25.into()),
+            (
+                "targets",
+                "q_proj,v_proj",
+                rhai::Dynamic::from_array(vec!["q_proj".into(), "v_proj".into()]),
+            ),
+            ("seq_len", "32", 32_i64.into()),
+            ("heldout", "0.2", 0.2.into()),
+            ("seed", "5", 5_i64.into()),
+            ("device", "ndarray", "ndarray".into()),
+            ("out", "models/lora_x", "models/lora_x".into()),
+            ("resume", "false", false.into()),
+        ];
+        lora.extend(optim_values());
+        same_from_cli_and_rhai::<LoraConfig>(&lora);
+        same_from_cli_and_rhai::<yunmin_core::eval::runner::EvalConfig>(&[
+            ("seq_len", "64", 64_i64.into()),
+            ("batch", "4", 4_i64.into()),
+            ("max_docs", "30", 30_i64.into()),
+            ("prompts", "3", 3_i64.into()),
+            ("prompt_tokens", "8", 8_i64.into()),
+            ("max_new_tokens", "12", 12_i64.into()),
+            ("bleu_tokenize", "13a", "13a".into()),
+            ("rouge_tokenizer", "jamo", "jamo".into()),
+        ]);
+        // What a worker is handed as a `--config` file gives the same configuration back.
+        let cfg = rhai::<LoraConfig>(&[("rank", 4_i64.into()), ("steps", 9_i64.into())]).unwrap();
+        let back: LoraConfig = yunmin_core::config::overlay(
+            &LoraConfig::default(),
+            &yunmin_core::config::options_of(&cfg),
+        )
+        .unwrap();
+        assert_eq!(back, cfg);
     }
 
     #[test]

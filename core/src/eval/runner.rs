@@ -44,6 +44,35 @@ pub struct EvalConfig {
     pub rouge_tokenizer: RougeTokenizer,
 }
 
+impl crate::config::Primitive for EvalConfig {
+    const NAME: &'static str = "evaluate";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "seq_len",
+                "longest chunk the model sees when scoring perplexity (longer documents are cut into chunks overlapping by one token)",
+            ),
+            opt("batch", "chunks per forward pass"),
+            opt(
+                "max_docs",
+                "documents per domain scored for perplexity, the first ones (0: all)",
+            ),
+            opt("prompts", "prompts per domain"),
+            opt("prompt_tokens", "tokens of a document that form its prompt"),
+            opt(
+                "max_new_tokens",
+                "tokens generated per prompt, and the reference length",
+            ),
+            opt("bleu_tokenize", "BLEU tokenizer: char, 13a or none"),
+            opt(
+                "rouge_tokenizer",
+                "ROUGE tokenizer: hangul, jamo, char, whitespace or rouge",
+            ),
+        ]
+    };
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {

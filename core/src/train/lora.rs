@@ -51,6 +51,41 @@ pub struct LoraConfig {
     pub optim: OptimConfig,
 }
 
+/// `lora`'s own options (before the optimiser's).
+const LORA_OWN: [crate::config::OptionDoc; 10] = {
+    use crate::config::opt;
+    [
+        opt("rank", "LoRA rank r"),
+        opt("alpha", "lora_alpha; scaling = alpha / rank"),
+        opt("dropout", "dropout on the adapter input during training"),
+        opt("targets", "projections to adapt"),
+        opt("seq_len", "tokens per training window"),
+        opt("heldout", "fraction of windows held out"),
+        opt(
+            "seed",
+            "seed of the adapter init, dropout, split and batch order (Rhai: the run's seed)",
+        ),
+        opt(
+            "device",
+            "cpu, flex, ndarray (wgpu / cuda with those features)",
+        ),
+        opt(
+            "out",
+            "adapter directory, relative to the run root (none: models/lora_<domain>)",
+        ),
+        opt("resume", "continue from <out>.resume/ when present"),
+    ]
+};
+
+impl crate::config::Primitive for LoraConfig {
+    const NAME: &'static str = "lora";
+    const OPTIONS: &'static [crate::config::OptionDoc] =
+        &crate::config::joined::<{ LORA_OWN.len() + super::trainer::OPTIM_OPTIONS.len() }>(
+            &LORA_OWN,
+            &super::trainer::OPTIM_OPTIONS,
+        );
+}
+
 impl Default for LoraConfig {
     fn default() -> Self {
         Self {

@@ -56,6 +56,63 @@ pub struct PretrainConfig {
     pub optim: OptimConfig,
 }
 
+/// `pretrain`'s own options (before the optimiser's).
+const PRETRAIN_OWN: [crate::config::OptionDoc; 18] = {
+    use crate::config::opt;
+    [
+        opt(
+            "name",
+            "name in logs and summary.csv (the log is logs/train_<name>.log)",
+        ),
+        opt("layers", "decoder layers"),
+        opt("hidden", "model width (hidden size)"),
+        opt("heads", "query heads"),
+        opt("kv_heads", "key/value heads"),
+        opt("intermediate", "SwiGLU width (intermediate size)"),
+        opt(
+            "vocab_size",
+            "vocabulary size (none: the tokenizer's, else the largest id + 1)",
+        ),
+        opt("tie_embeddings", "tie the output head to the embeddings"),
+        opt("rope_theta", "rotary base"),
+        opt(
+            "eos_token_id",
+            "end-of-sequence id appended to every document (none: the tokenizer's eos token when found)",
+        ),
+        opt(
+            "bos_token_id",
+            "beginning-of-sequence id recorded in config.json (none: the tokenizer's bos token)",
+        ),
+        opt("seq_len", "tokens per training window"),
+        opt("heldout", "fraction of windows held out for evaluation"),
+        opt(
+            "seed",
+            "seed of the initialisation, split and batch order (Rhai: the run's seed)",
+        ),
+        opt(
+            "device",
+            "cpu, flex, ndarray (wgpu / cuda with those features)",
+        ),
+        opt("out", "checkpoint directory (relative to the run root)"),
+        opt("tokenizer", "tokenizer.json copied into the checkpoint"),
+        opt(
+            "resume",
+            "continue from the resumable checkpoint <out>.resume/ when present",
+        ),
+    ]
+};
+
+impl crate::config::Primitive for PretrainConfig {
+    const NAME: &'static str = "pretrain";
+    const OPTIONS: &'static [crate::config::OptionDoc] =
+        &crate::config::joined::<{ PRETRAIN_OWN.len() + super::trainer::OPTIM_OPTIONS.len() }>(
+            &PRETRAIN_OWN,
+            &super::trainer::OPTIM_OPTIONS,
+        );
+    /// The command line's `--tokenizer` is also where `--dataset` is tokenised with.
+    const CLI_OWN: &'static [&'static str] = &["tokenizer"];
+}
+
 impl Default for PretrainConfig {
     fn default() -> Self {
         Self {

@@ -66,6 +66,40 @@ impl Default for OptimConfig {
     }
 }
 
+/// The optimiser's options, part of both `pretrain`'s and `lora`'s (their defaults differ).
+pub const OPTIM_OPTIONS: [crate::config::OptionDoc; 12] = {
+    use crate::config::opt;
+    [
+        opt("steps", "optimizer steps"),
+        opt("batch", "windows per micro-batch"),
+        opt(
+            "grad_accum",
+            "micro-batches per optimizer step (gradient accumulation; the loss is averaged)",
+        ),
+        opt("lr", "peak learning rate"),
+        opt(
+            "min_lr_ratio",
+            "final learning rate as a fraction of `lr` (cosine floor)",
+        ),
+        opt("warmup_steps", "linear warmup steps"),
+        opt("weight_decay", "AdamW decoupled weight decay"),
+        opt(
+            "grad_clip",
+            "clip each parameter's gradient to this L2 norm (0: off)",
+        ),
+        opt(
+            "eval_every",
+            "evaluate on held-out windows every this many steps (0: only at the end)",
+        ),
+        opt("eval_windows", "held-out windows per evaluation (0: all)"),
+        opt("log_every", "log a row every this many steps"),
+        opt(
+            "checkpoint_every",
+            "write a resumable checkpoint every this many steps (0: never)",
+        ),
+    ]
+};
+
 impl OptimConfig {
     /// Checks the settings; the error names the setting.
     pub fn validate(&self) -> Result<()> {

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use yunmin_core::eval::bleu::{self, BleuConfig, BleuScore};
@@ -18,22 +17,6 @@ use yunmin_core::eval::metrics_bench::{MetricsBenchConfig, run_metrics_bench};
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::rouge::{self, RougeConfig, RougeResult};
 use yunmin_core::report::Table;
-
-/// `base` with the given JSON fields replaced, through serde (so types are checked and the
-/// result is the same struct the CLI builds).
-pub(crate) fn overlay<T: Serialize + DeserializeOwned>(
-    base: &T,
-    opts: serde_json::Value,
-) -> yunmin_core::Result<T> {
-    let mut v =
-        serde_json::to_value(base).map_err(|e| yunmin_core::Error::invalid(e.to_string()))?;
-    if let (serde_json::Value::Object(m), serde_json::Value::Object(o)) = (&mut v, opts) {
-        for (k, x) in o {
-            m.insert(k, x);
-        }
-    }
-    serde_json::from_value(v).map_err(|e| yunmin_core::Error::invalid(e.to_string()))
-}
 
 fn bleu_config(func: &'static str, base: BleuConfig, opts: Map) -> RhaiResult<BleuConfig> {
     crate::primitive::from_rhai(base, opts).map_err(|e| msg_err(format!("{func}: {e}")))

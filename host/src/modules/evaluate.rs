@@ -22,22 +22,25 @@ use yunmin_core::eval::runner::{
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
-pub(crate) const EVAL_KEYS: &[&str] = &[
-    "engine",
-    "seq_len",
-    "batch",
-    "max_docs",
-    "prompts",
-    "prompt_tokens",
-    "max_new_tokens",
-    "bleu_tokenize",
-    "rouge_tokenizer",
-    "domains",
-    "offset",
-];
+/// Rhai option keys of `evaluate` besides [`EvalConfig`]'s.
+pub(crate) const EVAL_FRONT_KEYS: &[&str] = &["engine", "domains"];
 
-/// Option keys of `model_perplexity` (only what scoring one model on one corpus uses).
-pub(crate) const PERPLEXITY_KEYS: &[&str] = &["seq_len", "batch", "max_docs", "offset"];
+/// The [`EvalConfig`] options that scoring one model on one corpus uses (`model_perplexity`,
+/// `yunmin metrics perplexity`).
+#[derive(Debug, Clone, Copy)]
+pub struct PerplexityKeys;
+
+impl crate::primitive::OptionSet for PerplexityKeys {
+    const KEYS: Option<&'static [&'static str]> = Some(&["seq_len", "batch", "max_docs"]);
+}
+
+/// Rhai option keys of `model_perplexity`: [`PerplexityKeys`] and the documents to skip.
+pub(crate) fn perplexity_keys() -> Vec<&'static str> {
+    use crate::primitive::OptionSet;
+    let mut k = PerplexityKeys::KEYS.unwrap_or_default().to_vec();
+    k.push("offset");
+    k
+}
 
 /// Options that are not [`EvalConfig`] fields.
 struct Extra {
@@ -45,11 +48,8 @@ struct Extra {
     offset: usize,
 }
 
-fn eval_config(
-    func: &'static str,
-    opts: Map,
-    keys: &'static [&'static str],
-) -> RhaiResult<(EvalConfig, Extra)> {
+/// An [`EvalConfig`] from a Rhai option map over the defaults; `keys` lists what `func` takes.
+fn eval_config(func: &'static str, opts: Map, keys: &[&str]) -> RhaiResult<(EvalConfig, Extra)> {
     let o = Options::new(func, opts, keys)?;
     let extra = Extra {
         domains: o
@@ -58,13 +58,10 @@ fn eval_config(
             .transpose()?,
         offset: o.usize("offset", 0)?,
     };
-    let mut json = o.to_json();
-    if let serde_json::Value::Object(m) = &mut json {
-        m.remove("domains");
-        m.remove("offset");
-    }
-    let cfg = super::eval::overlay(&EvalConfig::default(), json)
-        .map_err(|e| msg_err(format!("{func}: {e}")))?;
+    let mut rest = o.into_map();
+    rest.remove("domains");
+    rest.remove("offset");
+    let cfg = crate::primitive::from_rhai_as(func, EvalConfig::default(), rest)?;
     Ok((cfg, extra))
 }
 
@@ -152,7 +149,8 @@ fn evaluate_on_ray(
     let parts = root.join(format!(".evaluate-{}", std::process::id()));
     std::fs::create_dir_all(&parts).map_err(|e| Error::io("create directory", &parts, e))?;
     let cfg_path = parts.join("config.json");
-    let body = serde_json::to_vec_pretty(cfg).map_err(|e| Error::invalid(e.to_string()))?;
+    let body = serde_json::to_vec_pretty(&yunmin_core::config::options_of(cfg))
+        .map_err(|e| Error::invalid(e.to_string()))?;
     yunmin_core::run::write_atomic(&cfg_path, &body)?;
     let mut tasks = Vec::new();
     for (i, (name, spec)) in models.iter().enumerate() {
@@ -234,13 +232,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["model", "tokens", "opts"],
         "Perplexity of a Model (or Merged) on token sequences (Tokens, TokenFiles, a token file):\n\
          each document plus EOS in chunks of at most `seq_len` + 1 tokens overlapping by one, every\n\
-         predicted token's NLL summed exactly. Options: `seq_len` (128), `batch` (16), `offset`\n\
-         (0: documents to skip, e.g. to keep a validation slice apart from the test slice),\n\
-         `max_docs` (0 = all after `offset`). Returns `#{ domain, docs, tokens, nll_sum, perplexity }`.",
+         predicted token's NLL summed exactly. Returns `#{ domain, docs, tokens, nll_sum, perplexity }`.\n\
+         Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all after `offset`) as\n\
+         `evaluate`'s, and `offset` (0): documents to skip, e.g. to keep a validation slice apart\n\
+         from the test slice.",
         move |model: Dynamic, tokens: Dynamic, opts: Map| {
             let lm = model_of("model_perplexity", model)?;
             let c = tokens_of(&h, tokens, None)?;
-            let (cfg, extra) = eval_config("model_perplexity", opts, PERPLEXITY_KEYS)?;
+            let (cfg, extra) = eval_config("model_perplexity", opts, &perplexity_keys())?;
             let docs = cfg.scored_docs(&c.docs, extra.offset);
             let mut acc = PerplexityAccumulator::new();
             let eos = lm.config.first_eos();
@@ -259,23 +258,27 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "evaluate",
         &["models", "heldout", "opts"],
-        "Evaluates every model of `models` (a map name → Model, Merged, checkpoint directory, or\n\
-         `#{ base: DIR, adapter: DIR }`: the adapter folded into the base) on every domain of\n\
-         `heldout` (a Parquet set: its held-out split; or a map domain → Tokens / TokenFiles):\n\
-         exact perplexity over each document, and greedy continuations of prompts (a document's\n\
-         first `prompt_tokens` tokens) scored against the real continuation with corpus BLEU and\n\
-         mean ROUGE F. Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all),\n\
-         `prompts` (8 per domain), `prompt_tokens` (16), `max_new_tokens` (24), `bleu_tokenize`\n\
-         (\"char\"), `rouge_tokenizer` (\"hangul\"), `domains` (all), `engine` (\"local\"; \"ray\": one\n\
-         `yunmin metrics evaluate` Ray task per model on the cluster in `RAY_ADDRESS`, models given as\n\
-         directories, `heldout` a Parquet set; the tables are the same). Returns `#{ metrics: Table\n\
-         (model, domain, docs, tokens, perplexity, prompts, bleu, rouge1, rouge2, rougeL,\n\
-         rougeLsum; an `overall` row per model), generations: Table (model, domain, doc, prompt,\n\
-         reference, generation, sentence_bleu, rougeL) }`.",
+        &format!(
+            "Evaluates every model of `models` (a map name → Model, Merged, checkpoint directory, or\n\
+             `#{{ base: DIR, adapter: DIR }}`: the adapter folded into the base) on every domain of\n\
+             `heldout` (a Parquet set: its held-out split; or a map domain → Tokens / TokenFiles):\n\
+             exact perplexity over each document, and greedy continuations of prompts (a document's\n\
+             first `prompt_tokens` tokens) scored against the real continuation with corpus BLEU and\n\
+             mean ROUGE F. Returns `#{{ metrics: Table (model, domain, docs, tokens, perplexity, prompts,\n\
+             bleu, rouge1, rouge2, rougeL, rougeLsum; an `overall` row per model), generations: Table\n\
+             (model, domain, doc, prompt, reference, generation, sentence_bleu, rougeL) }}`.\n\
+             Options (defaults):\n{}\n\
+             - `domains` (all): only these domains\n\
+             - `engine` (\"local\"): \"ray\" runs one `yunmin metrics evaluate` Ray task per model on the\n  \
+             cluster in `RAY_ADDRESS` (models given as directories, `heldout` a Parquet set; the\n  \
+             tables are the same)",
+            yunmin_core::config::describe::<EvalConfig>()
+        ),
         move |models: Map, heldout: Dynamic, opts: Map| {
             let mut opts = opts;
             let ray = crate::ray::take_engine("evaluate", &mut opts)?;
-            let (cfg, extra) = eval_config("evaluate", opts, EVAL_KEYS)?;
+            let keys = [crate::primitive::keys::<EvalConfig>(), EVAL_FRONT_KEYS.to_vec(), vec!["offset"]].concat();
+            let (cfg, extra) = eval_config("evaluate", opts, &keys)?;
             if extra.offset != 0 {
                 return Err(msg_err(
                     "evaluate: `offset` is an option of model_perplexity only",
@@ -341,15 +344,8 @@ pub struct PerplexityArgs {
     /// Only these domains (comma-separated; --parquet only).
     #[arg(long, value_delimiter = ',')]
     pub domains: Vec<String>,
-    /// Longest chunk the model sees; longer documents are cut into chunks overlapping by one token.
-    #[arg(long, default_value_t = 128)]
-    pub seq_len: usize,
-    /// Chunks per forward pass.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Score only the first N documents of each domain (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub max_docs: usize,
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<EvalConfig, PerplexityKeys>,
     /// Write the table (domain, tokens, nll_sum, mean_nll, perplexity) to this .csv or .parquet.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -385,12 +381,7 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "tokens".into());
         sets.push((name, read_token_file(t)?));
     }
-    let cfg = EvalConfig {
-        seq_len: a.seq_len,
-        batch: a.batch,
-        max_docs: a.max_docs,
-        ..EvalConfig::default()
-    };
+    let cfg = a.opts.config(EvalConfig::default())?;
     let mut acc = PerplexityAccumulator::new();
     for (domain, docs) in &sets {
         let docs = cfg.scored_docs(docs, 0);
@@ -430,9 +421,12 @@ pub struct EvaluateArgs {
     /// Only these domains (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub domains: Vec<String>,
-    /// JSON file of evaluation settings (fields of the evaluation config; defaults otherwise).
+    /// JSON file of options: an object with the same keys as the option flags; flags given
+    /// override it. An unknown key is an error.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<EvalConfig>,
     /// Directory to write metrics.parquet and generations.parquet into (appears when complete).
     #[arg(long)]
     pub out: PathBuf,
@@ -440,14 +434,7 @@ pub struct EvaluateArgs {
 
 /// Runs `yunmin metrics evaluate`.
 pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
-    let cfg: EvalConfig = match &a.config {
-        None => EvalConfig::default(),
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
-    };
+    let cfg = a.opts.with_file(a.config.as_deref())?;
     let mut data = parquet_heldout(&ParquetSet::open(&a.parquet)?)?;
     if !a.domains.is_empty() {
         retain_domains(&mut data, &a.domains)?;

@@ -60,9 +60,6 @@ pub const MODULE_DOCS: &[(&str, &str)] = &[
 /// Option keys of every function that takes an option map (for `yunmin check`); the same
 /// constants the functions check their options against when called.
 pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
-    let with_optim = |a: &[&'static str]| -> Vec<&'static str> {
-        a.iter().chain(train::OPTIM_KEYS).copied().collect()
-    };
     let mut v: Vec<(&'static str, Vec<&'static str>)> = vec![
         (
             "ingest",
@@ -88,11 +85,35 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("plot_bars", report::CHART_KEYS.to_vec()),
         ("plot_lines", report::CHART_KEYS.to_vec()),
         ("train_tokenizer", text::train_keys()),
-        ("pretrain", with_optim(train::PRETRAIN_KEYS)),
-        ("lora", with_optim(train::LORA_KEYS)),
-        ("train_adapters", with_optim(train::TRAIN_ADAPTERS_KEYS)),
-        ("evaluate", evaluate::EVAL_KEYS.to_vec()),
-        ("model_perplexity", evaluate::PERPLEXITY_KEYS.to_vec()),
+        (
+            "pretrain",
+            crate::primitive::keys::<yunmin_core::train::PretrainConfig>(),
+        ),
+        (
+            "lora",
+            [
+                crate::primitive::keys::<yunmin_core::train::LoraConfig>(),
+                train::LORA_FRONT_KEYS.to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            "train_adapters",
+            crate::primitive::keys::<yunmin_core::train::LoraConfig>()
+                .into_iter()
+                .filter(|k| *k != "out")
+                .chain(train::ADAPTERS_FRONT_KEYS.iter().copied())
+                .collect(),
+        ),
+        (
+            "evaluate",
+            [
+                crate::primitive::keys::<yunmin_core::eval::runner::EvalConfig>(),
+                evaluate::EVAL_FRONT_KEYS.to_vec(),
+            ]
+            .concat(),
+        ),
+        ("model_perplexity", evaluate::perplexity_keys()),
         (
             "bleu",
             crate::primitive::keys::<yunmin_core::eval::bleu::BleuConfig>(),

@@ -5,7 +5,7 @@
 use super::model::{Adapter, Model, resolve, under};
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
+use crate::primitive::CliOptions;
 use crate::state::Host;
 use clap::{Args, Subcommand};
 use rhai::{Dynamic, Map};
@@ -14,142 +14,46 @@ use std::sync::Arc;
 use yunmin_core::columnar::TokenFiles;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::{
-    LoraConfig, OptimConfig, PretrainConfig, TokenCorpus, parquet_corpus, pretrain,
-    read_token_file, tokenize_dataset, train_lora,
+    LoraConfig, PretrainConfig, TokenCorpus, parquet_corpus, pretrain, read_token_file,
+    tokenize_dataset, train_lora,
 };
 
 /// A handle on token sequences of one domain (held natively, never copied into Rhai).
 #[derive(Clone)]
 pub struct Tokens(pub Arc<TokenCorpus>);
 
-pub(crate) const OPTIM_KEYS: &[&str] = &[
-    "steps",
-    "batch",
-    "grad_accum",
-    "lr",
-    "min_lr_ratio",
-    "warmup_steps",
-    "weight_decay",
-    "grad_clip",
-    "eval_every",
-    "eval_windows",
-    "log_every",
-    "checkpoint_every",
-];
+/// Rhai option keys of `lora` besides [`LoraConfig`]'s: `domain` names a corpus given as a path.
+pub const LORA_FRONT_KEYS: &[&str] = &["domain"];
 
-/// Option keys of `pretrain` (besides the optimiser keys).
-pub const PRETRAIN_KEYS: &[&str] = &[
-    "name",
-    "layers",
-    "dim",
-    "hidden",
-    "heads",
-    "kv_heads",
-    "intermediate",
-    "ffn",
-    "vocab_size",
-    "tie_embeddings",
-    "rope_theta",
-    "eos_token_id",
-    "bos_token_id",
-    "seq_len",
-    "heldout",
-    "seed",
-    "device",
-    "out",
-    "tokenizer",
-    "resume",
-];
+/// Rhai option keys of `train_adapters` besides [`LoraConfig`]'s (less `out`, which each adapter
+/// sets itself): where they run and the mixing adapter.
+pub const ADAPTERS_FRONT_KEYS: &[&str] = &["engine", "mixed"];
 
-/// Option keys of `lora` (besides the optimiser keys).
-pub const LORA_KEYS: &[&str] = &[
-    "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "out", "resume",
-    "domain",
-];
-
-/// Option keys of `train_adapters` (besides the optimiser keys): `lora`'s, less the ones each
-/// adapter sets itself (`out`, `domain`), plus where they run and the mixing adapter.
-pub const TRAIN_ADAPTERS_KEYS: &[&str] = &[
-    "rank", "alpha", "dropout", "targets", "seq_len", "heldout", "seed", "device", "resume",
-    "engine", "mixed",
-];
-
-fn keys(a: &[&'static str]) -> Vec<&'static str> {
-    a.iter().chain(OPTIM_KEYS).copied().collect()
+/// A [`PretrainConfig`] from a Rhai option map over the defaults, the seed defaulting to the run's.
+pub fn pretrain_config(opts: Map, seed: u64) -> RhaiResult<PretrainConfig> {
+    let base = PretrainConfig {
+        seed,
+        ..Default::default()
+    };
+    crate::primitive::from_rhai(base, opts)
 }
 
-fn optim(o: &Options, d: &OptimConfig) -> RhaiResult<OptimConfig> {
-    Ok(OptimConfig {
-        steps: o.usize("steps", d.steps)?,
-        batch: o.usize("batch", d.batch)?,
-        grad_accum: o.usize("grad_accum", d.grad_accum)?,
-        lr: o.float("lr", d.lr)?,
-        min_lr_ratio: o.float("min_lr_ratio", d.min_lr_ratio)?,
-        warmup_steps: o.usize("warmup_steps", d.warmup_steps)?,
-        weight_decay: o.float("weight_decay", d.weight_decay)?,
-        grad_clip: o.float("grad_clip", d.grad_clip)?,
-        eval_every: o.usize("eval_every", d.eval_every)?,
-        eval_windows: o.usize("eval_windows", d.eval_windows)?,
-        log_every: o.usize("log_every", d.log_every)?,
-        checkpoint_every: o.usize("checkpoint_every", d.checkpoint_every)?,
-    })
+/// A [`LoraConfig`] from a Rhai option map over the defaults, the seed defaulting to the run's
+/// (`func` names the function in errors).
+pub fn lora_config(func: &'static str, opts: Map, seed: u64) -> RhaiResult<LoraConfig> {
+    let base = LoraConfig {
+        seed,
+        ..Default::default()
+    };
+    crate::primitive::from_rhai_as(func, base, opts)
 }
 
-fn opt_u32(o: &Options, k: &str) -> RhaiResult<Option<u32>> {
-    Ok(if o.has(k) {
-        Some(o.usize(k, 0)? as u32)
-    } else {
-        None
-    })
-}
-
-/// Builds a [`PretrainConfig`] from an option map (`dim` = `hidden`, `ffn` = `intermediate`).
-pub fn pretrain_config(o: &Options, seed: u64) -> RhaiResult<PretrainConfig> {
-    let d = PretrainConfig::default();
-    Ok(PretrainConfig {
-        name: o.str("name", &d.name)?,
-        layers: o.usize("layers", d.layers)?,
-        hidden: o.usize("dim", o.usize("hidden", d.hidden)?)?,
-        heads: o.usize("heads", d.heads)?,
-        kv_heads: o.usize("kv_heads", d.kv_heads)?,
-        intermediate: o.usize("ffn", o.usize("intermediate", d.intermediate)?)?,
-        vocab_size: if o.has("vocab_size") {
-            Some(o.usize("vocab_size", 0)?)
-        } else {
-            None
-        },
-        tie_embeddings: o.bool("tie_embeddings", d.tie_embeddings)?,
-        rope_theta: o.float("rope_theta", d.rope_theta)?,
-        eos_token_id: opt_u32(o, "eos_token_id")?,
-        bos_token_id: opt_u32(o, "bos_token_id")?,
-        seq_len: o.usize("seq_len", d.seq_len)?,
-        heldout: o.float("heldout", d.heldout)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        device: o.str("device", &d.device)?,
-        out: PathBuf::from(o.str("out", &d.out.display().to_string())?),
-        tokenizer: o.opt_str("tokenizer")?.map(PathBuf::from),
-        resume: o.bool("resume", d.resume)?,
-        optim: optim(o, &d.optim)?,
-    })
-}
-
-/// Builds a [`LoraConfig`] from an option map.
-pub fn lora_config(o: &Options, seed: u64) -> RhaiResult<LoraConfig> {
-    let d = LoraConfig::default();
-    let targets: Vec<&str> = d.targets.iter().map(String::as_str).collect();
-    Ok(LoraConfig {
-        rank: o.usize("rank", d.rank)?,
-        alpha: o.float("alpha", d.alpha)?,
-        dropout: o.float("dropout", d.dropout)?,
-        targets: o.str_list("targets", &targets)?,
-        seq_len: o.usize("seq_len", d.seq_len)?,
-        heldout: o.float("heldout", d.heldout)?,
-        seed: o.int("seed", seed as i64)? as u64,
-        device: o.str("device", &d.device)?,
-        out: o.opt_str("out")?.map(PathBuf::from),
-        resume: o.bool("resume", d.resume)?,
-        optim: optim(o, &d.optim)?,
-    })
+/// The options of `T` with their defaults, for a function's documentation.
+fn options_doc<T: yunmin_core::config::Primitive>(note: &str) -> String {
+    format!(
+        "Options (defaults{note}):\n{}",
+        yunmin_core::config::describe::<T>()
+    )
 }
 
 /// Token sequences from a Rhai value: Tokens, TokenFiles (Parquet token columns), a token file
@@ -241,12 +145,17 @@ fn train_adapters(
             ))
         })?),
     };
-    let known: Vec<&str> = keys(TRAIN_ADAPTERS_KEYS)
-        .into_iter()
-        .filter(|k| *k != "engine" && *k != "mixed")
-        .collect();
+    let per_adapter = |m: &Map| -> RhaiResult<()> {
+        match ["out", "domain"].iter().find(|k| m.contains_key(**k)) {
+            Some(k) => Err(msg_err(format!(
+                "{F}: option `{k}` is set by each adapter itself (models/lora_<domain>)"
+            ))),
+            None => Ok(()),
+        }
+    };
+    per_adapter(&opts)?;
     let seed = h.ctx.seed();
-    let cfg = lora_config(&Options::new(F, opts.clone(), &known)?, seed)?;
+    let cfg = lora_config(F, opts.clone(), seed)?;
     let base_dir = resolve(h, base)?;
     let pq_dir = resolve(h, parquet)?;
     let mut jobs: Vec<AdapterJob> = Vec::new();
@@ -272,7 +181,8 @@ fn train_adapters(
         for (k, v) in m {
             all.insert(k, v);
         }
-        let mut cfg = lora_config(&Options::new("train_adapters: mixed", all, &known)?, seed)?;
+        per_adapter(&all)?;
+        let mut cfg = lora_config("train_adapters: mixed", all, seed)?;
         cfg.out = Some(PathBuf::from("models/lora_mixed"));
         jobs.push(AdapterJob {
             name: "mixed".into(),
@@ -319,7 +229,8 @@ fn train_adapters(
                 continue;
             }
             let cfg_path = root.join(format!(".ray-{stage}.config.json"));
-            let body = serde_json::to_vec_pretty(&j.cfg).map_err(|e| msg_err(e.to_string()))?;
+            let body = serde_json::to_vec_pretty(&yunmin_core::config::options_of(&j.cfg))
+                .map_err(|e| msg_err(e.to_string()))?;
             yunmin_core::run::write_atomic(&cfg_path, &body).rhai()?;
             let mut args: Vec<String> = vec!["train".into(), "lora".into(), "--base".into()];
             args.push(base_dir.display().to_string());
@@ -437,10 +348,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "pretrain",
         &["tokens", "opts"],
-        "Pretrains a Llama base from scratch on `tokens` (Tokens, TokenFiles from\nParquet, or a token file path). Options\n(defaults): layers 4, dim 192, heads 6, kv_heads 2, ffn 512, vocab_size (tokenizer's or max id+1),\ntie_embeddings true, seq_len 128, batch 8, grad_accum 1, steps 300, lr 3e-3, warmup_steps 30,\nmin_lr_ratio 0.1, weight_decay 0.1, grad_clip 1.0, heldout 0.05, eval_every 100, eval_windows 64,\nlog_every 10, checkpoint_every 50, seed (run seed), device \"cpu\", out \"models/base\", tokenizer,\nresume true, name \"base\". Writes the checkpoint, logs/train_<name>.log and a summary.csv row;\nreturns the Model (its `stats` are in summary.csv).",
+        &format!(
+            "Pretrains a Llama base from scratch on `tokens` (Tokens, TokenFiles from Parquet, or a token\n\
+             file path). Writes the checkpoint, logs/train_<name>.log and a summary.csv row; returns\n\
+             the Model (its `stats` are in summary.csv). {}",
+            options_doc::<PretrainConfig>("; `seed` defaults to the run's seed")
+        ),
         move |src: Dynamic, opts: Map| {
-            let o = Options::new("pretrain", opts, &keys(PRETRAIN_KEYS))?;
-            let cfg = pretrain_config(&o, h.ctx.seed())?;
+            let cfg = pretrain_config(opts, h.ctx.seed())?;
             h.ctx.write_path(&cfg.out).rhai()?;
             if let Some(t) = &cfg.tokenizer {
                 h.ctx.read_path(t).rhai()?;
@@ -454,7 +369,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "lora",
         &["base", "tokens", "opts"],
-        "Trains a LoRA adapter for one domain on the frozen `base` (a Model or a checkpoint directory). `tokens`: Tokens or TokenFiles (their name is the\ndomain) or a file path (`domain` option names it). Options (defaults): rank 8, alpha 16,\ndropout 0.05, targets [q,k,v,o,gate,up,down]_proj, seq_len 128, batch 8, steps 100, lr 1e-3,\nwarmup_steps 10, weight_decay 0, grad_clip 1.0, heldout 0.1, eval_windows 256 (held-out windows scored before and after\ntraining; 0 = all), log_every 5, checkpoint_every 25,\nseed (run seed), device \"cpu\", out \"models/lora_<domain>\", resume true. Writes the PEFT adapter,\nlogs/train_<domain>.log and a summary.csv row; returns the Adapter (`.stats` has the numbers).",
+        &format!(
+            "Trains a LoRA adapter for one domain on the frozen `base` (a Model or a checkpoint\n\
+             directory). `tokens`: Tokens or TokenFiles (their name is the domain) or a file path (the\n\
+             `domain` option names it). Writes the PEFT adapter, logs/train_<domain>.log and a\n\
+             summary.csv row; returns the Adapter (`.stats` has the numbers). {}\n\
+             - `domain`: the corpus's name when `tokens` is a path (default: the file stem)",
+            options_doc::<LoraConfig>("; `seed` defaults to the run's seed")
+        ),
         move |base: Dynamic, src: Dynamic, opts: Map| {
             // The base as a Model handle or a checkpoint directory (loaded on the CPU).
             let base: Model = if base.is_string() {
@@ -471,12 +393,18 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                     msg_err("lora: `base` must be a Model or a checkpoint directory")
                 })?
             };
-            let o = Options::new("lora", opts, &keys(LORA_KEYS))?;
-            let cfg = lora_config(&o, h.ctx.seed())?;
+            let mut opts = opts;
+            let domain = match opts.remove("domain") {
+                None => None,
+                Some(v) => Some(v.into_string().map_err(|t| {
+                    msg_err(format!("lora: option `domain` must be a string, got {t}"))
+                })?),
+            };
+            let cfg = lora_config("lora", opts, h.ctx.seed())?;
             if let Some(out) = &cfg.out {
                 h.ctx.write_path(out).rhai()?;
             }
-            let corpus = tokens_of(&h, src, o.opt_str("domain")?)?;
+            let corpus = tokens_of(&h, src, domain)?;
             let r = train_lora(&base.0, &corpus, &cfg, h.ctx.root()).rhai()?;
             let file = load_adapter(&r.dir).rhai()?;
             Ok::<_, crate::errors::RhaiError>(Adapter { file: Arc::new(file), dir: r.dir.clone(), stats: stats_map(serde_json::to_value(&r).unwrap_or_default()) })
@@ -527,30 +455,10 @@ pub struct TokenArgs {
     /// Run root: outputs (models/, logs/, summary.csv) go under it.
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
-    /// JSON file with more settings (any field of the config struct; flags below override it).
+    /// JSON file of options: an object with the same keys as the option flags (e.g.
+    /// `{"hidden": 256, "steps": 500}`); flags given override it. An unknown key is an error.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Optimizer steps.
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Windows per batch.
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Tokens per window.
-    #[arg(long)]
-    pub seq_len: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Device: cpu, flex, ndarray (wgpu / cuda with those features).
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Output directory (relative to --root).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// `yunmin train …`.
@@ -560,6 +468,8 @@ pub enum TrainCommand {
     Pretrain {
         #[command(flatten)]
         data: TokenArgs,
+        #[command(flatten)]
+        opts: CliOptions<PretrainConfig>,
     },
     /// Train a LoRA adapter for one domain on a frozen base (writes models/lora_<domain>).
     Lora {
@@ -568,12 +478,8 @@ pub enum TrainCommand {
         base: PathBuf,
         #[command(flatten)]
         data: TokenArgs,
-        /// LoRA rank.
-        #[arg(long)]
-        rank: Option<usize>,
-        /// LoRA alpha (scaling = alpha / rank).
-        #[arg(long)]
-        alpha: Option<f64>,
+        #[command(flatten)]
+        opts: CliOptions<LoraConfig>,
     },
 }
 
@@ -583,20 +489,6 @@ pub struct TrainArgs {
     /// What to train.
     #[command(subcommand)]
     pub command: TrainCommand,
-}
-
-macro_rules! load_json {
-    ($p:expr, $t:ty) => {
-        match $p {
-            None => <$t>::default(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                serde_json::from_str::<$t>(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-            }
-        }
-    };
 }
 
 fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
@@ -633,36 +525,11 @@ fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
     anyhow::bail!("give --tokens FILE, --dataset DIR --tokenizer FILE or --parquet DIR")
 }
 
-fn apply_common(o: &mut OptimConfig, d: &TokenArgs) {
-    if let Some(v) = d.steps {
-        o.steps = v;
-    }
-    if let Some(v) = d.batch {
-        o.batch = v;
-    }
-    if let Some(v) = d.lr {
-        o.lr = v;
-    }
-}
-
 /// Runs `yunmin train pretrain|lora` and prints a one-line summary.
 pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
     match a.command {
-        TrainCommand::Pretrain { data } => {
-            let mut cfg = load_json!(&data.config, PretrainConfig);
-            apply_common(&mut cfg.optim, &data);
-            if let Some(v) = data.seq_len {
-                cfg.seq_len = v;
-            }
-            if let Some(v) = data.seed {
-                cfg.seed = v;
-            }
-            if let Some(v) = &data.device {
-                cfg.device = v.clone();
-            }
-            if let Some(v) = &data.out {
-                cfg.out = v.clone();
-            }
+        TrainCommand::Pretrain { data, opts } => {
+            let mut cfg = opts.with_file(data.config.as_deref())?;
             if let Some(t) = &data.tokenizer {
                 cfg.tokenizer = Some(std::path::absolute(t)?);
             }
@@ -682,32 +549,8 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
                 r.dir.display()
             );
         }
-        TrainCommand::Lora {
-            base,
-            data,
-            rank,
-            alpha,
-        } => {
-            let mut cfg = load_json!(&data.config, LoraConfig);
-            apply_common(&mut cfg.optim, &data);
-            if let Some(v) = data.seq_len {
-                cfg.seq_len = v;
-            }
-            if let Some(v) = data.seed {
-                cfg.seed = v;
-            }
-            if let Some(v) = &data.device {
-                cfg.device = v.clone();
-            }
-            if let Some(v) = &data.out {
-                cfg.out = Some(v.clone());
-            }
-            if let Some(v) = rank {
-                cfg.rank = v;
-            }
-            if let Some(v) = alpha {
-                cfg.alpha = v;
-            }
+        TrainCommand::Lora { base, data, opts } => {
+            let cfg = opts.with_file(data.config.as_deref())?;
             let c = corpus(&data)?;
             let dev = parse_device(&cfg.device)?;
             let bm = LoadedModel::load(&under(Path::new("."), &base), &dev)?;

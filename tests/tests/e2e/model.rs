@@ -84,6 +84,50 @@ fn cli_pretrain_lora_generate() {
             .exists()
     );
     assert!(p.join("logs/train_news.log").exists());
+    // A misspelt key in a --config file is an error naming it, not a default used instead;
+    // so is a value of the wrong type on the command line.
+    std::fs::write(p.join("bad.json"), r#"{"rnak": 4}"#).unwrap();
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "train",
+            "lora",
+            "--base",
+            "models/base",
+            "--tokens",
+            "news.jsonl",
+        ]
+        .iter()
+        .chain(&["--config", "bad.json", "--out", "models/lora_bad"])
+        .copied()
+        .collect::<Vec<_>>(),
+    );
+    assert!(
+        !o.status.success()
+            && text(&o).contains("unknown option `rnak`")
+            && text(&o).contains("did you mean `rank`"),
+        "{}",
+        text(&o)
+    );
+    let o = yunmin(
+        p,
+        &[
+            "-q",
+            "train",
+            "pretrain",
+            "--tokens",
+            "base.jsonl",
+            "--hidden",
+            "wide",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("--hidden") && text(&o).contains("integer"),
+        "{}",
+        text(&o)
+    );
+    assert!(!p.join("models/lora_bad").exists());
     let summary = std::fs::read_to_string(p.join("summary.csv")).unwrap();
     assert!(
         summary.contains("\nbase,pretrain,30,") && summary.contains("\nnews,lora,10,"),
@@ -160,7 +204,7 @@ fn rhai_pretrain_lora_generate() {
         "m.rhai",
         &format!(
             r#"
-let base = pretrain(tokens("{b}"), #{{ layers: 2, dim: 32, heads: 4, kv_heads: 2, ffn: 64, vocab_size: 40,
+let base = pretrain(tokens("{b}"), #{{ layers: 2, hidden: 32, heads: 4, kv_heads: 2, intermediate: 64, vocab_size: 40,
     seq_len: 16, batch: 4, steps: 20, lr: 0.01, eval_every: 0, checkpoint_every: 0 }});
 let a = lora(base, tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 10, batch: 4, seq_len: 16 }});
 print(`adapter=${{a.dir}} r=${{a.rank}} ppl=${{a.stats.stats.heldout.nll}}`);
