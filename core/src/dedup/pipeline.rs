@@ -463,42 +463,69 @@ fn is_blank_line(line: &[u8]) -> bool {
 }
 
 /// Appends the lines of shard file `file_no` whose keys are not in `removed` to `w` as they
-/// are (no parsing or re-serialising; line ends normalised to `\n`, blank lines skipped).
+/// are (no parsing or re-serialising; line ends normalised to `\n`, blank lines skipped). The
+/// file is read in blocks and each run of kept lines is handed to the writer as one slice.
 fn copy_kept_lines(
     path: &Path,
     file_no: usize,
     removed: &HashSet<u64>,
     w: &mut DatasetWriter,
 ) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let none = Default::default();
-    let (mut line, mut out, mut line_no) = (Vec::new(), Vec::with_capacity(SIGN_BLOCK), 0u64);
+    let mut buf: Vec<u8> = Vec::with_capacity(SIGN_BLOCK);
+    let mut line_no = 0u64;
     loop {
-        line.clear();
-        let n = r
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::io("read", path, e))?;
-        if n == 0 {
-            break;
+        let eof = read_block(&mut file, &mut buf).map_err(|e| Error::io("read", path, e))?;
+        // Whole lines only, unless the file ends without a newline.
+        let end = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        // The run of kept lines, taken as they are, not yet written: `buf[run..start]`.
+        let (mut run, mut run_lines, mut start) = (0, 0u64, 0);
+        while start < end {
+            let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i);
+            let key = ((file_no as u64) << 32) | line_no;
+            line_no += 1;
+            let mut e = nl;
+            while e > start && buf[e - 1] == b'\r' {
+                e -= 1;
+            }
+            let line = &buf[start..e];
+            let skip = is_blank_line(line) || removed.contains(&key);
+            if skip || e != nl {
+                w.write_lines(&buf[run..start], run_lines, &none)?;
+                if !skip {
+                    // A line ending in `\r\n`: written with `\n` alone.
+                    w.write_serialized(line, &none)?;
+                }
+                run = (nl + 1).min(end);
+                run_lines = 0;
+            } else {
+                run_lines += 1;
+            }
+            start = nl + 1;
         }
-        let key = ((file_no as u64) << 32) | line_no;
-        line_no += 1;
-        while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-            line.pop();
+        w.write_lines(&buf[run..end], run_lines, &none)?;
+        if eof {
+            return Ok(());
         }
-        if is_blank_line(&line) || removed.contains(&key) {
-            continue;
-        }
-        out.extend_from_slice(&line);
-        out.push(b'\n');
-        if out.len() >= SIGN_BLOCK {
-            w.write_serialized(&out, &none)?;
-            out.clear();
-        }
+        buf.drain(..end);
     }
-    w.write_serialized(&out, &none)?;
-    Ok(())
+}
+
+/// Appends up to [`SIGN_BLOCK`] bytes of `file` to `buf` (without zeroing the space first);
+/// true at the end of the file.
+fn read_block(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::io::Read;
+    buf.reserve_exact(SIGN_BLOCK);
+    let n = file.take(SIGN_BLOCK as u64).read_to_end(buf)?;
+    Ok(n == 0)
 }
 
 /// Shingles and signs documents in parallel, appending to `docs` and `values`.
@@ -629,7 +656,6 @@ const SIGN_BLOCK: usize = 8 << 20;
 /// Signs the documents of `files`: each file is read in blocks, and a block's lines are parsed
 /// and signed in parallel without being copied.
 pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> Result<Signatures> {
-    use std::io::Read;
     let bar = spinner("signing");
     let mut docs = Vec::new();
     let mut values = Vec::new();
@@ -643,13 +669,8 @@ pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> 
         buf.clear();
         loop {
             let old = buf.len();
-            buf.resize(old + SIGN_BLOCK, 0);
-            let n = file
-                .read(&mut buf[old..])
-                .map_err(|e| Error::io("read", path, e))?;
-            buf.truncate(old + n);
+            let eof = read_block(&mut file, &mut buf).map_err(|e| Error::io("read", path, e))?;
             hash.update(&buf[old..]);
-            let eof = n == 0;
             // Whole lines only, unless the file ends without a newline.
             let end = if eof {
                 buf.len()
@@ -1520,5 +1541,37 @@ mod tests {
             })
             .collect();
         assert_eq!(sign_documents(&scheme, &docs).values, sigs.values);
+    }
+
+    #[test]
+    fn kept_lines_are_copied_with_lf_endings_without_blank_or_removed_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part-00000.jsonl");
+        let line = |i: usize| format!(r#"{{"id":"{i}","text":"t{i}","domain":"d","source":"s"}}"#);
+        // Lines 0 … 6: LF, CRLF, blank, removed, LF, removed, and the last without a newline.
+        let body = format!(
+            "{}\n{}\r\n \r\n{}\n{}\n{}\n{}",
+            line(0),
+            line(1),
+            line(3),
+            line(4),
+            line(5),
+            line(6)
+        );
+        std::fs::write(&path, body).unwrap();
+        let removed: HashSet<u64> = [(2u64 << 32) | 3, (2 << 32) | 5].into_iter().collect();
+        // Shards of two documents, so runs of kept lines are cut across shard files.
+        let mut w = DatasetWriter::create(dir.path().join("kept"), 2).unwrap();
+        copy_kept_lines(&path, 2, &removed, &mut w).unwrap();
+        assert_eq!(w.written(), 4);
+        let ds = w.finish().unwrap();
+        let mut text = String::new();
+        for f in ds.shards().unwrap() {
+            text.push_str(&std::fs::read_to_string(f).unwrap());
+        }
+        assert_eq!(
+            text,
+            format!("{}\n{}\n{}\n{}\n", line(0), line(1), line(4), line(6))
+        );
     }
 }

@@ -158,11 +158,18 @@ fn is_syllable(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
 
-/// Characters NFD leaves alone and that never reorder: ASCII, conjoining Hangul jamo
-/// (U+1100–U+11FF) and CJK unified ideographs (U+4E00–U+9FFF).
+/// Characters NFD leaves alone and that never reorder: starters (combining class 0) without a
+/// canonical decomposition. ASCII, conjoining Hangul jamo (U+1100–U+11FF) and CJK unified
+/// ideographs (U+4E00–U+9FFF) are decided without a table lookup.
 #[inline(always)]
 fn is_nfd_stable(c: char) -> bool {
-    c.is_ascii() || ('\u{1100}'..='\u{11FF}').contains(&c) || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+    use unicode_normalization::{IsNormalized, char::canonical_combining_class, is_nfd_quick};
+    c.is_ascii()
+        || ('\u{1100}'..='\u{11FF}').contains(&c)
+        || ('\u{4E00}'..='\u{9FFF}').contains(&c)
+        || (!is_syllable(c)
+            && canonical_combining_class(c) == 0
+            && is_nfd_quick(std::iter::once(c)) == IsNormalized::Yes)
 }
 
 /// Whether `c` separates words after normalisation (whitespace, punctuation, symbols), with
@@ -419,6 +426,30 @@ fn is_nfkc_walk(text: &str) -> bool {
     })
 }
 
+/// NFKC of a single character that NFKC changes (`℃` → `°C`, `㈜` → `(주)`, `㉠` → `ᄀ`, a CJK
+/// compatibility ideograph → its unified form), when the character can be normalised on its
+/// own: a starter whose full compatibility decomposition starts with a character that nothing
+/// before it composes with (quick check Yes, combining class 0). What follows cannot compose
+/// with the result either unless it is a character the walk does not take (it then gives up)
+/// or a jamo, whose compositions the jamo stream undoes.
+fn nfkc_alone(c: char) -> Option<String> {
+    use unicode_normalization::{IsNormalized, char::canonical_combining_class, is_nfkc_quick};
+    if canonical_combining_class(c) != 0 || is_nfkc_quick(std::iter::once(c)) != IsNormalized::No {
+        return None;
+    }
+    let mut first = None;
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        first.get_or_insert(d);
+    });
+    let first = first?;
+    if canonical_combining_class(first) != 0
+        || is_nfkc_quick(std::iter::once(first)) != IsNormalized::Yes
+    {
+        return None;
+    }
+    Some(std::iter::once(c).nfkc().collect())
+}
+
 /// [`walk_class`] of a character that only separates words.
 const WALK_SEPARATOR: u32 = u32::MAX;
 
@@ -532,6 +563,36 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                     w.push(u32::from(a.to_ascii_lowercase()), &mut f);
                 } else {
                     in_word = false;
+                }
+            }
+        } else if let Some(m) = nfkc_alone(c) {
+            // Its NFKC form, character by character, as the text's NFKC holds it.
+            for x in m.chars() {
+                if x.is_ascii() {
+                    if x.is_ascii_alphanumeric() {
+                        tokens += u32::from(!in_word);
+                        in_word = true;
+                        w.push(u32::from(x.to_ascii_lowercase()), &mut f);
+                    } else {
+                        in_word = false;
+                    }
+                } else if is_syllable(x) {
+                    tokens += u32::from(!in_word);
+                    in_word = true;
+                    w.push_syllable(x as u32 - 0xAC00, &mut f);
+                } else if ('\u{1100}'..='\u{11FF}').contains(&x) {
+                    tokens += u32::from(!in_word);
+                    in_word = true;
+                    w.push(x as u32, &mut f);
+                } else {
+                    match walk_class(x)? {
+                        WALK_SEPARATOR => in_word = false,
+                        class => {
+                            tokens += u32::from(!in_word);
+                            in_word = true;
+                            w.push(class, &mut f);
+                        }
+                    }
                 }
             }
         } else {
@@ -728,6 +789,8 @@ mod tests {
             "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ ㈜ 가나다 ㎏ …",
             "“인용” 『책』 ‘따옴표’ · 가운뎃점 — 대시 ㅋㅋㅋ ㅠㅠ 東京 漢字",
             "café Ünïcödé ΑΒΓ Привет 😀👍 좋아요",
+            "온도 25℃, ㈜한국 ㎛ ㈎항 ㉮목 ㉠ㅏ ㉡ 金 \u{FEFF}본문 µm Δx αβ の",
+            "㉠\u{1161}\u{11A8} ℃\u{301} ㈜\u{327} Ω\u{2126}Å 金\u{F90A}",
             "",
             " \n ",
             "가",
@@ -759,7 +822,8 @@ mod tests {
         // into syllables, combining marks, conjoining jamo, full-width forms).
         use rand::{Rng, SeedableRng};
         let pool: Vec<char> =
-            "aZ9 .,가각힣ㄱㄳㅏㅋㅠㆍ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}\u{338}ﬁ½①㈜㎡Ａａ漢…‥·“é=<"
+            "aZ9 .,가각힣ㄱㄳㅏㅋㅠㆍ\u{1100}\u{1161}\u{11A8}\u{301}\u{327}\u{338}ﬁ½①㈜㎡Ａａ漢…‥·“é=<\
+             ℃㎛㈎㉮㉠金\u{FEFF}µΔαの\u{302E}\u{F90A}\u{2126}Å"
                 .chars()
                 .collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
@@ -778,6 +842,34 @@ mod tests {
             }
         }
         assert!(walked > 1000, "{walked}");
+    }
+
+    /// The one-pass walk against the general path on every document of the shared corpora
+    /// (`YUNMIN_CORPORA=../shared/data/corpora cargo test -p yunmin-core --lib walk_equals -- --ignored`).
+    #[test]
+    #[ignore]
+    fn walk_equals_the_general_path_on_the_corpora() {
+        let dir = std::env::var("YUNMIN_CORPORA").unwrap_or("../../shared/data/corpora".into());
+        let (mut walked, mut all) = (0, 0);
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let f = std::fs::File::open(&p).unwrap();
+            let text = std::io::read_to_string(zstd::Decoder::new(f).unwrap()).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let t = v["text"].as_str().unwrap();
+                all += 1;
+                let mut got = Vec::new();
+                if let Some(w) = jamo_walk(t, 3, |h| got.push(h)) {
+                    let norm = normalize(t);
+                    assert_eq!(got, jamo_hashes(&norm, 3), "{t:?}");
+                    assert_eq!(w.tokens as usize, token_count(&norm), "{t:?}");
+                    walked += 1;
+                }
+            }
+        }
+        eprintln!("{walked} of {all} documents walked in one pass");
+        assert!(all > 0);
     }
 
     #[test]
