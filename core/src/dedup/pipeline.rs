@@ -477,14 +477,8 @@ fn copy_kept_lines(
     let mut line_no = 0u64;
     loop {
         let eof = read_block(&mut file, &mut buf).map_err(|e| Error::io("read", path, e))?;
-        // Whole lines only, unless the file ends without a newline.
-        let end = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
-                None => continue,
-            }
+        let Some(end) = lines_end(&buf, eof) else {
+            continue;
         };
         // The run of kept lines, taken as they are, not yet written: `buf[run..start]`.
         let (mut run, mut run_lines, mut start) = (0, 0u64, 0);
@@ -516,6 +510,16 @@ fn copy_kept_lines(
             return Ok(());
         }
         buf.drain(..end);
+    }
+}
+
+/// Where the whole lines of a block end: after its last newline, or at its end when the file
+/// ends there (without a newline); `None` when no line is complete yet.
+fn lines_end(buf: &[u8], eof: bool) -> Option<usize> {
+    if eof {
+        Some(buf.len())
+    } else {
+        memchr::memrchr(b'\n', buf).map(|i| i + 1)
     }
 }
 
@@ -671,14 +675,8 @@ pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> 
             let old = buf.len();
             let eof = read_block(&mut file, &mut buf).map_err(|e| Error::io("read", path, e))?;
             hash.update(&buf[old..]);
-            // Whole lines only, unless the file ends without a newline.
-            let end = if eof {
-                buf.len()
-            } else {
-                match memchr::memrchr(b'\n', &buf) {
-                    Some(i) => i + 1,
-                    None => continue,
-                }
+            let Some(end) = lines_end(&buf, eof) else {
+                continue;
             };
             lines.clear();
             let mut start = 0;

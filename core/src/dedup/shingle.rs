@@ -516,32 +516,14 @@ pub struct Walked {
 /// the caller then starts over with the general path.
 pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked> {
     let mut w = JamoWindow::new(n);
-    let (mut tokens, mut chars, mut in_word) = (0u32, 0u32, false);
+    let mut words = Words::default();
+    let mut chars = 0u32;
     let mut nfkc: Option<bool> = None;
     for c in text.chars() {
         chars += 1;
-        if c.is_ascii() {
-            if c.is_ascii_alphanumeric() {
-                tokens += u32::from(!in_word);
-                in_word = true;
-                w.push(u32::from(c.to_ascii_lowercase()), &mut f);
-            } else {
-                in_word = false;
-            }
-        } else if is_syllable(c) {
-            tokens += u32::from(!in_word);
-            in_word = true;
-            w.push_syllable(c as u32 - 0xAC00, &mut f);
-        } else if let Some(class) = walk_class(c) {
-            // A character NFKC leaves alone and that no neighbour composes with it from the
-            // left (quick check Yes, combining class 0): its lowercase form decides (cached).
-            if class == WALK_SEPARATOR {
-                in_word = false;
-            } else {
-                tokens += u32::from(!in_word);
-                in_word = true;
-                w.push(class, &mut f);
-            }
+        if walk_plain(c, false, &mut words, &mut w, &mut f) {
+            // ASCII, a syllable, or a character NFKC leaves alone and that no neighbour
+            // composes with from the left (quick check Yes, combining class 0).
         } else if is_compat_jamo(c) {
             // NFKC maps a compatibility jamo to one conjoining jamo (and may compose it with its
             // neighbours into a syllable, which the jamo stream decomposes again).
@@ -549,50 +531,20 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
                 if !('\u{1100}'..='\u{11FF}').contains(&m) {
                     return None;
                 }
-                tokens += u32::from(!in_word);
-                in_word = true;
+                words.word();
                 w.push(m as u32, &mut f);
             }
         } else if let Some(ascii) = nfkc_ascii(c) {
             // `…`, `①`, `㎡`, full-width forms: NFKC gives ASCII, which never composes with
             // the character before it.
             for a in ascii.chars() {
-                if a.is_ascii_alphanumeric() {
-                    tokens += u32::from(!in_word);
-                    in_word = true;
-                    w.push(u32::from(a.to_ascii_lowercase()), &mut f);
-                } else {
-                    in_word = false;
-                }
+                walk_plain(a, false, &mut words, &mut w, &mut f);
             }
         } else if let Some(m) = nfkc_alone(c) {
             // Its NFKC form, character by character, as the text's NFKC holds it.
             for x in m.chars() {
-                if x.is_ascii() {
-                    if x.is_ascii_alphanumeric() {
-                        tokens += u32::from(!in_word);
-                        in_word = true;
-                        w.push(u32::from(x.to_ascii_lowercase()), &mut f);
-                    } else {
-                        in_word = false;
-                    }
-                } else if is_syllable(x) {
-                    tokens += u32::from(!in_word);
-                    in_word = true;
-                    w.push_syllable(x as u32 - 0xAC00, &mut f);
-                } else if ('\u{1100}'..='\u{11FF}').contains(&x) {
-                    tokens += u32::from(!in_word);
-                    in_word = true;
-                    w.push(x as u32, &mut f);
-                } else {
-                    match walk_class(x)? {
-                        WALK_SEPARATOR => in_word = false,
-                        class => {
-                            tokens += u32::from(!in_word);
-                            in_word = true;
-                            w.push(class, &mut f);
-                        }
-                    }
+                if !walk_plain(x, true, &mut words, &mut w, &mut f) {
+                    return None;
                 }
             }
         } else {
@@ -601,19 +553,78 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
             }
             for l in c.to_lowercase() {
                 if is_separator(l) {
-                    in_word = false;
+                    words.gap();
                 } else if is_syllable(l) || !is_nfd_stable(l) {
                     return None;
                 } else {
-                    tokens += u32::from(!in_word);
-                    in_word = true;
+                    words.word();
                     w.push(l as u32, &mut f);
                 }
             }
         }
     }
     w.finish(&mut f);
-    Some(Walked { tokens, chars })
+    Some(Walked {
+        tokens: words.tokens,
+        chars,
+    })
+}
+
+/// Word counting of [`jamo_walk`]: a token starts at a word character after a separator.
+#[derive(Default)]
+struct Words {
+    tokens: u32,
+    in_word: bool,
+}
+
+impl Words {
+    #[inline(always)]
+    fn word(&mut self) {
+        self.tokens += u32::from(!self.in_word);
+        self.in_word = true;
+    }
+
+    #[inline(always)]
+    fn gap(&mut self) {
+        self.in_word = false;
+    }
+}
+
+/// One character of [`jamo_walk`] that needs no normalisation of its own: ASCII (lowercased),
+/// a syllable (decomposed), a character with a [`walk_class`], and with `jamo` a conjoining
+/// jamo (from an NFKC form). False, having done nothing, for any other character.
+#[inline(always)]
+fn walk_plain(
+    c: char,
+    jamo: bool,
+    words: &mut Words,
+    w: &mut JamoWindow,
+    f: &mut impl FnMut(u64),
+) -> bool {
+    if c.is_ascii() {
+        if c.is_ascii_alphanumeric() {
+            words.word();
+            w.push(u32::from(c.to_ascii_lowercase()), f);
+        } else {
+            words.gap();
+        }
+    } else if is_syllable(c) {
+        words.word();
+        w.push_syllable(c as u32 - 0xAC00, f);
+    } else if let Some(class) = walk_class(c) {
+        if class == WALK_SEPARATOR {
+            words.gap();
+        } else {
+            words.word();
+            w.push(class, f);
+        }
+    } else if jamo && ('\u{1100}'..='\u{11FF}').contains(&c) {
+        words.word();
+        w.push(c as u32, f);
+    } else {
+        return false;
+    }
+    true
 }
 
 /// Sorted and deduplicated.
