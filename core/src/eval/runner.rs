@@ -279,6 +279,60 @@ impl EvalTables {
         })
     }
 
+    /// One row per model: `model, domains, perplexity` (token-weighted, the `overall` row's),
+    /// `macro_geometric_perplexity` (the geometric mean of the domains' perplexities: every
+    /// domain weighs the same, and a relative change counts the same in every domain) and
+    /// `macro_arithmetic_perplexity` (their arithmetic mean). A domain without a perplexity
+    /// (no tokens) makes both macros null rather than being left out.
+    pub fn summary(&self) -> Result<Table> {
+        let mut order: Vec<String> = Vec::new();
+        let mut per: BTreeMap<String, (Vec<Option<f64>>, Option<f64>)> = BTreeMap::new();
+        for i in 0..self.metrics.height() {
+            let row = self.metrics.row(i).unwrap_or_default();
+            let text = |k: &str| {
+                row.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (model, domain) = (text("model"), text("domain"));
+            let ppl = row
+                .get("perplexity")
+                .and_then(|v| v.as_f64())
+                .filter(|x| x.is_finite());
+            let e = per.entry(model.clone()).or_insert_with(|| {
+                order.push(model.clone());
+                (Vec::new(), None)
+            });
+            if domain == OVERALL {
+                e.1 = ppl;
+            } else {
+                e.0.push(ppl);
+            }
+        }
+        let mut out = Table::new();
+        for model in order {
+            let (domains, overall) = &per[&model];
+            let all: Option<Vec<f64>> = domains.iter().copied().collect();
+            let (geo, arith) = match all.filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    let n = v.len() as f64;
+                    let geo = (v.iter().map(|x| x.ln()).sum::<f64>() / n).exp();
+                    (Some(geo), Some(v.iter().sum::<f64>() / n))
+                }
+                None => (None, None),
+            };
+            let mut row = serde_json::Map::new();
+            row.insert("model".into(), model.clone().into());
+            row.insert("domains".into(), domains.len().into());
+            row.insert("perplexity".into(), (*overall).into());
+            row.insert("macro_geometric_perplexity".into(), geo.into());
+            row.insert("macro_arithmetic_perplexity".into(), arith.into());
+            out.push_row(&row)?;
+        }
+        Ok(out)
+    }
+
     /// The tables of separate evaluations (one model each, say) joined in the order given:
     /// equal to one [`evaluate`] of all their models in that order, since each model's rows
     /// depend on that model alone.
@@ -465,6 +519,40 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_gives_token_weighted_and_macro_perplexities_per_model() {
+        let mut metrics = Table::new();
+        for (model, domain, ppl) in [
+            ("base", "law", 4.0),
+            ("base", "news", 16.0),
+            ("base", OVERALL, 6.0),
+            ("merged", "law", 2.0),
+            ("merged", "news", 8.0),
+            ("merged", OVERALL, 3.5),
+        ] {
+            let mut row = serde_json::Map::new();
+            row.insert("model".into(), model.into());
+            row.insert("domain".into(), domain.into());
+            row.insert("perplexity".into(), ppl.into());
+            metrics.push_row(&row).unwrap();
+        }
+        let t = EvalTables {
+            metrics,
+            generations: Table::new(),
+        };
+        let s = t.summary().unwrap();
+        assert_eq!(s.height(), 2);
+        let base = s.row(0).unwrap();
+        assert_eq!(base["model"], "base");
+        assert_eq!(base["domains"], 2);
+        assert_eq!(base["perplexity"], 6.0);
+        assert!((base["macro_geometric_perplexity"].as_f64().unwrap() - 8.0).abs() < 1e-12);
+        assert_eq!(base["macro_arithmetic_perplexity"], 10.0);
+        let merged = s.row(1).unwrap();
+        assert!((merged["macro_geometric_perplexity"].as_f64().unwrap() - 4.0).abs() < 1e-12);
+        assert_eq!(merged["macro_arithmetic_perplexity"], 5.0);
+    }
 
     #[test]
     fn chunks_predict_every_token_but_the_first_once() {

@@ -266,7 +266,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
              first `prompt_tokens` tokens) scored against the real continuation with corpus BLEU and\n\
              mean ROUGE F. Returns `#{{ metrics: Table (model, domain, docs, tokens, perplexity, prompts,\n\
              bleu, rouge1, rouge2, rougeL, rougeLsum; an `overall` row per model), generations: Table\n\
-             (model, domain, doc, prompt, reference, generation, sentence_bleu, rougeL) }}`.\n\
+             (model, domain, doc, prompt, reference, generation, sentence_bleu, rougeL), summary: Table\n\
+             (model, domains, perplexity, macro_geometric_perplexity, macro_arithmetic_perplexity: one\n\
+             row per model; `perplexity` is token-weighted, the macros weigh every domain the same) }}`.\n\
              Options (defaults):\n{}\n\
              - `domains` (all): only these domains\n\
              - `engine` (\"local\"): \"ray\" runs one `yunmin metrics evaluate` Ray task per model on the\n  \
@@ -318,6 +320,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 evaluate(&refs, &data, &cfg).rhai()?
             };
             let mut out = Map::new();
+            out.insert("summary".into(), Dynamic::from(t.summary().rhai()?));
             out.insert("metrics".into(), Dynamic::from(t.metrics));
             out.insert("generations".into(), Dynamic::from(t.generations));
             Ok::<_, crate::errors::RhaiError>(out)

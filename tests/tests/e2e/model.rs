@@ -218,6 +218,15 @@ let b = lora("models/base", tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 
 let d1 = diff(again, a, #{{ domain: "law" }});
 let d2 = diff("models/base", "models/lora_law_path", #{{ domain: "law_path" }});
 print(`diffs=${{d1.l2}}/${{d2.l2}}`);
+// The summary's macro perplexities are the means of the domains' rows.
+let r = evaluate(#{{ base: base }}, #{{ law: tokens("{l}"), news: tokens("{b}") }}, #{{ prompts: 0 }});
+let s = r.summary.row(0);
+let law = r.metrics.filter("domain", "==", "law").row(0).perplexity;
+let news = r.metrics.filter("domain", "==", "news").row(0).perplexity;
+let ov = r.metrics.filter("domain", "==", "overall").row(0).perplexity;
+let geo_ok = (s.macro_geometric_perplexity - (law * news).sqrt()).abs() < 1e-9 * law;
+let ari_ok = (s.macro_arithmetic_perplexity - (law + news) / 2.0).abs() < 1e-9 * law;
+print(`summary=${{s.model}} domains=${{s.domains}} geo_ok=${{geo_ok}} ari_ok=${{ari_ok}} overall_ok=${{s.perplexity == ov}} distinct=${{law != news}}`);
 lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
 "#,
             b = p.join("base.jsonl").display(),
@@ -242,6 +251,10 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
         "{t}"
     );
     assert!(t.contains("gen=4"), "{t}");
+    assert!(
+        t.contains("summary=base domains=2 geo_ok=true ari_ok=true overall_ok=true distinct=true"),
+        "{t}"
+    );
     assert!(
         p.join("run/models/lora_law/adapter_model.safetensors")
             .exists(),
