@@ -144,14 +144,7 @@ pub enum ConfigError {
 
 /// The options' default values (from `T::default()`, as JSON), by option key.
 pub fn defaults<T: Primitive>() -> Map<String, Value> {
-    let d = to_map(&T::default());
-    T::OPTIONS
-        .iter()
-        .map(|o| {
-            let v = get_path(&d, o.field()).cloned().unwrap_or(Value::Null);
-            (o.key.to_string(), v)
-        })
-        .collect()
+    options_of(&T::default())
 }
 
 /// Levenshtein distance, for "did you mean" wherever a name is not found.
