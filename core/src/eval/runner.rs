@@ -285,47 +285,40 @@ impl EvalTables {
     /// `macro_arithmetic_perplexity` (their arithmetic mean). A domain without a perplexity
     /// (no tokens) makes both macros null rather than being left out.
     pub fn summary(&self) -> Result<Table> {
-        let mut order: Vec<String> = Vec::new();
-        let mut per: BTreeMap<String, (Vec<Option<f64>>, Option<f64>)> = BTreeMap::new();
-        for i in 0..self.metrics.height() {
-            let row = self.metrics.row(i).unwrap_or_default();
-            let text = |k: &str| {
-                row.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let (model, domain) = (text("model"), text("domain"));
-            let ppl = row
-                .get("perplexity")
-                .and_then(|v| v.as_f64())
-                .filter(|x| x.is_finite());
-            let e = per.entry(model.clone()).or_insert_with(|| {
-                order.push(model.clone());
-                (Vec::new(), None)
-            });
-            if domain == OVERALL {
-                e.1 = ppl;
-            } else {
-                e.0.push(ppl);
+        use crate::report::FilterOp;
+        let m = &self.metrics;
+        let field = |t: &Table, i: usize, k: &str| t.row(i).and_then(|mut r| r.remove(k));
+        let mut models: Vec<Value> = Vec::new();
+        for i in 0..m.height() {
+            let model = field(m, i, "model").unwrap_or(Value::Null);
+            if !models.contains(&model) {
+                models.push(model);
             }
         }
         let mut out = Table::new();
-        for model in order {
-            let (domains, overall) = &per[&model];
-            let all: Option<Vec<f64>> = domains.iter().copied().collect();
-            let (geo, arith) = match all.filter(|v| !v.is_empty()) {
-                Some(v) => {
-                    let n = v.len() as f64;
-                    let geo = (v.iter().map(|x| x.ln()).sum::<f64>() / n).exp();
-                    (Some(geo), Some(v.iter().sum::<f64>() / n))
-                }
-                None => (None, None),
+        for model in models {
+            let rows = m.filter("model", FilterOp::Eq, &model)?;
+            let overall = rows.filter("domain", FilterOp::Eq, &OVERALL.into())?;
+            let domains = rows.filter("domain", FilterOp::Ne, &OVERALL.into())?;
+            // A NaN perplexity reads back as null, which the column means would skip.
+            let complete = domains.height() > 0
+                && (0..domains.height())
+                    .all(|i| field(&domains, i, "perplexity").is_some_and(|v| v.is_number()));
+            let (geo, arith) = if complete {
+                (
+                    Some(domains.geomean("perplexity")?),
+                    Some(domains.mean("perplexity")?),
+                )
+            } else {
+                (None, None)
             };
-            let mut row = serde_json::Map::new();
-            row.insert("model".into(), model.clone().into());
-            row.insert("domains".into(), domains.len().into());
-            row.insert("perplexity".into(), (*overall).into());
+            let mut row = Map::new();
+            row.insert("model".into(), model);
+            row.insert("domains".into(), domains.height().into());
+            row.insert(
+                "perplexity".into(),
+                field(&overall, 0, "perplexity").unwrap_or(Value::Null),
+            );
             row.insert("macro_geometric_perplexity".into(), geo.into());
             row.insert("macro_arithmetic_perplexity".into(), arith.into());
             out.push_row(&row)?;
@@ -530,6 +523,9 @@ mod tests {
             ("merged", "law", 2.0),
             ("merged", "news", 8.0),
             ("merged", OVERALL, 3.5),
+            ("empty", "law", f64::NAN),
+            ("empty", "news", 3.0),
+            ("empty", OVERALL, 3.0),
         ] {
             let mut row = serde_json::Map::new();
             row.insert("model".into(), model.into());
@@ -542,7 +538,7 @@ mod tests {
             generations: Table::new(),
         };
         let s = t.summary().unwrap();
-        assert_eq!(s.height(), 2);
+        assert_eq!(s.height(), 3);
         let base = s.row(0).unwrap();
         assert_eq!(base["model"], "base");
         assert_eq!(base["domains"], 2);
@@ -552,6 +548,12 @@ mod tests {
         let merged = s.row(1).unwrap();
         assert!((merged["macro_geometric_perplexity"].as_f64().unwrap() - 4.0).abs() < 1e-12);
         assert_eq!(merged["macro_arithmetic_perplexity"], 5.0);
+        // A domain without a perplexity makes the macros null, not a mean of the others.
+        let empty = s.row(2).unwrap();
+        assert_eq!(empty["model"], "empty");
+        assert_eq!(empty["macro_geometric_perplexity"], Value::Null);
+        assert_eq!(empty["macro_arithmetic_perplexity"], Value::Null);
+        assert_eq!(empty["perplexity"], 3.0);
     }
 
     #[test]

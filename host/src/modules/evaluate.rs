@@ -22,8 +22,12 @@ use yunmin_core::eval::runner::{
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
-/// Rhai option keys of `evaluate` besides [`EvalConfig`]'s.
-pub(crate) const EVAL_FRONT_KEYS: &[&str] = &["engine", "domains"];
+/// Rhai option keys of `evaluate`: [`EvalConfig`]'s, where it runs and which domains.
+pub(crate) fn evaluate_keys() -> Vec<&'static str> {
+    let mut k = crate::primitive::keys::<EvalConfig>();
+    k.extend(["engine", "domains"]);
+    k
+}
 
 /// The [`EvalConfig`] options that scoring one model on one corpus uses (`model_perplexity`,
 /// `yunmin metrics perplexity`).
@@ -279,13 +283,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |models: Map, heldout: Dynamic, opts: Map| {
             let mut opts = opts;
             let ray = crate::ray::take_engine("evaluate", &mut opts)?;
-            let keys = [crate::primitive::keys::<EvalConfig>(), EVAL_FRONT_KEYS.to_vec(), vec!["offset"]].concat();
-            let (cfg, extra) = eval_config("evaluate", opts, &keys)?;
-            if extra.offset != 0 {
-                return Err(msg_err(
-                    "evaluate: `offset` is an option of model_perplexity only",
-                ));
-            }
+            let (cfg, extra) = eval_config("evaluate", opts, &evaluate_keys())?;
             let domains = extra.domains;
             let specs: Vec<(String, ModelSpec)> = models
                 .into_iter()

@@ -89,30 +89,9 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
             "pretrain",
             crate::primitive::keys::<yunmin_core::train::PretrainConfig>(),
         ),
-        (
-            "lora",
-            [
-                crate::primitive::keys::<yunmin_core::train::LoraConfig>(),
-                train::LORA_FRONT_KEYS.to_vec(),
-            ]
-            .concat(),
-        ),
-        (
-            "train_adapters",
-            crate::primitive::keys::<yunmin_core::train::LoraConfig>()
-                .into_iter()
-                .filter(|k| *k != "out")
-                .chain(train::ADAPTERS_FRONT_KEYS.iter().copied())
-                .collect(),
-        ),
-        (
-            "evaluate",
-            [
-                crate::primitive::keys::<yunmin_core::eval::runner::EvalConfig>(),
-                evaluate::EVAL_FRONT_KEYS.to_vec(),
-            ]
-            .concat(),
-        ),
+        ("lora", train::lora_keys()),
+        ("train_adapters", train::adapters_keys()),
+        ("evaluate", evaluate::evaluate_keys()),
         ("model_perplexity", evaluate::perplexity_keys()),
         (
             "bleu",

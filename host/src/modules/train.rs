@@ -22,12 +22,22 @@ use yunmin_core::train::{
 #[derive(Clone)]
 pub struct Tokens(pub Arc<TokenCorpus>);
 
-/// Rhai option keys of `lora` besides [`LoraConfig`]'s: `domain` names a corpus given as a path.
-pub const LORA_FRONT_KEYS: &[&str] = &["domain"];
+/// Rhai option keys of `lora`: [`LoraConfig`]'s and `domain`, which names a corpus given as a
+/// path.
+pub fn lora_keys() -> Vec<&'static str> {
+    let mut k = crate::primitive::keys::<LoraConfig>();
+    k.push("domain");
+    k
+}
 
-/// Rhai option keys of `train_adapters` besides [`LoraConfig`]'s (less `out`, which each adapter
-/// sets itself): where they run and the mixing adapter.
-pub const ADAPTERS_FRONT_KEYS: &[&str] = &["engine", "mixed"];
+/// Rhai option keys of `train_adapters`: [`LoraConfig`]'s less `out` (each adapter sets its
+/// own), where they run and the mixing adapter.
+pub fn adapters_keys() -> Vec<&'static str> {
+    let mut k = crate::primitive::keys::<LoraConfig>();
+    k.retain(|k| *k != "out");
+    k.extend(["engine", "mixed"]);
+    k
+}
 
 /// A [`PretrainConfig`] from a Rhai option map over the defaults, the seed defaulting to the run's.
 pub fn pretrain_config(opts: Map, seed: u64) -> RhaiResult<PretrainConfig> {
