@@ -481,15 +481,10 @@ fn copy_kept_lines(
             continue;
         };
         // The run of kept lines, taken as they are, not yet written: `buf[run..start]`.
-        let (mut run, mut run_lines, mut start) = (0, 0u64, 0);
-        while start < end {
-            let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i);
+        let (mut run, mut run_lines) = (0, 0u64);
+        for (start, e, nl) in block_lines(&buf, end) {
             let key = ((file_no as u64) << 32) | line_no;
             line_no += 1;
-            let mut e = nl;
-            while e > start && buf[e - 1] == b'\r' {
-                e -= 1;
-            }
             let line = &buf[start..e];
             let skip = is_blank_line(line) || removed.contains(&key);
             if skip || e != nl {
@@ -503,7 +498,6 @@ fn copy_kept_lines(
             } else {
                 run_lines += 1;
             }
-            start = nl + 1;
         }
         w.write_lines(&buf[run..end], run_lines, &none)?;
         if eof {
@@ -521,6 +515,24 @@ fn lines_end(buf: &[u8], eof: bool) -> Option<usize> {
     } else {
         memchr::memrchr(b'\n', buf).map(|i| i + 1)
     }
+}
+
+/// The lines of `buf[..end]`, each as `(start, end without trailing \r, its newline's index)`
+/// (the last newline index is `end` when the block ends without one).
+fn block_lines(buf: &[u8], end: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        (start < end).then(|| {
+            let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i);
+            let mut e = nl;
+            while e > start && buf[e - 1] == b'\r' {
+                e -= 1;
+            }
+            let line = (start, e, nl);
+            start = nl + 1;
+            line
+        })
+    })
 }
 
 /// Appends up to [`SIGN_BLOCK`] bytes of `file` to `buf` (without zeroing the space first);
@@ -679,16 +691,9 @@ pub fn sign_files(scheme: &Scheme, files: &[(usize, PathBuf)], shard: Shard) -> 
                 continue;
             };
             lines.clear();
-            let mut start = 0;
-            while start < end {
-                let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i);
-                let mut e = nl;
-                while e > start && buf[e - 1] == b'\r' {
-                    e -= 1;
-                }
+            for (start, e, _) in block_lines(&buf, end) {
                 lines.push((((*j as u64) << 32) | line_no, start, e));
                 line_no += 1;
-                start = nl + 1;
             }
             for chunk in lines.chunks(8192) {
                 check_cancelled()?;

@@ -426,14 +426,19 @@ fn is_nfkc_walk(text: &str) -> bool {
     })
 }
 
-/// NFKC of a single character that NFKC changes (`℃` → `°C`, `㈜` → `(주)`, `㉠` → `ᄀ`, a CJK
-/// compatibility ideograph → its unified form), when the character can be normalised on its
-/// own: a starter whose full compatibility decomposition starts with a character that nothing
-/// before it composes with (quick check Yes, combining class 0). What follows cannot compose
+/// NFKC of a single character that NFKC changes (`…` → `...`, `℃` → `°C`, `㈜` → `(주)`, `㉠` →
+/// `ᄀ`, a CJK compatibility ideograph → its unified form), when the character can be normalised
+/// on its own: a compatibility jamo, or a starter whose full compatibility decomposition starts
+/// with a character that nothing before it composes with (quick check Yes, combining class 0). What follows cannot compose
 /// with the result either unless it is a character the walk does not take (it then gives up)
 /// or a jamo, whose compositions the jamo stream undoes.
 fn nfkc_alone(c: char) -> Option<String> {
     use unicode_normalization::{IsNormalized, char::canonical_combining_class, is_nfkc_quick};
+    if is_compat_jamo(c) {
+        // One conjoining jamo, which may compose with its neighbours into a syllable in the
+        // text's NFKC: the jamo stream decomposes that again.
+        return Some(std::iter::once(c).nfkc().collect());
+    }
     if canonical_combining_class(c) != 0 || is_nfkc_quick(std::iter::once(c)) != IsNormalized::No {
         return None;
     }
@@ -524,24 +529,9 @@ pub fn jamo_walk(text: &str, n: usize, mut f: impl FnMut(u64)) -> Option<Walked>
         if walk_plain(c, false, &mut words, &mut w, &mut f) {
             // ASCII, a syllable, or a character NFKC leaves alone and that no neighbour
             // composes with from the left (quick check Yes, combining class 0).
-        } else if is_compat_jamo(c) {
-            // NFKC maps a compatibility jamo to one conjoining jamo (and may compose it with its
-            // neighbours into a syllable, which the jamo stream decomposes again).
-            for m in std::iter::once(c).nfkc() {
-                if !('\u{1100}'..='\u{11FF}').contains(&m) {
-                    return None;
-                }
-                words.word();
-                w.push(m as u32, &mut f);
-            }
-        } else if let Some(ascii) = nfkc_ascii(c) {
-            // `…`, `①`, `㎡`, full-width forms: NFKC gives ASCII, which never composes with
-            // the character before it.
-            for a in ascii.chars() {
-                walk_plain(a, false, &mut words, &mut w, &mut f);
-            }
         } else if let Some(m) = nfkc_alone(c) {
-            // Its NFKC form, character by character, as the text's NFKC holds it.
+            // Its NFKC form (`…` → `...`, `ㅋ` → U+110F, `㈜` → `(주)`), character by character,
+            // as the text's NFKC holds it.
             for x in m.chars() {
                 if !walk_plain(x, true, &mut words, &mut w, &mut f) {
                     return None;
