@@ -134,10 +134,10 @@ pub enum Command {
     },
     /// Remove near-duplicates: `yunmin dedup --input DATASET --out RUN_ROOT` (MinHash-LSH over
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers).
-    Dedup(Box<crate::modules::dedup::DedupCli>),
+    Dedup(Box<crate::modules::dedup::DedupArgs>),
     /// Side-by-side benchmarks against the peers, written to CSV: `yunmin bench
-    /// ingest|dedup|train|eval|merge|parquet|metrics`.
-    Bench(crate::modules::bench::BenchCli),
+    /// ingest|dedup|dedup-stages|train|eval|merge|parquet|metrics`.
+    Bench(yunmin_bench::BenchCli),
     /// Text metrics: `yunmin metrics bleu|rouge|perplexity` (sacreBLEU / rouge-score compatible).
     Metrics(Box<crate::modules::eval::MetricsArgs>),
     /// Validate JSONL and Parquet from local files or S3 into documents and rejects.
@@ -146,9 +146,6 @@ pub enum Command {
     Diff(crate::modules::merge::DiffArgs),
     /// Merge diffs into the base (task arithmetic, TIES, DARE) and write a full HF checkpoint.
     Merge(crate::modules::merge::MergeArgs),
-    /// Benchmark merging on a random ≥100M-parameter checkpoint (the same as `yunmin bench merge`).
-    #[command(hide = true)]
-    MergeBench(crate::modules::merge::MergeBenchArgs),
     /// JSONL datasets to Parquet per domain: convert, validate.
     Parquet(crate::modules::columnar::ParquetArgs),
     /// Byte-level BPE tokenizers: train, encode.

@@ -1,4 +1,4 @@
-"""datasketch peer of `yunmin dedup bench`: the same documents, the same shingles
+"""datasketch peer of `yunmin bench dedup-stages`: the same documents, the same shingles
 (NFKC + lowercase + punctuation removal; jamo 3-grams of the space-free NFD text plus word
 5-grams, one union set), 128 permutations, threshold 0.8, single-threaded.
 

@@ -1,5 +1,7 @@
 //! End-to-end tests: the `yunmin` binary on scripts. One test binary links the whole graph once.
 
+#[path = "e2e/bench.rs"]
+mod bench;
 #[path = "e2e/eval.rs"]
 mod eval;
 #[path = "e2e/foundation.rs"]

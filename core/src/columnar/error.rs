@@ -36,14 +36,6 @@ pub enum ColumnarError {
         /// Where it was looked for.
         path: PathBuf,
     },
-    /// A peer (Python) benchmark failed.
-    #[error("benchmark peer {peer}: {msg}")]
-    Peer {
-        /// pyarrow, polars, …
-        peer: String,
-        /// What went wrong, with its stderr.
-        msg: String,
-    },
 }
 
 impl ColumnarError {

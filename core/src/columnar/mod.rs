@@ -50,7 +50,6 @@
 //! Token ids are those of the tokenizer recorded in the report (no special tokens added; the
 //! tokenizer's `</s>` is id 1, see [`crate::text`]).
 
-mod bench;
 mod brotli_column;
 mod chunks;
 mod config;
@@ -64,7 +63,6 @@ mod schema;
 mod validate;
 mod writer;
 
-pub use bench::{BenchConfig, BenchRow, bench};
 pub use config::{
     BrotliEncoder, ConvertConfig, ExtraField, Layout, UnknownFields, codec_name, parse_codec,
 };

@@ -5,9 +5,8 @@
 //! persists them) → [`lsh`] index (memory or Redis) with [`params`] choosing bands × rows →
 //! [`verify`] candidate pairs → [`cluster`] (union-find) → [`select`] representatives →
 //! [`report`] outputs. [`pipeline`] runs it over a dataset; [`eval`] measures it on planted
-//! near-duplicates; [`bench`] times it.
+//! near-duplicates (`yunmin-bench` times it).
 
-pub mod bench;
 pub mod cluster;
 mod error;
 pub mod eval;

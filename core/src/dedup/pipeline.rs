@@ -961,7 +961,7 @@ fn pairs_of_buckets(
     tracing::debug!(
         "{} candidate pairs; peak {} MB",
         pairs.len(),
-        super::bench::peak_rss_bytes().unwrap_or(0) >> 20
+        crate::run::peak_rss_bytes(None).unwrap_or(0) >> 20
     );
     if unknown > 0 {
         tracing::warn!(
@@ -1044,7 +1044,7 @@ pub fn resolve(
                 "exact verification: up to {} pairs, {} documents; peak {} MB",
                 uncertain.len(),
                 fetched,
-                super::bench::peak_rss_bytes().unwrap_or(0) >> 20
+                crate::run::peak_rss_bytes(None).unwrap_or(0) >> 20
             );
             // Likeliest duplicates first, in rounds: a pair whose documents an earlier round
             // joined is skipped (it cannot change a cluster).

@@ -38,12 +38,4 @@ pub enum EvalError {
         /// Why it was rejected.
         reason: String,
     },
-    /// The Python peer of a benchmark or parity run failed.
-    #[error("python peer `{python}` failed: {message}")]
-    Python {
-        /// The interpreter used.
-        python: String,
-        /// What it reported.
-        message: String,
-    },
 }

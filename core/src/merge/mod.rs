@@ -14,7 +14,6 @@
 //! Formulas: `docs/merging.md`.
 
 pub mod adapter;
-pub mod bandwidth;
 pub mod buffer;
 pub mod checkpoint;
 pub mod diff;
@@ -25,7 +24,6 @@ pub mod methods;
 pub mod npy;
 pub mod stats;
 pub mod stream;
-pub mod synthetic;
 mod to_model;
 pub mod validate;
 

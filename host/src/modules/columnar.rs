@@ -1,5 +1,6 @@
 //! Rhai module `columnar`: `to_parquet` and the `Parquet` / `TokenFiles` types,
-//! `validate_parquet`, `parquet_bench`; CLI `yunmin parquet convert|validate|bench`.
+//! `validate_parquet`; CLI `yunmin parquet convert|validate` (its benchmark is `yunmin bench
+//! parquet`, in `yunmin-bench`).
 
 use super::text::{TokenizerHandle, train_cached};
 use crate::api::Api;
@@ -11,25 +12,12 @@ use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::{
-    BenchConfig, ConversionReport, ConvertConfig, ParquetSet, Split, TokenFiles, bench, convert,
-    gather, part_dir, validate,
+    ConversionReport, ConvertConfig, ParquetSet, Split, TokenFiles, convert, gather, part_dir,
+    validate,
 };
 use yunmin_core::ingest::Dataset;
-use yunmin_core::report::Table;
 use yunmin_core::run::RunContext;
 use yunmin_core::text::{Tokenizer, TokenizerConfig};
-
-/// Option keys of `parquet_bench`.
-pub const PARQUET_BENCH_KEYS: &[&str] = &[
-    "corpora",
-    "max_docs",
-    "tokenizer",
-    "vocab_size",
-    "python",
-    "batch_docs",
-    "sweep_docs",
-    "rounds",
-];
 
 /// A conversion's output in a script (Rhai type `Parquet`).
 #[derive(Clone, Debug)]
@@ -363,50 +351,6 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             rhai::serde::to_dynamic(serde_json::json!({ "rows": v.rows, "codecs": v.codecs }))
         },
     );
-    let h = host.clone();
-    api.func(
-        "parquet_bench",
-        &["opts"],
-        "Runs the conversion, codec and loader benchmarks; writes benchmark/io_speed.csv, convert_speed.csv\n\
-         and codec_tradeoff.csv in the run root and returns the rows as a Table. Options: `corpora`\n\
-         (\"../shared/data/corpora\"), `max_docs` (0 = all), `tokenizer` (path; trained when absent), `vocab_size`\n\
-         (8000), `python` (peers skipped when empty; default $YUNMIN_PYTHON), `batch_docs` (1024), `sweep_docs` (4000),\n\
-         `rounds` (3: conversion rounds, yunmin and pyarrow alternating; medians reported).",
-        move |opts: Map| {
-            let o = Options::new("parquet_bench", opts, PARQUET_BENCH_KEYS,
-            )?;
-            let d = BenchConfig::default();
-            let cfg = BenchConfig {
-                corpora: PathBuf::from(o.str("corpora", &d.corpora.to_string_lossy())?),
-                max_docs: o.usize("max_docs", 0)?,
-                tokenizer: o.opt_str("tokenizer")?.map(PathBuf::from),
-                vocab_size: o.usize("vocab_size", d.vocab_size)?,
-                python: o.opt_str("python")?.map(PathBuf::from).or_else(default_python),
-                converter: std::env::current_exe().ok(),
-                batch_docs: o.usize("batch_docs", d.batch_docs)?,
-                sweep_docs: o.usize("sweep_docs", d.sweep_docs)?,
-                rounds: o.usize("rounds", d.rounds)?,
-                ..d
-            };
-            bench_table(h.ctx.root(), &cfg).rhai()
-        },
-    );
-}
-
-fn bench_table(root: &Path, cfg: &BenchConfig) -> yunmin_core::Result<Table> {
-    let rows = bench(root, cfg)?;
-    let mut t = Table::new();
-    for r in rows {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&r) {
-            t.push_row(&m)?;
-        }
-    }
-    Ok(t)
-}
-
-/// `$YUNMIN_PYTHON`, else `.venv/bin/python` in the current directory, when it exists.
-pub fn default_python() -> Option<PathBuf> {
-    yunmin_core::run::python(None)
 }
 
 /// `yunmin parquet …`.
@@ -417,7 +361,7 @@ pub struct ParquetArgs {
     pub action: ParquetAction,
 }
 
-/// Conversion options shared by `convert` and `bench`: [`ConvertConfig`]'s options as flags.
+/// The conversion's options: [`ConvertConfig`]'s options as flags.
 pub type CodecArgs = crate::primitive::CliOptions<ConvertConfig>;
 
 /// The conversion config the flags describe, checked.
@@ -476,45 +420,6 @@ pub enum ParquetAction {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Benchmark conversion (vs pyarrow), text codecs and the loader (the same as `yunmin
-    /// bench parquet`).
-    #[command(hide = true)]
-    Bench(Box<ParquetBenchArgs>),
-}
-
-/// Arguments of `yunmin bench parquet` (and `yunmin parquet bench`).
-#[derive(Debug, Args)]
-pub struct ParquetBenchArgs {
-    /// Corpus files (*.jsonl.zst or *.jsonl of {id, text, domain, source}).
-    #[arg(long, default_value = "../shared/data/corpora")]
-    pub corpora: PathBuf,
-    /// Run root; CSVs go to <out>/benchmark/.
-    #[arg(long, default_value = "runs/parquet_bench")]
-    pub out: PathBuf,
-    /// At most this many documents per corpus file (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub max_docs: usize,
-    /// A tokenizer.json; trained on a sample when absent.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Vocabulary size of the trained tokenizer.
-    #[arg(long, default_value_t = 8000)]
-    pub vocab_size: usize,
-    /// Python with pyarrow and polars for peer rows (default $YUNMIN_PYTHON or .venv/bin/python).
-    #[arg(long)]
-    pub python: Option<PathBuf>,
-    /// Documents per loader batch.
-    #[arg(long, default_value_t = 1024)]
-    pub batch_docs: usize,
-    /// Documents per corpus for the text codec table (0 skips it).
-    #[arg(long, default_value_t = 4000)]
-    pub sweep_docs: usize,
-    /// Rounds of the conversion comparison (yunmin and pyarrow alternating; the summary
-    /// rows give the median seconds and the highest peak memory).
-    #[arg(long, default_value_t = 3)]
-    pub rounds: usize,
-    #[command(flatten)]
-    pub codecs: Box<CodecArgs>,
 }
 
 fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
@@ -632,43 +537,6 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             }
         }
         ParquetAction::Validate { paths } => validate_paths(&paths)?,
-        ParquetAction::Bench(b) => run_bench(*b)?,
     }
-    Ok(())
-}
-
-/// Runs `yunmin bench parquet`.
-pub fn run_bench(b: ParquetBenchArgs) -> anyhow::Result<()> {
-    let ParquetBenchArgs {
-        corpora,
-        out,
-        max_docs,
-        tokenizer,
-        vocab_size,
-        python,
-        batch_docs,
-        sweep_docs,
-        rounds,
-        codecs,
-    } = b;
-    let cfg = BenchConfig {
-        corpora,
-        max_docs,
-        tokenizer,
-        vocab_size,
-        python: python.or_else(default_python),
-        converter: std::env::current_exe().ok(),
-        batch_docs,
-        sweep_docs,
-        rounds,
-        convert: codec_config(&codecs)?,
-        ..Default::default()
-    };
-    if cfg.python.is_none() {
-        eprintln!("warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped");
-    }
-    let t = bench_table(&out, &cfg)?;
-    println!("{t}");
-    println!("wrote {}", out.join("benchmark/io_speed.csv").display());
     Ok(())
 }

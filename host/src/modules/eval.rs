@@ -1,7 +1,6 @@
 //! Rhai module `eval` (metrics part) and the `yunmin metrics` subcommand: sacreBLEU-compatible
-//! BLEU, rouge-score-compatible ROUGE, the perplexity accumulator and the metric benchmark.
-//! Both faces build the same core config structs (`BleuConfig`, `RougeConfig`,
-//! `MetricsBenchConfig`) and call the same core functions.
+//! BLEU, rouge-score-compatible ROUGE and the perplexity accumulator. Both faces build the same
+//! core config structs (`BleuConfig`, `RougeConfig`) and call the same core functions.
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
@@ -13,7 +12,6 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use yunmin_core::eval::bleu::{self, BleuConfig, BleuScore};
-use yunmin_core::eval::metrics_bench::{MetricsBenchConfig, run_metrics_bench};
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::rouge::{self, RougeConfig, RougeResult};
 use yunmin_core::report::Table;
@@ -299,10 +297,6 @@ pub enum MetricsCommand {
     Bleu(BleuArgs),
     /// ROUGE-1/2/L/Lsum as rouge-score computes it (per line, with means).
     Rouge(RougeArgs),
-    /// Speed of BLEU and ROUGE against sacreBLEU and rouge-score (the same as `yunmin bench
-    /// metrics`).
-    #[command(hide = true)]
-    Bench(BenchArgs),
     /// Perplexity of a checkpoint (optionally with a LoRA adapter) on held-out token data.
     Perplexity(super::evaluate::PerplexityArgs),
     /// One model on every domain's held-out Parquet split, as the script's `evaluate` scores it
@@ -350,29 +344,6 @@ pub struct RougeArgs {
     /// ROUGE's options (the same as Rhai's `rouge` options).
     #[command(flatten)]
     pub opts: crate::primitive::CliOptions<RougeConfig>,
-}
-
-/// `yunmin metrics bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Number of (hypothesis, reference) pairs.
-    #[arg(long, default_value_t = 100_000)]
-    pub pairs: usize,
-    /// Directory with the `*.jsonl.zst` corpora.
-    #[arg(long, default_value = "../shared/data/corpora")]
-    pub corpora: PathBuf,
-    /// Python with sacrebleu and rouge-score (default $YUNMIN_PYTHON, .venv/bin/python, python3).
-    #[arg(long)]
-    pub python: Option<String>,
-    /// Timed repetitions of each Rust measurement (the fastest is reported).
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-    /// Seed for the pair perturbations.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// CSV to write.
-    #[arg(long, default_value = "docs/bench/eval_metrics.csv")]
-    pub out: PathBuf,
 }
 
 /// Lines of a hypothesis/reference file (`.jsonl`: one JSON string or `{text}` object per line).
@@ -506,25 +477,8 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        MetricsCommand::Bench(a) => run_bench(a)?,
         MetricsCommand::Perplexity(a) => super::evaluate::run_perplexity(a)?,
         MetricsCommand::Evaluate(a) => super::evaluate::run_evaluate(a)?,
     }
-    Ok(())
-}
-
-/// Runs `yunmin bench metrics` (and `yunmin metrics bench`).
-pub fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
-    let cfg = MetricsBenchConfig {
-        pairs: a.pairs,
-        corpora: a.corpora,
-        python: a.python,
-        repeats: a.repeats,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let t = run_metrics_bench(&cfg)?;
-    write_table(&t, &a.out)?;
-    println!("{t}");
     Ok(())
 }

@@ -6,10 +6,9 @@ use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::state::Host;
 use anyhow::Context;
 use rhai::{Array, Dynamic, Map};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use yunmin_core::ingest::{Dataset, IngestConfig, IngestReport, Part, Plan, ingest, ingest_with};
+use yunmin_core::ingest::{Dataset, IngestConfig, Part, Plan, ingest, ingest_with};
 use yunmin_core::run::RunContext;
 
 fn config_from(opts: Map) -> RhaiResult<IngestConfig> {
@@ -302,28 +301,6 @@ pub struct IngestArgs {
     pub gather: Option<u64>,
 }
 
-/// `yunmin bench ingest`: the ingest on the given inputs, always rerun, with a CSV row per run.
-#[derive(Debug, clap::Args)]
-pub struct BenchIngestArgs {
-    /// The ingest to measure (every `yunmin ingest` option; `--part`/`--gather` are refused).
-    #[command(flatten)]
-    pub run: IngestArgs,
-    /// Append the rows (label, MB/s, docs/s, peak memory, …) to this CSV.
-    #[arg(
-        long,
-        value_name = "CSV",
-        default_value = "results/bench/ingest_bench.csv"
-    )]
-    pub csv: PathBuf,
-    /// Label of the row (default: the first input).
-    #[arg(long)]
-    pub label: Option<String>,
-    /// On local Parquet inputs: add a row for pyarrow reading the same columns of the same
-    /// files in batches of the same size (a peer process; $YUNMIN_PYTHON), with its peak memory.
-    #[arg(long)]
-    pub pyarrow: bool,
-}
-
 impl IngestArgs {
     /// The core config these arguments describe: the options given laid over the defaults,
     /// with `upload` set when `--out` is an `s3://` prefix.
@@ -337,130 +314,8 @@ impl IngestArgs {
     }
 }
 
-/// One row of the ingest benchmark CSV.
-struct BenchRow<'a> {
-    label: &'a str,
-    sources: usize,
-    lines: u64,
-    valid: u64,
-    rejected: u64,
-    mb: f64,
-    input_mb: f64,
-    seconds: f64,
-    resumes: u64,
-    peak_rss_mb: f64,
-}
-
-fn bench_row(
-    path: &PathBuf,
-    args: &IngestArgs,
-    cfg: &IngestConfig,
-    r: &BenchRow<'_>,
-) -> anyhow::Result<()> {
-    let new = !path.exists();
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    if new {
-        writeln!(
-            f,
-            "label,inputs,sources,lines,valid,rejected,mb,input_mb,seconds,mb_per_s,docs_per_s,threads,in_flight,resumes,peak_rss_mb"
-        )?;
-    }
-    let secs = r.seconds.max(1e-9);
-    writeln!(
-        f,
-        "{},{},{},{},{},{},{:.2},{:.2},{:.3},{:.1},{:.0},{},{},{},{:.0}",
-        r.label,
-        args.input.join(" "),
-        r.sources,
-        r.lines,
-        r.valid,
-        r.rejected,
-        r.mb,
-        r.input_mb,
-        r.seconds,
-        r.mb / secs,
-        r.valid as f64 / secs,
-        rayon_threads(),
-        cfg.source.in_flight,
-        r.resumes,
-        r.peak_rss_mb
-    )?;
-    Ok(())
-}
-
-/// The pyarrow peer of the Parquet benchmark: reads the same columns of the same files in
-/// batches of the same size, in a fresh process; prints rows, seconds and peak RSS.
-const PYARROW_PEER: &str = r#"
-import json, sys, time
-import pyarrow.parquet as pq
-cols = json.loads(sys.argv[1]); batch = int(sys.argv[2]); files = sys.argv[3:]
-t = time.perf_counter(); rows = 0
-for f in files:
-    pf = pq.ParquetFile(f)
-    have = set(pf.schema_arrow.names)
-    use = None if cols is None else [c for c in cols if c in have]
-    for b in pf.iter_batches(batch_size=batch, columns=use):
-        rows += b.num_rows
-# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t,
-                  "peak_rss_mb": int(hwm.split()[1]) / 1024}))
-"#;
-
-fn pyarrow_peer(
-    cfg: &IngestConfig,
-    report: &IngestReport,
-    python: &Path,
-) -> anyhow::Result<serde_json::Value> {
-    let files: Vec<&str> = report
-        .sources
-        .iter()
-        .filter(|s| s.format == Some(yunmin_core::source::Format::Parquet))
-        .map(|s| s.source.as_str())
-        .collect();
-    anyhow::ensure!(
-        !files.is_empty() && files.iter().all(|f| !f.starts_with("s3://")),
-        "--pyarrow needs local Parquet inputs"
-    );
-    let cols = if !cfg.keep_extras {
-        let tops = |f: &str| f.split('.').next().unwrap_or(f).to_string();
-        serde_json::json!([
-            tops(&cfg.text_field),
-            tops(&cfg.id_field),
-            tops(&cfg.domain_field)
-        ])
-    } else {
-        serde_json::Value::Null
-    };
-    let o = std::process::Command::new(python)
-        .arg("-c")
-        .arg(PYARROW_PEER)
-        .arg(cols.to_string())
-        .arg(cfg.source.batch_rows.to_string())
-        .args(&files)
-        .output()?;
-    anyhow::ensure!(
-        o.status.success(),
-        "pyarrow peer failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Ok(serde_json::from_slice(&o.stdout)?)
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// Runs the ingest `args` describe (`force`: even when cached); prints its summary.
-fn ingest_cli(args: &IngestArgs, force: bool) -> anyhow::Result<(IngestConfig, IngestReport)> {
+/// Runs the ingest `args` describe; prints its summary.
+fn ingest_cli(args: &IngestArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let root = if args.out.starts_with("s3://") {
         args.work.clone()
@@ -471,7 +326,7 @@ fn ingest_cli(args: &IngestArgs, force: bool) -> anyhow::Result<(IngestConfig, I
         Some(p) => p.dir(&root),
         None => root,
     };
-    let ctx = RunContext::new(&root, args.seed, args.force || force)?;
+    let ctx = RunContext::new(&root, args.seed, args.force)?;
     let mut parts_done = |_: &[Part]| Ok(());
     let plan = match (args.part, args.gather) {
         (Some(p), _) => Plan::Part(p),
@@ -498,68 +353,12 @@ fn ingest_cli(args: &IngestArgs, force: bool) -> anyhow::Result<(IngestConfig, I
     if let Some(u) = &out.report.outputs.uploaded_to {
         println!("uploaded:  {u}");
     }
-    Ok((cfg, out.report))
+    Ok(())
 }
 
 /// Runs `yunmin ingest`.
 pub fn run_cli(args: IngestArgs) -> anyhow::Result<()> {
-    ingest_cli(&args, false).map(|_| ())
-}
-
-/// Runs `yunmin bench ingest`: the ingest, always rerun, then a CSV row for it and, with
-/// `--pyarrow`, one for pyarrow reading the same columns.
-pub fn run_bench(b: BenchIngestArgs) -> anyhow::Result<()> {
-    let args = &b.run;
-    anyhow::ensure!(
-        args.part.is_none() && args.gather.is_none(),
-        "bench ingest measures a whole ingest: --part and --gather are not for it"
-    );
-    let (cfg, report) = ingest_cli(args, true)?;
-    let csv = &b.csv;
-    let label = b.label.clone().unwrap_or_else(|| args.input[0].clone());
-    let t = &report.totals;
-    let row = BenchRow {
-        label: &label,
-        sources: report.sources.len(),
-        lines: t.lines,
-        valid: t.valid,
-        rejected: t.rejected,
-        mb: t.bytes as f64 / 1e6,
-        input_mb: t.input_bytes as f64 / 1e6,
-        seconds: report.seconds,
-        resumes: t.resumes,
-        peak_rss_mb: yunmin_core::columnar::peak_rss_mb().unwrap_or(0.0),
-    };
-    bench_row(csv, args, &cfg, &row)?;
-    if b.pyarrow {
-        let python = super::columnar::default_python().ok_or_else(|| {
-            anyhow::anyhow!("--pyarrow needs Python with pyarrow ($YUNMIN_PYTHON)")
-        })?;
-        let p = pyarrow_peer(&cfg, &report, &python)?;
-        let rows = p["rows"].as_u64().unwrap_or(0);
-        anyhow::ensure!(
-            rows == t.lines,
-            "pyarrow read {rows} rows, ingest {}",
-            t.lines
-        );
-        let peer_label = format!("{label} pyarrow-read");
-        bench_row(
-            csv,
-            args,
-            &cfg,
-            &BenchRow {
-                label: &peer_label,
-                valid: rows,
-                rejected: 0,
-                seconds: p["seconds"].as_f64().unwrap_or(0.0),
-                resumes: 0,
-                peak_rss_mb: p["peak_rss_mb"].as_f64().unwrap_or(0.0),
-                ..row
-            },
-        )?;
-    }
-    println!("bench rows appended to {}", csv.display());
-    Ok(())
+    ingest_cli(&args)
 }
 
 #[cfg(test)]

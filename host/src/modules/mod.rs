@@ -6,8 +6,6 @@ use crate::state::Host;
 use rhai::Engine;
 use std::sync::Arc;
 
-pub mod bench;
-pub mod bench_model;
 pub mod columnar;
 pub mod dedup;
 pub mod eval;
@@ -42,7 +40,7 @@ pub const MODULE_DOCS: &[(&str, &str)] = &[
     ),
     (
         "columnar",
-        "JSONL → Arrow → Parquet per domain, schemas, loader benchmark.",
+        "JSONL → Arrow → Parquet per domain, schemas, the token loader.",
     ),
     ("text", "Byte-level BPE tokenizers."),
     (
@@ -109,7 +107,6 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ("candidates", dedup::CANDIDATES_KEYS.to_vec()),
         ("dedup_eval_set", dedup::DEDUP_EVAL_SET_KEYS.to_vec()),
         ("shingles", dedup::SHINGLES_KEYS.to_vec()),
-        ("parquet_bench", columnar::PARQUET_BENCH_KEYS.to_vec()),
         ("diff", merge::DIFF_KEYS.to_vec()),
         ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
         ("write_csv", table::WRITE_CSV_KEYS.to_vec()),

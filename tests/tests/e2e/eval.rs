@@ -4,7 +4,7 @@
 //! (`scripts/test.sh` installs `scripts/python-requirements/eval.txt` there).
 
 use std::path::{Path, PathBuf};
-use yunmin_core::eval::metrics_bench::{make_pairs, read_texts};
+use yunmin_bench::metrics::{make_pairs, read_texts};
 use yunmin_tests::{python, repo_root, text, write_script, yunmin};
 
 const TOL: f64 = 1e-6;

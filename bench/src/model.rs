@@ -2,9 +2,10 @@
 //! (`scripts/bench/model_peft.py`) on the same Hugging Face checkpoint, tokens and settings, in
 //! alternating rounds, on each thread count; tokens/s, peak RSS and the ratio to CSV.
 
-use std::io::Write;
+use crate::peer;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Arguments of `yunmin bench train` / `yunmin bench eval`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +19,7 @@ pub struct BenchModelArgs {
     #[arg(long)]
     pub tokens: Option<PathBuf>,
     /// Working directory.
-    #[arg(long, default_value = "bench_model")]
+    #[arg(long, default_value = "runs/bench_model")]
     pub work: PathBuf,
     /// Alternating rounds (each runs every tool on every thread count).
     #[arg(long, default_value_t = 3)]
@@ -49,6 +50,20 @@ pub struct BenchModelArgs {
     pub csv: Option<PathBuf>,
 }
 
+/// One CSV row.
+#[derive(Serialize)]
+struct CsvRow {
+    mode: &'static str,
+    round: usize,
+    tool: &'static str,
+    threads: usize,
+    batch: usize,
+    seq_len: usize,
+    tokens_per_s: f64,
+    peak_rss_mib: f64,
+    ratio_to_pytorch: f64,
+}
+
 /// One measured run.
 struct Row {
     round: usize,
@@ -56,56 +71,6 @@ struct Row {
     threads: usize,
     tokens_per_s: f64,
     peak_mib: f64,
-}
-
-fn peer_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-        .join("scripts/bench/model_peft.py")
-}
-
-/// Runs `cmd` to completion, sampling its peak RSS; returns stdout and the peak (MiB).
-fn run_sampled(cmd: &mut std::process::Command) -> anyhow::Result<(String, f64)> {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("running {cmd:?}: {e}"))?;
-    let pid = child.id();
-    let mut peak = 0.0f64;
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut o) = stdout {
-            let _ = std::io::Read::read_to_string(&mut o, &mut s);
-        }
-        s
-    });
-    let stderr = child.stderr.take();
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut o) = stderr {
-            let _ = std::io::Read::read_to_string(&mut o, &mut s);
-        }
-        s
-    });
-    let status = loop {
-        if let Some(b) = yunmin_core::run::peak_rss_bytes(Some(pid)) {
-            peak = peak.max(b as f64 / (1024.0 * 1024.0));
-        }
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
-    if !status.success() {
-        anyhow::bail!("{cmd:?} failed: {err}");
-    }
-    Ok((out, peak))
 }
 
 fn parse_threads(s: &str) -> anyhow::Result<Vec<usize>> {
@@ -119,15 +84,6 @@ fn parse_threads(s: &str) -> anyhow::Result<Vec<usize>> {
                 .ok_or_else(|| anyhow::anyhow!("--threads: `{x}` is not a positive integer"))
         })
         .collect()
-}
-
-fn peer_json(out: &str) -> anyhow::Result<serde_json::Value> {
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .ok_or_else(|| anyhow::anyhow!("the peer printed no JSON line: {out}"))?;
-    Ok(serde_json::from_str(line)?)
 }
 
 /// Tokens/s of the last row of a training log (`step,loss,lr,tokens_per_s,…`).
@@ -153,12 +109,8 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
         anyhow::bail!("--rounds must be > 0");
     }
     let batch = a.batch.unwrap_or(if train { 8 } else { 16 });
-    let py = yunmin_core::run::python(a.python.as_deref()).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no Python with torch, transformers and peft: set YUNMIN_PYTHON or pass --python"
-        )
-    })?;
-    let script = peer_script();
+    let py = peer::python(a.python.as_deref(), "models")?;
+    let script = peer::script("model_peft.py")?;
     std::fs::create_dir_all(&a.work)?;
     let work = a.work.canonicalize()?;
     let base = match &a.base {
@@ -176,9 +128,9 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
             .arg(&base)
             .arg("--tokens")
             .arg(&tokens);
-        run_sampled(&mut c)?;
+        peer::run(&mut c)?;
     }
-    let exe = std::env::current_exe()?;
+    let exe = peer::yunmin()?;
     let mut rows: Vec<Row> = Vec::new();
     let (windows, eval_model) = if train {
         (Vec::new(), None)
@@ -233,8 +185,11 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                         "--seq-len",
                         &a.seq_len.to_string(),
                     ]);
-                let (_, peak) = run_sampled(&mut c)?;
-                (log_tokens_per_s(&root.join("logs/train_bench.log"))?, peak)
+                let f = peer::run(&mut c)?;
+                (
+                    log_tokens_per_s(&root.join("logs/train_bench.log"))?,
+                    f.peak_mib,
+                )
             } else {
                 let lm = eval_model.as_ref().expect("eval model");
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
@@ -274,8 +229,8 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                     "--alpha",
                     &(2 * a.rank).to_string(),
                 ]);
-            let (out, peak) = run_sampled(&mut c)?;
-            let j = peer_json(&out)?;
+            let f = peer::run(&mut c)?;
+            let (j, peak) = (f.json()?, f.peak_mib);
             let tps = j["tokens_per_s"]
                 .as_f64()
                 .ok_or_else(|| anyhow::anyhow!("peer JSON without tokens_per_s: {j}"))?;
@@ -299,32 +254,25 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
         .csv
         .clone()
         .unwrap_or_else(|| work.join(format!("bench_{mode}.csv")));
-    let mut f = std::fs::File::create(&csv)?;
-    writeln!(
-        f,
-        "mode,round,tool,threads,batch,seq_len,tokens_per_s,peak_rss_mib,ratio_to_pytorch"
-    )?;
-    for r in &rows {
-        let peer = rows
-            .iter()
-            .find(|p| p.round == r.round && p.threads == r.threads && p.tool == "pytorch")
-            .map_or(f64::NAN, |p| p.tokens_per_s);
-        let peak = if r.peak_mib.is_nan() {
-            String::new()
-        } else {
-            format!("{:.1}", r.peak_mib)
-        };
-        writeln!(
-            f,
-            "{mode},{},{},{},{batch},{},{:.1},{peak},{:.3}",
-            r.round,
-            r.tool,
-            r.threads,
-            a.seq_len,
-            r.tokens_per_s,
-            r.tokens_per_s / peer
-        )?;
-    }
-    println!("wrote {}", csv.display());
-    Ok(())
+    let out: Vec<CsvRow> = rows
+        .iter()
+        .map(|r| {
+            let peer = rows
+                .iter()
+                .find(|p| p.round == r.round && p.threads == r.threads && p.tool == "pytorch")
+                .map_or(f64::NAN, |p| p.tokens_per_s);
+            CsvRow {
+                mode,
+                round: r.round,
+                tool: r.tool,
+                threads: r.threads,
+                batch,
+                seq_len: a.seq_len,
+                tokens_per_s: peer::round(r.tokens_per_s, 1),
+                peak_rss_mib: peer::round(r.peak_mib, 1),
+                ratio_to_pytorch: peer::round(r.tokens_per_s / peer, 3),
+            }
+        })
+        .collect();
+    peer::write_csv(&csv, &out)
 }

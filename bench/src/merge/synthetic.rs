@@ -1,17 +1,16 @@
 //! Random-initialised Llama-shaped checkpoints and PEFT adapters for benchmarks (never
 //! committed): the same file layout the training code writes, at any size.
 
-use super::MergeError;
-use super::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use super::buffer::bytes_as_f32_mut;
-use super::checkpoint::{OutTensor, WEIGHTS_FILE, write_safetensors};
-use crate::Result;
-use crate::run::write_atomic;
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use yunmin_core::merge::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use yunmin_core::merge::buffer::bytes_as_f32_mut;
+use yunmin_core::merge::checkpoint::{OutTensor, WEIGHTS_FILE, write_safetensors};
+use yunmin_core::run::write_atomic;
 
 /// Shape of a synthetic Llama checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,28 +149,28 @@ fn write_tensors(
         })
         .collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    write_safetensors(path, &specs, meta, |i, off, buf| {
-        let f =
-            bytes_as_f32_mut(buf).ok_or_else(|| MergeError::Config("misaligned output".into()))?;
+    Ok(write_safetensors(path, &specs, meta, |i, off, buf| {
+        let f = bytes_as_f32_mut(buf)
+            .ok_or_else(|| yunmin_core::Error::invalid("misaligned output"))?;
         fill_uniform(
             f,
             seed.wrapping_add(i as u64 * 7919).wrapping_add(off as u64),
             scale,
         );
         Ok(())
-    })
+    })?)
 }
 
 /// Writes a random base checkpoint (`config.json`, `model.safetensors`) to `dir`.
 pub fn write_checkpoint(dir: &Path, shape: &SyntheticShape, seed: u64) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("create directory {}", dir.display()))?;
     write_tensors(&dir.join(WEIGHTS_FILE), &shape.tensors(), seed, 0.02)?;
-    write_atomic(
+    Ok(write_atomic(
         &dir.join("config.json"),
         serde_json::to_string_pretty(&shape.config_json())
             .unwrap_or_default()
             .as_bytes(),
-    )
+    )?)
 }
 
 /// Writes a random PEFT adapter of `rank` on every projection to `dir`.
@@ -182,7 +181,7 @@ pub fn write_adapter(
     alpha: f64,
     seed: u64,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create directory", dir, e))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("create directory {}", dir.display()))?;
     let mut ts = Vec::new();
     for l in 0..shape.layers {
         for (n, s) in shape.projections() {
@@ -202,10 +201,10 @@ pub fn write_adapter(
         "bias": "none",
         "fan_in_fan_out": false,
     });
-    write_atomic(
+    Ok(write_atomic(
         &dir.join(ADAPTER_CONFIG),
         serde_json::to_string_pretty(&cfg)
             .unwrap_or_default()
             .as_bytes(),
-    )
+    )?)
 }

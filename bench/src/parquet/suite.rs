@@ -2,17 +2,8 @@
 //! the training loader (Parquet `tokens` projection vs JSONL parse + tokenise, with pyarrow and
 //! polars reading the same files as peers). Results go to CSV files under `benchmark/`.
 
-use super::ColumnarError;
-use super::config::{BrotliEncoder, ConvertConfig, parse_codec};
-use super::convert::convert;
-use super::memory::{peak_rss_mb, reset_peak_rss};
-use super::reader::{ParquetSet, Split};
-use super::report::ConversionReport;
-use crate::ingest::Dataset;
-use crate::report::Table;
-use crate::run::{check_cancelled, write_atomic};
-use crate::text::{Tokenizer, TokenizerConfig};
-use crate::{Error, Result};
+use crate::peer;
+use anyhow::{Context, Result, bail};
 use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
@@ -20,64 +11,62 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use yunmin_cli::CliOptions;
+use yunmin_core::columnar::{
+    BrotliEncoder, ConversionReport, ConvertConfig, ParquetSet, Split, convert, parse_codec,
+    peak_rss_mb, reset_peak_rss,
+};
+use yunmin_core::ingest::Dataset;
+use yunmin_core::report::Table;
+use yunmin_core::run::check_cancelled;
+use yunmin_core::text::{Tokenizer, TokenizerConfig};
 
-/// What to benchmark.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BenchConfig {
+/// Arguments of `yunmin bench parquet`.
+#[derive(Debug, clap::Args)]
+pub struct ParquetBenchArgs {
     /// A directory of `*.jsonl.zst` / `*.jsonl` files of `{id, text, domain, source}` lines
-    /// (default `../shared/data/corpora`).
-    pub corpora: PathBuf,
-    /// At most this many documents per corpus file (0 = all, the default).
+    /// (default: $YUNMIN_CORPORA).
+    #[arg(long)]
+    pub corpora: Option<PathBuf>,
+    /// Run root; CSVs go to <out>/benchmark/.
+    #[arg(long, default_value = "runs/bench_parquet")]
+    pub out: PathBuf,
+    /// At most this many documents per corpus file (0 = all).
+    #[arg(long, default_value_t = 0)]
     pub max_docs: usize,
-    /// A `tokenizer.json` to use; when empty one is trained on a sample of the input.
+    /// A tokenizer.json; trained on a sample when absent.
+    #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Vocabulary size of the trained tokenizer (default 8000).
+    /// Vocabulary size of the trained tokenizer.
+    #[arg(long, default_value_t = 8000)]
     pub vocab_size: usize,
-    /// Fraction of documents the tokenizer is trained on (default 0.05).
+    /// Fraction of documents the tokenizer is trained on.
+    #[arg(long, default_value_t = 0.05)]
     pub tokenizer_sample: f64,
-    /// Codecs of the conversion (defaults as [`ConvertConfig`]).
-    pub convert: ConvertConfig,
-    /// Python with pyarrow and polars for the peer rows; peers are skipped when `None`.
+    /// Python with pyarrow and polars for the peer rows (default: $YUNMIN_PYTHON, else
+    /// .venv/bin/python; peers are skipped when there is none).
+    #[arg(long)]
     pub python: Option<PathBuf>,
-    /// A `yunmin` executable. When set, each conversion round runs as its own
-    /// `yunmin parquet convert` process, as the pyarrow peer does, and its seconds and peak
-    /// memory are that process's own (from its `parquet_report.json`); when `None` the rounds
-    /// run in this process, whose peak memory then includes what earlier work left allocated.
-    pub converter: Option<PathBuf>,
-    /// Documents per loader batch (default 1024).
+    /// Documents per loader batch.
+    #[arg(long, default_value_t = 1024)]
     pub batch_docs: usize,
-    /// Rounds of the conversion comparison, yunmin and pyarrow alternating; the rows report
-    /// the median seconds and the highest peak memory (default 3).
-    pub rounds: usize,
-    /// Documents per corpus for the codec trade-off table (default 4000; 0 skips it).
+    /// Documents per corpus for the text codec table (0 skips it).
+    #[arg(long, default_value_t = 4000)]
     pub sweep_docs: usize,
-    /// Text codecs compared in the trade-off table.
+    /// Text codecs compared in the codec table.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "brotli:1,brotli:5,brotli:9,zstd:1,zstd:3,zstd:9,snappy,none"
+    )]
     pub sweep_codecs: Vec<String>,
-}
-
-impl Default for BenchConfig {
-    fn default() -> Self {
-        Self {
-            corpora: PathBuf::from("../shared/data/corpora"),
-            max_docs: 0,
-            tokenizer: None,
-            vocab_size: 8000,
-            tokenizer_sample: 0.05,
-            convert: ConvertConfig::default(),
-            python: None,
-            converter: None,
-            batch_docs: 1024,
-            rounds: 3,
-            sweep_docs: 4000,
-            sweep_codecs: [
-                "brotli:1", "brotli:5", "brotli:9", "zstd:1", "zstd:3", "zstd:9", "snappy", "none",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        }
-    }
+    /// Rounds of the conversion comparison (yunmin and pyarrow alternating; the summary
+    /// rows give the median seconds and the highest peak memory).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// The conversion's options (every `yunmin parquet convert` option).
+    #[command(flatten)]
+    pub codecs: Box<CliOptions<ConvertConfig>>,
 }
 
 /// One measured row.
@@ -126,7 +115,7 @@ impl BenchRow {
 /// corpus, at most `max_docs` lines each.
 fn prepare_input(corpora: &Path, out: &Path, max_docs: usize) -> Result<Dataset> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpora)
-        .map_err(|e| Error::io("list", corpora, e))?
+        .with_context(|| format!("list {}", corpora.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let n = p.to_string_lossy();
@@ -135,37 +124,35 @@ fn prepare_input(corpora: &Path, out: &Path, max_docs: usize) -> Result<Dataset>
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(ColumnarError::Config(format!(
-            "no *.jsonl or *.jsonl.zst files in {}",
-            corpora.display()
-        ))
-        .into());
+        bail!("no *.jsonl or *.jsonl.zst files in {}", corpora.display());
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io("create directory", out, e))?;
+    std::fs::create_dir_all(out).with_context(|| format!("create directory {}", out.display()))?;
     for (i, f) in files.iter().enumerate() {
-        let file = std::fs::File::open(f).map_err(|e| Error::io("open", f, e))?;
+        let file = std::fs::File::open(f).with_context(|| format!("open {}", f.display()))?;
         let reader: Box<dyn BufRead> = if f.to_string_lossy().ends_with(".zst") {
             Box::new(BufReader::new(
-                zstd::Decoder::new(file).map_err(|e| Error::io("decompress", f, e))?,
+                zstd::Decoder::new(file).with_context(|| format!("decompress {}", f.display()))?,
             ))
         } else {
             Box::new(BufReader::new(file))
         };
         let p = out.join(format!("part-{i:05}.jsonl"));
-        let mut w =
-            BufWriter::new(std::fs::File::create(&p).map_err(|e| Error::io("create", &p, e))?);
+        let mut w = BufWriter::new(
+            std::fs::File::create(&p).with_context(|| format!("create {}", p.display()))?,
+        );
         for (n, line) in reader.lines().enumerate() {
             if max_docs > 0 && n >= max_docs {
                 break;
             }
-            let line = line.map_err(|e| Error::io("read", f, e))?;
+            let line = line.with_context(|| format!("read {}", f.display()))?;
             w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| Error::io("write", &p, e))?;
+                .with_context(|| format!("write {}", p.display()))?;
         }
-        w.flush().map_err(|e| Error::io("write", &p, e))?;
+        w.flush()
+            .with_context(|| format!("write {}", p.display()))?;
     }
-    Dataset::open(out)
+    Ok(Dataset::open(out)?)
 }
 
 fn dir_bytes(ds: &Dataset) -> Result<u64> {
@@ -177,86 +164,14 @@ fn dir_bytes(ds: &Dataset) -> Result<u64> {
         .sum())
 }
 
-const PEER: &str = r#"
-import json, os, sys, time
-mode = sys.argv[1]
-docs = tokens = out_bytes = 0
-# Each mode starts its clock after its imports: the work is timed, not the interpreter's start.
-if mode == "convert":
-    import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq
-    t0 = time.perf_counter()
-    out, tc, tl, oc, ol = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("domain", pa.string()), ("source", pa.string())])
-    opts = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    cols = ["id", "text", "domain", "source"]
-    comp = {c: (tc if c == "text" else oc) for c in cols}
-    lvl = {c: (tl if c == "text" else ol) for c in cols if (tl if c == "text" else ol) != "-"}
-    lvl = {c: int(v) for c, v in lvl.items()}
-    for i, f in enumerate(sys.argv[7:]):
-        # the default 1 MiB block cannot hold the corpora's largest document (2.4 MB)
-        t = pj.read_json(f, read_options=pj.ReadOptions(block_size=32 << 20), parse_options=opts)
-        docs += t.num_rows
-        p = os.path.join(out, "%d.parquet" % i)
-        pq.write_table(t, p, compression=comp, compression_level=lvl or None,
-                       use_dictionary=["domain", "source"], write_statistics=True)
-        out_bytes += os.path.getsize(p)
-        del t
-elif mode == "pyarrow":
-    import pyarrow.compute as pc, pyarrow.parquet as pq
-    t0 = time.perf_counter()
-    for f in sys.argv[2:]:
-        t = pq.read_table(f, columns=["tokens"])
-        docs += t.num_rows
-        tokens += pc.sum(pc.list_value_length(t["tokens"])).as_py() or 0
-elif mode == "polars":
-    import polars as pl
-    t0 = time.perf_counter()
-    for f in sys.argv[2:]:
-        df = pl.read_parquet(f, columns=["tokens"])
-        docs += df.height
-        tokens += int(df["tokens"].list.len().sum() or 0)
-secs = time.perf_counter() - t0
-# VmHWM (not ru_maxrss, which a child inherits from its parent across fork + exec)
-rss = 0.0
-with open("/proc/self/status") as st:
-    for line in st:
-        if line.startswith("VmHWM:"):
-            rss = int(line.split()[1]) / 1024.0
-print(json.dumps({"docs": docs, "tokens": tokens, "seconds": secs, "bytes_out": out_bytes, "peak_rss_mb": rss}))
-"#;
-
-/// Runs `cmd` (the program named `peer` in errors) to completion: its output when it succeeds,
-/// its standard error as the error otherwise.
-fn run_process(cmd: &mut Command, peer: &str) -> Result<std::process::Output> {
-    let out = cmd.output().map_err(|e| ColumnarError::Peer {
-        peer: peer.into(),
-        msg: format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()),
-    })?;
-    if !out.status.success() {
-        return Err(ColumnarError::Peer {
-            peer: peer.into(),
-            msg: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-        .into());
-    }
-    Ok(out)
-}
-
-fn run_peer(
-    python: &Path,
-    script: &Path,
-    peer: &str,
-    args: &[String],
-) -> Result<serde_json::Value> {
-    let out = run_process(Command::new(python).arg(script).args(args), peer)?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or_default()).map_err(|e| {
-        ColumnarError::Peer {
-            peer: peer.into(),
-            msg: format!("unreadable output {text:?}: {e}"),
-        }
-        .into()
-    })
+/// The peer script in `mode` with `args`: its JSON result line.
+fn run_peer(python: &Path, args: &[String]) -> Result<serde_json::Value> {
+    peer::run(
+        Command::new(python)
+            .arg(peer::script("parquet_peers.py")?)
+            .args(args),
+    )?
+    .json()
 }
 
 fn codec_args(spec: &str) -> Result<(String, String)> {
@@ -272,8 +187,8 @@ fn column_bytes(dir: &Path, column: &str) -> Result<(u64, u64)> {
     let set = ParquetSet::open(dir)?;
     let (mut comp, mut raw) = (0u64, 0u64);
     for p in set.report().paths(dir, None, "all") {
-        let f = std::fs::File::open(&p).map_err(|e| Error::io("open", &p, e))?;
-        let r = SerializedFileReader::new(f).map_err(|e| ColumnarError::parquet(&p, e))?;
+        let f = std::fs::File::open(&p).with_context(|| format!("open {}", p.display()))?;
+        let r = SerializedFileReader::new(f).with_context(|| format!("reading {}", p.display()))?;
         for rg in r.metadata().row_groups() {
             for c in rg.columns() {
                 if c.column_path().string() == column {
@@ -309,7 +224,7 @@ fn convert_as_process(
     out: &Path,
     c: &ConvertConfig,
 ) -> Result<(ConversionReport, f64, f64)> {
-    let o = run_process(
+    let f = peer::run(
         Command::new(exe)
             .args([
                 "parquet",
@@ -323,14 +238,8 @@ fn convert_as_process(
             .arg("--out")
             .arg(out)
             .args(c.cli_args()),
-        "yunmin",
     )?;
-    let text = String::from_utf8_lossy(&o.stdout);
-    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
-        .map_err(|e| ColumnarError::Peer {
-            peer: "yunmin".into(),
-            msg: format!("unreadable --stats-json output {text:?}: {e}"),
-        })?;
+    let stats = f.json()?;
     let rep = ParquetSet::open(out)?.report().clone();
     let secs = stats["seconds"].as_f64().unwrap_or(0.0);
     let rss = stats["peak_rss_mb"].as_f64().unwrap_or(0.0);
@@ -362,14 +271,14 @@ pub fn load_jsonl(dataset: &Dataset, tok: &Tokenizer, batch_docs: usize) -> Resu
         Ok(())
     };
     for shard in dataset.shards()? {
-        let f = std::fs::File::open(&shard).map_err(|e| Error::io("open", &shard, e))?;
+        let f = std::fs::File::open(&shard).with_context(|| format!("open {}", shard.display()))?;
         for line in BufReader::with_capacity(1 << 20, f).lines() {
-            let line = line.map_err(|e| Error::io("read", &shard, e))?;
+            let line = line.with_context(|| format!("read {}", shard.display()))?;
             if line.trim().is_empty() {
                 continue;
             }
             let d: TextOnly = serde_json::from_str(&line)
-                .map_err(|e| Error::invalid(format!("{}: not a document: {e}", shard.display())))?;
+                .with_context(|| format!("{}: not a document", shard.display()))?;
             texts.push(d.text);
             if texts.len() >= batch_docs {
                 check_cancelled()?;
@@ -385,18 +294,25 @@ pub fn load_jsonl(dataset: &Dataset, tok: &Tokenizer, batch_docs: usize) -> Resu
 
 /// Runs the benchmarks under `root/benchmark/` and writes `io_speed.csv` (loader),
 /// `convert_speed.csv` (conversion vs pyarrow) and `codec_tradeoff.csv` (text codecs).
-pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
-    cfg.convert.check()?;
+pub fn bench(cfg: &ParquetBenchArgs) -> Result<Vec<BenchRow>> {
+    let conv = cfg.codecs.config(ConvertConfig::default())?;
+    conv.check()?;
+    let corpora = peer::corpora(cfg.corpora.as_deref())?;
+    let python = yunmin_core::run::python(cfg.python.as_deref());
+    if python.is_none() {
+        eprintln!("warning: no Python (set YUNMIN_PYTHON or --python): peer rows are skipped");
+    }
+    let exe = peer::yunmin()?;
+    let root = &cfg.out;
     let dir = root.join("benchmark");
     let work = dir.join("work");
     if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(|e| Error::io("remove", &work, e))?;
+        std::fs::remove_dir_all(&work).with_context(|| format!("remove {}", work.display()))?;
     }
-    std::fs::create_dir_all(&work).map_err(|e| Error::io("create directory", &work, e))?;
-    let script = work.join("peer.py");
-    write_atomic(&script, PEER.as_bytes())?;
-    tracing::info!("preparing input from {}", cfg.corpora.display());
-    let input = prepare_input(&cfg.corpora, &work.join("input"), cfg.max_docs)?;
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("create directory {}", work.display()))?;
+    tracing::info!("preparing input from {}", corpora.display());
+    let input = prepare_input(&corpora, &work.join("input"), cfg.max_docs)?;
     let in_bytes = dir_bytes(&input)?;
     let shards: Vec<String> = input
         .shards()?
@@ -408,24 +324,21 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     // 1. Conversion at equal codecs, without tokens (what pyarrow does), then with tokens.
     let notok = ConvertConfig {
         heldout: 0.0,
-        ..cfg.convert.clone()
+        ..conv.clone()
     };
     let rounds = cfg.rounds.max(1);
-    let codecs = format!("text {} + others {}", cfg.convert.text, cfg.convert.other);
+    let codecs = format!("text {} + others {}", conv.text, conv.other);
     // With Brotli text, parquet's own Rust encoder is measured too (same codec and level).
     let rust = ConvertConfig {
         brotli_encoder: BrotliEncoder::Rust,
         ..notok.clone()
     };
-    let brotli_text = matches!(parse_codec(&cfg.convert.text)?, Compression::BROTLI(_))
+    let brotli_text = matches!(parse_codec(&conv.text)?, Compression::BROTLI(_))
         && notok.brotli_encoder == BrotliEncoder::C;
     let (mut ours, mut ours_rust, mut peers) = (Vec::new(), Vec::new(), Vec::new());
     let run_ours = |c: &ConvertConfig, variant: String| -> Result<BenchRow> {
         let out = work.join("parquet_notok");
-        let (rep, secs, rss) = match &cfg.converter {
-            Some(exe) => convert_as_process(exe, &input, &out, c)?,
-            None => measure(|| convert(&input, &out, c, None))?,
-        };
+        let (rep, secs, rss) = convert_as_process(&exe, &input, &out, c)?;
         Ok(BenchRow {
             bench: "convert_round".into(),
             engine: "yunmin".into(),
@@ -449,15 +362,16 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
             let v = format!("{codecs}, no tokens, rust brotli encoder, round {round}");
             ours_rust.push(run_ours(&rust, v)?);
         }
-        let Some(py) = &cfg.python else { continue };
+        let Some(py) = &python else { continue };
         tracing::info!("conversion: pyarrow peer, round {round}/{rounds}");
         let out = work.join("pyarrow_out");
         if out.exists() {
-            std::fs::remove_dir_all(&out).map_err(|e| Error::io("remove", &out, e))?;
+            std::fs::remove_dir_all(&out).with_context(|| format!("remove {}", out.display()))?;
         }
-        std::fs::create_dir_all(&out).map_err(|e| Error::io("create directory", &out, e))?;
-        let (tc, tl) = codec_args(&cfg.convert.text)?;
-        let (oc, ol) = codec_args(&cfg.convert.other)?;
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("create directory {}", out.display()))?;
+        let (tc, tl) = codec_args(&conv.text)?;
+        let (oc, ol) = codec_args(&conv.other)?;
         let mut args = vec![
             "convert".to_string(),
             out.display().to_string(),
@@ -467,7 +381,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
             ol,
         ];
         args.extend(shards.iter().cloned());
-        let v = run_peer(py, &script, "pyarrow", &args)?;
+        let v = run_peer(py, &args)?;
         peers.push(
             BenchRow {
                 bench: "convert_round".into(),
@@ -516,15 +430,15 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
     };
     tracing::info!("conversion (with tokens)");
     let pq_dir = work.join("parquet");
-    let (rep, secs, rss) = measure(|| convert(&input, &pq_dir, &cfg.convert, Some(&tok)))?;
+    let (rep, secs, rss) = measure(|| Ok(convert(&input, &pq_dir, &conv, Some(&tok))?))?;
     convert_rows.push(
         BenchRow {
             bench: "convert".into(),
             engine: "yunmin".into(),
             variant: format!(
                 "text {}, tokens {}, tokenised (vocab {})",
-                cfg.convert.text,
-                cfg.convert.tokens,
+                conv.text,
+                conv.tokens,
                 tok.vocab_size()
             ),
             docs: rep.rows_written,
@@ -591,12 +505,12 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
         }
         .finish(),
     ];
-    if let Some(py) = &cfg.python {
+    if let Some(py) = &python {
         for peer in ["pyarrow", "polars"] {
             tracing::info!("loader: {peer} peer");
             let mut args = vec![peer.to_string()];
             args.extend(files.paths.iter().map(|p| p.display().to_string()));
-            let v = run_peer(py, &script, peer, &args)?;
+            let v = run_peer(py, &args)?;
             load_rows.push(
                 BenchRow {
                     bench: "load".into(),
@@ -621,7 +535,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
 
     // 3. Text codec trade-off on a sample.
     if cfg.sweep_docs > 0 {
-        let sample = prepare_input(&cfg.corpora, &work.join("sweep_input"), cfg.sweep_docs)?;
+        let sample = prepare_input(&corpora, &work.join("sweep_input"), cfg.sweep_docs)?;
         let sample_bytes = dir_bytes(&sample)?;
         let mut sweep = Vec::new();
         for codec in &cfg.sweep_codecs {
@@ -630,10 +544,10 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
             let c = ConvertConfig {
                 text: codec.clone(),
                 heldout: 0.0,
-                ..cfg.convert.clone()
+                ..conv.clone()
             };
             let out = work.join("sweep_out");
-            let (rep, secs, rss) = measure(|| convert(&sample, &out, &c, None))?;
+            let (rep, secs, rss) = measure(|| Ok(convert(&sample, &out, &c, None)?))?;
             let (comp, _raw) = column_bytes(&out, "text")?;
             sweep.push(
                 BenchRow {
@@ -651,7 +565,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
             );
         }
         // Relative to the configured text codec (default brotli:5).
-        let reference = format!("text {}", cfg.convert.text);
+        let reference = format!("text {}", conv.text);
         let base = sweep
             .iter()
             .find(|r| r.variant == reference)
@@ -671,10 +585,7 @@ pub fn bench(root: &Path, cfg: &BenchConfig) -> Result<Vec<BenchRow>> {
 fn write_table(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let mut t = Table::new();
     for r in rows {
-        let mut v = serde_json::to_value(r).map_err(|e| Error::Json {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let mut v = serde_json::to_value(r)?;
         let m = v.as_object_mut().expect("a row is an object");
         for x in m.values_mut() {
             if let Some(f) = x.as_f64().filter(|_| x.is_f64()) {
@@ -687,5 +598,5 @@ fn write_table(path: &Path, rows: &[BenchRow]) -> Result<()> {
         }
         t.push_row(m)?;
     }
-    t.write_csv(path)
+    Ok(t.write_csv(path)?)
 }

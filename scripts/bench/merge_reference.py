@@ -5,7 +5,7 @@ merged = base + sum_i w_i * diff_i  (task arithmetic, unnormalised), diffs read 
 `diffs/<domain>/index.json` + `.npy` files that `yunmin diff` writes. Writes a HF checkpoint
 (config.json / tokenizer files copied, model.safetensors with metadata format=pt).
 
-    python scripts/merge_reference.py --base BASE --diffs D1 D2 D3 --weights 0.4,0.3,0.3 --out OUT
+    python scripts/bench/merge_reference.py --base BASE --diffs D1 D2 D3 --weights 0.4,0.3,0.3 --out OUT
 """
 import argparse
 import json

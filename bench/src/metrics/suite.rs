@@ -7,90 +7,56 @@
 //! repeated, swapped or replaced by words of other documents, or an unrelated document), so
 //! scores cover the whole range from 0 to 100. Newlines are kept (ROUGE-Lsum sentences).
 
-use super::EvalError;
-use super::bleu::{BleuConfig, BleuTokenize, corpus_bleu};
-use super::rouge::{RougeConfig, RougeTokenizer, rouge};
-use crate::report::Table;
-use crate::{Error, Result};
+use crate::peer;
+use anyhow::{Context, Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use yunmin_core::eval::bleu::{BleuConfig, BleuTokenize, corpus_bleu};
+use yunmin_core::eval::rouge::{RougeConfig, RougeTokenizer, rouge};
+use yunmin_core::report::Table;
 
-/// Benchmark options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsBenchConfig {
-    /// Number of pairs (default 100 000).
+/// Arguments of `yunmin bench metrics`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsBenchArgs {
+    /// Number of (hypothesis, reference) pairs.
+    #[arg(long, default_value_t = 100_000)]
     pub pairs: usize,
-    /// Directory of `*.jsonl.zst` corpora (default `../shared/data/corpora`).
-    pub corpora: PathBuf,
-    /// Corpus files to draw documents from, in order (default movie_reviews, news_comments,
-    /// chat_qa: short texts, chat_qa with two lines each).
+    /// Directory of `*.jsonl.zst` corpora (default: $YUNMIN_CORPORA).
+    #[arg(long)]
+    pub corpora: Option<PathBuf>,
+    /// Corpus files to draw documents from, in order (short texts, chat_qa with two lines
+    /// each).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "movie_reviews.jsonl.zst,news_comments.jsonl.zst,chat_qa.jsonl.zst"
+    )]
     pub files: Vec<String>,
-    /// Python interpreter with sacrebleu and rouge-score (default `$YUNMIN_PYTHON`, else
-    /// `.venv/bin/python`, else `python3`).
-    pub python: Option<String>,
-    /// Seed of the perturbations (default 42).
+    /// Python with sacrebleu and rouge-score (default: $YUNMIN_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Seed of the perturbations.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Timed repetitions of each Rust measurement; the fastest is reported (default 3).
+    /// Timed repetitions of each Rust measurement (the fastest is reported).
+    #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// CSV to write.
+    #[arg(long, default_value = "results/bench/eval_metrics.csv")]
+    pub out: PathBuf,
 }
 
-impl Default for MetricsBenchConfig {
-    fn default() -> Self {
-        Self {
-            pairs: 100_000,
-            corpora: PathBuf::from("../shared/data/corpora"),
-            files: vec![
-                "movie_reviews.jsonl.zst".into(),
-                "news_comments.jsonl.zst".into(),
-                "chat_qa.jsonl.zst".into(),
-            ],
-            python: None,
-            seed: 42,
-            repeats: 3,
-        }
-    }
-}
-
-/// The Python interpreter to use: `explicit`, else `$YUNMIN_PYTHON`, else `.venv/bin/python`
-/// if it exists, else `python3`.
-pub fn python_interpreter(explicit: Option<&str>) -> String {
-    crate::run::python(explicit.map(Path::new))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "python3".into())
-}
-
-/// Reads up to `limit` non-empty `text` fields from a `.jsonl.zst` (or plain `.jsonl`) file.
+/// Up to `limit` non-empty texts of a corpus file (`.jsonl.zst` or `.jsonl`).
 pub fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "zst") {
-        Box::new(BufReader::new(
-            zstd::Decoder::new(f).map_err(|e| Error::io("decompress", path, e))?,
-        ))
-    } else {
-        Box::new(BufReader::new(f))
-    };
     let mut out = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        if out.len() >= limit {
-            break;
+    yunmin_core::dedup::eval::read_corpus(path, |d| {
+        if out.len() < limit && !d.text.trim().is_empty() {
+            out.push(d.text);
         }
-        let line = line.map_err(|e| Error::io("read", path, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| Error::invalid(format!("{}: line {}: {e}", path.display(), n + 1)))?;
-        if let Some(t) = v.get("text").and_then(|t| t.as_str())
-            && !t.trim().is_empty()
-        {
-            out.push(t.to_string());
-        }
-    }
+    })
+    .with_context(|| format!("reading {}", path.display()))?;
     Ok(out)
 }
 
@@ -118,7 +84,7 @@ fn perturb_line(line: &str, pool: &[&str], rng: &mut ChaCha8Rng) -> String {
 /// hypothesis is a perturbed copy (one in ten is an unrelated text, one in twenty an exact copy).
 pub fn make_pairs(texts: &[String], n: usize, seed: u64) -> Result<(Vec<String>, Vec<String>)> {
     if texts.is_empty() {
-        return Err(EvalError::Config("metric pairs: no source texts".into()).into());
+        bail!("metric pairs: no source texts");
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pool: Vec<&str> = texts
@@ -146,11 +112,12 @@ pub fn make_pairs(texts: &[String], n: usize, seed: u64) -> Result<(Vec<String>,
 }
 
 /// Pairs from the configured corpora (documents interleaved across the files).
-pub fn corpus_pairs(cfg: &MetricsBenchConfig) -> Result<(Vec<String>, Vec<String>)> {
+pub fn corpus_pairs(cfg: &MetricsBenchArgs) -> Result<(Vec<String>, Vec<String>)> {
+    let corpora = peer::corpora(cfg.corpora.as_deref())?;
     let per_file = cfg.pairs.div_ceil(cfg.files.len().max(1)).max(1);
     let mut lists = Vec::new();
     for f in &cfg.files {
-        lists.push(read_texts(&cfg.corpora.join(f), per_file)?);
+        lists.push(read_texts(&corpora.join(f), per_file)?);
     }
     let mut texts = Vec::new();
     let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
@@ -164,97 +131,27 @@ pub fn corpus_pairs(cfg: &MetricsBenchConfig) -> Result<(Vec<String>, Vec<String
     make_pairs(&texts, cfg.pairs, cfg.seed)
 }
 
-/// The Python side: reads hypotheses and references (JSON arrays), times sacreBLEU corpus BLEU
-/// (13a, char) and rouge-score (whitespace tokenizer object, rouge1/2/L/Lsum), prints JSON.
-const PY_BENCH: &str = r#"
-import json, sys, time
-import sacrebleu
-from rouge_score import rouge_scorer
-hyps = json.load(open(sys.argv[1], encoding="utf-8"))
-refs = json.load(open(sys.argv[2], encoding="utf-8"))
-out = {"sacrebleu": sacrebleu.__version__}
-for tok in ["13a", "char"]:
-    t = time.perf_counter()
-    s = sacrebleu.corpus_bleu(hyps, [refs], tokenize=tok)
-    out["bleu_" + tok] = {"seconds": time.perf_counter() - t, "score": s.score}
-class Whitespace:
-    def tokenize(self, text):
-        return text.split()
-types = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
-scorer = rouge_scorer.RougeScorer(types, tokenizer=Whitespace())
-t = time.perf_counter()
-scores = [scorer.score(r, h) for h, r in zip(hyps, refs)]
-dt = time.perf_counter() - t
-out["rouge_whitespace"] = {"seconds": dt, "score": {k: sum(s[k].fmeasure for s in scores) / len(scores) for k in types}}
-print(json.dumps(out))
-"#;
-
-fn run_python(python: &str, hyps: &[String], refs: &[String]) -> Result<serde_json::Value> {
-    let dir = tempfile_dir()?;
-    let hp = dir.join("hyps.json");
-    let rp = dir.join("refs.json");
-    let sp = dir.join("bench.py");
-    let write =
-        |p: &Path, bytes: &[u8]| std::fs::write(p, bytes).map_err(|e| Error::io("write", p, e));
-    write(
-        &hp,
-        &serde_json::to_vec(hyps).map_err(|e| Error::Json {
-            path: hp.clone(),
-            source: e,
-        })?,
-    )?;
-    write(
-        &rp,
-        &serde_json::to_vec(refs).map_err(|e| Error::Json {
-            path: rp.clone(),
-            source: e,
-        })?,
-    )?;
-    write(&sp, PY_BENCH.as_bytes())?;
-    let out = std::process::Command::new(python)
-        .arg(&sp)
-        .arg(&hp)
-        .arg(&rp)
-        .output()
-        .map_err(|e| EvalError::Python {
-            python: python.into(),
-            message: format!("cannot start: {e}"),
-        })?;
-    let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        return Err(EvalError::Python {
-            python: python.into(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        }
-        .into());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        EvalError::Python {
-            python: python.into(),
-            message: format!(
-                "unreadable output ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            ),
-        }
-        .into()
-    })
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!(
-        "yunmin-metrics-bench-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
-    Ok(d)
+/// The peers on the same pairs (`scripts/bench/metrics_peers.py`): their seconds and scores.
+fn run_python(python: &Path, hyps: &[String], refs: &[String]) -> Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let hp = dir.path().join("hyps.json");
+    let rp = dir.path().join("refs.json");
+    std::fs::write(&hp, serde_json::to_vec(hyps)?)?;
+    std::fs::write(&rp, serde_json::to_vec(refs)?)?;
+    peer::run(
+        std::process::Command::new(python)
+            .arg(peer::script("metrics_peers.py")?)
+            .arg(&hp)
+            .arg(&rp),
+    )?
+    .json()
 }
 
 fn best_of<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
     let mut best = f64::INFINITY;
     let mut last = None;
     for _ in 0..repeats.max(1) {
-        crate::run::check_cancelled()?;
+        yunmin_core::run::check_cancelled()?;
         let t = Instant::now();
         let v = f()?;
         best = best.min(t.elapsed().as_secs_f64());
@@ -265,8 +162,8 @@ fn best_of<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, 
 
 /// Runs the benchmark and returns one row per measurement: `metric, tokenizer, pairs,
 /// threads, rust_seconds, python_seconds, speedup, rust_score, python_score, abs_diff`.
-pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
-    let sp = crate::run::spinner(format!("building {} pairs", cfg.pairs));
+pub fn run_metrics_bench(cfg: &MetricsBenchArgs) -> Result<Table> {
+    let sp = yunmin_core::run::spinner(format!("building {} pairs", cfg.pairs));
     let (hyps, refs) = corpus_pairs(cfg)?;
     let streams = [refs.clone()];
     let threads = rayon::current_num_threads() as i64;
@@ -278,7 +175,7 @@ pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
             tokenize: tok,
             ..Default::default()
         };
-        let (secs, s) = best_of(cfg.repeats, || corpus_bleu(&hyps, &streams, &bc))?;
+        let (secs, s) = best_of(cfg.repeats, || Ok(corpus_bleu(&hyps, &streams, &bc)?))?;
         rust.push((
             format!("bleu_{}", tok.as_str()),
             "bleu",
@@ -292,7 +189,7 @@ pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
         tokenizer: RougeTokenizer::Whitespace,
         ..Default::default()
     };
-    let (secs, r) = best_of(cfg.repeats, || rouge(&hyps, &streams, &rc))?;
+    let (secs, r) = best_of(cfg.repeats, || Ok(rouge(&hyps, &streams, &rc)?))?;
     let rouge_scores: Vec<(String, f64)> = r
         .types
         .iter()
@@ -306,9 +203,10 @@ pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
         secs,
         rouge_scores,
     ));
-    let python = python_interpreter(cfg.python.as_deref());
+    let python = peer::python(cfg.python.as_deref(), "eval")?;
     sp.set_message(format!(
-        "Python peers ({python}): sacreBLEU and rouge-score on {} pairs",
+        "Python peers ({}): sacreBLEU and rouge-score on {} pairs",
+        python.display(),
         cfg.pairs
     ));
     let py = run_python(&python, &hyps, &refs)?;
@@ -340,7 +238,7 @@ pub fn run_metrics_bench(cfg: &MetricsBenchConfig) -> Result<Table> {
             }
         }
     }
-    Table::from_rows(rows.iter())
+    Ok(Table::from_rows(rows.iter())?)
 }
 
 #[cfg(test)]
