@@ -60,6 +60,7 @@ mod parts;
 mod reader;
 mod report;
 mod schema;
+pub mod staged;
 mod validate;
 mod writer;
 

@@ -21,6 +21,7 @@ pub mod scheme;
 pub mod select;
 pub mod shingle;
 pub mod signatures;
+pub mod staged;
 pub mod verify;
 
 pub use error::DedupError;

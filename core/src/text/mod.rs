@@ -31,6 +31,7 @@
 //! [`TokenizerConfig::sample`] < 1).
 
 mod error;
+pub mod staged;
 mod tokenizer;
 
 pub use error::TextError;

@@ -8,6 +8,7 @@ mod log;
 mod lora;
 mod pretrain;
 mod schedule;
+pub mod staged;
 mod trainer;
 
 pub use data::{

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use yunmin_core::columnar::staged::staged_with;
 use yunmin_core::columnar::{
     ConversionReport, ConvertConfig, ParquetSet, Split, TokenFiles, convert, gather, part_dir,
     validate,
@@ -127,9 +128,8 @@ fn convert_on_ray(
     Ok(r)
 }
 
-/// Converts with the stage cache: the key covers the dataset's content, the options and the
-/// tokenizer file (not where it runs: `ray` converts one domain per Ray task and joins them into
-/// the same files), so a rerun with the same inputs reuses the output directory.
+/// Converts as the cached stage `to_parquet` (`ray`: one Ray task per domain, joined into the
+/// same files).
 fn convert_staged(
     ctx: &RunContext,
     dataset: &Dataset,
@@ -138,27 +138,14 @@ fn convert_staged(
     tokenizer: Option<&Tokenizer>,
     ray: bool,
 ) -> yunmin_core::Result<ParquetSet> {
-    let mut inputs = vec![dataset.dir().to_path_buf()];
-    if let Some(p) = tokenizer.and_then(|t| t.path()) {
-        inputs.push(p.to_path_buf());
-    }
-    let params = serde_json::json!({ "dataset": dataset.dir(), "dir": dir, "config": cfg, "tokenized": tokenizer.is_some() });
-    ctx.stage(
-        "to_parquet",
-        &params,
-        &inputs,
-        std::slice::from_ref(&dir.to_path_buf()),
-        concat!("columnar-v1-", env!("CARGO_PKG_VERSION")),
-        || {
-            let r = if ray {
-                convert_on_ray(ctx, dataset, dir, cfg, tokenizer)?
-            } else {
-                convert(dataset, dir, cfg, tokenizer)?
-            };
-            Ok(r.rows_written)
-        },
-    )?;
-    ParquetSet::open(dir)
+    let (set, _cached) = staged_with(ctx, dataset, dir, cfg, tokenizer, || {
+        if ray {
+            convert_on_ray(ctx, dataset, dir, cfg, tokenizer)
+        } else {
+            convert(dataset, dir, cfg, tokenizer)
+        }
+    })?;
+    Ok(set)
 }
 
 fn to_parquet(

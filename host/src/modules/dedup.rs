@@ -15,9 +15,11 @@ use yunmin_core::dedup::pipeline::{self, Found, Timings};
 use yunmin_core::dedup::scheme::Scheme;
 use yunmin_core::dedup::shingle;
 use yunmin_core::dedup::signatures::Signatures;
+use yunmin_core::dedup::staged::staged_with;
 use yunmin_core::dedup::{DedupConfig, DedupSummary, Phase, Shard};
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
+use yunmin_core::run::RunContext;
 
 /// Option keys of `lsh_index`.
 pub const LSH_INDEX_KEYS: &[&str] = &[
@@ -211,28 +213,12 @@ fn run_dedup(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<DedupResu
     let mut opts = opts;
     let engine = take_engine(&mut opts)?;
     let cfg = config_from("dedup", opts, host.ctx.seed())?;
-    let params = serde_json::to_value(&cfg).map_err(|e| msg_err(e.to_string()))?;
     let root = host.ctx.root().to_path_buf();
-    let outputs = [
-        host.ctx.write_path(&cfg.kept).rhai()?,
-        root.join("candidates.json"),
-        root.join("clusters.jsonl"),
-        root.join("dedup_log.csv"),
-    ];
-    let (summary, _cached) = host
-        .ctx
-        .stage(
-            "dedup",
-            &params,
-            &[ds.0.dir().to_path_buf()],
-            &outputs,
-            "dedup-v1",
-            || match engine {
-                Engine::Local => pipeline::run(&ds.0, &root, &cfg),
-                Engine::Ray { shards } => ray_dedup(&ds.0, &root, &cfg, shards),
-            },
-        )
-        .rhai()?;
+    let (summary, _cached) = staged_with(&host.ctx, &ds.0, &cfg, || match engine {
+        Engine::Local => pipeline::run(&ds.0, &root, &cfg),
+        Engine::Ray { shards } => ray_dedup(&ds.0, &root, &cfg, shards),
+    })
+    .rhai()?;
     Ok(DedupResult(Arc::new(summary)))
 }
 
@@ -588,6 +574,10 @@ pub struct DedupArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Redo the dedup even when the run root holds its outputs for the same dataset content
+    /// and options (phase `all` is the cached stage `dedup`, as in a script).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
@@ -619,7 +609,18 @@ pub fn run_cli(a: DedupArgs) -> anyhow::Result<()> {
         a.endpoint_url.clone(),
         cfg.seed,
     )?;
-    let go = || pipeline::run(&ds, &out, &cfg);
+    let mut cached = false;
+    let mut go = || -> anyhow::Result<DedupSummary> {
+        if cfg.phase != Phase::All {
+            return Ok(pipeline::run(&ds, &out, &cfg)?);
+        }
+        let ctx = RunContext::new(&out, cfg.seed, a.force)?;
+        let res = yunmin_core::dedup::staged::staged(&ctx, &ds, &cfg);
+        ctx.finish(res.is_ok())?;
+        let (s, hit) = res?;
+        cached = hit;
+        Ok(s)
+    };
     let s = match a.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -678,6 +679,9 @@ pub fn run_cli(a: DedupArgs) -> anyhow::Result<()> {
                 s.rows,
                 s.index
             );
+            if cached {
+                println!("  (cached: dataset and options unchanged; --force reruns)");
+            }
             for d in &s.domains {
                 println!(
                     "  {:<20} {:>9} → {:>9}  removed {:>8} ({:.2}%)",
@@ -745,13 +749,15 @@ fn upload_outputs(
         }
     }
     if kept && let Some(k) = &s.kept_dir {
-        let rel = k.strip_prefix(out).unwrap_or(k).to_string_lossy();
+        // Both absolute: the cached stage reports the kept directory under the absolute root.
+        let (k, root) = (std::path::absolute(k)?, std::path::absolute(out)?);
+        let rel = k.strip_prefix(&root).unwrap_or(&k).to_string_lossy();
         let key = if url.key.is_empty() || url.key.ends_with('/') {
             format!("{}{rel}", url.key)
         } else {
             format!("{}/{rel}", url.key)
         };
-        n += store.upload_dir(k, &url.with_key(key))?;
+        n += store.upload_dir(&k, &url.with_key(key))?;
     }
     println!("uploaded {n} files to {dest}");
     Ok(())

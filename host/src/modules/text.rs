@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::ingest::Dataset;
-use yunmin_core::run::{RunContext, hash_path};
+use yunmin_core::run::RunContext;
 use yunmin_core::text::{Tokenizer, TokenizerConfig};
 
 /// A tokenizer in a script (Rhai type `Tokenizer`).
@@ -46,20 +46,7 @@ pub fn train_cached(
     cfg: &TokenizerConfig,
     out: &Path,
 ) -> yunmin_core::Result<Tokenizer> {
-    let params = serde_json::json!({ "dataset": dataset.dir(), "config": cfg, "out": out });
-    let (_, _cached) = ctx.stage(
-        "train_tokenizer",
-        &params,
-        &[dataset.dir().to_path_buf()],
-        std::slice::from_ref(&out.to_path_buf()),
-        concat!("text-v1-", env!("CARGO_PKG_VERSION")),
-        || {
-            let mut t = Tokenizer::train(dataset, cfg)?;
-            t.save(out)?;
-            hash_path(out)
-        },
-    )?;
-    Tokenizer::load(out)
+    Ok(yunmin_core::text::staged::train_staged(ctx, dataset, cfg, out)?.0)
 }
 
 fn train(host: &Host, dataset: &Dataset, opts: Map) -> RhaiResult<TokenizerHandle> {

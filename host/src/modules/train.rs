@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::TokenFiles;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
+use yunmin_core::train::staged::AdapterStage;
 use yunmin_core::train::{
     LoraConfig, PretrainConfig, TokenCorpus, parquet_corpus, pretrain, read_token_file,
     tokenize_dataset, train_lora,
@@ -123,15 +124,25 @@ pub fn tokens_of(host: &Host, src: Dynamic, name: Option<String>) -> RhaiResult<
     )))
 }
 
-/// Stage code of `train_adapters` (bump when what a stage produces changes).
-const ADAPTERS_CODE: &str = "lora-v1";
-
 /// One adapter of `train_adapters`: stage `lora_<name>`, output `models/lora_<name>`.
 struct AdapterJob {
     name: String,
     /// The domain whose training split it learns; `None`: every domain's (the mixing adapter).
     domain: Option<String>,
     cfg: LoraConfig,
+}
+
+impl AdapterJob {
+    /// Its cached stage, on `base` and the Parquet directory `parquet`.
+    fn stage<'a>(&'a self, base: &'a Path, parquet: &'a Path) -> AdapterStage<'a> {
+        AdapterStage {
+            name: &self.name,
+            base,
+            parquet,
+            domain: self.domain.as_deref(),
+            cfg: &self.cfg,
+        }
+    }
 }
 
 /// `train_adapters`: one LoRA adapter per domain (and optionally the data-mixing adapter),
@@ -201,12 +212,6 @@ fn train_adapters(
         });
     }
     let root = h.ctx.root().to_path_buf();
-    let inputs = [base_dir.clone(), pq_dir.clone()];
-    let params = |j: &AdapterJob| {
-        serde_json::json!({
-            "base": base_dir, "parquet": pq_dir, "domain": j.domain, "config": j.cfg,
-        })
-    };
     let mut dirs = Vec::new();
     for j in &jobs {
         let out = j.cfg.out.as_ref().expect("set above");
@@ -215,14 +220,10 @@ fn train_adapters(
     // `--fail-at lora` stops before training, and only when some adapter is not cached yet.
     if h.fails_at("lora") {
         for j in &jobs {
-            let stage = format!("lora_{}", j.name);
-            if !h
-                .ctx
-                .is_cached(&stage, &params(j), &inputs, ADAPTERS_CODE)
-                .rhai()?
-            {
+            if !j.stage(&base_dir, &pq_dir).is_cached(&h.ctx).rhai()? {
                 return Err(msg_err(format!(
-                    "lora: failing on purpose before training {stage} (--fail-at lora)"
+                    "lora: failing on purpose before training {} (--fail-at lora)",
+                    j.stage(&base_dir, &pq_dir).stage()
                 )));
             }
         }
@@ -231,11 +232,8 @@ fn train_adapters(
         let mut tasks = Vec::new();
         let mut configs = Vec::new();
         for j in &jobs {
-            let stage = format!("lora_{}", j.name);
-            if h.ctx
-                .is_cached(&stage, &params(j), &inputs, ADAPTERS_CODE)
-                .rhai()?
-            {
+            let stage = j.stage(&base_dir, &pq_dir).stage();
+            if j.stage(&base_dir, &pq_dir).is_cached(&h.ctx).rhai()? {
                 continue;
             }
             let cfg_path = root.join(format!(".ray-{stage}.config.json"));
@@ -268,30 +266,22 @@ fn train_adapters(
     let mut base_model: Option<LoadedModel> = None;
     let mut out = Map::new();
     for (j, dir) in jobs.iter().zip(dirs) {
-        let stage = format!("lora_{}", j.name);
-        let (d, _) = h
-            .ctx
-            .stage(
-                &stage,
-                &params(j),
-                &inputs,
-                std::slice::from_ref(&dir),
-                ADAPTERS_CODE,
-                || {
-                    if ray {
-                        // Written by its task (complete: an adapter appears only by rename).
-                        load_adapter(&dir)?;
-                        return Ok(dir.clone());
-                    }
-                    if base_model.is_none() {
-                        base_model = Some(LoadedModel::load(&base_dir, &parse_device("cpu")?)?);
-                    }
-                    let bm = base_model.as_ref().expect("loaded above");
-                    let corpus = parquet_corpus(&pq_dir, j.domain.as_deref(), &j.name)?;
-                    let r = train_lora(bm, &corpus, &j.cfg, &root)?;
-                    Ok(r.dir)
-                },
-            )
+        let (d, _) = j
+            .stage(&base_dir, &pq_dir)
+            .run(&h.ctx, &dir, || {
+                if ray {
+                    // Written by its task (complete: an adapter appears only by rename).
+                    load_adapter(&dir)?;
+                    return Ok(dir.clone());
+                }
+                if base_model.is_none() {
+                    base_model = Some(LoadedModel::load(&base_dir, &parse_device("cpu")?)?);
+                }
+                let bm = base_model.as_ref().expect("loaded above");
+                let corpus = parquet_corpus(&pq_dir, j.domain.as_deref(), &j.name)?;
+                let r = train_lora(bm, &corpus, &j.cfg, &root)?;
+                Ok(r.dir)
+            })
             .rhai()?;
         out.insert(
             j.name.as_str().into(),

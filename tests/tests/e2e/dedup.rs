@@ -256,13 +256,26 @@ fn single_process_finds_planted_copies_and_three_redis_workers_agree() {
         "the run's keys are removed after clustering"
     );
 
-    // A rerun reuses the signatures.
-    let o = yunmin(
-        d.path(),
-        &["dedup", "--input", input, "--out", single.to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(kept_ids(&single), kept);
+    // A rerun is the cached stage `dedup` (as in a script); other options or --force rerun.
+    let rerun = |extra: &[&str]| {
+        let o = yunmin(
+            d.path(),
+            &[
+                &["dedup", "--input", input, "--out", single.to_str().unwrap()],
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(kept_ids(&single), kept);
+        String::from_utf8_lossy(&o.stdout).contains("(cached")
+    };
+    assert!(rerun(&[]), "an unchanged rerun answers from the cache");
+    assert!(!rerun(&["--force"]));
+    assert!(!rerun(&["--threshold", "0.85"]));
+    assert!(rerun(&["--threshold", "0.85"]));
+    let log = read(&single.join("pipeline_run.log"));
+    assert!(log.contains("dedup"), "{log}");
 }
 
 #[test]

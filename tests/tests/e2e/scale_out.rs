@@ -930,7 +930,9 @@ fn dedup_upload_goes_up_in_parts_and_a_failed_upload_leaves_nothing() {
             expect_parts += local.len().div_ceil(5 << 20);
         }
         assert!(
-            std::fs::read(w.join("s3/out/run").join(rel)).unwrap() == local,
+            std::fs::read(w.join("s3/out/run").join(rel))
+                .unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
+                == local,
             "{} differs in S3",
             rel.display()
         );
