@@ -290,35 +290,7 @@ pub fn merge(
     let br = cfg.band_rows(scheme)?;
     let t = Instant::now();
     let want = fingerprint(sigs, cfg, br);
-    let dir = out.join("dedup/verify");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|_| {
-            DedupError::Shards(format!(
-                "no verify parts in {}: run the verify phase first",
-                dir.display()
-            ))
-        })?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("part-") && n.ends_with(".json"))
-        .collect();
-    names.sort();
-    let count = names
-        .iter()
-        .filter_map(|n| {
-            n.trim_end_matches(".json")
-                .rsplit("-of-")
-                .next()?
-                .parse()
-                .ok()
-        })
-        .max()
-        .ok_or_else(|| {
-            DedupError::Shards(format!(
-                "no verify parts in {}: run the verify phase first",
-                dir.display()
-            ))
-        })?;
+    let count = part_count(&out.join("dedup/verify"), ".json", "verify", "verify")?;
     let at: HashMap<u64, usize> = sigs
         .docs
         .iter()
@@ -440,6 +412,25 @@ pub fn merged_summary(out: &Path) -> Result<DedupSummary> {
 
 /// The files of write part `part`: a contiguous range, so the parts joined in order keep the
 /// dataset's order.
+/// N of the `part-…-of-N<ext>` entries in `dir` (the `what` parts the `phase` phase writes);
+/// an error saying to run that phase first when there are none.
+fn part_count(dir: &Path, ext: &str, what: &str, phase: &str) -> Result<usize> {
+    let missing = || {
+        DedupError::Shards(format!(
+            "no {what} parts in {}: run the {phase} phase first",
+            dir.display()
+        ))
+    };
+    std::fs::read_dir(dir)
+        .map_err(|_| missing())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("part-"))
+        .filter_map(|n| n.strip_suffix(ext)?.rsplit("-of-").next()?.parse().ok())
+        .max()
+        .ok_or_else(|| missing().into())
+}
+
 fn part_range(files: usize, part: Shard) -> std::ops::Range<usize> {
     files * part.index / part.count..files * (part.index + 1) / part.count
 }
@@ -492,25 +483,7 @@ pub fn gather(out: &Path, kept_dir: &Path) -> Result<usize> {
         path: path.clone(),
         source: e,
     })?;
-    let dir = out.join("dedup/kept");
-    let count = std::fs::read_dir(&dir)
-        .map_err(|_| {
-            DedupError::Shards(format!(
-                "no kept parts in {}: run the write phase first",
-                dir.display()
-            ))
-        })?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("part-"))
-        .filter_map(|n| n.rsplit("-of-").next()?.parse::<usize>().ok())
-        .max()
-        .ok_or_else(|| {
-            DedupError::Shards(format!(
-                "no kept parts in {}: run the write phase first",
-                dir.display()
-            ))
-        })?;
+    let count = part_count(&out.join("dedup/kept"), "", "kept", "write")?;
     let target = AtomicDir::new(kept_dir)?;
     std::fs::create_dir_all(target.path())
         .map_err(|e| Error::io("create directory", target.path(), e))?;

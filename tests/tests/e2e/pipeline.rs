@@ -713,7 +713,8 @@ fn experiments_rerun_from_a_pipeline_run() {
         "w_law",
         "ppl_chat",
         "ppl_law",
-        "ppl_mean",
+        "ppl_macro_geometric",
+        "ppl_macro_arithmetic",
         "ppl_overall",
         "l2_from_base",
     ] {
