@@ -9,10 +9,10 @@ CFG='{"eos_token_id":2,"bos_token_id":1,"vocab_size":259,"eval_every":0,"eval_wi
 echo "mode,device,steps,batch,seq_len,tokens_per_s,wall_s,peak_rss_mb" > bench.csv
 for dev in flex ndarray; do
   rm -rf b_$dev
-  /usr/bin/time -f "%M" -o rss.txt $B -q train pretrain --tokens base.jsonl --root b_$dev --steps 15 --device $dev --config <(echo "$CFG") > out.txt 2>&1
+  /usr/bin/time -f "%M" -o rss.txt $B -q train pretrain --tokens base.jsonl --out b_$dev --steps 15 --device $dev --config <(echo "$CFG") > out.txt 2>&1
   tps=$(grep -o '[0-9]* tokens/s' out.txt | cut -d' ' -f1); wall=$(tail -1 b_$dev/logs/train_base.log | cut -d, -f5)
   echo "full,$dev,15,8,128,$tps,$wall,$(( $(cat rss.txt) / 1024 ))" >> bench.csv
-  /usr/bin/time -f "%M" -o rss.txt $B -q train lora --base b_$dev/models/base --tokens news_comments.jsonl --root b_$dev --steps 15 --device $dev --config <(echo '{"eval_windows":8,"checkpoint_every":0}') > out.txt 2>&1
+  /usr/bin/time -f "%M" -o rss.txt $B -q train lora --base b_$dev/models/base --tokens news_comments.jsonl --out b_$dev --steps 15 --device $dev --config <(echo '{"eval_windows":8,"checkpoint_every":0}') > out.txt 2>&1
   tps=$(grep -o '[0-9]* tokens/s' out.txt | cut -d' ' -f1); wall=$(tail -1 b_$dev/logs/train_news_comments.log | cut -d, -f5)
   echo "lora_r8,$dev,15,8,128,$tps,$wall,$(( $(cat rss.txt) / 1024 ))" >> bench.csv
   cat out.txt

@@ -173,7 +173,7 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                     .arg(&base)
                     .arg("--tokens")
                     .arg(&tokens)
-                    .args(["--domain", "bench", "--root"])
+                    .args(["--domain", "bench", "--out"])
                     .arg(&root)
                     .arg("--config")
                     .arg(&cfg)

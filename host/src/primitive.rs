@@ -137,7 +137,7 @@ mod tests {
             ("heldout", "0.2", 0.2.into()),
             ("seed", "5", 5_i64.into()),
             ("device", "ndarray", "ndarray".into()),
-            ("out", "models/small", "models/small".into()),
+            ("model_dir", "models/small", "models/small".into()),
             ("tokenizer", "tok.json", "tok.json".into()),
             ("resume", "false", false.into()),
         ];
@@ -156,7 +156,7 @@ mod tests {
             ("heldout", "0.2", 0.2.into()),
             ("seed", "5", 5_i64.into()),
             ("device", "ndarray", "ndarray".into()),
-            ("out", "models/lora_x", "models/lora_x".into()),
+            ("model_dir", "models/lora_x", "models/lora_x".into()),
             ("resume", "false", false.into()),
         ];
         lora.extend(optim_values());

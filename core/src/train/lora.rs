@@ -41,8 +41,8 @@ pub struct LoraConfig {
     /// Device name (default `cpu`).
     pub device: String,
     /// Adapter directory (default `models/lora_<domain>`).
-    pub out: Option<PathBuf>,
-    /// Continue from `<out>.resume/` when present (default true).
+    pub model_dir: Option<PathBuf>,
+    /// Continue from `<model_dir>.resume/` when present (default true).
     pub resume: bool,
     /// Optimiser settings (LoRA defaults: 100 steps, batch 8, lr 1e-3, warmup 10, no weight
     /// decay, clip 1.0, one evaluation at the end on all held-out windows, a log row every 5 steps,
@@ -70,10 +70,10 @@ const LORA_OWN: [crate::config::OptionDoc; 10] = {
             "cpu, flex, ndarray (wgpu / cuda with those features)",
         ),
         opt(
-            "out",
+            "model_dir",
             "adapter directory, relative to the run root (none: models/lora_<domain>)",
         ),
-        opt("resume", "continue from <out>.resume/ when present"),
+        opt("resume", "continue from <model_dir>.resume/ when present"),
     ]
 };
 
@@ -97,7 +97,7 @@ impl Default for LoraConfig {
             heldout: 0.1,
             seed: 42,
             device: "cpu".into(),
-            out: None,
+            model_dir: None,
             resume: true,
             optim: OptimConfig {
                 steps: 100,
@@ -181,7 +181,7 @@ pub fn train_lora(
     };
     let base_heldout = base.model.nll(&split.heldout[..eval_n], cfg.optim.batch)?;
     let rel_out = cfg
-        .out
+        .model_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("models/lora_{domain}")));
     let out = root.join(&rel_out);

@@ -46,10 +46,10 @@ pub struct PretrainConfig {
     /// Device name (default `cpu`).
     pub device: String,
     /// Output checkpoint directory (default `models/base`).
-    pub out: PathBuf,
+    pub model_dir: PathBuf,
     /// `tokenizer.json` copied into the checkpoint (default none).
     pub tokenizer: Option<PathBuf>,
-    /// Continue from the resumable checkpoint `<out>.resume/` when present (default true).
+    /// Continue from the resumable checkpoint `<model_dir>.resume/` when present (default true).
     pub resume: bool,
     /// Optimiser settings.
     #[serde(flatten)]
@@ -93,11 +93,14 @@ const PRETRAIN_OWN: [crate::config::OptionDoc; 18] = {
             "device",
             "cpu, flex, ndarray (wgpu / cuda with those features)",
         ),
-        opt("out", "checkpoint directory (relative to the run root)"),
+        opt(
+            "model_dir",
+            "checkpoint directory (relative to the run root)",
+        ),
         opt("tokenizer", "tokenizer.json copied into the checkpoint"),
         opt(
             "resume",
-            "continue from the resumable checkpoint <out>.resume/ when present",
+            "continue from the resumable checkpoint <model_dir>.resume/ when present",
         ),
     ]
 };
@@ -131,7 +134,7 @@ impl Default for PretrainConfig {
             heldout: 0.05,
             seed: 42,
             device: "cpu".into(),
-            out: PathBuf::from("models/base"),
+            model_dir: PathBuf::from("models/base"),
             tokenizer: None,
             resume: true,
             optim: OptimConfig::default(),
@@ -219,9 +222,9 @@ pub fn pretrain_model_config(
     Ok((mc, eos))
 }
 
-/// Pretrains a base model on `corpus` and writes the checkpoint `cfg.out` (Hugging Face
+/// Pretrains a base model on `corpus` and writes the checkpoint `cfg.model_dir` (Hugging Face
 /// layout), the log `logs/train_<name>.log` and a `summary.csv` row, all under `root`.
-/// A killed run continues from `<out>.resume/` (written every `checkpoint_every` steps).
+/// A killed run continues from `<model_dir>.resume/` (written every `checkpoint_every` steps).
 pub fn pretrain(
     corpus: &TokenCorpus,
     cfg: &PretrainConfig,
@@ -245,7 +248,7 @@ pub fn pretrain(
         &split.heldout[..split.heldout.len().min(cfg.optim.eval_windows.max(1))],
         cfg.optim.batch,
     )?;
-    let out = root.join(&cfg.out);
+    let out = root.join(&cfg.model_dir);
     let ckpt = out.with_file_name(format!(
         "{}.resume",
         out.file_name()
@@ -295,7 +298,7 @@ pub fn pretrain(
             base_heldout_ppl: initial.perplexity(),
             wall_s: stats.wall_s,
             tokens_per_s: stats.tokens_per_s,
-            output: cfg.out.display().to_string(),
+            output: cfg.model_dir.display().to_string(),
         },
     )?;
     let result = PretrainResult {

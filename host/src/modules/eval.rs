@@ -247,9 +247,10 @@ pub fn register(api: &mut Api, _host: &Arc<Host>) {
         },
     );
     api.func(
-        "merge",
+        "add_all",
         &["ppl", "other"],
-        "Adds every sum of `other` into `ppl`.",
+        "Adds every sum of `other` into `ppl` (two accumulators of the same model, e.g. from\n\
+         two halves of the data, become one). (`merge` is for models only.)",
         |p: &mut Perplexity, other: Perplexity| {
             let o = other.with(|a| a.clone());
             p.with(|a| a.merge(&o));

@@ -31,11 +31,11 @@ pub fn lora_keys() -> Vec<&'static str> {
     k
 }
 
-/// Rhai option keys of `train_adapters`: [`LoraConfig`]'s less `out` (each adapter sets its
-/// own), where they run and the mixing adapter.
+/// Rhai option keys of `train_adapters`: [`LoraConfig`]'s less `model_dir` (each adapter sets
+/// its own), where they run and the mixing adapter.
 pub fn adapters_keys() -> Vec<&'static str> {
     let mut k = crate::primitive::keys::<LoraConfig>();
-    k.retain(|k| *k != "out");
+    k.retain(|k| *k != "model_dir");
     k.extend(["engine", "mixed"]);
     k
 }
@@ -167,7 +167,7 @@ fn train_adapters(
         })?),
     };
     let per_adapter = |m: &Map| -> RhaiResult<()> {
-        match ["out", "domain"].iter().find(|k| m.contains_key(**k)) {
+        match ["model_dir", "domain"].iter().find(|k| m.contains_key(**k)) {
             Some(k) => Err(msg_err(format!(
                 "{F}: option `{k}` is set by each adapter itself (models/lora_<domain>)"
             ))),
@@ -190,7 +190,7 @@ fn train_adapters(
         }
         jobs.push(AdapterJob {
             cfg: LoraConfig {
-                out: Some(PathBuf::from(format!("models/lora_{d}"))),
+                model_dir: Some(PathBuf::from(format!("models/lora_{d}"))),
                 ..cfg.clone()
             },
             name: d.clone(),
@@ -204,7 +204,7 @@ fn train_adapters(
         }
         per_adapter(&all)?;
         let mut cfg = lora_config("train_adapters: mixed", all, seed)?;
-        cfg.out = Some(PathBuf::from("models/lora_mixed"));
+        cfg.model_dir = Some(PathBuf::from("models/lora_mixed"));
         jobs.push(AdapterJob {
             name: "mixed".into(),
             domain: None,
@@ -214,7 +214,7 @@ fn train_adapters(
     let root = h.ctx.root().to_path_buf();
     let mut dirs = Vec::new();
     for j in &jobs {
-        let out = j.cfg.out.as_ref().expect("set above");
+        let out = j.cfg.model_dir.as_ref().expect("set above");
         dirs.push(h.ctx.write_path(out).rhai()?);
     }
     // `--fail-at lora` stops before training, and only when some adapter is not cached yet.
@@ -247,11 +247,11 @@ fn train_adapters(
             if j.domain.is_none() {
                 args.push("--all-domains".into());
             }
-            args.extend(["--root".into(), root.display().to_string()]);
+            args.extend(["--out".into(), root.display().to_string()]);
             args.extend(["--config".into(), cfg_path.display().to_string()]);
             tasks.push(crate::ray::Task {
                 started: root.join(format!("logs/train_{}.log", j.name)),
-                output: root.join(j.cfg.out.as_ref().expect("set above")),
+                output: root.join(j.cfg.model_dir.as_ref().expect("set above")),
                 name: stage,
                 args,
             });
@@ -356,7 +356,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         ),
         move |src: Dynamic, opts: Map| {
             let cfg = pretrain_config(opts, h.ctx.seed())?;
-            h.ctx.write_path(&cfg.out).rhai()?;
+            h.ctx.write_path(&cfg.model_dir).rhai()?;
             if let Some(t) = &cfg.tokenizer {
                 h.ctx.read_path(t).rhai()?;
             }
@@ -401,7 +401,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 })?),
             };
             let cfg = lora_config("lora", opts, h.ctx.seed())?;
-            if let Some(out) = &cfg.out {
+            if let Some(out) = &cfg.model_dir {
                 h.ctx.write_path(out).rhai()?;
             }
             let corpus = tokens_of(&h, src, domain)?;
@@ -452,9 +452,10 @@ pub struct TokenArgs {
     /// Domain name (default: the token file stem; with --dataset or --parquet, which domain to use).
     #[arg(long)]
     pub domain: Option<String>,
-    /// Run root: outputs (models/, logs/, summary.csv) go under it.
+    /// Run root, as for `yunmin ingest` and `yunmin dedup`: the checkpoint (`--model-dir`,
+    /// relative to it), logs/ and summary.csv go under it.
     #[arg(long, default_value = ".")]
-    pub root: PathBuf,
+    pub out: PathBuf,
     /// JSON file of options: an object with the same keys as the option flags (e.g.
     /// `{"hidden": 256, "steps": 500}`); flags given override it. An unknown key is an error.
     #[arg(long)]
@@ -534,8 +535,8 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
                 cfg.tokenizer = Some(std::path::absolute(t)?);
             }
             let c = corpus(&data)?;
-            std::fs::create_dir_all(&data.root)?;
-            let (_, r) = pretrain(&c, &cfg, &data.root)?;
+            std::fs::create_dir_all(&data.out)?;
+            let (_, r) = pretrain(&c, &cfg, &data.out)?;
             println!(
                 "pretrained {} params: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}, from {:.2}), {:.0} tokens/s, {:.1}s → {}",
                 r.params,
@@ -554,8 +555,8 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
             let c = corpus(&data)?;
             let dev = parse_device(&cfg.device)?;
             let bm = LoadedModel::load(&under(Path::new("."), &base), &dev)?;
-            std::fs::create_dir_all(&data.root)?;
-            let r = train_lora(&bm, &c, &cfg, &data.root)?;
+            std::fs::create_dir_all(&data.out)?;
+            let r = train_lora(&bm, &c, &cfg, &data.out)?;
             println!(
                 "lora {}: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}; base {:.2}), {:.0} tokens/s, {:.1}s → {}",
                 r.domain,

@@ -214,7 +214,7 @@ print(`gen=${{out.len()}}`);
 let merged = with_adapter(again, load_adapter("models/lora_law"));
 save(merged, "models/merged_law");
 // A base or adapter is taken as a handle or as its directory alike.
-let b = lora("models/base", tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 10, batch: 4, seq_len: 16, out: "models/lora_law_path" }});
+let b = lora("models/base", tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 10, batch: 4, seq_len: 16, model_dir: "models/lora_law_path" }});
 let d1 = diff(again, a, #{{ domain: "law" }});
 let d2 = diff("models/base", "models/lora_law_path", #{{ domain: "law_path" }});
 print(`diffs=${{d1.l2}}/${{d2.l2}}`);
@@ -296,11 +296,11 @@ fn killed_pretraining_resumes_to_the_same_weights() {
         "60",
     ];
     // Uninterrupted reference in its own root.
-    let o = yunmin(p, &[&args[..], &["--root", "ref"]].concat());
+    let o = yunmin(p, &[&args[..], &["--out", "ref"]].concat());
     assert!(o.status.success(), "{}", text(&o));
     // Killed once a resumable checkpoint exists, then run again.
     let mut child = Command::new(yunmin_bin())
-        .args([&args[..], &["--root", "killed"]].concat())
+        .args([&args[..], &["--out", "killed"]].concat())
         .current_dir(p)
         .spawn()
         .unwrap();
@@ -316,7 +316,7 @@ fn killed_pretraining_resumes_to_the_same_weights() {
         !p.join("killed/models/base/model.safetensors").exists(),
         "the run finished before it was killed"
     );
-    let o = yunmin(p, &[&args[..], &["--root", "killed"]].concat());
+    let o = yunmin(p, &[&args[..], &["--out", "killed"]].concat());
     assert!(o.status.success(), "{}", text(&o));
     let a = std::fs::read(p.join("ref/models/base/model.safetensors")).unwrap();
     let b = std::fs::read(p.join("killed/models/base/model.safetensors")).unwrap();
