@@ -6,6 +6,7 @@ use super::text::{TokenizerHandle, train_cached};
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
 use crate::options::Options;
+use crate::primitive::OptionSet;
 use crate::state::Host;
 use clap::{Args, Subcommand};
 use rhai::{Array, Dynamic, Map};
@@ -25,14 +26,35 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 pub struct ParquetHandle(pub Arc<ParquetSet>);
 
 /// Options of the Rhai `to_parquet` that are not the conversion's own: the tokenizer to use
-/// (a Tokenizer, a tokenizer.json path or false), and the vocabulary and output path of the
-/// one trained when none is given.
-const TOKENIZER_KEYS: &[&str] = &["tokenizer", "vocab_size", "tokenizer_out"];
+/// (a Tokenizer, a tokenizer.json path or false) and the output path of the one trained when
+/// none is given.
+const TOKENIZER_KEYS: &[&str] = &["tokenizer", "tokenizer_out"];
+
+/// The options of the tokenizer `to_parquet` and `yunmin parquet convert` train when none is
+/// given: [`TokenizerConfig`]'s, less its seed (the conversion's) and special tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainedTokenizerKeys;
+
+impl OptionSet for TrainedTokenizerKeys {
+    const KEYS: Option<&'static [&'static str]> = Some(&[
+        "vocab_size",
+        "min_frequency",
+        "sample",
+        "max_docs",
+        "max_chars",
+    ]);
+}
+
+/// The trained tokenizer's keys.
+fn trained_keys() -> &'static [&'static str] {
+    TrainedTokenizerKeys::KEYS.unwrap_or_default()
+}
 
 /// Every option key of the Rhai `to_parquet`, for the static check.
 pub(crate) fn convert_keys() -> Vec<&'static str> {
     let mut k = crate::primitive::keys::<ConvertConfig>();
     k.extend_from_slice(TOKENIZER_KEYS);
+    k.extend_from_slice(trained_keys());
     k.push("engine");
     k
 }
@@ -41,7 +63,7 @@ pub(crate) fn convert_keys() -> Vec<&'static str> {
 /// held-out split's seed defaults to the run's.
 fn convert_config(mut opts: Map, seed: u64) -> RhaiResult<(ConvertConfig, Map)> {
     let mut tok = Map::new();
-    for k in TOKENIZER_KEYS {
+    for k in TOKENIZER_KEYS.iter().chain(trained_keys()) {
         if let Some(v) = opts.remove(*k) {
             tok.insert((*k).into(), v);
         }
@@ -155,7 +177,13 @@ fn to_parquet(
     mut opts: Map,
 ) -> RhaiResult<ParquetHandle> {
     let ray = crate::ray::take_engine("to_parquet", &mut opts)?;
-    let (cfg, tok) = convert_config(opts, host.ctx.seed())?;
+    let (cfg, mut tok) = convert_config(opts, host.ctx.seed())?;
+    let mut trained = Map::new();
+    for k in trained_keys() {
+        if let Some(v) = tok.remove(*k) {
+            trained.insert((*k).into(), v);
+        }
+    }
     let o = Options::new("to_parquet", tok.clone(), TOKENIZER_KEYS)?;
     let tok_opt = tok.get("tokenizer").cloned();
     let dir = host.ctx.write_path(dir).rhai()?;
@@ -173,11 +201,11 @@ fn to_parquet(
             )));
         }
         None => {
-            let tcfg = TokenizerConfig {
-                vocab_size: o.usize("vocab_size", 8000)?,
+            let base = TokenizerConfig {
                 seed: host.ctx.seed(),
                 ..Default::default()
             };
+            let tcfg = crate::primitive::from_rhai_as("to_parquet", base, trained)?;
             let default_out = dir
                 .parent()
                 .unwrap_or(Path::new("."))
@@ -237,7 +265,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         `heldout/<domain>.parquet`, `<domain>.schema.txt`, `schema.txt`, `rejects.jsonl`, `parquet_report.json`\n\
         (layout \"hf\": `<domain>/train-00000-of-00001.parquet`, `<domain>/heldout-00000-of-00001.parquet` and a\n\
         README.md whose configs `datasets.load_dataset(dir)` reads). `tokenizer`: a Tokenizer, a tokenizer.json\n\
-        path, or false for no token columns — when absent one is trained (`vocab_size`, 8000) and saved at\n\
+        path, or false for no token columns — when absent one is trained (`vocab_size`, `min_frequency`,\n\
+        `sample`, `max_docs`, `max_chars` as for `train_tokenizer`) and saved at\n\
         `tokenizer_out` (default: tokenizer.json next to `dir`). `engine`: \"local\" (default) or \"ray\": one\n\
         `yunmin parquet convert --domains D` Ray task per domain, joined here into the same files. Rows that do\n\
         not fit the schema or whose domain cannot name a file are rejected with a reason. A cached stage: the\n\
@@ -384,12 +413,9 @@ pub enum ParquetAction {
         /// A tokenizer.json to use; without it one is trained and saved next to --out.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
-        /// Vocabulary size of the trained tokenizer.
-        #[arg(long, default_value_t = 8000)]
-        vocab_size: usize,
-        /// Fraction of documents the tokenizer is trained on.
-        #[arg(long, default_value_t = 1.0)]
-        tokenizer_sample: f64,
+        /// The trained tokenizer's options (as `yunmin tokenizer train`'s).
+        #[command(flatten)]
+        tokenizer_opts: Box<crate::primitive::CliOptions<TokenizerConfig, TrainedTokenizerKeys>>,
         /// Write no tokens/n_tokens columns.
         #[arg(long, conflicts_with = "tokenizer")]
         no_tokens: bool,
@@ -453,8 +479,7 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             fields,
             out,
             tokenizer,
-            vocab_size,
-            tokenizer_sample,
+            tokenizer_opts,
             no_tokens,
             stats_json,
             codecs,
@@ -479,12 +504,10 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
             } else if let Some(p) = tokenizer {
                 Some(Tokenizer::load(&p)?)
             } else {
-                let tcfg = TokenizerConfig {
-                    vocab_size,
-                    sample: tokenizer_sample,
+                let tcfg = tokenizer_opts.config(TokenizerConfig {
                     seed: cfg.seed,
                     ..Default::default()
-                };
+                })?;
                 let mut t = Tokenizer::train(&ds, &tcfg)?;
                 let p = out
                     .parent()
@@ -526,4 +549,48 @@ pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
         ParquetAction::Validate { paths } => validate_paths(&paths)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Command, FromArgMatches};
+
+    type Flags = crate::primitive::CliOptions<TokenizerConfig, TrainedTokenizerKeys>;
+
+    fn cli(args: &[&str]) -> Result<TokenizerConfig, String> {
+        let cmd = Flags::augment_args(Command::new("t").no_binary_name(true));
+        let m = cmd.try_get_matches_from(args).map_err(|e| e.to_string())?;
+        let o = Flags::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        o.config(TokenizerConfig::default())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The trained tokenizer's flags of `yunmin parquet convert` and the keys of Rhai's
+    /// `to_parquet` are the same subset of the tokenizer's own options, with its defaults.
+    #[test]
+    fn trained_tokenizer_options_are_the_tokenizers_own() {
+        assert_eq!(cli(&[]).unwrap(), TokenizerConfig::default());
+        let c = cli(&[
+            "--sample",
+            "0.5",
+            "--min-frequency",
+            "3",
+            "--vocab-size",
+            "400",
+        ])
+        .unwrap();
+        assert_eq!((c.sample, c.min_frequency, c.vocab_size), (0.5, 3, 400));
+        assert!(cli(&["--seed", "3"]).unwrap_err().contains("--seed"));
+        let mut m = Map::new();
+        m.insert("sample".into(), Dynamic::from(0.5));
+        m.insert("min_frequency".into(), Dynamic::from(3_i64));
+        m.insert("vocab_size".into(), Dynamic::from(400_i64));
+        let r: TokenizerConfig =
+            crate::primitive::from_rhai_as("to_parquet", TokenizerConfig::default(), m).unwrap();
+        assert_eq!(r, c);
+        for k in trained_keys() {
+            assert!(convert_keys().contains(k), "{k}");
+        }
+    }
 }
