@@ -263,6 +263,24 @@ mod tests {
     }
 
     #[test]
+    fn dedup_eval_set_options_reach_the_same_fields_from_cli_and_rhai() {
+        same_from_cli_and_rhai::<yunmin_core::dedup::eval::EvalConfig>(&[
+            ("corpora", "c", "c".into()),
+            (
+                "domains",
+                "a,b",
+                rhai::Dynamic::from_array(vec!["a".into(), "b".into()]),
+            ),
+            ("per_domain", "7", 7_i64.into()),
+            ("dup_fraction", "0.3", 0.3.into()),
+            ("hard_fraction", "0.1", 0.1.into()),
+            ("max_chars", "900", 900_i64.into()),
+            ("short_chars", "50", 50_i64.into()),
+            ("seed", "5", 5_i64.into()),
+        ]);
+    }
+
+    #[test]
     fn ingest_options_reach_the_same_fields_from_cli_and_rhai() {
         use yunmin_core::ingest::IngestConfig;
         same_from_cli_and_rhai::<IngestConfig>(&[

@@ -50,6 +50,41 @@ pub struct EvalConfig {
     pub seed: u64,
 }
 
+impl crate::config::Primitive for EvalConfig {
+    const NAME: &'static str = "dedup_eval_set";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "corpora",
+                "directory of <name>.jsonl.zst corpora (a relative path missing here is taken from the source tree)",
+            ),
+            opt(
+                "domains",
+                "corpus file stems to use (none: all in the directory)",
+            ),
+            opt("per_domain", "base documents sampled per domain"),
+            opt(
+                "dup_fraction",
+                "fraction of bases that get near-duplicate copies",
+            ),
+            opt(
+                "hard_fraction",
+                "fraction of bases (of at least 10 words) that also get a hard negative, which must be kept",
+            ),
+            opt(
+                "max_chars",
+                "bases longer than this many characters are cut to it",
+            ),
+            opt(
+                "short_chars",
+                "texts shorter than this many characters are reported as short",
+            ),
+            opt("seed", "seed of sampling and edits (Rhai: the run's seed)"),
+        ]
+    };
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {

@@ -35,18 +35,6 @@ pub const LSH_INDEX_KEYS: &[&str] = &[
 /// Option keys of `candidates`.
 pub const CANDIDATES_KEYS: &[&str] = &["threshold", "verify", "keep"];
 
-/// Option keys of `dedup_eval_set`.
-pub const DEDUP_EVAL_SET_KEYS: &[&str] = &[
-    "corpora",
-    "domains",
-    "per_domain",
-    "dup_fraction",
-    "hard_fraction",
-    "max_chars",
-    "short_chars",
-    "seed",
-];
-
 /// Option keys of `shingles`.
 pub const SHINGLES_KEYS: &[&str] = &["shingles"];
 
@@ -235,20 +223,21 @@ fn signatures(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<Signatur
     })
 }
 
+/// `base` with `opts` laid over it as the `dedup` options are, `opts` limited to `func`'s
+/// `keys` (any other is an error naming them).
+fn overlay_subset(
+    func: &'static str,
+    base: &DedupConfig,
+    opts: Map,
+    keys: &[&str],
+) -> RhaiResult<DedupConfig> {
+    Options::new(func, opts.clone(), keys)?;
+    crate::primitive::from_rhai_as(func, base.clone(), opts)
+}
+
 fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
-    let o = Options::new("lsh_index", opts, LSH_INDEX_KEYS)?;
-    let mut cfg = (*s.cfg).clone();
-    cfg.threshold = o.float("threshold", cfg.threshold)?;
-    cfg.recall = o.float("recall", cfg.recall)?;
-    if o.has("bands") {
-        cfg.bands = Some(o.usize("bands", 0)?);
-    }
-    if o.has("rows") {
-        cfg.rows = Some(o.usize("rows", 0)?);
-    }
-    cfg.index = o.str("index", &cfg.index)?;
-    cfg.namespace = o.opt_str("namespace")?.or(cfg.namespace);
-    cfg.batch = o.usize("batch", cfg.batch)?;
+    // Settings not given stay those the signatures were made with.
+    let cfg = overlay_subset("lsh_index", &s.cfg, opts, LSH_INDEX_KEYS)?;
     let br = cfg.band_rows(&s.scheme).rhai()?;
     let ns = cfg
         .namespace
@@ -266,16 +255,8 @@ fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
 }
 
 fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> {
-    let o = Options::new("candidates", opts, CANDIDATES_KEYS)?;
-    let mut cfg = (*ix.cfg).clone();
-    cfg.threshold = o.float("threshold", cfg.threshold)?;
-    // Settings not given stay those the signatures were made with.
-    if o.has("verify") {
-        cfg.verify = parse(&o.str("verify", "")?)?;
-    }
-    if o.has("keep") {
-        cfg.keep = parse(&o.str("keep", "")?)?;
-    }
+    // Settings not given stay those the index was built with.
+    let mut cfg = overlay_subset("candidates", &ix.cfg, opts, CANDIDATES_KEYS)?;
     cfg.bands = Some(ix.bands.bands);
     cfg.rows = Some(ix.bands.rows);
     let s = &ix.sigs;
@@ -328,27 +309,14 @@ fn clusters_table(c: &CandidatesHandle) -> RhaiResult<Table> {
 }
 
 fn eval_set(opts: Map, seed: u64) -> RhaiResult<EvalSetHandle> {
-    let o = Options::new("dedup_eval_set", opts, DEDUP_EVAL_SET_KEYS)?;
-    let d = EvalConfig::default();
-    let corpora = o.str("corpora", &d.corpora.to_string_lossy())?;
-    let corpora = {
-        let p = PathBuf::from(&corpora);
-        if p.is_relative() && !p.exists() {
-            crate_root().join(&p)
-        } else {
-            p
-        }
+    let base = EvalConfig {
+        seed,
+        ..Default::default()
     };
-    let cfg = EvalConfig {
-        corpora,
-        domains: o.str_list("domains", &[])?,
-        per_domain: o.usize("per_domain", d.per_domain)?,
-        dup_fraction: o.float("dup_fraction", d.dup_fraction)?,
-        hard_fraction: o.float("hard_fraction", d.hard_fraction)?,
-        max_chars: o.usize("max_chars", d.max_chars)?,
-        short_chars: o.usize("short_chars", d.short_chars)?,
-        seed: o.int("seed", seed as i64)? as u64,
-    };
+    let mut cfg: EvalConfig = crate::primitive::from_rhai(base, opts)?;
+    if cfg.corpora.is_relative() && !cfg.corpora.exists() {
+        cfg.corpora = crate_root().join(&cfg.corpora);
+    }
     Ok(EvalSetHandle(Arc::new(
         yunmin_core::dedup::eval::build_set(&cfg).rhai()?,
     )))

@@ -105,7 +105,10 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
         ),
         ("lsh_index", dedup::LSH_INDEX_KEYS.to_vec()),
         ("candidates", dedup::CANDIDATES_KEYS.to_vec()),
-        ("dedup_eval_set", dedup::DEDUP_EVAL_SET_KEYS.to_vec()),
+        (
+            "dedup_eval_set",
+            crate::primitive::keys::<yunmin_core::dedup::eval::EvalConfig>(),
+        ),
         ("shingles", dedup::SHINGLES_KEYS.to_vec()),
         ("diff", merge::DIFF_KEYS.to_vec()),
         ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
