@@ -263,6 +263,29 @@ mod tests {
     }
 
     #[test]
+    fn chart_options_reach_the_same_fields_from_cli_and_rhai() {
+        same_from_cli_and_rhai::<yunmin_core::report::ChartConfig>(&[
+            ("x", "domain", "domain".into()),
+            ("y", "ppl", "ppl".into()),
+            ("group", "model", "model".into()),
+            ("title", "t", "t".into()),
+            ("width", "640", 640_i64.into()),
+            ("height", "320", 320_i64.into()),
+            ("y_min", "1.5", 1.5.into()),
+            ("y_max", "9.5", 9.5.into()),
+        ]);
+    }
+
+    #[test]
+    fn diff_options_reach_the_same_fields_from_cli_and_rhai() {
+        same_from_cli_and_rhai::<yunmin_core::merge::DiffConfig>(&[
+            ("domain", "law", "law".into()),
+            ("diffs_dir", "d", "d".into()),
+            ("stats_dir", "s", "s".into()),
+        ]);
+    }
+
+    #[test]
     fn dedup_eval_set_options_reach_the_same_fields_from_cli_and_rhai() {
         same_from_cli_and_rhai::<yunmin_core::dedup::eval::EvalConfig>(&[
             ("corpora", "c", "c".into()),

@@ -34,6 +34,27 @@ pub struct DiffConfig {
     pub stats_dir: PathBuf,
 }
 
+impl crate::config::Primitive for DiffConfig {
+    const NAME: &'static str = "diff";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt(
+                "domain",
+                "domain name (none: the adapter directory's name without a leading `lora_`)",
+            ),
+            opt(
+                "diffs_dir",
+                "parent of the per-domain diff directories (relative to the run root)",
+            ),
+            opt(
+                "stats_dir",
+                "directory of the <domain>_summary.json statistics (relative to the run root)",
+            ),
+        ]
+    };
+}
+
 impl Default for DiffConfig {
     fn default() -> Self {
         Self {

@@ -10,5 +10,5 @@ mod table;
 
 pub use error::ReportError;
 pub use notebook::{CellOutput, Notebook};
-pub use plot::{BarChart, LineChart};
+pub use plot::{BarChart, ChartConfig, LineChart};
 pub use table::{FilterOp, JoinHow, Table};

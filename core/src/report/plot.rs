@@ -17,6 +17,94 @@ fn ensure_font() {
     });
 }
 
+/// Options of a chart drawn from a table (Rhai `plot_bars` / `plot_lines`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChartConfig {
+    /// Category (bars) or x (lines) column; required.
+    pub x: String,
+    /// Value column; required.
+    pub y: String,
+    /// Series column (one bar colour or line per value); empty: one series.
+    pub group: String,
+    /// Title.
+    pub title: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Lower y bound (none: 0 for bars, the data's minimum for lines).
+    pub y_min: Option<f64>,
+    /// Upper y bound (none: from the data).
+    pub y_max: Option<f64>,
+}
+
+impl Default for ChartConfig {
+    fn default() -> Self {
+        Self {
+            x: String::new(),
+            y: String::new(),
+            group: String::new(),
+            title: String::new(),
+            width: 800,
+            height: 480,
+            y_min: None,
+            y_max: None,
+        }
+    }
+}
+
+impl crate::config::Primitive for ChartConfig {
+    const NAME: &'static str = "plot";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt("x", "category (bars) or x (lines) column; required"),
+            opt("y", "value column; required"),
+            opt(
+                "group",
+                "series column, one bar colour or line per value (none: one series)",
+            ),
+            opt("title", "chart title"),
+            opt("width", "width in pixels"),
+            opt("height", "height in pixels"),
+            opt(
+                "y_min",
+                "lower y bound (none: 0 for bars, the data's minimum for lines)",
+            ),
+            opt("y_max", "upper y bound (none: from the data)"),
+        ]
+    };
+}
+
+impl ChartConfig {
+    fn check(&self) -> Result<()> {
+        if self.x.is_empty() || self.y.is_empty() {
+            return Err(ReportError::Plot(
+                "options `x` and `y` (column names) are required".into(),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A grouped bar chart of `t` as a PNG at `path`.
+    pub fn bars(&self, t: &Table, path: &Path) -> Result<()> {
+        self.check()?;
+        let mut c = BarChart::from_table(t, &self.x, &self.y, &self.group, &self.title)?;
+        c.y_range = (self.y_min, self.y_max);
+        c.render(path, (self.width, self.height))
+    }
+
+    /// A line chart of `t` as a PNG at `path`.
+    pub fn lines(&self, t: &Table, path: &Path) -> Result<()> {
+        self.check()?;
+        let mut c = LineChart::from_table(t, &self.x, &self.y, &self.group, &self.title)?;
+        c.y_range = (self.y_min, self.y_max);
+        c.render(path, (self.width, self.height))
+    }
+}
+
 /// Grouped bar chart: one group of bars per category, one bar (colour) per series.
 #[derive(Debug, Clone, Default)]
 pub struct BarChart {

@@ -4,7 +4,6 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use anyhow::Result;
 use clap::Args;
@@ -15,9 +14,6 @@ use yunmin_core::merge::{
     DiffConfig, DiffSet, DiffSummary, MergeConfig, MergedWeights, Merger as CoreMerger,
     compute_diff, merge_to_dir,
 };
-
-/// Option keys of `diff`.
-pub const DIFF_KEYS: &[&str] = &["domain", "diffs_dir", "stats_dir"];
 
 // ----------------------------------------------------------------------------------------------
 // Handles
@@ -192,12 +188,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
 
     let h = host.clone();
     let diff_fn = move |base: Dynamic, adapter: Dynamic, opts: Map| -> RhaiResult<Diff> {
-        let o = Options::new("diff", opts, DIFF_KEYS)?;
-        let cfg = DiffConfig {
-            domain: o.opt_str("domain")?,
-            diffs_dir: h.ctx.write_path(o.str("diffs_dir", "diffs")?).rhai()?,
-            stats_dir: h.ctx.write_path(o.str("stats_dir", "diff_stats")?).rhai()?,
-        };
+        let mut cfg: DiffConfig = crate::primitive::from_rhai(DiffConfig::default(), opts)?;
+        cfg.diffs_dir = h.ctx.write_path(&cfg.diffs_dir).rhai()?;
+        cfg.stats_dir = h.ctx.write_path(&cfg.stats_dir).rhai()?;
         let out = compute_diff(
             &checkpoint_dir(&h, "diff: base", base)?,
             &checkpoint_dir(&h, "diff: adapter", adapter)?,
@@ -355,12 +348,12 @@ pub struct DiffArgs {
     /// fine-tuned checkpoint directory.
     #[arg(long)]
     pub adapter: PathBuf,
-    /// Domain name (default: the adapter directory's name without a leading `lora_`).
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// Output root: writes OUT/diffs/<domain>/ and OUT/diff_stats/<domain>_summary.json.
+    /// Run root: writes OUT/<diffs-dir>/<domain>/ and OUT/<stats-dir>/<domain>_summary.json.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// The diff's options (the same as Rhai's `diff` options).
+    #[command(flatten)]
+    pub opts: crate::primitive::CliOptions<DiffConfig>,
 }
 
 /// `yunmin merge`: merge diffs into a base and write a full HF checkpoint.
@@ -383,11 +376,9 @@ pub struct MergeArgs {
 
 /// Runs `yunmin diff`.
 pub fn run_diff(a: DiffArgs) -> Result<()> {
-    let cfg = DiffConfig {
-        domain: a.domain,
-        diffs_dir: a.out.join("diffs"),
-        stats_dir: a.out.join("diff_stats"),
-    };
+    let mut cfg = a.opts.config(DiffConfig::default())?;
+    cfg.diffs_dir = a.out.join(&cfg.diffs_dir);
+    cfg.stats_dir = a.out.join(&cfg.stats_dir);
     let out = compute_diff(&a.base, &a.adapter, &cfg)?;
     let s = &out.summary.overall;
     println!(

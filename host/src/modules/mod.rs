@@ -80,8 +80,14 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
             "generate",
             crate::primitive::keys::<yunmin_core::model::GenerateConfig>(),
         ),
-        ("plot_bars", report::CHART_KEYS.to_vec()),
-        ("plot_lines", report::CHART_KEYS.to_vec()),
+        (
+            "plot_bars",
+            crate::primitive::keys::<yunmin_core::report::ChartConfig>(),
+        ),
+        (
+            "plot_lines",
+            crate::primitive::keys::<yunmin_core::report::ChartConfig>(),
+        ),
         ("train_tokenizer", text::train_keys()),
         (
             "pretrain",
@@ -110,7 +116,10 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
             crate::primitive::keys::<yunmin_core::dedup::eval::EvalConfig>(),
         ),
         ("shingles", dedup::SHINGLES_KEYS.to_vec()),
-        ("diff", merge::DIFF_KEYS.to_vec()),
+        (
+            "diff",
+            crate::primitive::keys::<yunmin_core::merge::DiffConfig>(),
+        ),
         ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
         ("write_csv", table::WRITE_CSV_KEYS.to_vec()),
     ];

@@ -1,12 +1,11 @@
 //! Rhai module `report`: PNG charts from tables and notebooks written with their outputs.
 
 use crate::api::Api;
-use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
+use crate::errors::{IntoRhai, msg_err};
 use crate::state::Host;
 use rhai::Map;
 use std::sync::{Arc, Mutex};
-use yunmin_core::report::{BarChart, CellOutput, LineChart, Notebook, Table};
+use yunmin_core::report::{CellOutput, ChartConfig, Notebook, Table};
 
 /// Handle to a notebook being built (shared, so method calls on copies add to the same one).
 #[derive(Clone, Default)]
@@ -18,46 +17,6 @@ impl NotebookHandle {
     }
 }
 
-pub(crate) const CHART_KEYS: &[&str] = &[
-    "x", "y", "group", "title", "width", "height", "y_min", "y_max",
-];
-
-/// Validated chart options.
-struct ChartOpts {
-    x: String,
-    y: String,
-    group: String,
-    title: String,
-    size: (u32, u32),
-    y_range: (Option<f64>, Option<f64>),
-}
-
-fn chart_opts(func: &'static str, opts: Map) -> RhaiResult<ChartOpts> {
-    let o = Options::new(func, opts, CHART_KEYS)?;
-    let x = o.str("x", "")?;
-    let y = o.str("y", "")?;
-    if x.is_empty() || y.is_empty() {
-        return Err(msg_err(format!(
-            "{func}: options `x` and `y` (column names) are required"
-        )));
-    }
-    let size = (
-        o.usize("width", 800)? as u32,
-        o.usize("height", 480)? as u32,
-    );
-    Ok(ChartOpts {
-        x,
-        y,
-        group: o.str("group", "")?,
-        title: o.str("title", "")?,
-        size,
-        y_range: (
-            o.has("y_min").then(|| o.float("y_min", 0.0)).transpose()?,
-            o.has("y_max").then(|| o.float("y_max", 0.0)).transpose()?,
-        ),
-    })
-}
-
 /// Registers the `report` module.
 pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.engine()
@@ -66,15 +25,15 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "plot_bars",
         &["table", "path", "opts"],
-        "Grouped bar chart PNG from a table: `#{ x: category column, y: value column, group: series\n\
-         column, title: \"\", width: 800, height: 480, y_min, y_max }` (bars start at 0 unless `y_min`\n\
-         is given; the legend sits in a column right of the plot). Returns the path (inside the run root).",
+        &format!(
+            "Grouped bar chart PNG from a table (bars start at 0 unless `y_min` is given; the legend\n\
+             sits in a column right of the plot). Returns the path (inside the run root). Options:\n{}",
+            yunmin_core::config::describe::<ChartConfig>()
+        ),
         move |t: &mut Table, path: &str, opts: Map| {
-            let c = chart_opts("plot_bars", opts)?;
+            let c: ChartConfig = crate::primitive::from_rhai_as("plot_bars", ChartConfig::default(), opts)?;
             let p = h.ctx.write_path(path).rhai()?;
-            let mut chart = BarChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?;
-            chart.y_range = c.y_range;
-            chart.render(&p, c.size).rhai()?;
+            c.bars(t, &p).map_err(|e| msg_err(format!("plot_bars: {e}")))?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );
@@ -82,14 +41,17 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "plot_lines",
         &["table", "path", "opts"],
-        "Line chart PNG from a table: `#{ x, y, group: \"\" (one line per value), title, width,\n\
-         height, y_min, y_max }` (y bounds from the data unless given). Returns the path (inside the run root).",
+        &format!(
+            "Line chart PNG from a table (y bounds from the data unless given). Returns the path\n\
+             (inside the run root). Options:\n{}",
+            yunmin_core::config::describe::<ChartConfig>()
+        ),
         move |t: &mut Table, path: &str, opts: Map| {
-            let c = chart_opts("plot_lines", opts)?;
+            let c: ChartConfig =
+                crate::primitive::from_rhai_as("plot_lines", ChartConfig::default(), opts)?;
             let p = h.ctx.write_path(path).rhai()?;
-            let mut chart = LineChart::from_table(t, &c.x, &c.y, &c.group, &c.title).rhai()?;
-            chart.y_range = c.y_range;
-            chart.render(&p, c.size).rhai()?;
+            c.lines(t, &p)
+                .map_err(|e| msg_err(format!("plot_lines: {e}")))?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );
