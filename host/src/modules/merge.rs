@@ -52,16 +52,11 @@ fn stats_map(s: &yunmin_core::merge::stats::TensorStats) -> Map {
     m
 }
 
-/// An input path: inside the run root when it exists there, else as given.
-fn input_path(host: &Host, p: &str) -> crate::errors::RhaiResult<PathBuf> {
-    host.ctx.input_path(p).rhai()
-}
-
 /// The directory of a checkpoint or adapter given as a path, a `Model` (loaded or saved from a
 /// directory) or an `Adapter` handle; a model built in memory has none and is an error.
 fn checkpoint_dir(host: &Host, what: &str, v: Dynamic) -> crate::errors::RhaiResult<PathBuf> {
     if v.is_string() {
-        return input_path(host, &v.into_string().unwrap_or_default());
+        return super::model::resolve(host, &v.into_string().unwrap_or_default());
     }
     if let Some(m) = v.read_lock::<super::model::Model>() {
         return m.0.dir.clone().ok_or_else(|| {
@@ -104,7 +99,7 @@ fn diff_sets(host: &Host, diffs: Array) -> RhaiResult<Vec<DiffSet>> {
             if d.is::<Diff>() {
                 Ok((*d.cast::<Diff>().set).clone())
             } else if d.is_string() {
-                let p = input_path(host, &d.into_string().unwrap_or_default())?;
+                let p = super::model::resolve(host, &d.into_string().unwrap_or_default())?;
                 DiffSet::open(&p).rhai()
             } else {
                 Err(msg_err(format!(
@@ -228,7 +223,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Opens an existing diff directory (with `index.json`); reads its statistics from \
          `diff_stats/<domain>_summary.json` in the run root when present.",
         move |dir: &str| {
-            let set = DiffSet::open(&input_path(&h, dir)?).rhai()?;
+            let set = DiffSet::open(&super::model::resolve(&h, dir)?).rhai()?;
             let sp = h
                 .ctx
                 .path(format!("diff_stats/{}_summary.json", set.domain()));
