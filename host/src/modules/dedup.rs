@@ -366,17 +366,15 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "dedup",
         &["dataset", "opts"],
-        "Removes near-duplicates (MinHash-LSH over hybrid Korean shingles) as the cached stage `dedup`.\n\
-         Writes in the run root: the kept dataset (`kept`, default `data/deduped/`), `candidates.json`,\n\
-         `clusters.jsonl`, `dedup_log.csv`, and reusable signatures under `dedup/signatures/`.\n\
-         Options (defaults): threshold 0.8, perms 128, bands/rows (chosen for the threshold so that\n\
-         P(candidate at threshold) ≥ recall 0.997), shingles \"jamo3\" (or \"jamo3+word5\", \"word5\" …),\n\
-         combine \"union\" | \"mean\", hashing \"oph\" (one-permutation hashing) | \"minhash\",\n\
-         jamo_weight 0.5, index \"memory\" | \"redis://host:port\", namespace, keep \"most_tokens\" |\n\
-         \"longest\" | \"first\" | \"smallest_id\", verify \"exact\" | \"exact_all\" | \"estimate\", seed (the run's), kept,\n\
-         shard_docs 100000, batch 10000, keep_index false; engine \"local\" | \"ray\" (the phases as Ray\n\
-         tasks on the cluster in RAY_ADDRESS through scripts/ray/yunmin_ray.py, `shards` tasks per\n\
-         phase, default 4; needs a redis:// index; same outputs).",
+        &format!(
+            "Removes near-duplicates (MinHash-LSH over hybrid Korean shingles) as the cached stage\n\
+             `dedup`. Writes in the run root: the kept dataset (`kept`), `candidates.json`,\n\
+             `clusters.jsonl`, `dedup_log.csv`, and reusable signatures under `dedup/signatures/`.\n\
+             `engine` \"local\" | \"ray\" (the phases as Ray tasks on the cluster in RAY_ADDRESS\n\
+             through scripts/ray/yunmin_ray.py, `shards` tasks per phase, default 4; needs a\n\
+             redis:// index; same outputs). Options (defaults; `seed`: the run's):\n{}",
+            yunmin_core::config::describe::<DedupConfig>()
+        ),
         move |ds: Dataset, opts: Map| run_dedup(&h, &DatasetHandle(Arc::new(ds)), opts),
     );
     let h = host.clone();
@@ -452,6 +450,16 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "MinHash signatures of every document (options as `dedup`: shingles, combine, perms, seed …).\n\
          Saved under `dedup/signatures/` in the run root and reused when settings and input are unchanged.",
         move |ds: Dataset, opts: Map| signatures(&h, &DatasetHandle(Arc::new(ds)), opts),
+    );
+    let h = host.clone();
+    api.func(
+        "minhash",
+        &["dataset", "opts"],
+        "`minhash` on a dataset directory path.",
+        move |ds: &str, opts: Map| {
+            let d = open_dataset(&h, ds)?;
+            signatures(&h, &d, opts)
+        },
     );
     api.func(
         "lsh_index",

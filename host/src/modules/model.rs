@@ -235,9 +235,25 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "generate",
         &["model", "prompt", "opts"],
-        "Continuation with options `#{ max_new_tokens: 64, temperature: 0.0 (greedy), top_k: 0,\ntop_p: 1.0, seed: run seed, eos_token_id: model's }`.",
+        &format!(
+            "Continuation of `prompt` with options (defaults; `seed`: the run's):\n{}",
+            yunmin_core::config::describe::<GenerateConfig>()
+        ),
         move |m: &mut Model, prompt: Dynamic, opts: Map| {
             run_generate(m, prompt, &gen_config(opts, h.ctx.seed())?)
+        },
+    );
+    let h = host.clone();
+    api.func(
+        "generate",
+        &["model_dir", "prompt", "opts"],
+        "`generate` with a checkpoint directory, loaded on the CPU.",
+        move |dir: &str, prompt: Dynamic, opts: Map| {
+            let dev = parse_device("cpu").rhai()?;
+            let mut m = Model(Arc::new(
+                LoadedModel::load(&resolve(&h, dir)?, &dev).rhai()?,
+            ));
+            run_generate(&mut m, prompt, &gen_config(opts, h.ctx.seed())?)
         },
     );
     let h = host.clone();
@@ -259,13 +275,23 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "with_adapter",
         &["model", "adapter"],
         "The model with the adapter folded into its weights (W + scale · B·A per module: lora_alpha/r, or\nlora_alpha/√r with use_rslora, after rank_pattern / alpha_pattern), for generation or saving.",
-        |m: &mut Model, a: Adapter| {
-            let mut lm = (*m.0).clone();
-            lm.model = a.file.fold_into(lm.model).rhai()?;
-            lm.dir = None;
-            Ok::<_, crate::errors::RhaiError>(Model(Arc::new(lm)))
-        },
+        |m: &mut Model, a: Adapter| folded(m, &a.file),
     );
+    let h = host.clone();
+    api.func(
+        "with_adapter",
+        &["model", "adapter_dir"],
+        "`with_adapter` with a PEFT adapter directory.",
+        move |m: &mut Model, dir: &str| folded(m, &load_adapter(&resolve(&h, dir)?).rhai()?),
+    );
+}
+
+/// `m` with the adapter `file` folded into its weights (a model in memory: no directory).
+fn folded(m: &Model, file: &LoraAdapterFile) -> RhaiResult<Model> {
+    let mut lm = (*m.0).clone();
+    lm.model = file.fold_into(lm.model).rhai()?;
+    lm.dir = None;
+    Ok(Model(Arc::new(lm)))
 }
 
 /// `yunmin generate`.

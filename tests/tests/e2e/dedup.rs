@@ -427,6 +427,8 @@ let ix = lsh_index(sigs, #{{ bands: 20, rows: 6 }});
 let c = candidates(ix, #{{ threshold: 0.8 }});
 let cl = clusters(c);
 print(`pieces_clusters=${{cl.rows()}}`);
+let by_path = clusters(candidates(lsh_index(minhash("{dir}", #{{ perms: 128 }}), #{{ bands: 20, rows: 6 }}), #{{ threshold: 0.8 }}));
+print(`by_path_clusters=${{by_path.rows()}}`);
 c.table().write_csv("results/pairs.csv");
 let bad = dedup(ds, #{{ treshold: 0.5 }});
 "#,
@@ -466,6 +468,11 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
         text(&o)
     );
     assert!(
+        stdout.contains(&format!("by_path_clusters={}", copies.len())),
+        "{}",
+        text(&o)
+    );
+    assert!(
         stdout.contains(&format!("pieces_clusters={}", copies.len())),
         "{}",
         text(&o)
@@ -477,7 +484,7 @@ let bad = dedup(ds, #{{ treshold: 0.5 }});
     assert!(
         err.contains("unknown option `treshold`")
             && err.contains("threshold")
-            && err.contains("line 16"),
+            && err.contains("line 18"),
         "{}",
         text(&o)
     );

@@ -213,6 +213,11 @@ let out = generate(again, [3, 10, 31], #{{ max_new_tokens: 4 }});
 print(`gen=${{out.len()}}`);
 let merged = with_adapter(again, load_adapter("models/lora_law"));
 save(merged, "models/merged_law");
+// A model or adapter is taken as a handle or as its directory alike, here too.
+let by_dir = generate("models/base", [3, 10, 31], #{{ max_new_tokens: 4 }});
+let m2 = with_adapter(again, "models/lora_law");
+let same_fold = generate(m2, [3, 10, 31], #{{ max_new_tokens: 4 }}) == generate(merged, [3, 10, 31], #{{ max_new_tokens: 4 }});
+print(`by_dir=${{by_dir == out}} same_fold=${{same_fold}}`);
 // A base or adapter is taken as a handle or as its directory alike.
 let b = lora("models/base", tokens("{l}", "law"), #{{ rank: 4, alpha: 8, steps: 10, batch: 4, seq_len: 16, model_dir: "models/lora_law_path" }});
 let d1 = diff(again, a, #{{ domain: "law" }});
@@ -251,6 +256,7 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
         "{t}"
     );
     assert!(t.contains("gen=4"), "{t}");
+    assert!(t.contains("by_dir=true same_fold=true"), "{t}");
     assert!(
         t.contains("summary=base domains=2 geo_ok=true ari_ok=true overall_ok=true distinct=true"),
         "{t}"
