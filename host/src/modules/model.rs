@@ -250,10 +250,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "`generate` with a checkpoint directory, loaded on the CPU.",
         move |dir: &str, prompt: Dynamic, opts: Map| {
             let dev = parse_device("cpu").rhai()?;
-            let mut m = Model(Arc::new(
+            let m = Model(Arc::new(
                 LoadedModel::load(&resolve(&h, dir)?, &dev).rhai()?,
             ));
-            run_generate(&mut m, prompt, &gen_config(opts, h.ctx.seed())?)
+            run_generate(&m, prompt, &gen_config(opts, h.ctx.seed())?)
         },
     );
     let h = host.clone();
