@@ -111,6 +111,37 @@ struct Row {
     x_rensa_with_start: f64,
 }
 
+impl Row {
+    /// A measurement of `tool` on `mix` (in-process `seconds`, the process `f`), its peer
+    /// ratios still to fill in.
+    fn new(
+        mix: &str,
+        tool: &str,
+        docs: usize,
+        mb: f64,
+        threads: usize,
+        seconds: f64,
+        f: &peer::Finished,
+    ) -> Self {
+        Self {
+            mix: mix.into(),
+            tool: tool.into(),
+            docs,
+            mb,
+            threads,
+            seconds,
+            seconds_with_start: f.seconds,
+            mb_per_s: mb / seconds,
+            removed: 0,
+            peak_mib: f.peak_mib,
+            x_datasketch: f64::NAN,
+            x_rensa: f64::NAN,
+            x_datasketch_with_start: f64::NAN,
+            x_rensa_with_start: f64::NAN,
+        }
+    }
+}
+
 /// The removed count from `yunmin dedup`'s summary line.
 fn removed_of(out: &str) -> Result<usize> {
     let first = out
@@ -182,20 +213,8 @@ pub fn run(b: BenchDedupArgs) -> Result<()> {
         write_jsonl(&jsonl, docs)?;
         write_dataset(&dir.join("input"), docs, 1_000_000)?;
         let row = |tool: &str, inp: f64, f: &peer::Finished, removed: usize| Row {
-            mix: mix.to_string(),
-            tool: tool.into(),
-            docs: docs.len(),
-            mb,
-            threads: 1,
-            seconds: inp,
-            seconds_with_start: f.seconds,
-            mb_per_s: mb / inp,
             removed,
-            peak_mib: f.peak_mib,
-            x_datasketch: f64::NAN,
-            x_rensa: f64::NAN,
-            x_datasketch_with_start: f64::NAN,
-            x_rensa_with_start: f64::NAN,
+            ..Row::new(mix, tool, docs.len(), mb, 1, inp, f)
         };
         // yunmin in process, one thread: signing alone, and the whole dedup.
         let r = stages::bench(docs, &DedupConfig::default(), 1, None)?;
@@ -244,21 +263,11 @@ pub fn run(b: BenchDedupArgs) -> Result<()> {
         drop(all);
         let (f, removed) = yunmin_dedup(&input, &b.work.join("corpora_run"), None)?;
         print!("{}", f.stdout);
+        let threads = rayon::current_num_threads();
         rows.push(Row {
-            mix: "all_corpora".into(),
-            tool: "yunmin".into(),
-            docs: n,
-            mb,
-            threads: rayon::current_num_threads(),
-            seconds: f64::NAN,
-            seconds_with_start: f.seconds,
-            mb_per_s: mb / f.seconds,
             removed,
-            peak_mib: f.peak_mib,
-            x_datasketch: f64::NAN,
-            x_rensa: f64::NAN,
-            x_datasketch_with_start: f64::NAN,
-            x_rensa_with_start: f64::NAN,
+            mb_per_s: mb / f.seconds,
+            ..Row::new("all_corpora", "yunmin", n, mb, threads, f64::NAN, &f)
         });
     }
     let ratio = |r: &Row, t: &str, f: fn(&Row) -> f64| {

@@ -44,16 +44,8 @@ impl Default for SyntheticShape {
     }
 }
 
-/// The projection modules LoRA adapts in the benchmark.
-pub const TARGETS: &[&str] = &[
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+/// The projection modules LoRA adapts in the benchmark: all seven, as training does.
+pub const TARGETS: [&str; 7] = yunmin_core::train::DEFAULT_TARGETS;
 
 impl SyntheticShape {
     /// `(name, shape)` of every tensor, HF naming.
