@@ -216,14 +216,16 @@ fn median_row(rounds: &[BenchRow], variant: String) -> BenchRow {
     .finish()
 }
 
-/// Runs `exe parquet convert` (no tokens) on `input` as a separate process: its report, the
-/// conversion's seconds and the process's peak memory, both as the process measured them.
+/// Runs `exe parquet convert` (no tokens, always rerun) on `input` into `out` as a separate
+/// process: its report, the conversion's seconds and the process's peak memory, both as the
+/// process measured them.
 fn convert_as_process(
     exe: &Path,
     input: &Dataset,
     out: &Path,
     c: &ConvertConfig,
 ) -> Result<(ConversionReport, f64, f64)> {
+    let out = std::path::absolute(out)?;
     let f = peer::run(
         Command::new(exe)
             .args([
@@ -232,15 +234,18 @@ fn convert_as_process(
                 "--quiet",
                 "--no-tokens",
                 "--stats-json",
+                "--force",
                 "--dataset",
             ])
             .arg(input.dir())
             .arg("--out")
-            .arg(out)
+            .arg(out.with_extension("run"))
+            .arg("--dir")
+            .arg(&out)
             .args(c.cli_args()),
     )?;
     let stats = f.json()?;
-    let rep = ParquetSet::open(out)?.report().clone();
+    let rep = ParquetSet::open(&out)?.report().clone();
     let secs = stats["seconds"].as_f64().unwrap_or(0.0);
     let rss = stats["peak_rss_mb"].as_f64().unwrap_or(0.0);
     Ok((rep, secs, rss))

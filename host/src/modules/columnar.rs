@@ -121,12 +121,15 @@ fn convert_on_ray(
                 domains: vec![d.clone()],
                 ..cfg.clone()
             };
+            let name = part.file_name().unwrap_or_default().to_string_lossy();
             let mut args: Vec<String> = vec!["parquet".into(), "convert".into()];
             args.extend(["--dataset".into(), dataset.dir().display().to_string()]);
-            args.extend(["--out".into(), part.display().to_string()]);
+            // The task's own run root, beside its part (its stage record is of no use later).
+            let run = part.with_file_name(format!(".{name}.run"));
+            args.extend(["--out".into(), run.display().to_string(), "--force".into()]);
+            args.extend(["--dir".into(), part.display().to_string()]);
             args.extend(tok_arg.iter().cloned());
             args.extend(one.cli_args());
-            let name = part.file_name().unwrap_or_default().to_string_lossy();
             crate::ray::Task {
                 name: format!("parquet_{i:04}"),
                 args,
@@ -139,6 +142,8 @@ fn convert_on_ray(
     let r = gather(dataset, &parts, dir, cfg)?;
     for p in &parts {
         let _ = std::fs::remove_dir_all(p);
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let _ = std::fs::remove_dir_all(p.with_file_name(format!(".{name}.run")));
     }
     // `parts/` itself when nothing else is in it.
     if let Some(d) = parts[0].parent() {
@@ -394,23 +399,20 @@ fn codec_config(codecs: &CodecArgs) -> anyhow::Result<ConvertConfig> {
 pub enum ParquetAction {
     /// Convert a dataset (part-*.jsonl) to one Parquet file per domain, tokenised.
     Convert {
-        /// The dataset directory (same as --input DIR).
-        #[arg(long, required_unless_present = "input", conflicts_with = "input")]
-        dataset: Option<PathBuf>,
-        /// Input: a dataset directory, or JSONL/Parquet files, directories (Hugging Face
-        /// layouts included), globs or s3:// prefixes, ingested first into <out>.ingest/;
-        /// repeatable.
-        #[arg(long, short = 'i', value_name = "PATH|GLOB|S3URL")]
-        input: Vec<String>,
-        /// S3-compatible endpoint for s3:// inputs.
-        #[arg(long = "endpoint-url")]
-        endpoint_url: Option<String>,
         #[command(flatten)]
-        fields: super::ingest::FieldArgs,
-        /// The output directory (replaced when the conversion completes).
+        inputs: super::ingest::DocInputs,
+        /// Run root, as for `yunmin ingest` and `yunmin dedup`: the Parquet directory (--dir),
+        /// the trained tokenizer and the stage cache go under it, raw inputs are ingested into
+        /// <out>/ingest/. A rerun with the same dataset, options and tokenizer answers from
+        /// the cache, as a script's `to_parquet` does.
         #[arg(long)]
         out: PathBuf,
-        /// A tokenizer.json to use; without it one is trained and saved next to --out.
+        /// The Parquet directory, relative to the run root (replaced when the conversion
+        /// completes).
+        #[arg(long, default_value = "data/parquet")]
+        dir: PathBuf,
+        /// A tokenizer.json to use; without it one is trained and saved as tokenizer.json
+        /// beside the Parquet directory.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
         /// The trained tokenizer's options (as `yunmin tokenizer train`'s).
@@ -423,6 +425,9 @@ pub enum ParquetAction {
         /// not in parquet_report.json, which stays byte-identical between reruns).
         #[arg(long)]
         stats_json: bool,
+        /// Redo the tokenizer training and the conversion even when cached.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         codecs: Box<CodecArgs>,
     },
@@ -470,81 +475,103 @@ fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
 }
 
 /// Runs `yunmin parquet …`.
+/// `yunmin parquet convert` in the run root of `ctx`: the same cached stages as a script's
+/// `to_parquet` (the tokenizer's `train_tokenizer`, then `to_parquet`); prints a summary.
+#[allow(clippy::too_many_arguments)]
+fn convert_cli(
+    ctx: &RunContext,
+    inputs: &super::ingest::DocInputs,
+    dir: &Path,
+    tokenizer: Option<&Path>,
+    train: Option<&crate::primitive::CliOptions<TokenizerConfig, TrainedTokenizerKeys>>,
+    cfg: &ConvertConfig,
+    stats_json: bool,
+) -> anyhow::Result<()> {
+    let ds = inputs.open(ctx.root(), cfg.seed)?;
+    let dir = ctx.write_path(dir)?;
+    let tok = match (tokenizer, train) {
+        (Some(p), _) => Some(Tokenizer::load(p)?),
+        (None, None) => None,
+        (None, Some(opts)) => {
+            let tcfg = opts.config(TokenizerConfig {
+                seed: cfg.seed,
+                ..Default::default()
+            })?;
+            // Beside the Parquet directory, where a script's `to_parquet` puts it.
+            let p = dir.parent().unwrap_or(ctx.root()).join("tokenizer.json");
+            let (t, cached) = yunmin_core::text::staged::train_staged(ctx, &ds, &tcfg, &p)?;
+            let how = if cached { "reused" } else { "trained" };
+            println!("{how} {} (vocabulary {})", p.display(), t.vocab_size());
+            Some(t)
+        }
+    };
+    let mut fresh = None;
+    let (set, cached) = staged_with(ctx, &ds, &dir, cfg, tok.as_ref(), || {
+        let r = convert(&ds, &dir, cfg, tok.as_ref())?;
+        fresh = Some((r.seconds, r.peak_rss_mb));
+        Ok(r)
+    })?;
+    let r = set.report();
+    println!(
+        "wrote {} files for {} domains to {}: {} rows, {} tokens, {} rejected ({} MB in, {} MB out){}",
+        r.files.len(),
+        r.domains.len(),
+        dir.display(),
+        r.rows_written,
+        r.tokens_written,
+        r.rejected,
+        r.input_bytes >> 20,
+        r.output_bytes >> 20,
+        match fresh {
+            Some((s, peak)) => format!(" in {s:.1}s, peak RSS {:.0} MB", peak.unwrap_or(0.0)),
+            None => " (cached: dataset, options and tokenizer unchanged; --force reruns)".into(),
+        }
+    );
+    if stats_json {
+        let (seconds, peak) = fresh.unwrap_or((0.0, None));
+        println!(
+            "{}",
+            serde_json::json!({ "seconds": seconds, "peak_rss_mb": peak, "cached": cached })
+        );
+    }
+    if r.rejected > 0 {
+        eprintln!(
+            "warning: {} rows rejected {:?}; see {}",
+            r.rejected,
+            r.rejected_by_category,
+            dir.join(&r.rejects_file).display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `yunmin parquet …`.
 pub fn run_cli(args: ParquetArgs) -> anyhow::Result<()> {
     match args.action {
         ParquetAction::Convert {
-            dataset,
-            input,
-            endpoint_url,
-            fields,
+            inputs,
             out,
+            dir,
             tokenizer,
             tokenizer_opts,
             no_tokens,
             stats_json,
+            force,
             codecs,
         } => {
             let cfg = codec_config(&codecs)?;
-            let ds = match dataset {
-                Some(d) => Dataset::open(&d)?,
-                None => {
-                    let mut work = out.clone().into_os_string();
-                    work.push(".ingest");
-                    super::ingest::dataset_from_inputs(
-                        &input,
-                        Path::new(&work),
-                        &fields,
-                        endpoint_url,
-                        cfg.seed,
-                    )?
-                }
-            };
-            let tok = if no_tokens {
-                None
-            } else if let Some(p) = tokenizer {
-                Some(Tokenizer::load(&p)?)
-            } else {
-                let tcfg = tokenizer_opts.config(TokenizerConfig {
-                    seed: cfg.seed,
-                    ..Default::default()
-                })?;
-                let mut t = Tokenizer::train(&ds, &tcfg)?;
-                let p = out
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("tokenizer.json");
-                t.save(&p)?;
-                println!("trained {} (vocabulary {})", p.display(), t.vocab_size());
-                Some(t)
-            };
-            let r = convert(&ds, &out, &cfg, tok.as_ref())?;
-            println!(
-                "wrote {} files for {} domains to {}: {} rows, {} tokens, {} rejected ({} MB in, {} MB out, {:.1}s, peak RSS {:.0} MB)",
-                r.files.len(),
-                r.domains.len(),
-                out.display(),
-                r.rows_written,
-                r.tokens_written,
-                r.rejected,
-                r.input_bytes >> 20,
-                r.output_bytes >> 20,
-                r.seconds,
-                r.peak_rss_mb.unwrap_or(0.0)
+            let ctx = RunContext::new(&out, cfg.seed, force)?;
+            let res = convert_cli(
+                &ctx,
+                &inputs,
+                &dir,
+                tokenizer.as_deref(),
+                (!no_tokens).then_some(&*tokenizer_opts),
+                &cfg,
+                stats_json,
             );
-            if stats_json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb })
-                );
-            }
-            if r.rejected > 0 {
-                eprintln!(
-                    "warning: {} rows rejected {:?}; see {}",
-                    r.rejected,
-                    r.rejected_by_category,
-                    out.join(&r.rejects_file).display()
-                );
-            }
+            ctx.finish(res.is_ok())?;
+            res?;
         }
         ParquetAction::Validate { paths } => validate_paths(&paths)?,
     }

@@ -262,6 +262,41 @@ pub fn dataset_from_inputs(
     Ok(out.dataset)
 }
 
+/// The documents a phase command reads: a dataset directory, or raw inputs ingested first into
+/// `<run root>/ingest/` (`yunmin parquet convert`, `yunmin tokenizer train`).
+#[derive(Debug, clap::Args)]
+pub struct DocInputs {
+    /// The dataset directory (part-*.jsonl with dataset.json, as ingest or dedup wrote it;
+    /// the same as --input DIR).
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub dataset: Option<PathBuf>,
+    /// Input: a dataset directory, or JSONL/Parquet files, directories (Hugging Face layouts
+    /// included), globs or s3:// prefixes, ingested first into <out>/ingest/; repeatable.
+    #[arg(long, short = 'i', value_name = "PATH|GLOB|S3URL")]
+    pub input: Vec<String>,
+    /// S3-compatible endpoint for s3:// inputs.
+    #[arg(long = "endpoint-url")]
+    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+}
+
+impl DocInputs {
+    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`.
+    pub fn open(&self, root: &Path, seed: u64) -> anyhow::Result<Dataset> {
+        match &self.dataset {
+            Some(d) => Ok(Dataset::open(d)?),
+            None => dataset_from_inputs(
+                &self.input,
+                &root.join("ingest"),
+                &self.fields,
+                self.endpoint_url.clone(),
+                seed,
+            ),
+        }
+    }
+}
+
 /// `yunmin ingest`: validate JSONL and Parquet from local paths or S3 into a run root.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {

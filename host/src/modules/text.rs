@@ -16,19 +16,23 @@ use yunmin_core::text::{Tokenizer, TokenizerConfig};
 #[derive(Clone, Debug)]
 pub struct TokenizerHandle(pub Arc<Tokenizer>);
 
-/// Option keys of `train_tokenizer`: the tokenizer's options and `out`.
+/// Where a trained tokenizer is saved, relative to the run root, unless told otherwise (Rhai
+/// `file`, CLI `--file`).
+pub const TOKENIZER_FILE: &str = "data/tokenizer.json";
+
+/// Option keys of `train_tokenizer`: the tokenizer's options and `file`.
 pub fn train_keys() -> Vec<&'static str> {
     let mut k = crate::primitive::keys::<TokenizerConfig>();
-    k.push("out");
+    k.push("file");
     k
 }
 
 /// Tokenizer options from a Rhai map over the defaults (the sample's seed defaulting to the
-/// run's); `out` is taken out first.
+/// run's); `file` is taken out first.
 pub fn tokenizer_config(mut opts: Map, seed: u64) -> RhaiResult<(TokenizerConfig, Option<String>)> {
-    let out = match opts.remove("out") {
+    let out = match opts.remove("file") {
         Some(v) => Some(v.into_string().map_err(|t| {
-            crate::errors::msg_err(format!("train_tokenizer: `out` must be a string, got {t}"))
+            crate::errors::msg_err(format!("train_tokenizer: `file` must be a string, got {t}"))
         })?),
         None => None,
     };
@@ -53,7 +57,7 @@ fn train(host: &Host, dataset: &Dataset, opts: Map) -> RhaiResult<TokenizerHandl
     let (cfg, out) = tokenizer_config(opts, host.ctx.seed())?;
     let out = host
         .ctx
-        .write_path(out.as_deref().unwrap_or("data/tokenizer.json"))
+        .write_path(out.as_deref().unwrap_or(TOKENIZER_FILE))
         .rhai()?;
     Ok(TokenizerHandle(Arc::new(
         train_cached(&host.ctx, dataset, &cfg, &out).rhai()?,
@@ -80,11 +84,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         });
     api.engine()
         .register_fn("to_string", |t: &mut TokenizerHandle| format!("{:?}", t.0));
-    let train_doc = "Trains a byte-level BPE tokenizer on the dataset's texts and saves `tokenizer.json`.\n\
-        Options: `vocab_size` (8000), `min_frequency` (2), `sample` (1.0: fraction of documents, by seeded id hash),\n\
-        `max_docs` (0 = all), `seed` (the run's), `max_chars` (100000 per document), `out` (\"data/tokenizer.json\").\n\
-        Special tokens: `<s>` = 0, `</s>` = 1, `<pad>` = 2, `<unk>` = 3. A cached stage: rerunning with the same\n\
-        dataset and options reuses the file.";
+    let train_doc = format!(
+        "Trains a byte-level BPE tokenizer on the dataset's texts and saves it at `file` (relative\n\
+         to the run root, default \"{TOKENIZER_FILE}\"). Special tokens: `<s>` = 0, `</s>` = 1,\n\
+         `<pad>` = 2, `<unk>` = 3. A cached stage: rerunning with the same dataset and options\n\
+         reuses the file. Options (defaults; `seed`: the run's):\n{}",
+        yunmin_core::config::describe::<TokenizerConfig>()
+    );
+    let train_doc = train_doc.as_str();
     let h = host.clone();
     api.func(
         "train_tokenizer",
@@ -158,14 +165,21 @@ pub struct TokenizerArgs {
 /// Tokenizer actions.
 #[derive(Debug, Subcommand)]
 pub enum TokenizerAction {
-    /// Train a byte-level BPE tokenizer on a dataset and write tokenizer.json.
+    /// Train a byte-level BPE tokenizer on a dataset and write tokenizer.json: the cached stage
+    /// `train_tokenizer` of a script (a rerun with the same dataset and options reuses it).
     Train {
-        /// The dataset directory (part-*.jsonl shards of documents).
-        #[arg(long)]
-        dataset: PathBuf,
-        /// Where to write tokenizer.json.
-        #[arg(long, default_value = "tokenizer.json")]
+        #[command(flatten)]
+        inputs: super::ingest::DocInputs,
+        /// Run root, as for the other phase commands: the tokenizer (--file) and the stage
+        /// cache go under it, raw inputs are ingested into <out>/ingest/.
+        #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// The tokenizer file, relative to the run root.
+        #[arg(long, default_value = TOKENIZER_FILE)]
+        file: PathBuf,
+        /// Retrain even when cached.
+        #[arg(long)]
+        force: bool,
         /// Tokenizer options (the same as Rhai's `train_tokenizer` options).
         #[command(flatten)]
         opts: crate::primitive::CliOptions<TokenizerConfig>,
@@ -183,12 +197,34 @@ pub enum TokenizerAction {
 /// Runs `yunmin tokenizer …`.
 pub fn run_cli(args: TokenizerArgs) -> anyhow::Result<()> {
     match args.action {
-        TokenizerAction::Train { dataset, out, opts } => {
+        TokenizerAction::Train {
+            inputs,
+            out,
+            file,
+            force,
+            opts,
+        } => {
             let cfg = opts.config(TokenizerConfig::default())?;
-            let ds = Dataset::open(&dataset)?;
-            let mut t = Tokenizer::train(&ds, &cfg)?;
-            t.save(&out)?;
-            println!("wrote {} (vocabulary {})", out.display(), t.vocab_size());
+            let ctx = RunContext::new(&out, cfg.seed, force)?;
+            let res = (|| -> anyhow::Result<(PathBuf, Tokenizer, bool)> {
+                let ds = inputs.open(ctx.root(), cfg.seed)?;
+                let p = ctx.write_path(&file)?;
+                let (t, cached) = yunmin_core::text::staged::train_staged(&ctx, &ds, &cfg, &p)?;
+                Ok((p, t, cached))
+            })();
+            ctx.finish(res.is_ok())?;
+            let (p, t, cached) = res?;
+            println!(
+                "{} {} (vocabulary {}){}",
+                if cached { "reused" } else { "wrote" },
+                p.display(),
+                t.vocab_size(),
+                if cached {
+                    " (cached: dataset and options unchanged; --force retrains)"
+                } else {
+                    ""
+                }
+            );
         }
         TokenizerAction::Encode { tokenizer, text } => {
             let t = Tokenizer::load(&tokenizer)?;

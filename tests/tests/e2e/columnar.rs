@@ -92,23 +92,29 @@ fn convert_validate_and_read_from_pyarrow_polars_duckdb_and_python_tokenizers() 
     let d = tempfile::tempdir().unwrap();
     let ds = dataset(d.path(), 300);
     let out = d.path().join("run/data/parquet");
-    let o = yunmin(
-        d.path(),
-        &[
-            "-q",
-            "parquet",
-            "convert",
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--vocab-size",
-            "500",
-            "--heldout",
-            "0.1",
-        ],
-    );
+    let args = [
+        "-q",
+        "parquet",
+        "convert",
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        "run",
+        "--vocab-size",
+        "500",
+        "--heldout",
+        "0.1",
+    ];
+    let o = yunmin(d.path(), &args);
     assert!(o.status.success(), "{}", text(&o));
+    // The run root's cache answers a rerun (tokenizer and conversion), as a script's would.
+    let again = yunmin(d.path(), &args);
+    let t = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        t.contains("reused") && t.contains("(cached"),
+        "{}",
+        text(&again)
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("31 rows rejected"),
@@ -494,7 +500,7 @@ fn convert_flags_from_a_config_give_back_that_config() {
         domains: vec!["영화 리뷰".into()],
     };
     assert_ne!(cfg, ConvertConfig::default());
-    let out = d.path().join("pq");
+    let out = d.path().join("run/pq");
     let mut args = vec![
         "parquet".to_string(),
         "convert".into(),
@@ -502,7 +508,9 @@ fn convert_flags_from_a_config_give_back_that_config() {
         "--dataset".into(),
         ds.display().to_string(),
         "--out".into(),
-        out.display().to_string(),
+        d.path().join("run").display().to_string(),
+        "--dir".into(),
+        "pq".into(),
     ];
     args.extend(cfg.cli_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -512,4 +520,50 @@ fn convert_flags_from_a_config_give_back_that_config() {
         serde_json::from_slice(&std::fs::read(out.join("parquet_report.json")).unwrap()).unwrap();
     let back: ConvertConfig = serde_json::from_value(report["config"].clone()).unwrap();
     assert_eq!(back, cfg);
+}
+
+/// `yunmin tokenizer train` writes into its run root, as the script's `train_tokenizer` does
+/// (`--file` relative to it), and answers a rerun from the stage cache; the script takes the
+/// same `file` option.
+#[test]
+fn tokenizer_train_is_the_cached_stage_in_a_run_root() {
+    let d = tempfile::tempdir().unwrap();
+    let ds = dataset(d.path(), 120);
+    let args = [
+        "tokenizer",
+        "train",
+        "--dataset",
+        ds.to_str().unwrap(),
+        "--out",
+        "run",
+        "--vocab-size",
+        "400",
+    ];
+    let o = yunmin(d.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let file = d.path().join("run/data/tokenizer.json");
+    let first = std::fs::read(&file).unwrap();
+    let o = yunmin(d.path(), &args);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(cached"),
+        "{}",
+        text(&o)
+    );
+    let o = yunmin(
+        d.path(),
+        &[&args[..], &["--force", "--file", "t.json"]].concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(d.path().join("run/t.json")).unwrap(), first);
+    let script = write_script(
+        d.path(),
+        "t.rhai",
+        &format!(
+            "let t = train_tokenizer(\"{}\", #{{ vocab_size: 400, file: \"tok/x.json\" }}); print(`v=${{t.vocab_size}}`);",
+            ds.display()
+        ),
+    );
+    let o = yunmin(d.path(), &["run", script.to_str().unwrap(), "--out", "s"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(d.path().join("s/tok/x.json")).unwrap(), first);
 }

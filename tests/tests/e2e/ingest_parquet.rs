@@ -462,6 +462,8 @@ fn hf_layout_output_opens_in_datasets() {
             "--dataset",
             "run/data/dedup_ready",
             "--out",
+            ".",
+            "--dir",
             "hf",
             "--no-tokens",
             "--layout",
@@ -559,7 +561,7 @@ fn dedup_and_parquet_convert_take_raw_inputs() {
     );
     ok(&o);
     let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.path().join("pq/parquet_report.json")).unwrap(),
+        &std::fs::read_to_string(d.path().join("pq/data/parquet/parquet_report.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(report["rows_written"], 24);
