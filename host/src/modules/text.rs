@@ -164,6 +164,8 @@ pub struct TokenizerArgs {
 
 /// Tokenizer actions.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TokenizerAction {
     /// Train a byte-level BPE tokenizer on a dataset and write tokenizer.json: the cached stage
     /// `train_tokenizer` of a script (a rerun with the same dataset and options reuses it).
