@@ -514,15 +514,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
 /// Arguments of `yunmin dedup`.
 #[derive(Debug, clap::Args)]
 pub struct DedupArgs {
-    /// Input: a dataset directory (`part-00000.jsonl` … with `dataset.json`), or JSONL/Parquet
-    /// files, directories, globs or s3:// prefixes, ingested first into <out>/ingest/.
-    #[arg(long, short = 'i', value_name = "PATH|GLOB|S3URL")]
-    pub input: Vec<String>,
-    /// S3-compatible endpoint for s3:// inputs.
-    #[arg(long = "endpoint-url")]
-    pub endpoint_url: Option<String>,
     #[command(flatten)]
-    pub fields: super::ingest::FieldArgs,
+    pub inputs: super::ingest::DocInputs,
     /// Run root: kept dataset, candidates.json, clusters.jsonl, dedup_log.csv, dedup/signatures/.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -565,9 +558,6 @@ fn cli_config(a: &DedupArgs) -> anyhow::Result<DedupConfig> {
 
 /// Runs `yunmin dedup …`.
 pub fn run_cli(a: DedupArgs) -> anyhow::Result<()> {
-    if a.input.is_empty() {
-        anyhow::bail!("--input is required (a dataset directory, or JSONL/Parquet inputs)");
-    }
     let out = a
         .out
         .clone()
@@ -578,13 +568,7 @@ pub fn run_cli(a: DedupArgs) -> anyhow::Result<()> {
         Some(dest) => Some(upload_store(&a, cfg.phase, dest)?),
         None => None,
     };
-    let ds = super::ingest::dataset_from_inputs(
-        &a.input,
-        &out.join("ingest"),
-        &a.fields,
-        a.endpoint_url.clone(),
-        cfg.seed,
-    )?;
+    let ds = a.inputs.open(&out, cfg.seed)?;
     let mut cached = false;
     let mut go = || -> anyhow::Result<DedupSummary> {
         if cfg.phase != Phase::All {
@@ -700,7 +684,7 @@ fn upload_store(
         );
     }
     Ok(S3Store::connect(&SourceConfig {
-        endpoint_url: a.endpoint_url.clone(),
+        endpoint_url: a.inputs.endpoint_url.clone(),
         ..Default::default()
     })?
     .with_multipart(Multipart {

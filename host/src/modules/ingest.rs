@@ -263,12 +263,13 @@ pub fn dataset_from_inputs(
 }
 
 /// The documents a phase command reads: a dataset directory, or raw inputs ingested first into
-/// `<run root>/ingest/` (`yunmin parquet convert`, `yunmin tokenizer train`).
+/// `<run root>/ingest/` (`yunmin dedup`, `yunmin parquet convert`, `yunmin tokenizer train`).
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("documents").required(true).args(["dataset", "input"])))]
 pub struct DocInputs {
     /// The dataset directory (part-*.jsonl with dataset.json, as ingest or dedup wrote it;
     /// the same as --input DIR).
-    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    #[arg(long)]
     pub dataset: Option<PathBuf>,
     /// Input: a dataset directory, or JSONL/Parquet files, directories (Hugging Face layouts
     /// included), globs or s3:// prefixes, ingested first into <out>/ingest/; repeatable.
