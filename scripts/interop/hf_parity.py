@@ -629,7 +629,8 @@ def yunmin_merge(y, base, adapters, weights, out_root, method="task_arithmetic",
     if os.path.exists(out):
         shutil.rmtree(out)
     y.ok("merge", "--base", base, "--diffs", ",".join(diffs), "--method", method,
-         "--weights", ",".join(str(w) for w in weights), *extra, "--out", out)
+         "--weights", ",".join(str(w) for w in weights), *extra,
+         "--out", out_root, "--model-dir", "merged_" + method)
     return out
 
 

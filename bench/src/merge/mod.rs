@@ -170,7 +170,9 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
             "--weights",
             &weights.join(","),
         ]);
-        c.arg("--out").arg(&ours_out);
+        c.arg("--out")
+            .arg(&dir)
+            .args(["--model-dir", "merged_yunmin"]);
         c
     })?;
     let mut ratio = None;

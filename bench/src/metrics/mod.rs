@@ -9,7 +9,7 @@ pub use suite::{MetricsBenchArgs, corpus_pairs, make_pairs, read_texts, run_metr
 pub fn run(a: MetricsBenchArgs) -> anyhow::Result<()> {
     let t = run_metrics_bench(&a)?;
     println!("{t}");
-    t.write_csv(&a.out)?;
-    println!("wrote {}", a.out.display());
+    t.write_csv(&a.csv)?;
+    println!("wrote {}", a.csv.display());
     Ok(())
 }

@@ -45,7 +45,7 @@ pub struct MetricsBenchArgs {
     pub repeats: usize,
     /// CSV to write.
     #[arg(long, default_value = "results/bench/eval_metrics.csv")]
-    pub out: PathBuf,
+    pub csv: PathBuf,
 }
 
 /// Up to `limit` non-empty texts of a corpus file (`.jsonl.zst` or `.jsonl`).

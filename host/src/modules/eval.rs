@@ -316,7 +316,7 @@ pub struct PairArgs {
     pub refs: Vec<PathBuf>,
     /// Write per-line scores to this table (.csv or .parquet).
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub table: Option<PathBuf>,
     /// Print the result as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -431,7 +431,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
             if a.sentence {
                 let scores = bleu::sentence_bleu_all(&hyps, &refs, &cfg)?;
                 let table = bleu::sentence_bleu_table(&scores)?;
-                if let Some(p) = &a.io.out {
+                if let Some(p) = &a.io.table {
                     write_table(&table, p)?;
                 }
                 if a.io.json {
@@ -441,7 +441,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
                 }
             } else {
                 let s = bleu::corpus_bleu(&hyps, &refs, &cfg)?;
-                if let Some(p) = &a.io.out {
+                if let Some(p) = &a.io.table {
                     let per = bleu::sentence_bleu_all(
                         &hyps,
                         &refs,
@@ -459,7 +459,7 @@ pub fn run_cli(args: MetricsArgs) -> anyhow::Result<()> {
             let cfg = a.opts.config(RougeConfig::default())?;
             let (hyps, refs) = read_pairs(&a.io)?;
             let r = rouge::rouge(&hyps, &refs, &cfg)?;
-            if let Some(p) = &a.io.out {
+            if let Some(p) = &a.io.table {
                 write_table(&r.table()?, p)?;
             }
             if a.io.json {

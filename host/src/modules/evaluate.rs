@@ -176,7 +176,7 @@ fn evaluate_on_ray(
             args.extend(["--domains".into(), d.join(",")]);
         }
         args.extend(["--config".into(), cfg_path.display().to_string()]);
-        args.extend(["--out".into(), out.display().to_string()]);
+        args.extend(["--dir".into(), out.display().to_string()]);
         tasks.push(crate::ray::Task {
             name: format!("eval_{name}"),
             args,
@@ -349,7 +349,7 @@ pub struct PerplexityArgs {
     pub opts: crate::primitive::CliOptions<EvalConfig, PerplexityKeys>,
     /// Write the table (domain, tokens, nll_sum, mean_nll, perplexity) to this .csv or .parquet.
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub table: Option<PathBuf>,
 }
 
 /// Runs `yunmin metrics perplexity`.
@@ -396,7 +396,7 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
         )?;
     }
     let t = acc.table()?;
-    if let Some(p) = &a.out {
+    if let Some(p) = &a.table {
         super::eval::write_table(&t, p)?;
     }
     println!("{t}");
@@ -428,9 +428,13 @@ pub struct EvaluateArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub opts: crate::primitive::CliOptions<EvalConfig>,
-    /// Directory to write metrics.parquet and generations.parquet into (appears when complete).
-    #[arg(long)]
+    /// Run root, as for the other commands: the tables go to <out>/<dir>.
+    #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Directory for metrics.parquet and generations.parquet, relative to the run root
+    /// (appears when complete).
+    #[arg(long, default_value = "results/eval")]
+    pub dir: PathBuf,
 }
 
 /// Runs `yunmin metrics evaluate`.
@@ -442,7 +446,7 @@ pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     }
     let lm = load_with_adapter(&a.model, a.adapter.as_deref())?;
     let t = evaluate(&[(a.name.clone(), &lm)], &data, &cfg)?;
-    let dir = t.save(&a.out)?;
+    let dir = t.save(&a.out.join(&a.dir))?;
     println!(
         "evaluated {}: {} metric rows, {} generations → {}",
         a.name,

@@ -364,9 +364,13 @@ pub struct MergeArgs {
     /// The merge's options (the same as Rhai's `merge` options).
     #[command(flatten)]
     pub opts: crate::primitive::CliOptions<MergeConfig>,
-    /// Output checkpoint directory (e.g. models/merged).
-    #[arg(long)]
+    /// Run root, as for the other commands: the merged checkpoint goes to <out>/<model-dir>.
+    #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// The merged checkpoint directory, relative to the run root (where a script's
+    /// `merge_save(…, "models/merged", …)` puts it).
+    #[arg(long, default_value = "models/merged")]
+    pub model_dir: PathBuf,
 }
 
 /// Runs `yunmin diff`.
@@ -404,7 +408,7 @@ pub fn run_merge(a: MergeArgs) -> Result<()> {
         .iter()
         .map(|d| DiffSet::open(d))
         .collect::<yunmin_core::Result<Vec<_>>>()?;
-    let r = merge_to_dir(&a.base, &diffs, &cfg, &a.out)?;
+    let r = merge_to_dir(&a.base, &diffs, &cfg, &a.out.join(&a.model_dir))?;
     println!(
         "merged {} diff(s) ({}): {} tensors merged, {} copied, {} params, {:.2} GB in {:.2}s ({:.2} GB/s) → {}",
         diffs.len(),

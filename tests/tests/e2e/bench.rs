@@ -165,7 +165,7 @@ fn bench_metrics_scores_agree_with_sacrebleu_and_rouge_score() {
             "120",
             "--repeats",
             "1",
-            "--out",
+            "--csv",
             "metrics.csv",
         ],
     );

@@ -389,7 +389,7 @@ fn rouge_matches_rouge_score_for_every_tokenizer() {
             "hyp.jsonl",
             "--tokenizer",
             tok.trim_end_matches("_2refs"),
-            "--out",
+            "--table",
             out.as_str(),
             "--json",
         ];

@@ -244,6 +244,8 @@ fn merged_weights_equal_numpy_on_saved_npy_diffs() {
             "--weights",
             "-0.7,0.45,1.3",
             "--out",
+            ".",
+            "--model-dir",
             "merged",
         ],
     );
@@ -294,6 +296,8 @@ fn one_adapter_at_weight_one_is_w_plus_scaled_ba() {
             "--weights",
             "1",
             "--out",
+            ".",
+            "--model-dir",
             "merged",
         ],
     ));
@@ -345,6 +349,8 @@ fn weight_zero_returns_the_base_bit_for_bit() {
             "--weights",
             "0,0,0",
             "--out",
+            ".",
+            "--model-dir",
             "merged",
         ],
     ));
@@ -425,6 +431,8 @@ fn ties_and_dare_on_hand_computed_tensors() {
             "--lambda",
             "2",
             "--out",
+            ".",
+            "--model-dir",
             "ties",
         ],
     ));
@@ -450,6 +458,8 @@ fn ties_and_dare_on_hand_computed_tensors() {
             "--weights",
             "1,0.5,-1",
             "--out",
+            ".",
+            "--model-dir",
             "dare0",
         ],
     ));
@@ -480,6 +490,8 @@ fn ties_and_dare_on_hand_computed_tensors() {
                 "--seed",
                 seed,
                 "--out",
+                ".",
+                "--model-dir",
                 out,
             ],
         ));
@@ -518,6 +530,8 @@ fn bad_input_is_refused_with_clear_errors() {
             "--weights",
             "0.5,0.5",
             "--out",
+            ".",
+            "--model-dir",
             "m1",
         ],
     );
@@ -533,7 +547,17 @@ fn bad_input_is_refused_with_clear_errors() {
     write_base(&f.root.join("base2"), 9, 8);
     let o = yunmin(
         &f.root,
-        &["merge", "--base", "base2", "--diffs", all, "--out", "m2"],
+        &[
+            "merge",
+            "--base",
+            "base2",
+            "--diffs",
+            all,
+            "--out",
+            ".",
+            "--model-dir",
+            "m2",
+        ],
     );
     assert!(!o.status.success());
     let t = text(&o);
@@ -554,6 +578,8 @@ fn bad_input_is_refused_with_clear_errors() {
             "--diffs",
             "run/diffs/legal",
             "--out",
+            ".",
+            "--model-dir",
             "m3",
         ],
     );
@@ -635,6 +661,8 @@ fn rhai_diff_merge_save_matches_cli_and_sweeps_in_memory() {
             "--weights",
             "0.4,0.3,0.3",
             "--out",
+            ".",
+            "--model-dir",
             "merged_cli",
         ],
     ));
