@@ -310,7 +310,7 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
             "6".into(),
             "--seq-len".into(),
             "32".into(),
-            "--out".into(),
+            "--table".into(),
             out.to_string_lossy().into(),
         ];
         if let Some(a) = adapter {
