@@ -86,6 +86,16 @@ impl crate::config::Primitive for LoraConfig {
         );
 }
 
+impl LoraConfig {
+    /// The adapter directory for `domain`, relative to the run root: `model_dir`, else
+    /// `models/lora_<domain>`.
+    pub fn dir_for(&self, domain: &str) -> PathBuf {
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("models/lora_{domain}")))
+    }
+}
+
 impl Default for LoraConfig {
     fn default() -> Self {
         Self {
@@ -180,10 +190,7 @@ pub fn train_lora(
         cfg.optim.eval_windows.min(split.heldout.len())
     };
     let base_heldout = base.model.nll(&split.heldout[..eval_n], cfg.optim.batch)?;
-    let rel_out = cfg
-        .model_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("models/lora_{domain}")));
+    let rel_out = cfg.dir_for(&domain);
     let out = root.join(&rel_out);
     let ckpt = out.with_file_name(format!(
         "{}.resume",

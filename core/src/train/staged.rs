@@ -1,7 +1,7 @@
-//! An adapter of a batch (`train_adapters`) as the cached stage `lora_<name>` of a run: one
-//! definition of its stage key (the base checkpoint's and the Parquet directory's content,
-//! the domain, the config), so the batch can ask which adapters are still to train (and hand
-//! only those to other processes) before training each.
+//! A LoRA adapter as the cached stage `lora_<name>` of a run (Rhai's `train_adapters`, `yunmin
+//! train lora`): one definition of its stage key (the base checkpoint's and the training data's
+//! content, the domain, the config), so a batch can ask which adapters are still to train (and
+//! hand only those to other processes) before training each.
 
 use super::lora::LoraConfig;
 use crate::Result;
@@ -18,8 +18,8 @@ pub struct AdapterStage<'a> {
     pub name: &'a str,
     /// The base checkpoint directory.
     pub base: &'a Path,
-    /// The Parquet directory it trains on.
-    pub parquet: &'a Path,
+    /// What it trains on: a Parquet directory, a token file, or a dataset and its tokenizer.
+    pub data: &'a [PathBuf],
     /// The domain whose training split it learns; `None`: every domain's.
     pub domain: Option<&'a str>,
     /// Its training config.
@@ -34,12 +34,14 @@ impl AdapterStage<'_> {
 
     fn params(&self) -> serde_json::Value {
         serde_json::json!({
-            "base": self.base, "parquet": self.parquet, "domain": self.domain, "config": self.cfg,
+            "base": self.base, "data": self.data, "domain": self.domain, "config": self.cfg,
         })
     }
 
-    fn inputs(&self) -> [PathBuf; 2] {
-        [self.base.to_path_buf(), self.parquet.to_path_buf()]
+    fn inputs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.base.to_path_buf())
+            .chain(self.data.iter().cloned())
+            .collect()
     }
 
     /// Whether [`AdapterStage::run`] would be skipped.

@@ -133,12 +133,12 @@ struct AdapterJob {
 }
 
 impl AdapterJob {
-    /// Its cached stage, on `base` and the Parquet directory `parquet`.
-    fn stage<'a>(&'a self, base: &'a Path, parquet: &'a Path) -> AdapterStage<'a> {
+    /// Its cached stage, on `base` and the Parquet directory `parquet` (`[dir]`).
+    fn stage<'a>(&'a self, base: &'a Path, parquet: &'a [PathBuf]) -> AdapterStage<'a> {
         AdapterStage {
             name: &self.name,
             base,
-            parquet,
+            data: parquet,
             domain: self.domain.as_deref(),
             cfg: &self.cfg,
         }
@@ -220,10 +220,14 @@ fn train_adapters(
     // `--fail-at lora` stops before training, and only when some adapter is not cached yet.
     if h.fails_at("lora") {
         for j in &jobs {
-            if !j.stage(&base_dir, &pq_dir).is_cached(&h.ctx).rhai()? {
+            if !j
+                .stage(&base_dir, std::slice::from_ref(&pq_dir))
+                .is_cached(&h.ctx)
+                .rhai()?
+            {
                 return Err(msg_err(format!(
                     "lora: failing on purpose before training {} (--fail-at lora)",
-                    j.stage(&base_dir, &pq_dir).stage()
+                    j.stage(&base_dir, std::slice::from_ref(&pq_dir)).stage()
                 )));
             }
         }
@@ -232,8 +236,11 @@ fn train_adapters(
         let mut tasks = Vec::new();
         let mut configs = Vec::new();
         for j in &jobs {
-            let stage = j.stage(&base_dir, &pq_dir).stage();
-            if j.stage(&base_dir, &pq_dir).is_cached(&h.ctx).rhai()? {
+            let stage = j.stage(&base_dir, std::slice::from_ref(&pq_dir)).stage();
+            if j.stage(&base_dir, std::slice::from_ref(&pq_dir))
+                .is_cached(&h.ctx)
+                .rhai()?
+            {
                 continue;
             }
             let cfg_path = root.join(format!(".ray-{stage}.config.json"));
@@ -267,7 +274,7 @@ fn train_adapters(
     let mut out = Map::new();
     for (j, dir) in jobs.iter().zip(dirs) {
         let (d, _) = j
-            .stage(&base_dir, &pq_dir)
+            .stage(&base_dir, std::slice::from_ref(&pq_dir))
             .run(&h.ctx, &dir, || {
                 if ray {
                     // Written by its task (complete: an adapter appears only by rename).
@@ -481,6 +488,10 @@ pub enum TrainCommand {
         data: TokenArgs,
         #[command(flatten)]
         opts: CliOptions<LoraConfig>,
+        /// Retrain even when the run root holds this adapter for the same base, data and
+        /// options (it is the cached stage `lora_<domain>`, as in a script's `train_adapters`).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -550,13 +561,47 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
                 r.dir.display()
             );
         }
-        TrainCommand::Lora { base, data, opts } => {
+        TrainCommand::Lora {
+            base,
+            data,
+            opts,
+            force,
+        } => {
             let cfg = opts.with_file(data.config.as_deref())?;
             let c = corpus(&data)?;
-            let dev = parse_device(&cfg.device)?;
-            let bm = LoadedModel::load(&under(Path::new("."), &base), &dev)?;
-            std::fs::create_dir_all(&data.out)?;
-            let r = train_lora(&bm, &c, &cfg, &data.out)?;
+            let base = under(Path::new("."), &base);
+            // No manifest is written: Ray tasks run this in their driver's run root.
+            let ctx = yunmin_core::run::RunContext::new(&data.out, cfg.seed, force)?;
+            let sources: Vec<PathBuf> =
+                [&data.tokens, &data.dataset, &data.tokenizer, &data.parquet]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+            let stage = AdapterStage {
+                name: &c.name,
+                base: &base,
+                data: &sources,
+                domain: data.domain.as_deref(),
+                cfg: &cfg,
+            };
+            let dir = ctx.write_path(cfg.dir_for(&c.name))?;
+            let mut fresh = None;
+            let (dir, _) = stage.run(&ctx, &dir, || {
+                let bm = LoadedModel::load(&base, &parse_device(&cfg.device)?)?;
+                let r = train_lora(&bm, &c, &cfg, ctx.root())?;
+                let d = r.dir.clone();
+                fresh = Some(r);
+                Ok(d)
+            })?;
+            let Some(r) = fresh else {
+                println!(
+                    "lora {}: cached (base, data and options unchanged; --force retrains) → {}",
+                    c.name,
+                    dir.display()
+                );
+                return Ok(());
+            };
             println!(
                 "lora {}: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}; base {:.2}), {:.0} tokens/s, {:.1}s → {}",
                 r.domain,

@@ -83,6 +83,37 @@ fn cli_pretrain_lora_generate() {
         p.join("models/lora_news/adapter_model.safetensors")
             .exists()
     );
+    // The same adapter again is the cached stage `lora_news`; --force retrains it, the same.
+    let lora = [
+        "-q",
+        "train",
+        "lora",
+        "--base",
+        "models/base",
+        "--tokens",
+        "news.jsonl",
+        "--steps",
+        "10",
+        "--batch",
+        "4",
+        "--seq-len",
+        "16",
+        "--rank",
+        "4",
+    ];
+    let weights = std::fs::read(p.join("models/lora_news/adapter_model.safetensors")).unwrap();
+    let o = yunmin(p, &lora);
+    assert!(text(&o).contains("lora news: cached"), "{}", text(&o));
+    let o = yunmin(p, &[&lora[..], &["--force"]].concat());
+    assert!(
+        o.status.success() && !text(&o).contains("cached"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(p.join("models/lora_news/adapter_model.safetensors")).unwrap(),
+        weights
+    );
     assert!(p.join("logs/train_news.log").exists());
     // A misspelt key in a --config file is an error naming it, not a default used instead;
     // so is a value of the wrong type on the command line.
