@@ -59,22 +59,34 @@ pub(crate) fn convert_keys() -> Vec<&'static str> {
     k
 }
 
-/// The conversion config of a Rhai option map (the tokenizer keys taken out first); the
-/// held-out split's seed defaults to the run's.
-fn convert_config(mut opts: Map, seed: u64) -> RhaiResult<(ConvertConfig, Map)> {
-    let mut tok = Map::new();
-    for k in TOKENIZER_KEYS.iter().chain(trained_keys()) {
-        if let Some(v) = opts.remove(*k) {
-            tok.insert((*k).into(), v);
-        }
-    }
+/// The conversion config of a Rhai option map, after the tokenizer's source keys
+/// (`TOKENIZER_KEYS`) and the trained tokenizer's options are taken out (returned beside it);
+/// the held-out split's seed defaults to the run's.
+fn convert_config(mut opts: Map, seed: u64) -> RhaiResult<(ConvertConfig, Map, Map)> {
+    let tok = take(&mut opts, TOKENIZER_KEYS);
+    let trained = take(&mut opts, trained_keys());
     let base = ConvertConfig {
         seed,
         ..Default::default()
     };
     let cfg = crate::primitive::from_rhai(base, opts)?;
     cfg.check().rhai()?;
-    Ok((cfg, tok))
+    Ok((cfg, tok, trained))
+}
+
+/// The entries of `keys` taken out of `opts`.
+fn take(opts: &mut Map, keys: &[&str]) -> Map {
+    keys.iter()
+        .filter_map(|k| Some(((*k).into(), opts.remove(*k)?)))
+        .collect()
+}
+
+/// Where a trained tokenizer goes when not told: `tokenizer.json` beside the Parquet
+/// directory `dir` (Rhai `to_parquet` and `yunmin parquet convert` alike).
+fn tokenizer_beside(dir: &Path) -> PathBuf {
+    dir.parent()
+        .unwrap_or(Path::new("."))
+        .join("tokenizer.json")
 }
 
 /// The conversion as Ray tasks, one `yunmin parquet convert --domains D` per domain into
@@ -182,13 +194,7 @@ fn to_parquet(
     mut opts: Map,
 ) -> RhaiResult<ParquetHandle> {
     let ray = crate::ray::take_engine("to_parquet", &mut opts)?;
-    let (cfg, mut tok) = convert_config(opts, host.ctx.seed())?;
-    let mut trained = Map::new();
-    for k in trained_keys() {
-        if let Some(v) = tok.remove(*k) {
-            trained.insert((*k).into(), v);
-        }
-    }
+    let (cfg, tok, trained) = convert_config(opts, host.ctx.seed())?;
     let o = Options::new("to_parquet", tok.clone(), TOKENIZER_KEYS)?;
     let tok_opt = tok.get("tokenizer").cloned();
     let dir = host.ctx.write_path(dir).rhai()?;
@@ -211,13 +217,9 @@ fn to_parquet(
                 ..Default::default()
             };
             let tcfg = crate::primitive::from_rhai_as("to_parquet", base, trained)?;
-            let default_out = dir
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("tokenizer.json");
             let out = match o.opt_str("tokenizer_out")? {
                 Some(p) => host.ctx.write_path(p).rhai()?,
-                None => default_out,
+                None => tokenizer_beside(&dir),
             };
             Some(train_cached(&host.ctx, dataset, &tcfg, &out).rhai()?)
         }
@@ -474,10 +476,8 @@ fn validate_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `yunmin parquet …`.
 /// `yunmin parquet convert` in the run root of `ctx`: the same cached stages as a script's
 /// `to_parquet` (the tokenizer's `train_tokenizer`, then `to_parquet`); prints a summary.
-#[allow(clippy::too_many_arguments)]
 fn convert_cli(
     ctx: &RunContext,
     inputs: &super::ingest::DocInputs,
@@ -497,8 +497,7 @@ fn convert_cli(
                 seed: cfg.seed,
                 ..Default::default()
             })?;
-            // Beside the Parquet directory, where a script's `to_parquet` puts it.
-            let p = dir.parent().unwrap_or(ctx.root()).join("tokenizer.json");
+            let p = tokenizer_beside(&dir);
             let (t, cached) = yunmin_core::text::staged::train_staged(ctx, &ds, &tcfg, &p)?;
             let how = if cached { "reused" } else { "trained" };
             println!("{how} {} (vocabulary {})", p.display(), t.vocab_size());

@@ -133,12 +133,12 @@ struct AdapterJob {
 }
 
 impl AdapterJob {
-    /// Its cached stage, on `base` and the Parquet directory `parquet` (`[dir]`).
-    fn stage<'a>(&'a self, base: &'a Path, parquet: &'a [PathBuf]) -> AdapterStage<'a> {
+    /// Its cached stage, on `base` and the training data `data` (the Parquet directory).
+    fn stage<'a>(&'a self, base: &'a Path, data: &'a [PathBuf]) -> AdapterStage<'a> {
         AdapterStage {
             name: &self.name,
             base,
-            data: parquet,
+            data,
             domain: self.domain.as_deref(),
             cfg: &self.cfg,
         }
@@ -212,6 +212,8 @@ fn train_adapters(
         });
     }
     let root = h.ctx.root().to_path_buf();
+    // What every adapter trains on (its stage hashes it).
+    let data = [pq_dir.clone()];
     let mut dirs = Vec::new();
     for j in &jobs {
         let out = j.cfg.model_dir.as_ref().expect("set above");
@@ -220,14 +222,10 @@ fn train_adapters(
     // `--fail-at lora` stops before training, and only when some adapter is not cached yet.
     if h.fails_at("lora") {
         for j in &jobs {
-            if !j
-                .stage(&base_dir, std::slice::from_ref(&pq_dir))
-                .is_cached(&h.ctx)
-                .rhai()?
-            {
+            if !j.stage(&base_dir, &data).is_cached(&h.ctx).rhai()? {
                 return Err(msg_err(format!(
                     "lora: failing on purpose before training {} (--fail-at lora)",
-                    j.stage(&base_dir, std::slice::from_ref(&pq_dir)).stage()
+                    j.stage(&base_dir, &data).stage()
                 )));
             }
         }
@@ -236,11 +234,9 @@ fn train_adapters(
         let mut tasks = Vec::new();
         let mut configs = Vec::new();
         for j in &jobs {
-            let stage = j.stage(&base_dir, std::slice::from_ref(&pq_dir)).stage();
-            if j.stage(&base_dir, std::slice::from_ref(&pq_dir))
-                .is_cached(&h.ctx)
-                .rhai()?
-            {
+            let st = j.stage(&base_dir, &data);
+            let stage = st.stage();
+            if st.is_cached(&h.ctx).rhai()? {
                 continue;
             }
             let cfg_path = root.join(format!(".ray-{stage}.config.json"));
@@ -274,7 +270,7 @@ fn train_adapters(
     let mut out = Map::new();
     for (j, dir) in jobs.iter().zip(dirs) {
         let (d, _) = j
-            .stage(&base_dir, std::slice::from_ref(&pq_dir))
+            .stage(&base_dir, &data)
             .run(&h.ctx, &dir, || {
                 if ray {
                     // Written by its task (complete: an adapter appears only by rename).

@@ -52,38 +52,6 @@ fn cli_pretrain_lora_generate() {
         text(&o)
     );
     assert!(p.join("models/base/model.safetensors").exists());
-    let o = yunmin(
-        p,
-        &[
-            "-q",
-            "train",
-            "lora",
-            "--base",
-            "models/base",
-            "--tokens",
-            "news.jsonl",
-            "--steps",
-            "10",
-            "--batch",
-            "4",
-            "--seq-len",
-            "16",
-            "--rank",
-            "4",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(p.join("models/lora_news/adapter_config.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(cfg["r"], 4);
-    assert_eq!(cfg["peft_type"], "LORA");
-    assert!(
-        p.join("models/lora_news/adapter_model.safetensors")
-            .exists()
-    );
-    // The same adapter again is the cached stage `lora_news`; --force retrains it, the same.
     let lora = [
         "-q",
         "train",
@@ -101,6 +69,19 @@ fn cli_pretrain_lora_generate() {
         "--rank",
         "4",
     ];
+    let o = yunmin(p, &lora);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.join("models/lora_news/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["r"], 4);
+    assert_eq!(cfg["peft_type"], "LORA");
+    assert!(
+        p.join("models/lora_news/adapter_model.safetensors")
+            .exists()
+    );
+    // The same adapter again is the cached stage `lora_news`; --force retrains it, the same.
     let weights = std::fs::read(p.join("models/lora_news/adapter_model.safetensors")).unwrap();
     let o = yunmin(p, &lora);
     assert!(text(&o).contains("lora news: cached"), "{}", text(&o));
