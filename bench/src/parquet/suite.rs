@@ -14,7 +14,7 @@ use std::time::Instant;
 use yunmin_cli::CliOptions;
 use yunmin_core::columnar::{
     BrotliEncoder, ConversionReport, ConvertConfig, ParquetSet, Split, convert, parse_codec,
-    peak_rss_mb, reset_peak_rss,
+    reset_peak_rss,
 };
 use yunmin_core::ingest::Dataset;
 use yunmin_core::report::Table;
@@ -255,7 +255,7 @@ fn measure<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64, f64)> {
     reset_peak_rss();
     let t0 = Instant::now();
     let v = f()?;
-    Ok((v, t0.elapsed().as_secs_f64(), peak_rss_mb().unwrap_or(0.0)))
+    Ok((v, t0.elapsed().as_secs_f64(), peer::own_peak_mib()))
 }
 
 /// The JSONL loader: parse each line and tokenise its text, in batches (the alternative to
