@@ -286,6 +286,19 @@ mod tests {
     }
 
     #[test]
+    fn load_model_and_write_csv_options_reach_the_same_fields_from_cli_and_rhai() {
+        same_from_cli_and_rhai::<yunmin_core::model::LoadConfig>(&[(
+            "device",
+            "ndarray",
+            "ndarray".into(),
+        )]);
+        same_from_cli_and_rhai::<yunmin_core::report::CsvConfig>(&[
+            ("header", "false", false.into()),
+            ("separator", ";", ";".into()),
+        ]);
+    }
+
+    #[test]
     fn dedup_eval_set_options_reach_the_same_fields_from_cli_and_rhai() {
         same_from_cli_and_rhai::<yunmin_core::dedup::eval::EvalConfig>(&[
             ("corpora", "c", "c".into()),

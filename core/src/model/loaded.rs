@@ -9,6 +9,33 @@ use crate::Result;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// How a checkpoint is loaded (Rhai's `load_model` options).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadConfig {
+    /// The device it is loaded on ([`super::parse_device`]).
+    pub device: String,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl crate::config::Primitive for LoadConfig {
+    const NAME: &'static str = "load_model";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[opt(
+            "device",
+            "cpu (burn-flex) | flex | ndarray | wgpu | cuda | cuda:N",
+        )]
+    };
+}
+
 /// A model ready for inference (weights on a plain, non-autodiff device).
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
@@ -23,6 +50,11 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// Loads a Hugging Face checkpoint directory as `cfg` says.
+    pub fn load_as(dir: &Path, cfg: &LoadConfig) -> Result<Self> {
+        Self::load(dir, &super::parse_device(&cfg.device)?)
+    }
+
     /// Loads a Hugging Face checkpoint directory onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (model, config) = load_checkpoint(dir, device, false)?;

@@ -28,7 +28,7 @@ pub use layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope, seed_dropout};
 pub use llama::{
     Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
 };
-pub use loaded::LoadedModel;
+pub use loaded::{LoadConfig, LoadedModel};
 pub use parallel::{map_ordered, model_threads};
 pub use peft::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, InitLoraWeights, KEY_PREFIX, LoraFactor,

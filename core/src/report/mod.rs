@@ -11,4 +11,4 @@ mod table;
 pub use error::ReportError;
 pub use notebook::{CellOutput, Notebook};
 pub use plot::{BarChart, ChartConfig, LineChart};
-pub use table::{FilterOp, JoinHow, Table};
+pub use table::{CsvConfig, FilterOp, JoinHow, Table};

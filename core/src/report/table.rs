@@ -12,6 +12,36 @@ pub struct Table {
     df: DataFrame,
 }
 
+/// How [`Table::write_csv_as`] writes a table (Rhai's `write_csv` options).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvConfig {
+    /// Write a header row.
+    pub header: bool,
+    /// Field separator.
+    pub separator: char,
+}
+
+impl Default for CsvConfig {
+    fn default() -> Self {
+        Self {
+            header: true,
+            separator: ',',
+        }
+    }
+}
+
+impl crate::config::Primitive for CsvConfig {
+    const NAME: &'static str = "write_csv";
+    const OPTIONS: &'static [crate::config::OptionDoc] = {
+        use crate::config::opt;
+        &[
+            opt("header", "write a header row"),
+            opt("separator", "field separator (one ASCII character)"),
+        ]
+    };
+}
+
 /// Comparison used by [`Table::filter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -333,7 +363,19 @@ impl Table {
 
     /// Writes CSV with a header (atomically).
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        self.write_csv_with(path, true, b',')
+        self.write_csv_as(path, &CsvConfig::default())
+    }
+
+    /// Writes CSV as `cfg` says (atomically); a separator that is not one ASCII character is
+    /// an error naming it.
+    pub fn write_csv_as(&self, path: &Path, cfg: &CsvConfig) -> Result<()> {
+        if !cfg.separator.is_ascii() {
+            return Err(Error::invalid(format!(
+                "write_csv: `separator` must be one ASCII character, got {:?}",
+                cfg.separator
+            )));
+        }
+        self.write_csv_with(path, cfg.header, cfg.separator as u8)
     }
 
     /// Writes CSV with or without a header and with the given separator (atomically).
@@ -396,6 +438,27 @@ mod tests {
     fn rows(v: serde_json::Value) -> Table {
         let arr = v.as_array().unwrap();
         Table::from_rows(arr.iter().map(|r| r.as_object().unwrap())).unwrap()
+    }
+
+    #[test]
+    fn csv_config_sets_header_and_separator_and_refuses_a_wide_separator() {
+        let t = rows(json!([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        t.write_csv(&p).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,x\n2,y\n");
+        let cfg = CsvConfig {
+            header: false,
+            separator: ';',
+        };
+        t.write_csv_as(&p, &cfg).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "1;x\n2;y\n");
+        let wide = CsvConfig {
+            separator: '·',
+            ..cfg
+        };
+        let e = t.write_csv_as(&p, &wide).unwrap_err().to_string();
+        assert!(e.contains("separator") && e.contains('·'), "{e}");
     }
 
     #[test]

@@ -35,6 +35,20 @@ impl TokenCorpus {
     pub fn max_id(&self) -> Option<u32> {
         self.docs.iter().flat_map(|d| d.iter().copied()).max()
     }
+
+    /// Hex content hash of the sequences (document boundaries included, the name not): what
+    /// a cached stage trained on in-memory tokens is keyed on.
+    pub fn digest(&self) -> String {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = Vec::new();
+        for d in &self.docs {
+            buf.clear();
+            buf.extend_from_slice(&(d.len() as u64).to_le_bytes());
+            buf.extend(d.iter().flat_map(|id| id.to_le_bytes()));
+            h.update(&buf);
+        }
+        format!("{:032x}", h.digest128())
+    }
 }
 
 fn ids_of(v: &serde_json::Value) -> Option<Vec<u32>> {
@@ -99,18 +113,18 @@ pub fn read_token_file(path: &Path) -> Result<Vec<Vec<u32>>> {
     Ok(out)
 }
 
-/// Tokenizes the documents of a dataset directory (JSONL shards of `Document`s) with a
+/// Tokenizes the documents of a dataset (JSONL shards of `Document`s) with a
 /// `tokenizer.json`, keeping only `domain` when given. Returns one corpus per domain, sorted.
 pub fn tokenize_dataset(
-    dir: &Path,
+    ds: &crate::ingest::Dataset,
     tokenizer: &Path,
     domain: Option<&str>,
 ) -> Result<Vec<TokenCorpus>> {
+    let dir = ds.dir();
     let tok = tokenizers::Tokenizer::from_file(tokenizer).map_err(|e| TrainError::Input {
         path: tokenizer.display().to_string(),
         msg: e.to_string(),
     })?;
-    let ds = crate::ingest::Dataset::open(dir)?;
     let mut by: std::collections::BTreeMap<String, Vec<Vec<u32>>> = Default::default();
     ds.for_each(|d| {
         if domain.is_some_and(|want| want != d.domain) {

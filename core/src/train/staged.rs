@@ -1,10 +1,15 @@
-//! A LoRA adapter as the cached stage `lora_<name>` of a run (Rhai's `train_adapters`, `yunmin
-//! train lora`): one definition of its stage key (the base checkpoint's and the training data's
-//! content, the domain, the config), so a batch can ask which adapters are still to train (and
-//! hand only those to other processes) before training each.
+//! Training as cached stages of a run. A LoRA adapter is the stage `lora_<name>` (Rhai's
+//! `train_adapters`, `yunmin train lora`): one definition of its stage key (the base
+//! checkpoint's and the training data's content, the domain, the config), so a batch can ask
+//! which adapters are still to train (and hand only those to other processes) before training
+//! each. Pretraining a base is the stage `pretrain` (Rhai's `pretrain`, `yunmin train
+//! pretrain`).
 
+use super::data::TokenCorpus;
 use super::lora::LoraConfig;
+use super::pretrain::{PretrainConfig, PretrainResult, pretrain};
 use crate::Result;
+use crate::model::LoadedModel;
 use crate::run::RunContext;
 use std::path::{Path, PathBuf};
 
@@ -70,5 +75,80 @@ impl AdapterStage<'_> {
             ADAPTER_STAGE_CODE,
             train,
         )
+    }
+}
+
+/// Version of the pretraining stage's code: bump it when a base changes for the same inputs.
+pub const PRETRAIN_STAGE_CODE: &str = "pretrain-v1";
+
+/// Pretraining a base as the cached stage `pretrain` of a run (Rhai's `pretrain`, `yunmin
+/// train pretrain`): keyed on the token sequences' content, the tokenizer file and the config
+/// (less `resume`, which changes how it runs, not what it writes). Bases with other
+/// `model_dir`s are other keys of the same stage, each kept.
+#[derive(Debug, Clone, Copy)]
+pub struct PretrainStage<'a> {
+    /// What it trains on.
+    pub tokens: &'a TokenCorpus,
+    /// Its training config.
+    pub cfg: &'a PretrainConfig,
+}
+
+/// What [`PretrainStage::run`] found or did.
+#[derive(Debug)]
+pub struct Pretrained {
+    /// The pretraining's result (from the stage record when cached).
+    pub result: PretrainResult,
+    /// The model, when it was trained by this call (`None`: cached, load it from `result.dir`).
+    pub model: Option<LoadedModel>,
+}
+
+impl PretrainStage<'_> {
+    /// The stage name.
+    pub const NAME: &'static str = "pretrain";
+
+    fn params(&self) -> serde_json::Value {
+        let cfg = PretrainConfig {
+            resume: PretrainConfig::default().resume,
+            ..self.cfg.clone()
+        };
+        serde_json::json!({ "tokens": self.tokens.digest(), "config": cfg })
+    }
+
+    fn inputs(&self, ctx: &RunContext) -> Vec<PathBuf> {
+        self.cfg
+            .tokenizer
+            .iter()
+            .map(|t| ctx.root().join(t))
+            .collect()
+    }
+
+    /// Whether [`PretrainStage::run`] would be skipped.
+    pub fn is_cached(&self, ctx: &RunContext) -> Result<bool> {
+        ctx.is_cached(
+            Self::NAME,
+            &self.params(),
+            &self.inputs(ctx),
+            PRETRAIN_STAGE_CODE,
+        )
+    }
+
+    /// Pretrains into `<run root>/<model_dir>` as the cached stage; skipped when the key is
+    /// unchanged and the checkpoint exists.
+    pub fn run(&self, ctx: &RunContext) -> Result<Pretrained> {
+        let dir = ctx.root().join(&self.cfg.model_dir);
+        let mut model = None;
+        let (result, _) = ctx.stage(
+            Self::NAME,
+            &self.params(),
+            &self.inputs(ctx),
+            std::slice::from_ref(&dir),
+            PRETRAIN_STAGE_CODE,
+            || {
+                let (m, r) = pretrain(self.tokens, self.cfg, ctx.root())?;
+                model = Some(m);
+                Ok(r)
+            },
+        )?;
+        Ok(Pretrained { result, model })
     }
 }

@@ -35,7 +35,7 @@ pub const LSH_INDEX_KEYS: &[&str] = &[
 /// Option keys of `candidates`.
 pub const CANDIDATES_KEYS: &[&str] = &["threshold", "verify", "keep"];
 
-/// Option keys of `shingles`.
+/// Rhai option keys of `shingles`: [`DedupConfig`]'s `shingles`.
 pub const SHINGLES_KEYS: &[&str] = &["shingles"];
 
 /// A dataset directory (JSONL shards) as a script sees it.
@@ -417,8 +417,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Normalised text and shingle hashes of one text: `#{normalized, jamo: [..], word: [..]}`.\n\
          Options: shingles (default \"jamo3+word5\").",
         |text: &str, opts: Map| {
-            let o = Options::new("shingles", opts, SHINGLES_KEYS)?;
-            let spec: shingle::ShingleSpec = parse(&o.str("shingles", "jamo3+word5")?)?;
+            let cfg = overlay_subset("shingles", &DedupConfig::default(), opts, SHINGLES_KEYS)?;
+            let spec: shingle::ShingleSpec = parse(&cfg.shingles)?;
             let norm = shingle::normalize(text);
             let s = shingle::shingles_of_normalized(&norm, &spec);
             let arr = |v: &[u64]| {
@@ -684,7 +684,7 @@ fn upload_store(
         );
     }
     Ok(S3Store::connect(&SourceConfig {
-        endpoint_url: a.inputs.endpoint_url.clone(),
+        endpoint_url: a.inputs.sources.endpoint_url.clone(),
         ..Default::default()
     })?
     .with_multipart(Multipart {

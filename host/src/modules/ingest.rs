@@ -263,10 +263,26 @@ pub fn dataset_from_inputs(
 }
 
 /// The documents a phase command reads: a dataset directory, or raw inputs ingested first into
-/// `<run root>/ingest/` (`yunmin dedup`, `yunmin parquet convert`, `yunmin tokenizer train`).
+/// `<run root>/ingest/` (`yunmin dedup`, `yunmin parquet convert`, `yunmin tokenizer train`),
+/// one of the two required.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("documents").required(true).args(["dataset", "input"])))]
 pub struct DocInputs {
+    #[command(flatten)]
+    pub sources: DocSources,
+}
+
+impl DocInputs {
+    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`.
+    pub fn open(&self, root: &Path, seed: u64) -> anyhow::Result<Dataset> {
+        self.sources.open(root, seed)
+    }
+}
+
+/// The flags of [`DocInputs`] without the requirement, for commands that take other inputs
+/// besides documents (`yunmin train`).
+#[derive(Debug, clap::Args)]
+pub struct DocSources {
     /// The dataset directory (part-*.jsonl with dataset.json, as ingest or dedup wrote it;
     /// the same as --input DIR).
     #[arg(long)]
@@ -282,11 +298,19 @@ pub struct DocInputs {
     pub fields: FieldArgs,
 }
 
-impl DocInputs {
+impl DocSources {
+    /// Whether documents were named (`--dataset` or `--input`).
+    pub fn given(&self) -> bool {
+        self.dataset.is_some() || !self.input.is_empty()
+    }
+
     /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`.
     pub fn open(&self, root: &Path, seed: u64) -> anyhow::Result<Dataset> {
         match &self.dataset {
             Some(d) => Ok(Dataset::open(d)?),
+            None if self.input.is_empty() => {
+                anyhow::bail!("give the documents with --dataset DIR or --input PATH")
+            }
             None => dataset_from_inputs(
                 &self.input,
                 &root.join("ingest"),

@@ -120,8 +120,14 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
             "diff",
             crate::primitive::keys::<yunmin_core::merge::DiffConfig>(),
         ),
-        ("load_model", model::LOAD_MODEL_KEYS.to_vec()),
-        ("write_csv", table::WRITE_CSV_KEYS.to_vec()),
+        (
+            "load_model",
+            crate::primitive::keys::<yunmin_core::model::LoadConfig>(),
+        ),
+        (
+            "write_csv",
+            crate::primitive::keys::<yunmin_core::report::CsvConfig>(),
+        ),
     ];
     for f in ["minhash", "dedup_eval"] {
         v.push((f, dedup::dedup_keys()));

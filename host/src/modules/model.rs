@@ -4,19 +4,18 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use clap::Args;
 use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::model::{
-    GenerateConfig, LlamaConfig, LoadedModel, LoraAdapterFile, generate, load_adapter, parse_device,
+    GenerateConfig, LlamaConfig, LoadConfig, LoadedModel, LoraAdapterFile, generate, load_adapter,
+    parse_device,
 };
 use yunmin_core::text::Tokenizer;
 
 /// Option keys of `load_model`.
-pub const LOAD_MODEL_KEYS: &[&str] = &["device"];
 
 /// A model handle: an `Arc` of a loaded (inference-mode) model.
 #[derive(Clone)]
@@ -188,17 +187,21 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "load_model",
         &["path"],
         "Loads a Hugging Face Llama checkpoint directory (config.json + model.safetensors or a sharded\nindex, tokenizer.json if present) on the CPU.",
-        move |path: &str| LoadedModel::load(&resolve(&h, path)?, &parse_device("cpu").rhai()?).map(|m| Model(Arc::new(m))).rhai(),
+        move |path: &str| LoadedModel::load_as(&resolve(&h, path)?, &LoadConfig::default()).map(|m| Model(Arc::new(m))).rhai(),
     );
     let h = host.clone();
     api.func(
         "load_model",
         &["path", "opts"],
-        "Loads a checkpoint with options `#{ device: \"cpu\" }` (cpu | flex | ndarray | wgpu | cuda).",
+        &format!(
+            "Loads a checkpoint with options. Options (defaults):\n{}",
+            yunmin_core::config::describe::<LoadConfig>()
+        ),
         move |path: &str, opts: Map| {
-            let o = Options::new("load_model", opts, LOAD_MODEL_KEYS)?;
-            let dev = parse_device(&o.str("device", "cpu")?).rhai()?;
-            LoadedModel::load(&resolve(&h, path)?, &dev).map(|m| Model(Arc::new(m))).rhai()
+            let cfg: LoadConfig = crate::primitive::from_rhai(LoadConfig::default(), opts)?;
+            LoadedModel::load_as(&resolve(&h, path)?, &cfg)
+                .map(|m| Model(Arc::new(m)))
+                .rhai()
         },
     );
     let h = host.clone();

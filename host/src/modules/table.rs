@@ -2,14 +2,12 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
 use crate::state::Host;
 use rhai::{Array, Dynamic, Map};
 use std::sync::Arc;
-use yunmin_core::report::Table;
+use yunmin_core::report::{CsvConfig, Table};
 
 /// Option keys of `write_csv`.
-pub const WRITE_CSV_KEYS: &[&str] = &["header", "separator"];
 
 fn to_json_row(row: &Map) -> RhaiResult<serde_json::Map<String, serde_json::Value>> {
     match rhai::serde::from_dynamic::<serde_json::Value>(&Dynamic::from_map(row.clone()))? {
@@ -192,20 +190,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "write_csv",
         &["table", "path", "opts"],
-        "Writes CSV with options `#{ header: true, separator: \",\" }`; returns the path.",
+        &format!(
+            "Writes CSV with options; returns the path. Options (defaults):\n{}",
+            yunmin_core::config::describe::<CsvConfig>()
+        ),
         move |t: &mut Table, path: &str, opts: rhai::Map| {
-            let o = Options::new("write_csv", opts, WRITE_CSV_KEYS)?;
-            let sep = o.str("separator", ",")?;
-            let sep = match sep.as_bytes() {
-                [b] => *b,
-                _ => {
-                    return Err(msg_err(format!(
-                        "write_csv: `separator` must be one ASCII character, got {sep:?}"
-                    )));
-                }
-            };
+            let cfg: CsvConfig = crate::primitive::from_rhai(CsvConfig::default(), opts)?;
             let p = h.ctx.write_path(path).rhai()?;
-            t.write_csv_with(&p, o.bool("header", true)?, sep).rhai()?;
+            t.write_csv_as(&p, &cfg).rhai()?;
             Ok::<_, crate::errors::RhaiError>(p.to_string_lossy().to_string())
         },
     );

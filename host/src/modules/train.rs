@@ -2,6 +2,7 @@
 //! `yunmin train pretrain|lora|bench` commands. Both faces call the same core functions with
 //! the same config structs.
 
+use super::ingest::DocSources;
 use super::model::{Adapter, Model, resolve, under};
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
@@ -13,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::TokenFiles;
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
-use yunmin_core::train::staged::AdapterStage;
+use yunmin_core::train::staged::{AdapterStage, PretrainStage};
 use yunmin_core::train::{
-    LoraConfig, PretrainConfig, TokenCorpus, parquet_corpus, pretrain, read_token_file,
-    tokenize_dataset, train_lora,
+    LoraConfig, PretrainConfig, TokenCorpus, parquet_corpus, read_token_file, tokenize_dataset,
+    train_lora,
 };
 
 /// A handle on token sequences of one domain (held natively, never copied into Rhai).
@@ -339,7 +340,8 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &["dataset_dir", "tokenizer"],
         "Tokenizes a dataset directory (JSONL Document shards) with a tokenizer.json; returns a map\ndomain → Tokens.",
         move |dir: &str, tok: &str| {
-            let corpora = tokenize_dataset(&resolve(&h, dir)?, &resolve(&h, tok)?, None).rhai()?;
+            let ds = yunmin_core::ingest::Dataset::open(resolve(&h, dir)?).rhai()?;
+            let corpora = tokenize_dataset(&ds, &resolve(&h, tok)?, None).rhai()?;
             let mut m = Map::new();
             for c in corpora {
                 m.insert(c.name.clone().into(), Dynamic::from(Tokens(Arc::new(c))));
@@ -354,7 +356,10 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         &format!(
             "Pretrains a Llama base from scratch on `tokens` (Tokens, TokenFiles from Parquet, or a token\n\
              file path). Writes the checkpoint, logs/train_<name>.log and a summary.csv row; returns\n\
-             the Model (its `stats` are in summary.csv). {}",
+             the Model (its `stats` are in summary.csv). It is the cached stage `pretrain`, keyed on\n\
+             the tokens' content, the tokenizer file and the options: a rerun with the same ones loads\n\
+             the checkpoint instead (`--force` retrains; `--fail-at pretrain` fails before training,\n\
+             not when cached). {}",
             options_doc::<PretrainConfig>("; `seed` defaults to the run's seed")
         ),
         move |src: Dynamic, opts: Map| {
@@ -364,7 +369,15 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                 h.ctx.read_path(t).rhai()?;
             }
             let corpus = tokens_of(&h, src, None)?;
-            let (m, _) = pretrain(&corpus, &cfg, h.ctx.root()).rhai()?;
+            let stage = PretrainStage { tokens: &corpus, cfg: &cfg };
+            if h.fails_at("pretrain") && !stage.is_cached(&h.ctx).rhai()? {
+                return Err(msg_err("pretrain: failing on purpose before training (--fail-at pretrain)"));
+            }
+            let done = stage.run(&h.ctx).rhai()?;
+            let m = match done.model {
+                Some(m) => m,
+                None => LoadedModel::load(&done.result.dir, &parse_device(&cfg.device).rhai()?).rhai()?,
+            };
             Ok::<_, crate::errors::RhaiError>(Model(Arc::new(m)))
         },
     );
@@ -432,31 +445,37 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     );
 }
 
-/// Where training data comes from on the command line.
+/// Where training data comes from on the command line: one of a token file, documents
+/// (`--dataset` or `--input`, tokenized with `--tokenizer`) or a Parquet directory.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("training data").required(true).args(["tokens", "dataset", "input", "parquet"])))]
 pub struct TokenArgs {
     /// Token file: JSON array of id arrays, or JSONL (id array or {"tokens": [...]} per line).
-    #[arg(long, conflicts_with = "dataset")]
+    #[arg(long, conflicts_with_all = ["dataset", "input", "parquet"])]
     pub tokens: Option<PathBuf>,
-    /// Dataset directory (JSONL Document shards) to tokenize with --tokenizer.
-    #[arg(long, requires = "tokenizer")]
-    pub dataset: Option<PathBuf>,
-    /// tokenizer.json (for --dataset; for pretrain it is also copied into the checkpoint).
+    /// Documents to tokenize with --tokenizer: a dataset directory, or raw JSONL/Parquet
+    /// inputs ingested first (a cached stage) into <out>/ingest/.
+    #[command(flatten)]
+    pub docs: DocSources,
+    /// tokenizer.json (for --dataset/--input; for pretrain it is also copied into the
+    /// checkpoint).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// Parquet directory (`yunmin parquet convert`, a script's `to_parquet`): the training
     /// split of --domain, read as a script's `open_parquet(DIR).domain(d)` reads it.
-    #[arg(long, conflicts_with_all = ["tokens", "dataset"])]
+    #[arg(long, conflicts_with_all = ["dataset", "input"])]
     pub parquet: Option<PathBuf>,
     /// With --parquet: every domain's training split (as `open_parquet(DIR).train()`), named
     /// --domain (default `all`).
     #[arg(long, requires = "parquet")]
     pub all_domains: bool,
-    /// Domain name (default: the token file stem; with --dataset or --parquet, which domain to use).
+    /// Domain name (default: the token file stem; with --dataset/--input or --parquet, which
+    /// domain to use).
     #[arg(long)]
     pub domain: Option<String>,
     /// Run root, as for `yunmin ingest` and `yunmin dedup`: the checkpoint (`--model-dir`,
-    /// relative to it), logs/ and summary.csv go under it.
+    /// relative to it), logs/ and summary.csv go under it (and ingested --input under
+    /// ingest/).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// JSON file of options: an object with the same keys as the option flags (e.g.
@@ -474,6 +493,10 @@ pub enum TrainCommand {
         data: TokenArgs,
         #[command(flatten)]
         opts: CliOptions<PretrainConfig>,
+        /// Retrain even when the run root holds this base for the same tokens, tokenizer and
+        /// options (it is the cached stage `pretrain`, as a script's `pretrain`).
+        #[arg(long)]
+        force: bool,
     },
     /// Train a LoRA adapter for one domain on a frozen base (writes models/lora_<domain>).
     Lora {
@@ -499,7 +522,9 @@ pub struct TrainArgs {
     pub command: TrainCommand,
 }
 
-fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
+/// The training corpus the flags name, and the paths its content comes from (what a cached
+/// stage keys on).
+fn corpus(d: &TokenArgs, seed: u64) -> anyhow::Result<(TokenCorpus, Vec<PathBuf>)> {
     if let Some(t) = &d.tokens {
         let docs = read_token_file(t)?;
         let name = d.domain.clone().unwrap_or_else(|| {
@@ -507,43 +532,63 @@ fn corpus(d: &TokenArgs) -> anyhow::Result<TokenCorpus> {
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default()
         });
-        return Ok(TokenCorpus::new(name, docs));
+        return Ok((TokenCorpus::new(name, docs), vec![t.clone()]));
     }
-    if let (Some(ds), Some(tok)) = (&d.dataset, &d.tokenizer) {
-        let mut cs = tokenize_dataset(ds, tok, d.domain.as_deref())?;
+    if d.docs.given() {
+        let tok = d.tokenizer.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--dataset/--input: name the tokenizer.json with --tokenizer")
+        })?;
+        let ds = d.docs.open(&d.out, seed)?;
+        let mut cs = tokenize_dataset(&ds, tok, d.domain.as_deref())?;
         if cs.len() != 1 {
             let names: Vec<&str> = cs.iter().map(|c| c.name.as_str()).collect();
             anyhow::bail!(
-                "--dataset holds domains [{}]: pick one with --domain",
+                "the documents hold domains [{}]: pick one with --domain",
                 names.join(", ")
             );
         }
-        return Ok(cs.remove(0));
+        return Ok((cs.remove(0), vec![ds.dir().to_path_buf(), tok.clone()]));
     }
     if let Some(p) = &d.parquet {
-        return Ok(if d.all_domains {
+        let c = if d.all_domains {
             parquet_corpus(p, None, d.domain.as_deref().unwrap_or("all"))?
         } else {
             let dom = d.domain.as_deref().ok_or_else(|| {
                 anyhow::anyhow!("--parquet: name the domain with --domain (or give --all-domains)")
             })?;
             parquet_corpus(p, Some(dom), dom)?
-        });
+        };
+        return Ok((c, vec![p.clone()]));
     }
-    anyhow::bail!("give --tokens FILE, --dataset DIR --tokenizer FILE or --parquet DIR")
+    anyhow::bail!(
+        "give --tokens FILE, --dataset DIR / --input PATH with --tokenizer FILE, or --parquet DIR"
+    )
 }
 
 /// Runs `yunmin train pretrain|lora` and prints a one-line summary.
 pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
     match a.command {
-        TrainCommand::Pretrain { data, opts } => {
+        TrainCommand::Pretrain { data, opts, force } => {
             let mut cfg = opts.with_file(data.config.as_deref())?;
             if let Some(t) = &data.tokenizer {
                 cfg.tokenizer = Some(std::path::absolute(t)?);
             }
-            let c = corpus(&data)?;
-            std::fs::create_dir_all(&data.out)?;
-            let (_, r) = pretrain(&c, &cfg, &data.out)?;
+            let (c, _) = corpus(&data, cfg.seed)?;
+            // No manifest is written, as for `train lora`.
+            let ctx = yunmin_core::run::RunContext::new(&data.out, cfg.seed, force)?;
+            let done = PretrainStage {
+                tokens: &c,
+                cfg: &cfg,
+            }
+            .run(&ctx)?;
+            let r = &done.result;
+            if done.model.is_none() {
+                println!(
+                    "pretrain: cached (tokens, tokenizer and options unchanged; --force retrains) → {}",
+                    r.dir.display()
+                );
+                return Ok(());
+            }
             println!(
                 "pretrained {} params: {} steps, {} tokens, held-out loss {:.4} (ppl {:.2}, from {:.2}), {:.0} tokens/s, {:.1}s → {}",
                 r.params,
@@ -564,16 +609,10 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
             force,
         } => {
             let cfg = opts.with_file(data.config.as_deref())?;
-            let c = corpus(&data)?;
+            let (c, sources) = corpus(&data, cfg.seed)?;
             let base = under(Path::new("."), &base);
             // No manifest is written: Ray tasks run this in their driver's run root.
             let ctx = yunmin_core::run::RunContext::new(&data.out, cfg.seed, force)?;
-            let sources: Vec<PathBuf> =
-                [&data.tokens, &data.dataset, &data.tokenizer, &data.parquet]
-                    .into_iter()
-                    .flatten()
-                    .cloned()
-                    .collect();
             let stage = AdapterStage {
                 name: &c.name,
                 base: &base,

@@ -52,6 +52,37 @@ fn cli_pretrain_lora_generate() {
         text(&o)
     );
     assert!(p.join("models/base/model.safetensors").exists());
+    // The same pretraining again is the cached stage `pretrain`; --force retrains, the same.
+    let base_weights = std::fs::read(p.join("models/base/model.safetensors")).unwrap();
+    let pre = [
+        "-q",
+        "train",
+        "pretrain",
+        "--tokens",
+        "base.jsonl",
+        "--config",
+        "tiny.json",
+        "--steps",
+        "30",
+    ];
+    let o = yunmin(p, &pre);
+    assert!(text(&o).contains("pretrain: cached"), "{}", text(&o));
+    let o = yunmin(p, &[&pre[..], &["--force"]].concat());
+    assert!(
+        o.status.success() && text(&o).contains("pretrained"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read(p.join("models/base/model.safetensors")).unwrap(),
+        base_weights
+    );
+    // Other options are another key: trained again.
+    let o = yunmin(
+        p,
+        &[&pre[..], &["--model-dir", "models/base_b", "--lr", "0.02"]].concat(),
+    );
+    assert!(text(&o).contains("pretrained"), "{}", text(&o));
     let lora = [
         "-q",
         "train",
@@ -205,6 +236,162 @@ fn cli_pretrain_lora_generate() {
     );
 }
 
+/// Raw JSONL documents of two domains with Korean-like words from a small vocabulary.
+fn raw_docs(path: &Path, per_domain: usize) {
+    let words = [
+        "법원", "판결", "원고", "피고", "영화", "배우", "감독", "장면", "재미", "계약",
+    ];
+    let mut s = String::new();
+    for (k, domain) in ["law", "movie"].iter().enumerate() {
+        for i in 0..per_domain {
+            let text: Vec<&str> = (0..40)
+                .map(|j| words[(i * 3 + j * (k + 2)) % 5 + 5 * k])
+                .collect();
+            s.push_str(&format!(
+                "{{\"doc_id\": \"{domain}-{i}\", \"content\": \"{}\", \"meta\": {{\"d\": \"{domain}\"}}}}\n",
+                text.join(" ")
+            ));
+        }
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn cli_trains_on_raw_documents_through_a_tokenizer() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    raw_docs(&p.join("raw.jsonl"), 40);
+    std::fs::write(p.join("tiny.json"), TINY.replace("\"vocab_size\":40,", "")).unwrap();
+    // The same --input and field flags as ingest, dedup and parquet convert.
+    let fields = [
+        "--input",
+        "raw.jsonl",
+        "--text-field",
+        "content",
+        "--id-field",
+        "doc_id",
+        "--domain-field",
+        "meta.d",
+        "--out",
+        "run",
+    ];
+    let o = yunmin(
+        p,
+        &[
+            &["-q", "tokenizer", "train", "--vocab-size", "300"][..],
+            &fields[..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tok = p.join("run/data/tokenizer.json");
+    assert!(tok.exists(), "{}", text(&o));
+    let tok = tok.to_str().unwrap();
+    // Every domain's documents at once is refused without --domain; one domain trains.
+    let pre = [
+        &[
+            "-q",
+            "train",
+            "pretrain",
+            "--config",
+            "tiny.json",
+            "--steps",
+            "6",
+            "--tokenizer",
+            tok,
+        ][..],
+        &fields[..],
+    ]
+    .concat();
+    let o = yunmin(p, &pre);
+    assert!(
+        !o.status.success() && text(&o).contains("[law, movie]") && text(&o).contains("--domain"),
+        "{}",
+        text(&o)
+    );
+    let o = yunmin(p, &[&pre[..], &["--domain", "law"]].concat());
+    assert!(
+        o.status.success() && text(&o).contains("pretrained"),
+        "{}",
+        text(&o)
+    );
+    let base = p.join("run/models/base");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    let vocab = cfg["vocab_size"].as_u64().unwrap();
+    assert!(
+        (256..=300).contains(&vocab),
+        "the tokenizer's vocabulary: {cfg}"
+    );
+    assert!(base.join("tokenizer.json").exists());
+    // The documents were ingested into the run root.
+    assert!(p.join("run/ingest").is_dir());
+    let lora = [
+        &[
+            "-q",
+            "train",
+            "lora",
+            "--base",
+            base.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch",
+            "4",
+            "--seq-len",
+            "16",
+            "--rank",
+            "2",
+            "--tokenizer",
+            tok,
+            "--domain",
+            "movie",
+        ][..],
+        &fields[..],
+    ]
+    .concat();
+    let o = yunmin(p, &lora);
+    assert!(
+        o.status.success() && text(&o).contains("lora movie:"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        p.join("run/models/lora_movie/adapter_model.safetensors")
+            .exists()
+    );
+    let o = yunmin(p, &lora);
+    assert!(text(&o).contains("lora movie: cached"), "{}", text(&o));
+    // Documents without a tokenizer: an error that says what is missing.
+    let o = yunmin(
+        p,
+        &[
+            &[
+                "-q",
+                "train",
+                "lora",
+                "--base",
+                base.to_str().unwrap(),
+                "--domain",
+                "law",
+            ][..],
+            &fields[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("--tokenizer"),
+        "{}",
+        text(&o)
+    );
+    // No training data at all: clap names the choices.
+    let o = yunmin(p, &["-q", "train", "pretrain", "--steps", "2"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--tokens"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn rhai_pretrain_lora_generate() {
     let d = tempfile::tempdir().unwrap();
@@ -290,6 +477,80 @@ lora(base, tokens("{l}", "law"), #{{ rnak: 4 }});
         .unwrap_or_else(|| panic!("{t}"));
     let (a, b) = diffs.split_once('/').unwrap();
     assert_eq!(a, b, "{t}");
+}
+
+#[test]
+fn rhai_pretrain_is_a_cached_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    corpus(&p.join("base.jsonl"), 40, 60, 3, 1);
+    let script = write_script(
+        p,
+        "pre.rhai",
+        &format!(
+            r#"let m = pretrain(tokens("{}"), #{{ layers: 2, hidden: 32, heads: 4, kv_heads: 2, intermediate: 64,
+    vocab_size: 40, seq_len: 16, batch: 4, steps: 8, eval_every: 0, checkpoint_every: 0 }});
+print(`gen=${{generate(m, [3, 10], #{{ max_new_tokens: 3 }})}}`);"#,
+            p.join("base.jsonl").display()
+        ),
+    );
+    let run = |extra: &[&str]| {
+        yunmin(
+            p,
+            &[
+                &["run", script.to_str().unwrap(), "--out", "run"][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let stages = || std::fs::read_to_string(p.join("run/pipeline_run.log")).unwrap_or_default();
+    // Not trained yet: the fail point fires before training.
+    let o = run(&["--fail-at", "pretrain"]);
+    assert!(
+        !o.status.success() && text(&o).contains("failing on purpose before training"),
+        "{}",
+        text(&o)
+    );
+    assert!(!p.join("run/models/base").exists());
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let generated = text(&o)
+        .lines()
+        .find(|l| l.starts_with("gen="))
+        .unwrap()
+        .to_string();
+    assert!(
+        stages().contains("stage=pretrain\t") && stages().contains("status=ok"),
+        "{}",
+        stages()
+    );
+    let weights = std::fs::read(p.join("run/models/base/model.safetensors")).unwrap();
+    // Trained: cached, the fail point does not fire, the model is loaded from its checkpoint.
+    let o = run(&["--fail-at", "pretrain"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&generated), "{}", text(&o));
+    let last = stages()
+        .lines()
+        .filter(|l| l.contains("stage=pretrain\t"))
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(last.contains("status=cached"), "{}", stages());
+    // --force retrains to the same weights.
+    let o = run(&["--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let last = stages()
+        .lines()
+        .filter(|l| l.contains("stage=pretrain\t"))
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(last.contains("status=ok"), "{}", stages());
+    assert_eq!(
+        std::fs::read(p.join("run/models/base/model.safetensors")).unwrap(),
+        weights
+    );
 }
 
 #[test]

@@ -167,10 +167,12 @@ fn pipeline_fails_cleanly_resumes_and_writes_every_artifact() {
     for s in ["evaluate", "report"] {
         assert!(second.contains(&(s.into(), "ok".into())), "{s}: {second:?}");
     }
-    // A fail point inside a cached phase does not fire: `--fail-at lora` stops only before
-    // an adapter is trained.
-    let o = run(tmp.path(), &input, &["--fail-at", "lora"]);
-    assert!(o.status.success(), "{}", text(&o));
+    // A fail point inside a cached phase does not fire: `--fail-at lora` and `--fail-at
+    // pretrain` stop only before an adapter or the base is trained.
+    for at in ["lora", "pretrain"] {
+        let o = run(tmp.path(), &input, &["--fail-at", at]);
+        assert!(o.status.success(), "{at}: {}", text(&o));
+    }
 
     // 3. Artifacts of every phase.
     let report: serde_json::Value =
