@@ -15,8 +15,6 @@ use yunmin_core::model::{
 };
 use yunmin_core::text::Tokenizer;
 
-/// Option keys of `load_model`.
-
 /// A model handle: an `Arc` of a loaded (inference-mode) model.
 #[derive(Clone)]
 pub struct Model(pub Arc<LoadedModel>);

@@ -7,8 +7,6 @@ use rhai::{Array, Dynamic, Map};
 use std::sync::Arc;
 use yunmin_core::report::{CsvConfig, Table};
 
-/// Option keys of `write_csv`.
-
 fn to_json_row(row: &Map) -> RhaiResult<serde_json::Map<String, serde_json::Value>> {
     match rhai::serde::from_dynamic::<serde_json::Value>(&Dynamic::from_map(row.clone()))? {
         serde_json::Value::Object(m) => Ok(m),

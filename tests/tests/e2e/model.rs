@@ -532,8 +532,7 @@ print(`gen=${{generate(m, [3, 10], #{{ max_new_tokens: 3 }})}}`);"#,
     assert!(text(&o).contains(&generated), "{}", text(&o));
     let last = stages()
         .lines()
-        .filter(|l| l.contains("stage=pretrain\t"))
-        .last()
+        .rfind(|l| l.contains("stage=pretrain\t"))
         .unwrap()
         .to_string();
     assert!(last.contains("status=cached"), "{}", stages());
@@ -542,8 +541,7 @@ print(`gen=${{generate(m, [3, 10], #{{ max_new_tokens: 3 }})}}`);"#,
     assert!(o.status.success(), "{}", text(&o));
     let last = stages()
         .lines()
-        .filter(|l| l.contains("stage=pretrain\t"))
-        .last()
+        .rfind(|l| l.contains("stage=pretrain\t"))
         .unwrap()
         .to_string();
     assert!(last.contains("status=ok"), "{}", stages());
