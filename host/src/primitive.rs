@@ -170,6 +170,12 @@ mod tests {
             ("max_new_tokens", "12", 12_i64.into()),
             ("bleu_tokenize", "13a", "13a".into()),
             ("rouge_tokenizer", "jamo", "jamo".into()),
+            ("offset", "30", 30_i64.into()),
+            (
+                "domains",
+                "law,news",
+                rhai::Dynamic::from_array(vec!["law".into(), "news".into()]),
+            ),
         ]);
         // What a worker is handed as a `--config` file gives the same configuration back.
         let cfg = rhai::<LoraConfig>(&[("rank", 4_i64.into()), ("steps", 9_i64.into())]).unwrap();

@@ -42,6 +42,10 @@ pub struct EvalConfig {
     pub bleu_tokenize: BleuTokenize,
     /// ROUGE tokenizer (default `hangul`).
     pub rouge_tokenizer: RougeTokenizer,
+    /// Documents per domain skipped before those scored and prompted (default 0).
+    pub offset: usize,
+    /// Only these domains (default empty: every domain of the data).
+    pub domains: Vec<String>,
 }
 
 impl crate::config::Primitive for EvalConfig {
@@ -69,6 +73,14 @@ impl crate::config::Primitive for EvalConfig {
                 "rouge_tokenizer",
                 "ROUGE tokenizer: hangul, jamo, char, whitespace or rouge",
             ),
+            opt(
+                "offset",
+                "documents per domain skipped before those scored and prompted (e.g. to keep a validation slice apart from the test slice)",
+            ),
+            opt(
+                "domains",
+                "only these domains (empty: every domain; one the data lacks is an error)",
+            ),
         ]
     };
 }
@@ -84,6 +96,8 @@ impl Default for EvalConfig {
             max_new_tokens: 24,
             bleu_tokenize: BleuTokenize::Char,
             rouge_tokenizer: RougeTokenizer::Hangul,
+            offset: 0,
+            domains: Vec::new(),
         }
     }
 }
@@ -91,8 +105,8 @@ impl Default for EvalConfig {
 impl EvalConfig {
     /// The documents scored for perplexity: `max_docs` of them (0 = all) after skipping
     /// `offset`.
-    pub fn scored_docs<'a>(&self, docs: &'a [Vec<u32>], offset: usize) -> &'a [Vec<u32>] {
-        let start = offset.min(docs.len());
+    pub fn scored_docs<'a>(&self, docs: &'a [Vec<u32>]) -> &'a [Vec<u32>] {
+        let start = self.offset.min(docs.len());
         let end = if self.max_docs == 0 {
             docs.len()
         } else {
@@ -135,9 +149,9 @@ pub fn parquet_heldout(set: &crate::columnar::ParquetSet) -> Result<Vec<DomainDo
         .collect()
 }
 
-/// Keeps only the domains of `keep` (in `data`'s order); a domain of `keep` that `data` lacks
-/// is an error naming it.
-pub fn retain_domains(data: &mut Vec<DomainDocs>, keep: &[String]) -> Result<()> {
+/// The domains of `data` that `keep` names, in `data`'s order (all when `keep` is empty); a
+/// domain of `keep` that `data` lacks is an error naming it.
+pub fn select_domains<'a>(data: &'a [DomainDocs], keep: &[String]) -> Result<Vec<&'a DomainDocs>> {
     for d in keep {
         if !data.iter().any(|x| &x.domain == d) {
             return Err(EvalError::Config(format!(
@@ -150,8 +164,10 @@ pub fn retain_domains(data: &mut Vec<DomainDocs>, keep: &[String]) -> Result<()>
             .into());
         }
     }
-    data.retain(|x| keep.contains(&x.domain));
-    Ok(())
+    Ok(data
+        .iter()
+        .filter(|x| keep.is_empty() || keep.contains(&x.domain))
+        .collect())
 }
 
 /// One prompt: a document's beginning and its real continuation.
@@ -173,6 +189,7 @@ pub fn make_prompts(d: &DomainDocs, cfg: &EvalConfig) -> Vec<Prompt> {
     d.docs
         .iter()
         .enumerate()
+        .skip(cfg.offset)
         .filter(|(_, t)| t.len() > cfg.prompt_tokens)
         .take(cfg.prompts)
         .map(|(i, t)| {
@@ -459,14 +476,15 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Result<EvalTables> {
     cfg.validate()?;
+    let data = select_domains(data, &cfg.domains)?;
     if models.is_empty() || data.is_empty() {
         return Err(EvalError::Config("evaluation: no models or no domains".into()).into());
     }
     let sets: Vec<DomainSet<'_>> = data
         .iter()
-        .map(|d| DomainSet {
+        .map(|&d| DomainSet {
             domain: &d.domain,
-            docs: cfg.scored_docs(&d.docs, 0),
+            docs: cfg.scored_docs(&d.docs),
             prompts: make_prompts(d, cfg),
         })
         .collect();
@@ -590,6 +608,44 @@ mod tests {
         assert_eq!(p[0].ids, vec![0, 1, 2, 3]);
         assert_eq!(p[0].reference, (4..12).collect::<Vec<u32>>());
         assert_eq!(p[1].doc, 2);
+    }
+
+    #[test]
+    fn offset_skips_documents_for_scoring_and_prompts_and_domains_select() {
+        let d = DomainDocs {
+            domain: "news".into(),
+            docs: (0..6).map(|i| (i..i + 30).collect()).collect(),
+        };
+        let cfg = EvalConfig {
+            prompts: 2,
+            prompt_tokens: 4,
+            max_docs: 3,
+            offset: 2,
+            ..EvalConfig::default()
+        };
+        let scored = cfg.scored_docs(&d.docs);
+        assert_eq!(scored, &d.docs[2..5]);
+        let p = make_prompts(&d, &cfg);
+        assert_eq!(p.iter().map(|p| p.doc).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(p[0].ids, vec![2, 3, 4, 5]);
+        let past = EvalConfig {
+            offset: 9,
+            ..cfg.clone()
+        };
+        assert!(past.scored_docs(&d.docs).is_empty());
+        let law = DomainDocs {
+            domain: "law".into(),
+            docs: vec![],
+        };
+        let data = vec![d, law];
+        let all = select_domains(&data, &[]).unwrap();
+        assert_eq!(all.len(), 2);
+        let one = select_domains(&data, &["law".into()]).unwrap();
+        assert_eq!(one[0].domain, "law");
+        let e = select_domains(&data, &["chat".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`chat`") && e.contains("news, law"), "{e}");
     }
 
     fn tiny_model() -> Llama {

@@ -14,59 +14,49 @@ use clap::Args;
 use rhai::{Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use yunmin_core::columnar::{ParquetSet, Split};
+use yunmin_core::columnar::ParquetSet;
 use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::runner::{
-    DomainDocs, EvalConfig, EvalTables, add_document_nll, evaluate, parquet_heldout, retain_domains,
+    DomainDocs, EvalConfig, EvalTables, add_document_nll, evaluate, parquet_heldout, select_domains,
 };
 use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
-/// Rhai option keys of `evaluate`: [`EvalConfig`]'s, where it runs and which domains.
+/// Rhai option keys of `evaluate`: [`EvalConfig`]'s and where it runs.
 pub(crate) fn evaluate_keys() -> Vec<&'static str> {
     let mut k = crate::primitive::keys::<EvalConfig>();
-    k.extend(["engine", "domains"]);
+    k.push("engine");
     k
 }
 
-/// The [`EvalConfig`] options that scoring one model on one corpus uses (`model_perplexity`,
-/// `yunmin metrics perplexity`).
+/// The [`EvalConfig`] options that scoring one model on one corpus uses (`model_perplexity`).
 #[derive(Debug, Clone, Copy)]
 pub struct PerplexityKeys;
 
 impl crate::primitive::OptionSet for PerplexityKeys {
-    const KEYS: Option<&'static [&'static str]> = Some(&["seq_len", "batch", "max_docs"]);
+    const KEYS: Option<&'static [&'static str]> = Some(&["seq_len", "batch", "max_docs", "offset"]);
 }
 
-/// Rhai option keys of `model_perplexity`: [`PerplexityKeys`] and the documents to skip.
+/// The [`EvalConfig`] options of `yunmin metrics perplexity`: [`PerplexityKeys`] and the
+/// domains of a Parquet set to score.
+#[derive(Debug, Clone, Copy)]
+pub struct PerplexityCliKeys;
+
+impl crate::primitive::OptionSet for PerplexityCliKeys {
+    const KEYS: Option<&'static [&'static str]> =
+        Some(&["seq_len", "batch", "max_docs", "offset", "domains"]);
+}
+
+/// Rhai option keys of `model_perplexity`.
 pub(crate) fn perplexity_keys() -> Vec<&'static str> {
     use crate::primitive::OptionSet;
-    let mut k = PerplexityKeys::KEYS.unwrap_or_default().to_vec();
-    k.push("offset");
-    k
-}
-
-/// Options that are not [`EvalConfig`] fields.
-struct Extra {
-    domains: Option<Vec<String>>,
-    offset: usize,
+    PerplexityKeys::KEYS.unwrap_or_default().to_vec()
 }
 
 /// An [`EvalConfig`] from a Rhai option map over the defaults; `keys` lists what `func` takes.
-fn eval_config(func: &'static str, opts: Map, keys: &[&str]) -> RhaiResult<(EvalConfig, Extra)> {
-    let o = Options::new(func, opts, keys)?;
-    let extra = Extra {
-        domains: o
-            .has("domains")
-            .then(|| o.str_list("domains", &[]))
-            .transpose()?,
-        offset: o.usize("offset", 0)?,
-    };
-    let mut rest = o.into_map();
-    rest.remove("domains");
-    rest.remove("offset");
-    let cfg = crate::primitive::from_rhai_as(func, EvalConfig::default(), rest)?;
-    Ok((cfg, extra))
+fn eval_config(func: &'static str, opts: Map, keys: &[&str]) -> RhaiResult<EvalConfig> {
+    Options::new(func, opts.clone(), keys)?;
+    crate::primitive::from_rhai_as(func, EvalConfig::default(), opts)
 }
 
 /// A Model or Merged value as a loaded model.
@@ -142,7 +132,6 @@ fn evaluate_on_ray(
     host: &Host,
     models: &[(String, ModelSpec)],
     parquet: &Path,
-    domains: &Option<Vec<String>>,
     cfg: &EvalConfig,
 ) -> yunmin_core::Result<EvalTables> {
     use yunmin_core::Error;
@@ -172,9 +161,6 @@ fn evaluate_on_ray(
             args.extend(["--adapter".into(), a.display().to_string()]);
         }
         args.extend(["--parquet".into(), parquet.display().to_string()]);
-        if let Some(d) = domains {
-            args.extend(["--domains".into(), d.join(",")]);
-        }
         args.extend(["--config".into(), cfg_path.display().to_string()]);
         args.extend(["--dir".into(), out.display().to_string()]);
         tasks.push(crate::ray::Task {
@@ -237,14 +223,14 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         "Perplexity of a Model (or Merged) on token sequences (Tokens, TokenFiles, a token file):\n\
          each document plus EOS in chunks of at most `seq_len` + 1 tokens overlapping by one, every\n\
          predicted token's NLL summed exactly. Returns `#{ domain, docs, tokens, nll_sum, perplexity }`.\n\
-         Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all after `offset`) as\n\
-         `evaluate`'s, and `offset` (0): documents to skip, e.g. to keep a validation slice apart\n\
-         from the test slice.",
+         Options (defaults): `seq_len` (128), `batch` (16), `max_docs` (0 = all after `offset`) and\n\
+         `offset` (0: documents to skip, e.g. to keep a validation slice apart from the test slice),\n\
+         as `evaluate`'s.",
         move |model: Dynamic, tokens: Dynamic, opts: Map| {
             let lm = model_of("model_perplexity", model)?;
             let c = tokens_of(&h, tokens, None)?;
-            let (cfg, extra) = eval_config("model_perplexity", opts, &perplexity_keys())?;
-            let docs = cfg.scored_docs(&c.docs, extra.offset);
+            let cfg = eval_config("model_perplexity", opts, &perplexity_keys())?;
+            let docs = cfg.scored_docs(&c.docs);
             let mut acc = PerplexityAccumulator::new();
             let eos = lm.config.first_eos();
             add_document_nll(&mut acc, &lm.model, &c.name, docs, eos, &cfg).rhai()?;
@@ -274,7 +260,6 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
              (model, domains, perplexity, macro_geometric_perplexity, macro_arithmetic_perplexity: one\n\
              row per model; `perplexity` is token-weighted, the macros weigh every domain the same) }}`.\n\
              Options (defaults):\n{}\n\
-             - `domains` (all): only these domains\n\
              - `engine` (\"local\"): \"ray\" runs one `yunmin metrics evaluate` Ray task per model on the\n  \
              cluster in `RAY_ADDRESS` (models given as directories, `heldout` a Parquet set; the\n  \
              tables are the same)",
@@ -283,8 +268,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |models: Map, heldout: Dynamic, opts: Map| {
             let mut opts = opts;
             let ray = crate::ray::take_engine("evaluate", &mut opts)?;
-            let (cfg, extra) = eval_config("evaluate", opts, &evaluate_keys())?;
-            let domains = extra.domains;
+            let cfg = eval_config("evaluate", opts, &evaluate_keys())?;
             let specs: Vec<(String, ModelSpec)> = models
                 .into_iter()
                 .map(|(k, v)| Ok((k.to_string(), model_spec(&h, &format!("evaluate: models.{k}"), v)?)))
@@ -294,12 +278,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
                     msg_err("evaluate with engine \"ray\": the held-out data must be a Parquet set (open_parquet)")
                 })?;
                 cfg.validate().rhai()?;
-                evaluate_on_ray(&h, &specs, pq.0.dir(), &domains, &cfg).rhai()?
+                evaluate_on_ray(&h, &specs, pq.0.dir(), &cfg).rhai()?
             } else {
-                let mut data = heldout_of(&h, heldout)?;
-                if let Some(keep) = &domains {
-                    retain_domains(&mut data, keep).rhai()?;
-                }
+                let data = heldout_of(&h, heldout)?;
                 let loaded: Vec<(String, Arc<LoadedModel>)> = specs
                     .into_iter()
                     .map(|(k, spec)| {
@@ -342,11 +323,8 @@ pub struct PerplexityArgs {
     /// A token file instead (JSON array of id arrays, or JSONL: one id array per line).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
-    /// Only these domains (comma-separated; --parquet only).
-    #[arg(long, value_delimiter = ',')]
-    pub domains: Vec<String>,
     #[command(flatten)]
-    pub opts: crate::primitive::CliOptions<EvalConfig, PerplexityKeys>,
+    pub opts: crate::primitive::CliOptions<EvalConfig, PerplexityCliKeys>,
     /// Write the table (domain, tokens, nll_sum, mean_nll, perplexity) to this .csv or .parquet.
     #[arg(long)]
     pub table: Option<PathBuf>,
@@ -359,38 +337,28 @@ pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
     if let Some(dir) = &a.adapter {
         lm.model = load_adapter(dir)?.fold_into(lm.model)?;
     }
-    let mut sets: Vec<(String, Vec<Vec<u32>>)> = Vec::new();
-    if let Some(p) = &a.parquet {
-        let set = ParquetSet::open(p)?;
-        for d in set.domains() {
-            if a.domains.is_empty() || a.domains.contains(d) {
-                sets.push((d.clone(), set.read_tokens(Some(d), Split::Heldout)?));
-            }
-        }
-        if sets.is_empty() {
-            anyhow::bail!(
-                "none of the domains {:?} is in {} (has: {})",
-                a.domains,
-                p.display(),
-                set.domains().join(", ")
-            );
-        }
+    let cfg = a.opts.config(EvalConfig::default())?;
+    let sets = if let Some(p) = &a.parquet {
+        parquet_heldout(&ParquetSet::open(p)?)?
     } else if let Some(t) = &a.tokens {
         let name = t
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "tokens".into());
-        sets.push((name, read_token_file(t)?));
-    }
-    let cfg = a.opts.config(EvalConfig::default())?;
+        vec![DomainDocs {
+            domain: name,
+            docs: read_token_file(t)?,
+        }]
+    } else {
+        Vec::new()
+    };
     let mut acc = PerplexityAccumulator::new();
-    for (domain, docs) in &sets {
-        let docs = cfg.scored_docs(docs, 0);
+    for d in select_domains(&sets, &cfg.domains)? {
         add_document_nll(
             &mut acc,
             &lm.model,
-            domain,
-            docs,
+            &d.domain,
+            cfg.scored_docs(&d.docs),
             lm.config.first_eos(),
             &cfg,
         )?;
@@ -419,9 +387,6 @@ pub struct EvaluateArgs {
     /// Parquet directory (`to_parquet`): every domain's held-out split.
     #[arg(long)]
     pub parquet: PathBuf,
-    /// Only these domains (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub domains: Vec<String>,
     /// JSON file of options: an object with the same keys as the option flags; flags given
     /// override it. An unknown key is an error.
     #[arg(long)]
@@ -440,10 +405,7 @@ pub struct EvaluateArgs {
 /// Runs `yunmin metrics evaluate`.
 pub fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     let cfg = a.opts.with_file(a.config.as_deref())?;
-    let mut data = parquet_heldout(&ParquetSet::open(&a.parquet)?)?;
-    if !a.domains.is_empty() {
-        retain_domains(&mut data, &a.domains)?;
-    }
+    let data = parquet_heldout(&ParquetSet::open(&a.parquet)?)?;
     let lm = load_with_adapter(&a.model, a.adapter.as_deref())?;
     let t = evaluate(&[(a.name.clone(), &lm)], &data, &cfg)?;
     let dir = t.save(&a.out.join(&a.dir))?;
