@@ -42,11 +42,12 @@ fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
         let scale = (1.0 / (1.0 - p)) as f32;
         // Keep when a uniform 32-bit draw is ≥ p·2³²; two draws per 64-bit output.
         let cut = (p * 4_294_967_296.0) as u64;
-        let mut v = Vec::with_capacity(n + 1);
-        while v.len() < n {
+        let keep = |u: u64| if u >= cut { scale } else { 0.0 };
+        let mut v = vec![0.0f32; n.next_multiple_of(2)];
+        for pair in v.chunks_exact_mut(2) {
             let z = rng.next();
-            v.push(if (z & 0xFFFF_FFFF) >= cut { scale } else { 0.0 });
-            v.push(if (z >> 32) >= cut { scale } else { 0.0 });
+            pair[0] = keep(z & 0xFFFF_FFFF);
+            pair[1] = keep(z >> 32);
         }
         v.truncate(n);
         Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
