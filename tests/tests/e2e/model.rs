@@ -31,29 +31,6 @@ fn cli_pretrain_lora_generate() {
     corpus(&p.join("base.jsonl"), 40, 60, 3, 1);
     corpus(&p.join("news.jsonl"), 30, 60, 5, 2);
     std::fs::write(p.join("tiny.json"), TINY).unwrap();
-    let o = yunmin(
-        p,
-        &[
-            "-q",
-            "train",
-            "pretrain",
-            "--tokens",
-            "base.jsonl",
-            "--config",
-            "tiny.json",
-            "--steps",
-            "30",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("pretrained"),
-        "{}",
-        text(&o)
-    );
-    assert!(p.join("models/base/model.safetensors").exists());
-    // The same pretraining again is the cached stage `pretrain`; --force retrains, the same.
-    let base_weights = std::fs::read(p.join("models/base/model.safetensors")).unwrap();
     let pre = [
         "-q",
         "train",
@@ -65,6 +42,16 @@ fn cli_pretrain_lora_generate() {
         "--steps",
         "30",
     ];
+    let o = yunmin(p, &pre);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("pretrained"),
+        "{}",
+        text(&o)
+    );
+    assert!(p.join("models/base/model.safetensors").exists());
+    // The same pretraining again is the cached stage `pretrain`; --force retrains, the same.
+    let base_weights = std::fs::read(p.join("models/base/model.safetensors")).unwrap();
     let o = yunmin(p, &pre);
     assert!(text(&o).contains("pretrain: cached"), "{}", text(&o));
     let o = yunmin(p, &[&pre[..], &["--force"]].concat());
