@@ -21,10 +21,19 @@ pub fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + S
         let handles: Vec<_> = (0..n)
             .map(|k| {
                 s.spawn(move || {
-                    (k..items.len())
-                        .step_by(n)
-                        .map(|i| (i, f(i, &items[i])))
-                        .collect::<Vec<_>>()
+                    let run = || {
+                        (k..items.len())
+                            .step_by(n)
+                            .map(|i| (i, f(i, &items[i])))
+                            .collect::<Vec<_>>()
+                    };
+                    // The kernels inside (burn-flex's rayon-parallel matrix products and
+                    // elementwise ops) run on this thread alone: the threads already share
+                    // the cores, and nested pools would oversubscribe them.
+                    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                        Ok(pool) => pool.install(run),
+                        Err(_) => run(),
+                    }
                 })
             })
             .collect();
@@ -50,5 +59,23 @@ mod tests {
         let out = super::map_ordered(&items, |i, x| (i, x * 2));
         assert_eq!(out, items.iter().map(|&x| (x, x * 2)).collect::<Vec<_>>());
         assert!(super::map_ordered(&[] as &[u8], |_, x| *x).is_empty());
+    }
+
+    #[test]
+    fn kernels_inside_a_worker_stay_on_its_thread() {
+        // Run on a pool of 2 so that map_ordered starts two workers whatever the machine.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let seen = pool.install(|| {
+            assert_eq!(super::model_threads(), 2);
+            super::map_ordered(&[0u8; 6], |_, _| rayon::current_num_threads())
+        });
+        assert_eq!(
+            seen,
+            vec![1; 6],
+            "each worker's rayon calls see a one-thread pool"
+        );
     }
 }
