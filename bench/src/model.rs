@@ -135,10 +135,7 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
     let (windows, eval_model) = if train {
         (Vec::new(), None)
     } else {
-        let lm = yunmin_core::model::LoadedModel::load(
-            &base,
-            &yunmin_core::model::parse_device("cpu")?,
-        )?;
+        let lm = yunmin_core::model::LoadedModel::load_as(&base, &Default::default())?;
         let eos = lm.config.first_eos().unwrap_or(0);
         let docs = yunmin_core::train::read_token_file(&tokens)?;
         let mut ids: Vec<u32> = Vec::new();

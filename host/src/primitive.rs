@@ -29,6 +29,18 @@ pub fn from_rhai_as<T: Primitive>(func: &'static str, base: T, opts: rhai::Map) 
     yunmin_core::config::overlay_as(func, &base, &given).map_err(|e| msg_err(e.to_string()))
 }
 
+/// [`from_rhai_as`] for a function that takes only `keys` of the primitive's options (the
+/// rest are settled by what it works on): a key outside them is an error listing `keys`.
+pub fn from_rhai_subset<T: Primitive>(
+    func: &'static str,
+    base: T,
+    opts: rhai::Map,
+    keys: &[&str],
+) -> RhaiResult<T> {
+    crate::options::Options::new(func, opts.clone(), keys)?;
+    from_rhai_as(func, base, opts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,7 +379,7 @@ impl Table {
     }
 
     /// Writes CSV with or without a header and with the given separator (atomically).
-    pub fn write_csv_with(&self, path: &Path, header: bool, separator: u8) -> Result<()> {
+    fn write_csv_with(&self, path: &Path, header: bool, separator: u8) -> Result<()> {
         let mut buf = Vec::new();
         let mut df = self.df.clone();
         CsvWriter::new(&mut buf)

@@ -3,7 +3,7 @@
 
 use crate::api::Api;
 use crate::errors::{IntoRhai, RhaiResult, msg_err};
-use crate::options::Options;
+use crate::primitive::from_rhai_subset;
 use crate::state::Host;
 use rhai::{Array, Dynamic, Map};
 use std::path::{Path, PathBuf};
@@ -223,21 +223,9 @@ fn signatures(host: &Host, ds: &DatasetHandle, opts: Map) -> RhaiResult<Signatur
     })
 }
 
-/// `base` with `opts` laid over it as the `dedup` options are, `opts` limited to `func`'s
-/// `keys` (any other is an error naming them).
-fn overlay_subset(
-    func: &'static str,
-    base: &DedupConfig,
-    opts: Map,
-    keys: &[&str],
-) -> RhaiResult<DedupConfig> {
-    Options::new(func, opts.clone(), keys)?;
-    crate::primitive::from_rhai_as(func, base.clone(), opts)
-}
-
 fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
     // Settings not given stay those the signatures were made with.
-    let cfg = overlay_subset("lsh_index", &s.cfg, opts, LSH_INDEX_KEYS)?;
+    let cfg = from_rhai_subset("lsh_index", (*s.cfg).clone(), opts, LSH_INDEX_KEYS)?;
     let br = cfg.band_rows(&s.scheme).rhai()?;
     let ns = cfg
         .namespace
@@ -256,7 +244,7 @@ fn build_index(s: &SignaturesHandle, opts: Map) -> RhaiResult<IndexHandle> {
 
 fn find_candidates(ix: &IndexHandle, opts: Map) -> RhaiResult<CandidatesHandle> {
     // Settings not given stay those the index was built with.
-    let mut cfg = overlay_subset("candidates", &ix.cfg, opts, CANDIDATES_KEYS)?;
+    let mut cfg = from_rhai_subset("candidates", (*ix.cfg).clone(), opts, CANDIDATES_KEYS)?;
     cfg.bands = Some(ix.bands.bands);
     cfg.rows = Some(ix.bands.rows);
     let s = &ix.sigs;
@@ -414,10 +402,13 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
     api.func(
         "shingles",
         &["text", "opts"],
-        "Normalised text and shingle hashes of one text: `#{normalized, jamo: [..], word: [..]}`.\n\
-         Options: shingles (default \"jamo3+word5\").",
+        &format!(
+            "Normalised text and shingle hashes of one text: `#{{normalized, jamo: [..], word: [..]}}`.\n\
+             Options: shingles (default {:?}, as `minhash`'s).",
+            DedupConfig::default().shingles
+        ),
         |text: &str, opts: Map| {
-            let cfg = overlay_subset("shingles", &DedupConfig::default(), opts, SHINGLES_KEYS)?;
+            let cfg = from_rhai_subset("shingles", DedupConfig::default(), opts, SHINGLES_KEYS)?;
             let spec: shingle::ShingleSpec = parse(&cfg.shingles)?;
             let norm = shingle::normalize(text);
             let s = shingle::shingles_of_normalized(&norm, &spec);

@@ -8,7 +8,7 @@ use crate::modules::columnar::ParquetHandle;
 use crate::modules::merge::Merged;
 use crate::modules::model::{Model, resolve};
 use crate::modules::train::tokens_of;
-use crate::options::Options;
+use crate::primitive::from_rhai_subset;
 use crate::state::Host;
 use clap::Args;
 use rhai::{Dynamic, Map};
@@ -19,7 +19,7 @@ use yunmin_core::eval::perplexity::PerplexityAccumulator;
 use yunmin_core::eval::runner::{
     DomainDocs, EvalConfig, EvalTables, add_document_nll, evaluate, parquet_heldout, select_domains,
 };
-use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
+use yunmin_core::model::{LoadConfig, LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::read_token_file;
 
 /// Rhai option keys of `evaluate`: [`EvalConfig`]'s and where it runs.
@@ -51,12 +51,6 @@ impl crate::primitive::OptionSet for PerplexityCliKeys {
 pub(crate) fn perplexity_keys() -> Vec<&'static str> {
     use crate::primitive::OptionSet;
     PerplexityKeys::KEYS.unwrap_or_default().to_vec()
-}
-
-/// An [`EvalConfig`] from a Rhai option map over the defaults; `keys` lists what `func` takes.
-fn eval_config(func: &'static str, opts: Map, keys: &[&str]) -> RhaiResult<EvalConfig> {
-    Options::new(func, opts.clone(), keys)?;
-    crate::primitive::from_rhai_as(func, EvalConfig::default(), opts)
 }
 
 /// A Model or Merged value as a loaded model.
@@ -118,7 +112,7 @@ fn model_spec(host: &Host, what: &str, v: Dynamic) -> RhaiResult<ModelSpec> {
 
 /// A checkpoint directory on the CPU, with `adapter` folded in (as `with_adapter` does).
 pub fn load_with_adapter(base: &Path, adapter: Option<&Path>) -> yunmin_core::Result<LoadedModel> {
-    let mut lm = LoadedModel::load(base, &parse_device("cpu")?)?;
+    let mut lm = LoadedModel::load_as(base, &LoadConfig::default())?;
     if let Some(a) = adapter {
         lm.model = load_adapter(a)?.fold_into(lm.model)?;
         lm.dir = None;
@@ -229,7 +223,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |model: Dynamic, tokens: Dynamic, opts: Map| {
             let lm = model_of("model_perplexity", model)?;
             let c = tokens_of(&h, tokens, None)?;
-            let cfg = eval_config("model_perplexity", opts, &perplexity_keys())?;
+            let cfg = from_rhai_subset("model_perplexity", EvalConfig::default(), opts, &perplexity_keys())?;
             let docs = cfg.scored_docs(&c.docs);
             let mut acc = PerplexityAccumulator::new();
             let eos = lm.config.first_eos();
@@ -268,7 +262,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
         move |models: Map, heldout: Dynamic, opts: Map| {
             let mut opts = opts;
             let ray = crate::ray::take_engine("evaluate", &mut opts)?;
-            let cfg = eval_config("evaluate", opts, &evaluate_keys())?;
+            let cfg = from_rhai_subset("evaluate", EvalConfig::default(), opts, &evaluate_keys())?;
             let specs: Vec<(String, ModelSpec)> = models
                 .into_iter()
                 .map(|(k, v)| Ok((k.to_string(), model_spec(&h, &format!("evaluate: models.{k}"), v)?)))
@@ -332,11 +326,7 @@ pub struct PerplexityArgs {
 
 /// Runs `yunmin metrics perplexity`.
 pub fn run_perplexity(a: PerplexityArgs) -> anyhow::Result<()> {
-    let dev = parse_device("cpu")?;
-    let mut lm = LoadedModel::load(&a.model, &dev)?;
-    if let Some(dir) = &a.adapter {
-        lm.model = load_adapter(dir)?.fold_into(lm.model)?;
-    }
+    let lm = load_with_adapter(&a.model, a.adapter.as_deref())?;
     let cfg = a.opts.config(EvalConfig::default())?;
     let sets = if let Some(p) = &a.parquet {
         parquet_heldout(&ParquetSet::open(p)?)?

@@ -13,7 +13,7 @@ use rhai::{Dynamic, Map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use yunmin_core::columnar::TokenFiles;
-use yunmin_core::model::{LoadedModel, load_adapter, parse_device};
+use yunmin_core::model::{LoadConfig, LoadedModel, load_adapter, parse_device};
 use yunmin_core::train::staged::{AdapterStage, PretrainStage};
 use yunmin_core::train::{
     LoraConfig, PretrainConfig, TokenCorpus, parquet_corpus, read_token_file, tokenize_dataset,
@@ -279,7 +279,7 @@ fn train_adapters(
                     return Ok(dir.clone());
                 }
                 if base_model.is_none() {
-                    base_model = Some(LoadedModel::load(&base_dir, &parse_device("cpu")?)?);
+                    base_model = Some(LoadedModel::load_as(&base_dir, &LoadConfig::default())?);
                 }
                 let bm = base_model.as_ref().expect("loaded above");
                 let corpus = parquet_corpus(&pq_dir, j.domain.as_deref(), &j.name)?;
@@ -397,13 +397,7 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
             // The base as a Model handle or a checkpoint directory (loaded on the CPU).
             let base: Model = if base.is_string() {
                 let dir = resolve(&h, &base.into_string().unwrap_or_default())?;
-                Model(Arc::new(
-                    yunmin_core::model::LoadedModel::load(
-                        &dir,
-                        &yunmin_core::model::parse_device("cpu").rhai()?,
-                    )
-                    .rhai()?,
-                ))
+                Model(Arc::new(LoadedModel::load_as(&dir, &LoadConfig::default()).rhai()?))
             } else {
                 base.try_cast::<Model>().ok_or_else(|| {
                     msg_err("lora: `base` must be a Model or a checkpoint directory")
