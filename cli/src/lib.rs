@@ -46,6 +46,14 @@ impl<T: Primitive, S> CliOptions<T, S> {
     pub fn config(&self, base: T) -> anyhow::Result<T> {
         Ok(overlay(&base, &self.given)?)
     }
+
+    /// The flags given on the command line (`--key-name`), in option order.
+    pub fn given_flags(&self) -> Vec<String> {
+        self.given
+            .keys()
+            .map(|k| format!("--{}", flag(k)))
+            .collect()
+    }
 }
 
 impl<T: Primitive, S> CliOptions<T, S> {

@@ -262,6 +262,19 @@ pub fn dataset_from_inputs(
     Ok(out.dataset)
 }
 
+/// An error naming `flags` (given on the command line) when they do not apply because of
+/// `why` (e.g. "--tokens reads token ids"): a flag that would be silently unused is refused.
+pub fn reject_flags(flags: &[String], why: &str) -> anyhow::Result<()> {
+    match flags {
+        [] => Ok(()),
+        [one] => anyhow::bail!("{one} does not apply here: {why}; it is for raw --input"),
+        many => anyhow::bail!(
+            "{} do not apply here: {why}; they are for raw --input",
+            many.join(", ")
+        ),
+    }
+}
+
 /// The documents a phase command reads: a dataset directory, or raw inputs ingested first into
 /// `<run root>/ingest/` (`yunmin dedup`, `yunmin parquet convert`, `yunmin tokenizer train`),
 /// one of the two required.
@@ -304,8 +317,28 @@ impl DocSources {
         self.dataset.is_some() || !self.input.is_empty()
     }
 
-    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`.
+    /// The flags given that apply only to raw `--input`s: the field mapping and
+    /// `--endpoint-url`.
+    pub fn raw_input_flags(&self) -> Vec<String> {
+        let mut f = self.fields.given_flags();
+        if self.endpoint_url.is_some() {
+            f.push("--endpoint-url".into());
+        }
+        f
+    }
+
+    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`. A raw-input
+    /// flag given with a dataset directory (already ingested) is an error naming it.
     pub fn open(&self, root: &Path, seed: u64) -> anyhow::Result<Dataset> {
+        let ingested = match (&self.dataset, self.input.as_slice()) {
+            (Some(d), _) => Some(d.display().to_string()),
+            (None, [one]) if is_dataset_dir(Path::new(one)) => Some(one.clone()),
+            _ => None,
+        };
+        if let Some(d) = ingested {
+            let why = format!("{d} is a dataset directory, already ingested");
+            reject_flags(&self.raw_input_flags(), &why)?;
+        }
         match &self.dataset {
             Some(d) => Ok(Dataset::open(d)?),
             None if self.input.is_empty() => {

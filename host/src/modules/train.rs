@@ -518,7 +518,27 @@ pub struct TrainArgs {
 
 /// The training corpus the flags name, and the paths its content comes from (what a cached
 /// stage keys on).
-fn corpus(d: &TokenArgs, seed: u64) -> anyhow::Result<(TokenCorpus, Vec<PathBuf>)> {
+/// `tokenizer_kept` says whether `--tokenizer` is used besides tokenizing documents (pretrain
+/// copies it into the checkpoint); otherwise it is an error with token ids. The raw-input
+/// flags (field mapping, `--endpoint-url`) are errors with `--tokens` and `--parquet`.
+fn corpus(
+    d: &TokenArgs,
+    seed: u64,
+    tokenizer_kept: bool,
+) -> anyhow::Result<(TokenCorpus, Vec<PathBuf>)> {
+    let ids = match (&d.tokens, &d.parquet) {
+        (Some(_), _) => Some("--tokens reads token ids"),
+        (None, Some(_)) => Some("--parquet reads token ids"),
+        (None, None) => None,
+    };
+    if let Some(why) = ids {
+        super::ingest::reject_flags(&d.docs.raw_input_flags(), why)?;
+        if d.tokenizer.is_some() && !tokenizer_kept {
+            anyhow::bail!(
+                "--tokenizer does not apply here: {why}, already tokenized, and a LoRA adapter keeps its base's tokenizer; it is for --dataset/--input documents"
+            );
+        }
+    }
     if let Some(t) = &d.tokens {
         let docs = read_token_file(t)?;
         let name = d.domain.clone().unwrap_or_else(|| {
@@ -567,7 +587,7 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
             if let Some(t) = &data.tokenizer {
                 cfg.tokenizer = Some(std::path::absolute(t)?);
             }
-            let (c, _) = corpus(&data, cfg.seed)?;
+            let (c, _) = corpus(&data, cfg.seed, true)?;
             // No manifest is written, as for `train lora`.
             let ctx = yunmin_core::run::RunContext::new(&data.out, cfg.seed, force)?;
             let done = PretrainStage {
@@ -603,7 +623,7 @@ pub fn run_cli(a: TrainArgs) -> anyhow::Result<()> {
             force,
         } => {
             let cfg = opts.with_file(data.config.as_deref())?;
-            let (c, sources) = corpus(&data, cfg.seed)?;
+            let (c, sources) = corpus(&data, cfg.seed, false)?;
             let base = under(Path::new("."), &base);
             // No manifest is written: Ray tasks run this in their driver's run root.
             let ctx = yunmin_core::run::RunContext::new(&data.out, cfg.seed, force)?;

@@ -377,6 +377,106 @@ fn cli_trains_on_raw_documents_through_a_tokenizer() {
         "{}",
         text(&o)
     );
+    // Flags that the data given would leave unused are errors naming them, not ignored: the
+    // field mapping with an already ingested dataset (as --dataset or as --input) or with
+    // token ids, and --tokenizer with token ids for an adapter (it keeps its base's).
+    std::fs::write(p.join("ids.json"), "[[1,2,3,4,5,6,7,8,9,10,11,12]]").unwrap();
+    let ingested = p.join("run/ingest/data/dedup_ready");
+    let ingested = ingested.to_str().unwrap();
+    let b = base.to_str().unwrap();
+    let lora_on = |data: &[&str]| -> Vec<String> {
+        let mut a = vec!["-q", "train", "lora", "--base", b, "--domain", "law"];
+        a.extend_from_slice(data);
+        a.iter().map(|s| s.to_string()).collect()
+    };
+    for (args, flag, why) in [
+        (
+            lora_on(&[
+                "--dataset",
+                ingested,
+                "--tokenizer",
+                tok,
+                "--text-field",
+                "content",
+            ]),
+            "--text-field does not apply",
+            "already ingested",
+        ),
+        (
+            lora_on(&[
+                "--input",
+                ingested,
+                "--tokenizer",
+                tok,
+                "--id-field",
+                "x",
+                "--domain-field",
+                "y",
+            ]),
+            "--id-field, --domain-field do not apply",
+            "already ingested",
+        ),
+        (
+            lora_on(&["--tokens", "ids.json", "--tokenizer", tok]),
+            "--tokenizer does not apply",
+            "--tokens",
+        ),
+        (
+            lora_on(&[
+                "--tokens",
+                "ids.json",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+            ]),
+            "--endpoint-url does not apply",
+            "--tokens",
+        ),
+        (
+            [
+                "-q",
+                "train",
+                "pretrain",
+                "--tokens",
+                "ids.json",
+                "--text-field",
+                "content",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "--text-field does not apply",
+            "--tokens",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = yunmin(p, &args);
+        assert!(
+            !o.status.success() && text(&o).contains(flag) && text(&o).contains(why),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    // The same documents without the stray flag train.
+    let o = yunmin(
+        p,
+        &lora_on(&[
+            "--dataset",
+            ingested,
+            "--tokenizer",
+            tok,
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--seq-len",
+            "8",
+            "--rank",
+            "2",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
