@@ -1,6 +1,7 @@
 //! `yunmin bench ingest`: the ingest of the given inputs, always rerun in this process, with a
 //! CSV row per run; with `--pyarrow`, a row for pyarrow reading the same Parquet columns in
-//! batches of the same size (`scripts/bench/ingest_pyarrow.py`).
+//! batches of the same size (`scripts/bench/ingest_pyarrow.py`), and both measured as whole
+//! commands too: `yunmin ingest` as a child process and the peer's process, start to exit.
 
 use crate::peer;
 use anyhow::{Context, Result, ensure};
@@ -37,7 +38,9 @@ pub struct BenchIngestArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// On local Parquet inputs: add a row for pyarrow reading the same columns of the same
-    /// files in batches of the same size (a peer process), with its peak memory.
+    /// files in batches of the same size (a peer process), with its peak memory; and time both
+    /// as whole commands (process start included: `yunmin ingest --force` with the same
+    /// options as a child process, into OUT/command/).
     #[arg(long)]
     pub pyarrow: bool,
     /// Python with pyarrow (default: $YUNMIN_PYTHON, else .venv/bin/python).
@@ -63,6 +66,10 @@ struct Row {
     in_flight: usize,
     resumes: u64,
     peak_rss_mb: f64,
+    /// Wall seconds of the whole command, process start to exit (with `--pyarrow`).
+    command_s: f64,
+    /// Peak memory of the whole command's process.
+    command_peak_mb: f64,
 }
 
 impl Row {
@@ -75,6 +82,8 @@ impl Row {
         self.input_mb = peer::round(self.input_mb, 2);
         self.seconds = peer::round(self.seconds, 3);
         self.peak_rss_mb = peer::round(self.peak_rss_mb, 0);
+        self.command_s = peer::round(self.command_s, 3);
+        self.command_peak_mb = peer::round(self.command_peak_mb, 0);
         self
     }
 }
@@ -147,10 +156,30 @@ pub fn run(b: BenchIngestArgs) -> Result<()> {
         in_flight: cfg.source.in_flight,
         resumes: t.resumes,
         peak_rss_mb: peer::own_peak_mib(),
+        command_s: f64::NAN,
+        command_peak_mb: f64::NAN,
     };
-    let mut rows = vec![row.clone().finish()];
+    let mut rows = vec![];
     if let Some(py) = python {
-        let p = pyarrow_peer(&cfg, &report, &py)?.json()?;
+        let cmd = peer::run(
+            std::process::Command::new(peer::yunmin()?)
+                .args(["-q", "ingest", "--force", "--seed"])
+                .arg(b.seed.to_string())
+                .arg("--out")
+                .arg(b.out.join("command"))
+                .args(b.input.iter().flat_map(|i| ["--input", i.as_str()]))
+                .args(b.opts.to_args()),
+        )?;
+        rows.push(
+            Row {
+                command_s: cmd.seconds,
+                command_peak_mb: cmd.peak_mib,
+                ..row.clone()
+            }
+            .finish(),
+        );
+        let run = pyarrow_peer(&cfg, &report, &py)?;
+        let p = run.json()?;
         let read = p["rows"].as_u64().unwrap_or(0);
         ensure!(
             read == t.lines,
@@ -165,10 +194,14 @@ pub fn run(b: BenchIngestArgs) -> Result<()> {
                 seconds: p["seconds"].as_f64().unwrap_or(f64::NAN),
                 resumes: 0,
                 peak_rss_mb: p["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+                command_s: run.seconds,
+                command_peak_mb: run.peak_mib,
                 ..row
             }
             .finish(),
         );
+    } else {
+        rows.push(row.finish());
     }
     peer::append_csv(&b.csv, &rows)?;
     println!("bench rows appended to {}", b.csv.display());

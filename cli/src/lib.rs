@@ -47,6 +47,25 @@ impl<T: Primitive, S> CliOptions<T, S> {
         Ok(overlay(&base, &self.given)?)
     }
 
+    /// The options given, as command-line arguments that give them again (`--key-name=VALUE`,
+    /// a list's elements joined by commas): for running the same command as a child process.
+    pub fn to_args(&self) -> Vec<String> {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        self.given
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+                    v => text(v),
+                };
+                format!("--{}={v}", flag(k))
+            })
+            .collect()
+    }
+
     /// The flags given on the command line (`--key-name`), in option order.
     pub fn given_flags(&self) -> Vec<String> {
         self.given

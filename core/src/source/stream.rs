@@ -190,53 +190,69 @@ impl ChunkStream {
             .map(|_| Arc::new(ReadCounters::default()))
             .collect();
         // The consumer holds one input's receiver; `in_flight - 1` more wait in the queue, each
-        // with a reader thread filling its bounded channel.
+        // with a reader filling its bounded channel. Readers are `in_flight` long-lived threads
+        // taking the inputs in order (not a thread per input: a fresh thread starts with fresh
+        // allocator pages, and hundreds of shards would fault in memory again and again).
         let (order_tx, order) =
             bounded::<(Receiver<Msg>, Arc<Queued>)>(cfg.in_flight.saturating_sub(1));
-        let thread_counters = counters.clone();
+        type Job = (usize, crossbeam_channel::Sender<Msg>, Arc<Queued>);
+        let (job_tx, job_rx) = bounded::<Job>(cfg.in_flight);
+        for w in 0..cfg.in_flight {
+            let (job_rx, items, store, cfg, counters, projection) = (
+                job_rx.clone(),
+                items.clone(),
+                store.clone(),
+                cfg.clone(),
+                counters.clone(),
+                projection.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("yunmin-read-{w}"))
+                .spawn(move || {
+                    for (i, tx, queued) in job_rx {
+                        let c = counters[i].clone();
+                        let emit = |it: StreamItem| {
+                            queued.add(it.mem_bytes());
+                            tx.send(Msg::Item(it)).is_ok()
+                        };
+                        let msg = match read_one(
+                            i,
+                            &items[i],
+                            store.as_ref(),
+                            &cfg,
+                            c.clone(),
+                            &projection,
+                            emit,
+                        ) {
+                            Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
+                                source: i,
+                                totals,
+                                raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
+                                resumes: c.resumes.load(Ordering::Relaxed),
+                            })),
+                            Err(e) => Msg::Err(e),
+                        };
+                        let _ = tx.send(msg);
+                    }
+                });
+            if spawned.is_err() {
+                // Fewer readers only read with less overlap; none at all is reported below.
+                break;
+            }
+        }
+        // Inputs are handed to the readers in order, each after its receiver is queued for the
+        // consumer: at most `in_flight` are open, and the one the consumer waits on always has
+        // a reader (readers take inputs in order and block only on their own).
+        let n = items.len();
         std::thread::Builder::new()
             .name("yunmin-sources".into())
             .spawn(move || {
-                for (i, item) in items.iter().enumerate() {
+                for i in 0..n {
                     let (tx, rx) = bounded::<Msg>(4);
                     let queued = Arc::new(Queued::default());
-                    if order_tx.send((rx, queued.clone())).is_err() {
-                        return;
-                    }
-                    let (item, store, cfg, c, projection) = (
-                        item.clone(),
-                        store.clone(),
-                        cfg.clone(),
-                        thread_counters[i].clone(),
-                        projection.clone(),
-                    );
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("yunmin-read-{i}"))
-                        .spawn(move || {
-                            let emit = |it: StreamItem| {
-                                queued.add(it.mem_bytes());
-                                tx.send(Msg::Item(it)).is_ok()
-                            };
-                            let msg = match read_one(
-                                i,
-                                &item,
-                                store.as_ref(),
-                                &cfg,
-                                c.clone(),
-                                &projection,
-                                emit,
-                            ) {
-                                Ok(totals) => Msg::Item(StreamItem::Done(SourceDone {
-                                    source: i,
-                                    totals,
-                                    raw_bytes: c.raw_bytes.load(Ordering::Relaxed),
-                                    resumes: c.resumes.load(Ordering::Relaxed),
-                                })),
-                                Err(e) => Msg::Err(e),
-                            };
-                            let _ = tx.send(msg);
-                        });
-                    if spawned.is_err() {
+                    if order_tx.send((rx, queued.clone())).is_err()
+                        || job_tx.send((i, tx, queued)).is_err()
+                    {
                         return;
                     }
                 }
@@ -308,5 +324,79 @@ impl ChunkStream {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` JSONL files of `i + 1` lines each (file `i`), resolved as one directory input.
+    fn files(dir: &std::path::Path, n: usize) -> Vec<SourceItem> {
+        for i in 0..n {
+            let lines: String = (0..=i)
+                .map(|l| format!("{{\"f\":{i},\"l\":{l}}}\n"))
+                .collect();
+            std::fs::write(dir.join(format!("f{i:02}.jsonl")), lines).unwrap();
+        }
+        resolve(&[dir.display().to_string()], &SourceConfig::default())
+            .unwrap()
+            .0
+    }
+
+    /// Every chunk and `Done` of the stream, in the order delivered.
+    fn drain(items: Vec<SourceItem>, in_flight: usize) -> Result<Vec<StreamItem>> {
+        let cfg = SourceConfig {
+            in_flight,
+            chunk_bytes: 1024,
+            ..SourceConfig::default()
+        };
+        let mut s = ChunkStream::start(Arc::new(items), None, &cfg, None);
+        let mut out = Vec::new();
+        loop {
+            let b = s.next_batch(3, 1, usize::MAX)?;
+            if b.is_empty() {
+                return Ok(out);
+            }
+            out.extend(b);
+        }
+    }
+
+    #[test]
+    fn more_inputs_than_readers_arrive_whole_and_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let items = files(d.path(), 11);
+        for in_flight in [1, 2, 4, 16] {
+            let got = drain(items.clone(), in_flight).unwrap();
+            let (mut expect_source, mut lines) = (0, 0);
+            for it in &got {
+                match it {
+                    StreamItem::Chunk(c) => {
+                        assert_eq!(c.source, expect_source, "in_flight {in_flight}");
+                        lines += c.lines;
+                    }
+                    StreamItem::Done(done) => {
+                        assert_eq!(done.source, expect_source);
+                        assert_eq!(done.totals.lines, expect_source as u64 + 1);
+                        assert_eq!(lines, expect_source as u64 + 1, "every line of the input");
+                        expect_source += 1;
+                        lines = 0;
+                    }
+                    StreamItem::Rows(_) => unreachable!("JSONL only"),
+                }
+            }
+            assert_eq!(expect_source, 11, "every input done, in_flight {in_flight}");
+        }
+    }
+
+    #[test]
+    fn an_input_that_cannot_be_read_is_an_error_naming_it_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        let items = files(d.path(), 6);
+        std::fs::remove_file(d.path().join("f03.jsonl")).unwrap();
+        let e = drain(items, 2)
+            .err()
+            .expect("a missing input fails the stream");
+        assert!(e.to_string().contains("f03.jsonl"), "{e}");
     }
 }
