@@ -211,3 +211,48 @@ impl<T: Primitive, S: OptionSet> Args for CliOptions<T, S> {
         Self::augment_args(cmd)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yunmin_core::eval::runner::EvalConfig;
+    use yunmin_core::ingest::IngestConfig;
+
+    fn parse<T: Primitive>(args: &[String]) -> CliOptions<T> {
+        let cmd = CliOptions::<T>::augment_args(Command::new("t").no_binary_name(true));
+        CliOptions::<T>::from_arg_matches(&cmd.try_get_matches_from(args).unwrap()).unwrap()
+    }
+
+    /// Options rendered back as arguments give the same options again.
+    fn round_trip<T: Primitive>(args: &[&str]) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let first = parse::<T>(&args);
+        let again = parse::<T>(&first.to_args());
+        assert_eq!(first.given, again.given, "{:?}", first.to_args());
+        let json =
+            |o: &CliOptions<T>| serde_json::to_value(o.config(T::default()).unwrap()).unwrap();
+        assert_eq!(json(&first), json(&again));
+        assert_ne!(json(&first), serde_json::to_value(T::default()).unwrap());
+    }
+
+    #[test]
+    fn given_options_round_trip_through_to_args() {
+        round_trip::<IngestConfig>(&[
+            "--text-field",
+            "meta.body",
+            "--batch-rows",
+            "7",
+            "--keep-extras",
+            "false",
+            "--domain-from-path",
+        ]);
+        round_trip::<EvalConfig>(&[
+            "--domains",
+            "law,news",
+            "--domains",
+            "wiki",
+            "--offset",
+            "3",
+        ]);
+    }
+}

@@ -586,7 +586,8 @@ fn dedup_and_parquet_convert_take_raw_inputs() {
 }
 
 /// `yunmin bench ingest --pyarrow`: a row for the ingest and one for pyarrow reading the same
-/// files, both counting every row; reruns instead of answering from the cache; has no parts.
+/// files, both counting every row and timed as whole commands too; reruns instead of answering
+/// from the cache; has no parts.
 #[test]
 fn bench_ingest_writes_a_row_for_the_ingest_and_for_pyarrow() {
     let d = tempfile::tempdir().unwrap();
@@ -604,6 +605,9 @@ fn bench_ingest_writes_a_row_for_the_ingest_and_for_pyarrow() {
         "--label",
         "wiki",
         "--pyarrow",
+        // Given to the whole-command child as well.
+        "--batch-rows",
+        "7",
     ];
     ok(&run(d.path(), &args, &py));
     let o = run(d.path(), &args, &py);
@@ -623,7 +627,20 @@ fn bench_ingest_writes_a_row_for_the_ingest_and_for_pyarrow() {
         assert_eq!(r[lines], "41", "{csv}");
         assert!(r[mb].parse::<f64>().unwrap() > 0.0, "{csv}");
         assert!(r[peak].parse::<f64>().unwrap() > 1.0, "{csv}");
+        // Both also timed as whole commands, process start to exit.
+        assert!(r[col("command_s")].parse::<f64>().unwrap() > 0.0, "{csv}");
+        assert!(
+            r[col("command_peak_mb")].parse::<f64>().unwrap() > 1.0,
+            "{csv}"
+        );
     }
+    // The whole-command ingest ran with the bench's options into its own run root.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path().join("run/command/ingest_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["totals"]["lines"], 41, "{report}");
+    assert_eq!(report["totals"]["valid"], 39, "two rows without text: {report}");
     let o = run(d.path(), &[&args[..], &["--part", "0/2"]].concat(), &py);
     assert!(!o.status.success());
     assert!(
