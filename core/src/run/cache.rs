@@ -8,6 +8,7 @@
 use super::hashing::files_under;
 use super::{hash_json, hash_path, write_atomic};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,10 +99,10 @@ impl StageCache {
         inputs: &[PathBuf],
         code: &str,
     ) -> Result<String> {
-        let mut hashed = Vec::with_capacity(inputs.len());
-        for p in inputs {
-            hashed.push(serde_json::Value::String(hash_path(p)?));
-        }
+        let hashed = inputs
+            .par_iter()
+            .map(|p| hash_path(p).map(serde_json::Value::String))
+            .collect::<Result<Vec<_>>>()?;
         Ok(hash_json(&serde_json::json!({
             "name": name, "params": params, "code": code, "inputs": hashed,
         })))
@@ -151,18 +152,19 @@ impl StageCache {
     }
 
     /// Every file of `outputs` (files or directories) with its content hash.
+    /// Files are hashed in parallel (shards of a dataset, a checkpoint's tensors).
     pub fn hash_outputs(&self, outputs: &[String]) -> Result<BTreeMap<String, String>> {
-        let mut files = BTreeMap::new();
+        let mut files = Vec::new();
         for o in outputs {
             let p = self.resolve(o);
-            if !p.exists() {
-                continue;
-            }
-            for f in files_under(&p)? {
-                files.insert(self.rel(&f), hash_path(&f)?);
+            if p.exists() {
+                files.extend(files_under(&p)?);
             }
         }
-        Ok(files)
+        files
+            .par_iter()
+            .map(|f| Ok((self.rel(f), hash_path(f)?)))
+            .collect()
     }
 
     /// The record for `name` under `key`, when every output it recorded has its recorded

@@ -640,7 +640,10 @@ fn bench_ingest_writes_a_row_for_the_ingest_and_for_pyarrow() {
     )
     .unwrap();
     assert_eq!(report["totals"]["lines"], 41, "{report}");
-    assert_eq!(report["totals"]["valid"], 39, "two rows without text: {report}");
+    assert_eq!(
+        report["totals"]["valid"], 39,
+        "two rows without text: {report}"
+    );
     let o = run(d.path(), &[&args[..], &["--part", "0/2"]].concat(), &py);
     assert!(!o.status.success());
     assert!(
