@@ -29,7 +29,8 @@ pub struct IngestConfig {
     pub shard_docs: usize,
     /// Documents in `sample_preview.json` (chosen with the run's seed). Default 5.
     pub preview_docs: usize,
-    /// Chunks validated in parallel per batch (0: 4 × rayon threads). Default 0.
+    /// Chunks between reading and writing at once: queued for the validation threads, being
+    /// validated, or waiting for their turn to be written (0: 4 × rayon threads). Default 0.
     pub batch_chunks: usize,
     /// Field holding the text: a key, or a dotted path into nested objects / struct columns
     /// (`content`, `metadata.body`). Default `text`.
@@ -105,7 +106,7 @@ impl crate::config::Primitive for IngestConfig {
             ),
             opt(
                 "batch_chunks",
-                "chunks validated in parallel per batch (0: 4 × threads)",
+                "chunks between reading and writing at once (0: 4 × threads)",
             ),
             opt(
                 "text_field",

@@ -13,7 +13,6 @@ use super::{
 use crate::run::{AtomicDir, RunContext, write_atomic};
 use crate::source::{ChunkStream, LineChunk, S3Store, S3Url, SourceItem, StreamItem, resolve};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +62,14 @@ impl ChunkResult {
             lines: 0,
         }
     }
+}
+
+/// A stream item after validation, numbered for the writer to put back in input order.
+enum Validated {
+    /// A chunk's result, with the rows or lines the chunk held.
+    Chunk(ChunkResult, u64),
+    /// An input is complete.
+    Done(crate::source::SourceDone),
 }
 
 /// Document buffers handed back after writing, so each batch reuses memory already paged in
@@ -522,84 +529,88 @@ fn run_ingest(
     let projection = (!cfg.keep_extras).then(|| Arc::new(fields.columns()));
     let pool = BufferPool::default();
     let mut stream = ChunkStream::start(items.clone(), store, &cfg.source, projection);
-    // Validated chunks go, in input order, to a writer thread, so writing one batch overlaps
-    // validating the next (writing is a third of the ingest's time).
-    let (tx, rx) = crossbeam_channel::bounded::<ChunkResult>(2 * batch);
+    // The stream's items, numbered in input order, are validated by `threads` workers as they
+    // arrive (no batch barrier: a long chunk holds up one worker, not all), and a writer thread
+    // puts the results back in order: it writes the documents, accounts every row to its
+    // input and checks each input's totals. At most `batch` items are between the reader and
+    // the writer (tokens the writer hands back), so memory stays bounded whatever the order
+    // in which workers finish.
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, StreamItem)>(threads);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, Validated)>(batch);
+    let (token_tx, token_rx) = crossbeam_channel::bounded::<()>(batch);
     let (sunk, read) = std::thread::scope(|scope| {
-        let pool = &pool;
-        let rej_path = &rej_path;
+        let (pool, metas, fields) = (&pool, &metas, &fields);
+        for w in 0..threads {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("yunmin-validate-{w}"))
+                .spawn_scoped(scope, move || {
+                    for (seq, it) in work_rx {
+                        let v = match it {
+                            StreamItem::Chunk(c) => {
+                                let r = validate_chunk(
+                                    &c,
+                                    &metas[c.source],
+                                    cfg.max_line_bytes,
+                                    fields,
+                                    pool.take(),
+                                );
+                                Validated::Chunk(r, c.lines.max(1))
+                            }
+                            StreamItem::Rows(c) => {
+                                let mut r =
+                                    ChunkResult::new(c.source, pool.take(), rows_capacity(&c));
+                                validate_rows(
+                                    &c,
+                                    &metas[c.source],
+                                    fields,
+                                    cfg.keep_extras,
+                                    cfg.max_line_bytes,
+                                    &mut r,
+                                );
+                                Validated::Chunk(r, c.batch.num_rows() as u64)
+                            }
+                            StreamItem::Done(d) => Validated::Done(d),
+                        };
+                        if done_tx.send((seq, v)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                return (Err(Error::io("start a validation thread", root, e)), Ok(()));
+            }
+        }
+        drop((work_rx, done_tx));
         let sink = scope.spawn(move || -> Result<_> {
             let (mut writer, mut rejects, mut preview) = (writer, rejects, preview);
             let mut domains: BTreeMap<String, u64> = BTreeMap::new();
-            for r in rx {
-                writer.write_lines(&r.docs, r.valid, &r.domains)?;
-                preview.offer_lines(&r.docs, r.valid);
-                for (d, n) in r.domains {
-                    *domains.entry(d).or_default() += n;
-                }
-                rejects
-                    .write_all(&r.rejects)
-                    .map_err(|e| Error::io("write", rej_path, e))?;
-                pool.give(r.docs, 2 * batch);
-            }
-            rejects
-                .flush()
-                .map_err(|e| Error::io("write", rej_path, e))?;
-            Ok((writer, preview, domains))
-        });
-        let read = (|| -> Result<()> {
-            loop {
-                crate::run::check_cancelled()?;
-                // One chunk per thread at least; more only while they hold under 16 MiB per
-                // thread (a batch of long Parquet documents can be tens of megabytes).
-                let batch_items = stream.next_batch(batch, threads, threads * (16 << 20))?;
-                if batch_items.is_empty() {
-                    return Ok(());
-                }
-                let results: Vec<Option<ChunkResult>> = batch_items
-                    .par_iter()
-                    .map(|it| match it {
-                        StreamItem::Chunk(c) => Some(validate_chunk(
-                            c,
-                            &metas[c.source],
-                            cfg.max_line_bytes,
-                            &fields,
-                            pool.take(),
-                        )),
-                        StreamItem::Rows(c) => {
-                            let mut r = ChunkResult::new(c.source, pool.take(), rows_capacity(c));
-                            validate_rows(
-                                c,
-                                &metas[c.source],
-                                &fields,
-                                cfg.keep_extras,
-                                cfg.max_line_bytes,
-                                &mut r,
-                            );
-                            Some(r)
-                        }
-                        StreamItem::Done(_) => None,
-                    })
-                    .collect();
-                for (it, res) in batch_items.iter().zip(results) {
-                    match (it, res) {
-                        (StreamItem::Chunk(_) | StreamItem::Rows(_), Some(r)) => {
+            let mut pending: BTreeMap<u64, Validated> = BTreeMap::new();
+            let mut next = 0u64;
+            for (seq, v) in done_rx {
+                pending.insert(seq, v);
+                while let Some(v) = pending.remove(&next) {
+                    next += 1;
+                    let _ = token_rx.try_recv();
+                    match v {
+                        Validated::Chunk(r, expected) => {
+                            debug_assert_eq!(r.lines, expected);
                             let s = &mut per_source[r.source];
                             s.lines += r.lines;
                             s.valid += r.valid;
                             s.rejected += r.lines - r.valid;
                             s.add_reasons(&r.reasons);
-                            debug_assert!(match it {
-                                StreamItem::Chunk(c) => r.lines == c.lines.max(1),
-                                StreamItem::Rows(c) => r.lines == c.batch.num_rows() as u64,
-                                StreamItem::Done(_) => false,
-                            });
-                            if tx.send(r).is_err() {
-                                // The writer stopped; its error is reported below.
-                                return Ok(());
+                            writer.write_lines(&r.docs, r.valid, &r.domains)?;
+                            preview.offer_lines(&r.docs, r.valid);
+                            for (d, n) in r.domains {
+                                *domains.entry(d).or_default() += n;
                             }
+                            rejects
+                                .write_all(&r.rejects)
+                                .map_err(|e| Error::io("write", &rej_path, e))?;
+                            pool.give(r.docs, 2 * batch);
                         }
-                        (StreamItem::Done(d), _) => {
+                        Validated::Done(d) => {
                             let s = &mut per_source[d.source];
                             s.bytes = d.totals.bytes;
                             s.input_bytes = d.raw_bytes;
@@ -613,19 +624,35 @@ fn run_ingest(
                                 .into());
                             }
                         }
-                        _ => {}
                     }
                 }
+            }
+            rejects
+                .flush()
+                .map_err(|e| Error::io("write", &rej_path, e))?;
+            Ok((writer, preview, domains, per_source))
+        });
+        let read = (|| -> Result<()> {
+            let mut seq = 0u64;
+            while let Some(it) = stream.next_item()? {
+                crate::run::check_cancelled()?;
+                // Blocks while `batch` items are unwritten; fails once the writer stopped
+                // (its error is reported below).
+                if token_tx.send(()).is_err() || work_tx.send((seq, it)).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
                 bar.set_position(stream.raw_bytes_read());
             }
+            Ok(())
         })();
-        drop(tx);
+        drop((work_tx, token_tx));
         let sunk = sink
             .join()
             .unwrap_or_else(|_| Err(Error::invalid("the ingest writer thread panicked")));
         (sunk, read)
     });
-    let (writer, preview, domains) = sunk?;
+    let (writer, preview, domains, per_source) = sunk?;
     read?;
     bar.finish_and_clear();
     writer.finish()?;

@@ -299,32 +299,6 @@ impl ChunkStream {
             }
         }
     }
-
-    /// Up to `max_chunks` chunks (plus the `Done` markers between them), in order, stopping
-    /// early once they hold `max_bytes` and number at least `min_chunks`; empty at the end.
-    pub fn next_batch(
-        &mut self,
-        max_chunks: usize,
-        min_chunks: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<StreamItem>> {
-        let mut out = Vec::new();
-        let (mut chunks, mut bytes) = (0, 0);
-        let min_chunks = min_chunks.clamp(1, max_chunks.max(1));
-        while chunks < max_chunks.max(1) && (chunks < min_chunks || bytes < max_bytes) {
-            match self.next_item()? {
-                Some(it) => {
-                    if matches!(it, StreamItem::Chunk(_) | StreamItem::Rows(_)) {
-                        chunks += 1;
-                        bytes += it.mem_bytes();
-                    }
-                    out.push(it);
-                }
-                None => break,
-            }
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
@@ -353,13 +327,10 @@ mod tests {
         };
         let mut s = ChunkStream::start(Arc::new(items), None, &cfg, None);
         let mut out = Vec::new();
-        loop {
-            let b = s.next_batch(3, 1, usize::MAX)?;
-            if b.is_empty() {
-                return Ok(out);
-            }
-            out.extend(b);
+        while let Some(it) = s.next_item()? {
+            out.push(it);
         }
+        Ok(out)
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl DocSources {
         f
     }
 
-    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`. A raw-input
+    /// The dataset: `--dataset`, else `--input` ingested into `root/ingest/`. A field-mapping
     /// flag given with a dataset directory (already ingested) is an error naming it.
     pub fn open(&self, root: &Path, seed: u64) -> anyhow::Result<Dataset> {
         let ingested = match (&self.dataset, self.input.as_slice()) {
@@ -336,8 +336,9 @@ impl DocSources {
             _ => None,
         };
         if let Some(d) = ingested {
+            // The field mapping only (`--endpoint-url` may serve the command's uploads).
             let why = format!("{d} is a dataset directory, already ingested");
-            reject_flags(&self.raw_input_flags(), &why)?;
+            reject_flags(&self.fields.given_flags(), &why)?;
         }
         match &self.dataset {
             Some(d) => Ok(Dataset::open(d)?),
