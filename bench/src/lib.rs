@@ -37,6 +37,9 @@ pub enum BenchWhat {
     Train(model::BenchModelArgs),
     /// The perplexity forward vs transformers on the same checkpoint and windows.
     Eval(model::BenchModelArgs),
+    /// Greedy generation with the KV cache vs transformers `generate` on the same checkpoint
+    /// and prompts (new tokens/s, and whether the two produce the same tokens).
+    Generate(model::BenchModelArgs),
     /// Merging on a random ≥100M-parameter checkpoint against the NumPy/safetensors reference.
     Merge(merge::MergeBenchArgs),
     /// JSONL → Parquet conversion vs pyarrow, text codecs, and the loader vs pyarrow/polars.
@@ -51,8 +54,9 @@ pub fn run(b: BenchCli) -> anyhow::Result<()> {
         BenchWhat::Ingest(a) => ingest::run(*a),
         BenchWhat::Dedup(a) => dedup::run(a),
         BenchWhat::DedupStages(a) => dedup::stages::run(a),
-        BenchWhat::Train(a) => model::run(a, true),
-        BenchWhat::Eval(a) => model::run(a, false),
+        BenchWhat::Train(a) => model::run(a, model::Mode::Train),
+        BenchWhat::Eval(a) => model::run(a, model::Mode::Eval),
+        BenchWhat::Generate(a) => model::run(a, model::Mode::Generate),
         BenchWhat::Merge(a) => merge::run(a),
         BenchWhat::Parquet(a) => parquet::run(*a),
         BenchWhat::Metrics(a) => metrics::run(a),

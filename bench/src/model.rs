@@ -1,20 +1,47 @@
-//! `yunmin bench train` and `yunmin bench eval`: yunmin against PyTorch + transformers (+ PEFT)
-//! (`scripts/bench/model_peft.py`) on the same Hugging Face checkpoint, tokens and settings, in
-//! alternating rounds, on each thread count; tokens/s, peak RSS and the ratio to CSV.
+//! `yunmin bench train`, `bench eval` and `bench generate`: yunmin against PyTorch +
+//! transformers (+ PEFT) (`scripts/bench/model_peft.py`) on the same Hugging Face checkpoint,
+//! tokens and settings, in alternating rounds, on each thread count; tokens/s, peak RSS and the
+//! ratio to CSV. `--shape 135m` benchmarks a 135M-class checkpoint (30 layers, hidden 576, 9/3
+//! heads) instead of the pipeline's small base.
 
 use crate::peer;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Arguments of `yunmin bench train` / `yunmin bench eval`.
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// LoRA training steps.
+    Train,
+    /// The perplexity forward.
+    Eval,
+    /// Greedy generation with the KV cache.
+    Generate,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Eval => "eval",
+            Mode::Generate => "generate",
+        }
+    }
+}
+
+/// Arguments of `yunmin bench train` / `bench eval` / `bench generate`.
 #[derive(Debug, clap::Args)]
 pub struct BenchModelArgs {
-    /// Hugging Face checkpoint directory (default: a random-init checkpoint of the pipeline's base
-    /// shape — 4 layers, hidden 128, 4/2 heads, SwiGLU 384, vocabulary 1,900 — written by
+    /// Hugging Face checkpoint directory (default: a random-init checkpoint of --shape written by
     /// transformers into --work).
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// Shape of the random-init checkpoint: `pipeline` (the pipeline's base: 4 layers, hidden
+    /// 128, 4/2 heads, SwiGLU 384, vocabulary 1,900) or `135m` (30 layers, hidden 576, 9/3
+    /// heads, SwiGLU 1,536, vocabulary 49,152, tied embeddings: 135M parameters).
+    #[arg(long, default_value = "pipeline", value_parser = ["pipeline", "135m"])]
+    pub shape: String,
     /// Token file (JSONL id arrays; default: seeded random documents written into --work).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
@@ -42,6 +69,15 @@ pub struct BenchModelArgs {
     /// LoRA rank (alpha is twice the rank, dropout 0.05, all seven projections).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
+    /// Prompts continued (generate), each the start of a window.
+    #[arg(long, default_value_t = 8)]
+    pub prompts: usize,
+    /// Tokens per prompt (generate).
+    #[arg(long, default_value_t = 32)]
+    pub prompt_len: usize,
+    /// New tokens per prompt (generate; EOS does not stop either side, so both make this many).
+    #[arg(long, default_value_t = 64)]
+    pub new_tokens: usize,
     /// Python with torch, transformers and peft (default: $YUNMIN_PYTHON, else .venv/bin/python).
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -62,6 +98,8 @@ struct CsvRow {
     tokens_per_s: f64,
     peak_rss_mib: f64,
     ratio_to_pytorch: f64,
+    /// Generate: how far the two sides' greedy tokens agree.
+    note: String,
 }
 
 /// One measured run.
@@ -71,6 +109,7 @@ struct Row {
     threads: usize,
     tokens_per_s: f64,
     peak_mib: f64,
+    note: String,
 }
 
 fn parse_threads(s: &str) -> anyhow::Result<Vec<usize>> {
@@ -84,6 +123,31 @@ fn parse_threads(s: &str) -> anyhow::Result<Vec<usize>> {
                 .ok_or_else(|| anyhow::anyhow!("--threads: `{x}` is not a positive integer"))
         })
         .collect()
+}
+
+/// How far greedy continuations agree: prompts with identical outputs, and the tokens before
+/// the first difference (random weights leave near-ties that float order may flip; an error
+/// when a side made the wrong number of tokens).
+fn agree(ours: &[Vec<u32>], theirs: &[Vec<u32>], n: usize) -> anyhow::Result<String> {
+    if ours.len() != theirs.len() || ours.iter().chain(theirs).any(|o| o.len() != n) {
+        anyhow::bail!(
+            "generate: expected {} prompts × {n} new tokens on both sides, got {:?} and {:?}",
+            ours.len(),
+            ours.iter().map(Vec::len).collect::<Vec<_>>(),
+            theirs.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+    }
+    let same = ours.iter().zip(theirs).filter(|(a, b)| a == b).count();
+    let prefix: usize = ours
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count())
+        .sum();
+    Ok(format!(
+        "same output for {same}/{} prompts, {prefix}/{} tokens before the first difference",
+        ours.len(),
+        ours.len() * n
+    ))
 }
 
 /// Tokens/s of the last row of a training log (`step,loss,lr,tokens_per_s,…`).
@@ -101,9 +165,9 @@ fn log_tokens_per_s(log: &Path) -> anyhow::Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("{}: no tokens_per_s in `{last}`", log.display()))
 }
 
-/// Runs `yunmin bench train` (`train == true`) or `yunmin bench eval`.
-pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
-    let mode = if train { "train" } else { "eval" };
+/// Runs `yunmin bench train`, `bench eval` or `bench generate`.
+pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
+    let (mode, train) = (m.name(), m == Mode::Train);
     let threads = parse_threads(&a.threads)?;
     if a.rounds == 0 {
         anyhow::bail!("--rounds must be > 0");
@@ -124,7 +188,7 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
     if a.base.is_none() || a.tokens.is_none() {
         let mut c = std::process::Command::new(&py);
         c.arg(&script)
-            .args(["--mode", "init", "--base"])
+            .args(["--mode", "init", "--shape", &a.shape, "--base"])
             .arg(&base)
             .arg("--tokens")
             .arg(&tokens);
@@ -150,8 +214,24 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
             .collect();
         (w, Some(lm))
     };
+    let prompts: Vec<Vec<u32>> = windows
+        .iter()
+        .take(a.prompts)
+        .map(|w| w[..a.prompt_len.min(w.len())].to_vec())
+        .collect();
+    if m == Mode::Generate && (prompts.len() < a.prompts || a.prompt_len > a.seq_len) {
+        anyhow::bail!(
+            "--prompts {} of --prompt-len {}: the tokens give {} windows of --seq-len {}",
+            a.prompts,
+            a.prompt_len,
+            windows.len(),
+            a.seq_len
+        );
+    }
+    let mut agreement: Vec<String> = Vec::new();
     for round in 1..=a.rounds {
         for &t in &threads {
+            let mut generated: Vec<Vec<u32>> = Vec::new();
             // yunmin
             let (tps, peak) = if train {
                 let root = work.join(format!("yunmin_t{t}"));
@@ -187,6 +267,26 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                     log_tokens_per_s(&root.join("logs/train_bench.log"))?,
                     f.peak_mib,
                 )
+            } else if m == Mode::Generate {
+                let lm = eval_model.as_ref().expect("model");
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+                let cfg = yunmin_core::model::GenerateConfig {
+                    max_new_tokens: a.new_tokens,
+                    // No token stops it: both sides make exactly --new-tokens.
+                    eos_token_id: Some(u32::MAX),
+                    ..Default::default()
+                };
+                let t0 = Instant::now();
+                let outs = pool.install(|| {
+                    prompts
+                        .iter()
+                        .map(|p| yunmin_core::model::generate(&lm.model, p, &cfg, &[]))
+                        .collect::<yunmin_core::Result<Vec<_>>>()
+                })?;
+                let secs = t0.elapsed().as_secs_f64();
+                let made: usize = outs.iter().map(Vec::len).sum();
+                generated = outs;
+                (made as f64 / secs, f64::NAN)
             } else {
                 let lm = eval_model.as_ref().expect("eval model");
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
@@ -202,6 +302,7 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                 threads: t,
                 tokens_per_s: tps,
                 peak_mib: peak,
+                note: String::new(),
             });
             // peer
             let mut c = std::process::Command::new(&py);
@@ -225,9 +326,20 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                     &a.rank.to_string(),
                     "--alpha",
                     &(2 * a.rank).to_string(),
+                    "--prompts",
+                    &a.prompts.to_string(),
+                    "--prompt-len",
+                    &a.prompt_len.to_string(),
+                    "--new-tokens",
+                    &a.new_tokens.to_string(),
                 ]);
             let f = peer::run(&mut c)?;
             let (j, peak) = (f.json()?, f.peak_mib);
+            if m == Mode::Generate {
+                let theirs: Vec<Vec<u32>> = serde_json::from_value(j["outputs"].clone())
+                    .map_err(|e| anyhow::anyhow!("peer JSON without outputs: {e}"))?;
+                agreement.push(agree(&generated, &theirs, a.new_tokens)?);
+            }
             let tps = j["tokens_per_s"]
                 .as_f64()
                 .ok_or_else(|| anyhow::anyhow!("peer JSON without tokens_per_s: {j}"))?;
@@ -237,13 +349,19 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                 threads: t,
                 tokens_per_s: tps,
                 peak_mib: peak,
+                note: agreement.last().cloned().unwrap_or_default(),
             });
             let last = &rows[rows.len() - 2..];
             println!(
-                "{mode} round {round}, {t} thread(s): yunmin {:.0} tokens/s, PyTorch {:.0} tokens/s, ratio {:.2}",
+                "{mode} round {round}, {t} thread(s): yunmin {:.0} tokens/s, PyTorch {:.0} tokens/s, ratio {:.2}{}",
                 last[0].tokens_per_s,
                 last[1].tokens_per_s,
-                last[0].tokens_per_s / last[1].tokens_per_s
+                last[0].tokens_per_s / last[1].tokens_per_s,
+                last[1]
+                    .note
+                    .is_empty()
+                    .then(String::new)
+                    .unwrap_or_else(|| format!("; {}", last[1].note))
             );
         }
     }
@@ -268,6 +386,7 @@ pub fn run(a: BenchModelArgs, train: bool) -> anyhow::Result<()> {
                 tokens_per_s: peer::round(r.tokens_per_s, 1),
                 peak_rss_mib: peer::round(r.peak_mib, 1),
                 ratio_to_pytorch: peer::round(r.tokens_per_s / peer, 3),
+                note: r.note.clone(),
             }
         })
         .collect();

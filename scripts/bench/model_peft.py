@@ -8,8 +8,13 @@ into windows of seq_len + 1 tokens (inputs are the first seq_len, targets the la
   weight decay), gradient norm clipped to 1.0, linear warmup then cosine; `--steps` steps of
   `--batch` windows.
 - eval: summed next-token NLL of `--windows` windows in batches of `--batch`, in inference mode.
-- init: writes a random-init checkpoint of the pipeline's base shape (4 layers, hidden 128, 4/2
-  heads, SwiGLU 384, vocabulary 1,900) to `--base` and 400 seeded random documents to `--tokens`.
+- generate: greedy `generate` with the KV cache of `--new-tokens` tokens (EOS suppressed) after
+  each of `--prompts` prompts (the first `--prompt-len` tokens of the first windows), one at a
+  time; the outputs are printed for yunmin to compare.
+- init: writes a random-init checkpoint of `--shape` (`pipeline`: the pipeline's base, 4 layers,
+  hidden 128, 4/2 heads, SwiGLU 384, vocabulary 1,900; `135m`: 30 layers, hidden 576, 9/3 heads,
+  SwiGLU 1,536, vocabulary 49,152, tied embeddings) to `--base` and 400 seeded random documents
+  to `--tokens`.
 
 Prints one JSON object: {mode, threads, tokens, seconds (the loop alone, after loading), tokens_per_s,
 loss}.
@@ -35,7 +40,11 @@ def windows(path, seq_len, eos):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["train", "eval", "init"], required=True)
+    ap.add_argument("--mode", choices=["train", "eval", "generate", "init"], required=True)
+    ap.add_argument("--shape", choices=["pipeline", "135m"], default="pipeline")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--prompt-len", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--base", required=True)
     ap.add_argument("--tokens", required=True)
     ap.add_argument("--threads", type=int, default=1)
@@ -58,14 +67,20 @@ def main():
         import random
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        cfg = LlamaConfig(vocab_size=1900, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                          tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-6)
+        if a.shape == "135m":
+            cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                              num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
+                              tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-5,
+                              rope_theta=10000.0)
+        else:
+            cfg = LlamaConfig(vocab_size=1900, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                              tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-6)
         LlamaForCausalLM(cfg).save_pretrained(a.base, safe_serialization=True)
         rng = random.Random(a.seed)
         with open(a.tokens, "w") as f:
             for _ in range(400):
-                f.write(json.dumps([rng.randint(3, 1899) for _ in range(rng.randint(100, 600))]) + "\n")
+                f.write(json.dumps([rng.randint(3, cfg.vocab_size - 1) for _ in range(rng.randint(100, 600))]) + "\n")
         return
 
     model = AutoModelForCausalLM.from_pretrained(a.base, dtype=torch.float32)
@@ -88,6 +103,23 @@ def main():
         secs = time.perf_counter() - t0
         print(json.dumps({"mode": "eval", "threads": a.threads, "tokens": count, "seconds": secs,
                           "tokens_per_s": count / secs, "loss": nll / count}))
+        return
+    if a.mode == "generate":
+        model.eval()
+        prompts = [w[i, : a.prompt_len].unsqueeze(0) for i in range(min(a.prompts, len(w)))]
+        outputs, made = [], 0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for p in prompts:
+                out = model.generate(input_ids=p, attention_mask=torch.ones_like(p), do_sample=False,
+                                     max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens,
+                                     pad_token_id=eos, use_cache=True)
+                new = out[0, p.shape[1]:].tolist()
+                outputs.append(new)
+                made += len(new)
+        secs = time.perf_counter() - t0
+        print(json.dumps({"mode": "generate", "threads": a.threads, "tokens": made, "seconds": secs,
+                          "tokens_per_s": made / secs, "outputs": outputs}))
         return
     from peft import LoraConfig, get_peft_model
 

@@ -137,10 +137,13 @@ pub fn generate(
             TensorData::new(std::mem::take(&mut next_input), [1, n]),
             &device,
         );
-        let logits = model.forward(x, Some(&mut cache));
-        let [_, t, v] = logits.dims();
-        let last = logits.narrow(1, t - 1, 1).reshape([v]);
-        let vals = last
+        // Logits of the last position only (a prompt's other positions need none).
+        let h = model.hidden(x, Some(&mut cache));
+        let t = h.dims()[1];
+        let logits = model.head(h.narrow(1, t - 1, 1));
+        let v = logits.dims()[2];
+        let vals = logits
+            .reshape([v])
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()

@@ -7,7 +7,7 @@ use super::layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope};
 use crate::Result;
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, silu, softmax};
-use burn::tensor::module::{embedding, linear};
+use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// Self-attention with grouped key/value heads.
@@ -510,6 +510,12 @@ impl Llama {
     /// Logits `[batch, len, vocab]` for token ids `[batch, len]`. With a cache, the tokens
     /// continue the cached positions and their keys/values are appended.
     pub fn forward(&self, tokens: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.head(self.hidden(tokens, cache))
+    }
+
+    /// The final hidden states `[batch, len, hidden]` (after the last norm) for token ids
+    /// `[batch, len]`; [`Llama::head`] turns them into logits.
+    pub fn hidden(&self, tokens: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
         let [_, t] = tokens.dims();
         let start = cache.as_ref().map_or(0, |c| c.len);
         let device = tokens.device();
@@ -531,10 +537,24 @@ impl Llama {
                 }
             }
         }
-        let x = self.norm.forward(x);
+        self.norm.forward(x)
+    }
+
+    /// Logits `[batch, len, vocab]` of hidden states `[batch, len, hidden]`.
+    pub fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(h) => h.forward(x),
-            None => linear(x, self.embed_tokens.val().transpose(), None),
+            None => {
+                // Tied: a 2-D product with the embeddings' transposed view. (`linear` reshapes
+                // the weight to the input's rank, which copies a transposed view whole: the
+                // vocabulary × hidden matrix on every call.)
+                let [b, t, d] = x.dims();
+                let e = self.embed_tokens.val();
+                let v = e.dims()[0];
+                x.reshape([b * t, d])
+                    .matmul(e.transpose())
+                    .reshape([b, t, v])
+            }
         }
     }
 

@@ -342,4 +342,50 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             assert!(num(ours, "peak_rss_mib") > 1.0, "{r:?}");
         }
     }
+    // Greedy generation on both sides from the same prompts: a row each, and the peer's row
+    // says how far the tokens agree (both made 2 × 6 tokens, or the bench fails).
+    bench(
+        d.path(),
+        &[
+            "generate",
+            "--work",
+            "w",
+            "--base",
+            "w/base",
+            "--tokens",
+            "w/tokens.jsonl",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+            "--prompts",
+            "2",
+            "--prompt-len",
+            "8",
+            "--new-tokens",
+            "6",
+            "--csv",
+            "gen.csv",
+        ],
+    );
+    let r = rows(&d.path().join("gen.csv"));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r.iter()
+            .all(|x| x["mode"] == "generate" && num(x, "tokens_per_s") > 0.0),
+        "{r:?}"
+    );
+    let note = r[1]["note"].as_str().unwrap_or_default().to_string();
+    // The first greedy token of each prompt is the arg-max of one forward: the two
+    // implementations of the same checkpoint must agree on it.
+    let before_first_difference: usize = note
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("note `{note}`"));
+    assert!(
+        note.ends_with("/12 tokens before the first difference") && before_first_difference >= 2,
+        "{note}"
+    );
 }
