@@ -36,6 +36,13 @@ pub struct MergeBenchArgs {
     /// Repetitions of each timed merge (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Documents per domain scored at the in-memory sweep point (merge, model, perplexity).
+    #[arg(long, default_value_t = 30)]
+    pub sweep_docs: usize,
+    /// Tokens per scored document (seeded random ids; the checkpoint has no EOS, so 128 is one
+    /// window of the evaluation's default length, 127 predicted tokens).
+    #[arg(long, default_value_t = 128)]
+    pub doc_tokens: usize,
     /// Python with numpy + safetensors for the peer (default: $YUNMIN_PYTHON, else .venv/bin/python).
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -240,6 +247,7 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
     println!(
         "  in-memory: base load {load_s:.2}s once, then {per:.3}s per grid point (merge_into)"
     );
+    let point = sweep_point(&merger, &w, &mut out, &shape, &a)?;
     rows.push((
         "yunmin".into(),
         "in_memory_load".into(),
@@ -252,6 +260,13 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
         "in_memory_merge_point".into(),
         per,
         gb / per,
+        f64::NAN,
+    ));
+    rows.push((
+        "yunmin".into(),
+        format!("in_memory_sweep_point_{}x{}docs", a.domains, a.sweep_docs),
+        point,
+        f64::NAN,
         f64::NAN,
     ));
     if let Some(r) = ratio {
@@ -276,4 +291,68 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
         })
         .collect();
     peer::write_csv(&csv, &out)
+}
+
+/// One point of a weight sweep as the product runs it in memory: `merge_into` the weights, the
+/// merged model built on the CPU, and its perplexity on `--sweep-docs` documents of each domain
+/// (seeded random token ids of `--doc-tokens`). Returns the seconds of the whole point.
+fn sweep_point(
+    merger: &CoreMerger,
+    w: &[f64],
+    out: &mut yunmin_core::merge::MergedWeights,
+    shape: &synthetic::SyntheticShape,
+    a: &MergeBenchArgs,
+) -> Result<f64> {
+    use rand::{Rng, SeedableRng};
+    use yunmin_core::eval::perplexity::PerplexityAccumulator;
+    use yunmin_core::eval::runner::{EvalConfig, add_document_nll};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let docs: Vec<Vec<Vec<u32>>> = (0..a.domains)
+        .map(|_| {
+            (0..a.sweep_docs)
+                .map(|_| {
+                    (0..a.doc_tokens)
+                        .map(|_| rng.random_range(0..shape.vocab as u32))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut wk = w.to_vec();
+    wk[0] += 0.05;
+    let t = Instant::now();
+    merger.merge_into(
+        &MergeConfig {
+            weights: wk,
+            ..Default::default()
+        },
+        out,
+    )?;
+    let merged_s = t.elapsed().as_secs_f64();
+    let lm = out.to_model(&yunmin_core::model::parse_device("cpu")?)?;
+    let built_s = t.elapsed().as_secs_f64();
+    let cfg = EvalConfig::default();
+    let mut acc = PerplexityAccumulator::new();
+    for (i, d) in docs.iter().enumerate() {
+        add_document_nll(
+            &mut acc,
+            &lm.model,
+            &format!("d{i}"),
+            d,
+            lm.config.first_eos(),
+            &cfg,
+        )?;
+    }
+    let s = t.elapsed().as_secs_f64();
+    let tokens = acc.overall().tokens();
+    println!(
+        "  in-memory sweep point: merge {merged_s:.2}s, model {:.2}s, perplexity of {} documents \
+         ({tokens} tokens) {:.2}s ({:.0} tokens/s): {s:.2}s (perplexity {:.1})",
+        built_s - merged_s,
+        a.domains * a.sweep_docs,
+        s - built_s,
+        tokens as f64 / (s - built_s),
+        acc.overall().perplexity()
+    );
+    Ok(s)
 }

@@ -117,11 +117,18 @@ fn bench_merge_measures_yunmin_and_the_numpy_reference_on_the_same_checkpoint() 
             "4",
             "--reps",
             "1",
+            "--sweep-docs",
+            "4",
             "--csv",
             "merge.csv",
         ],
     );
     assert!(out.contains("outputs agree"), "{out}");
+    // The sweep point scores 2 domains × 4 documents of 128 tokens: 127 predictions each.
+    assert!(
+        out.contains("perplexity of 8 documents (1016 tokens)"),
+        "{out}"
+    );
     let worst: f64 = out
         .split("relative L2 difference ")
         .nth(1)
@@ -143,6 +150,7 @@ fn bench_merge_measures_yunmin_and_the_numpy_reference_on_the_same_checkpoint() 
         );
     }
     assert!(num(find("yunmin", "in_memory_merge_point"), "gb_per_s") > 0.0);
+    assert!(num(find("yunmin", "in_memory_sweep_point_2x4docs"), "seconds") > 0.0);
     assert!(num(find("yunmin", "diff_d1"), "seconds") > 0.0);
     assert!(r.iter().all(|x| num(x, "params") > 1e6), "{r:?}");
 }
