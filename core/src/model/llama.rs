@@ -7,7 +7,8 @@ use super::layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope};
 use crate::Result;
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, silu, softmax};
-use burn::tensor::module::embedding;
+use burn::tensor::module::{attention, embedding};
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// Self-attention with grouped key/value heads.
@@ -188,6 +189,26 @@ impl Attention {
         } else {
             (k, v)
         };
+        // Inference from the first position, or one new token, without a sliding window that
+        // cuts the keys: burn's fused attention kernel (causal when several queries), which
+        // keeps the scores per head in cache instead of five passes over `[b, h, t, s]`.
+        // Training keeps the explicit ops below (their gradients, and adapters bit-identical).
+        if !q.is_autodiff() && (past == 0 || t == 1) && s <= self.window.unwrap_or(usize::MAX) {
+            let attn = attention(
+                q,
+                k,
+                v,
+                None,
+                None,
+                AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: t > 1,
+                },
+            );
+            let out = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
+            return self.o_proj.forward(out);
+        }
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt());
