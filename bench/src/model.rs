@@ -40,8 +40,9 @@ pub struct BenchModelArgs {
     /// Shape of the random-init checkpoint: `pipeline` (the pipeline's base: 4 layers, hidden
     /// 128, 4/2 heads, SwiGLU 384, vocabulary 1,900) or `135m` (30 layers, hidden 576, 9/3
     /// heads, SwiGLU 1,536, vocabulary 49,152, tied embeddings: 135M parameters).
-    #[arg(long, default_value = "pipeline", value_parser = ["pipeline", "135m"])]
-    pub shape: String,
+    /// Default `pipeline`; with --base it is an error (the checkpoint is the one given).
+    #[arg(long, value_parser = ["pipeline", "135m"])]
+    pub shape: Option<String>,
     /// Token file (JSONL id arrays; default: seeded random documents written into --work).
     #[arg(long)]
     pub tokens: Option<PathBuf>,
@@ -90,6 +91,8 @@ pub struct BenchModelArgs {
 #[derive(Serialize)]
 struct CsvRow {
     mode: &'static str,
+    /// `pipeline`, `135m` (generated) or the --base directory.
+    checkpoint: String,
     round: usize,
     tool: &'static str,
     threads: usize,
@@ -185,10 +188,24 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
         Some(t) => t.clone(),
         None => work.join("tokens.jsonl"),
     };
-    if a.base.is_none() || a.tokens.is_none() {
+    // The generated tokens are drawn for the generated checkpoint's vocabulary: both are
+    // generated, or both given (generating one beside a given other would overwrite a given
+    // checkpoint or mismatch its vocabulary).
+    let checkpoint = match (&a.base, &a.tokens, &a.shape) {
+        (Some(b), Some(_), None) => b.display().to_string(),
+        (None, None, shape) => shape.clone().unwrap_or_else(|| "pipeline".into()),
+        (Some(_), Some(_), Some(_)) => anyhow::bail!(
+            "--shape chooses the generated checkpoint; with --base it would be unused"
+        ),
+        _ => anyhow::bail!(
+            "--base and --tokens go together (the generated tokens are drawn for the generated \
+             checkpoint's vocabulary): give both, or neither for a generated pair"
+        ),
+    };
+    if a.base.is_none() {
         let mut c = std::process::Command::new(&py);
         c.arg(&script)
-            .args(["--mode", "init", "--shape", &a.shape, "--base"])
+            .args(["--mode", "init", "--shape", &checkpoint, "--base"])
             .arg(&base)
             .arg("--tokens")
             .arg(&tokens);
@@ -378,6 +395,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 .map_or(f64::NAN, |p| p.tokens_per_s);
             CsvRow {
                 mode,
+                checkpoint: checkpoint.clone(),
                 round: r.round,
                 tool: r.tool,
                 threads: r.threads,

@@ -327,9 +327,17 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             "eval.csv",
         ],
     );
-    for (csv, mode) in [("train.csv", "train"), ("eval.csv", "eval")] {
+    for (csv, mode, checkpoint) in [
+        ("train.csv", "train", "pipeline"),
+        ("eval.csv", "eval", "w/base"),
+    ] {
         let r = rows(&d.path().join(csv));
         assert_eq!(r.len(), 2, "{r:?}");
+        assert!(
+            r.iter()
+                .all(|x| x["checkpoint"].as_str() == Some(checkpoint)),
+            "{r:?}"
+        );
         let (ours, peer) = (&r[0], &r[1]);
         assert_eq!(
             (ours["tool"].as_str(), peer["tool"].as_str()),
@@ -378,6 +386,41 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
     );
     let r = rows(&d.path().join("gen.csv"));
     assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r.iter().all(|x| x["checkpoint"].as_str() == Some("w/base")),
+        "{r:?}"
+    );
+    // A given checkpoint is never replaced by a generated one, and a flag it leaves unused is
+    // an error naming it.
+    let before = std::fs::read(d.path().join("w/base/model.safetensors")).unwrap();
+    for (args, says) in [
+        (vec!["--base", "w/base"], "--base and --tokens go together"),
+        (
+            vec![
+                "--base",
+                "w/base",
+                "--tokens",
+                "w/tokens.jsonl",
+                "--shape",
+                "135m",
+            ],
+            "--shape chooses the generated checkpoint",
+        ),
+    ] {
+        let o = std::process::Command::new(yunmin_bin())
+            .args(["bench", "generate", "--work", "w"])
+            .args(&args)
+            .current_dir(d.path())
+            .env("YUNMIN_PYTHON", python())
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success() && text(&o).contains(says),
+            "{}",
+            text(&o)
+        );
+    }
+    assert!(before == std::fs::read(d.path().join("w/base/model.safetensors")).unwrap());
     assert!(
         r.iter()
             .all(|x| x["mode"] == "generate" && num(x, "tokens_per_s") > 0.0),
