@@ -64,8 +64,9 @@ struct CsvRow {
 
 /// Runs `yunmin bench merge`.
 pub fn run(a: MergeBenchArgs) -> Result<()> {
-    let dir = a.dir.clone();
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&a.dir)?;
+    // Absolute: mergekit reads a relative model path as a Hub id first.
+    let dir = a.dir.canonicalize()?;
     let shape = synthetic::SyntheticShape {
         layers: a.layers,
         hidden: a.hidden,
@@ -85,6 +86,7 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
     }
     let mut rows: Vec<(String, String, f64, f64, f64)> = Vec::new();
     let mut diff_dirs = Vec::new();
+    let mut diff_s = 0.0;
     for i in 0..a.domains {
         let name = format!("d{i}");
         let ad = dir.join(format!("lora_{name}"));
@@ -99,6 +101,7 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
         let t = Instant::now();
         let out = compute_diff(&base, &ad, &cfg)?;
         let s = t.elapsed().as_secs_f64();
+        diff_s += s;
         let dgb = out.diff.numel() as f64 * 4.0 / 1e9;
         println!(
             "  diff {name}: {:.3} GB of ΔW in {s:.2}s ({:.2} GB/s)",
@@ -153,23 +156,24 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
         .collect::<Vec<_>>()
         .join(",");
     let exe = peer::yunmin()?;
-    let mut best = |label: &str, mk: &dyn Fn() -> std::process::Command| -> Result<(f64, f64)> {
-        let mut t = f64::MAX;
-        let mut rss: f64 = 0.0;
-        for _ in 0..a.reps.max(1) {
-            let r = peer::run(&mut mk())?;
-            t = t.min(r.seconds);
-            rss = rss.max(r.peak_mib);
-        }
-        println!(
-            "  {label}: {t:.3}s, {:.2} GB/s written, peak RSS {rss:.0} MB",
-            gb / t
-        );
-        rows.push((label.into(), "merge_task_arithmetic".into(), t, gb / t, rss));
-        Ok((t, rss))
-    };
+    let mut best =
+        |label: &str, op: &str, mk: &dyn Fn() -> std::process::Command| -> Result<(f64, f64)> {
+            let mut t = f64::MAX;
+            let mut rss: f64 = 0.0;
+            for _ in 0..a.reps.max(1) {
+                let r = peer::run(&mut mk())?;
+                t = t.min(r.seconds);
+                rss = rss.max(r.peak_mib);
+            }
+            println!(
+                "  {label}: {t:.3}s, {:.2} GB/s written, peak RSS {rss:.0} MB",
+                gb / t
+            );
+            rows.push((label.into(), op.into(), t, gb / t, rss));
+            Ok((t, rss))
+        };
     let ours_out = dir.join("merged_yunmin");
-    let (ours_t, _) = best("yunmin", &|| {
+    let (ours_t, _) = best("yunmin", "merge_task_arithmetic", &|| {
         let mut c = std::process::Command::new(&exe);
         c.args(["-q", "merge", "--base"]).arg(&base).args([
             "--diffs",
@@ -187,7 +191,7 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
         Some(py) => {
             let script = peer::script("merge_reference.py")?;
             let peer_out = dir.join("merged_numpy");
-            let (peer_t, _) = best("numpy_reference", &|| {
+            let (peer_t, _) = best("numpy_reference", "merge_task_arithmetic", &|| {
                 let mut c = std::process::Command::new(&py);
                 c.arg(&script)
                     .arg("--base")
@@ -200,19 +204,51 @@ pub fn run(a: MergeBenchArgs) -> Result<()> {
                 c
             })?;
             ratio = Some(peer_t / ours_t);
-            let a_ck = yunmin_core::merge::checkpoint::Checkpoint::open(&ours_out, "ours")?;
-            let b_ck = yunmin_core::merge::checkpoint::Checkpoint::open(&peer_out, "peer")?;
-            let mut worst = 0.0f64;
-            for n in a_ck.names() {
-                let (x, y) = (a_ck.f32(n)?, b_ck.f32(n)?);
-                let (mut num, mut den) = (0.0f64, 0.0f64);
-                for (p, q) in x.as_slice().iter().zip(y.as_slice()) {
-                    num += ((p - q) as f64).powi(2);
-                    den += (*q as f64).powi(2);
-                }
-                worst = worst.max((num / den.max(1e-300)).sqrt());
-            }
+            let worst = worst_relative_l2(&ours_out, &peer_out)?;
             println!("  outputs agree: worst per-tensor relative L2 difference {worst:.2e}");
+            // mergekit: the same result from the base and the adapters (it folds each adapter
+            // into a whole model with PEFT first; its cache is emptied so each run does that).
+            let mk = std::process::Command::new(&py)
+                .args(["-c", "import mergekit"])
+                .output()?;
+            if mk.status.success() {
+                let script = peer::script("merge_mergekit.py")?;
+                let (mk_out, cache) = (dir.join("merged_mergekit"), dir.join("mergekit_cache"));
+                let adapters: Vec<PathBuf> = (0..a.domains)
+                    .map(|i| dir.join(format!("lora_d{i}")))
+                    .collect();
+                let (mk_t, _) = best("mergekit", "merge_task_arithmetic_from_adapters", &|| {
+                    let _ = std::fs::remove_dir_all(&cache);
+                    let mut c = std::process::Command::new(&py);
+                    c.env("HF_HUB_OFFLINE", "1")
+                        .arg(&script)
+                        .arg("--base")
+                        .arg(&base)
+                        .arg("--adapters")
+                        .args(&adapters)
+                        .args(["--weights", &weights.join(",")])
+                        .arg("--out")
+                        .arg(&mk_out)
+                        .arg("--cache")
+                        .arg(&cache);
+                    c
+                })?;
+                let worst = worst_relative_l2(&ours_out, &mk_out)?;
+                println!(
+                    "  yunmin vs mergekit: diff + merge {:.2}s vs {mk_t:.2}s ({:.1}× faster), merge \
+                     alone {:.1}× faster; outputs agree: worst per-tensor relative L2 difference \
+                     {worst:.2e} (mergekit)",
+                    diff_s + ours_t,
+                    mk_t / (diff_s + ours_t),
+                    mk_t / ours_t
+                );
+            } else {
+                println!(
+                    "  (mergekit is not importable by {}: its row is skipped; \
+                     pip install -r scripts/python-requirements/models.txt)",
+                    py.display()
+                );
+            }
         }
         None => println!("  (no Python with numpy + safetensors: peer skipped; set YUNMIN_PYTHON)"),
     }
@@ -355,4 +391,21 @@ fn sweep_point(
         acc.overall().perplexity()
     );
     Ok(s)
+}
+
+/// The worst per-tensor relative L2 difference between two checkpoints' tensors (those of `a`).
+fn worst_relative_l2(a: &std::path::Path, b: &std::path::Path) -> Result<f64> {
+    let a_ck = yunmin_core::merge::checkpoint::Checkpoint::open(a, "ours")?;
+    let b_ck = yunmin_core::merge::checkpoint::Checkpoint::open(b, "peer")?;
+    let mut worst = 0.0f64;
+    for n in a_ck.names() {
+        let (x, y) = (a_ck.f32(n)?, b_ck.f32(n)?);
+        let (mut num, mut den) = (0.0f64, 0.0f64);
+        for (p, q) in x.as_slice().iter().zip(y.as_slice()) {
+            num += ((p - q) as f64).powi(2);
+            den += (*q as f64).powi(2);
+        }
+        worst = worst.max((num / den.max(1e-300)).sqrt());
+    }
+    Ok(worst)
 }

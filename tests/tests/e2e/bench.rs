@@ -97,7 +97,8 @@ fn corpora(dir: &Path) -> std::path::PathBuf {
 }
 
 /// `bench merge`: yunmin's merge and the NumPy reference on the same random checkpoint and
-/// diffs (their outputs agree), the ceilings and the in-memory sweep point, with peak memory.
+/// diffs and mergekit from the adapters (their outputs agree), the ceilings and the in-memory
+/// sweep point, with peak memory.
 #[test]
 fn bench_merge_measures_yunmin_and_the_numpy_reference_on_the_same_checkpoint() {
     let d = tempfile::tempdir().unwrap();
@@ -136,14 +137,26 @@ fn bench_merge_measures_yunmin_and_the_numpy_reference_on_the_same_checkpoint() 
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert!(worst < 1e-5, "{worst}");
+    // mergekit from the base and the adapters: the same merged checkpoint.
+    let mk: f64 = out
+        .split("relative L2 difference ")
+        .nth(2)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(out.contains("(mergekit)") && mk < 1e-5, "{out}");
     let r = rows(&d.path().join("merge.csv"));
     let find = |tool: &str, op: &str| {
         r.iter()
             .find(|x| x["tool"] == tool && x["operation"] == op)
             .unwrap_or_else(|| panic!("{tool} {op} in {r:?}"))
     };
-    for tool in ["yunmin", "numpy_reference"] {
-        let m = find(tool, "merge_task_arithmetic");
+    for (tool, op) in [
+        ("yunmin", "merge_task_arithmetic"),
+        ("numpy_reference", "merge_task_arithmetic"),
+        ("mergekit", "merge_task_arithmetic_from_adapters"),
+    ] {
+        let m = find(tool, op);
         assert!(
             num(m, "seconds") > 0.0 && num(m, "peak_rss_mb") > 1.0,
             "{m:?}"
