@@ -365,9 +365,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let items = files(d.path(), 6);
         std::fs::remove_file(d.path().join("f03.jsonl")).unwrap();
-        let e = drain(items, 2)
-            .err()
-            .expect("a missing input fails the stream");
+        let e = drain(items, 2).expect_err("a missing input fails the stream");
         assert!(e.to_string().contains("f03.jsonl"), "{e}");
     }
 }

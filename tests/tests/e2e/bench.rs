@@ -320,10 +320,10 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             "train.csv",
         ],
     );
-    bench(
-        d.path(),
-        &[
-            "eval",
+    // The checkpoint and tokens the training run generated, one round on one thread.
+    let given = |mode: &str, more: &[&str]| -> String {
+        let mut args = vec![
+            mode,
             "--work",
             "w",
             "--base",
@@ -334,12 +334,11 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             "1",
             "--threads",
             "1",
-            "--windows",
-            "32",
-            "--csv",
-            "eval.csv",
-        ],
-    );
+        ];
+        args.extend_from_slice(more);
+        bench(d.path(), &args)
+    };
+    given("eval", &["--windows", "32", "--csv", "eval.csv"]);
     for (csv, mode, checkpoint) in [
         ("train.csv", "train", "pipeline"),
         ("eval.csv", "eval", "w/base"),
@@ -373,20 +372,9 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
     }
     // Greedy generation on both sides from the same prompts: a row each, and the peer's row
     // says how far the tokens agree (both made 2 × 6 tokens, or the bench fails).
-    bench(
-        d.path(),
+    given(
+        "generate",
         &[
-            "generate",
-            "--work",
-            "w",
-            "--base",
-            "w/base",
-            "--tokens",
-            "w/tokens.jsonl",
-            "--rounds",
-            "1",
-            "--threads",
-            "1",
             "--prompts",
             "2",
             "--prompt-len",
