@@ -40,7 +40,8 @@ pub enum BenchWhat {
     /// Greedy generation with the KV cache vs transformers `generate` on the same checkpoint
     /// and prompts (new tokens/s, and whether the two produce the same tokens).
     Generate(model::BenchModelArgs),
-    /// Merging on a random ≥100M-parameter checkpoint against the NumPy/safetensors reference.
+    /// Merging on a random ≥100M-parameter checkpoint against the NumPy/safetensors reference
+    /// and mergekit (from the same adapters), and one in-memory sweep point (merge + perplexity).
     Merge(merge::MergeBenchArgs),
     /// JSONL → Parquet conversion vs pyarrow, text codecs, and the loader vs pyarrow/polars.
     Parquet(Box<parquet::ParquetBenchArgs>),

@@ -136,7 +136,7 @@ pub enum Command {
     /// jamo and word shingles; --index redis://… and --phase/--shard for many workers).
     Dedup(Box<crate::modules::dedup::DedupArgs>),
     /// Side-by-side benchmarks against the peers, written to CSV: `yunmin bench
-    /// ingest|dedup|dedup-stages|train|eval|merge|parquet|metrics`.
+    /// ingest|dedup|dedup-stages|train|eval|generate|merge|parquet|metrics`.
     Bench(yunmin_bench::BenchCli),
     /// Text metrics: `yunmin metrics bleu|rouge|perplexity` (sacreBLEU / rouge-score compatible).
     Metrics(Box<crate::modules::eval::MetricsArgs>),
