@@ -96,7 +96,9 @@ struct CsvRow {
     round: usize,
     tool: &'static str,
     threads: usize,
+    /// Windows per batch; generate: 1 (one prompt at a time on both sides).
     batch: usize,
+    /// Tokens per window; generate: prompt plus new tokens.
     seq_len: usize,
     tokens_per_s: f64,
     peak_rss_mib: f64,
@@ -399,8 +401,12 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 round: r.round,
                 tool: r.tool,
                 threads: r.threads,
-                batch,
-                seq_len: a.seq_len,
+                batch: if m == Mode::Generate { 1 } else { batch },
+                seq_len: if m == Mode::Generate {
+                    a.prompt_len + a.new_tokens
+                } else {
+                    a.seq_len
+                },
                 tokens_per_s: peer::round(r.tokens_per_s, 1),
                 peak_rss_mib: peer::round(r.peak_mib, 1),
                 ratio_to_pytorch: peer::round(r.tokens_per_s / peer, 3),

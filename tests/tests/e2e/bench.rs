@@ -423,8 +423,10 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
     }
     assert!(before == std::fs::read(d.path().join("w/base/model.safetensors")).unwrap());
     assert!(
-        r.iter()
-            .all(|x| x["mode"] == "generate" && num(x, "tokens_per_s") > 0.0),
+        r.iter().all(|x| x["mode"] == "generate"
+            && num(x, "tokens_per_s") > 0.0
+            && num(x, "batch") == 1.0
+            && num(x, "seq_len") == 14.0),
         "{r:?}"
     );
     let note = r[1]["note"].as_str().unwrap_or_default().to_string();
