@@ -55,30 +55,33 @@ pub struct BenchModelArgs {
     /// Thread counts (comma-separated).
     #[arg(long, default_value = "1,2")]
     pub threads: String,
-    /// Training steps (train) per run.
-    #[arg(long, default_value_t = 30)]
-    pub steps: usize,
-    /// Windows scored (eval) per run.
-    #[arg(long, default_value_t = 600)]
-    pub windows: usize,
-    /// Windows per batch (default 8 for train, 16 for eval).
+    /// Training steps per run (train only; default 30).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Windows scored per run (eval; default 600), or the windows the prompts start
+    /// (generate). Not for train.
+    #[arg(long)]
+    pub windows: Option<usize>,
+    /// Windows per batch (default 8 for train, 16 for eval; not for generate).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Tokens per window.
     #[arg(long, default_value_t = 128)]
     pub seq_len: usize,
-    /// LoRA rank (alpha is twice the rank, dropout 0.05, all seven projections).
-    #[arg(long, default_value_t = 8)]
-    pub rank: usize,
-    /// Prompts continued (generate), each the start of a window.
-    #[arg(long, default_value_t = 8)]
-    pub prompts: usize,
-    /// Tokens per prompt (generate).
-    #[arg(long, default_value_t = 32)]
-    pub prompt_len: usize,
-    /// New tokens per prompt (generate; EOS does not stop either side, so both make this many).
-    #[arg(long, default_value_t = 64)]
-    pub new_tokens: usize,
+    /// LoRA rank (train only; default 8; alpha is twice the rank, dropout 0.05, all seven
+    /// projections).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Prompts continued, each the start of a window (generate only; default 8).
+    #[arg(long)]
+    pub prompts: Option<usize>,
+    /// Tokens per prompt (generate only; default 32).
+    #[arg(long)]
+    pub prompt_len: Option<usize>,
+    /// New tokens per prompt (generate only; default 64; EOS does not stop either side, so
+    /// both make this many).
+    #[arg(long)]
+    pub new_tokens: Option<usize>,
     /// Python with torch, transformers and peft (default: $YUNMIN_PYTHON, else .venv/bin/python).
     #[arg(long)]
     pub python: Option<PathBuf>,
@@ -170,14 +173,62 @@ fn log_tokens_per_s(log: &Path) -> anyhow::Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("{}: no tokens_per_s in `{last}`", log.display()))
 }
 
+/// The mode-specific settings: a flag given to a mode that does not read it is an error naming
+/// it; the others take their defaults.
+struct Settings {
+    steps: usize,
+    windows: usize,
+    batch: usize,
+    rank: usize,
+    prompts: usize,
+    prompt_len: usize,
+    new_tokens: usize,
+}
+
+impl Settings {
+    fn of(a: &BenchModelArgs, m: Mode) -> anyhow::Result<Self> {
+        use Mode::{Eval, Generate, Train};
+        let flags: [(&str, bool, &[Mode]); 7] = [
+            ("--steps", a.steps.is_some(), &[Train]),
+            ("--windows", a.windows.is_some(), &[Eval, Generate]),
+            ("--batch", a.batch.is_some(), &[Train, Eval]),
+            ("--rank", a.rank.is_some(), &[Train]),
+            ("--prompts", a.prompts.is_some(), &[Generate]),
+            ("--prompt-len", a.prompt_len.is_some(), &[Generate]),
+            ("--new-tokens", a.new_tokens.is_some(), &[Generate]),
+        ];
+        let unused: Vec<&str> = flags
+            .iter()
+            .filter(|(_, given, modes)| *given && !modes.contains(&m))
+            .map(|(flag, ..)| *flag)
+            .collect();
+        if !unused.is_empty() {
+            anyhow::bail!(
+                "bench {}: {} would be unused in this mode",
+                m.name(),
+                unused.join(", ")
+            );
+        }
+        Ok(Self {
+            steps: a.steps.unwrap_or(30),
+            windows: a.windows.unwrap_or(600),
+            batch: a.batch.unwrap_or(if m == Train { 8 } else { 16 }),
+            rank: a.rank.unwrap_or(8),
+            prompts: a.prompts.unwrap_or(8),
+            prompt_len: a.prompt_len.unwrap_or(32),
+            new_tokens: a.new_tokens.unwrap_or(64),
+        })
+    }
+}
+
 /// Runs `yunmin bench train`, `bench eval` or `bench generate`.
 pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
     let (mode, train) = (m.name(), m == Mode::Train);
+    let st = Settings::of(&a, m)?;
     let threads = parse_threads(&a.threads)?;
     if a.rounds == 0 {
         anyhow::bail!("--rounds must be > 0");
     }
-    let batch = a.batch.unwrap_or(if train { 8 } else { 16 });
     let py = peer::python(a.python.as_deref(), "models")?;
     let script = peer::script("model_peft.py")?;
     std::fs::create_dir_all(&a.work)?;
@@ -228,26 +279,25 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
         }
         let w: Vec<Vec<u32>> = ids
             .chunks_exact(a.seq_len + 1)
-            .take(a.windows)
+            .take(st.windows)
             .map(<[u32]>::to_vec)
             .collect();
         (w, Some(lm))
     };
     let prompts: Vec<Vec<u32>> = windows
         .iter()
-        .take(a.prompts)
-        .map(|w| w[..a.prompt_len.min(w.len())].to_vec())
+        .take(st.prompts)
+        .map(|w| w[..st.prompt_len.min(w.len())].to_vec())
         .collect();
-    if m == Mode::Generate && (prompts.len() < a.prompts || a.prompt_len > a.seq_len) {
+    if m == Mode::Generate && (prompts.len() < st.prompts || st.prompt_len > a.seq_len) {
         anyhow::bail!(
             "--prompts {} of --prompt-len {}: the tokens give {} windows of --seq-len {}",
-            a.prompts,
-            a.prompt_len,
+            st.prompts,
+            st.prompt_len,
             windows.len(),
             a.seq_len
         );
     }
-    let mut agreement: Vec<String> = Vec::new();
     for round in 1..=a.rounds {
         for &t in &threads {
             let mut generated: Vec<Vec<u32>> = Vec::new();
@@ -260,7 +310,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 std::fs::write(
                     &cfg,
                     serde_json::json!({"eval_windows": 8, "checkpoint_every": 0, "resume": false,
-                        "rank": a.rank, "alpha": 2 * a.rank, "warmup_steps": 10})
+                        "rank": st.rank, "alpha": 2 * st.rank, "warmup_steps": 10})
                     .to_string(),
                 )?;
                 let mut c = std::process::Command::new(&exe);
@@ -275,9 +325,9 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                     .arg(&cfg)
                     .args([
                         "--steps",
-                        &a.steps.to_string(),
+                        &st.steps.to_string(),
                         "--batch",
-                        &batch.to_string(),
+                        &st.batch.to_string(),
                         "--seq-len",
                         &a.seq_len.to_string(),
                     ]);
@@ -290,7 +340,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 let lm = eval_model.as_ref().expect("model");
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
                 let cfg = yunmin_core::model::GenerateConfig {
-                    max_new_tokens: a.new_tokens,
+                    max_new_tokens: st.new_tokens,
                     // No token stops it: both sides make exactly --new-tokens.
                     eos_token_id: Some(u32::MAX),
                     ..Default::default()
@@ -310,7 +360,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 let lm = eval_model.as_ref().expect("eval model");
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
                 let t0 = Instant::now();
-                let s = pool.install(|| lm.model.nll(&windows, batch))?;
+                let s = pool.install(|| lm.model.nll(&windows, st.batch))?;
                 let secs = t0.elapsed().as_secs_f64();
                 // In process: the bench's own peak memory is no measure of this pass.
                 (s.count as f64 / secs, f64::NAN)
@@ -334,31 +384,33 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                     "--threads",
                     &t.to_string(),
                     "--steps",
-                    &a.steps.to_string(),
+                    &st.steps.to_string(),
                     "--windows",
-                    &a.windows.to_string(),
+                    &st.windows.to_string(),
                     "--batch",
-                    &batch.to_string(),
+                    &st.batch.to_string(),
                     "--seq-len",
                     &a.seq_len.to_string(),
                     "--rank",
-                    &a.rank.to_string(),
+                    &st.rank.to_string(),
                     "--alpha",
-                    &(2 * a.rank).to_string(),
+                    &(2 * st.rank).to_string(),
                     "--prompts",
-                    &a.prompts.to_string(),
+                    &st.prompts.to_string(),
                     "--prompt-len",
-                    &a.prompt_len.to_string(),
+                    &st.prompt_len.to_string(),
                     "--new-tokens",
-                    &a.new_tokens.to_string(),
+                    &st.new_tokens.to_string(),
                 ]);
             let f = peer::run(&mut c)?;
             let (j, peak) = (f.json()?, f.peak_mib);
-            if m == Mode::Generate {
+            let note = if m == Mode::Generate {
                 let theirs: Vec<Vec<u32>> = serde_json::from_value(j["outputs"].clone())
                     .map_err(|e| anyhow::anyhow!("peer JSON without outputs: {e}"))?;
-                agreement.push(agree(&generated, &theirs, a.new_tokens)?);
-            }
+                agree(&generated, &theirs, st.new_tokens)?
+            } else {
+                String::new()
+            };
             let tps = j["tokens_per_s"]
                 .as_f64()
                 .ok_or_else(|| anyhow::anyhow!("peer JSON without tokens_per_s: {j}"))?;
@@ -368,7 +420,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 threads: t,
                 tokens_per_s: tps,
                 peak_mib: peak,
-                note: agreement.last().cloned().unwrap_or_default(),
+                note,
             });
             let last = &rows[rows.len() - 2..];
             println!(
@@ -376,11 +428,11 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 last[0].tokens_per_s,
                 last[1].tokens_per_s,
                 last[0].tokens_per_s / last[1].tokens_per_s,
-                last[1]
-                    .note
-                    .is_empty()
-                    .then(String::new)
-                    .unwrap_or_else(|| format!("; {}", last[1].note))
+                if last[1].note.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", last[1].note)
+                }
             );
         }
     }
@@ -401,9 +453,9 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 round: r.round,
                 tool: r.tool,
                 threads: r.threads,
-                batch: if m == Mode::Generate { 1 } else { batch },
+                batch: if m == Mode::Generate { 1 } else { st.batch },
                 seq_len: if m == Mode::Generate {
-                    a.prompt_len + a.new_tokens
+                    st.prompt_len + st.new_tokens
                 } else {
                     a.seq_len
                 },

@@ -407,6 +407,17 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             ],
             "--shape chooses the generated checkpoint",
         ),
+        (
+            vec![
+                "--base",
+                "w/base",
+                "--tokens",
+                "w/tokens.jsonl",
+                "--steps",
+                "3",
+            ],
+            "bench generate: --steps would be unused in this mode",
+        ),
     ] {
         let o = std::process::Command::new(yunmin_bin())
             .args(["bench", "generate", "--work", "w"])
