@@ -322,3 +322,97 @@ fn rope_inverse_frequencies_follow_transformers() {
             .all(|(s, p)| s <= p && *s >= p / 8.0)
     );
 }
+
+/// The fused host forward ([`HostLlama`], what perplexity runs on the CPU) and burn's graph
+/// give the same next-token NLLs for every architecture option: grouped and full attention,
+/// tied and untied heads, q/k/v, output and MLP biases, sliding windows, rotary scaling and an
+/// attached adapter.
+#[test]
+fn host_forward_equals_the_graph_for_every_architecture_option() {
+    let llama = |kv: usize, tied: bool| LlamaConfig {
+        vocab_size: 61,
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(kv),
+        max_position_embeddings: 64,
+        tie_word_embeddings: tied,
+        ..LlamaConfig::default()
+    };
+    let biased = LlamaConfig {
+        attention_bias: true,
+        mlp_bias: true,
+        rope_scaling: Some(RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8,
+        }),
+        ..llama(1, false)
+    };
+    let dynamic = LlamaConfig {
+        rope_scaling: Some(RopeScaling::Dynamic { factor: 2.0 }),
+        max_position_embeddings: 6,
+        ..llama(4, true)
+    };
+    let cases = [
+        ("gqa, tied", llama(2, true)),
+        ("full attention, untied", llama(4, false)),
+        ("biases, llama3 rotary", biased),
+        ("dynamic rotary past its length", dynamic),
+        ("qwen2, window 3 from layer 1", qwen2(Some(3))),
+    ];
+    let dev = Device::flex();
+    let of_len = |n: u32| -> Vec<Vec<u32>> {
+        (0..3u32)
+            .map(|k| (0..n).map(|i| (i * 7 + k * 13 + 1) % 61).collect())
+            .collect()
+    };
+    let windows = of_len(11);
+    // Windows longer than one block of attention rows as well.
+    let long = of_len(150);
+    let check = |name: &str, m: &Llama| {
+        let s = m.scorer().unwrap();
+        for (w, n) in [(&windows, 30), (&long, 447)] {
+            let host = s.token_nlls(w).unwrap();
+            let graph = s.graph_token_nlls(w).unwrap();
+            assert_eq!(host.len(), n, "{name}");
+            for (i, (a, b)) in host.iter().zip(&graph).enumerate() {
+                assert!((a - b).abs() < 1e-4, "{name}: position {i}: {a} vs {b}");
+            }
+        }
+    };
+    for (name, cfg) in cases {
+        let m = Llama::init(&cfg, &dev, 5).unwrap();
+        check(name, &m);
+    }
+    // An attached adapter with non-zero factors is folded in.
+    let m = Llama::init(&llama(2, false), &dev, 9)
+        .unwrap()
+        .attach_lora(4, 8.0, 0.0, &["q_proj".into(), "down_proj".into()], 3)
+        .unwrap();
+    let mut m = m;
+    for (_, p) in m.projections_mut() {
+        if let Some(l) = p.lora.as_mut() {
+            let [r, out] = l.b.shape().dims::<2>();
+            let v: Vec<f32> = (0..r * out).map(|i| (i % 7) as f32 * 0.05 - 0.15).collect();
+            l.b = burn::module::Param::from_tensor(burn::tensor::Tensor::from_data(
+                burn::tensor::TensorData::new(v, [r, out]),
+                &dev,
+            ));
+        }
+    }
+    let merged = m.clone().merge_lora();
+    check("lora", &m);
+    let a = m.token_nlls(&windows).unwrap();
+    let b = Llama::init(&llama(2, false), &dev, 9)
+        .unwrap()
+        .token_nlls(&windows)
+        .unwrap();
+    assert_ne!(a, b, "the adapter changes the NLLs");
+    let c = merged.token_nlls(&windows).unwrap();
+    for (x, y) in a.iter().zip(&c) {
+        assert!((x - y).abs() < 1e-5);
+    }
+}

@@ -247,6 +247,16 @@ impl Rope {
     /// out as Hugging Face does (`emb = cat(freqs, freqs)`): the angle is the f32 product of
     /// position and frequency, its cosine and sine computed in f64 and rounded once.
     pub fn tables(&self, start: usize, len: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let hd = self.head_dim;
+        let (cos, sin) = self.table_values(start, len);
+        (
+            Tensor::from_data(TensorData::new(cos, [len, hd]), device),
+            Tensor::from_data(TensorData::new(sin, [len, hd]), device),
+        )
+    }
+
+    /// [`Rope::tables`] as row-major host values.
+    pub fn table_values(&self, start: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
         let inv = self.inv_freq(start + len);
         let hd = self.head_dim;
         let mut cos = Vec::with_capacity(len * hd);
@@ -260,10 +270,7 @@ impl Rope {
                 }
             }
         }
-        (
-            Tensor::from_data(TensorData::new(cos, [len, hd]), device),
-            Tensor::from_data(TensorData::new(sin, [len, hd]), device),
-        )
+        (cos, sin)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::ModelError;
 use super::config::LlamaConfig;
+use super::host_forward::HostLlama;
 use super::layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope};
 use crate::Result;
 use burn::module::{Module, Param};
@@ -134,6 +135,36 @@ impl NllSum {
     pub fn add(&mut self, o: NllSum) {
         self.nll += o.nll;
         self.count += o.count;
+    }
+}
+
+/// Next-token NLLs of a model in inference mode ([`Llama::scorer`]). On the host CPU
+/// (`flex`, `ndarray`) the weights are copied once and batches run through the fused host
+/// forward ([`HostLlama`]); on other devices through burn's graph with the loss fused into
+/// the read of the logits.
+#[derive(Debug)]
+pub struct NllScorer {
+    model: Llama,
+    device: Device,
+    host: Option<HostLlama>,
+}
+
+impl NllScorer {
+    /// Next-token NLL (nats) of every predicted token of `windows` (all the same length).
+    pub fn token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
+        match &self.host {
+            Some(h) => {
+                let (inp, tgt, b, len) = self.model.window_ids(windows)?;
+                Ok(h.nlls(&inp, &tgt, b, len))
+            }
+            None => self.model.fused_nlls(windows, &self.device),
+        }
+    }
+
+    /// The same through burn's graph whatever the device (the reference the host forward is
+    /// tested against).
+    pub fn graph_token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.model.fused_nlls(windows, &self.device)
     }
 }
 
@@ -311,7 +342,8 @@ fn layer_projections(cfg: &LlamaConfig) -> [(&'static str, (usize, usize, bool))
 /// exponentials ([`exp_nonpositive`], of each logit minus the row's maximum) are summed in
 /// `f64` over eight fixed lanes, so the compiler vectorises the loop and the result does not
 /// depend on the thread or the machine.
-fn nll_of_row(row: &[f32], target: usize) -> f32 {
+#[inline(always)]
+pub(super) fn nll_of_row(row: &[f32], target: usize) -> f32 {
     const L: usize = 8;
     let chunks = row.chunks_exact(L);
     let rest = chunks.remainder();
@@ -343,7 +375,7 @@ fn nll_of_row(row: &[f32], target: usize) -> f32 {
 /// normal range): Cody–Waite reduction by ln 2 and Cephes' degree-6 polynomial, without
 /// branches or calls, so a loop over it vectorises (libm's `expf` is one call per value).
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub(super) fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // Adding 1.5·2²³ rounds to the nearest integer (|x·log2 e| < 2²²).
     const ROUND: f32 = 12_582_912.0;
@@ -613,13 +645,10 @@ impl Llama {
         Ok(())
     }
 
-    /// Inputs `[batch, len]` and targets (row-major, `batch·len`) of windows `[batch, len+1]`:
-    /// inputs are the first `len` tokens of each window, targets the last `len`.
-    fn window_inputs(
-        &self,
-        windows: &[Vec<u32>],
-        device: &Device,
-    ) -> Result<(Tensor<2, Int>, Vec<u32>)> {
+    /// Inputs and targets of windows `[batch, len+1]` (inputs are the first `len` tokens of
+    /// each window, targets the last `len`), row-major, with `batch` and `len`; every id
+    /// checked against the vocabulary.
+    fn window_ids(&self, windows: &[Vec<u32>]) -> Result<(Vec<u32>, Vec<u32>, usize, usize)> {
         let b = windows.len();
         let len = windows.first().map_or(0, |w| w.len()).saturating_sub(1);
         if b == 0 || len == 0 {
@@ -639,9 +668,20 @@ impl Llama {
                 .into());
             }
             self.check_tokens(w)?;
-            inp.extend(w[..len].iter().map(|&x| x as i64));
+            inp.extend_from_slice(&w[..len]);
             tgt.extend_from_slice(&w[1..]);
         }
+        Ok((inp, tgt, b, len))
+    }
+
+    /// [`Llama::window_ids`] with the inputs as a tensor `[batch, len]`.
+    fn window_inputs(
+        &self,
+        windows: &[Vec<u32>],
+        device: &Device,
+    ) -> Result<(Tensor<2, Int>, Vec<u32>)> {
+        let (inp, tgt, b, len) = self.window_ids(windows)?;
+        let inp = inp.into_iter().map(i64::from).collect::<Vec<_>>();
         let inp = Tensor::<2, Int>::from_data(TensorData::new(inp, [b, len]), device);
         Ok((inp, tgt))
     }
@@ -701,19 +741,35 @@ impl Llama {
     /// Next-token NLL (nats) of every predicted token of `windows` (all the same length), in
     /// inference mode, window after window: the values an exact perplexity sums.
     pub fn token_nlls(&self, windows: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.scorer()?.token_nlls(windows)
+    }
+
+    /// The inference-mode scorer of this model, to score many batches with one copy of the
+    /// weights.
+    pub fn scorer(&self) -> Result<NllScorer> {
         let model = self.valid();
         let device = model.device();
-        model.fused_nlls(windows, &device)
+        #[allow(deprecated)]
+        let on_host = device == Device::flex() || device == Device::ndarray();
+        let host = if on_host {
+            Some(HostLlama::of(&model)?)
+        } else {
+            None
+        };
+        Ok(NllScorer {
+            model,
+            device,
+            host,
+        })
     }
 
     /// Exact summed NLL of `windows` in inference mode (no autodiff), in batches of `batch`.
     pub fn nll(&self, windows: &[Vec<u32>], batch: usize) -> Result<NllSum> {
-        let model = self.valid();
-        let device = model.device();
+        let scorer = self.scorer()?;
         let chunks: Vec<&[Vec<u32>]> = windows.chunks(batch.max(1)).collect();
         // Batches run in parallel; their sums are added in batch order (the same as one thread).
         let sums = super::parallel::map_ordered(&chunks, |_, chunk| -> Result<NllSum> {
-            let nlls = model.fused_nlls(chunk, &device)?;
+            let nlls = scorer.token_nlls(chunk)?;
             Ok(NllSum {
                 nll: nlls.iter().map(|&x| f64::from(x)).sum(),
                 count: nlls.len() as u64,

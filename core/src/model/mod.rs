@@ -9,6 +9,7 @@ mod config;
 mod device;
 mod error;
 mod generate;
+mod host_forward;
 mod layers;
 mod llama;
 mod loaded;
@@ -24,9 +25,11 @@ pub use config::{Biases, LlamaConfig, MODEL_TYPES, RopeScaling};
 pub use device::{Device, device_names, parse_device};
 pub use error::ModelError;
 pub use generate::{GenerateConfig, generate, generate_uncached, sample};
+pub use host_forward::HostLlama;
 pub use layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope, seed_dropout};
 pub use llama::{
-    Attention, DecoderLayer, KvCache, Llama, Mlp, NllSum, hf_tensor_shapes, normal_vec, transpose,
+    Attention, DecoderLayer, KvCache, Llama, Mlp, NllScorer, NllSum, hf_tensor_shapes, normal_vec,
+    transpose,
 };
 pub use loaded::{LoadConfig, LoadedModel};
 pub use parallel::{map_ordered, model_threads};

@@ -1,0 +1,578 @@
+//! The inference forward of a [`Llama`] on the host CPU over plain `f32` buffers, for
+//! next-token NLLs (perplexity, held-out loss, the merge sweep).
+//!
+//! burn's CPU backend runs every op of the graph as its own pass over a freshly allocated tensor;
+//! at the sizes perplexity runs (thousands of positions, hidden widths in the hundreds) that
+//! costs as much as the matrix products. Here one batch runs through buffers allocated once and
+//! reused by every layer, the elementwise work is fused (RMSNorm in one pass per row, rotary in
+//! place, SwiGLU in one pass, the residual adds folded into the products' accumulation), the
+//! products go to the `gemm` crate (the kernels burn-flex uses) with strides instead of copies,
+//! causal attention takes one head at a time through two products and a vectorised softmax,
+//! and the output head is scored in row blocks (log-sum-exp minus the target's logit) so the
+//! logits of a whole batch never exist at once.
+//!
+//! The training path and the GPU backends keep burn's graph; the two forwards are held equal
+//! by tests (`model::tests`: every architecture option, within 1e-4 nats per token).
+
+use super::ModelError;
+use super::layers::{Proj, RmsNorm, Rope};
+use super::llama::{Llama, exp_nonpositive, nll_of_row};
+use crate::Result;
+use burn::tensor::Tensor;
+
+/// Logit values scored per block of rows: `rows · vocabulary` stays under this (64 MiB).
+const LOGIT_BLOCK: usize = 16 << 20;
+
+/// Query rows of one attention product.
+const ATTN_BLOCK: usize = 64;
+
+/// A model's weights copied to the host in the layout the kernels read.
+#[derive(Debug, Clone)]
+pub struct HostLlama {
+    hidden: usize,
+    vocab: usize,
+    /// `[vocab, hidden]`.
+    embed: Vec<f32>,
+    layers: Vec<HostLayer>,
+    norm: Norm,
+    /// Untied output head `[hidden, vocab]`; `None`: the embeddings, transposed.
+    head: Option<Vec<f32>>,
+    rope: Rope,
+}
+
+#[derive(Debug, Clone)]
+struct Norm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+/// A projection `[in, out]` with an optional bias `[out]`.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    out: usize,
+}
+
+#[derive(Debug, Clone)]
+struct HostLayer {
+    input_norm: Norm,
+    post_norm: Norm,
+    /// q, k and v side by side: `[hidden, (heads + 2·kv_heads)·head_dim]`.
+    qkv: Linear,
+    o: Linear,
+    /// gate and up side by side: `[hidden, 2·intermediate]`.
+    gate_up: Linear,
+    down: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    window: Option<usize>,
+}
+
+fn host_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| ModelError::Input(format!("reading weights to the host: {e:?}")).into())
+}
+
+fn norm_of(n: &RmsNorm) -> Result<Norm> {
+    Ok(Norm {
+        weight: host_values(n.weight.val())?,
+        eps: n.eps as f32,
+    })
+}
+
+/// Projections sharing an input, side by side in one `[in, Σ out]` matrix (an adapter folded
+/// in); a bias for all of them when any has one (zeros for the others).
+fn side_by_side(projs: &[&Proj]) -> Result<Linear> {
+    let din = projs[0].dims()[0];
+    let outs: Vec<usize> = projs.iter().map(|p| p.dims()[1]).collect();
+    let total: usize = outs.iter().sum();
+    let mut weight = vec![0.0f32; din * total];
+    let mut bias = projs
+        .iter()
+        .any(|p| p.bias.is_some())
+        .then(|| vec![0.0f32; total]);
+    let mut col = 0;
+    for (p, &dout) in projs.iter().zip(&outs) {
+        let w = host_values(p.merged_weight())?;
+        for r in 0..din {
+            weight[r * total + col..r * total + col + dout]
+                .copy_from_slice(&w[r * dout..(r + 1) * dout]);
+        }
+        if let (Some(all), Some(b)) = (bias.as_mut(), &p.bias) {
+            all[col..col + dout].copy_from_slice(&host_values(b.val())?);
+        }
+        col += dout;
+    }
+    Ok(Linear {
+        weight,
+        bias,
+        out: total,
+    })
+}
+
+impl HostLlama {
+    /// Copies `model`'s weights (adapters folded in) to the host.
+    pub fn of(model: &Llama) -> Result<Self> {
+        let [vocab, hidden] = model.embed_tokens.shape().dims::<2>();
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for l in &model.layers {
+            let a = &l.self_attn;
+            let m = &l.mlp;
+            layers.push(HostLayer {
+                input_norm: norm_of(&l.input_layernorm)?,
+                post_norm: norm_of(&l.post_attention_layernorm)?,
+                qkv: side_by_side(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
+                o: side_by_side(&[&a.o_proj])?,
+                gate_up: side_by_side(&[&m.gate_proj, &m.up_proj])?,
+                down: side_by_side(&[&m.down_proj])?,
+                heads: a.heads,
+                kv_heads: a.kv_heads,
+                head_dim: a.head_dim,
+                window: a.window,
+            });
+        }
+        Ok(Self {
+            hidden,
+            vocab,
+            embed: host_values(model.embed_tokens.val())?,
+            layers,
+            norm: norm_of(&model.norm)?,
+            head: match &model.lm_head {
+                Some(h) => Some(host_values(h.merged_weight())?),
+                None => None,
+            },
+            rope: model.rope.clone(),
+        })
+    }
+
+    /// Next-token NLL of every position of `b` sequences of `len` inputs (`inputs` row-major,
+    /// ids checked by the caller) against `targets` (same layout).
+    pub fn nlls(&self, inputs: &[u32], targets: &[u32], b: usize, len: usize) -> Vec<f32> {
+        SCRATCH.with(|s| self.nlls_with(inputs, targets, b, len, &mut s.borrow_mut()))
+    }
+
+    fn nlls_with(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        b: usize,
+        len: usize,
+        s: &mut Scratch,
+    ) -> Vec<f32> {
+        let n = b * len;
+        let d = self.hidden;
+        debug_assert_eq!(inputs.len(), n);
+        let mut x = std::mem::take(&mut s.x);
+        let xs = sized(&mut x, n * d);
+        for (row, &id) in xs.chunks_exact_mut(d).zip(inputs) {
+            let id = id as usize;
+            row.copy_from_slice(&self.embed[id * d..(id + 1) * d]);
+        }
+        let (cos, sin) = self.rope.table_values(0, len);
+        for layer in &self.layers {
+            layer.forward(xs, b, len, &cos, &sin, s);
+        }
+        rms_norm(xs, &mut s.h, d, &self.norm);
+        s.x = x;
+        self.score(targets, s)
+    }
+
+    /// NLLs of the final hidden states in `s.h` (`[n, hidden]`) against `targets`, in blocks
+    /// of rows.
+    fn score(&self, targets: &[u32], s: &mut Scratch) -> Vec<f32> {
+        let (d, v) = (self.hidden, self.vocab);
+        let n = targets.len();
+        let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
+        let logits = sized(&mut s.logits, rows * v);
+        let arch = pulp::Arch::new();
+        let mut out = Vec::with_capacity(n);
+        for start in (0..n).step_by(rows) {
+            let m = rows.min(n - start);
+            let lhs = Mat::rows(&s.h[start * d..(start + m) * d], d);
+            let rhs = match &self.head {
+                Some(w) => Mat::rows(w, v),
+                // The embeddings `[vocab, hidden]` read as their transpose.
+                None => Mat {
+                    data: &self.embed,
+                    rs: 1,
+                    cs: d as isize,
+                },
+            };
+            matmul(&mut logits[..m * v], v, m, v, d, lhs, rhs, false);
+            arch.dispatch(|| {
+                for (row, &t) in logits[..m * v]
+                    .chunks_exact(v)
+                    .zip(&targets[start..start + m])
+                {
+                    out.push(nll_of_row(row, t as usize));
+                }
+            });
+        }
+        out
+    }
+}
+
+thread_local! {
+    /// Each thread's buffers, kept between batches (fresh pages cost as much as the work).
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Buffers one batch reuses across layers.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    logits: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    scores: Vec<f32>,
+    gate_up: Vec<f32>,
+    act: Vec<f32>,
+}
+
+fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    buf.resize(n, 0.0);
+    &mut buf[..n]
+}
+
+impl HostLayer {
+    /// `x += attention(norm(x))`, then `x += mlp(norm(x))`, for `b` sequences of `len`.
+    fn forward(
+        &self,
+        x: &mut [f32],
+        b: usize,
+        len: usize,
+        cos: &[f32],
+        sin: &[f32],
+        s: &mut Scratch,
+    ) {
+        let n = b * len;
+        let d = x.len() / n;
+        let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
+        rms_norm(x, &mut s.h, d, &self.input_norm);
+        let w = self.qkv.out;
+        let qkv = sized(&mut s.qkv, n * w);
+        self.qkv.apply(qkv, &s.h, n, false);
+        let arch = pulp::Arch::new();
+        arch.dispatch(|| {
+            for (t_row, row) in qkv.chunks_exact_mut(w).enumerate() {
+                let pos = t_row % len;
+                let (c, sn) = (
+                    &cos[pos * hd..(pos + 1) * hd],
+                    &sin[pos * hd..(pos + 1) * hd],
+                );
+                for head in row[..(h + kvh) * hd].chunks_exact_mut(hd) {
+                    rotate(head, c, sn);
+                }
+            }
+        });
+        let aw = h * hd;
+        let attn = sized(&mut s.attn, n * aw);
+        let scores = sized(&mut s.scores, ATTN_BLOCK.min(len) * len);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let rep = h / kvh;
+        for seq in 0..b {
+            let base = seq * len * w;
+            for head in 0..h {
+                let g = head / rep;
+                // Queries in blocks of rows; a block reads only the keys its rows see.
+                for r0 in (0..len).step_by(ATTN_BLOCK) {
+                    let r1 = (r0 + ATTN_BLOCK).min(len);
+                    let k0 = self.first_key(r0);
+                    let (m, keys) = (r1 - r0, r1 - k0);
+                    let q = Mat::rows(&qkv[base + r0 * w + head * hd..], w);
+                    // Keys read transposed: element (c, j) is key j's c-th value.
+                    let kt = Mat {
+                        data: &qkv[base + k0 * w + (h + g) * hd..],
+                        rs: 1,
+                        cs: w as isize,
+                    };
+                    let sc = &mut scores[..m * keys];
+                    matmul_scaled(sc, keys, m, keys, hd, q, kt, scale);
+                    self.softmax_causal(sc, r0, k0, keys);
+                    let v = Mat::rows(&qkv[base + k0 * w + (h + kvh + g) * hd..], w);
+                    let off = (seq * len + r0) * aw + head * hd;
+                    matmul(
+                        &mut attn[off..],
+                        aw,
+                        m,
+                        hd,
+                        keys,
+                        Mat::rows(sc, keys),
+                        v,
+                        false,
+                    );
+                }
+            }
+        }
+        self.o.apply(x, attn, n, true);
+        rms_norm(x, &mut s.h, d, &self.post_norm);
+        let i2 = self.gate_up.out;
+        let gu = sized(&mut s.gate_up, n * i2);
+        self.gate_up.apply(gu, &s.h, n, false);
+        let inter = i2 / 2;
+        let act = sized(&mut s.act, n * inter);
+        arch.dispatch(|| {
+            for (a, row) in act.chunks_exact_mut(inter).zip(gu.chunks_exact(i2)) {
+                swiglu(a, &row[..inter], &row[inter..]);
+            }
+        });
+        self.down.apply(x, act, n, true);
+    }
+
+    /// The first key query `i` sees (0 without a sliding window).
+    fn first_key(&self, i: usize) -> usize {
+        self.window.map_or(0, |w| (i + 1).saturating_sub(w))
+    }
+
+    /// Row-wise softmax of the scores of queries `r0..` against keys `k0..k0 + keys`
+    /// (row-major, `keys` per row) over the keys each query sees (itself and those before
+    /// it, within the window); the rest set to zero.
+    fn softmax_causal(&self, scores: &mut [f32], r0: usize, k0: usize, keys: usize) {
+        pulp::Arch::new().dispatch(|| {
+            for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+                let i = r0 + r;
+                let (lo, hi) = (self.first_key(i) - k0, i + 1 - k0);
+                row[hi..].fill(0.0);
+                row[..lo].fill(0.0);
+                softmax(&mut row[lo..hi]);
+            }
+        });
+    }
+}
+
+/// In-place softmax of one row.
+#[inline(always)]
+fn softmax(row: &mut [f32]) {
+    let max = lanes_max(row);
+    for v in row.iter_mut() {
+        *v = exp_nonpositive(*v - max);
+    }
+    let inv = 1.0 / lanes_sum(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Eight-lane reductions, so the loops vectorise (a single accumulator cannot: float addition
+/// is not reassociated).
+const LANES: usize = 8;
+
+#[inline(always)]
+fn lanes_sum(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    let mut acc = [0.0f32; LANES];
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn lanes_sum_squares(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    let mut acc = [0.0f32; LANES];
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i] * c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn lanes_max(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+impl Linear {
+    /// `out = x · W + bias` (`accumulate`: `out += …`) for `n` rows.
+    fn apply(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
+        let din = self.weight.len() / self.out;
+        matmul(
+            out,
+            self.out,
+            n,
+            self.out,
+            din,
+            Mat::rows(x, din),
+            Mat::rows(&self.weight, self.out),
+            accumulate,
+        );
+        if let Some(b) = &self.bias {
+            pulp::Arch::new().dispatch(|| {
+                for row in out[..n * self.out].chunks_exact_mut(self.out) {
+                    for (o, &bv) in row.iter_mut().zip(b) {
+                        *o += bv;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// `out = x / sqrt(mean(x²) + eps) · weight`, row by row.
+fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
+    let out = sized(out, x.len());
+    pulp::Arch::new().dispatch(|| {
+        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            let inv = 1.0 / (lanes_sum_squares(row) / d as f32 + norm.eps).sqrt();
+            for ((o, &v), &w) in o.iter_mut().zip(row).zip(&norm.weight) {
+                *o = v * inv * w;
+            }
+        }
+    });
+}
+
+/// Hugging Face's rotate-half rotary embedding of one head, in place.
+#[inline(always)]
+fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    let (a, b) = x.split_at_mut(half);
+    for i in 0..half {
+        let (x1, x2) = (a[i], b[i]);
+        a[i] = x1 * cos[i] - x2 * sin[i];
+        b[i] = x2 * cos[half + i] + x1 * sin[half + i];
+    }
+}
+
+/// `out = silu(gate) · up`, `silu(g) = g · σ(g)` with `σ` from one exponential of `−|g|`.
+#[inline(always)]
+fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        let e = exp_nonpositive(-g.abs());
+        let sig = if g >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        *o = g * sig * u;
+    }
+}
+
+/// A strided read-only matrix: element `(r, c)` at `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major with `stride` values between rows.
+    fn rows(data: &'a [f32], stride: usize) -> Self {
+        Self {
+            data,
+            rs: stride as isize,
+            cs: 1,
+        }
+    }
+
+    /// Panics unless every element of an `r × c` matrix lies inside `data`.
+    fn check(&self, r: usize, c: usize) {
+        if r > 0 && c > 0 {
+            let last = (r - 1) as isize * self.rs + (c - 1) as isize * self.cs;
+            assert!(
+                self.rs >= 0 && self.cs >= 0 && (last as usize) < self.data.len(),
+                "matrix view out of bounds"
+            );
+        }
+    }
+}
+
+/// `dst[m × n] (row stride dst_rs) = lhs[m × k] · rhs[k × n]` (`accumulate`: `+=`).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+) {
+    product(dst, dst_rs, m, n, k, lhs, rhs, accumulate, 1.0);
+}
+
+/// `dst = scale · lhs · rhs`.
+#[allow(clippy::too_many_arguments)]
+fn matmul_scaled(
+    dst: &mut [f32],
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Mat,
+    rhs: Mat,
+    scale: f32,
+) {
+    product(dst, dst_rs, m, n, k, lhs, rhs, false, scale);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    dst: &mut [f32],
+    dst_rs: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Mat,
+    rhs: Mat,
+    accumulate: bool,
+    scale: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    Mat::rows(&*dst, dst_rs).check(m, n);
+    lhs.check(m, k);
+    rhs.check(k, n);
+    // The products of a batch are split over rayon's threads when it has more than one and
+    // the product is large enough to gain (the evaluation's workers run with one).
+    let parallelism = if rayon::current_num_threads() > 1 && m * n * k >= 1 << 21 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the views were checked to lie inside their slices above; `dst` is exclusively
+    // borrowed and does not alias `lhs` or `rhs` (shared borrows of other buffers).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs,
+            lhs.rs,
+            rhs.data.as_ptr(),
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
