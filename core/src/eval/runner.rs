@@ -244,9 +244,10 @@ pub fn add_document_nll(
         .flat_map(|windows| windows.chunks(cfg.batch.max(1)))
         .collect();
     // Batches run in parallel; the accumulator's exact sum makes the result order-free anyway.
+    let scorer = model.scorer()?;
     let nlls = crate::model::map_ordered(&batches, |_, batch| -> Result<Vec<f32>> {
         crate::run::check_cancelled()?;
-        model.token_nlls(batch)
+        scorer.token_nlls(batch)
     });
     for batch in nlls {
         let v: Vec<f64> = batch?.into_iter().map(f64::from).collect();

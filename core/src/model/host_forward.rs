@@ -188,7 +188,6 @@ impl HostLlama {
         let n = targets.len();
         let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
         let logits = sized(&mut s.logits, rows * v);
-        let arch = pulp::Arch::new();
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(rows) {
             let m = rows.min(n - start);
@@ -203,14 +202,7 @@ impl HostLlama {
                 },
             };
             matmul(&mut logits[..m * v], v, m, v, d, lhs, rhs, false);
-            arch.dispatch(|| {
-                for (row, &t) in logits[..m * v]
-                    .chunks_exact(v)
-                    .zip(&targets[start..start + m])
-                {
-                    out.push(nll_of_row(row, t as usize));
-                }
-            });
+            nll_rows(&logits[..m * v], v, &targets[start..start + m], &mut out);
         }
         out
     }
@@ -257,19 +249,7 @@ impl HostLayer {
         let w = self.qkv.out;
         let qkv = sized(&mut s.qkv, n * w);
         self.qkv.apply(qkv, &s.h, n, false);
-        let arch = pulp::Arch::new();
-        arch.dispatch(|| {
-            for (t_row, row) in qkv.chunks_exact_mut(w).enumerate() {
-                let pos = t_row % len;
-                let (c, sn) = (
-                    &cos[pos * hd..(pos + 1) * hd],
-                    &sin[pos * hd..(pos + 1) * hd],
-                );
-                for head in row[..(h + kvh) * hd].chunks_exact_mut(hd) {
-                    rotate(head, c, sn);
-                }
-            }
-        });
+        rope_rows(qkv, w, len, (h + kvh) * hd, hd, cos, sin);
         let aw = h * hd;
         let attn = sized(&mut s.attn, n * aw);
         let scores = sized(&mut s.scores, ATTN_BLOCK.min(len) * len);
@@ -282,7 +262,7 @@ impl HostLayer {
                 // Queries in blocks of rows; a block reads only the keys its rows see.
                 for r0 in (0..len).step_by(ATTN_BLOCK) {
                     let r1 = (r0 + ATTN_BLOCK).min(len);
-                    let k0 = self.first_key(r0);
+                    let k0 = first_key(self.window, r0);
                     let (m, keys) = (r1 - r0, r1 - k0);
                     let q = Mat::rows(&qkv[base + r0 * w + head * hd..], w);
                     // Keys read transposed: element (c, j) is key j's c-th value.
@@ -293,7 +273,7 @@ impl HostLayer {
                     };
                     let sc = &mut scores[..m * keys];
                     matmul_scaled(sc, keys, m, keys, hd, q, kt, scale);
-                    self.softmax_causal(sc, r0, k0, keys);
+                    softmax_rows(sc, keys, r0, k0, self.window);
                     let v = Mat::rows(&qkv[base + k0 * w + (h + kvh + g) * hd..], w);
                     let off = (seq * len + r0) * aw + head * hd;
                     matmul(
@@ -316,33 +296,15 @@ impl HostLayer {
         self.gate_up.apply(gu, &s.h, n, false);
         let inter = i2 / 2;
         let act = sized(&mut s.act, n * inter);
-        arch.dispatch(|| {
-            for (a, row) in act.chunks_exact_mut(inter).zip(gu.chunks_exact(i2)) {
-                swiglu(a, &row[..inter], &row[inter..]);
-            }
-        });
+        swiglu_rows(act, gu, inter);
         self.down.apply(x, act, n, true);
     }
+}
 
-    /// The first key query `i` sees (0 without a sliding window).
-    fn first_key(&self, i: usize) -> usize {
-        self.window.map_or(0, |w| (i + 1).saturating_sub(w))
-    }
-
-    /// Row-wise softmax of the scores of queries `r0..` against keys `k0..k0 + keys`
-    /// (row-major, `keys` per row) over the keys each query sees (itself and those before
-    /// it, within the window); the rest set to zero.
-    fn softmax_causal(&self, scores: &mut [f32], r0: usize, k0: usize, keys: usize) {
-        pulp::Arch::new().dispatch(|| {
-            for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                let i = r0 + r;
-                let (lo, hi) = (self.first_key(i) - k0, i + 1 - k0);
-                row[hi..].fill(0.0);
-                row[..lo].fill(0.0);
-                softmax(&mut row[lo..hi]);
-            }
-        });
-    }
+/// The first key query `i` sees under a sliding `window` (0 without one).
+#[inline(always)]
+fn first_key(window: Option<usize>, i: usize) -> usize {
+    window.map_or(0, |w| (i + 1).saturating_sub(w))
 }
 
 /// In-place softmax of one row.
@@ -419,13 +381,7 @@ impl Linear {
             accumulate,
         );
         if let Some(b) = &self.bias {
-            pulp::Arch::new().dispatch(|| {
-                for row in out[..n * self.out].chunks_exact_mut(self.out) {
-                    for (o, &bv) in row.iter_mut().zip(b) {
-                        *o += bv;
-                    }
-                }
-            });
+            bias_rows(&mut out[..n * self.out], b);
         }
     }
 }
@@ -433,14 +389,148 @@ impl Linear {
 /// `out = x / sqrt(mean(x²) + eps) · weight`, row by row.
 fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
     let out = sized(out, x.len());
-    pulp::Arch::new().dispatch(|| {
-        for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-            let inv = 1.0 / (lanes_sum_squares(row) / d as f32 + norm.eps).sqrt();
-            for ((o, &v), &w) in o.iter_mut().zip(row).zip(&norm.weight) {
-                *o = v * inv * w;
+    rms_rows(x, out, d, &norm.weight, norm.eps);
+}
+
+/// Defines `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for AVX2 +
+/// FMA when the CPU has them (detected once by std and cached), else for the build's
+/// baseline. The kernels use IEEE operations only (no fused multiply-add: Rust does not
+/// contract), so both give the same bits.
+macro_rules! wide_kernel {
+    ($(#[$doc:meta])* fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn wide($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the features `wide` is compiled for were detected just above.
+                    return unsafe { wide($($arg),*) };
+                }
             }
+            $kernel($($arg),*)
         }
-    });
+    };
+}
+
+wide_kernel!(
+    /// [`rms_kernel`] on the widest vectors the CPU has.
+    fn rms_rows = rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32)
+);
+wide_kernel!(
+    /// [`rope_kernel`] on the widest vectors the CPU has.
+    fn rope_rows = rope_kernel(
+        qkv: &mut [f32],
+        w: usize,
+        len: usize,
+        rotated: usize,
+        hd: usize,
+        cos: &[f32],
+        sin: &[f32],
+    )
+);
+wide_kernel!(
+    /// [`softmax_kernel`] on the widest vectors the CPU has.
+    fn softmax_rows = softmax_kernel(
+        scores: &mut [f32],
+        keys: usize,
+        r0: usize,
+        k0: usize,
+        window: Option<usize>,
+    )
+);
+wide_kernel!(
+    /// [`swiglu_kernel`] on the widest vectors the CPU has.
+    fn swiglu_rows = swiglu_kernel(act: &mut [f32], gate_up: &[f32], inter: usize)
+);
+wide_kernel!(
+    /// [`nll_kernel`] on the widest vectors the CPU has.
+    fn nll_rows = nll_kernel(logits: &[f32], v: usize, targets: &[u32], out: &mut Vec<f32>)
+);
+wide_kernel!(
+    /// [`bias_kernel`] on the widest vectors the CPU has.
+    fn bias_rows = bias_kernel(out: &mut [f32], bias: &[f32])
+);
+
+/// RMSNorm of every row of `x` (`d` wide) into `out`.
+#[inline(always)]
+fn rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32) {
+    for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+        let inv = 1.0 / (lanes_sum_squares(row) / d as f32 + eps).sqrt();
+        for ((o, &v), &w) in o.iter_mut().zip(row).zip(weight) {
+            *o = v * inv * w;
+        }
+    }
+}
+
+/// Rotary embedding of the first `rotated` values (the query and key heads, `hd` each) of
+/// every row of `qkv` (`w` wide; row `r` is position `r mod len`).
+#[inline(always)]
+fn rope_kernel(
+    qkv: &mut [f32],
+    w: usize,
+    len: usize,
+    rotated: usize,
+    hd: usize,
+    cos: &[f32],
+    sin: &[f32],
+) {
+    for (r, row) in qkv.chunks_exact_mut(w).enumerate() {
+        let pos = r % len;
+        let (c, sn) = (
+            &cos[pos * hd..(pos + 1) * hd],
+            &sin[pos * hd..(pos + 1) * hd],
+        );
+        for head in row[..rotated].chunks_exact_mut(hd) {
+            rotate(head, c, sn);
+        }
+    }
+}
+
+/// Row-wise softmax of the scores of queries `r0..` against keys `k0..k0 + keys` (row-major,
+/// `keys` per row) over the keys each query sees (itself and those before it, within the
+/// window); the rest set to zero.
+#[inline(always)]
+fn softmax_kernel(scores: &mut [f32], keys: usize, r0: usize, k0: usize, window: Option<usize>) {
+    for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+        let i = r0 + r;
+        let (lo, hi) = (first_key(window, i) - k0, i + 1 - k0);
+        row[hi..].fill(0.0);
+        row[..lo].fill(0.0);
+        softmax(&mut row[lo..hi]);
+    }
+}
+
+/// `silu(gate) · up` of every row of `gate_up` (`[gate | up]`, `2·inter` wide) into `act`.
+#[inline(always)]
+fn swiglu_kernel(act: &mut [f32], gate_up: &[f32], inter: usize) {
+    for (a, row) in act
+        .chunks_exact_mut(inter)
+        .zip(gate_up.chunks_exact(2 * inter))
+    {
+        swiglu(a, &row[..inter], &row[inter..]);
+    }
+}
+
+/// The NLL of each row of `logits` (`v` wide) at its target, appended to `out`.
+#[inline(always)]
+fn nll_kernel(logits: &[f32], v: usize, targets: &[u32], out: &mut Vec<f32>) {
+    for (row, &t) in logits.chunks_exact(v).zip(targets) {
+        out.push(nll_of_row(row, t as usize));
+    }
+}
+
+/// Adds `bias` to every row of `out`.
+#[inline(always)]
+fn bias_kernel(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        for (o, &b) in row.iter_mut().zip(bias) {
+            *o += b;
+        }
+    }
 }
 
 /// Hugging Face's rotate-half rotary embedding of one head, in place.
