@@ -2,9 +2,29 @@
 //! on several threads with results in input order, so what they add up to does not depend on the
 //! number of threads.
 
+use std::sync::{Arc, Mutex};
+
 /// Threads model work uses: rayon's thread count (`RAYON_NUM_THREADS`, else every core).
 pub fn model_threads() -> usize {
     rayon::current_num_threads().max(1)
+}
+
+/// Worker `k`'s one-thread pool, created on first use and kept for the life of the process:
+/// a training step calls [`map_ordered`] for every micro-batch, and fresh threads each time
+/// would start with cold caches and fresh allocator arenas (page faults on every step).
+/// `None` when the pool cannot be built (the work then runs on the calling thread).
+fn worker_pool(k: usize) -> Option<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<Arc<rayon::ThreadPool>>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    while pools.len() <= k {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "yunmin-model".into())
+            .build()
+            .ok()?;
+        pools.push(Arc::new(pool));
+    }
+    Some(Arc::clone(&pools[k]))
 }
 
 /// `f(i, item)` for every item, on up to [`model_threads`] scoped threads (thread `k` takes items
@@ -14,7 +34,15 @@ pub fn model_threads() -> usize {
 pub fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
     let n = model_threads().min(items.len());
     if n <= 1 {
-        return items.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+        let run = || items.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+        // Outside a rayon pool (a command's main thread), the items run on a worker of the
+        // global pool, so the kernels' parallel loops inside run in place on that worker
+        // instead of handing every op to it and waiting (a context switch per op).
+        return if rayon::current_thread_index().is_none() {
+            rayon::scope(|_| run())
+        } else {
+            run()
+        };
     }
     let f = &f;
     let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
@@ -28,11 +56,12 @@ pub fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + S
                             .collect::<Vec<_>>()
                     };
                     // The kernels inside (burn-flex's rayon-parallel matrix products and
-                    // elementwise ops) run on this thread alone: the threads already share
-                    // the cores, and nested pools would oversubscribe them.
-                    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-                        Ok(pool) => pool.install(run),
-                        Err(_) => run(),
+                    // elementwise ops) run on one thread of worker `k`'s own pool: the
+                    // workers already share the cores, and nested pools would oversubscribe
+                    // them.
+                    match worker_pool(k) {
+                        Some(pool) => pool.install(run),
+                        None => run(),
                     }
                 })
             })
