@@ -201,7 +201,7 @@ impl HostLlama {
                     cs: d as isize,
                 },
             };
-            matmul(&mut logits[..m * v], v, m, v, d, lhs, rhs, false);
+            matmul(&mut logits[..m * v], v, [m, v, d], lhs, rhs, false, 1.0);
             nll_rows(&logits[..m * v], v, &targets[start..start + m], &mut out);
         }
         out
@@ -272,20 +272,12 @@ impl HostLayer {
                         cs: w as isize,
                     };
                     let sc = &mut scores[..m * keys];
-                    matmul_scaled(sc, keys, m, keys, hd, q, kt, scale);
+                    matmul(sc, keys, [m, keys, hd], q, kt, false, scale);
                     softmax_rows(sc, keys, r0, k0, self.window);
                     let v = Mat::rows(&qkv[base + k0 * w + (h + kvh + g) * hd..], w);
                     let off = (seq * len + r0) * aw + head * hd;
-                    matmul(
-                        &mut attn[off..],
-                        aw,
-                        m,
-                        hd,
-                        keys,
-                        Mat::rows(sc, keys),
-                        v,
-                        false,
-                    );
+                    let p = Mat::rows(sc, keys);
+                    matmul(&mut attn[off..], aw, [m, hd, keys], p, v, false, 1.0);
                 }
             }
         }
@@ -370,16 +362,9 @@ impl Linear {
     /// `out = x · W + bias` (`accumulate`: `out += …`) for `n` rows.
     fn apply(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
         let din = self.weight.len() / self.out;
-        matmul(
-            out,
-            self.out,
-            n,
-            self.out,
-            din,
-            Mat::rows(x, din),
-            Mat::rows(&self.weight, self.out),
-            accumulate,
-        );
+        let w = Mat::rows(&self.weight, self.out);
+        let dims = [n, self.out, din];
+        matmul(out, self.out, dims, Mat::rows(x, din), w, accumulate, 1.0);
         if let Some(b) = &self.bias {
             bias_rows(&mut out[..n * self.out], b);
         }
@@ -392,13 +377,13 @@ fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
     rms_rows(x, out, d, &norm.weight, norm.eps);
 }
 
-/// Defines `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for AVX2 +
-/// FMA when the CPU has them (detected once by std and cached), else for the build's
+/// Defines each `$name`, which runs the `#[inline(always)]` kernel `$kernel` compiled for
+/// AVX2 + FMA when the CPU has them (detected once by std and cached), else for the build's
 /// baseline. The kernels use IEEE operations only (no fused multiply-add: Rust does not
 /// contract), so both give the same bits.
-macro_rules! wide_kernel {
-    ($(#[$doc:meta])* fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
+macro_rules! wide_kernels {
+    ($(fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {$(
+        #[doc = concat!("[`", stringify!($kernel), "`] on the widest vectors the CPU has.")]
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
@@ -413,47 +398,21 @@ macro_rules! wide_kernel {
             }
             $kernel($($arg),*)
         }
-    };
+    )*};
 }
 
-wide_kernel!(
-    /// [`rms_kernel`] on the widest vectors the CPU has.
-    fn rms_rows = rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32)
-);
-wide_kernel!(
-    /// [`rope_kernel`] on the widest vectors the CPU has.
+wide_kernels! {
+    fn rms_rows = rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32);
     fn rope_rows = rope_kernel(
-        qkv: &mut [f32],
-        w: usize,
-        len: usize,
-        rotated: usize,
-        hd: usize,
-        cos: &[f32],
-        sin: &[f32],
-    )
-);
-wide_kernel!(
-    /// [`softmax_kernel`] on the widest vectors the CPU has.
+        qkv: &mut [f32], w: usize, len: usize, rotated: usize, hd: usize, cos: &[f32], sin: &[f32],
+    );
     fn softmax_rows = softmax_kernel(
-        scores: &mut [f32],
-        keys: usize,
-        r0: usize,
-        k0: usize,
-        window: Option<usize>,
-    )
-);
-wide_kernel!(
-    /// [`swiglu_kernel`] on the widest vectors the CPU has.
-    fn swiglu_rows = swiglu_kernel(act: &mut [f32], gate_up: &[f32], inter: usize)
-);
-wide_kernel!(
-    /// [`nll_kernel`] on the widest vectors the CPU has.
-    fn nll_rows = nll_kernel(logits: &[f32], v: usize, targets: &[u32], out: &mut Vec<f32>)
-);
-wide_kernel!(
-    /// [`bias_kernel`] on the widest vectors the CPU has.
-    fn bias_rows = bias_kernel(out: &mut [f32], bias: &[f32])
-);
+        scores: &mut [f32], keys: usize, r0: usize, k0: usize, window: Option<usize>,
+    );
+    fn swiglu_rows = swiglu_kernel(act: &mut [f32], gate_up: &[f32], inter: usize);
+    fn nll_rows = nll_kernel(logits: &[f32], v: usize, targets: &[u32], out: &mut Vec<f32>);
+    fn bias_rows = bias_kernel(out: &mut [f32], bias: &[f32]);
+}
 
 /// RMSNorm of every row of `x` (`d` wide) into `out`.
 #[inline(always)]
@@ -585,43 +544,12 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst[m × n] (row stride dst_rs) = lhs[m × k] · rhs[k × n]` (`accumulate`: `+=`).
-#[allow(clippy::too_many_arguments)]
+/// `dst[m × n] (row stride dst_rs) = scale · lhs[m × k] · rhs[k × n]`, or `+=` when
+/// `accumulate`.
 fn matmul(
     dst: &mut [f32],
     dst_rs: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: Mat,
-    rhs: Mat,
-    accumulate: bool,
-) {
-    product(dst, dst_rs, m, n, k, lhs, rhs, accumulate, 1.0);
-}
-
-/// `dst = scale · lhs · rhs`.
-#[allow(clippy::too_many_arguments)]
-fn matmul_scaled(
-    dst: &mut [f32],
-    dst_rs: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: Mat,
-    rhs: Mat,
-    scale: f32,
-) {
-    product(dst, dst_rs, m, n, k, lhs, rhs, false, scale);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn product(
-    dst: &mut [f32],
-    dst_rs: usize,
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     lhs: Mat,
     rhs: Mat,
     accumulate: bool,
@@ -664,5 +592,41 @@ fn product(
             false,
             parallelism,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The kernels give the same bits whether compiled for the baseline or for AVX2 + FMA
+    /// (where the CPU has them; elsewhere both calls run the baseline).
+    #[test]
+    fn wide_kernels_give_the_baseline_bits() {
+        let vals: Vec<f32> = (0..1037)
+            .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) * 0.013)
+            .collect();
+        let (mut a, mut b) = (vec![0.0f32; 512], vec![0.0f32; 512]);
+        swiglu_kernel(&mut a, &vals[..1024], 512);
+        swiglu_rows(&mut b, &vals[..1024], 512);
+        assert_eq!(bits(&a), bits(&b));
+        let (mut a, mut b) = (vals[..1000].to_vec(), vals[..1000].to_vec());
+        softmax_kernel(&mut a, 100, 40, 0, Some(30));
+        softmax_rows(&mut b, 100, 40, 0, Some(30));
+        assert_eq!(bits(&a), bits(&b));
+        let w: Vec<f32> = vals[..100].iter().map(|x| x + 1.0).collect();
+        let (mut a, mut b) = (vec![0.0f32; 1000], vec![0.0f32; 1000]);
+        rms_kernel(&vals[..1000], &mut a, 100, &w, 1e-6);
+        rms_rows(&vals[..1000], &mut b, 100, &w, 1e-6);
+        assert_eq!(bits(&a), bits(&b));
+        let targets = [3u32, 99, 0, 57, 12, 64, 5, 88, 1, 42];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        nll_kernel(&vals[..1000], 100, &targets, &mut a);
+        nll_rows(&vals[..1000], 100, &targets, &mut b);
+        assert_eq!(bits(&a), bits(&b));
     }
 }
