@@ -19,6 +19,7 @@ use super::layers::{Proj, RmsNorm, Rope};
 use super::llama::{Llama, exp_nonpositive, nll_of_row};
 use crate::Result;
 use burn::tensor::Tensor;
+use std::sync::Mutex;
 
 /// Logit values scored per block of rows: `rows · vocabulary` stays under this (64 MiB).
 const LOGIT_BLOCK: usize = 16 << 20;
@@ -26,8 +27,9 @@ const LOGIT_BLOCK: usize = 16 << 20;
 /// Query rows of one attention product.
 const ATTN_BLOCK: usize = 64;
 
-/// A model's weights copied to the host in the layout the kernels read.
-#[derive(Debug, Clone)]
+/// A model's weights copied to the host in the layout the kernels read, with the buffers
+/// its batches reuse (freed with it).
+#[derive(Debug)]
 pub struct HostLlama {
     hidden: usize,
     vocab: usize,
@@ -38,6 +40,8 @@ pub struct HostLlama {
     /// Untied output head `[hidden, vocab]`; `None`: the embeddings, transposed.
     head: Option<Vec<f32>>,
     rope: Rope,
+    /// Buffers of finished batches, taken by the next (one set per thread at work).
+    scratch: Mutex<Vec<Scratch>>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,13 +150,18 @@ impl HostLlama {
                 None => None,
             },
             rope: model.rope.clone(),
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
     /// Next-token NLL of every position of `b` sequences of `len` inputs (`inputs` row-major,
     /// ids checked by the caller) against `targets` (same layout).
     pub fn nlls(&self, inputs: &[u32], targets: &[u32], b: usize, len: usize) -> Vec<f32> {
-        SCRATCH.with(|s| self.nlls_with(inputs, targets, b, len, &mut s.borrow_mut()))
+        let spare = || self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = spare().pop().unwrap_or_default();
+        let out = self.nlls_with(inputs, targets, b, len, &mut s);
+        spare().push(s);
+        out
     }
 
     fn nlls_with(
@@ -208,13 +217,9 @@ impl HostLlama {
     }
 }
 
-thread_local! {
-    /// Each thread's buffers, kept between batches (fresh pages cost as much as the work).
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
-/// Buffers one batch reuses across layers.
-#[derive(Default)]
+/// Buffers one batch reuses across layers (and the next batch: fresh pages cost as much as the
+/// work).
+#[derive(Debug, Default)]
 struct Scratch {
     x: Vec<f32>,
     h: Vec<f32>,
