@@ -1,8 +1,8 @@
 //! `yunmin bench train`, `bench eval` and `bench generate`: yunmin against PyTorch +
 //! transformers (+ PEFT) (`scripts/bench/model_peft.py`) on the same Hugging Face checkpoint,
 //! tokens and settings, in alternating rounds, on each thread count; tokens/s, peak RSS and the
-//! ratio to CSV. `--shape 135m` benchmarks a 135M-class checkpoint (30 layers, hidden 576, 9/3
-//! heads) instead of the pipeline's small base.
+//! ratio to CSV. `--shape reference` benchmarks the reference run's base and `--shape 135m` a
+//! 135M-class checkpoint (30 layers, hidden 576, 9/3 heads) instead of the pipeline's small base.
 
 use crate::peer;
 use serde::Serialize;
@@ -38,10 +38,12 @@ pub struct BenchModelArgs {
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Shape of the random-init checkpoint: `pipeline` (the pipeline's base: 4 layers, hidden
-    /// 128, 4/2 heads, SwiGLU 384, vocabulary 1,900) or `135m` (30 layers, hidden 576, 9/3
-    /// heads, SwiGLU 1,536, vocabulary 49,152, tied embeddings: 135M parameters).
-    /// Default `pipeline`; with --base it is an error (the checkpoint is the one given).
-    #[arg(long, value_parser = ["pipeline", "135m"])]
+    /// 128, 4/2 heads, SwiGLU 384, vocabulary 1,900), `reference` (the reference run's base,
+    /// `scripts/run_pipeline.sh --reference`: 4 layers, hidden 192, 6/2 heads, SwiGLU 512,
+    /// vocabulary 4,000) or `135m` (30 layers, hidden 576, 9/3 heads, SwiGLU 1,536, vocabulary
+    /// 49,152, tied embeddings: 135M parameters). Default `pipeline`; with --base it is an
+    /// error (the checkpoint is the one given).
+    #[arg(long, value_parser = ["pipeline", "reference", "135m"])]
     pub shape: Option<String>,
     /// Token file (JSONL id arrays; default: seeded random documents written into --work).
     #[arg(long)]
@@ -94,7 +96,7 @@ pub struct BenchModelArgs {
 #[derive(Serialize)]
 struct CsvRow {
     mode: &'static str,
-    /// `pipeline`, `135m` (generated) or the --base directory.
+    /// `pipeline`, `reference`, `135m` (generated) or the --base directory.
     checkpoint: String,
     round: usize,
     tool: &'static str,

@@ -12,9 +12,10 @@ into windows of seq_len + 1 tokens (inputs are the first seq_len, targets the la
   each of `--prompts` prompts (the first `--prompt-len` tokens of the first windows), one at a
   time; the outputs are printed for yunmin to compare.
 - init: writes a random-init checkpoint of `--shape` (`pipeline`: the pipeline's base, 4 layers,
-  hidden 128, 4/2 heads, SwiGLU 384, vocabulary 1,900; `135m`: 30 layers, hidden 576, 9/3 heads,
-  SwiGLU 1,536, vocabulary 49,152, tied embeddings) to `--base` and 400 seeded random documents
-  to `--tokens`.
+  hidden 128, 4/2 heads, SwiGLU 384, vocabulary 1,900; `reference`: the reference run's base,
+  4 layers, hidden 192, 6/2 heads, SwiGLU 512, vocabulary 4,000; `135m`: 30 layers, hidden 576,
+  9/3 heads, SwiGLU 1,536, vocabulary 49,152, tied embeddings) to `--base` and 400 seeded
+  random documents to `--tokens`.
 
 Prints one JSON object: {mode, threads, tokens, seconds (the loop alone, after loading), tokens_per_s,
 loss}.
@@ -41,7 +42,7 @@ def windows(path, seq_len, eos):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["train", "eval", "generate", "init"], required=True)
-    ap.add_argument("--shape", choices=["pipeline", "135m"], default="pipeline")
+    ap.add_argument("--shape", choices=["pipeline", "reference", "135m"], default="pipeline")
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
@@ -72,6 +73,10 @@ def main():
                               num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
                               tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-5,
                               rope_theta=10000.0)
+        elif a.shape == "reference":
+            cfg = LlamaConfig(vocab_size=4000, hidden_size=192, intermediate_size=512, num_hidden_layers=4,
+                              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=512,
+                              tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rms_norm_eps=1e-6)
         else:
             cfg = LlamaConfig(vocab_size=1900, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
