@@ -16,7 +16,8 @@
 
 use super::ModelError;
 use super::layers::{Proj, RmsNorm, Rope};
-use super::llama::{Llama, exp_nonpositive, nll_of_row};
+use super::llama::Llama;
+use super::row_math::{exp_nonpositive, lanes_sum_of, nll_of_row, softmax};
 use crate::Result;
 use burn::tensor::Tensor;
 use std::sync::Mutex;
@@ -197,19 +198,19 @@ impl HostLlama {
         let n = targets.len();
         let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
         let logits = sized(&mut s.logits, rows * v);
+        let rhs = match &self.head {
+            Some(w) => Mat::rows(w, v),
+            // The embeddings `[vocab, hidden]` read as their transpose.
+            None => Mat {
+                data: &self.embed,
+                rs: 1,
+                cs: d as isize,
+            },
+        };
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(rows) {
             let m = rows.min(n - start);
             let lhs = Mat::rows(&s.h[start * d..(start + m) * d], d);
-            let rhs = match &self.head {
-                Some(w) => Mat::rows(w, v),
-                // The embeddings `[vocab, hidden]` read as their transpose.
-                None => Mat {
-                    data: &self.embed,
-                    rs: 1,
-                    cs: d as isize,
-                },
-            };
             matmul(&mut logits[..m * v], v, [m, v, d], lhs, rhs, false, 1.0);
             nll_rows(&logits[..m * v], v, &targets[start..start + m], &mut out);
         }
@@ -304,65 +305,6 @@ fn first_key(window: Option<usize>, i: usize) -> usize {
     window.map_or(0, |w| (i + 1).saturating_sub(w))
 }
 
-/// In-place softmax of one row.
-#[inline(always)]
-fn softmax(row: &mut [f32]) {
-    let max = lanes_max(row);
-    for v in row.iter_mut() {
-        *v = exp_nonpositive(*v - max);
-    }
-    let inv = 1.0 / lanes_sum(row);
-    for v in row.iter_mut() {
-        *v *= inv;
-    }
-}
-
-/// Eight-lane reductions, so the loops vectorise (a single accumulator cannot: float addition
-/// is not reassociated).
-const LANES: usize = 8;
-
-#[inline(always)]
-fn lanes_sum(x: &[f32]) -> f32 {
-    let chunks = x.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().sum();
-    let mut acc = [0.0f32; LANES];
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += c[i];
-        }
-    }
-    acc.iter().sum::<f32>() + rest
-}
-
-#[inline(always)]
-fn lanes_sum_squares(x: &[f32]) -> f32 {
-    let chunks = x.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    let mut acc = [0.0f32; LANES];
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += c[i] * c[i];
-        }
-    }
-    acc.iter().sum::<f32>() + rest
-}
-
-#[inline(always)]
-fn lanes_max(x: &[f32]) -> f32 {
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
-        }
-    }
-    acc.iter()
-        .chain(rest)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
-}
-
 impl Linear {
     /// `out = x · W + bias` (`accumulate`: `out += …`) for `n` rows.
     fn apply(&self, out: &mut [f32], x: &[f32], n: usize, accumulate: bool) {
@@ -423,7 +365,7 @@ wide_kernels! {
 #[inline(always)]
 fn rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32) {
     for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-        let inv = 1.0 / (lanes_sum_squares(row) / d as f32 + eps).sqrt();
+        let inv = 1.0 / (lanes_sum_of(row, |v| v * v) / d as f32 + eps).sqrt();
         for ((o, &v), &w) in o.iter_mut().zip(row).zip(weight) {
             *o = v * inv * w;
         }

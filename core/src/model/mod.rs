@@ -15,6 +15,7 @@ mod llama;
 mod loaded;
 mod parallel;
 mod peft;
+mod row_math;
 mod safetensors_io;
 
 pub use adapter::{LoraAdapterFile, LoraFactors, adapter_factors, load_adapter, save_adapter};
