@@ -323,13 +323,9 @@ fn rope_inverse_frequencies_follow_transformers() {
     );
 }
 
-/// The fused host forward ([`HostLlama`], what perplexity runs on the CPU) and burn's graph
-/// give the same next-token NLLs for every architecture option: grouped and full attention,
-/// tied and untied heads, q/k/v, output and MLP biases, sliding windows, rotary scaling and an
-/// attached adapter.
-#[test]
-fn host_forward_equals_the_graph_for_every_architecture_option() {
-    let llama = |kv: usize, tied: bool| LlamaConfig {
+/// A two-layer model of hidden width 32 with `kv` key/value heads of 4.
+fn small_llama(kv: usize, tied: bool) -> LlamaConfig {
+    LlamaConfig {
         vocab_size: 61,
         hidden_size: 32,
         intermediate_size: 48,
@@ -339,7 +335,13 @@ fn host_forward_equals_the_graph_for_every_architecture_option() {
         max_position_embeddings: 64,
         tie_word_embeddings: tied,
         ..LlamaConfig::default()
-    };
+    }
+}
+
+/// One model configuration per architecture option both host paths implement, named: GQA
+/// and full attention, tied and untied heads, q/k/v + o + MLP biases, llama3 and dynamic
+/// rotary, qwen2's sliding window from layer 1.
+fn arch_cases() -> Vec<(&'static str, LlamaConfig)> {
     let biased = LlamaConfig {
         attention_bias: true,
         mlp_bias: true,
@@ -349,20 +351,29 @@ fn host_forward_equals_the_graph_for_every_architecture_option() {
             high_freq_factor: 4.0,
             original_max_position_embeddings: 8,
         }),
-        ..llama(1, false)
+        ..small_llama(1, false)
     };
     let dynamic = LlamaConfig {
         rope_scaling: Some(RopeScaling::Dynamic { factor: 2.0 }),
         max_position_embeddings: 6,
-        ..llama(4, true)
+        ..small_llama(4, true)
     };
-    let cases = [
-        ("gqa, tied", llama(2, true)),
-        ("full attention, untied", llama(4, false)),
+    vec![
+        ("gqa, tied", small_llama(2, true)),
+        ("full attention, untied", small_llama(4, false)),
         ("biases, llama3 rotary", biased),
         ("dynamic rotary past its length", dynamic),
         ("qwen2, window 3 from layer 1", qwen2(Some(3))),
-    ];
+    ]
+}
+
+/// The fused host forward ([`HostLlama`], what perplexity runs on the CPU) and burn's graph
+/// give the same next-token NLLs for every architecture option: grouped and full attention,
+/// tied and untied heads, q/k/v, output and MLP biases, sliding windows, rotary scaling and an
+/// attached adapter.
+#[test]
+fn host_forward_equals_the_graph_for_every_architecture_option() {
+    let cases = arch_cases();
     let dev = Device::flex();
     let of_len = |n: u32| -> Vec<Vec<u32>> {
         (0..3u32)
@@ -388,7 +399,7 @@ fn host_forward_equals_the_graph_for_every_architecture_option() {
         check(name, &m);
     }
     // An attached adapter with non-zero factors is folded in.
-    let m = Llama::init(&llama(2, false), &dev, 9)
+    let m = Llama::init(&small_llama(2, false), &dev, 9)
         .unwrap()
         .attach_lora(4, 8.0, 0.0, &["q_proj".into(), "down_proj".into()], 3)
         .unwrap();
@@ -406,7 +417,7 @@ fn host_forward_equals_the_graph_for_every_architecture_option() {
     let merged = m.clone().merge_lora();
     check("lora", &m);
     let a = m.token_nlls(&windows).unwrap();
-    let b = Llama::init(&llama(2, false), &dev, 9)
+    let b = Llama::init(&small_llama(2, false), &dev, 9)
         .unwrap()
         .token_nlls(&windows)
         .unwrap();
@@ -415,4 +426,99 @@ fn host_forward_equals_the_graph_for_every_architecture_option() {
     for (x, y) in a.iter().zip(&c) {
         assert!((x - y).abs() < 1e-5);
     }
+}
+
+/// Sets every attached adapter's `b` to fixed non-zero values, so the adapters change the
+/// output and `a` gets gradients.
+fn nonzero_b(m: &mut Llama) {
+    for (_, p) in m.projections_mut() {
+        if let Some(l) = p.lora.as_mut() {
+            let [r, out] = l.b.shape().dims::<2>();
+            let dev = l.b.val().device();
+            let v: Vec<f32> = (0..r * out).map(|i| (i % 7) as f32 * 0.05 - 0.15).collect();
+            l.b = burn::module::Param::from_tensor(burn::tensor::Tensor::from_data(
+                burn::tensor::TensorData::new(v, [r, out]),
+                &dev,
+            ));
+        }
+    }
+}
+
+/// LoRA training on the host ([`HostLora`], what adapter training runs on the CPU) gives the
+/// graph's loss and the graph's gradients of every adapter factor, for every architecture
+/// option, with dropout on every projection (the same masks, drawn in the graph's order).
+#[test]
+fn host_lora_gradients_equal_the_graph_for_every_architecture_option() {
+    use burn::optim::GradientsParams;
+    let dev = Device::flex().autodiff();
+    let targets: Vec<String> = [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ]
+    .map(String::from)
+    .to_vec();
+    let of_len = |n: u32| -> Vec<Vec<u32>> {
+        (0..3u32)
+            .map(|k| (0..n).map(|i| (i * 7 + k * 13 + 1) % 61).collect())
+            .collect()
+    };
+    for (name, cfg) in arch_cases() {
+        for (dropout, wins) in [(0.0, of_len(12)), (0.25, of_len(40))] {
+            let mut m = Llama::init(&cfg, &dev, 5)
+                .unwrap()
+                .attach_lora(4, 8.0, dropout, &targets, 3)
+                .unwrap();
+            nonzero_b(&mut m);
+            let denom = 100;
+            seed_dropout(Some(77));
+            let graph_loss = m.shard_loss(&wins, denom, &dev).unwrap();
+            seed_dropout(None);
+            let graph_value = graph_loss.clone().into_scalar::<f32>() as f64;
+            let mut graph = GradientsParams::from_grads(graph_loss.backward(), &m);
+            let host = HostLora::of(&m)
+                .unwrap()
+                .expect("adapters only train on the host");
+            seed_dropout(Some(77));
+            let got = host.shard_grads(&m, &wins, denom).unwrap();
+            seed_dropout(None);
+            let what = format!("{name}, dropout {dropout}");
+            assert!(
+                (got.loss - graph_value).abs() < 1e-5 * graph_value.abs().max(1.0),
+                "{what}: loss {} vs {graph_value}",
+                got.loss
+            );
+            assert_eq!(got.grads.len(), 2 * 7 * cfg.num_hidden_layers, "{what}");
+            for (i, (id, shape, g)) in got.grads.iter().enumerate() {
+                let want = graph
+                    .remove::<2>(*id)
+                    .unwrap_or_else(|| panic!("{what}: no graph gradient for factor {i}"));
+                assert_eq!(want.dims(), *shape, "{what}: factor {i}");
+                let want = want
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap();
+                let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                assert!(scale > 0.0, "{what}: factor {i} has a zero gradient");
+                for (j, (a, b)) in g.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * scale,
+                        "{what}: factor {i} element {j}: {a} vs {b} (largest {scale})"
+                    );
+                }
+            }
+            assert!(
+                graph.is_empty(),
+                "{what}: the graph has gradients the host lacks"
+            );
+        }
+    }
+    // Full training (base weights trainable) stays on the graph.
+    let m = Llama::init(&small_llama(2, true), &dev, 5).unwrap();
+    assert!(HostLora::of(&m).unwrap().is_none());
 }

@@ -48,3 +48,12 @@ pub fn parse_device(name: &str) -> Result<Device> {
         _ => Err(unknown().into()),
     }
 }
+
+/// Whether `device` (with or without autodiff) computes on this machine's CPU (burn-flex or
+/// burn-ndarray), where the host forward and the host LoRA trainer run instead of burn's graph.
+pub fn is_host_cpu(device: &Device) -> bool {
+    let inner = device.clone().inner();
+    #[allow(deprecated)]
+    let ndarray = Device::ndarray();
+    inner == Device::flex() || inner == ndarray
+}

@@ -46,9 +46,9 @@ pub struct HostLlama {
 }
 
 #[derive(Debug, Clone)]
-struct Norm {
-    weight: Vec<f32>,
-    eps: f32,
+pub(super) struct Norm {
+    pub(super) weight: Vec<f32>,
+    pub(super) eps: f32,
 }
 
 /// A projection `[in, out]` with an optional bias `[out]`.
@@ -75,14 +75,14 @@ struct HostLayer {
     window: Option<usize>,
 }
 
-fn host_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+pub(super) fn host_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| ModelError::Input(format!("reading weights to the host: {e:?}")).into())
 }
 
-fn norm_of(n: &RmsNorm) -> Result<Norm> {
+pub(super) fn norm_of(n: &RmsNorm) -> Result<Norm> {
     Ok(Norm {
         weight: host_values(n.weight.val())?,
         eps: n.eps as f32,
@@ -232,7 +232,7 @@ struct Scratch {
     act: Vec<f32>,
 }
 
-fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+pub(super) fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     buf.resize(n, 0.0);
     &mut buf[..n]
 }
@@ -301,7 +301,7 @@ impl HostLayer {
 
 /// The first key query `i` sees under a sliding `window` (0 without one).
 #[inline(always)]
-fn first_key(window: Option<usize>, i: usize) -> usize {
+pub(super) fn first_key(window: Option<usize>, i: usize) -> usize {
     window.map_or(0, |w| (i + 1).saturating_sub(w))
 }
 
@@ -331,7 +331,7 @@ fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
 macro_rules! wide_kernels {
     ($(fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),* $(,)?);)*) => {$(
         #[doc = concat!("[`", stringify!($kernel), "`] on the widest vectors the CPU has.")]
-        fn $name($($arg: $ty),*) {
+        pub(super) fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
@@ -347,6 +347,7 @@ macro_rules! wide_kernels {
         }
     )*};
 }
+pub(super) use wide_kernels;
 
 wide_kernels! {
     fn rms_rows = rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32);
@@ -463,15 +464,15 @@ fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
 
 /// A strided read-only matrix: element `(r, c)` at `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rs: isize,
-    cs: isize,
+pub(super) struct Mat<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) rs: isize,
+    pub(super) cs: isize,
 }
 
 impl<'a> Mat<'a> {
     /// Row-major with `stride` values between rows.
-    fn rows(data: &'a [f32], stride: usize) -> Self {
+    pub(super) fn rows(data: &'a [f32], stride: usize) -> Self {
         Self {
             data,
             rs: stride as isize,
@@ -493,7 +494,7 @@ impl<'a> Mat<'a> {
 
 /// `dst[m × n] (row stride dst_rs) = scale · lhs[m × k] · rhs[k × n]`, or `+=` when
 /// `accumulate`.
-fn matmul(
+pub(super) fn matmul(
     dst: &mut [f32],
     dst_rs: usize,
     [m, n, k]: [usize; 3],

@@ -32,13 +32,13 @@ pub fn seed_dropout(seed: Option<u64>) {
     DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(SplitMix));
 }
 
-/// An inverted-dropout mask shaped like `x` (`0` or `1/(1-p)`), when a dropout seed is set.
-fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
+/// `n` inverted-dropout factors (`0` or `1/(1-p)`) from this thread's dropout generator, when
+/// a dropout seed is set: the graph's masks and the host trainer's come from here, in the same
+/// order.
+pub(super) fn dropout_values(n: usize, p: f64) -> Option<Vec<f32>> {
     DROPOUT_RNG.with(|r| {
         let mut r = r.borrow_mut();
         let rng = r.as_mut()?;
-        let shape = x.shape();
-        let n = shape.num_elements();
         let scale = (1.0 / (1.0 - p)) as f32;
         // Keep when a uniform 32-bit draw is ≥ p·2³²; two draws per 64-bit output.
         let cut = (p * 4_294_967_296.0) as u64;
@@ -50,8 +50,15 @@ fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
             pair[1] = keep(z >> 32);
         }
         v.truncate(n);
-        Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
+        Some(v)
     })
+}
+
+/// An inverted-dropout mask shaped like `x` ([`dropout_values`]), when a dropout seed is set.
+fn dropout_mask<const D: usize>(x: &Tensor<D>, p: f64) -> Option<Tensor<D>> {
+    let shape = x.shape();
+    let v = dropout_values(shape.num_elements(), p)?;
+    Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
 }
 
 /// A linear projection. `weight` is stored `[in, out]` (burn's layout; Hugging Face stores the

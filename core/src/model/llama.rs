@@ -585,7 +585,10 @@ impl Llama {
     /// Inputs and targets of windows `[batch, len+1]` (inputs are the first `len` tokens of
     /// each window, targets the last `len`), row-major, with `batch` and `len`; every id
     /// checked against the vocabulary.
-    fn window_ids(&self, windows: &[Vec<u32>]) -> Result<(Vec<u32>, Vec<u32>, usize, usize)> {
+    pub(super) fn window_ids(
+        &self,
+        windows: &[Vec<u32>],
+    ) -> Result<(Vec<u32>, Vec<u32>, usize, usize)> {
         let b = windows.len();
         let len = windows.first().map_or(0, |w| w.len()).saturating_sub(1);
         if b == 0 || len == 0 {
@@ -686,9 +689,7 @@ impl Llama {
     pub fn scorer(&self) -> Result<NllScorer> {
         let model = self.valid();
         let device = model.device();
-        #[allow(deprecated)]
-        let on_host = device == Device::flex() || device == Device::ndarray();
-        let host = if on_host {
+        let host = if super::is_host_cpu(&device) {
             Some(HostLlama::of(&model)?)
         } else {
             None

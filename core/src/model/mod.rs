@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod generate;
 mod host_forward;
+mod host_train;
 mod layers;
 mod llama;
 mod loaded;
@@ -23,10 +24,11 @@ pub use checkpoint::{
     build_from_tensors, checkpoint_tokenizer, hf_tensors, load_checkpoint, save_checkpoint,
 };
 pub use config::{Biases, LlamaConfig, MODEL_TYPES, RopeScaling};
-pub use device::{Device, device_names, parse_device};
+pub use device::{Device, device_names, is_host_cpu, parse_device};
 pub use error::ModelError;
 pub use generate::{GenerateConfig, generate, generate_uncached, sample};
 pub use host_forward::HostLlama;
+pub use host_train::{HostLora, ShardGrads};
 pub use layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope, seed_dropout};
 pub use llama::{
     Attention, DecoderLayer, KvCache, Llama, Mlp, NllScorer, NllSum, hf_tensor_shapes, normal_vec,

@@ -5,11 +5,12 @@ use super::TrainError;
 use super::data::{BatchOrder, Split};
 use super::log::TrainLog;
 use super::schedule::lr_at;
-use crate::model::{Device, Llama, NllSum};
+use crate::model::{Device, HostLora, Llama, NllSum};
 use crate::{Error, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -241,6 +242,14 @@ pub(crate) fn run_loop(
             );
         }
     }
+    // Adapters on a frozen base train on the host CPU (`model::host_train`): burn's graph
+    // only for full training and GPU devices.
+    let mut host = if crate::model::is_host_cpu(device) {
+        HostLora::of(&model)?
+    } else {
+        None
+    };
+    let grad_device = device.clone().inner();
     let mut order = BatchOrder::new(split.train.len(), seed);
     let seq_len = split.train[0].len() - 1;
     let t0 = Instant::now();
@@ -251,6 +260,9 @@ pub(crate) fn run_loop(
     for step in start..o.steps {
         crate::run::check_cancelled()?;
         let lr = lr_at(step, o.steps, o.warmup_steps, o.lr, o.min_lr_ratio);
+        if let Some(h) = host.as_mut() {
+            h.load_adapters(&model)?;
+        }
         let mut acc = GradientsAccumulator::<Llama>::new();
         let mut step_loss = 0.0;
         for m in 0..o.grad_accum {
@@ -267,6 +279,18 @@ pub(crate) fn run_loop(
             // ids): burn's autodiff merges graphs that share leaves, and shared leaves across
             // threads deadlock it.
             let parts = crate::model::map_ordered(&shards, |s, shard| -> Result<_> {
+                if let Some(h) = &host {
+                    crate::model::seed_dropout(Some(micro_seed ^ ((s as u64) << 40)));
+                    let res = h.shard_grads(&model, shard, denom);
+                    crate::model::seed_dropout(None);
+                    let got = res?;
+                    let mut grads = GradientsParams::new();
+                    for (id, shape, g) in got.grads {
+                        let t = Tensor::<2>::from_data(TensorData::new(g, shape), &grad_device);
+                        grads.register(id, t);
+                    }
+                    return Ok((got.loss, grads));
+                }
                 let local = if shards.len() > 1 {
                     model.clone().fork(device)
                 } else {
