@@ -156,6 +156,23 @@ fn lora_trains_adapter_only_and_is_deterministic() {
     .unwrap();
     assert!(a1 == a2, "adapters differ between identical runs");
     assert_eq!(r.stats.final_train_loss, r2.stats.final_train_loss);
+    // And on one thread or three (the shards of a micro-batch run on as many workers).
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let root3 = tempfile::tempdir().unwrap();
+        pool.install(|| train_lora(&base, &dom, &tiny_lora(25), root3.path()))
+            .unwrap();
+        let a3 = std::fs::read(
+            root3
+                .path()
+                .join("models/lora_news/adapter_model.safetensors"),
+        )
+        .unwrap();
+        assert!(a1 == a3, "the adapter differs on {threads} thread(s)");
+    }
     // Another seed differs.
     let mut c3 = tiny_lora(25);
     c3.seed = 7;
