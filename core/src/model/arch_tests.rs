@@ -451,17 +451,7 @@ fn nonzero_b(m: &mut Llama) {
 fn host_lora_gradients_equal_the_graph_for_every_architecture_option() {
     use burn::optim::GradientsParams;
     let dev = Device::flex().autodiff();
-    let targets: Vec<String> = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ]
-    .map(String::from)
-    .to_vec();
+    let targets: Vec<String> = PROJECTIONS.map(String::from).to_vec();
     let of_len = |n: u32| -> Vec<Vec<u32>> {
         (0..3u32)
             .map(|k| (0..n).map(|i| (i * 7 + k * 13 + 1) % 61).collect())

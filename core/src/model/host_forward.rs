@@ -23,7 +23,7 @@ use burn::tensor::Tensor;
 use std::sync::Mutex;
 
 /// Logit values scored per block of rows: `rows · vocabulary` stays under this (64 MiB).
-const LOGIT_BLOCK: usize = 16 << 20;
+pub(super) const LOGIT_BLOCK: usize = 16 << 20;
 
 /// Query rows of one attention product.
 const ATTN_BLOCK: usize = 64;
@@ -32,17 +32,25 @@ const ATTN_BLOCK: usize = 64;
 /// its batches reuse (freed with it).
 #[derive(Debug)]
 pub struct HostLlama {
-    hidden: usize,
-    vocab: usize,
-    /// `[vocab, hidden]`.
-    embed: Vec<f32>,
-    layers: Vec<HostLayer>,
-    norm: Norm,
-    /// Untied output head `[hidden, vocab]`; `None`: the embeddings, transposed.
-    head: Option<Vec<f32>>,
-    rope: Rope,
+    model: HostModel<Linear>,
     /// Buffers of finished batches, taken by the next (one set per thread at work).
     scratch: Mutex<Vec<Scratch>>,
+}
+
+/// The weights of a model on the host, each layer's projections as `P` (folded [`Linear`]s for
+/// inference, the host trainer's frozen groups with their adapters for training).
+#[derive(Debug)]
+pub(super) struct HostModel<P> {
+    pub(super) hidden: usize,
+    pub(super) vocab: usize,
+    /// `[vocab, hidden]`.
+    pub(super) embed: Vec<f32>,
+    pub(super) layers: Vec<HostLayer<P>>,
+    pub(super) norm: Norm,
+    /// Untied output head `[hidden, vocab]` (its base weight: the head never has an adapter
+    /// where `P` keeps them apart); `None`: the embeddings, transposed.
+    pub(super) head: Option<Vec<f32>>,
+    pub(super) rope: Rope,
 }
 
 #[derive(Debug, Clone)]
@@ -53,26 +61,27 @@ pub(super) struct Norm {
 
 /// A projection `[in, out]` with an optional bias `[out]`.
 #[derive(Debug, Clone)]
-struct Linear {
+pub(super) struct Linear {
     weight: Vec<f32>,
     bias: Option<Vec<f32>>,
     out: usize,
 }
 
+/// One decoder layer on the host; `P` as in [`HostModel`].
 #[derive(Debug, Clone)]
-struct HostLayer {
-    input_norm: Norm,
-    post_norm: Norm,
+pub(super) struct HostLayer<P> {
+    pub(super) input_norm: Norm,
+    pub(super) post_norm: Norm,
     /// q, k and v side by side: `[hidden, (heads + 2·kv_heads)·head_dim]`.
-    qkv: Linear,
-    o: Linear,
+    pub(super) qkv: P,
+    pub(super) o: P,
     /// gate and up side by side: `[hidden, 2·intermediate]`.
-    gate_up: Linear,
-    down: Linear,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    window: Option<usize>,
+    pub(super) gate_up: P,
+    pub(super) down: P,
+    pub(super) heads: usize,
+    pub(super) kv_heads: usize,
+    pub(super) head_dim: usize,
+    pub(super) window: Option<usize>,
 }
 
 pub(super) fn host_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -89,9 +98,22 @@ pub(super) fn norm_of(n: &RmsNorm) -> Result<Norm> {
     })
 }
 
-/// Projections sharing an input, side by side in one `[in, Σ out]` matrix (an adapter folded
-/// in); a bias for all of them when any has one (zeros for the others).
-fn side_by_side(projs: &[&Proj]) -> Result<Linear> {
+/// Projections sharing an input, side by side.
+pub(super) struct Stacked {
+    /// `[in, Σ out]`.
+    pub(super) weight: Vec<f32>,
+    /// A bias for all of them when any has one (zeros for the others).
+    pub(super) bias: Option<Vec<f32>>,
+    pub(super) din: usize,
+    /// Each projection's width, in order.
+    pub(super) outs: Vec<usize>,
+}
+
+/// The weights `weight_of` reads from `projs` (which share an input), side by side.
+pub(super) fn stack_columns(
+    projs: &[&Proj],
+    weight_of: impl Fn(&Proj) -> Tensor<2>,
+) -> Result<Stacked> {
     let din = projs[0].dims()[0];
     let outs: Vec<usize> = projs.iter().map(|p| p.dims()[1]).collect();
     let total: usize = outs.iter().sum();
@@ -102,7 +124,7 @@ fn side_by_side(projs: &[&Proj]) -> Result<Linear> {
         .then(|| vec![0.0f32; total]);
     let mut col = 0;
     for (p, &dout) in projs.iter().zip(&outs) {
-        let w = host_values(p.merged_weight())?;
+        let w = host_values(weight_of(p))?;
         for r in 0..din {
             weight[r * total + col..r * total + col + dout]
                 .copy_from_slice(&w[r * dout..(r + 1) * dout]);
@@ -112,16 +134,28 @@ fn side_by_side(projs: &[&Proj]) -> Result<Linear> {
         }
         col += dout;
     }
-    Ok(Linear {
+    Ok(Stacked {
         weight,
         bias,
-        out: total,
+        din,
+        outs,
     })
 }
 
-impl HostLlama {
-    /// Copies `model`'s weights (adapters folded in) to the host.
-    pub fn of(model: &Llama) -> Result<Self> {
+/// Projections sharing an input as one [`Linear`], adapters folded in.
+fn side_by_side(projs: &[&Proj]) -> Result<Linear> {
+    let st = stack_columns(projs, Proj::merged_weight)?;
+    Ok(Linear {
+        out: st.outs.iter().sum(),
+        weight: st.weight,
+        bias: st.bias,
+    })
+}
+
+impl<P> HostModel<P> {
+    /// Copies `model`'s weights to the host, each layer's q/k/v, o, gate/up and down through
+    /// `project`.
+    pub(super) fn of(model: &Llama, project: impl Fn(&[&Proj]) -> Result<P>) -> Result<Self> {
         let [vocab, hidden] = model.embed_tokens.shape().dims::<2>();
         let mut layers = Vec::with_capacity(model.layers.len());
         for l in &model.layers {
@@ -130,10 +164,10 @@ impl HostLlama {
             layers.push(HostLayer {
                 input_norm: norm_of(&l.input_layernorm)?,
                 post_norm: norm_of(&l.post_attention_layernorm)?,
-                qkv: side_by_side(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
-                o: side_by_side(&[&a.o_proj])?,
-                gate_up: side_by_side(&[&m.gate_proj, &m.up_proj])?,
-                down: side_by_side(&[&m.down_proj])?,
+                qkv: project(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
+                o: project(&[&a.o_proj])?,
+                gate_up: project(&[&m.gate_proj, &m.up_proj])?,
+                down: project(&[&m.down_proj])?,
                 heads: a.heads,
                 kv_heads: a.kv_heads,
                 head_dim: a.head_dim,
@@ -151,6 +185,34 @@ impl HostLlama {
                 None => None,
             },
             rope: model.rope.clone(),
+        })
+    }
+
+    /// The embeddings of `inputs` into `x` (`[n, hidden]`).
+    pub(super) fn embed_into(&self, inputs: &[u32], x: &mut [f32]) {
+        let d = self.hidden;
+        for (row, &id) in x.chunks_exact_mut(d).zip(inputs) {
+            let id = id as usize;
+            row.copy_from_slice(&self.embed[id * d..(id + 1) * d]);
+        }
+    }
+
+    /// The output head `[hidden, vocab]` as a view, and its transpose.
+    pub(super) fn head_views(&self) -> (Mat<'_>, Mat<'_>) {
+        let (d, v) = (self.hidden, self.vocab);
+        match &self.head {
+            Some(h) => (Mat::rows(h, v), Mat::transposed(h, v)),
+            // The embeddings `[vocab, hidden]` are the head's transpose.
+            None => (Mat::transposed(&self.embed, d), Mat::rows(&self.embed, d)),
+        }
+    }
+}
+
+impl HostLlama {
+    /// Copies `model`'s weights (adapters folded in) to the host.
+    pub fn of(model: &Llama) -> Result<Self> {
+        Ok(Self {
+            model: HostModel::of(model, side_by_side)?,
             scratch: Mutex::new(Vec::new()),
         })
     }
@@ -174,19 +236,17 @@ impl HostLlama {
         s: &mut Scratch,
     ) -> Vec<f32> {
         let n = b * len;
-        let d = self.hidden;
+        let m = &self.model;
+        let d = m.hidden;
         debug_assert_eq!(inputs.len(), n);
         let mut x = std::mem::take(&mut s.x);
         let xs = sized(&mut x, n * d);
-        for (row, &id) in xs.chunks_exact_mut(d).zip(inputs) {
-            let id = id as usize;
-            row.copy_from_slice(&self.embed[id * d..(id + 1) * d]);
-        }
-        let (cos, sin) = self.rope.table_values(0, len);
-        for layer in &self.layers {
+        m.embed_into(inputs, xs);
+        let (cos, sin) = m.rope.table_values(0, len);
+        for layer in &m.layers {
             layer.forward(xs, b, len, &cos, &sin, s);
         }
-        rms_norm(xs, &mut s.h, d, &self.norm);
+        rms_norm(xs, &mut s.h, d, &m.norm);
         s.x = x;
         self.score(targets, s)
     }
@@ -194,19 +254,11 @@ impl HostLlama {
     /// NLLs of the final hidden states in `s.h` (`[n, hidden]`) against `targets`, in blocks
     /// of rows.
     fn score(&self, targets: &[u32], s: &mut Scratch) -> Vec<f32> {
-        let (d, v) = (self.hidden, self.vocab);
+        let (d, v) = (self.model.hidden, self.model.vocab);
         let n = targets.len();
         let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
         let logits = sized(&mut s.logits, rows * v);
-        let rhs = match &self.head {
-            Some(w) => Mat::rows(w, v),
-            // The embeddings `[vocab, hidden]` read as their transpose.
-            None => Mat {
-                data: &self.embed,
-                rs: 1,
-                cs: d as isize,
-            },
-        };
+        let (rhs, _) = self.model.head_views();
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(rows) {
             let m = rows.min(n - start);
@@ -237,7 +289,7 @@ pub(super) fn sized(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut buf[..n]
 }
 
-impl HostLayer {
+impl HostLayer<Linear> {
     /// `x += attention(norm(x))`, then `x += mlp(norm(x))`, for `b` sequences of `len`.
     fn forward(
         &self,
@@ -272,11 +324,7 @@ impl HostLayer {
                     let (m, keys) = (r1 - r0, r1 - k0);
                     let q = Mat::rows(&qkv[base + r0 * w + head * hd..], w);
                     // Keys read transposed: element (c, j) is key j's c-th value.
-                    let kt = Mat {
-                        data: &qkv[base + k0 * w + (h + g) * hd..],
-                        rs: 1,
-                        cs: w as isize,
-                    };
+                    let kt = Mat::transposed(&qkv[base + k0 * w + (h + g) * hd..], w);
                     let sc = &mut scores[..m * keys];
                     matmul(sc, keys, [m, keys, hd], q, kt, false, scale);
                     softmax_rows(sc, keys, r0, k0, self.window);
@@ -477,6 +525,16 @@ impl<'a> Mat<'a> {
             data,
             rs: stride as isize,
             cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `stride` values between rows: element `(r, c)`
+    /// is the matrix's `(c, r)`.
+    pub(super) fn transposed(data: &'a [f32], stride: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: stride as isize,
         }
     }
 

@@ -18,8 +18,8 @@
 
 use super::ModelError;
 use super::host_forward::{
-    Mat, Norm, bias_rows, host_values, matmul, norm_of, rms_rows, rope_rows, sized, softmax_rows,
-    swiglu_rows, wide_kernels,
+    HostLayer, HostModel, LOGIT_BLOCK, Mat, bias_rows, host_values, matmul, rms_rows, rope_rows,
+    sized, softmax_rows, stack_columns, swiglu_rows, wide_kernels,
 };
 use super::layers::{Proj, dropout_values};
 use super::llama::Llama;
@@ -27,9 +27,6 @@ use super::row_math::{exp_nonpositive, lanes_max, lanes_sum_of};
 use crate::Result;
 use burn::module::ParamId;
 use std::sync::Mutex;
-
-/// Logit values handled per block of rows (64 MiB), as in the inference forward.
-const LOGIT_BLOCK: usize = 16 << 20;
 
 /// One projection's adapter, read from the model before each step.
 #[derive(Debug)]
@@ -68,20 +65,6 @@ struct Group {
 struct AdapterActs {
     mask: Option<Vec<f32>>,
     u: Vec<f32>,
-}
-
-#[derive(Debug)]
-struct TrainLayer {
-    input_norm: Norm,
-    post_norm: Norm,
-    qkv: Group,
-    o: Group,
-    gate_up: Group,
-    down: Group,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    window: Option<usize>,
 }
 
 /// The activations of one layer that its backward reads.
@@ -129,15 +112,7 @@ struct Scratch {
 /// A frozen model and its adapters on the host, for LoRA training steps on the CPU.
 #[derive(Debug)]
 pub struct HostLora {
-    hidden: usize,
-    vocab: usize,
-    /// `[vocab, hidden]`.
-    embed: Vec<f32>,
-    layers: Vec<TrainLayer>,
-    norm: Norm,
-    /// Untied output head `[hidden, vocab]`; `None`: the embeddings, transposed.
-    head: Option<Vec<f32>>,
-    rope: super::layers::Rope,
+    model: HostModel<Group>,
     scratch: Mutex<Vec<Scratch>>,
 }
 
@@ -154,26 +129,13 @@ fn frozen(p: &Proj) -> bool {
     !p.weight.val().is_require_grad() && p.bias.as_ref().is_none_or(|b| !b.val().is_require_grad())
 }
 
+/// The frozen weights of `projs` side by side, their adapters' shapes and ids (the factors'
+/// values are read by [`HostLora::load_adapters`]).
 fn group(projs: &[&Proj]) -> Result<Group> {
-    let din = projs[0].dims()[0];
-    let outs: Vec<usize> = projs.iter().map(|p| p.dims()[1]).collect();
-    let total: usize = outs.iter().sum();
-    let mut weight = vec![0.0f32; din * total];
-    let mut bias = projs
-        .iter()
-        .any(|p| p.bias.is_some())
-        .then(|| vec![0.0f32; total]);
+    let st = stack_columns(projs, |p| p.weight.val())?;
     let mut members = Vec::with_capacity(projs.len());
-    let mut col = 0;
-    for (p, &dout) in projs.iter().zip(&outs) {
-        let w = host_values(p.weight.val())?;
-        for r in 0..din {
-            weight[r * total + col..r * total + col + dout]
-                .copy_from_slice(&w[r * dout..(r + 1) * dout]);
-        }
-        if let (Some(all), Some(b)) = (bias.as_mut(), &p.bias) {
-            all[col..col + dout].copy_from_slice(&host_values(b.val())?);
-        }
+    let mut offset = 0;
+    for (p, &out) in projs.iter().zip(&st.outs) {
         let lora = p.lora.as_ref().map(|l| Factors {
             a: Vec::new(),
             b: Vec::new(),
@@ -182,18 +144,14 @@ fn group(projs: &[&Proj]) -> Result<Group> {
             dropout: l.dropout,
             ids: [l.a.id, l.b.id],
         });
-        members.push(Member {
-            offset: col,
-            out: dout,
-            lora,
-        });
-        col += dout;
+        members.push(Member { offset, out, lora });
+        offset += out;
     }
     Ok(Group {
-        din,
-        total,
-        weight,
-        bias,
+        din: st.din,
+        total: offset,
+        weight: st.weight,
+        bias: st.bias,
         members,
     })
 }
@@ -219,35 +177,8 @@ impl HostLora {
         if !adapters || !base_frozen {
             return Ok(None);
         }
-        let [vocab, hidden] = model.embed_tokens.shape().dims::<2>();
-        let mut layers = Vec::with_capacity(model.layers.len());
-        for l in &model.layers {
-            let a = &l.self_attn;
-            let m = &l.mlp;
-            layers.push(TrainLayer {
-                input_norm: norm_of(&l.input_layernorm)?,
-                post_norm: norm_of(&l.post_attention_layernorm)?,
-                qkv: group(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
-                o: group(&[&a.o_proj])?,
-                gate_up: group(&[&m.gate_proj, &m.up_proj])?,
-                down: group(&[&m.down_proj])?,
-                heads: a.heads,
-                kv_heads: a.kv_heads,
-                head_dim: a.head_dim,
-                window: a.window,
-            });
-        }
         let mut host = Self {
-            hidden,
-            vocab,
-            embed: host_values(model.embed_tokens.val())?,
-            layers,
-            norm: norm_of(&model.norm)?,
-            head: match &model.lm_head {
-                Some(h) => Some(host_values(h.weight.val())?),
-                None => None,
-            },
-            rope: model.rope.clone(),
+            model: HostModel::of(model, group)?,
             scratch: Mutex::new(Vec::new()),
         };
         host.load_adapters(model)?;
@@ -256,7 +187,7 @@ impl HostLora {
 
     /// Reads the current values of `model`'s adapter factors (after an optimizer step).
     pub fn load_adapters(&mut self, model: &Llama) -> Result<()> {
-        for (layer, l) in self.layers.iter_mut().zip(&model.layers) {
+        for (layer, l) in self.model.layers.iter_mut().zip(&model.layers) {
             let (a, m) = (&l.self_attn, &l.mlp);
             let projs: [(&mut Group, Vec<&Proj>); 4] = [
                 (&mut layer.qkv, vec![&a.q_proj, &a.k_proj, &a.v_proj]),
@@ -314,27 +245,26 @@ impl HostLora {
         s: &mut Scratch,
     ) -> ShardGrads {
         let n = b * len;
-        let d = self.hidden;
+        let model = &self.model;
+        let d = model.hidden;
         let x = sized(&mut s.x, n * d);
-        for (row, &id) in x.chunks_exact_mut(d).zip(inputs) {
-            let id = id as usize;
-            row.copy_from_slice(&self.embed[id * d..(id + 1) * d]);
-        }
-        let (cos, sin) = self.rope.table_values(0, len);
-        s.layers.resize_with(self.layers.len(), LayerActs::default);
-        for (layer, acts) in self.layers.iter().zip(s.layers.iter_mut()) {
+        model.embed_into(inputs, x);
+        let (cos, sin) = model.rope.table_values(0, len);
+        s.layers.resize_with(model.layers.len(), LayerActs::default);
+        for (layer, acts) in model.layers.iter().zip(s.layers.iter_mut()) {
             layer.forward(x, b, len, &cos, &sin, acts);
         }
         sized(&mut s.x_final, n * d).copy_from_slice(x);
         let y = sized(&mut s.y, n * d);
-        rms_rows(&s.x_final, y, d, &self.norm.weight, self.norm.eps);
+        let norm = &model.norm;
+        rms_rows(&s.x_final, y, d, &norm.weight, norm.eps);
         let dy = sized(&mut s.dy, n * d);
         let loss = self.head_backward(y, targets, 1.0 / denom.max(1) as f32, dy, &mut s.logits);
         let dx = sized(&mut s.dx, n * d);
         dx.fill(0.0);
-        rms_back_rows(&s.x_final, dy, dx, d, &self.norm.weight, self.norm.eps);
-        let mut per_layer = Vec::with_capacity(self.layers.len());
-        for (layer, acts) in self.layers.iter().zip(&s.layers).rev() {
+        rms_back_rows(&s.x_final, dy, dx, d, &norm.weight, norm.eps);
+        let mut per_layer = Vec::with_capacity(model.layers.len());
+        for (layer, acts) in model.layers.iter().zip(&s.layers).rev() {
             let bufs = BackBufs {
                 dn: &mut s.dn,
                 dact: &mut s.dact,
@@ -362,29 +292,11 @@ impl HostLora {
         dy: &mut [f32],
         logits: &mut Vec<f32>,
     ) -> f32 {
-        let (d, v) = (self.hidden, self.vocab);
+        let (d, v) = (self.model.hidden, self.model.vocab);
         let n = targets.len();
         let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
         let logits = sized(logits, rows * v);
-        // The head `[hidden, vocab]` and its transpose `[vocab, hidden]`.
-        let (w, wt) = match &self.head {
-            Some(h) => (
-                Mat::rows(h, v),
-                Mat {
-                    data: h,
-                    rs: 1,
-                    cs: v as isize,
-                },
-            ),
-            None => (
-                Mat {
-                    data: &self.embed,
-                    rs: 1,
-                    cs: d as isize,
-                },
-                Mat::rows(&self.embed, d),
-            ),
-        };
+        let (w, wt) = self.model.head_views();
         let mut loss = 0.0f64;
         for start in (0..n).step_by(rows) {
             let m = rows.min(n - start);
@@ -407,6 +319,23 @@ struct BackBufs<'a> {
     dattn: &'a mut Vec<f32>,
     dqkv: &'a mut Vec<f32>,
     dp: &'a mut Vec<f32>,
+}
+
+/// The first `len` values of `x` times `mask` (into `buf`), or `x` itself without a mask.
+fn dropout_of<'a>(
+    x: &'a [f32],
+    len: usize,
+    mask: Option<&[f32]>,
+    buf: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    match mask {
+        Some(mask) => {
+            buf.clear();
+            buf.extend(x[..len].iter().zip(mask).map(|(a, b)| a * b));
+            buf
+        }
+        None => x,
+    }
 }
 
 impl Group {
@@ -440,14 +369,8 @@ impl Group {
             let mask = (f.dropout > 0.0)
                 .then(|| dropout_values(n * din, f.dropout))
                 .flatten();
-            let dropped: Vec<f32>;
-            let input = match &mask {
-                Some(mask) => {
-                    dropped = x[..n * din].iter().zip(mask).map(|(a, b)| a * b).collect();
-                    &dropped[..]
-                }
-                None => x,
-            };
+            let mut dropped = Vec::new();
+            let input = dropout_of(x, n * din, mask.as_deref(), &mut dropped);
             let mut u = vec![0.0f32; n * f.r];
             let a = Mat::rows(&f.a, f.r);
             matmul(
@@ -486,11 +409,7 @@ impl Group {
         acts: &[AdapterActs],
     ) -> Vec<(ParamId, [usize; 2], Vec<f32>)> {
         let (din, total) = (self.din, self.total);
-        let wt = Mat {
-            data: &self.weight,
-            rs: 1,
-            cs: total as isize,
-        };
+        let wt = Mat::transposed(&self.weight, total);
         matmul(
             dx,
             din,
@@ -508,42 +427,20 @@ impl Group {
             let dm = Mat::rows(&dout[m.offset..], total);
             // b: scale · uᵀ · dout
             let mut gb = vec![0.0f32; r * m.out];
-            let ut = Mat {
-                data: &act.u,
-                rs: 1,
-                cs: r as isize,
-            };
+            let ut = Mat::transposed(&act.u, r);
             matmul(&mut gb, m.out, [r, m.out, n], ut, dm, false, f.scale);
             // The gradient of u: scale · dout · bᵀ.
             let mut du = vec![0.0f32; n * r];
-            let bt = Mat {
-                data: &f.b,
-                rs: 1,
-                cs: m.out as isize,
-            };
+            let bt = Mat::transposed(&f.b, m.out);
             matmul(&mut du, r, [n, r, m.out], dm, bt, false, f.scale);
             // a: dropout(x)ᵀ · du
-            let dropped: Vec<f32>;
-            let input = match &act.mask {
-                Some(mask) => {
-                    dropped = x[..n * din].iter().zip(mask).map(|(a, b)| a * b).collect();
-                    &dropped[..]
-                }
-                None => x,
-            };
+            let mut dropped = Vec::new();
+            let input = dropout_of(x, n * din, act.mask.as_deref(), &mut dropped);
             let mut ga = vec![0.0f32; din * r];
-            let xt = Mat {
-                data: input,
-                rs: 1,
-                cs: din as isize,
-            };
+            let xt = Mat::transposed(input, din);
             matmul(&mut ga, r, [din, r, n], xt, Mat::rows(&du, r), false, 1.0);
             // x: (du · aᵀ) ⊙ mask
-            let at = Mat {
-                data: &f.a,
-                rs: 1,
-                cs: r as isize,
-            };
+            let at = Mat::transposed(&f.a, r);
             match &act.mask {
                 None => matmul(dx, din, [n, din, r], Mat::rows(&du, r), at, true, 1.0),
                 Some(mask) => {
@@ -561,7 +458,7 @@ impl Group {
     }
 }
 
-impl TrainLayer {
+impl HostLayer<Group> {
     /// `x += attention(norm(x))`, then `x += mlp(norm(x))`, keeping the activations in `a`.
     #[allow(clippy::too_many_arguments)]
     fn forward(
@@ -594,11 +491,7 @@ impl TrainLayer {
                 let g = head / rep;
                 let p = &mut probs[(seq * h + head) * len * len..][..len * len];
                 let q = Mat::rows(&qkv[base + head * hd..], w);
-                let kt = Mat {
-                    data: &qkv[base + (h + g) * hd..],
-                    rs: 1,
-                    cs: w as isize,
-                };
+                let kt = Mat::transposed(&qkv[base + (h + g) * hd..], w);
                 matmul(p, len, [len, len, hd], q, kt, false, scale);
                 softmax_rows(p, len, 0, 0, self.window);
                 let v = Mat::rows(&qkv[base + (h + kvh + g) * hd..], w);
@@ -675,11 +568,7 @@ impl TrainLayer {
             for head in 0..h {
                 let g = head / rep;
                 let p = &a.probs[(seq * h + head) * len * len..][..len * len];
-                let pt = Mat {
-                    data: p,
-                    rs: 1,
-                    cs: len as isize,
-                };
+                let pt = Mat::transposed(p, len);
                 let d_o = Mat::rows(&dattn[seq * len * aw + head * hd..], aw);
                 let (qc, kc, vc) = (head * hd, (h + g) * hd, (h + kvh + g) * hd);
                 // v: += pᵀ · dO
@@ -693,11 +582,7 @@ impl TrainLayer {
                     1.0,
                 );
                 // dP = dO · vᵀ, then dS = p ⊙ (dP − rowsum(dP ⊙ p)) · scale in place.
-                let vt = Mat {
-                    data: &qkv[base + vc..],
-                    rs: 1,
-                    cs: w as isize,
-                };
+                let vt = Mat::transposed(&qkv[base + vc..], w);
                 matmul(dp, len, [len, len, hd], d_o, vt, false, 1.0);
                 softmax_back_rows(dp, p, len, scale);
                 // q: dS · k; k: += dSᵀ · q
@@ -711,11 +596,7 @@ impl TrainLayer {
                     true,
                     1.0,
                 );
-                let dst = Mat {
-                    data: dp,
-                    rs: 1,
-                    cs: len as isize,
-                };
+                let dst = Mat::transposed(dp, len);
                 let q = Mat::rows(&qkv[base + qc..], w);
                 matmul(&mut dqkv[base + kc..], w, [len, hd, len], dst, q, true, 1.0);
             }

@@ -290,6 +290,18 @@ impl DecoderLayer {
     }
 }
 
+/// The short names of a decoder layer's projections (the modules LoRA can adapt), attention
+/// then MLP.
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
 /// Where a freshly built model's weights come from: a name in Hugging Face's layout and the
 /// shape there (`[out, in]` for projections) in, row-major f32 values out.
 pub type WeightSource<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>> + 'a;
@@ -778,20 +790,11 @@ impl Llama {
         if rank == 0 {
             return Err(ModelError::Config("LoRA rank must be > 0".into()).into());
         }
-        let known = [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ];
         for t in targets {
-            if !known.contains(&t.as_str()) {
+            if !PROJECTIONS.contains(&t.as_str()) {
                 return Err(ModelError::Config(format!(
                     "LoRA target `{t}` is unknown (known: {})",
-                    known.join(", ")
+                    PROJECTIONS.join(", ")
                 ))
                 .into());
             }

@@ -31,8 +31,8 @@ pub use host_forward::HostLlama;
 pub use host_train::{HostLora, ShardGrads};
 pub use layers::{LoraPair, Proj, RmsNorm, Rope, apply_rope, seed_dropout};
 pub use llama::{
-    Attention, DecoderLayer, KvCache, Llama, Mlp, NllScorer, NllSum, hf_tensor_shapes, normal_vec,
-    transpose,
+    Attention, DecoderLayer, KvCache, Llama, Mlp, NllScorer, NllSum, PROJECTIONS, hf_tensor_shapes,
+    normal_vec, transpose,
 };
 pub use loaded::{LoadConfig, LoadedModel};
 pub use parallel::{map_ordered, model_threads};

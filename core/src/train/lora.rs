@@ -10,15 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The projections LoRA adapts by default: attention and MLP.
-pub const DEFAULT_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+pub const DEFAULT_TARGETS: [&str; 7] = crate::model::PROJECTIONS;
 
 /// LoRA settings. Paths are relative to the run root.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
