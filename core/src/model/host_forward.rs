@@ -11,8 +11,9 @@
 //! and the output head is scored in row blocks (log-sum-exp minus the target's logit) so the
 //! logits of a whole batch never exist at once.
 //!
-//! The training path and the GPU backends keep burn's graph; the two forwards are held equal
-//! by tests (`model::tests`: every architecture option, within 1e-4 nats per token).
+//! LoRA training on the CPU reuses this module's model copy ([`HostModel`]) and kernels
+//! (`host_train`); pretraining and the GPU backends keep burn's graph. The forwards are held
+//! equal by tests (`model::arch_tests`: every architecture option, within 1e-4 nats per token).
 
 use super::ModelError;
 use super::layers::{Proj, RmsNorm, Rope};

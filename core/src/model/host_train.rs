@@ -460,7 +460,6 @@ impl Group {
 
 impl HostLayer<Group> {
     /// `x += attention(norm(x))`, then `x += mlp(norm(x))`, keeping the activations in `a`.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &mut [f32],
