@@ -7,17 +7,27 @@ use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::cell::RefCell;
 
-/// SplitMix64: a tiny, fast generator for dropout masks (seeded per micro-batch).
+/// SplitMix64: a tiny, fast generator for dropout masks (seeded per micro-batch). Its `k`-th
+/// output is a pure function of the state and `k`, so a run of outputs is computed without a
+/// chain from one to the next (vectorised).
 #[derive(Debug, Clone)]
 struct SplitMix(u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    /// The output of state `z`.
+    #[inline(always)]
+    fn mix(mut z: u64) -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    #[cfg(test)]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(Self::GAMMA);
+        Self::mix(self.0)
     }
 }
 
@@ -42,16 +52,29 @@ pub(super) fn dropout_values(n: usize, p: f64) -> Option<Vec<f32>> {
         let scale = (1.0 / (1.0 - p)) as f32;
         // Keep when a uniform 32-bit draw is ≥ p·2³²; two draws per 64-bit output.
         let cut = (p * 4_294_967_296.0) as u64;
-        let keep = |u: u64| if u >= cut { scale } else { 0.0 };
         let mut v = vec![0.0f32; n.next_multiple_of(2)];
-        for pair in v.chunks_exact_mut(2) {
-            let z = rng.next();
-            pair[0] = keep(z & 0xFFFF_FFFF);
-            pair[1] = keep(z >> 32);
-        }
+        dropout_fill(&mut v, rng.0, cut, scale);
+        let outputs = (v.len() / 2) as u64;
+        rng.0 = rng.0.wrapping_add(outputs.wrapping_mul(SplitMix::GAMMA));
         v.truncate(n);
         Some(v)
     })
+}
+
+super::host_forward::wide_kernels! {
+    fn dropout_fill = dropout_kernel(v: &mut [f32], state: u64, cut: u64, scale: f32);
+}
+
+/// Fills `v` (pairs of values) from the SplitMix outputs after `state`, two 32-bit draws each:
+/// `scale` where a draw is ≥ `cut`, else 0.
+#[inline(always)]
+fn dropout_kernel(v: &mut [f32], state: u64, cut: u64, scale: f32) {
+    let keep = |u: u64| if u >= cut { scale } else { 0.0 };
+    for (k, pair) in v.chunks_exact_mut(2).enumerate() {
+        let z = SplitMix::mix(state.wrapping_add((k as u64 + 1).wrapping_mul(SplitMix::GAMMA)));
+        pair[0] = keep(z & 0xFFFF_FFFF);
+        pair[1] = keep(z >> 32);
+    }
 }
 
 /// An inverted-dropout mask shaped like `x` ([`dropout_values`]), when a dropout seed is set.
@@ -290,4 +313,41 @@ pub fn apply_rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
     let x2 = x.clone().narrow(3, half, half);
     let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
     x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Masks drawn in runs equal the generator's outputs one after another, across calls.
+    #[test]
+    fn dropout_runs_follow_the_sequential_generator() {
+        let (p, cut, scale) = (
+            0.3,
+            (0.3f64 * 4_294_967_296.0) as u64,
+            (1.0 / 0.7f64) as f32,
+        );
+        seed_dropout(Some(12345));
+        let a = dropout_values(101, p).unwrap();
+        let b = dropout_values(64, p).unwrap();
+        seed_dropout(None);
+        assert!(dropout_values(4, p).is_none());
+        let mut g = SplitMix(12345);
+        let mut want = Vec::new();
+        for n in [101usize, 64] {
+            let mut v = Vec::new();
+            for _ in 0..n.div_ceil(2) {
+                let z = g.next();
+                for u in [z & 0xFFFF_FFFF, z >> 32] {
+                    v.push(if u >= cut { scale } else { 0.0 });
+                }
+            }
+            v.truncate(n);
+            want.push(v);
+        }
+        assert_eq!(a, want[0]);
+        assert_eq!(b, want[1]);
+        let kept = a.iter().filter(|&&x| x > 0.0).count();
+        assert!((50..=90).contains(&kept), "{kept} of 101 kept at p = 0.3");
+    }
 }
