@@ -23,8 +23,18 @@ use crate::Result;
 use burn::tensor::Tensor;
 use std::sync::Mutex;
 
-/// Logit values scored per block of rows: `rows · vocabulary` stays under this (64 MiB).
-pub(super) const LOGIT_BLOCK: usize = 16 << 20;
+/// Logit values scored per block of rows (4 MiB, so a block is read back from the cache it
+/// was written to), unless that is fewer than [`LOGIT_ROWS`] rows.
+const LOGIT_BLOCK: usize = 1 << 20;
+
+/// The fewest rows of a logit block: fewer would make the head's product re-read its weights
+/// for too little work.
+const LOGIT_ROWS: usize = 256;
+
+/// Rows of logits handled at once for `n` rows over a vocabulary of `v`.
+pub(super) fn logit_rows(n: usize, v: usize) -> usize {
+    (LOGIT_BLOCK / v).max(LOGIT_ROWS).clamp(1, n.max(1))
+}
 
 /// Query rows of one attention product.
 const ATTN_BLOCK: usize = 64;
@@ -257,7 +267,7 @@ impl HostLlama {
     fn score(&self, targets: &[u32], s: &mut Scratch) -> Vec<f32> {
         let (d, v) = (self.model.hidden, self.model.vocab);
         let n = targets.len();
-        let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
+        let rows = logit_rows(n, v);
         let logits = sized(&mut s.logits, rows * v);
         let (rhs, _) = self.model.head_views();
         let mut out = Vec::with_capacity(n);

@@ -18,7 +18,7 @@
 
 use super::ModelError;
 use super::host_forward::{
-    HostLayer, HostModel, LOGIT_BLOCK, Mat, bias_rows, host_values, matmul, rms_rows, rope_rows,
+    HostLayer, HostModel, Mat, bias_rows, host_values, logit_rows, matmul, rms_rows, rope_rows,
     sized, softmax_rows, stack_columns, swiglu_rows, wide_kernels,
 };
 use super::layers::{Proj, dropout_values};
@@ -294,7 +294,7 @@ impl HostLora {
     ) -> f32 {
         let (d, v) = (self.model.hidden, self.model.vocab);
         let n = targets.len();
-        let rows = (LOGIT_BLOCK / v).clamp(1, n.max(1));
+        let rows = logit_rows(n, v);
         let logits = sized(logits, rows * v);
         let (w, wt) = self.model.head_views();
         let mut loss = 0.0f64;
