@@ -318,7 +318,7 @@ impl HostLayer<Linear> {
         let w = self.qkv.out;
         let qkv = sized(&mut s.qkv, n * w);
         self.qkv.apply(qkv, &s.h, n, false);
-        rope_rows(qkv, w, len, (h + kvh) * hd, hd, cos, sin);
+        rope_rows(qkv, w, len, (h + kvh) * hd, cos, sin, false);
         let aw = h * hd;
         let attn = sized(&mut s.attn, n * aw);
         let scores = sized(&mut s.scores, ATTN_BLOCK.min(len) * len);
@@ -378,7 +378,7 @@ impl Linear {
 }
 
 /// `out = x / sqrt(mean(x²) + eps) · weight`, row by row.
-fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
+pub(super) fn rms_norm(x: &[f32], out: &mut Vec<f32>, d: usize, norm: &Norm) {
     let out = sized(out, x.len());
     rms_rows(x, out, d, &norm.weight, norm.eps);
 }
@@ -411,7 +411,13 @@ pub(super) use wide_kernels;
 wide_kernels! {
     fn rms_rows = rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32);
     fn rope_rows = rope_kernel(
-        qkv: &mut [f32], w: usize, len: usize, rotated: usize, hd: usize, cos: &[f32], sin: &[f32],
+        qkv: &mut [f32],
+        w: usize,
+        len: usize,
+        rotated: usize,
+        cos: &[f32],
+        sin: &[f32],
+        transpose: bool,
     );
     fn softmax_rows = softmax_kernel(
         scores: &mut [f32], keys: usize, r0: usize, k0: usize, window: Option<usize>,
@@ -433,17 +439,20 @@ fn rms_kernel(x: &[f32], out: &mut [f32], d: usize, weight: &[f32], eps: f32) {
 }
 
 /// Rotary embedding of the first `rotated` values (the query and key heads, `hd` each) of
-/// every row of `qkv` (`w` wide; row `r` is position `r mod len`).
+/// every row of `qkv` (`w` wide; row `r` is position `r mod len`; `cos` and `sin` hold `hd`
+/// values per position), in place; with `transpose`, the transposed rotation (what the
+/// backward applies to gradients).
 #[inline(always)]
 fn rope_kernel(
     qkv: &mut [f32],
     w: usize,
     len: usize,
     rotated: usize,
-    hd: usize,
     cos: &[f32],
     sin: &[f32],
+    transpose: bool,
 ) {
+    let hd = cos.len() / len;
     for (r, row) in qkv.chunks_exact_mut(w).enumerate() {
         let pos = r % len;
         let (c, sn) = (
@@ -451,7 +460,11 @@ fn rope_kernel(
             &sin[pos * hd..(pos + 1) * hd],
         );
         for head in row[..rotated].chunks_exact_mut(hd) {
-            rotate(head, c, sn);
+            if transpose {
+                rotate_transposed(head, c, sn);
+            } else {
+                rotate(head, c, sn);
+            }
         }
     }
 }
@@ -508,6 +521,18 @@ fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let (x1, x2) = (a[i], b[i]);
         a[i] = x1 * cos[i] - x2 * sin[i];
         b[i] = x2 * cos[half + i] + x1 * sin[half + i];
+    }
+}
+
+/// The transpose of [`rotate`] applied to one head's gradient, in place.
+#[inline(always)]
+fn rotate_transposed(g: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = g.len() / 2;
+    let (a, b) = g.split_at_mut(half);
+    for i in 0..half {
+        let (g1, g2) = (a[i], b[i]);
+        a[i] = g1 * cos[i] + g2 * sin[half + i];
+        b[i] = g2 * cos[half + i] - g1 * sin[i];
     }
 }
 

@@ -18,7 +18,7 @@
 
 use super::ModelError;
 use super::host_forward::{
-    HostLayer, HostModel, Mat, bias_rows, host_values, logit_rows, matmul, rms_rows, rope_rows,
+    HostLayer, HostModel, Mat, bias_rows, host_values, logit_rows, matmul, rms_norm, rope_rows,
     sized, softmax_rows, stack_columns, swiglu_rows, wide_kernels,
 };
 use super::layers::{Proj, dropout_values};
@@ -96,7 +96,6 @@ struct LayerActs {
 struct Scratch {
     layers: Vec<LayerActs>,
     x: Vec<f32>,
-    x_final: Vec<f32>,
     y: Vec<f32>,
     dx: Vec<f32>,
     dy: Vec<f32>,
@@ -187,30 +186,28 @@ impl HostLora {
 
     /// Reads the current values of `model`'s adapter factors (after an optimizer step).
     pub fn load_adapters(&mut self, model: &Llama) -> Result<()> {
-        for (layer, l) in self.model.layers.iter_mut().zip(&model.layers) {
-            let (a, m) = (&l.self_attn, &l.mlp);
-            let projs: [(&mut Group, Vec<&Proj>); 4] = [
-                (&mut layer.qkv, vec![&a.q_proj, &a.k_proj, &a.v_proj]),
-                (&mut layer.o, vec![&a.o_proj]),
-                (&mut layer.gate_up, vec![&m.gate_proj, &m.up_proj]),
-                (&mut layer.down, vec![&m.down_proj]),
-            ];
-            for (g, ps) in projs {
-                for (member, p) in g.members.iter_mut().zip(ps) {
-                    match (member.lora.as_mut(), p.lora.as_ref()) {
-                        (Some(f), Some(l)) => {
-                            f.a = host_values(l.a.val())?;
-                            f.b = host_values(l.b.val())?;
-                        }
-                        (None, None) => {}
-                        _ => {
-                            return Err(ModelError::Config(
-                                "the model's adapters changed while training".into(),
-                            )
-                            .into());
-                        }
-                    }
+        let changed = || ModelError::Config("the model's adapters changed while training".into());
+        // The groups hold the projections in `Llama::projections`' order: q, k, v | o |
+        // gate, up | down, layer after layer.
+        let members: Vec<&mut Member> = self
+            .model
+            .layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.qkv, &mut l.o, &mut l.gate_up, &mut l.down])
+            .flat_map(|g| g.members.iter_mut())
+            .collect();
+        let projs = model.projections();
+        if members.len() != projs.len() {
+            return Err(changed().into());
+        }
+        for (member, (_, p)) in members.into_iter().zip(projs) {
+            match (member.lora.as_mut(), p.lora.as_ref()) {
+                (Some(f), Some(l)) => {
+                    f.a = host_values(l.a.val())?;
+                    f.b = host_values(l.b.val())?;
                 }
+                (None, None) => {}
+                _ => return Err(changed().into()),
             }
         }
         Ok(())
@@ -254,15 +251,15 @@ impl HostLora {
         for (layer, acts) in model.layers.iter().zip(s.layers.iter_mut()) {
             layer.forward(x, b, len, &cos, &sin, acts);
         }
-        sized(&mut s.x_final, n * d).copy_from_slice(x);
-        let y = sized(&mut s.y, n * d);
-        let norm = &model.norm;
-        rms_rows(&s.x_final, y, d, &norm.weight, norm.eps);
+        // `s.x` is now the last layer's output.
+        rms_norm(&s.x, &mut s.y, d, &model.norm);
         let dy = sized(&mut s.dy, n * d);
-        let loss = self.head_backward(y, targets, 1.0 / denom.max(1) as f32, dy, &mut s.logits);
+        let inv = 1.0 / denom.max(1) as f32;
+        let loss = self.head_backward(&s.y, targets, inv, dy, &mut s.logits);
         let dx = sized(&mut s.dx, n * d);
         dx.fill(0.0);
-        rms_back_rows(&s.x_final, dy, dx, d, &norm.weight, norm.eps);
+        let norm = &model.norm;
+        rms_back_rows(&s.x, dy, dx, d, &norm.weight, norm.eps);
         let mut per_layer = Vec::with_capacity(model.layers.len());
         for (layer, acts) in model.layers.iter().zip(&s.layers).rev() {
             let bufs = BackBufs {
@@ -473,12 +470,11 @@ impl HostLayer<Group> {
         let d = x.len() / n;
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         sized(&mut a.x_in, n * d).copy_from_slice(x);
-        let n1 = sized(&mut a.n1, n * d);
-        rms_rows(x, n1, d, &self.input_norm.weight, self.input_norm.eps);
+        rms_norm(x, &mut a.n1, d, &self.input_norm);
         let w = self.qkv.total;
         let qkv = sized(&mut a.qkv, n * w);
-        self.qkv.forward(n1, n, qkv, false, &mut a.adapters[0]);
-        rope_rows(qkv, w, len, (h + kvh) * hd, hd, cos, sin);
+        self.qkv.forward(&a.n1, n, qkv, false, &mut a.adapters[0]);
+        rope_rows(qkv, w, len, (h + kvh) * hd, cos, sin, false);
         let aw = h * hd;
         let attn = sized(&mut a.attn, n * aw);
         let probs = sized(&mut a.probs, b * h * len * len);
@@ -508,11 +504,11 @@ impl HostLayer<Group> {
         }
         self.o.forward(attn, n, x, true, &mut a.adapters[1]);
         sized(&mut a.h, n * d).copy_from_slice(x);
-        let n2 = sized(&mut a.n2, n * d);
-        rms_rows(x, n2, d, &self.post_norm.weight, self.post_norm.eps);
+        rms_norm(x, &mut a.n2, d, &self.post_norm);
         let i2 = self.gate_up.total;
         let gu = sized(&mut a.gu, n * i2);
-        self.gate_up.forward(n2, n, gu, false, &mut a.adapters[2]);
+        self.gate_up
+            .forward(&a.n2, n, gu, false, &mut a.adapters[2]);
         let act = sized(&mut a.act, n * (i2 / 2));
         swiglu_rows(act, gu, i2 / 2);
         self.down.forward(act, n, x, true, &mut a.adapters[3]);
@@ -600,7 +596,7 @@ impl HostLayer<Group> {
                 matmul(&mut dqkv[base + kc..], w, [len, hd, len], dst, q, true, 1.0);
             }
         }
-        rope_back_rows(dqkv, w, len, (h + kvh) * hd, hd, cos, sin);
+        rope_rows(dqkv, w, len, (h + kvh) * hd, cos, sin, true);
         let dn = sized(s.dn, n * d);
         let g_qkv = self.qkv.backward(&a.n1, n, dqkv, dn, false, &a.adapters[0]);
         let inp = &self.input_norm;
@@ -615,9 +611,6 @@ impl HostLayer<Group> {
 wide_kernels! {
     fn rms_back_rows = rms_back_kernel(
         x: &[f32], dy: &[f32], dx: &mut [f32], d: usize, weight: &[f32], eps: f32,
-    );
-    fn rope_back_rows = rope_back_kernel(
-        dqkv: &mut [f32], w: usize, len: usize, rotated: usize, hd: usize, cos: &[f32], sin: &[f32],
     );
     fn swiglu_back_rows = swiglu_back_kernel(
         dgu: &mut [f32], dact: &[f32], gate_up: &[f32], inter: usize,
@@ -659,36 +652,6 @@ fn rms_back_kernel(x: &[f32], dy: &[f32], dx: &mut [f32], d: usize, weight: &[f3
         let c = r * r * r * dot / d as f32;
         for (((o, &xv), &gv), &wv) in dr.iter_mut().zip(xr).zip(gr).zip(weight) {
             *o += r * wv * gv - xv * c;
-        }
-    }
-}
-
-/// The gradient of the rotary embedding (a rotation: its transpose) of the first `rotated`
-/// values of every row, in place.
-#[inline(always)]
-fn rope_back_kernel(
-    dqkv: &mut [f32],
-    w: usize,
-    len: usize,
-    rotated: usize,
-    hd: usize,
-    cos: &[f32],
-    sin: &[f32],
-) {
-    let half = hd / 2;
-    for (r, row) in dqkv.chunks_exact_mut(w).enumerate() {
-        let pos = r % len;
-        let (c, sn) = (
-            &cos[pos * hd..(pos + 1) * hd],
-            &sin[pos * hd..(pos + 1) * hd],
-        );
-        for head in row[..rotated].chunks_exact_mut(hd) {
-            let (ga, gb) = head.split_at_mut(half);
-            for i in 0..half {
-                let (g1, g2) = (ga[i], gb[i]);
-                ga[i] = g1 * c[i] + g2 * sn[half + i];
-                gb[i] = g2 * c[half + i] - g1 * sn[i];
-            }
         }
     }
 }
