@@ -6,6 +6,8 @@ use rhai::{Engine, FuncRegistration, RhaiNativeFunc};
 /// One documented Rhai function.
 #[derive(Debug, Clone)]
 pub struct ApiEntry {
+    /// The function's name in scripts.
+    pub name: String,
     /// Host module (one per core module): "run", "table", "ingest", …
     pub module: &'static str,
     /// Signature, e.g. `ingest(source: String, opts: Map) -> Dataset`.
@@ -91,6 +93,7 @@ impl<'a> Api<'a> {
             signature.push_str(&format!(" -> {ret}"));
         }
         self.entries.push(ApiEntry {
+            name: name.to_string(),
             module: self.module,
             signature,
             doc: doc.trim().to_string(),

@@ -23,5 +23,6 @@ pub fn build(host: &Arc<Host>) -> (Engine, Vec<ApiEntry>) {
     });
     let entries = modules::register_all(&mut engine, host);
     host.set_returns(crate::stage_result::Returns::from_engine(&engine));
+    host.set_revisions(crate::stage_key::Revisions::of(&entries));
     (engine, entries)
 }

@@ -79,6 +79,26 @@ fn strip_positions(text: &str) -> String {
     out
 }
 
+/// The numerics revision of each registered function that has one
+/// ([`crate::modules::numerics_revision`] of its module), by function name.
+#[derive(Debug, Default, Clone)]
+pub struct Revisions(BTreeMap<String, (&'static str, u32)>);
+
+impl Revisions {
+    /// The revisions of the functions `entries` document.
+    pub fn of(entries: &[crate::api::ApiEntry]) -> Self {
+        Self(
+            entries
+                .iter()
+                .filter_map(|e| {
+                    crate::modules::numerics_revision(e.module)
+                        .map(|r| (e.name.clone(), (e.module, r)))
+                })
+                .collect(),
+        )
+    }
+}
+
 /// String literals of an AST's debug text (function names appear as `name: "f"`).
 fn quoted(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -202,6 +222,17 @@ impl ScriptCode {
             captures.insert(name, id);
         }
         Ok(json!({ "code": code, "captures": captures }))
+    }
+
+    /// The numerics revisions (by module) of the registered functions `f`'s code or the
+    /// script functions it reaches name: what a stage's cache key adds so that a rerun after a
+    /// change of those numbers recomputes it.
+    pub fn revisions(&self, f: &FnPtr, known: &Revisions) -> BTreeMap<&'static str, u32> {
+        self.reachable_code(f.fn_name())
+            .values()
+            .flat_map(|code| quoted(code))
+            .filter_map(|name| known.0.get(&name).copied())
+            .collect()
     }
 
     /// A hashable identity of a script value: plain data as itself, a function pointer by its
@@ -355,6 +386,27 @@ fn outer(x) { inner(x) }
         assert_eq!(a, identity(&format!("\n\n{src}")));
         assert_ne!(a, identity(&src.replace("x + 1", "x + 2")));
         assert_ne!(a, identity(&src.replace("outer(v)", "outer(v) * 2")));
+    }
+
+    #[test]
+    fn numerics_revisions_of_the_functions_a_stage_reaches_are_in_its_key() {
+        let known = Revisions(BTreeMap::from([("train_lora".to_string(), ("train", 2))]));
+        let revisions = |src: &str| {
+            let engine = rhai::Engine::new();
+            let ast = engine.compile(src).unwrap();
+            let f: FnPtr = engine.eval_ast(&ast).unwrap();
+            ScriptCode::new(&ast).revisions(&f, &known)
+        };
+        let want = BTreeMap::from([("train", 2)]);
+        // Called directly, through a script function, or inside a nested closure.
+        assert_eq!(revisions("|| { train_lora(1) }"), want);
+        assert_eq!(
+            revisions("fn fit(x) { train_lora(x) }\n|| { fit(1) }"),
+            want
+        );
+        assert_eq!(revisions("|| { [1].map(|v| train_lora(v)) }"), want);
+        // A stage calling none keeps a key without revisions.
+        assert!(revisions("fn fit(x) { x + 1 }\n|| { fit(1) }").is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub struct Host {
     params_called: AtomicBool,
     code: RwLock<crate::stage_key::ScriptCode>,
     returns: RwLock<crate::stage_result::Returns>,
+    revisions: RwLock<crate::stage_key::Revisions>,
     fail_at: RwLock<Option<String>>,
 }
 
@@ -28,6 +29,7 @@ impl Host {
             params_called: AtomicBool::new(false),
             code: RwLock::new(Default::default()),
             returns: RwLock::new(Default::default()),
+            revisions: RwLock::new(Default::default()),
             fail_at: RwLock::new(None),
         })
     }
@@ -65,6 +67,19 @@ impl Host {
     /// The return types of the engine's registered functions.
     pub fn returns(&self) -> crate::stage_result::Returns {
         self.returns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the numerics revisions of the engine's registered functions (for stage keys).
+    pub fn set_revisions(&self, revisions: crate::stage_key::Revisions) {
+        *self.revisions.write().unwrap_or_else(|p| p.into_inner()) = revisions;
+    }
+
+    /// The numerics revisions of the engine's registered functions.
+    pub fn revisions(&self) -> crate::stage_key::Revisions {
+        self.revisions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -46,6 +46,13 @@ pub use safetensors_io::{
     read_metadata, write_file as write_safetensors,
 };
 
+/// Revision of the numbers the model phase computes from the same inputs (pretraining, LoRA
+/// training, perplexity, generation, merging): raised when a change alters their bits, so a
+/// rerun recomputes the cached pipeline stages that called model functions instead of mixing
+/// results of two revisions. 2: LoRA training on the CPU by the host trainer ([`HostLora`]),
+/// products on gemm's AVX-512 kernels where the CPU has them.
+pub const NUMERICS_REVISION: u32 = 2;
+
 #[cfg(test)]
 mod arch_tests;
 #[cfg(test)]
