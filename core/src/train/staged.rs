@@ -9,12 +9,15 @@ use super::data::TokenCorpus;
 use super::lora::LoraConfig;
 use super::pretrain::{PretrainConfig, PretrainResult, pretrain};
 use crate::Result;
-use crate::model::LoadedModel;
+use crate::model::{LoadedModel, NUMERICS_REVISION};
 use crate::run::RunContext;
 use std::path::{Path, PathBuf};
 
-/// Version of the stage's code: bump it when adapters change for the same inputs.
-pub const ADAPTER_STAGE_CODE: &str = "lora-v1";
+/// Version of the stage's code: the stage's own revision (bump it when adapters change for the
+/// same inputs for another reason) and the model's [`NUMERICS_REVISION`].
+fn adapter_stage_code() -> String {
+    format!("lora-v1-numerics-{NUMERICS_REVISION}")
+}
 
 /// One adapter's stage.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +58,7 @@ impl AdapterStage<'_> {
             &self.stage(),
             &self.params(),
             &self.inputs(),
-            ADAPTER_STAGE_CODE,
+            &adapter_stage_code(),
         )
     }
 
@@ -72,14 +75,17 @@ impl AdapterStage<'_> {
             &self.params(),
             &self.inputs(),
             std::slice::from_ref(&dir.to_path_buf()),
-            ADAPTER_STAGE_CODE,
+            &adapter_stage_code(),
             train,
         )
     }
 }
 
-/// Version of the pretraining stage's code: bump it when a base changes for the same inputs.
-pub const PRETRAIN_STAGE_CODE: &str = "pretrain-v1";
+/// Version of the pretraining stage's code: the stage's own revision (bump it when a base
+/// changes for the same inputs for another reason) and the model's [`NUMERICS_REVISION`].
+fn pretrain_stage_code() -> String {
+    format!("pretrain-v1-numerics-{NUMERICS_REVISION}")
+}
 
 /// Pretraining a base as the cached stage `pretrain` of a run (Rhai's `pretrain`, `yunmin
 /// train pretrain`): keyed on the token sequences' content, the tokenizer file and the config
@@ -128,7 +134,7 @@ impl PretrainStage<'_> {
             Self::NAME,
             &self.params(),
             &self.inputs(ctx),
-            PRETRAIN_STAGE_CODE,
+            &pretrain_stage_code(),
         )
     }
 
@@ -142,7 +148,7 @@ impl PretrainStage<'_> {
             &self.params(),
             &self.inputs(ctx),
             std::slice::from_ref(&dir),
-            PRETRAIN_STAGE_CODE,
+            &pretrain_stage_code(),
             || {
                 let (m, r) = pretrain(self.tokens, self.cfg, ctx.root())?;
                 model = Some(m);
