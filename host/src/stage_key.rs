@@ -79,8 +79,8 @@ fn strip_positions(text: &str) -> String {
     out
 }
 
-/// The numerics revision of each registered function that has one
-/// ([`crate::modules::numerics_revision`] of its module), by function name.
+/// The output revision of each registered function that has one
+/// ([`crate::modules::output_revision`] of its module), by function name.
 #[derive(Debug, Default, Clone)]
 pub struct Revisions(BTreeMap<String, (&'static str, u32)>);
 
@@ -91,7 +91,7 @@ impl Revisions {
             entries
                 .iter()
                 .filter_map(|e| {
-                    crate::modules::numerics_revision(e.module)
+                    crate::modules::output_revision(e.module)
                         .map(|r| (e.name.clone(), (e.module, r)))
                 })
                 .collect(),
@@ -224,7 +224,7 @@ impl ScriptCode {
         Ok(json!({ "code": code, "captures": captures }))
     }
 
-    /// The numerics revisions (by module) of the registered functions `f`'s code or the
+    /// The output revisions (by module) of the registered functions `f`'s code or the
     /// script functions it reaches name: what a stage's cache key adds so that a rerun after a
     /// change of those numbers recomputes it.
     pub fn revisions(&self, f: &FnPtr, known: &Revisions) -> BTreeMap<&'static str, u32> {
@@ -389,7 +389,7 @@ fn outer(x) { inner(x) }
     }
 
     #[test]
-    fn numerics_revisions_of_the_functions_a_stage_reaches_are_in_its_key() {
+    fn output_revisions_of_the_functions_a_stage_reaches_are_in_its_key() {
         let known = Revisions(BTreeMap::from([("train_lora".to_string(), ("train", 2))]));
         let revisions = |src: &str| {
             let engine = rhai::Engine::new();

@@ -72,12 +72,12 @@ impl Host {
             .clone()
     }
 
-    /// Records the numerics revisions of the engine's registered functions (for stage keys).
+    /// Records the output revisions of the engine's registered functions (for stage keys).
     pub fn set_revisions(&self, revisions: crate::stage_key::Revisions) {
         *self.revisions.write().unwrap_or_else(|p| p.into_inner()) = revisions;
     }
 
-    /// The numerics revisions of the engine's registered functions.
+    /// The output revisions of the engine's registered functions.
     pub fn revisions(&self) -> crate::stage_key::Revisions {
         self.revisions
             .read()

@@ -12,3 +12,8 @@ pub use error::ReportError;
 pub use notebook::{CellOutput, Notebook};
 pub use plot::{BarChart, ChartConfig, LineChart};
 pub use table::{CsvConfig, FilterOp, JoinHow, Table};
+
+/// Revision of what the report functions draw and write from the same tables (charts,
+/// notebooks): raised when that changes, so cached stages that call them redraw. 1: bar charts
+/// start at zero and stagger category names that would overlap.
+pub const RENDER_REVISION: u32 = 1;

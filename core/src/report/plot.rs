@@ -5,6 +5,7 @@ use super::{ReportError, Table};
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 use std::sync::Once;
 
@@ -177,6 +178,35 @@ fn with_bounds((lo, hi): (f64, f64), (min, max): (Option<f64>, Option<f64>)) -> 
     }
 }
 
+/// Margin around a chart's plot, pixels.
+const MARGIN: u32 = 12;
+
+/// Width of the y axis' label area, pixels.
+const Y_LABELS: u32 = 60;
+
+/// Whether category labels `widths` pixels wide, centred in slots `slot` pixels apart, come
+/// closer than 6 pixels to a neighbour.
+fn labels_collide(widths: &[u32], slot: f64) -> bool {
+    widths
+        .windows(2)
+        .any(|w| f64::from(w[0] + w[1]) / 2.0 + 6.0 > slot)
+}
+
+/// The y range of a bar chart: the data's (bars rise from 0, so it is included, and nothing
+/// is padded below it when no value is negative), with the configured bounds replacing it.
+fn bar_range(values: &[f64], bounds: (Option<f64>, Option<f64>)) -> Result<(f64, f64)> {
+    if bounds.0.is_some() {
+        return with_bounds(range(values.iter().copied()), bounds);
+    }
+    let (lo, hi) = range(values.iter().copied().chain([0.0]));
+    let lo = if values.iter().any(|&v| v < 0.0) {
+        lo
+    } else {
+        0.0
+    };
+    with_bounds((lo, hi), bounds)
+}
+
 /// The canvas split into the plot (left) and a legend column (right) wide enough for the
 /// longest series name, so the legend never covers bars or lines.
 fn split_legend<'a>(
@@ -284,38 +314,48 @@ impl BarChart {
         let canvas = canvas(path, size)?;
         let names: Vec<&str> = self.series.iter().map(|(n, _)| n.as_str()).collect();
         let (root, legend) = split_legend(&canvas, &names);
-        let values = self.series.iter().flat_map(|(_, v)| v.iter().copied());
-        let (lo, hi) = if self.y_range.0.is_some() {
-            with_bounds(range(values), self.y_range)?
-        } else {
-            with_bounds(range(values.chain([0.0])), self.y_range)?
-        };
+        let values: Vec<f64> = self.series.iter().flat_map(|(_, v)| v.clone()).collect();
+        let (lo, hi) = bar_range(&values, self.y_range)?;
         let n_cat = self.categories.len().max(1);
         let n_ser = self.series.len().max(1);
+        let style = ("sans-serif", 14)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        let widths = self
+            .categories
+            .iter()
+            .map(|c| root.estimate_text_size(c, &style).map(|(w, _)| w))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(plot_err)?;
+        let (root_w, _) = root.dim_in_pixel();
+        let slot = f64::from(root_w.saturating_sub(2 * MARGIN + Y_LABELS)) / n_cat as f64;
+        let stagger = labels_collide(&widths, slot);
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .margin(MARGIN)
+            .x_label_area_size(if stagger { 58 } else { 40 })
+            .y_label_area_size(Y_LABELS)
             .build_cartesian_2d(0f64..n_cat as f64, lo..hi)
             .map_err(plot_err)?;
-        let cats = self.categories.clone();
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n_cat * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.26 {
-                    cats.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_labels(0)
             .y_desc(self.y_label.as_str())
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(plot_err)?;
+        // Category names centred under their bars, every other one a line lower when
+        // neighbours would overlap.
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let step = f64::from(xs.end - xs.start) / n_cat as f64;
+        for (i, name) in self.categories.iter().enumerate() {
+            let x = xs.start + ((i as f64 + 0.5) * step) as i32;
+            let y = ys.end + 6 + if stagger && i % 2 == 1 { 18 } else { 0 };
+            root.draw(&Text::new(name.clone(), (x, y), style.clone()))
+                .map_err(plot_err)?;
+        }
         let width = 0.8 / n_ser as f64;
         let mut entries = Vec::new();
         for (s, (name, vals)) in self.series.iter().enumerate() {
@@ -472,5 +512,24 @@ mod tests {
             .render(&d.path().join("e.png"), (640, 400))
             .unwrap_err();
         assert!(e.to_string().contains("y_min"), "{e}");
+    }
+
+    #[test]
+    fn bars_rise_from_zero_and_long_category_names_are_staggered() {
+        // Non-negative data: the axis starts at 0 (no padding below the bars' base).
+        let (lo, hi) = bar_range(&[30.0, 480.0], (None, None)).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!(hi > 480.0);
+        // A negative value is shown below 0 with room; a y_min replaces the data's bottom.
+        assert!(bar_range(&[-10.0, 5.0], (None, None)).unwrap().0 < -10.0);
+        assert_eq!(
+            bar_range(&[30.0, 40.0], (Some(20.0), None)).unwrap().0,
+            20.0
+        );
+        // Seven domains on a 560-pixel plot: "law_precedents" next to "law_statutes" (≈ 100
+        // pixels each at 14 px) do not fit 69-pixel slots; short names do.
+        assert!(labels_collide(&[60, 104, 92, 108], 69.0));
+        assert!(!labels_collide(&[40, 30, 52], 69.0));
+        assert!(!labels_collide(&[300], 10.0));
     }
 }

@@ -140,12 +140,13 @@ pub fn option_keys() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 /// Registers every module into `engine`, returning the documentation entries.
-/// The numerics revision of a host module's functions: the core revision of the phase whose
-/// numbers they compute (a stage calling one has it in its cache key), `None` for modules whose
-/// results have not changed since stage keys began.
-pub fn numerics_revision(module: &str) -> Option<u32> {
+/// The output revision of a host module's functions: the core revision of what they compute
+/// from the same inputs (a stage calling one has it in its cache key), `None` for modules whose
+/// outputs have not changed since stage keys began.
+pub fn output_revision(module: &str) -> Option<u32> {
     match module {
         "model" | "train" | "eval" | "merge" => Some(yunmin_core::model::NUMERICS_REVISION),
+        "report" => Some(yunmin_core::report::RENDER_REVISION),
         _ => None,
     }
 }

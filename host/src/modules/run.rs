@@ -121,8 +121,8 @@ fn stage(
     let mut key = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"), "closure": identity,
     });
-    // Only stages whose code calls functions with a numerics revision carry one (the keys of
-    // the others stay as they were).
+    // Only stages whose code calls functions with an output revision carry theirs, by module
+    // (the keys of the others stay as they were).
     let revisions = script.revisions(&body, &host.revisions());
     if !revisions.is_empty() {
         key["numerics"] = serde_json::json!(revisions);
@@ -177,9 +177,9 @@ pub fn register(api: &mut Api, host: &Arc<Host>) {
          path named in `params`, the body's code (comments and positions left out), the code of\n\
          every script function it can call and the value of every variable it captures (plain\n\
          data, tables, and handles of datasets, Parquet sets, diffs, adapters and saved models;\n\
-         any other capture is an error before the body runs), and the numerics revision of the\n\
-         model, train, eval and merge functions it calls, so a build whose model numbers\n\
-         differ reruns those stages. A rerun with an unchanged key\n\
+         any other capture is an error before the body runs), and the output revision of the\n\
+         model, train, eval, merge and report functions it calls, so a build whose model\n\
+         numbers or charts differ reruns those stages. A rerun with an unchanged key\n\
          skips `body` and returns its stored result (plain data or tables, read back exact); a\n\
          result of another type (a model, a tokenizer …) is refused, before the body runs when\n\
          its last expression is a call returning such a type; every key's\n\
