@@ -567,11 +567,7 @@ impl<'a> Mat<'a> {
     /// The transpose of a row-major matrix with `stride` values between rows: element `(r, c)`
     /// is the matrix's `(c, r)`.
     pub(super) fn transposed(data: &'a [f32], stride: usize) -> Self {
-        Self {
-            data,
-            rs: 1,
-            cs: stride as isize,
-        }
+        Self::rows(data, stride).transpose()
     }
 
     /// The same elements as the transposed matrix: `(c, r)` of the result is `(r, c)` here.

@@ -13,10 +13,14 @@ use crate::model::{LoadedModel, NUMERICS_REVISION};
 use crate::run::RunContext;
 use std::path::{Path, PathBuf};
 
-/// Version of the stage's code: the stage's own revision (bump it when adapters change for the
-/// same inputs for another reason) and the model's [`NUMERICS_REVISION`].
-fn adapter_stage_code() -> String {
-    format!("lora-v1-numerics-{NUMERICS_REVISION}")
+/// Version of the stage's code: bump it when adapters change for the same inputs for a reason
+/// other than the model's numbers (those raise [`NUMERICS_REVISION`]).
+pub const ADAPTER_STAGE_CODE: &str = "lora-v1";
+
+/// The code version a model stage is keyed on: its own (`code`) and the model's
+/// [`NUMERICS_REVISION`].
+fn with_numerics(code: &str) -> String {
+    format!("{code}-numerics-{NUMERICS_REVISION}")
 }
 
 /// One adapter's stage.
@@ -58,7 +62,7 @@ impl AdapterStage<'_> {
             &self.stage(),
             &self.params(),
             &self.inputs(),
-            &adapter_stage_code(),
+            &with_numerics(ADAPTER_STAGE_CODE),
         )
     }
 
@@ -75,17 +79,15 @@ impl AdapterStage<'_> {
             &self.params(),
             &self.inputs(),
             std::slice::from_ref(&dir.to_path_buf()),
-            &adapter_stage_code(),
+            &with_numerics(ADAPTER_STAGE_CODE),
             train,
         )
     }
 }
 
-/// Version of the pretraining stage's code: the stage's own revision (bump it when a base
-/// changes for the same inputs for another reason) and the model's [`NUMERICS_REVISION`].
-fn pretrain_stage_code() -> String {
-    format!("pretrain-v1-numerics-{NUMERICS_REVISION}")
-}
+/// Version of the pretraining stage's code: bump it when a base changes for the same inputs
+/// for a reason other than the model's numbers (those raise [`NUMERICS_REVISION`]).
+pub const PRETRAIN_STAGE_CODE: &str = "pretrain-v1";
 
 /// Pretraining a base as the cached stage `pretrain` of a run (Rhai's `pretrain`, `yunmin
 /// train pretrain`): keyed on the token sequences' content, the tokenizer file and the config
@@ -134,7 +136,7 @@ impl PretrainStage<'_> {
             Self::NAME,
             &self.params(),
             &self.inputs(ctx),
-            &pretrain_stage_code(),
+            &with_numerics(PRETRAIN_STAGE_CODE),
         )
     }
 
@@ -148,7 +150,7 @@ impl PretrainStage<'_> {
             &self.params(),
             &self.inputs(ctx),
             std::slice::from_ref(&dir),
-            &pretrain_stage_code(),
+            &with_numerics(PRETRAIN_STAGE_CODE),
             || {
                 let (m, r) = pretrain(self.tokens, self.cfg, ctx.root())?;
                 model = Some(m);

@@ -108,12 +108,11 @@ fn stage(
     // The closure's code (positions and comments left out), the script functions it can
     // reach and the values it captures; a capture that cannot be hashed stops here, before
     // the body runs.
-    let identity = host
-        .code()
+    let script = host.code();
+    let identity = script
         .closure_identity(&body)
         .map_err(|e| msg_err(format!("stage `{name}`: {e}")))?;
     // A result that cannot be cached is refused here when the closure's code shows it.
-    let script = host.code();
     if let Some(def) = script.def(body.fn_name()) {
         crate::stage_result::precheck(def, &host.returns())
             .map_err(|e| msg_err(format!("stage `{name}`: {e}")))?;
