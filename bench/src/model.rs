@@ -110,6 +110,8 @@ struct CsvRow {
     ratio_to_pytorch: f64,
     /// Generate: how far the two sides' greedy tokens agree.
     note: String,
+    /// The CPU both sides ran on ([`peer::cpu`]).
+    cpu: String,
 }
 
 /// One measured run.
@@ -267,6 +269,8 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
         peer::run(&mut c)?;
     }
     let exe = peer::yunmin()?;
+    let cpu = peer::cpu();
+    println!("{mode} on {cpu}");
     let mut rows: Vec<Row> = Vec::new();
     let (windows, eval_model) = if train {
         (Vec::new(), None)
@@ -465,6 +469,7 @@ pub fn run(a: BenchModelArgs, m: Mode) -> anyhow::Result<()> {
                 peak_rss_mib: peer::round(r.peak_mib, 1),
                 ratio_to_pytorch: peer::round(r.tokens_per_s / peer, 3),
                 note: r.note.clone(),
+                cpu: cpu.clone(),
             }
         })
         .collect();

@@ -174,6 +174,43 @@ pub fn append_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     Ok(())
 }
 
+/// The CPU the measurements ran on, for the CSVs: ratios against the peers depend on it (the
+/// same build and peers gave 1.3× on one AMD EPYC generation and 2.4× on the next), e.g.
+/// `AMD EPYC (family 26 model 2), AVX-512`. From `/proc/cpuinfo` on Linux; elsewhere the
+/// architecture's name.
+pub fn cpu() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpu_of(&info).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// [`cpu`] from the text of `/proc/cpuinfo` (its first processor); `None` without a model name.
+fn cpu_of(info: &str) -> Option<String> {
+    let first = info.split("\n\n").next()?;
+    let field = |key: &str| {
+        first.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let mut label = field("model name")?;
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        label.push_str(&format!(" (family {family} model {model})"));
+    }
+    let flags = field("flags").unwrap_or_default();
+    let widest = if flags.split(' ').any(|f| f == "avx512f") {
+        "AVX-512"
+    } else if flags.split(' ').any(|f| f == "avx2") {
+        "AVX2"
+    } else {
+        ""
+    };
+    if !widest.is_empty() {
+        label.push_str(", ");
+        label.push_str(widest);
+    }
+    Some(label)
+}
+
 /// `x` rounded to `digits` decimals (what the CSVs show; NaN stays NaN).
 pub fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
@@ -233,5 +270,22 @@ mod tests {
             text.lines().collect::<Vec<_>>(),
             ["tool,seconds", "a,1.5", "b,2.0"]
         );
+    }
+
+    /// The label names the first processor's model, family and widest vector extension, and
+    /// says nothing it was not told.
+    #[test]
+    fn the_cpu_label_comes_from_cpuinfo() {
+        let zen5 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n\
+                    model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512bw\n\n\
+                    processor\t: 1\nmodel name\t: other\n";
+        assert_eq!(
+            cpu_of(zen5).as_deref(),
+            Some("AMD EPYC (family 26 model 2), AVX-512")
+        );
+        let plain = "model name\t: Some CPU\nflags\t\t: fpu sse2 avx2\n";
+        assert_eq!(cpu_of(plain).as_deref(), Some("Some CPU, AVX2"));
+        assert_eq!(cpu_of("processor\t: 0\nflags\t: avx2\n"), None);
+        assert!(!cpu().is_empty());
     }
 }

@@ -364,6 +364,12 @@ fn bench_train_and_eval_measure_yunmin_beside_pytorch_on_one_checkpoint() {
             "{r:?}"
         );
         assert!(num(peer, "peak_rss_mib") > 50.0, "{r:?}");
+        // Every row names the CPU it ran on (ratios depend on it).
+        assert!(
+            r.iter()
+                .all(|x| x["cpu"].as_str().is_some_and(|c| !c.is_empty())),
+            "{r:?}"
+        );
         if mode == "train" {
             assert!(num(ours, "peak_rss_mib") > 1.0, "{r:?}");
         }
