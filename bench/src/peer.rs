@@ -197,14 +197,11 @@ fn cpu_of(info: &str) -> Option<String> {
         label.push_str(&format!(" (family {family} model {model})"));
     }
     let flags = field("flags").unwrap_or_default();
-    let widest = if flags.split(' ').any(|f| f == "avx512f") {
-        "AVX-512"
-    } else if flags.split(' ').any(|f| f == "avx2") {
-        "AVX2"
-    } else {
-        ""
-    };
-    if !widest.is_empty() {
+    let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+    if let Some((_, widest)) = [("avx512f", "AVX-512"), ("avx2", "AVX2")]
+        .into_iter()
+        .find(|&(flag, _)| has(flag))
+    {
         label.push_str(", ");
         label.push_str(widest);
     }
