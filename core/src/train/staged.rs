@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Version of the stage's code: bump it when adapters change for the same inputs for a reason
 /// other than the model's numbers (those raise [`NUMERICS_REVISION`]).
-pub const ADAPTER_STAGE_CODE: &str = "lora-v1";
+const ADAPTER_STAGE_CODE: &str = "lora-v1";
 
 /// The code version a model stage is keyed on: its own (`code`) and the model's
 /// [`NUMERICS_REVISION`].
@@ -87,7 +87,7 @@ impl AdapterStage<'_> {
 
 /// Version of the pretraining stage's code: bump it when a base changes for the same inputs
 /// for a reason other than the model's numbers (those raise [`NUMERICS_REVISION`]).
-pub const PRETRAIN_STAGE_CODE: &str = "pretrain-v1";
+const PRETRAIN_STAGE_CODE: &str = "pretrain-v1";
 
 /// Pretraining a base as the cached stage `pretrain` of a run (Rhai's `pretrain`, `yunmin
 /// train pretrain`): keyed on the token sequences' content, the tokenizer file and the config
